@@ -1,0 +1,95 @@
+// Package evidence holds what CI pipelines report about artifacts —
+// provenance, attestations and release approvals — and the rules for
+// accepting it.
+//
+// Evidence is written only through the journal: each accepted record is a
+// journal entry, and the storage adapters keep the queryable evidence tables
+// in the same transaction as the entry. A record's ID is its journal index.
+package evidence
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/vouch-dev/vouch/journal"
+)
+
+// Journal entry kinds for evidence.
+const (
+	KindArtifact    journal.Kind = "artifact"
+	KindAttestation journal.Kind = "attestation"
+	KindApproval    journal.Kind = "approval"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// Artifact is the provenance of a build output, identified by its content
+// digest.
+type Artifact struct {
+	ID         uint64    `json:"id"`
+	Name       string    `json:"name"`
+	Digest     string    `json:"digest"`
+	GitCommit  string    `json:"git_commit,omitempty"`
+	Repository string    `json:"repository,omitempty"`
+	BuildURL   string    `json:"build_url,omitempty"`
+	Pipeline   string    `json:"pipeline,omitempty"`
+	ReportedBy string    `json:"reported_by"`
+	ReportedAt time.Time `json:"reported_at"`
+}
+
+// sameProvenance reports whether a and b describe the same build.
+func (a Artifact) sameProvenance(b Artifact) bool {
+	return a.Name == b.Name && a.Digest == b.Digest && a.GitCommit == b.GitCommit &&
+		a.Repository == b.Repository && a.BuildURL == b.BuildURL && a.Pipeline == b.Pipeline
+}
+
+// Attestation is a claim about an artifact: a test run, a scan, a review.
+// It binds to an artifact by digest and may arrive before the artifact.
+type Attestation struct {
+	ID         uint64          `json:"id"`
+	Digest     string          `json:"digest"`
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	Passed     bool            `json:"passed"`
+	URL        string          `json:"url,omitempty"`
+	Payload    json.RawMessage `json:"payload,omitempty"`
+	ReportedBy string          `json:"reported_by"`
+	ReportedAt time.Time       `json:"reported_at"`
+}
+
+// Approval decisions.
+const (
+	Approved = "approved"
+	Rejected = "rejected"
+)
+
+// Approval is a release decision for an artifact in one environment. The
+// approver is the identity of the token that posted it.
+type Approval struct {
+	ID          uint64     `json:"id"`
+	Digest      string     `json:"digest"`
+	Environment string     `json:"environment"`
+	Decision    string     `json:"decision"`
+	Reason      string     `json:"reason,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	Approver    string     `json:"approver"`
+	ApprovedAt  time.Time  `json:"approved_at"`
+}
+
+// Evidence is everything known about one digest.
+type Evidence struct {
+	Digest       string        `json:"digest"`
+	Artifact     *Artifact     `json:"artifact"`
+	Attestations []Attestation `json:"attestations"`
+	Approvals    []Approval    `json:"approvals"`
+}
+
+// Empty reports whether nothing at all is known about the digest.
+func (e Evidence) Empty() bool {
+	return e.Artifact == nil && len(e.Attestations) == 0 && len(e.Approvals) == 0
+}

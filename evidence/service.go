@@ -1,0 +1,278 @@
+package evidence
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vouch-dev/vouch/journal"
+)
+
+// Appender appends entries to the journal and waits until they are durable.
+type Appender interface {
+	Append(ctx context.Context, e journal.Entry) (journal.Appended, error)
+}
+
+// MaxPayload is the largest attestation payload accepted, in bytes.
+const MaxPayload = 256 << 10
+
+// Service accepts evidence: it validates reports, applies the idempotency
+// and conflict rules, and records each accepted report in the journal.
+type Service struct {
+	journal      Appender
+	environments []string
+	now          func() time.Time
+}
+
+// NewService returns a service recording to j. environments lists the
+// environment names approvals may name; when empty, any name is accepted.
+func NewService(j Appender, environments []string, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{journal: j, environments: environments, now: now}
+}
+
+// ArtifactReport is provenance reported by a CI pipeline.
+type ArtifactReport struct {
+	Name       string `json:"name"`
+	Digest     string `json:"digest"`
+	GitCommit  string `json:"git_commit"`
+	Repository string `json:"repository"`
+	BuildURL   string `json:"build_url"`
+	Pipeline   string `json:"pipeline"`
+}
+
+func (r ArtifactReport) validate() error {
+	var v validator
+	switch {
+	case r.Name == "":
+		v.add("name", "is required")
+	case !artifactRE.MatchString(r.Name):
+		v.add("name", "must be 1-512 characters without white space or '@' (the digest goes in \"digest\")")
+	}
+	v.digest("digest", r.Digest)
+	if r.GitCommit != "" && !commitRE.MatchString(r.GitCommit) {
+		v.add("git_commit", "must be a full commit hash: 40 or 64 lower-case hex characters")
+	}
+	v.maxLen("repository", r.Repository, 1024)
+	v.url("build_url", r.BuildURL)
+	v.maxLen("pipeline", r.Pipeline, 256)
+	return v.err()
+}
+
+// ReportArtifact records the provenance of an artifact. Reporting the same
+// provenance again returns the stored record with created false; different
+// provenance for a known digest fails with ErrConflict.
+func (s *Service) ReportArtifact(ctx context.Context, actor string, r ArtifactReport) (a Artifact, created bool, err error) {
+	if err := r.validate(); err != nil {
+		return Artifact{}, false, err
+	}
+	a = Artifact{
+		Name: r.Name, Digest: r.Digest, GitCommit: r.GitCommit, Repository: r.Repository,
+		BuildURL: r.BuildURL, Pipeline: r.Pipeline, ReportedBy: actor, ReportedAt: s.now(),
+	}
+	res, err := s.record(ctx, KindArtifact, "", "artifact:"+a.Digest, a.ReportedAt, &a)
+	if err != nil {
+		return Artifact{}, false, err
+	}
+	if res.Existing {
+		var prev Artifact
+		if err := DecodeEntry(res.Entry, &prev); err != nil {
+			return Artifact{}, false, err
+		}
+		if !prev.sameProvenance(a) {
+			return prev, false, fmt.Errorf("%w: digest %s was already reported by %q at %s with different provenance (name %q, git_commit %q, build_url %q)",
+				ErrConflict, a.Digest, prev.ReportedBy, prev.ReportedAt.Format(time.RFC3339), prev.Name, prev.GitCommit, prev.BuildURL)
+		}
+		return prev, false, nil
+	}
+	a.ID = res.Index
+	return a, true, nil
+}
+
+// AttestationReport is a claim about an artifact reported by a pipeline.
+type AttestationReport struct {
+	Digest  string          `json:"digest"`
+	Name    string          `json:"name"`
+	Type    string          `json:"type"`
+	Passed  *bool           `json:"passed"`
+	URL     string          `json:"url"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+func (r *AttestationReport) validate() error {
+	var v validator
+	v.digest("digest", r.Digest)
+	v.name("name", r.Name)
+	if r.Type == "" {
+		r.Type = "generic"
+	} else if !tokenTypeRE.MatchString(r.Type) {
+		v.add("type", "must be a lower-case word such as junit, sarif, sbom, in-toto or generic")
+	}
+	if r.Passed == nil {
+		v.add("passed", "is required: true or false")
+	}
+	v.url("url", r.URL)
+	if len(r.Payload) > 0 {
+		p := bytes.TrimSpace(r.Payload)
+		switch {
+		case len(p) > MaxPayload:
+			v.add("payload", "must be at most %d bytes, got %d", MaxPayload, len(p))
+		case string(p) == "null":
+			r.Payload = nil
+		case p[0] != '{':
+			v.add("payload", "must be a JSON object")
+		}
+	}
+	return v.err()
+}
+
+// Attest records an attestation. The identical attestation posted again
+// returns the stored record with created false.
+func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport) (a Attestation, created bool, err error) {
+	if err := r.validate(); err != nil {
+		return Attestation{}, false, err
+	}
+	a = Attestation{
+		Digest: r.Digest, Name: r.Name, Type: r.Type, Passed: *r.Passed, URL: r.URL,
+		Payload: r.Payload, ReportedBy: actor, ReportedAt: s.now(),
+	}
+	key, err := contentKey("attestation", struct {
+		Digest, Name, Type, URL string
+		Passed                  bool
+		Payload                 json.RawMessage
+	}{a.Digest, a.Name, a.Type, a.URL, a.Passed, a.Payload})
+	if err != nil {
+		return Attestation{}, false, err
+	}
+	res, err := s.record(ctx, KindAttestation, "", key, a.ReportedAt, &a)
+	if err != nil {
+		return Attestation{}, false, err
+	}
+	if res.Existing {
+		var prev Attestation
+		if err := DecodeEntry(res.Entry, &prev); err != nil {
+			return Attestation{}, false, err
+		}
+		return prev, false, nil
+	}
+	a.ID = res.Index
+	return a, true, nil
+}
+
+// ApprovalRequest is a release decision for one environment.
+type ApprovalRequest struct {
+	Digest      string     `json:"digest"`
+	Environment string     `json:"environment"`
+	Decision    string     `json:"decision"`
+	Reason      string     `json:"reason"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+}
+
+func (s *Service) validateApproval(r ApprovalRequest, now time.Time) error {
+	var v validator
+	v.digest("digest", r.Digest)
+	v.name("environment", r.Environment)
+	if r.Environment != "" && len(s.environments) > 0 && !slices.Contains(s.environments, r.Environment) {
+		v.add("environment", "%q is not a configured environment (configured: %s)", r.Environment, strings.Join(s.environments, ", "))
+	}
+	if r.Decision != Approved && r.Decision != Rejected {
+		v.add("decision", "must be %q or %q", Approved, Rejected)
+	}
+	if r.Decision == Rejected && r.Reason == "" {
+		v.add("reason", "is required when the decision is %q", Rejected)
+	}
+	v.maxLen("reason", r.Reason, 4096)
+	if r.ExpiresAt != nil && !r.ExpiresAt.After(now) {
+		v.add("expires_at", "must be in the future, got %s", r.ExpiresAt.Format(time.RFC3339))
+	}
+	return v.err()
+}
+
+// Approve records a release decision made by approver. Every call records a
+// new decision: a later approval renews, a later rejection revokes.
+func (s *Service) Approve(ctx context.Context, approver string, r ApprovalRequest) (Approval, error) {
+	now := s.now()
+	if err := s.validateApproval(r, now); err != nil {
+		return Approval{}, err
+	}
+	a := Approval{
+		Digest: r.Digest, Environment: r.Environment, Decision: r.Decision, Reason: r.Reason,
+		Approver: approver, ApprovedAt: now,
+	}
+	if r.ExpiresAt != nil {
+		t := r.ExpiresAt.UTC()
+		a.ExpiresAt = &t
+	}
+	res, err := s.record(ctx, KindApproval, a.Environment, "", now, &a)
+	if err != nil {
+		return Approval{}, err
+	}
+	a.ID = res.Index
+	return a, nil
+}
+
+// record appends a record to the journal. The record's "id" field is left
+// out of the entry body: it is the entry's index.
+func (s *Service) record(ctx context.Context, kind journal.Kind, env, key string, at time.Time, record any) (journal.Appended, error) {
+	raw, err := EncodeBody(record)
+	if err != nil {
+		return journal.Appended{}, fmt.Errorf("encode %s: %w", kind, err)
+	}
+	res, err := s.journal.Append(ctx, journal.Entry{Kind: kind, Time: at, Environment: env, Key: key, Body: raw})
+	if err != nil {
+		return journal.Appended{}, fmt.Errorf("record %s: %w", kind, err)
+	}
+	return res, nil
+}
+
+// contentKey is an idempotency key derived from the content of a report.
+func contentKey(prefix string, v any) (string, error) {
+	c, err := journal.Canonical(v)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(c)
+	return prefix + ":" + hex.EncodeToString(sum[:]), nil
+}
+
+// EncodeBody encodes an evidence record as a journal entry body: its JSON
+// without the "id" member.
+func EncodeBody(record any) (json.RawMessage, error) {
+	raw, err := json.Marshal(record)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "id")
+	return json.Marshal(m)
+}
+
+// DecodeEntry decodes an evidence journal entry into record (a pointer to
+// an Artifact, Attestation or Approval) and sets its ID to the entry index.
+func DecodeEntry(e journal.Entry, record any) error {
+	if err := json.Unmarshal(e.Body, record); err != nil {
+		return fmt.Errorf("decode %s entry %d: %w", e.Kind, e.Index, err)
+	}
+	switch r := record.(type) {
+	case *Artifact:
+		r.ID = e.Index
+	case *Attestation:
+		r.ID = e.Index
+	case *Approval:
+		r.ID = e.Index
+	default:
+		return fmt.Errorf("decode %s entry %d: unsupported record type %T", e.Kind, e.Index, record)
+	}
+	return nil
+}

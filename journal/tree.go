@@ -1,0 +1,81 @@
+package journal
+
+import (
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+
+// TreeState is the head of the journal's Merkle tree: its size, its root hash
+// and the compact range (the roots of the perfect subtrees covering
+// [0, Size)) from which the next root is computed without reading old leaves.
+type TreeState struct {
+	Size  uint64
+	Root  Hash
+	Range []Hash
+}
+
+// EmptyTree is the state of a journal without entries; its root is the
+// RFC 6962 hash of the empty string.
+func EmptyTree() TreeState {
+	var root Hash
+	copy(root[:], rfc6962.DefaultHasher.EmptyRoot())
+	return TreeState{Root: root}
+}
+
+// Extend returns the state after appending leaves with the given hashes.
+func (s TreeState) Extend(leaves []Hash) (TreeState, error) {
+	hashes := make([][]byte, len(s.Range))
+	for i := range s.Range {
+		hashes[i] = s.Range[i][:]
+	}
+	r, err := rangeFactory.NewRange(0, s.Size, hashes)
+	if err != nil {
+		return TreeState{}, fmt.Errorf("tree state: %w", err)
+	}
+	for i := range leaves {
+		if err := r.Append(leaves[i][:], nil); err != nil {
+			return TreeState{}, fmt.Errorf("tree state: %w", err)
+		}
+	}
+	next := TreeState{Size: r.End()}
+	root, err := r.GetRootHash(nil)
+	if err != nil {
+		return TreeState{}, fmt.Errorf("tree state: %w", err)
+	}
+	if root == nil {
+		return EmptyTree(), nil
+	}
+	copy(next.Root[:], root)
+	for _, h := range r.Hashes() {
+		var x Hash
+		copy(x[:], h)
+		next.Range = append(next.Range, x)
+	}
+	return next, nil
+}
+
+// EncodeRange packs range hashes into one byte string for storage.
+func EncodeRange(r []Hash) []byte {
+	out := make([]byte, 0, len(r)*sha256.Size)
+	for _, h := range r {
+		out = append(out, h[:]...)
+	}
+	return out
+}
+
+// DecodeRange unpacks hashes packed by EncodeRange.
+func DecodeRange(b []byte) ([]Hash, error) {
+	if len(b)%sha256.Size != 0 {
+		return nil, fmt.Errorf("tree range: %d bytes is not a multiple of %d", len(b), sha256.Size)
+	}
+	r := make([]Hash, len(b)/sha256.Size)
+	for i := range r {
+		copy(r[i][:], b[i*sha256.Size:])
+	}
+	return r, nil
+}

@@ -1,0 +1,43 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// TestInputValueMatchesJSON checks that the direct conversion to an OPA
+// value gives exactly the documented JSON input.
+func TestInputValueMatchesJSON(t *testing.T) {
+	at := time.Date(2026, 11, 25, 12, 0, 0, 123, time.UTC)
+	exp := at.Add(time.Hour)
+	in := &Input{
+		Request:     Request{UID: "u", Operation: "CREATE", Kind: "Pod", Namespace: "ns", Name: "p", User: User{Username: "bob", Groups: []string{"dev"}}, DryRun: true},
+		Environment: InputEnvironment{Name: "prod", Require: Requirements{Digest: true, Attestations: []string{"a"}}},
+		Workload:    Workload{Kind: "Pod", Name: "p", Namespace: "ns", Labels: map[string]string{"app": "x"}, Annotations: map[string]string{}},
+		Artifacts: []ArtifactInput{
+			{Container: "c", ContainerType: ContainerInit, Image: "nginx", Name: "docker.io/library/nginx", Tag: "latest", Attestations: []AttestationInput{}, Approvals: []ApprovalInput{}},
+			{
+				Container: "d", ContainerType: ContainerRegular, Image: "x@sha256:00", Digest: "sha256:00", Allowed: true,
+				Provenance:   &Provenance{ID: 7, Name: "x", Digest: "sha256:00", ReportedAt: at},
+				Attestations: []AttestationInput{{ID: 8, Name: "a", Passed: true, ReportedAt: at}},
+				Approvals:    []ApprovalInput{{ID: 9, Decision: "approved", ExpiresAt: &exp, ApprovedAt: at}, {ID: 10, Decision: "rejected", ApprovedAt: at}},
+			},
+		},
+	}
+	raw, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ast.ValueFromReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := in.value(); got.Compare(want) != 0 {
+		t.Errorf("value() = %v\nwant (from JSON) %v", got, want)
+	}
+}
+

@@ -1,0 +1,142 @@
+package vouch.admission_test
+
+import data.vouch.admission
+
+# 2026-11-25T12:00:00Z
+now := 1795608000000000000
+
+digest := "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+prod := {"name": "prod", "require": {
+	"digest": true, "provenance": true,
+	"attestations": ["unit-tests", "security-scan"], "approval": true,
+}}
+
+provenance := {"id": 1, "name": "registry.example.com/app", "digest": digest, "git_commit": "", "reported_by": "ci", "reported_at": "2026-11-24T10:00:00Z"}
+
+passed(name, id) := {"id": id, "name": name, "type": "generic", "passed": true, "reported_by": "ci", "reported_at": "2026-11-24T10:01:00Z"}
+
+failed(name, id) := {"id": id, "name": name, "type": "generic", "passed": false, "reported_by": "ci", "reported_at": "2026-11-24T10:00:30Z"}
+
+approval := {"id": 9, "environment": "prod", "decision": "approved", "reason": "CAB-1", "approver": "alice", "approved_at": "2026-11-24T11:00:00Z"}
+
+artifact(overrides) := object.union(
+	{
+		"container": "web", "container_type": "container",
+		"image": sprintf("registry.example.com/app@%s", [digest]), "name": "registry.example.com/app", "tag": "", "digest": digest,
+		"allowed": false, "provenance": provenance,
+		"attestations": [passed("unit-tests", 2), passed("security-scan", 3)],
+		"approvals": [approval],
+	},
+	overrides,
+)
+
+decide(environment, artifacts) := {"deny": deny, "warn": warn} if {
+	doc := {"environment": environment, "artifacts": artifacts}
+	deny := admission.deny with input as doc with time.now_ns as now
+	warn := admission.warn with input as doc with time.now_ns as now
+}
+
+test_complete_evidence_is_admitted if {
+	d := decide(prod, [artifact({})])
+	d.deny == set()
+	d.warn == set()
+}
+
+test_tag_image_is_denied if {
+	d := decide(prod, [artifact({"image": "registry.example.com/app:1.0", "tag": "1.0", "digest": "", "provenance": null, "attestations": [], "approvals": []})])
+	d.deny == {`container "web": image registry.example.com/app:1.0 is not pinned by digest (required in prod); deploy it as registry.example.com/app@sha256:<digest>`}
+}
+
+test_missing_provenance_is_denied if {
+	d := decide(prod, [artifact({"provenance": null})])
+	d.deny == {sprintf(`container "web": image registry.example.com/app@%s has no provenance: no build of %s was reported to Vouch (required in prod)`, [digest, digest])}
+}
+
+test_missing_attestation_is_denied if {
+	d := decide(prod, [artifact({"attestations": [passed("unit-tests", 2)]})])
+	d.deny == {sprintf(`container "web": image registry.example.com/app@%s has no passed attestation "security-scan" (required in prod)`, [digest])}
+}
+
+test_latest_attestation_counts if {
+	# failed, then passed: admitted
+	ok := decide(prod, [artifact({"attestations": [failed("unit-tests", 2), passed("unit-tests", 4), passed("security-scan", 3)]})])
+	ok.deny == set()
+
+	# passed, then failed: denied, naming the failed run
+	bad := decide(prod, [artifact({"attestations": [passed("unit-tests", 2), passed("security-scan", 3), failed("unit-tests", 5)]})])
+	bad.deny == {sprintf(`container "web": image registry.example.com/app@%s has no passed attestation "unit-tests": the latest (id 5, reported 2026-11-24T10:00:30Z by ci) failed (required in prod)`, [digest])}
+}
+
+test_missing_approval_is_denied if {
+	d := decide(prod, [artifact({"approvals": []})])
+	d.deny == {sprintf(`container "web": image registry.example.com/app@%s has no release approval for prod (required in prod)`, [digest])}
+}
+
+test_rejection_after_approval_is_denied if {
+	rejection := {"id": 10, "environment": "prod", "decision": "rejected", "reason": "CVE-2026-1", "approver": "bob", "approved_at": "2026-11-24T12:00:00Z"}
+	d := decide(prod, [artifact({"approvals": [approval, rejection]})])
+	d.deny == {sprintf(`container "web": image registry.example.com/app@%s has no valid release approval for prod: it was rejected by bob at 2026-11-24T12:00:00Z: CVE-2026-1 (required in prod)`, [digest])}
+}
+
+test_approval_after_rejection_is_admitted if {
+	rejection := {"id": 8, "environment": "prod", "decision": "rejected", "reason": "wait", "approver": "bob", "approved_at": "2026-11-24T10:30:00Z"}
+	d := decide(prod, [artifact({"approvals": [rejection, approval]})])
+	d.deny == set()
+}
+
+test_expired_approval_is_denied if {
+	expired := object.union(approval, {"expires_at": "2026-11-25T11:59:59Z"})
+	d := decide(prod, [artifact({"approvals": [expired]})])
+	d.deny == {sprintf(`container "web": image registry.example.com/app@%s has no valid release approval for prod: the approval by alice expired at 2026-11-25T11:59:59Z (required in prod)`, [digest])}
+}
+
+test_approval_expiring_within_a_day_warns if {
+	soon := object.union(approval, {"expires_at": "2026-11-26T06:00:00Z"})
+	d := decide(prod, [artifact({"approvals": [soon]})])
+	d.deny == set()
+	d.warn == {sprintf(`container "web": image registry.example.com/app@%s: its release approval for prod expires at 2026-11-26T06:00:00Z`, [digest])}
+
+	# an approval without expiry alongside: no warning
+	d2 := decide(prod, [artifact({"approvals": [soon, approval]})])
+	d2.warn == set()
+}
+
+test_allow_listed_image_is_exempt if {
+	d := decide(prod, [artifact({"image": "registry.k8s.io/pause:3.10", "name": "registry.k8s.io/pause", "digest": "", "allowed": true, "provenance": null, "attestations": [], "approvals": []})])
+	d.deny == set()
+}
+
+test_default_environment_requires_digest_and_provenance_only if {
+	default_env := {"name": "default", "require": {"digest": true, "provenance": true}}
+	d := decide(default_env, [artifact({"attestations": [], "approvals": []})])
+	d.deny == set()
+}
+
+test_provenance_without_digest_requirement if {
+	env := {"name": "dev", "require": {"provenance": true}}
+	d := decide(env, [artifact({"image": "app:1", "digest": "", "provenance": null})])
+	d.deny == {`container "web": image app:1 is not pinned by digest, so its provenance cannot be checked (provenance is required in dev)`}
+}
+
+test_no_requirements_admits_anything if {
+	d := decide({"name": "sandbox", "require": {}}, [artifact({"image": "nginx", "digest": "", "provenance": null, "attestations": [], "approvals": []})])
+	d.deny == set()
+}
+
+test_every_container_type_is_named if {
+	d := decide(prod, [
+		artifact({"container": "setup", "container_type": "init", "provenance": null}),
+		artifact({"container": "debug", "container_type": "ephemeral", "provenance": null}),
+	])
+	count(d.deny) == 2
+	some m1 in d.deny
+	startswith(m1, `init container "setup": `)
+	some m2 in d.deny
+	startswith(m2, `ephemeral container "debug": `)
+}
+
+test_every_problem_is_reported if {
+	d := decide(prod, [artifact({"provenance": null, "attestations": [], "approvals": []})])
+	count(d.deny) == 4
+}
