@@ -119,9 +119,14 @@ func (e *Environments) For(namespace string) Environment {
 
 // Names returns the names of all environments, the default one first.
 func (e *Environments) Names() []string {
-	names := []string{e.def.Name}
-	for _, env := range e.list {
+	var names []string
+	for _, env := range e.All() {
 		names = append(names, env.Name)
 	}
 	return names
+}
+
+// All returns every environment, the default one first.
+func (e *Environments) All() []Environment {
+	return append([]Environment{e.def}, e.list...)
 }

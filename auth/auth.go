@@ -1,0 +1,226 @@
+// Package auth issues and checks the API's bearer tokens.
+//
+// A token is shown once, when created; the store keeps only its SHA-256
+// hash (tokens are 256-bit random strings, so a fast hash is enough: there
+// is nothing to brute-force). Each token has a name (the identity recorded
+// as reporter or approver), scopes, an optional expiry, and can be revoked.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Scope is a permission a token carries.
+type Scope string
+
+// Scopes.
+const (
+	ScopeEvidenceWrite  Scope = "evidence:write"  // report artifacts and attestations
+	ScopeApprovalsWrite Scope = "approvals:write" // approve or reject releases
+	ScopeAuditRead      Scope = "audit:read"      // read evidence and the journal
+	ScopeAdmin          Scope = "admin"           // everything, including tokens
+)
+
+// AllScopes lists every scope.
+var AllScopes = []Scope{ScopeEvidenceWrite, ScopeApprovalsWrite, ScopeAuditRead, ScopeAdmin}
+
+// Errors callers branch on.
+var (
+	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrNotFound        = errors.New("token not found")
+	ErrNameTaken       = errors.New("token name already in use")
+)
+
+// Token is a stored API token. The secret itself is never stored.
+type Token struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Scopes    []Scope    `json:"scopes"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	Hash      string     `json:"-"` // hex SHA-256 of the secret
+}
+
+// Allows reports whether the token carries scope s (admin carries all).
+func (t Token) Allows(s Scope) bool {
+	return slices.Contains(t.Scopes, s) || slices.Contains(t.Scopes, ScopeAdmin)
+}
+
+// Active reports whether the token is neither revoked nor expired at now.
+func (t Token) Active(now time.Time) bool {
+	return t.RevokedAt == nil && (t.ExpiresAt == nil || now.Before(*t.ExpiresAt))
+}
+
+// Store keeps tokens.
+type Store interface {
+	CreateToken(ctx context.Context, t Token) error // ErrNameTaken if the name is in use by an unrevoked token
+	TokenByHash(ctx context.Context, hash string) (Token, error)
+	Tokens(ctx context.Context) ([]Token, error)
+	RevokeToken(ctx context.Context, id string, at time.Time) error // ErrNotFound if unknown
+}
+
+// Prefix starts every token, so that secret scanners can recognise them.
+const Prefix = "vouch_"
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9._@:-]{0,126}[a-zA-Z0-9])?$`)
+
+// Service creates and verifies tokens.
+type Service struct {
+	store Store
+	now   func() time.Time
+}
+
+// NewService returns a token service over store.
+func NewService(store Store, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store, now: now}
+}
+
+// Create makes a token and returns it with its secret, which is shown only
+// this once.
+func (s *Service) Create(ctx context.Context, name string, scopes []Scope, ttl time.Duration) (Token, string, error) {
+	if err := ValidateRequest(name, scopes, ttl); err != nil {
+		return Token{}, "", err
+	}
+	secret := NewSecret()
+	t := Token{ID: randomHex(8), Name: name, Scopes: slices.Clone(scopes), CreatedAt: s.now().UTC().Truncate(time.Microsecond), Hash: Hash(secret)}
+	if ttl > 0 {
+		exp := t.CreatedAt.Add(ttl)
+		t.ExpiresAt = &exp
+	}
+	if err := s.store.CreateToken(ctx, t); err != nil {
+		return Token{}, "", fmt.Errorf("create token %q: %w", name, err)
+	}
+	return t, secret, nil
+}
+
+// Seed stores a token with a given secret (VOUCH_ADMIN_TOKEN) unless a
+// token with that secret exists already.
+func (s *Service) Seed(ctx context.Context, name, secret string, scopes []Scope) error {
+	if len(secret) < 32 {
+		return fmt.Errorf("seed token %q: the secret must be at least 32 characters", name)
+	}
+	if _, err := s.store.TokenByHash(ctx, Hash(secret)); err == nil {
+		return nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("seed token %q: %w", name, err)
+	}
+	t := Token{ID: randomHex(8), Name: name, Scopes: scopes, CreatedAt: s.now().UTC().Truncate(time.Microsecond), Hash: Hash(secret)}
+	if err := s.store.CreateToken(ctx, t); err != nil {
+		return fmt.Errorf("seed token %q: %w", name, err)
+	}
+	return nil
+}
+
+// Authenticate returns the active token for a bearer secret, or an error
+// wrapping ErrUnauthenticated that says why (unknown, revoked, expired).
+func (s *Service) Authenticate(ctx context.Context, secret string) (Token, error) {
+	if !strings.HasPrefix(secret, Prefix) && len(secret) < 32 {
+		return Token{}, fmt.Errorf("%w: malformed token", ErrUnauthenticated)
+	}
+	t, err := s.store.TokenByHash(ctx, Hash(secret))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Token{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
+	case err != nil:
+		return Token{}, fmt.Errorf("authenticate: %w", err)
+	case t.RevokedAt != nil:
+		return Token{}, fmt.Errorf("%w: token %q was revoked", ErrUnauthenticated, t.Name)
+	case !t.Active(s.now()):
+		return Token{}, fmt.Errorf("%w: token %q expired at %s", ErrUnauthenticated, t.Name, t.ExpiresAt.Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+// List returns all tokens, without secrets.
+func (s *Service) List(ctx context.Context) ([]Token, error) { return s.store.Tokens(ctx) }
+
+// Revoke revokes a token by id.
+func (s *Service) Revoke(ctx context.Context, id string) error {
+	return s.store.RevokeToken(ctx, id, s.now().UTC())
+}
+
+// ValidateRequest checks the parameters of a new token.
+func ValidateRequest(name string, scopes []Scope, ttl time.Duration) error {
+	var problems []string
+	if !nameRE.MatchString(name) {
+		problems = append(problems, fmt.Sprintf("name: %q must be 1-128 letters, digits, '.', '_', '@', ':' or '-'", name))
+	}
+	if len(scopes) == 0 {
+		problems = append(problems, "scopes: at least one is required ("+scopeList()+")")
+	}
+	for _, sc := range scopes {
+		if !slices.Contains(AllScopes, sc) {
+			problems = append(problems, fmt.Sprintf("scopes: %q is not a scope (%s)", sc, scopeList()))
+		}
+	}
+	if ttl < 0 {
+		problems = append(problems, "expires_in: must not be negative")
+	}
+	if len(problems) > 0 {
+		return &InvalidError{Problems: problems}
+	}
+	return nil
+}
+
+// InvalidError lists what is wrong with a token request.
+type InvalidError struct{ Problems []string }
+
+func (e *InvalidError) Error() string { return "invalid token request: " + strings.Join(e.Problems, "; ") }
+
+// ParseScopes splits a comma-separated scope list.
+func ParseScopes(s string) []Scope {
+	var out []Scope
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, Scope(p))
+		}
+	}
+	return out
+}
+
+func scopeList() string {
+	names := make([]string, len(AllScopes))
+	for i, s := range AllScopes {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Hash returns the hex SHA-256 of a token secret, as stored.
+func Hash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// NewSecret returns a fresh random token secret.
+func NewSecret() string { return Prefix + randomString(32) }
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}

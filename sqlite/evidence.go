@@ -1,0 +1,215 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/journal"
+)
+
+var _ evidence.Store = (*DB)(nil)
+
+// project writes the evidence record an entry carries, if any, in the
+// entry's transaction.
+func project(ctx context.Context, tx *sql.Tx, e journal.Entry) error {
+	var err error
+	switch e.Kind {
+	case evidence.KindArtifact:
+		var a evidence.Artifact
+		if err = evidence.DecodeEntry(e, &a); err == nil {
+			_, err = tx.ExecContext(ctx, `INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				int64(a.ID), a.Digest, a.Name, a.GitCommit, a.Repository, a.BuildURL, a.Pipeline, a.ReportedBy, micros(a.ReportedAt))
+		}
+	case evidence.KindAttestation:
+		var a evidence.Attestation
+		if err = evidence.DecodeEntry(e, &a); err == nil {
+			var payload []byte
+			if len(a.Payload) > 0 {
+				payload = a.Payload
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO attestations (id, digest, name, type, passed, url, payload, reported_by, reported_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				int64(a.ID), a.Digest, a.Name, a.Type, a.Passed, a.URL, payload, a.ReportedBy, micros(a.ReportedAt))
+		}
+	case evidence.KindApproval:
+		var a evidence.Approval
+		if err = evidence.DecodeEntry(e, &a); err == nil {
+			var exp any
+			if a.ExpiresAt != nil {
+				exp = micros(*a.ExpiresAt)
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				int64(a.ID), a.Digest, a.Environment, a.Decision, a.Reason, exp, a.Approver, micros(a.ApprovedAt))
+		}
+	default:
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: store %s %d: %w", e.Kind, e.Index, err)
+	}
+	return nil
+}
+
+// Lookup implements evidence.Store.
+func (d *DB) Lookup(ctx context.Context, digests []string) (map[string]evidence.Evidence, error) {
+	return d.lookup(ctx, digests, false)
+}
+
+// Evidence implements evidence.Store.
+func (d *DB) Evidence(ctx context.Context, digest string) (evidence.Evidence, error) {
+	m, err := d.lookup(ctx, []string{digest}, true)
+	if err != nil {
+		return evidence.Evidence{}, err
+	}
+	ev, ok := m[digest]
+	if !ok {
+		return evidence.Evidence{}, fmt.Errorf("digest %s: %w", digest, evidence.ErrNotFound)
+	}
+	return ev, nil
+}
+
+func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[string]evidence.Evidence, error) {
+	out := map[string]evidence.Evidence{}
+	if len(digests) == 0 {
+		return out, nil
+	}
+	in := placeholders(len(digests))
+	args := anySlice(digests)
+	get := func(digest string) evidence.Evidence {
+		ev := out[digest]
+		ev.Digest = digest
+		return ev
+	}
+
+	rows, err := d.db.QueryContext(ctx, `SELECT `+artifactColumns+` FROM artifacts WHERE digest IN (`+in+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: look up artifacts: %w", err)
+	}
+	arts, err := scanArtifacts(rows)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range arts {
+		ev := get(a.Digest)
+		ev.Artifact = &a
+		out[a.Digest] = ev
+	}
+
+	payload := "NULL"
+	if payloads {
+		payload = "payload"
+	}
+	rows, err = d.db.QueryContext(ctx, `SELECT id, digest, name, type, passed, url, `+payload+`, reported_by, reported_at
+		FROM attestations WHERE digest IN (`+in+`) ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: look up attestations: %w", err)
+	}
+	err = eachRow(rows, func() error {
+		var a evidence.Attestation
+		var id, at int64
+		var p []byte
+		if err := rows.Scan(&id, &a.Digest, &a.Name, &a.Type, &a.Passed, &a.URL, &p, &a.ReportedBy, &at); err != nil {
+			return err
+		}
+		a.ID, a.ReportedAt = uint64(id), fromMicros(at)
+		if len(p) > 0 {
+			a.Payload = p
+		}
+		ev := get(a.Digest)
+		ev.Attestations = append(ev.Attestations, a)
+		out[a.Digest] = ev
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: look up attestations: %w", err)
+	}
+
+	rows, err = d.db.QueryContext(ctx, `SELECT id, digest, environment, decision, reason, expires_at, approver, approved_at
+		FROM approvals WHERE digest IN (`+in+`) ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: look up approvals: %w", err)
+	}
+	err = eachRow(rows, func() error {
+		var a evidence.Approval
+		var id, at int64
+		var exp sql.NullInt64
+		if err := rows.Scan(&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &at); err != nil {
+			return err
+		}
+		a.ID, a.ApprovedAt = uint64(id), fromMicros(at)
+		if exp.Valid {
+			t := fromMicros(exp.Int64)
+			a.ExpiresAt = &t
+		}
+		ev := get(a.Digest)
+		ev.Approvals = append(ev.Approvals, a)
+		out[a.Digest] = ev
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: look up approvals: %w", err)
+	}
+	return out, nil
+}
+
+const artifactColumns = `id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at`
+
+// Artifacts implements evidence.Store.
+func (d *DB) Artifacts(ctx context.Context, f evidence.ArtifactFilter) ([]evidence.Artifact, error) {
+	var where []string
+	var args []any
+	if f.Name != "" {
+		where, args = append(where, "name = ?"), append(args, f.Name)
+	}
+	if f.GitCommit != "" {
+		where, args = append(where, "git_commit = ?"), append(args, f.GitCommit)
+	}
+	q := `SELECT ` + artifactColumns + ` FROM artifacts`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rows, err := d.db.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: artifacts: %w", err)
+	}
+	return scanArtifacts(rows)
+}
+
+func scanArtifacts(rows *sql.Rows) ([]evidence.Artifact, error) {
+	var out []evidence.Artifact
+	err := eachRow(rows, func() error {
+		var a evidence.Artifact
+		var id, at int64
+		if err := rows.Scan(&id, &a.Digest, &a.Name, &a.GitCommit, &a.Repository, &a.BuildURL, &a.Pipeline, &a.ReportedBy, &at); err != nil {
+			return err
+		}
+		a.ID, a.ReportedAt = uint64(id), fromMicros(at)
+		out = append(out, a)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: artifacts: %w", err)
+	}
+	return out, nil
+}
+
+// eachRow calls fn for each row and closes rows.
+func eachRow(rows *sql.Rows, fn func() error) error {
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+

@@ -1,0 +1,491 @@
+// Package storetest is the conformance suite every Vouch store passes: the
+// same tests run against SQLite and against a real PostgreSQL.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/vouch-dev/vouch/auth"
+	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/journal"
+)
+
+// Store is everything a storage adapter implements.
+type Store interface {
+	journal.Store
+	evidence.Store
+	auth.Store
+	Ping(ctx context.Context) error
+}
+
+// Run runs the suite. open returns a new, empty store for each test.
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s Store)
+	}{
+		{"AppendAssignsContiguousIndices", testContiguous},
+		{"AppendIsIdempotentByKey", testIdempotent},
+		{"TreeStateMatchesLeaves", testTreeState},
+		{"EntriesFilters", testEntriesFilters},
+		{"FailedBatchStoresNothing", testFailedBatch},
+		{"ConcurrentAppenders", testConcurrentAppenders},
+		{"EvidenceIsProjected", testEvidence},
+		{"EvidenceIngestionRules", testIngestionRules},
+		{"Tokens", testTokens},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			if err := s.Ping(context.Background()); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+			tt.fn(t, s)
+		})
+	}
+}
+
+var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+
+func entry(t *testing.T, kind journal.Kind, key string, i int) journal.Entry {
+	t.Helper()
+	e := journal.Entry{Kind: kind, Time: t0.Add(time.Duration(i) * time.Second), Key: key, Environment: "prod",
+		Body: json.RawMessage(fmt.Sprintf(`{"n":%d,"text":"entry %d"}`, i, i))}
+	if err := e.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func appendBatch(t *testing.T, s Store, entries ...journal.Entry) []journal.Appended {
+	t.Helper()
+	res, err := s.AppendBatch(context.Background(), entries)
+	if err != nil {
+		t.Fatalf("AppendBatch: %v", err)
+	}
+	if len(res) != len(entries) {
+		t.Fatalf("AppendBatch returned %d results for %d entries", len(res), len(entries))
+	}
+	return res
+}
+
+func allEntries(t *testing.T, s Store) []journal.Entry {
+	t.Helper()
+	var all []journal.Entry
+	for from := uint64(0); ; {
+		page, err := s.Entries(context.Background(), journal.Query{From: from, Limit: journal.MaxLimit})
+		if err != nil {
+			t.Fatalf("Entries: %v", err)
+		}
+		if len(page) == 0 {
+			return all
+		}
+		all = append(all, page...)
+		from = page[len(page)-1].Index + 1
+	}
+}
+
+func testContiguous(t *testing.T, s Store) {
+	var want []journal.Entry
+	for b := 0; b < 3; b++ {
+		var batch []journal.Entry
+		for i := 0; i < 5; i++ {
+			batch = append(batch, entry(t, "test", "", b*5+i))
+		}
+		res := appendBatch(t, s, batch...)
+		for i, r := range res {
+			if r.Existing || r.Index != uint64(b*5+i) {
+				t.Fatalf("batch %d entry %d: index %d existing %v, want index %d", b, i, r.Index, r.Existing, b*5+i)
+			}
+			want = append(want, r.Entry)
+		}
+	}
+	got := allEntries(t, s)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Entries differ from what was appended (-want +got):\n%s", diff)
+	}
+	for _, e := range got {
+		if e.LeafHash != journal.LeafHash(e.Leaf) {
+			t.Errorf("entry %d: stored leaf hash does not match leaf", e.Index)
+		}
+	}
+}
+
+func testIdempotent(t *testing.T, s Store) {
+	first := appendBatch(t, s, entry(t, journal.KindAdmission, "admission:a", 0), entry(t, journal.KindAdmission, "admission:b", 1))
+	// Same keys again (with different content), plus a repeat inside the batch.
+	res := appendBatch(t, s,
+		entry(t, journal.KindAdmission, "admission:a", 10),
+		entry(t, journal.KindAdmission, "admission:c", 11),
+		entry(t, journal.KindAdmission, "admission:c", 12),
+		entry(t, journal.KindAdmission, "admission:b", 13),
+	)
+	want := []struct {
+		index    uint64
+		existing bool
+		n        int
+	}{{0, true, 0}, {2, false, 11}, {2, true, 11}, {1, true, 1}}
+	for i, w := range want {
+		var body struct{ N int }
+		if err := json.Unmarshal(res[i].Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if res[i].Index != w.index || res[i].Existing != w.existing || body.N != w.n {
+			t.Errorf("result %d = index %d existing %v n %d, want index %d existing %v n %d",
+				i, res[i].Index, res[i].Existing, body.N, w.index, w.existing, w.n)
+		}
+	}
+	if res[0].Entry.LeafHash != first[0].LeafHash {
+		t.Error("existing entry returned with a different leaf hash")
+	}
+	if n := len(allEntries(t, s)); n != 3 {
+		t.Errorf("journal holds %d entries, want 3", n)
+	}
+}
+
+func testTreeState(t *testing.T, s Store) {
+	st, err := s.TreeState(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != 0 || st.Root != journal.EmptyTree().Root {
+		t.Fatalf("empty store: tree state %d %s, want 0 and the empty root", st.Size, st.Root)
+	}
+	for _, n := range []int{1, 2, 5, 13} {
+		var batch []journal.Entry
+		for i := 0; i < n; i++ {
+			batch = append(batch, entry(t, "test", "", i))
+		}
+		appendBatch(t, s, batch...)
+		st, err := s.TreeState(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries := allEntries(t, s)
+		if st.Size != uint64(len(entries)) {
+			t.Fatalf("tree size %d, entries %d", st.Size, len(entries))
+		}
+		if want := rootOf(t, entries); st.Root != want {
+			t.Errorf("after %d entries: stored root %s, recomputed %s", len(entries), st.Root, want)
+		}
+	}
+}
+
+// rootOf recomputes the RFC 6962 root from stored leaves, independently of
+// the store's incremental state.
+func rootOf(t *testing.T, entries []journal.Entry) journal.Hash {
+	t.Helper()
+	f := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	r := f.NewEmptyRange(0)
+	for _, e := range entries {
+		if err := r.Append(rfc6962.DefaultHasher.HashLeaf(e.Leaf), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := r.GetRootHash(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h journal.Hash
+	copy(h[:], root)
+	return h
+}
+
+func testEntriesFilters(t *testing.T, s Store) {
+	for i := 0; i < 10; i++ {
+		e := entry(t, "a", "", i)
+		if i%2 == 1 {
+			e.Kind = "b"
+		}
+		if i%3 == 0 {
+			e.Environment = "staging"
+		}
+		if err := e.Seal(); err != nil {
+			t.Fatal(err)
+		}
+		appendBatch(t, s, e)
+	}
+	indices := func(q journal.Query) []uint64 {
+		es, err := s.Entries(context.Background(), q)
+		if err != nil {
+			t.Fatalf("Entries(%+v): %v", q, err)
+		}
+		var out []uint64
+		for _, e := range es {
+			out = append(out, e.Index)
+		}
+		return out
+	}
+	tests := []struct {
+		q    journal.Query
+		want []uint64
+	}{
+		{journal.Query{From: 7}, []uint64{7, 8, 9}},
+		{journal.Query{Limit: 2}, []uint64{0, 1}},
+		{journal.Query{Kind: "b"}, []uint64{1, 3, 5, 7, 9}},
+		{journal.Query{Environment: "staging"}, []uint64{0, 3, 6, 9}},
+		{journal.Query{Kind: "a", Environment: "prod", From: 3}, []uint64{4, 8}},
+		{journal.Query{From: 100}, nil},
+	}
+	for _, tt := range tests {
+		if got := indices(tt.q); !cmp.Equal(got, tt.want) {
+			t.Errorf("Entries(%+v) = %v, want %v", tt.q, got, tt.want)
+		}
+	}
+}
+
+// testFailedBatch checks that a batch failing part-way (here: two artifact
+// records for one digest under different keys, which the evidence tables
+// refuse) leaves no trace.
+func testFailedBatch(t *testing.T, s Store) {
+	appendBatch(t, s, entry(t, "test", "", 0))
+	before, _ := s.TreeState(context.Background())
+	art := func(key, name string) journal.Entry {
+		body, _ := evidence.EncodeBody(evidence.Artifact{Name: name, Digest: digest(1), ReportedBy: "ci", ReportedAt: t0})
+		e := journal.Entry{Kind: evidence.KindArtifact, Time: t0, Key: key, Body: body}
+		if err := e.Seal(); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	_, err := s.AppendBatch(context.Background(), []journal.Entry{entry(t, "test", "k", 1), art("x", "one"), art("y", "two")})
+	if err == nil {
+		t.Fatal("AppendBatch with a conflicting evidence record succeeded")
+	}
+	after, _ := s.TreeState(context.Background())
+	if after.Size != before.Size || after.Root != before.Root {
+		t.Errorf("tree state changed by a failed batch: %d -> %d", before.Size, after.Size)
+	}
+	if n := len(allEntries(t, s)); n != 1 {
+		t.Errorf("journal holds %d entries after a failed batch, want 1", n)
+	}
+	if ev, _ := s.Lookup(context.Background(), []string{digest(1)}); len(ev) != 0 {
+		t.Errorf("evidence stored by a failed batch: %v", ev)
+	}
+	// The store is still usable and the key is free.
+	if res := appendBatch(t, s, entry(t, "test", "k", 2)); res[0].Existing || res[0].Index != 1 {
+		t.Errorf("append after failed batch: index %d existing %v, want 1 false", res[0].Index, res[0].Existing)
+	}
+}
+
+func testConcurrentAppenders(t *testing.T, s Store) {
+	a := journal.NewAppender(s, journal.AppenderOptions{MaxBatch: 16})
+	const workers, each = 8, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				key := fmt.Sprintf("k-%d-%d", w, i%(each/2)) // every key twice
+				_, err := a.Append(context.Background(), journal.Entry{Kind: "test", Key: key, Body: json.RawMessage(`{}`)})
+				if err != nil {
+					errs <- err
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Append: %v", err)
+	}
+	entries := allEntries(t, s)
+	if len(entries) != workers*each/2 {
+		t.Fatalf("journal holds %d entries, want %d (one per key)", len(entries), workers*each/2)
+	}
+	for i, e := range entries {
+		if e.Index != uint64(i) {
+			t.Fatalf("entry %d has index %d: indices are not contiguous", i, e.Index)
+		}
+	}
+	st, _ := s.TreeState(context.Background())
+	if st.Root != rootOf(t, entries) {
+		t.Error("tree root does not match the entries after concurrent appends")
+	}
+}
+
+func digest(n int) string { return fmt.Sprintf("sha256:%064x", n) }
+
+func testEvidence(t *testing.T, s Store) {
+	ctx := context.Background()
+	a := journal.NewAppender(s, journal.AppenderOptions{})
+	defer a.Close(ctx)
+	clock := t0
+	svc := evidence.NewService(a, nil, func() time.Time { clock = clock.Add(time.Second); return clock })
+	yes, no := true, false
+
+	// An attestation may come before its artifact.
+	att1, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest(1), Name: "unit-tests", Type: "junit", Passed: &no, Payload: json.RawMessage(`{"failures":2}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	art, _, err := svc.ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "registry.example.com/app", Digest: digest(1), GitCommit: "0123456789abcdef0123456789abcdef01234567", BuildURL: "https://ci.example.com/1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	att2, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest(1), Name: "unit-tests", Type: "junit", Passed: &yes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := clock.Add(48 * time.Hour)
+	ap, err := svc.Approve(ctx, "alice", evidence.ApprovalRequest{Digest: digest(1), Environment: "prod", Decision: "approved", Reason: "CAB-1", ExpiresAt: &exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := svc.ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "registry.example.com/other", Digest: digest(2), GitCommit: "0123456789abcdef0123456789abcdef01234567"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := s.Lookup(ctx, []string{digest(1), digest(2), digest(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	att1NoPayload := att1
+	att1NoPayload.Payload = nil
+	want := map[string]evidence.Evidence{
+		digest(1): {Digest: digest(1), Artifact: &art, Attestations: []evidence.Attestation{att1NoPayload, att2}, Approvals: []evidence.Approval{ap}},
+		digest(2): {Digest: digest(2), Artifact: &other},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Lookup (-want +got):\n%s", diff)
+	}
+
+	full, err := s.Evidence(ctx, digest(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(full.Attestations[0].Payload) != `{"failures":2}` {
+		t.Errorf("Evidence payload = %s, want the posted payload", full.Attestations[0].Payload)
+	}
+	if _, err := s.Evidence(ctx, digest(9)); !errors.Is(err, evidence.ErrNotFound) {
+		t.Errorf("Evidence(unknown) error = %v, want ErrNotFound", err)
+	}
+
+	list, err := s.Artifacts(ctx, evidence.ArtifactFilter{GitCommit: "0123456789abcdef0123456789abcdef01234567"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]evidence.Artifact{other, art}, list); diff != "" {
+		t.Errorf("Artifacts by commit, newest first (-want +got):\n%s", diff)
+	}
+	list, _ = s.Artifacts(ctx, evidence.ArtifactFilter{Name: "registry.example.com/app"})
+	if len(list) != 1 || list[0].Digest != digest(1) {
+		t.Errorf("Artifacts by name = %v", list)
+	}
+
+	// The evidence records are the journal entries with the same ids.
+	for _, id := range []uint64{art.ID, att1.ID, att2.ID, ap.ID} {
+		es, _ := s.Entries(ctx, journal.Query{From: id, Limit: 1})
+		if len(es) != 1 || es[0].Index != id {
+			t.Errorf("no journal entry %d for an evidence record", id)
+		}
+	}
+}
+
+func testIngestionRules(t *testing.T, s Store) {
+	ctx := context.Background()
+	a := journal.NewAppender(s, journal.AppenderOptions{})
+	defer a.Close(ctx)
+	svc := evidence.NewService(a, []string{"prod"}, nil)
+	r := evidence.ArtifactReport{Name: "registry.example.com/app", Digest: digest(5), BuildURL: "https://ci.example.com/5"}
+	first, created, err := svc.ReportArtifact(ctx, "ci", r)
+	if err != nil || !created {
+		t.Fatalf("first report: created %v, err %v", created, err)
+	}
+	again, created, err := svc.ReportArtifact(ctx, "other-ci", r)
+	if err != nil || created || again.ID != first.ID || again.ReportedBy != "ci" {
+		t.Errorf("same report again = %+v created %v err %v; want the first record, not created", again, created, err)
+	}
+	r.BuildURL = "https://ci.example.com/6"
+	if _, _, err := svc.ReportArtifact(ctx, "ci", r); !errors.Is(err, evidence.ErrConflict) {
+		t.Errorf("different provenance for the same digest: err = %v, want ErrConflict", err)
+	}
+	yes := true
+	at := evidence.AttestationReport{Digest: digest(5), Name: "scan", Passed: &yes}
+	x1, c1, err1 := svc.Attest(ctx, "ci", at)
+	x2, c2, err2 := svc.Attest(ctx, "ci", at)
+	if err1 != nil || err2 != nil || !c1 || c2 || x1.ID != x2.ID {
+		t.Errorf("identical attestation twice: (%d %v %v) (%d %v %v); want one record", x1.ID, c1, err1, x2.ID, c2, err2)
+	}
+	var verr *evidence.ValidationError
+	if _, err := svc.Approve(ctx, "bob", evidence.ApprovalRequest{Digest: digest(5), Environment: "qa", Decision: "approved"}); !errors.As(err, &verr) {
+		t.Errorf("approval for an unconfigured environment: err = %v, want a ValidationError", err)
+	}
+	if n := len(allEntries(t, s)); n != 2 {
+		t.Errorf("journal holds %d entries, want 2 (one artifact, one attestation)", n)
+	}
+}
+
+func testTokens(t *testing.T, s Store) {
+	ctx := context.Background()
+	now := t0
+	svc := auth.NewService(s, func() time.Time { return now })
+	tok, secret, err := svc.Create(ctx, "ci-app", []auth.Scope{auth.ScopeEvidenceWrite}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.Authenticate(ctx, secret)
+	if err != nil {
+		t.Fatalf("Authenticate: %v", err)
+	}
+	if diff := cmp.Diff(tok, got); diff != "" {
+		t.Errorf("Authenticate (-created +got):\n%s", diff)
+	}
+	if _, _, err := svc.Create(ctx, "ci-app", []auth.Scope{auth.ScopeAuditRead}, 0); !errors.Is(err, auth.ErrNameTaken) {
+		t.Errorf("second token with the same name: err = %v, want ErrNameTaken", err)
+	}
+	if _, err := svc.Authenticate(ctx, secret+"x"); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Errorf("wrong secret: err = %v, want ErrUnauthenticated", err)
+	}
+	now = now.Add(2 * time.Hour)
+	if _, err := svc.Authenticate(ctx, secret); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Errorf("expired token: err = %v, want ErrUnauthenticated", err)
+	}
+	if err := svc.Revoke(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Revoke(ctx, "nope"); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("revoke unknown id: err = %v, want ErrNotFound", err)
+	}
+	if _, _, err := svc.Create(ctx, "ci-app", []auth.Scope{auth.ScopeAuditRead}, 0); err != nil {
+		t.Errorf("name of a revoked token is not reusable: %v", err)
+	}
+	list, err := svc.List(ctx)
+	if err != nil || len(list) != 2 || list[0].RevokedAt == nil || list[1].RevokedAt != nil {
+		t.Errorf("List = %+v, %v; want the revoked and the new token", list, err)
+	}
+	if err := svc.Seed(ctx, "admin", "0123456789abcdef0123456789abcdef", []auth.Scope{auth.ScopeAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Seed(ctx, "admin", "0123456789abcdef0123456789abcdef", []auth.Scope{auth.ScopeAdmin}); err != nil {
+		t.Errorf("seeding the same admin token twice: %v", err)
+	}
+}
+
+// AppendSome appends n plain entries.
+func AppendSome(t *testing.T, s journal.Store, n int) {
+	t.Helper()
+	var batch []journal.Entry
+	for i := 0; i < n; i++ {
+		batch = append(batch, entry(t, "test", "", i))
+	}
+	if _, err := s.AppendBatch(context.Background(), batch); err != nil {
+		t.Fatalf("AppendBatch: %v", err)
+	}
+}

@@ -1,0 +1,320 @@
+// Package webhook is Vouch's validating admission webhook: AdmissionReview
+// in, AdmissionReview out.
+//
+// ServeHTTP handles the transport (method, content type, body size,
+// decoding) and always answers with a valid AdmissionReview. Handle holds
+// the decision: it extracts the workload's images, looks up their evidence,
+// asks the policy engine, and journals the decision durably before
+// answering. Dry-run requests are decided but not journaled, and a request
+// retried with the same UID is answered from the journal.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/policy"
+)
+
+// Decider evaluates the admission policy.
+type Decider interface {
+	Decide(ctx context.Context, in *policy.Input, at time.Time) (policy.Decision, error)
+}
+
+// EvidenceLookup finds the evidence recorded for digests.
+type EvidenceLookup interface {
+	Lookup(ctx context.Context, digests []string) (map[string]evidence.Evidence, error)
+}
+
+// Appender appends a journal entry and waits until it is durable.
+type Appender interface {
+	Append(ctx context.Context, e journal.Entry) (journal.Appended, error)
+}
+
+// Observer is told about every decision (for metrics).
+type Observer interface {
+	ObserveAdmission(environment string, allowed bool, dryRun bool, took time.Duration)
+}
+
+// Config wires a Handler.
+type Config struct {
+	Policy       Decider
+	Evidence     EvidenceLookup
+	Journal      Appender
+	Environments *policy.Environments
+	// ExemptNamespaces are never evaluated (kube-system, Vouch's own).
+	ExemptNamespaces []string
+	// MaxBodyBytes limits request bodies; DefaultMaxBodyBytes when 0.
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+	Observer     Observer
+	Now          func() time.Time
+}
+
+// DefaultMaxBodyBytes is the default request size limit: the apiserver's
+// own limit for objects is 3 MiB, and a review can carry two of them.
+const DefaultMaxBodyBytes = 7 << 20
+
+// Handler is the admission webhook.
+type Handler struct {
+	cfg   Config
+	allow map[string][]string // normalised allow-list per environment
+}
+
+// New returns a Handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Policy == nil || cfg.Evidence == nil || cfg.Journal == nil || cfg.Environments == nil {
+		return nil, errors.New("webhook: Policy, Evidence, Journal and Environments are required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Handler{cfg: cfg, allow: map[string][]string{}}
+	for _, env := range cfg.Environments.All() {
+		for _, p := range env.Allow {
+			h.allow[env.Name] = append(h.allow[env.Name], normalizePattern(p))
+		}
+	}
+	return h, nil
+}
+
+// Handle decides one admission request.
+func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	start := h.cfg.Now()
+	log := h.cfg.Logger.With("uid", req.UID, "operation", req.Operation, "kind", req.Kind.Kind,
+		"namespace", req.Namespace, "name", req.Name, "user", req.UserInfo.Username)
+	dryRun := req.DryRun != nil && *req.DryRun
+
+	if skip := h.skipReason(req); skip != "" {
+		log.Debug("admitted without evaluation", "reason", skip)
+		return allowed(req.UID, nil)
+	}
+	env := h.cfg.Environments.For(req.Namespace)
+	log = log.With("environment", env.Name)
+	rec, err := h.decide(ctx, req, env, start)
+	if err != nil {
+		// Fail closed, and journal the refusal when the journal is up.
+		rec.Allowed, rec.Error = false, err.Error()
+		log.Error("could not decide; refusing the change", "error", err)
+	}
+	if !dryRun {
+		stored, retried, err := h.journal(ctx, rec, start)
+		if err != nil {
+			log.Error("could not journal the decision; refusing the change", "error", err)
+			return errored(req.UID, http.StatusInternalServerError,
+				fmt.Errorf("vouch could not record the decision in its journal, so the change is refused: %w", err))
+		}
+		if retried {
+			log.Info("retried request answered with the journaled decision")
+		}
+		rec = stored
+	}
+	took := h.cfg.Now().Sub(start)
+	if h.cfg.Observer != nil {
+		h.cfg.Observer.ObserveAdmission(env.Name, rec.Allowed, dryRun, took)
+	}
+	log.Info("admission decided", "allowed", rec.Allowed, "dry_run", dryRun, "images", len(rec.Images),
+		"policy_version", rec.PolicyVersion, "duration_ms", float64(took.Microseconds())/1000)
+	switch {
+	case rec.Error != "":
+		return errored(req.UID, http.StatusInternalServerError, fmt.Errorf("vouch could not decide, so the change is refused: %s", rec.Error))
+	case !rec.Allowed:
+		return denied(req.UID, rec.Messages, rec.Warnings)
+	}
+	return allowed(req.UID, rec.Warnings)
+}
+
+// skipReason says why a request is admitted without evaluation, or "".
+func (h *Handler) skipReason(req *admissionv1.AdmissionRequest) string {
+	switch {
+	case slices.Contains(h.cfg.ExemptNamespaces, req.Namespace):
+		return "exempt namespace"
+	case req.Operation != admissionv1.Create && req.Operation != admissionv1.Update:
+		return "operation " + string(req.Operation)
+	case !IsWorkload(req.Kind.Group, req.Kind.Kind):
+		return "not a workload kind"
+	case req.SubResource != "" && !(req.Kind.Kind == "Pod" && req.SubResource == "ephemeralcontainers"):
+		return "subresource " + req.SubResource
+	}
+	return ""
+}
+
+// decide builds the policy input and evaluates it. The record it returns
+// is filled as far as the decision got, also on error.
+func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest, env policy.Environment, at time.Time) (Record, error) {
+	rec := Record{
+		UID: string(req.UID), Operation: string(req.Operation), APIVersion: groupVersion(req.Kind.Group, req.Kind.Version),
+		Kind: req.Kind.Kind, SubResource: req.SubResource, Namespace: req.Namespace, Name: req.Name,
+		User: req.UserInfo.Username, Environment: env.Name, Images: []RecordImage{}, Evidence: []uint64{},
+	}
+	w, err := ExtractWorkload(req.Kind.Kind, req.Object.Raw)
+	if err != nil {
+		return rec, err
+	}
+	if rec.Name == "" {
+		rec.Name = w.Name
+	}
+	containers := w.Containers
+	if req.SubResource == "ephemeralcontainers" {
+		old, err := ExtractWorkload(req.Kind.Kind, req.OldObject.Raw)
+		if err != nil {
+			return rec, fmt.Errorf("old object: %w", err)
+		}
+		containers = addedEphemeral(w, old)
+	}
+
+	in := &policy.Input{
+		Request: policy.Request{
+			UID: rec.UID, Operation: rec.Operation, Kind: rec.Kind, Namespace: req.Namespace, Name: rec.Name,
+			User:   policy.User{Username: req.UserInfo.Username, Groups: nonNil(req.UserInfo.Groups)},
+			DryRun: req.DryRun != nil && *req.DryRun,
+		},
+		Environment: policy.InputEnvironment{Name: env.Name, Require: env.Require},
+		Workload: policy.Workload{
+			Kind: w.Kind, Name: rec.Name, Namespace: req.Namespace,
+			Labels: nonNilMap(w.Labels), Annotations: nonNilMap(w.Annotations),
+		},
+		Artifacts: make([]policy.ArtifactInput, 0, len(containers)),
+	}
+	var invalid []string
+	var digests []string
+	for _, c := range containers {
+		img, err := ParseImage(c.Image)
+		rec.Images = append(rec.Images, RecordImage{Container: c.Name, ContainerType: c.Type, Image: c.Image, Digest: img.Digest})
+		if err != nil {
+			invalid = append(invalid, fmt.Sprintf("%s: %v", containerSubject(c), err))
+			continue
+		}
+		a := policy.ArtifactInput{
+			Container: c.Name, ContainerType: c.Type, Image: c.Image, Name: img.Name, Tag: img.Tag, Digest: img.Digest,
+			Allowed: h.allowed(env, img.Name), Attestations: []policy.AttestationInput{}, Approvals: []policy.ApprovalInput{},
+		}
+		rec.Images[len(rec.Images)-1].Allowed = a.Allowed
+		in.Artifacts = append(in.Artifacts, a)
+		if img.Digest != "" && !a.Allowed {
+			digests = append(digests, img.Digest)
+		}
+	}
+	if len(digests) > 0 {
+		found, err := h.cfg.Evidence.Lookup(ctx, digests)
+		if err != nil {
+			return rec, fmt.Errorf("look up evidence: %w", err)
+		}
+		for i := range in.Artifacts {
+			if ev, ok := found[in.Artifacts[i].Digest]; ok && !in.Artifacts[i].Allowed {
+				addEvidence(&in.Artifacts[i], ev, env.Name)
+			}
+		}
+	}
+	d, err := h.cfg.Policy.Decide(ctx, in, at)
+	rec.PolicyVersion = d.Version
+	rec.Evidence = append(rec.Evidence, in.EvidenceIDs()...)
+	if err != nil {
+		return rec, err
+	}
+	rec.Messages = append(invalid, d.Deny...)
+	rec.Warnings = d.Warn
+	rec.Allowed = len(rec.Messages) == 0
+	return rec, nil
+}
+
+// allowed reports whether an image name is on env's allow-list.
+func (h *Handler) allowed(env policy.Environment, name string) bool {
+	for _, p := range h.allow[env.Name] {
+		if globMatch(p, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// journal records the decision and returns the journaled record: for a
+// retried UID, the one recorded first, with retried set.
+func (h *Handler) journal(ctx context.Context, rec Record, at time.Time) (stored Record, retried bool, err error) {
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return rec, false, err
+	}
+	res, err := h.cfg.Journal.Append(ctx, journal.Entry{
+		Kind: journal.KindAdmission, Time: at, Environment: rec.Environment, Key: "admission:" + rec.UID, Body: body,
+	})
+	if err != nil || !res.Existing {
+		return rec, false, err
+	}
+	if err := json.Unmarshal(res.Body, &stored); err != nil {
+		return rec, false, fmt.Errorf("decode journaled decision %d: %w", res.Index, err)
+	}
+	return stored, true, nil
+}
+
+// addEvidence copies the evidence for one digest into the policy input,
+// keeping only the approvals for the environment.
+func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
+	if p := ev.Artifact; p != nil {
+		a.Provenance = &policy.Provenance{
+			ID: p.ID, Name: p.Name, Digest: p.Digest, GitCommit: p.GitCommit, Repository: p.Repository,
+			BuildURL: p.BuildURL, Pipeline: p.Pipeline, ReportedBy: p.ReportedBy, ReportedAt: p.ReportedAt,
+		}
+	}
+	for _, x := range ev.Attestations {
+		a.Attestations = append(a.Attestations, policy.AttestationInput{
+			ID: x.ID, Name: x.Name, Type: x.Type, Passed: x.Passed, URL: x.URL, ReportedBy: x.ReportedBy, ReportedAt: x.ReportedAt,
+		})
+	}
+	for _, x := range ev.Approvals {
+		if x.Environment != env {
+			continue
+		}
+		a.Approvals = append(a.Approvals, policy.ApprovalInput{
+			ID: x.ID, Environment: x.Environment, Decision: x.Decision, Reason: x.Reason,
+			ExpiresAt: x.ExpiresAt, Approver: x.Approver, ApprovedAt: x.ApprovedAt,
+		})
+	}
+}
+
+func containerSubject(c Container) string {
+	switch c.Type {
+	case policy.ContainerInit:
+		return fmt.Sprintf("init container %q", c.Name)
+	case policy.ContainerEphemeral:
+		return fmt.Sprintf("ephemeral container %q", c.Name)
+	}
+	return fmt.Sprintf("container %q", c.Name)
+}
+
+func groupVersion(group, version string) string {
+	if group == "" {
+		return version
+	}
+	return group + "/" + version
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}

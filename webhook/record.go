@@ -1,0 +1,33 @@
+package webhook
+
+// Record is the journal entry body of an admission decision (entry kind
+// "admission", key "admission:<uid>").
+type Record struct {
+	UID         string        `json:"uid"`
+	Operation   string        `json:"operation"`
+	APIVersion  string        `json:"api_version"` // group/version of the object
+	Kind        string        `json:"kind"`
+	SubResource string        `json:"sub_resource,omitempty"`
+	Namespace   string        `json:"namespace"`
+	Name        string        `json:"name"`
+	User        string        `json:"user"`
+	Environment string        `json:"environment"`
+	Images      []RecordImage `json:"images"`
+	Allowed     bool          `json:"allowed"`
+	Messages    []string      `json:"messages,omitempty"` // why it was denied
+	Warnings    []string      `json:"warnings,omitempty"`
+	// Error is set when Vouch could not decide and refused the change.
+	Error         string   `json:"error,omitempty"`
+	PolicyVersion string   `json:"policy_version"`
+	Evidence      []uint64 `json:"evidence"` // journal indices of the evidence used
+}
+
+// RecordImage is one container image of a decision.
+type RecordImage struct {
+	Container     string `json:"container"`
+	ContainerType string `json:"container_type"`
+	Image         string `json:"image"`
+	Digest        string `json:"digest,omitempty"`
+	// Allowed is true when the image was exempt through the allow-list.
+	Allowed bool `json:"allowed,omitempty"`
+}

@@ -1,0 +1,109 @@
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// ServeHTTP reads an AdmissionReview, decides it and writes the answer. It
+// always writes a valid AdmissionReview: transport errors get an HTTP error
+// status and a review whose response denies with the reason.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeReview(w, http.StatusMethodNotAllowed, errored("", http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed: send the AdmissionReview with POST", r.Method)))
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeReview(w, http.StatusUnsupportedMediaType, errored("", http.StatusUnsupportedMediaType,
+			fmt.Errorf("content type %q is not supported: send application/json", r.Header.Get("Content-Type"))))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeReview(w, http.StatusRequestEntityTooLarge, errored("", http.StatusRequestEntityTooLarge,
+				fmt.Errorf("request body is larger than %d bytes", h.cfg.MaxBodyBytes)))
+			return
+		}
+		writeReview(w, http.StatusBadRequest, errored("", http.StatusBadRequest, fmt.Errorf("read request body: %w", err)))
+		return
+	}
+	review, err := decodeReview(body)
+	if err != nil {
+		uid := types.UID("")
+		if review.Request != nil {
+			uid = review.Request.UID
+		}
+		writeReview(w, http.StatusBadRequest, errored(uid, http.StatusBadRequest, err))
+		return
+	}
+	writeReview(w, http.StatusOK, h.Handle(r.Context(), review.Request))
+}
+
+func decodeReview(body []byte) (admissionv1.AdmissionReview, error) {
+	var review admissionv1.AdmissionReview
+	if len(body) == 0 {
+		return review, errors.New("request body is empty: send an AdmissionReview")
+	}
+	if err := json.Unmarshal(body, &review); err != nil {
+		return review, fmt.Errorf("request body is not an AdmissionReview: %w", err)
+	}
+	switch {
+	case review.APIVersion != admissionv1.SchemeGroupVersion.String() || review.Kind != "AdmissionReview":
+		return review, fmt.Errorf("want apiVersion %s, kind AdmissionReview; got apiVersion %q, kind %q",
+			admissionv1.SchemeGroupVersion, review.APIVersion, review.Kind)
+	case review.Request == nil:
+		return review, errors.New("AdmissionReview has no request")
+	case review.Request.UID == "":
+		return review, errors.New("AdmissionReview request has no uid")
+	}
+	return review, nil
+}
+
+func writeReview(w http.ResponseWriter, status int, resp *admissionv1.AdmissionResponse) {
+	review := admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview"},
+		Response: resp,
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(review) // the client is gone if this fails
+}
+
+// allowed admits, with optional warnings.
+func allowed(uid types.UID, warnings []string) *admissionv1.AdmissionResponse {
+	return &admissionv1.AdmissionResponse{UID: uid, Allowed: true, Warnings: warnings}
+}
+
+// denied refuses with the policy's messages, one per line.
+func denied(uid types.UID, messages, warnings []string) *admissionv1.AdmissionResponse {
+	msg := ""
+	for i, m := range messages {
+		if i > 0 {
+			msg += "\n"
+		}
+		msg += m
+	}
+	return &admissionv1.AdmissionResponse{
+		UID: uid, Allowed: false, Warnings: warnings,
+		Result: &metav1.Status{Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg},
+	}
+}
+
+// errored refuses because Vouch could not decide (fail closed).
+func errored(uid types.UID, code int32, err error) *admissionv1.AdmissionResponse {
+	return &admissionv1.AdmissionResponse{
+		UID: uid, Allowed: false,
+		Result: &metav1.Status{Status: metav1.StatusFailure, Code: code, Message: err.Error()},
+	}
+}
