@@ -1,0 +1,203 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/journal"
+)
+
+var _ evidence.Store = (*DB)(nil)
+
+// project queues the insert of the evidence record an entry carries, if
+// any, into the entry's transaction.
+func project(b *pgx.Batch, e journal.Entry) error {
+	var err error
+	switch e.Kind {
+	case evidence.KindArtifact:
+		var a evidence.Artifact
+		if err = evidence.DecodeEntry(e, &a); err == nil {
+			b.Queue(`INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				int64(a.ID), a.Digest, a.Name, a.GitCommit, a.Repository, a.BuildURL, a.Pipeline, a.ReportedBy, a.ReportedAt)
+		}
+	case evidence.KindAttestation:
+		var a evidence.Attestation
+		if err = evidence.DecodeEntry(e, &a); err == nil {
+			var payload []byte
+			if len(a.Payload) > 0 {
+				payload = a.Payload
+			}
+			b.Queue(`INSERT INTO attestations (id, digest, name, type, passed, url, payload, reported_by, reported_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				int64(a.ID), a.Digest, a.Name, a.Type, a.Passed, a.URL, payload, a.ReportedBy, a.ReportedAt)
+		}
+	case evidence.KindApproval:
+		var a evidence.Approval
+		if err = evidence.DecodeEntry(e, &a); err == nil {
+			b.Queue(`INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+				int64(a.ID), a.Digest, a.Environment, a.Decision, a.Reason, a.ExpiresAt, a.Approver, a.ApprovedAt)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("store %s %d: %w", e.Kind, e.Index, err)
+	}
+	return nil
+}
+
+// Lookup implements evidence.Store.
+func (d *DB) Lookup(ctx context.Context, digests []string) (map[string]evidence.Evidence, error) {
+	return d.lookup(ctx, digests, false)
+}
+
+// Evidence implements evidence.Store.
+func (d *DB) Evidence(ctx context.Context, digest string) (evidence.Evidence, error) {
+	m, err := d.lookup(ctx, []string{digest}, true)
+	if err != nil {
+		return evidence.Evidence{}, err
+	}
+	ev, ok := m[digest]
+	if !ok {
+		return evidence.Evidence{}, fmt.Errorf("digest %s: %w", digest, evidence.ErrNotFound)
+	}
+	return ev, nil
+}
+
+const artifactColumns = `id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at`
+
+// lookup reads artifacts, attestations and approvals of digests in one
+// round trip.
+func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[string]evidence.Evidence, error) {
+	out := map[string]evidence.Evidence{}
+	if len(digests) == 0 {
+		return out, nil
+	}
+	payload := "NULL::bytea"
+	if payloads {
+		payload = "payload"
+	}
+	var b pgx.Batch
+	b.Queue(`SELECT `+artifactColumns+` FROM artifacts WHERE digest = ANY($1)`, digests)
+	b.Queue(`SELECT id, digest, name, type, passed, url, `+payload+`, reported_by, reported_at
+		FROM attestations WHERE digest = ANY($1) ORDER BY id`, digests)
+	b.Queue(`SELECT id, digest, environment, decision, reason, expires_at, approver, approved_at
+		FROM approvals WHERE digest = ANY($1) ORDER BY id`, digests)
+	br := d.pool.SendBatch(ctx, &b)
+	defer br.Close()
+	get := func(digest string) evidence.Evidence {
+		ev := out[digest]
+		ev.Digest = digest
+		return ev
+	}
+
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up artifacts: %w", err)
+	}
+	arts, err := scanArtifacts(rows)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range arts {
+		ev := get(a.Digest)
+		ev.Artifact = &a
+		out[a.Digest] = ev
+	}
+
+	rows, err = br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up attestations: %w", err)
+	}
+	var a evidence.Attestation
+	var id int64
+	var p []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Name, &a.Type, &a.Passed, &a.URL, &p, &a.ReportedBy, &a.ReportedAt}, func() error {
+		x := a
+		x.ID, x.ReportedAt = uint64(id), a.ReportedAt.UTC()
+		if len(p) > 0 {
+			x.Payload = append([]byte(nil), p...)
+		}
+		ev := get(x.Digest)
+		ev.Attestations = append(ev.Attestations, x)
+		out[x.Digest] = ev
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up attestations: %w", err)
+	}
+
+	rows, err = br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up approvals: %w", err)
+	}
+	var ap evidence.Approval
+	var exp *time.Time
+	_, err = pgx.ForEachRow(rows, []any{&id, &ap.Digest, &ap.Environment, &ap.Decision, &ap.Reason, &exp, &ap.Approver, &ap.ApprovedAt}, func() error {
+		x := ap
+		x.ID, x.ApprovedAt = uint64(id), ap.ApprovedAt.UTC()
+		if exp != nil {
+			t := exp.UTC()
+			x.ExpiresAt = &t
+		}
+		ev := get(x.Digest)
+		ev.Approvals = append(ev.Approvals, x)
+		out[x.Digest] = ev
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up approvals: %w", err)
+	}
+	return out, nil
+}
+
+// Artifacts implements evidence.Store.
+func (d *DB) Artifacts(ctx context.Context, f evidence.ArtifactFilter) ([]evidence.Artifact, error) {
+	var where []string
+	var args []any
+	if f.Name != "" {
+		args = append(args, f.Name)
+		where = append(where, "name = $"+strconv.Itoa(len(args)))
+	}
+	if f.GitCommit != "" {
+		args = append(args, f.GitCommit)
+		where = append(where, "git_commit = $"+strconv.Itoa(len(args)))
+	}
+	q := `SELECT ` + artifactColumns + ` FROM artifacts`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	args = append(args, limit)
+	rows, err := d.pool.Query(ctx, q+` ORDER BY id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: artifacts: %w", err)
+	}
+	return scanArtifacts(rows)
+}
+
+func scanArtifacts(rows pgx.Rows) ([]evidence.Artifact, error) {
+	var out []evidence.Artifact
+	var a evidence.Artifact
+	var id int64
+	_, err := pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Name, &a.GitCommit, &a.Repository, &a.BuildURL, &a.Pipeline, &a.ReportedBy, &a.ReportedAt}, func() error {
+		x := a
+		x.ID, x.ReportedAt = uint64(id), a.ReportedAt.UTC()
+		out = append(out, x)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: artifacts: %w", err)
+	}
+	return out, nil
+}
+

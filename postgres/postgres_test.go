@@ -1,0 +1,98 @@
+package postgres_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vouch-dev/vouch/postgres"
+	"github.com/vouch-dev/vouch/test/pgtest"
+	"github.com/vouch-dev/vouch/test/storetest"
+)
+
+var server *pgtest.Server
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if !testing.Short() {
+		var err error
+		if server, err = pgtest.Start(pgtest.Options{}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	if server != nil {
+		server.Stop()
+	}
+	os.Exit(code)
+}
+
+func open(t *testing.T, url string) *postgres.DB {
+	t.Helper()
+	db, err := postgres.New(context.Background(), postgres.Config{URL: url})
+	if err != nil {
+		t.Fatalf("postgres.New: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func needServer(t *testing.T) {
+	if server == nil {
+		t.Skip("PostgreSQL tests do not run with -short")
+	}
+}
+
+func TestConformance(t *testing.T) {
+	needServer(t)
+	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, server.Database(t)) })
+}
+
+// TestReplicasMigrateTogether starts several stores on one empty database
+// at once: the advisory lock lets exactly one apply the migrations.
+func TestReplicasMigrateTogether(t *testing.T) {
+	needServer(t)
+	url := server.Database(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := postgres.New(context.Background(), postgres.Config{URL: url})
+			if err != nil {
+				errs <- err
+				return
+			}
+			db.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent start: %v", err)
+	}
+	db := open(t, url)
+	storetest.AppendSome(t, db, 1)
+}
+
+func TestJournalIsAppendOnly(t *testing.T) {
+	needServer(t)
+	db := open(t, server.Database(t))
+	storetest.AppendSome(t, db, 2)
+	for _, stmt := range []string{
+		`UPDATE journal_entries SET kind = 'x' WHERE idx = 0`,
+		`DELETE FROM journal_entries WHERE idx = 1`,
+		`TRUNCATE journal_entries`,
+	} {
+		err := db.ExecForTest(context.Background(), stmt)
+		if err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: err = %v, want the append-only trigger to refuse it", stmt, err)
+		}
+	}
+}
