@@ -36,7 +36,8 @@ func NewService(j Appender, environments []string, now func() time.Time) *Servic
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{journal: j, environments: environments, now: now}
+	// Times are kept in UTC with microsecond precision, as the journal keeps them.
+	return &Service{journal: j, environments: environments, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
 }
 
 // ArtifactReport is provenance reported by a CI pipeline.

@@ -77,7 +77,9 @@ func writeReview(w http.ResponseWriter, status int, resp *admissionv1.AdmissionR
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(review) // the client is gone if this fails
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(review) // the client is gone if this fails
 }
 
 // allowed admits, with optional warnings.

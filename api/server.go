@@ -1,0 +1,146 @@
+// Package api is Vouch's HTTP API (gin): evidence ingestion, evidence and
+// journal queries, token administration, health and metrics. Every error is
+// an RFC 9457 problem+json document.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vouch-dev/vouch/auth"
+	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/journal"
+)
+
+// EvidenceService accepts evidence reports.
+type EvidenceService interface {
+	ReportArtifact(ctx context.Context, actor string, r evidence.ArtifactReport) (evidence.Artifact, bool, error)
+	Attest(ctx context.Context, actor string, r evidence.AttestationReport) (evidence.Attestation, bool, error)
+	Approve(ctx context.Context, approver string, r evidence.ApprovalRequest) (evidence.Approval, error)
+}
+
+// JournalReader reads journal entries.
+type JournalReader interface {
+	Entries(ctx context.Context, q journal.Query) ([]journal.Entry, error)
+}
+
+// Observer is told about accepted evidence (for metrics).
+type Observer interface {
+	ObserveEvidence(kind journal.Kind, created bool)
+}
+
+// Config wires a Server.
+type Config struct {
+	Evidence      EvidenceService
+	EvidenceStore evidence.Store
+	Journal       JournalReader
+	Tokens        *auth.Service
+	// Ready reports whether Vouch can serve (store reachable, policy loaded).
+	Ready func(ctx context.Context) error
+	// Metrics serves /metrics when set.
+	Metrics http.Handler
+	// MaxBodyBytes limits request bodies; DefaultMaxBodyBytes when 0.
+	MaxBodyBytes int64
+	Observer     Observer
+	Logger       *slog.Logger
+}
+
+// DefaultMaxBodyBytes is the default request body limit.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Server is the HTTP API.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	engine *gin.Engine
+}
+
+// New builds the API handler.
+func New(cfg Config) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{cfg: cfg, log: cfg.Logger, engine: gin.New()}
+	e := s.engine
+	e.HandleMethodNotAllowed = true
+	e.Use(s.recover, s.logRequests)
+	e.NoRoute(func(c *gin.Context) {
+		writeProblem(c, Problem{Type: ProblemBase + problemNotFound.slug, Title: problemNotFound.title, Status: http.StatusNotFound,
+			Detail: "no such endpoint: " + c.Request.Method + " " + c.Request.URL.Path, Instance: c.Request.URL.Path})
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeProblem(c, Problem{Type: ProblemBase + problemMethod.slug, Title: problemMethod.title, Status: http.StatusMethodNotAllowed,
+			Detail: c.Request.Method + " is not allowed on " + c.Request.URL.Path, Instance: c.Request.URL.Path})
+	})
+
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", s.ready)
+	if cfg.Metrics != nil {
+		e.GET("/metrics", gin.WrapH(cfg.Metrics))
+	}
+
+	v1 := e.Group("/api/v1")
+	v1.POST("/artifacts", s.require(auth.ScopeEvidenceWrite), s.postArtifact)
+	v1.POST("/attestations", s.require(auth.ScopeEvidenceWrite), s.postAttestation)
+	v1.POST("/approvals", s.require(auth.ScopeApprovalsWrite), s.postApproval)
+	v1.GET("/artifacts", s.require(auth.ScopeAuditRead), s.listArtifacts)
+	v1.GET("/artifacts/:digest", s.require(auth.ScopeAuditRead), s.getArtifact)
+	v1.GET("/journal/entries", s.require(auth.ScopeAuditRead), s.journalEntries)
+	v1.POST("/tokens", s.require(auth.ScopeAdmin), s.createToken)
+	v1.GET("/tokens", s.require(auth.ScopeAdmin), s.listTokens)
+	v1.DELETE("/tokens/:id", s.require(auth.ScopeAdmin), s.revokeToken)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+func (s *Server) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Ready(ctx); err != nil {
+		writeProblem(c, Problem{Type: ProblemBase + problemUnavailable.slug, Title: "Not ready", Status: http.StatusServiceUnavailable,
+			Detail: err.Error(), Instance: c.Request.URL.Path})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// recover turns a panic into a 500 problem instead of a dropped connection.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.log.Error("panic in API handler", "method", c.Request.Method, "path", c.FullPath(), "panic", r)
+			writeProblem(c, Problem{Type: ProblemBase + problemInternal.slug, Title: problemInternal.title, Status: http.StatusInternalServerError,
+				Instance: c.Request.URL.Path})
+		}
+	}()
+	c.Next()
+}
+
+// logRequests logs each request with its outcome. Tokens are never logged,
+// only the name of the token used.
+func (s *Server) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	if c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz" || c.Request.URL.Path == "/metrics" {
+		return
+	}
+	attrs := []any{"method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
+		"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "remote", c.ClientIP()}
+	if t, ok := c.Get(tokenKey); ok {
+		attrs = append(attrs, "token", t.(auth.Token).Name)
+	}
+	s.log.Info("api request", attrs...)
+}

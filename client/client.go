@@ -1,0 +1,98 @@
+// Package client is a small client for Vouch's HTTP API, used by the vouch
+// CLI. Errors from the server are returned as *Problem.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Client talks to one Vouch server.
+type Client struct {
+	Server string // base URL, e.g. http://localhost:8080
+	Token  string
+	HTTP   *http.Client
+}
+
+// New returns a client with a 30-second timeout.
+func New(server, token string) *Client {
+	return &Client{Server: strings.TrimRight(server, "/"), Token: token, HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// Problem is an RFC 9457 error returned by the server.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Errors []struct {
+		Field  string `json:"field"`
+		Detail string `json:"detail"`
+	} `json:"errors"`
+}
+
+func (p *Problem) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (HTTP %d)", p.Title, p.Status)
+	if p.Detail != "" {
+		b.WriteString(": " + p.Detail)
+	}
+	for _, e := range p.Errors {
+		fmt.Fprintf(&b, "\n  %s: %s", e.Field, e.Detail)
+	}
+	return b.String()
+}
+
+// Do sends a request with an optional JSON body and decodes a JSON answer
+// into out (when not nil). It returns the HTTP status.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", method, c.Server+path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode >= 400 {
+		p := &Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+		if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
+			_ = json.Unmarshal(data, p)
+		} else if len(data) > 0 {
+			p.Detail = strings.TrimSpace(string(data))
+		}
+		return resp.StatusCode, p
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}

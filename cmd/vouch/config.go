@@ -1,0 +1,295 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/policy"
+)
+
+// Config is the configuration of `vouch serve`. Flags, VOUCH_* environment
+// variables and a YAML file (--config) fill it, in that order of
+// precedence over the defaults.
+type Config struct {
+	DataDir            string               `json:"data_dir"`
+	DatabaseURL        string               `json:"database_url"`
+	APIAddr            string               `json:"api_addr"`
+	WebhookAddr        string               `json:"webhook_addr"`
+	TLSCertFile        string               `json:"tls_cert_file"`
+	TLSKeyFile         string               `json:"tls_key_file"`
+	TLSDNSNames        []string             `json:"tls_dns_names"`
+	PolicyDir          string               `json:"policy_dir"`
+	Namespace          string               `json:"namespace"`
+	ExemptNamespaces   []string             `json:"exempt_namespaces"`
+	LogLevel           string               `json:"log_level"`
+	LogFormat          string               `json:"log_format"`
+	JournalMaxBatch    int                  `json:"journal_max_batch"`
+	JournalMaxDelay    Duration             `json:"journal_max_delay"`
+	ShutdownTimeout    Duration             `json:"shutdown_timeout"`
+	DefaultEnvironment string               `json:"default_environment"`
+	Environments       []policy.Environment `json:"environments"`
+
+	// AdminToken seeds an admin token (VOUCH_ADMIN_TOKEN only: a secret
+	// does not belong in flags or config files).
+	AdminToken string `json:"-"`
+}
+
+// Duration is a time.Duration written as "5ms" or "10s" in YAML.
+type Duration time.Duration
+
+// UnmarshalJSON accepts a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`want a duration such as "5ms" or "10s"`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration such as \"5ms\" or \"10s\", got %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// defaultConfig is the zero-setup configuration.
+func defaultConfig() Config {
+	return Config{
+		DataDir:            "vouch-data",
+		APIAddr:            ":8080",
+		WebhookAddr:        ":8443",
+		Namespace:          "vouch-system",
+		ExemptNamespaces:   []string{"kube-system"},
+		LogLevel:           "info",
+		LogFormat:          "json",
+		JournalMaxBatch:    journal.DefaultMaxBatch,
+		JournalMaxDelay:    Duration(journal.DefaultMaxDelay),
+		ShutdownTimeout:    Duration(25 * time.Second),
+		DefaultEnvironment: policy.DefaultEnvironmentName,
+	}
+}
+
+// setting is one configuration field settable by flag and environment.
+type setting struct {
+	name  string // flag name; the variable is VOUCH_ + NAME with '-' as '_'
+	field string // YAML key, for error messages
+	usage string
+	set   func(c *Config, v string) error
+}
+
+func (s setting) env() string {
+	return "VOUCH_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+func str(p func(c *Config) *string) func(c *Config, v string) error {
+	return func(c *Config, v string) error { *p(c) = v; return nil }
+}
+
+func list(p func(c *Config) *[]string) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		*p(c) = out
+		return nil
+	}
+}
+
+func duration(p func(c *Config) *Duration) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("want a duration such as \"5ms\" or \"10s\", got %q", v)
+		}
+		*p(c) = Duration(d)
+		return nil
+	}
+}
+
+var serveSettings = []setting{
+	{"data-dir", "data_dir", "directory for the embedded database, generated certificates and the admin token (default \"vouch-data\")", str(func(c *Config) *string { return &c.DataDir })},
+	{"database-url", "database_url", "PostgreSQL URL (postgres://user:pass@host/db); the embedded SQLite database when empty", str(func(c *Config) *string { return &c.DatabaseURL })},
+	{"api-addr", "api_addr", "address of the HTTP API (default \":8080\")", str(func(c *Config) *string { return &c.APIAddr })},
+	{"webhook-addr", "webhook_addr", "address of the HTTPS admission webhook (default \":8443\")", str(func(c *Config) *string { return &c.WebhookAddr })},
+	{"tls-cert-file", "tls_cert_file", "webhook serving certificate (PEM); generated into the data dir when empty", str(func(c *Config) *string { return &c.TLSCertFile })},
+	{"tls-key-file", "tls_key_file", "key of --tls-cert-file (PEM)", str(func(c *Config) *string { return &c.TLSKeyFile })},
+	{"tls-dns-names", "tls_dns_names", "comma-separated extra names (or IPs) for the generated certificate, e.g. vouch.vouch-system.svc", list(func(c *Config) *[]string { return &c.TLSDNSNames })},
+	{"policy-dir", "policy_dir", "directory of extra Rego modules, reloaded when they change", str(func(c *Config) *string { return &c.PolicyDir })},
+	{"namespace", "namespace", "Vouch's own namespace, never evaluated (default \"vouch-system\")", str(func(c *Config) *string { return &c.Namespace })},
+	{"exempt-namespaces", "exempt_namespaces", "comma-separated namespaces never evaluated (default \"kube-system\")", list(func(c *Config) *[]string { return &c.ExemptNamespaces })},
+	{"log-level", "log_level", "debug, info, warn or error (default \"info\")", str(func(c *Config) *string { return &c.LogLevel })},
+	{"log-format", "log_format", "json or text (default \"json\")", str(func(c *Config) *string { return &c.LogFormat })},
+	{"journal-max-batch", "journal_max_batch", "most journal entries per commit (default 512)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("want a whole number, got %q", v)
+		}
+		c.JournalMaxBatch = n
+		return nil
+	}},
+	{"journal-max-delay", "journal_max_delay", "how long a journal batch may wait for more entries (default 0: commit at once)", duration(func(c *Config) *Duration { return &c.JournalMaxDelay })},
+	{"shutdown-timeout", "shutdown_timeout", "how long in-flight requests get to finish at shutdown (default \"25s\")", duration(func(c *Config) *Duration { return &c.ShutdownTimeout })},
+	{"default-environment", "default_environment", "environment of namespaces no environment claims (default \"default\")", str(func(c *Config) *string { return &c.DefaultEnvironment })},
+}
+
+// loadConfig builds the configuration from defaults, the YAML file, the
+// environment and the command line, then validates it. getenv is os.Getenv
+// outside tests.
+func loadConfig(args []string, getenv func(string) string) (Config, error) {
+	fs := flag.NewFlagSet("vouch serve", flag.ContinueOnError)
+	fs.SetOutput(new(strings.Builder))
+	configFile := fs.String("config", getenv("VOUCH_CONFIG"), "YAML configuration file (also VOUCH_CONFIG)")
+	flags := map[string]string{}
+	var order []string
+	for _, s := range serveSettings {
+		s := s
+		fs.Func(s.name, s.usage+" (env "+s.env()+")", func(v string) error {
+			flags[s.name] = v
+			order = append(order, s.name)
+			return nil
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, errHelp{usage(fs)}
+		}
+		return Config{}, fmt.Errorf("%w\n\n%s", err, usage(fs))
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q\n\n%s", fs.Arg(0), usage(fs))
+	}
+
+	cfg := defaultConfig()
+	if *configFile != "" {
+		data, err := os.ReadFile(*configFile)
+		if err != nil {
+			return Config{}, fmt.Errorf("config file: %w", err)
+		}
+		if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", *configFile, err)
+		}
+	}
+	for _, s := range serveSettings {
+		if v := getenv(s.env()); v != "" {
+			if err := s.set(&cfg, v); err != nil {
+				return Config{}, fmt.Errorf("invalid configuration: %s (%s): %w", s.field, s.env(), err)
+			}
+		}
+	}
+	for _, name := range order {
+		for _, s := range serveSettings {
+			if s.name == name {
+				if err := s.set(&cfg, flags[name]); err != nil {
+					return Config{}, fmt.Errorf("invalid configuration: %s (--%s): %w", s.field, s.name, err)
+				}
+			}
+		}
+	}
+	cfg.AdminToken = getenv("VOUCH_ADMIN_TOKEN")
+	if err := cfg.validate(); err != nil {
+		return Config{}, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+type errHelp struct{ text string }
+
+func (e errHelp) Error() string { return e.text }
+
+func usage(fs *flag.FlagSet) string {
+	var b strings.Builder
+	b.WriteString("Usage: vouch serve [flags]\n\nRuns the admission webhook and the API. Flags:\n")
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(new(strings.Builder))
+	return b.String()
+}
+
+var dnsNameRE = regexp.MustCompile(`^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// validate checks the configuration; errors name the field.
+func (c *Config) validate() error {
+	if c.DataDir == "" {
+		return errors.New("data_dir (--data-dir): must not be empty")
+	}
+	if c.DatabaseURL != "" {
+		u, err := url.Parse(c.DatabaseURL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return errors.New("database_url (--database-url): must be a postgres:// or postgresql:// URL")
+		}
+	}
+	for _, a := range []struct{ field, flag, v string }{{"api_addr", "api-addr", c.APIAddr}, {"webhook_addr", "webhook-addr", c.WebhookAddr}} {
+		_, port, err := net.SplitHostPort(a.v)
+		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
+			return fmt.Errorf("%s (--%s): %q is not host:port (e.g. \":8080\" or \"127.0.0.1:8080\")", a.field, a.flag, a.v)
+		}
+	}
+	if c.APIAddr == c.WebhookAddr {
+		return fmt.Errorf("webhook_addr (--webhook-addr): must differ from api_addr, both are %q", c.APIAddr)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("tls_cert_file and tls_key_file (--tls-cert-file, --tls-key-file): set both or neither")
+	}
+	for _, f := range []struct{ field, path string }{{"tls_cert_file", c.TLSCertFile}, {"tls_key_file", c.TLSKeyFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				return fmt.Errorf("%s: %w", f.field, err)
+			}
+		}
+	}
+	for i, n := range c.TLSDNSNames {
+		if net.ParseIP(n) == nil && !dnsNameRE.MatchString(n) {
+			return fmt.Errorf("tls_dns_names[%d] (--tls-dns-names): %q is not a DNS name or IP address", i, n)
+		}
+	}
+	if c.PolicyDir != "" {
+		if info, err := os.Stat(c.PolicyDir); err != nil || !info.IsDir() {
+			return fmt.Errorf("policy_dir (--policy-dir): %q is not a readable directory", c.PolicyDir)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level (--log-level): %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return fmt.Errorf("log_format (--log-format): %q is not json or text", c.LogFormat)
+	}
+	if c.JournalMaxBatch < 1 || c.JournalMaxBatch > 10000 {
+		return fmt.Errorf("journal_max_batch (--journal-max-batch): %d is not between 1 and 10000", c.JournalMaxBatch)
+	}
+	if d := time.Duration(c.JournalMaxDelay); d < 0 || d > time.Second {
+		return fmt.Errorf("journal_max_delay (--journal-max-delay): %s is not between 0 and 1s", d)
+	}
+	if d := time.Duration(c.ShutdownTimeout); d < time.Second || d > 10*time.Minute {
+		return fmt.Errorf("shutdown_timeout (--shutdown-timeout): %s is not between 1s and 10m", d)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 32 {
+		return errors.New("VOUCH_ADMIN_TOKEN: must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+	}
+	if _, err := c.environments(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (c *Config) environments() (*policy.Environments, error) {
+	return policy.NewEnvironments(c.DefaultEnvironment, c.Environments)
+}

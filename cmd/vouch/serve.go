@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/klog/v2"
+
+	"github.com/vouch-dev/vouch/api"
+	"github.com/vouch-dev/vouch/auth"
+	"github.com/vouch-dev/vouch/certs"
+	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/metrics"
+	"github.com/vouch-dev/vouch/policy"
+	"github.com/vouch-dev/vouch/postgres"
+	vrego "github.com/vouch-dev/vouch/rego"
+	"github.com/vouch-dev/vouch/sqlite"
+	"github.com/vouch-dev/vouch/webhook"
+)
+
+// store is what Vouch needs from a storage adapter.
+type store interface {
+	journal.Store
+	evidence.Store
+	auth.Store
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// serve runs the webhook and the API until ctx ends, then shuts down
+// gracefully: servers stop accepting, in-flight requests finish, pending
+// journal batches commit.
+func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
+	log := newLogger(cfg, logOut)
+	klog.SetSlogLogger(log) // Kubernetes libraries log through slog too
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	m := metrics.New()
+	appender := journal.NewAppender(st, journal.AppenderOptions{
+		MaxBatch: cfg.JournalMaxBatch, MaxDelay: time.Duration(cfg.JournalMaxDelay), Observe: m.ObserveJournalBatch,
+	})
+	engine, err := policy.New(ctx, policy.Config{Builtin: vrego.FS, Dir: cfg.PolicyDir, Logger: log})
+	if err != nil {
+		appender.Close(ctx)
+		return err
+	}
+	envs, _ := cfg.environments() // validated by loadConfig
+	tokens := auth.NewService(st, nil)
+	if err := seedAdminToken(ctx, cfg, tokens, log); err != nil {
+		appender.Close(ctx)
+		return err
+	}
+
+	hook, err := webhook.New(webhook.Config{
+		Policy: engine, Evidence: st, Journal: appender, Environments: envs,
+		ExemptNamespaces: append([]string{cfg.Namespace}, cfg.ExemptNamespaces...),
+		Logger:           log, Observer: m,
+	})
+	if err != nil {
+		appender.Close(ctx)
+		return err
+	}
+	apiServer := api.New(api.Config{
+		Evidence: evidence.NewService(appender, envs.Names(), nil), EvidenceStore: st, Journal: st, Tokens: tokens,
+		Ready: func(ctx context.Context) error {
+			if err := st.Ping(ctx); err != nil {
+				return fmt.Errorf("store unreachable: %w", err)
+			}
+			if engine.Version() == "" {
+				return errors.New("no policy loaded")
+			}
+			return nil
+		},
+		Metrics: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}), Observer: m, Logger: log,
+	})
+
+	certSource, caFile, err := servingCertificate(cfg, log)
+	if err != nil {
+		appender.Close(ctx)
+		return err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go certSource.Run(runCtx)
+	go engine.Watch(runCtx, 2*time.Second)
+
+	webhookMux := http.NewServeMux()
+	webhookMux.Handle("/validate", hook)
+	webhookMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	servers := []*http.Server{
+		{Addr: cfg.WebhookAddr, Handler: webhookMux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
+			TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certSource.GetCertificate},
+			ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+		{Addr: cfg.APIAddr, Handler: apiServer, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+	}
+	listeners := make([]net.Listener, len(servers))
+	for i, s := range servers {
+		if listeners[i], err = net.Listen("tcp", s.Addr); err != nil {
+			for _, l := range listeners[:i] {
+				l.Close()
+			}
+			appender.Close(ctx)
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	errc := make(chan error, len(servers))
+	go func() { errc <- servers[0].ServeTLS(listeners[0], "", "") }()
+	go func() { errc <- servers[1].Serve(listeners[1]) }()
+
+	store := "sqlite:" + filepath.Join(cfg.DataDir, "vouch.db")
+	if cfg.DatabaseURL != "" {
+		store = "postgres"
+	}
+	log.Info("vouch started", "version", version,
+		"webhook", "https://"+listeners[0].Addr().String()+"/validate", "api", "http://"+listeners[1].Addr().String(),
+		"store", store, "policy_version", engine.Version(), "environments", strings.Join(envs.Names(), ","), "ca_file", caFile)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case serveErr = <-errc:
+		log.Error("server failed; shutting down", "error", serveErr)
+	}
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(cfg.ShutdownTimeout))
+	defer stop()
+	for _, s := range servers {
+		if err := s.Shutdown(shutdownCtx); err != nil {
+			log.Warn("server did not shut down cleanly", "addr", s.Addr, "error", err)
+		}
+	}
+	if err := appender.Close(shutdownCtx); err != nil {
+		log.Error("journal appender did not flush", "error", err)
+		return err
+	}
+	log.Info("stopped")
+	return serveErr
+}
+
+func newLogger(cfg Config, out io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(out, opts))
+	}
+	return slog.New(slog.NewJSONHandler(out, opts))
+}
+
+func openStore(ctx context.Context, cfg Config) (store, error) {
+	if cfg.DatabaseURL != "" {
+		return postgres.New(ctx, postgres.Config{URL: cfg.DatabaseURL})
+	}
+	return sqlite.New(ctx, sqlite.Config{Path: filepath.Join(cfg.DataDir, "vouch.db")})
+}
+
+// servingCertificate returns the webhook's certificate source: the given
+// files, or a CA and certificate generated into the data dir.
+func servingCertificate(cfg Config, log *slog.Logger) (*certs.Source, string, error) {
+	certFile, keyFile, caFile := cfg.TLSCertFile, cfg.TLSKeyFile, ""
+	if certFile == "" {
+		f, wrote, err := certs.Ensure(cfg.DataDir, cfg.TLSDNSNames, time.Now())
+		if err != nil {
+			return nil, "", fmt.Errorf("generate webhook certificate: %w", err)
+		}
+		if wrote {
+			log.Info("generated the webhook serving certificate; its CA is the caBundle for the webhook configuration", "ca_file", f.CACert, "cert_file", f.Cert)
+		}
+		certFile, keyFile, caFile = f.Cert, f.Key, f.CACert
+	}
+	src, err := certs.NewSource(certFile, keyFile)
+	return src, caFile, err
+}
+
+// seedAdminToken makes sure an admin token exists: VOUCH_ADMIN_TOKEN when
+// set, else one generated on first start into <data-dir>/admin.token.
+func seedAdminToken(ctx context.Context, cfg Config, tokens *auth.Service, log *slog.Logger) error {
+	if cfg.AdminToken != "" {
+		return tokens.Seed(ctx, "admin", cfg.AdminToken, []auth.Scope{auth.ScopeAdmin})
+	}
+	path := filepath.Join(cfg.DataDir, "admin.token")
+	if b, err := os.ReadFile(path); err == nil {
+		return tokens.Seed(ctx, "admin", strings.TrimSpace(string(b)), []auth.Scope{auth.ScopeAdmin})
+	}
+	secret := auth.NewSecret()
+	err := tokens.Seed(ctx, "admin", secret, []auth.Scope{auth.ScopeAdmin})
+	if errors.Is(err, auth.ErrNameTaken) {
+		log.Warn("an active token named \"admin\" exists already; not generating another", "hint", "set VOUCH_ADMIN_TOKEN or create tokens with an existing admin token")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write admin token: %w", err)
+	}
+	log.Info("generated an admin token", "file", path)
+	return nil
+}

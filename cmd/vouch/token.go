@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vouch-dev/vouch/api"
+	"github.com/vouch-dev/vouch/auth"
+	"github.com/vouch-dev/vouch/client"
+)
+
+// clientFlags are the flags of commands that talk to a Vouch server.
+type clientFlags struct {
+	server, token, dataDir, output string
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.server, "server", envOr("VOUCH_SERVER", "http://localhost:8080"), "Vouch API URL (env VOUCH_SERVER)")
+	fs.StringVar(&f.token, "token", os.Getenv("VOUCH_TOKEN"), "API token (env VOUCH_TOKEN); default: <data-dir>/admin.token")
+	fs.StringVar(&f.dataDir, "data-dir", envOr("VOUCH_DATA_DIR", "vouch-data"), "where to find admin.token when no token is given")
+	fs.StringVar(&f.output, "o", "table", "output format: table or json")
+}
+
+func (f *clientFlags) client() (*client.Client, error) {
+	if f.output != "table" && f.output != "json" {
+		return nil, usageError{fmt.Sprintf("-o %q: want table or json", f.output)}
+	}
+	tok := f.token
+	if tok == "" {
+		b, err := os.ReadFile(filepath.Join(f.dataDir, "admin.token"))
+		if err != nil {
+			return nil, usageError{"no token: set VOUCH_TOKEN or --token (or run next to the server's data dir, which holds admin.token)"}
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	return client.New(f.server, tok), nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+const tokenHelp = `Usage:
+  vouch token create --name NAME --scopes SCOPE[,SCOPE…] [--expires-in 720h]
+  vouch token list
+  vouch token revoke ID
+
+Scopes: evidence:write, approvals:write, audit:read, admin.
+create prints the secret alone on stdout, so that it can be captured:
+  export VOUCH_TOKEN=$(vouch token create --name ci-app --scopes evidence:write)
+`
+
+func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		return errHelp{tokenHelp}
+	}
+	fs := flag.NewFlagSet("vouch token "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	name := fs.String("name", "", "token name: the identity recorded with what the token posts")
+	scopes := fs.String("scopes", "", "comma-separated scopes")
+	expires := fs.Duration("expires-in", 0, "lifetime, e.g. 720h (default: no expiry)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return errHelp{tokenHelp}
+		}
+		return usageError{err.Error()}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "create":
+		if *name == "" || *scopes == "" {
+			return usageError{"token create needs --name and --scopes"}
+		}
+		req := api.TokenRequest{Name: *name, Scopes: auth.ParseScopes(*scopes)}
+		if *expires > 0 {
+			req.ExpiresIn = expires.String()
+		}
+		var t api.CreatedToken
+		if _, err := c.Do(ctx, http.MethodPost, "/api/v1/tokens", req, &t); err != nil {
+			return err
+		}
+		if cf.output == "json" {
+			return writeJSON(stdout, t)
+		}
+		fmt.Fprintf(stderr, "created token %s (%s) with scopes %s; the secret is shown only once:\n", t.Name, t.ID, *scopes)
+		fmt.Fprintln(stdout, t.Secret)
+	case "list":
+		var out struct{ Tokens []auth.Token }
+		if _, err := c.Do(ctx, http.MethodGet, "/api/v1/tokens", nil, &out); err != nil {
+			return err
+		}
+		if cf.output == "json" {
+			return writeJSON(stdout, out.Tokens)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tEXPIRES\tSTATE")
+		for _, t := range out.Tokens {
+			state := "active"
+			if t.RevokedAt != nil {
+				state = "revoked"
+			} else if !t.Active(time.Now()) {
+				state = "expired"
+			}
+			exp := "never"
+			if t.ExpiresAt != nil {
+				exp = t.ExpiresAt.Format(time.RFC3339)
+			}
+			scopes := make([]string, len(t.Scopes))
+			for i, s := range t.Scopes {
+				scopes[i] = string(s)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(scopes, ","), t.CreatedAt.Format(time.RFC3339), exp, state)
+		}
+		return tw.Flush()
+	case "revoke":
+		if fs.NArg() != 1 {
+			return usageError{"token revoke needs one token ID (see vouch token list)"}
+		}
+		if _, err := c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(fs.Arg(0)), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "revoked token %s\n", fs.Arg(0))
+	default:
+		return usageError{fmt.Sprintf("unknown token command %q\n\n%s", args[0], tokenHelp)}
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,98 @@
+// Package metrics defines the Prometheus metrics Vouch exports at /metrics.
+// Every metric name is here, in one place.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/vouch-dev/vouch/journal"
+)
+
+// Metrics holds Vouch's collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	admissions       *prometheus.CounterVec
+	admissionLatency *prometheus.HistogramVec
+	evidence         *prometheus.CounterVec
+	journalAppends   *prometheus.CounterVec
+	journalBatch     prometheus.Histogram
+	journalCommit    prometheus.Histogram
+}
+
+// New registers Vouch's metrics, and the Go and process collectors, in a
+// new registry.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vouch_admissions_total",
+			Help: "Admission decisions by environment and decision (allowed, denied); dry runs are counted with dry_run=\"true\".",
+		}, []string{"environment", "decision", "dry_run"}),
+		admissionLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vouch_admission_duration_seconds",
+			Help:    "Time from receiving an admission request to answering it, journal commit included.",
+			Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"environment"}),
+		evidence: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vouch_evidence_ingested_total",
+			Help: "Evidence records accepted, by kind (artifact, attestation, approval) and result (created, existing).",
+		}, []string{"kind", "result"}),
+		journalAppends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vouch_journal_appends_total",
+			Help: "Journal entries submitted for appending, by result (committed, failed).",
+		}, []string{"result"}),
+		journalBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vouch_journal_batch_entries",
+			Help:    "Entries per journal batch (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}),
+		journalCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vouch_journal_commit_duration_seconds",
+			Help:    "Time to durably commit one journal batch.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1},
+		}),
+	}
+	reg.MustRegister(m.admissions, m.admissionLatency, m.evidence, m.journalAppends, m.journalBatch, m.journalCommit,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ObserveAdmission records one admission decision.
+func (m *Metrics) ObserveAdmission(environment string, allowed, dryRun bool, took time.Duration) {
+	decision := "denied"
+	if allowed {
+		decision = "allowed"
+	}
+	dry := "false"
+	if dryRun {
+		dry = "true"
+	}
+	m.admissions.WithLabelValues(environment, decision, dry).Inc()
+	m.admissionLatency.WithLabelValues(environment).Observe(took.Seconds())
+}
+
+// ObserveEvidence records one accepted evidence record.
+func (m *Metrics) ObserveEvidence(kind journal.Kind, created bool) {
+	result := "existing"
+	if created {
+		result = "created"
+	}
+	m.evidence.WithLabelValues(string(kind), result).Inc()
+}
+
+// ObserveJournalBatch records one journal batch commit; it fits
+// journal.AppenderOptions.Observe.
+func (m *Metrics) ObserveJournalBatch(entries int, took time.Duration, err error) {
+	if err != nil {
+		m.journalAppends.WithLabelValues("failed").Add(float64(entries))
+		return
+	}
+	m.journalAppends.WithLabelValues("committed").Add(float64(entries))
+	m.journalBatch.Observe(float64(entries))
+	m.journalCommit.Observe(took.Seconds())
+}
