@@ -179,7 +179,9 @@ func ValidateRequest(name string, scopes []Scope, ttl time.Duration) error {
 // InvalidError lists what is wrong with a token request.
 type InvalidError struct{ Problems []string }
 
-func (e *InvalidError) Error() string { return "invalid token request: " + strings.Join(e.Problems, "; ") }
+func (e *InvalidError) Error() string {
+	return "invalid token request: " + strings.Join(e.Problems, "; ")
+}
 
 // ParseScopes splits a comma-separated scope list.
 func ParseScopes(s string) []Scope {

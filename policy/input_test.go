@@ -40,4 +40,3 @@ func TestInputValueMatchesJSON(t *testing.T) {
 		t.Errorf("value() = %v\nwant (from JSON) %v", got, want)
 	}
 }
-

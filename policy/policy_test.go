@@ -86,8 +86,10 @@ func TestDecide(t *testing.T) {
 			wantWarn: []string{`container "web": image ` + img + `: its release approval for prod expires at 2026-11-25T13:00:00Z`},
 		},
 		{
-			name:     "tag only",
-			mod:      func(a *policy.ArtifactInput) { a.Image, a.Tag, a.Digest, a.Provenance = "registry.example.com/app:1.0", "1.0", "", nil },
+			name: "tag only",
+			mod: func(a *policy.ArtifactInput) {
+				a.Image, a.Tag, a.Digest, a.Provenance = "registry.example.com/app:1.0", "1.0", "", nil
+			},
 			wantDeny: []string{`container "web": image registry.example.com/app:1.0 is not pinned by digest (required in prod); deploy it as registry.example.com/app@sha256:<digest>`},
 		},
 		{

@@ -200,4 +200,3 @@ func scanArtifacts(rows pgx.Rows) ([]evidence.Artifact, error) {
 	}
 	return out, nil
 }
-

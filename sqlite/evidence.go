@@ -212,4 +212,3 @@ func eachRow(rows *sql.Rows, fn func() error) error {
 	}
 	return rows.Err()
 }
-
