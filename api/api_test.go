@@ -1,0 +1,296 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vouch-dev/vouch/api"
+	"github.com/vouch-dev/vouch/auth"
+	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/sqlite"
+)
+
+type fixture struct {
+	t      *testing.T
+	srv    *httptest.Server
+	tokens map[string]string // name -> secret
+	auth   *auth.Service
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "vouch.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	appender := journal.NewAppender(db, journal.AppenderOptions{})
+	t.Cleanup(func() { appender.Close(ctx) })
+	tokens := auth.NewService(db, nil)
+	f := &fixture{t: t, tokens: map[string]string{}, auth: tokens}
+	for name, scopes := range map[string][]auth.Scope{
+		"ci":      {auth.ScopeEvidenceWrite},
+		"rm":      {auth.ScopeApprovalsWrite},
+		"auditor": {auth.ScopeAuditRead},
+		"admin":   {auth.ScopeAdmin},
+	} {
+		_, secret, err := tokens.Create(ctx, name, scopes, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.tokens[name] = secret
+	}
+	s := api.New(api.Config{
+		Evidence: evidence.NewService(appender, []string{"default", "prod"}, nil), EvidenceStore: db, Journal: db, Tokens: tokens,
+		Ready: db.Ping, MaxBodyBytes: 4096,
+	})
+	f.srv = httptest.NewServer(s)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// do sends a request as the named token ("" for none) and returns the status
+// and the decoded JSON body.
+func (f *fixture) do(method, path, token, contentType, body string) (int, map[string]any, http.Header) {
+	f.t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if secret, ok := f.tokens[token]; ok {
+		req.Header.Set("Authorization", "Bearer "+secret)
+	} else if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			f.t.Fatalf("%s %s: body is not a JSON object: %s", method, path, raw)
+		}
+	}
+	if resp.StatusCode >= 400 {
+		if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+			f.t.Errorf("%s %s: error with Content-Type %q, want application/problem+json", method, path, ct)
+		}
+		if out["status"] != float64(resp.StatusCode) || out["title"] == "" || !strings.HasPrefix(fmt.Sprint(out["type"]), api.ProblemBase) {
+			f.t.Errorf("%s %s: not a problem document: %v", method, path, out)
+		}
+	}
+	return resp.StatusCode, out, resp.Header
+}
+
+func (f *fixture) postJSON(path, token, body string) (int, map[string]any) {
+	f.t.Helper()
+	code, out, _ := f.do("POST", path, token, "application/json", body)
+	return code, out
+}
+
+func digest(n int) string { return fmt.Sprintf("sha256:%064x", n) }
+
+func TestArtifactIdempotencyAndConflict(t *testing.T) {
+	f := newFixture(t)
+	body := `{"name":"registry.example.com/app","digest":"` + digest(1) + `","git_commit":"0123456789abcdef0123456789abcdef01234567","build_url":"https://ci.example.com/1"}`
+	code, first := f.postJSON("/api/v1/artifacts", "ci", body)
+	if code != 201 || first["reported_by"] != "ci" {
+		t.Fatalf("first POST = %d %v, want 201 reported by ci", code, first)
+	}
+	code, again := f.postJSON("/api/v1/artifacts", "ci", body)
+	if code != 200 || again["id"] != first["id"] {
+		t.Errorf("same POST again = %d %v, want 200 and the stored record", code, again)
+	}
+	code, conflict := f.postJSON("/api/v1/artifacts", "ci", strings.Replace(body, "ci.example.com/1", "ci.example.com/2", 1))
+	if code != 409 || !strings.Contains(fmt.Sprint(conflict["detail"]), "different provenance") {
+		t.Errorf("different provenance = %d %v, want 409", code, conflict)
+	}
+}
+
+func TestEvidenceFlowAndQueries(t *testing.T) {
+	f := newFixture(t)
+	f.postJSON("/api/v1/artifacts", "ci", `{"name":"registry.example.com/app","digest":"`+digest(2)+`","git_commit":"0123456789abcdef0123456789abcdef01234567"}`)
+	if code, out := f.postJSON("/api/v1/attestations", "ci", `{"digest":"`+digest(2)+`","name":"unit-tests","type":"junit","passed":true,"payload":{"tests":12}}`); code != 201 {
+		t.Fatalf("attestation: %d %v", code, out)
+	}
+	code, ap := f.postJSON("/api/v1/approvals", "rm", `{"digest":"`+digest(2)+`","environment":"prod","decision":"approved","reason":"CAB-7","expires_at":"2099-01-01T00:00:00Z"}`)
+	if code != 201 || ap["approver"] != "rm" {
+		t.Fatalf("approval: %d %v, want 201 approved by the token's identity", code, ap)
+	}
+	// The approver cannot be chosen in the body.
+	if code, out := f.postJSON("/api/v1/approvals", "rm", `{"digest":"`+digest(2)+`","environment":"prod","decision":"approved","approver":"ceo"}`); code != 400 {
+		t.Errorf("approval naming an approver: %d %v, want 400", code, out)
+	}
+
+	code, ev, _ := f.do("GET", "/api/v1/artifacts/"+digest(2), "auditor", "", "")
+	if code != 200 || ev["artifact"] == nil || len(ev["attestations"].([]any)) != 1 || len(ev["approvals"].([]any)) != 1 {
+		t.Fatalf("GET artifact = %d %v", code, ev)
+	}
+	if p := ev["attestations"].([]any)[0].(map[string]any)["payload"]; fmt.Sprint(p) != "map[tests:12]" {
+		t.Errorf("attestation payload = %v", p)
+	}
+	if code, _, _ := f.do("GET", "/api/v1/artifacts/"+digest(99), "auditor", "", ""); code != 404 {
+		t.Errorf("GET unknown artifact = %d, want 404", code)
+	}
+	if code, _, _ := f.do("GET", "/api/v1/artifacts/sha256:nope", "auditor", "", ""); code != 400 {
+		t.Errorf("GET malformed digest = %d, want 400", code)
+	}
+	code, list, _ := f.do("GET", "/api/v1/artifacts?commit=0123456789abcdef0123456789abcdef01234567", "auditor", "", "")
+	if code != 200 || len(list["artifacts"].([]any)) != 1 {
+		t.Errorf("list by commit = %d %v", code, list)
+	}
+
+	code, page, _ := f.do("GET", "/api/v1/journal/entries?limit=2", "auditor", "", "")
+	if code != 200 || len(page["entries"].([]any)) != 2 || page["next"] != float64(2) {
+		t.Fatalf("journal page 1 = %d %v", code, page)
+	}
+	code, page, _ = f.do("GET", "/api/v1/journal/entries?from=2&kind=approval&environment=prod", "auditor", "", "")
+	if code != 200 || len(page["entries"].([]any)) != 1 || page["next"] != nil {
+		t.Errorf("journal filtered = %d %v", code, page)
+	}
+	for _, q := range []string{"from=-1", "from=x", "limit=0", "limit=5000"} {
+		if code, _, _ := f.do("GET", "/api/v1/journal/entries?"+q, "auditor", "", ""); code != 400 {
+			t.Errorf("journal ?%s = %d, want 400", q, code)
+		}
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name, path, body string
+		wantStatus       int
+		wantFields       []string
+	}{
+		{"empty body", "/api/v1/artifacts", ``, 400, nil},
+		{"malformed", "/api/v1/artifacts", `{"name":`, 400, nil},
+		{"array", "/api/v1/artifacts", `[]`, 400, nil},
+		{"trailing data", "/api/v1/artifacts", `{"name":"a","digest":"` + digest(1) + `"} {}`, 400, nil},
+		{"unknown field", "/api/v1/artifacts", `{"name":"a","digest":"` + digest(1) + `","extra":1}`, 400, []string{"extra"}},
+		{"wrong type", "/api/v1/artifacts", `{"name":42,"digest":"` + digest(1) + `"}`, 400, []string{"name"}},
+		{"missing fields", "/api/v1/artifacts", `{}`, 422, []string{"name", "digest"}},
+		{"bad digest and url", "/api/v1/artifacts", `{"name":"a","digest":"sha256:ABC","build_url":"javascript:alert(1)","git_commit":"abc"}`, 422, []string{"digest", "git_commit", "build_url"}},
+		{"name with digest", "/api/v1/artifacts", `{"name":"a@sha256:00","digest":"` + digest(1) + `"}`, 422, []string{"name"}},
+		{"attestation without passed", "/api/v1/attestations", `{"digest":"` + digest(1) + `","name":"unit-tests"}`, 422, []string{"passed"}},
+		{"attestation bad name and payload", "/api/v1/attestations", `{"digest":"` + digest(1) + `","name":"Unit Tests","passed":true,"payload":[1]}`, 422, []string{"name", "payload"}},
+		{"passed as string", "/api/v1/attestations", `{"digest":"` + digest(1) + `","name":"t","passed":"yes"}`, 400, []string{"passed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := f.postJSON(tt.path, "admin", tt.body)
+			if code != tt.wantStatus {
+				t.Fatalf("status = %d, want %d (%v)", code, tt.wantStatus, out)
+			}
+			var fields []string
+			if errs, ok := out["errors"].([]any); ok {
+				for _, e := range errs {
+					fields = append(fields, e.(map[string]any)["field"].(string))
+				}
+			}
+			if fmt.Sprint(fields) != fmt.Sprint(tt.wantFields) {
+				t.Errorf("fields = %v, want %v (%v)", fields, tt.wantFields, out["detail"])
+			}
+		})
+	}
+	approvalTests := []struct{ body, field string }{
+		{`{"digest":"` + digest(1) + `","environment":"qa","decision":"approved"}`, "environment"},
+		{`{"digest":"` + digest(1) + `","environment":"prod","decision":"maybe"}`, "decision"},
+		{`{"digest":"` + digest(1) + `","environment":"prod","decision":"rejected"}`, "reason"},
+		{`{"digest":"` + digest(1) + `","environment":"prod","decision":"approved","expires_at":"2001-01-01T00:00:00Z"}`, "expires_at"},
+	}
+	for _, tt := range approvalTests {
+		code, out := f.postJSON("/api/v1/approvals", "rm", tt.body)
+		errs, _ := out["errors"].([]any)
+		if code != 422 || len(errs) != 1 || errs[0].(map[string]any)["field"] != tt.field {
+			t.Errorf("approval %s = %d %v, want 422 on %s", tt.body, code, out, tt.field)
+		}
+	}
+	if code, out := f.postJSON("/api/v1/approvals", "rm", `{"digest":"`+digest(1)+`","environment":"prod","decision":"approved","expires_at":"tomorrow"}`); code != 400 {
+		t.Errorf("unparseable time = %d %v, want 400", code, out)
+	}
+}
+
+func TestTransportLimits(t *testing.T) {
+	f := newFixture(t)
+	big := `{"name":"` + strings.Repeat("a", 5000) + `"}`
+	if code, _ := f.postJSON("/api/v1/artifacts", "ci", big); code != 413 {
+		t.Errorf("oversized body = %d, want 413", code)
+	}
+	if code, _, _ := f.do("POST", "/api/v1/artifacts", "ci", "text/plain", `{}`); code != 415 {
+		t.Errorf("text/plain body = %d, want 415", code)
+	}
+	if code, _, _ := f.do("GET", "/api/v1/nothing", "ci", "", ""); code != 404 {
+		t.Errorf("unknown route = %d, want 404", code)
+	}
+	if code, _, _ := f.do("PUT", "/api/v1/artifacts", "ci", "application/json", `{}`); code != 405 {
+		t.Errorf("PUT = %d, want 405", code)
+	}
+	if code, _, _ := f.do("GET", "/readyz", "", "", ""); code != 200 {
+		t.Errorf("readyz = %d", code)
+	}
+}
+
+func TestAuthentication(t *testing.T) {
+	f := newFixture(t)
+	body := `{"name":"a","digest":"` + digest(3) + `"}`
+	code, _, h := f.do("POST", "/api/v1/artifacts", "", "application/json", body)
+	if code != 401 || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("no token = %d (WWW-Authenticate %q), want 401 with a Bearer challenge", code, h.Get("WWW-Authenticate"))
+	}
+	if code, _, _ := f.do("POST", "/api/v1/artifacts", "vouch_forged_token_0123456789abcdefghijkl", "application/json", body); code != 401 {
+		t.Errorf("forged token = %d, want 401", code)
+	}
+	if code, _ := f.postJSON("/api/v1/artifacts", "auditor", body); code != 403 {
+		t.Errorf("audit:read token posting evidence = %d, want 403", code)
+	}
+	if code, _ := f.postJSON("/api/v1/approvals", "ci", `{}`); code != 403 {
+		t.Errorf("evidence:write token approving = %d, want 403", code)
+	}
+	if code, _, _ := f.do("GET", "/api/v1/journal/entries", "ci", "", ""); code != 403 {
+		t.Errorf("evidence:write token reading the journal = %d, want 403", code)
+	}
+
+	code, created := f.postJSON("/api/v1/tokens", "admin", `{"name":"temp","scopes":["audit:read"],"expires_in":"1h"}`)
+	if code != 201 || !strings.HasPrefix(fmt.Sprint(created["secret"]), auth.Prefix) || created["expires_at"] == nil {
+		t.Fatalf("create token = %d %v", code, created)
+	}
+	f.tokens["temp"] = created["secret"].(string)
+	if code, _, _ := f.do("GET", "/api/v1/journal/entries", "temp", "", ""); code != 200 {
+		t.Errorf("new token = %d, want 200", code)
+	}
+	if code, _, _ := f.do("DELETE", "/api/v1/tokens/"+created["id"].(string), "admin", "", ""); code != 204 {
+		t.Errorf("revoke = %d, want 204", code)
+	}
+	code, out, _ := f.do("GET", "/api/v1/journal/entries", "temp", "", "")
+	if code != 401 || !strings.Contains(fmt.Sprint(out["detail"]), "revoked") {
+		t.Errorf("revoked token = %d %v, want 401 saying revoked", code, out)
+	}
+	if code, _, _ := f.do("DELETE", "/api/v1/tokens/nope", "admin", "", ""); code != 404 {
+		t.Errorf("revoke unknown = %d, want 404", code)
+	}
+	if code, _ := f.postJSON("/api/v1/tokens", "admin", `{"name":"ci","scopes":["audit:read"]}`); code != 409 {
+		t.Errorf("duplicate token name = %d, want 409", code)
+	}
+	if code, _ := f.postJSON("/api/v1/tokens", "admin", `{"name":"x","scopes":["root"]}`); code != 422 {
+		t.Errorf("unknown scope = %d, want 422", code)
+	}
+	if code, _ := f.postJSON("/api/v1/tokens", "ci", `{"name":"x","scopes":["admin"]}`); code != 403 {
+		t.Errorf("non-admin creating a token = %d, want 403", code)
+	}
+	code, list, _ := f.do("GET", "/api/v1/tokens", "admin", "", "")
+	if code != 200 || len(list["tokens"].([]any)) != 5 || strings.Contains(fmt.Sprint(list), "hash") {
+		t.Errorf("list tokens = %d %v, want 5 tokens and no hashes", code, list)
+	}
+}

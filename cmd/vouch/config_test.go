@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "vouch.yaml")
+	os.WriteFile(file, []byte(`
+api_addr: ":9000"
+webhook_addr: ":9443"
+log_level: debug
+journal_max_delay: 2ms
+default_environment: dev
+environments:
+  - name: prod
+    namespaces: ["prod", "payments-*"]
+    require: {digest: true, provenance: true, attestations: [unit-tests], approval: true}
+    allow: ["registry.k8s.io/pause"]
+`), 0o644)
+	cfg, err := loadConfig([]string{"--config", file, "--api-addr", ":9100"}, env(map[string]string{
+		"VOUCH_API_ADDR": ":9001", "VOUCH_LOG_LEVEL": "warn", "VOUCH_TLS_DNS_NAMES": "vouch.vouch-system.svc, 10.0.0.1",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.APIAddr != ":9100" {
+		t.Errorf("api_addr = %q, want the flag's :9100", cfg.APIAddr)
+	}
+	if cfg.LogLevel != "warn" {
+		t.Errorf("log_level = %q, want the environment's warn", cfg.LogLevel)
+	}
+	if cfg.WebhookAddr != ":9443" || time.Duration(cfg.JournalMaxDelay) != 2*time.Millisecond {
+		t.Errorf("file values not applied: %+v", cfg)
+	}
+	if cfg.DataDir != "vouch-data" {
+		t.Errorf("data_dir = %q, want the default", cfg.DataDir)
+	}
+	if got := strings.Join(cfg.TLSDNSNames, "|"); got != "vouch.vouch-system.svc|10.0.0.1" {
+		t.Errorf("tls_dns_names = %q", got)
+	}
+	envs, _ := cfg.environments()
+	if envs.For("payments-eu").Name != "prod" || envs.For("web").Name != "dev" {
+		t.Errorf("environments: payments-eu -> %s, web -> %s", envs.For("payments-eu").Name, envs.For("web").Name)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	dir := t.TempDir()
+	n := 0
+	yaml := func(s string) string {
+		n++
+		p := filepath.Join(dir, fmt.Sprintf("c%d.yaml", n))
+		os.WriteFile(p, []byte(s), 0o644)
+		return p
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{"bad address", []string{"--api-addr", "8080"}, nil, "api_addr (--api-addr)"},
+		{"same addresses", []string{"--api-addr", ":1", "--webhook-addr", ":1"}, nil, "webhook_addr (--webhook-addr): must differ"},
+		{"half TLS", []string{"--tls-cert-file", "/etc/hosts"}, nil, "tls_cert_file and tls_key_file"},
+		{"missing TLS file", []string{"--tls-cert-file", "/nope.crt", "--tls-key-file", "/nope.key"}, nil, "tls_cert_file: stat /nope.crt"},
+		{"bad DNS name", []string{"--tls-dns-names", "not a name"}, nil, "tls_dns_names[0]"},
+		{"bad database URL", nil, map[string]string{"VOUCH_DATABASE_URL": "mysql://x"}, "database_url (--database-url)"},
+		{"bad log level", []string{"--log-level", "loud"}, nil, "log_level (--log-level)"},
+		{"bad duration flag", []string{"--journal-max-delay", "soon"}, nil, "journal_max_delay (--journal-max-delay)"},
+		{"bad duration env", nil, map[string]string{"VOUCH_SHUTDOWN_TIMEOUT": "x"}, "shutdown_timeout (VOUCH_SHUTDOWN_TIMEOUT)"},
+		{"batch out of range", []string{"--journal-max-batch", "0"}, nil, "journal_max_batch (--journal-max-batch)"},
+		{"short admin token", nil, map[string]string{"VOUCH_ADMIN_TOKEN": "short"}, "VOUCH_ADMIN_TOKEN"},
+		{"missing policy dir", []string{"--policy-dir", "/nope"}, nil, "policy_dir (--policy-dir)"},
+		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined: -nope"},
+		{"unknown YAML key", []string{"--config", yaml("api_adr: ':1'\n")}, nil, `unknown field "api_adr"`},
+		{"bad YAML duration", []string{"--config", yaml("journal_max_delay: 5\n")}, nil, "duration"},
+		{"environment name", []string{"--config", yaml("environments: [{name: Prod, namespaces: [p]}]\n")}, nil, "environments[0].name"},
+		{"namespace pattern", []string{"--config", yaml("environments: [{name: prod, namespaces: ['a b']}]\n")}, nil, "environments[0].namespaces[0]"},
+		{"namespace claimed twice", []string{"--config", yaml("environments: [{name: a, namespaces: [x]}, {name: b, namespaces: [x]}]\n")}, nil, `environments[1].namespaces[0]: "x" is already claimed by environment "a"`},
+		{"duplicate environment", []string{"--config", yaml("environments: [{name: a, namespaces: [x]}, {name: a, namespaces: [y]}]\n")}, nil, "environments[1].name"},
+		{"environment without namespaces", []string{"--config", yaml("environments: [{name: a}]\n")}, nil, "environments[0].namespaces"},
+		{"attestation name", []string{"--config", yaml("environments: [{name: a, namespaces: [x], require: {attestations: ['Unit Tests']}}]\n")}, nil, "environments[0].require.attestations[0]"},
+		{"allow with digest", []string{"--config", yaml("environments: [{name: a, namespaces: [x], allow: ['x@sha256:00']}]\n")}, nil, "environments[0].allow[0]"},
+		{"missing config file", []string{"--config", "/nope.yaml"}, nil, "config file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(tt.args, env(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("loadConfig(%v) error = %v, want one containing %q", tt.args, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestConfigDefaultsAreValid(t *testing.T) {
+	cfg, err := loadConfig(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.APIAddr != ":8080" || cfg.WebhookAddr != ":8443" || cfg.DatabaseURL != "" || cfg.DefaultEnvironment != "default" {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
