@@ -64,7 +64,7 @@ type Entry struct {
 	Leaf []byte `json:"-"`
 }
 
-// leaf is the hashed part of an entry.
+// leaf is the hashed part of an entry, as ParseLeaf reads it.
 type leaf struct {
 	Kind        Kind            `json:"kind"`
 	Time        string          `json:"time"`
@@ -96,12 +96,21 @@ func (e *Entry) Seal() error {
 		return fmt.Errorf("entry body: %w", err)
 	}
 	e.Body = body
-	l, err := Canonical(leaf{Kind: e.Kind, Time: e.Time.Format(TimeFormat), Environment: e.Environment, Key: e.Key, Body: body})
-	if err != nil {
-		return err
+	// The leaf's members, written directly in canonical (sorted) order:
+	// body, environment, key, kind, time.
+	l := make([]byte, 0, len(body)+len(e.Environment)+len(e.Key)+len(e.Kind)+80)
+	l = append(l, `{"body":`...)
+	l = append(l, body...)
+	if e.Environment != "" {
+		l = appendCanonicalString(append(l, `,"environment":`...), e.Environment)
 	}
-	e.Leaf = l
-	e.LeafHash = LeafHash(l)
+	if e.Key != "" {
+		l = appendCanonicalString(append(l, `,"key":`...), e.Key)
+	}
+	l = appendCanonicalString(append(l, `,"kind":`...), string(e.Kind))
+	l = appendCanonicalString(append(l, `,"time":`...), e.Time.Format(TimeFormat))
+	e.Leaf = append(l, '}')
+	e.LeafHash = LeafHash(e.Leaf)
 	return nil
 }
 

@@ -58,6 +58,7 @@ type Engine struct {
 	cfg     Config
 	log     *slog.Logger
 	current atomic.Pointer[bundle]
+	terms   *termCache
 
 	reloadMu sync.Mutex // serialises Reload; guards stamp
 	stamp    string     // modification stamp of Dir at the last Reload
@@ -75,7 +76,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Builtin == nil {
 		return nil, errors.New("policy: no built-in modules")
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger}
+	e := &Engine{cfg: cfg, log: cfg.Logger, terms: newTermCache()}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -92,10 +93,12 @@ func (e *Engine) Version() string { return e.current.Load().version }
 // Files returns the module file names of the bundle in use.
 func (e *Engine) Files() []string { return e.current.Load().files }
 
-// Decide evaluates the policy for in as of time at (Rego's time.now_ns).
+// Decide evaluates the policy for in as of time at (Rego's time.now_ns). It
+// fills the input's summaries (Input.Summarize) first.
 func (e *Engine) Decide(ctx context.Context, in *Input, at time.Time) (Decision, error) {
+	in.Summarize(at)
 	b := e.current.Load()
-	rs, err := b.query.Eval(ctx, rego.EvalParsedInput(in.value()), rego.EvalTime(at))
+	rs, err := b.query.Eval(ctx, rego.EvalParsedInput(in.value(e.terms)), rego.EvalTime(at))
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluate policy %s: %w", shortVersion(b.version), err)
 	}

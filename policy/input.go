@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"sync"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -67,6 +68,12 @@ type ArtifactInput struct {
 	Provenance   *Provenance        `json:"provenance"` // null when no build was reported
 	Attestations []AttestationInput `json:"attestations"`
 	Approvals    []ApprovalInput    `json:"approvals"` // for this environment only
+
+	// Summaries of the lists above, as of the decision time (Summarize
+	// fills them): the latest attestation of each name, and the approval
+	// in force, if any.
+	LatestAttestations map[string]AttestationInput `json:"latest_attestations"`
+	Approval           *ApprovalInput              `json:"approval"`
 }
 
 // Provenance is the build that produced an artifact.
@@ -104,6 +111,35 @@ type ApprovalInput struct {
 	ApprovedAt  time.Time  `json:"approved_at"`
 }
 
+// Summarize fills the summaries of every artifact as of time at. A later
+// attestation of a name supersedes earlier ones. An approval is in force
+// while unexpired and not followed by a rejection; of several, the one
+// without expiry or else the one expiring last.
+func (in *Input) Summarize(at time.Time) {
+	for i := range in.Artifacts {
+		a := &in.Artifacts[i]
+		a.LatestAttestations = make(map[string]AttestationInput, len(a.Attestations))
+		for _, x := range a.Attestations {
+			a.LatestAttestations[x.Name] = x
+		}
+		a.Approval = nil
+		var valid []ApprovalInput
+		for _, x := range a.Approvals {
+			switch {
+			case x.Decision == "rejected":
+				valid = valid[:0]
+			case x.Decision == "approved" && (x.ExpiresAt == nil || x.ExpiresAt.After(at)):
+				valid = append(valid, x)
+			}
+		}
+		for j := range valid {
+			if best := a.Approval; best == nil || (best.ExpiresAt != nil && (valid[j].ExpiresAt == nil || valid[j].ExpiresAt.After(*best.ExpiresAt))) {
+				a.Approval = &valid[j]
+			}
+		}
+	}
+}
+
 // EvidenceIDs returns the ids of all evidence records in the input.
 func (in *Input) EvidenceIDs() []uint64 {
 	var ids []uint64
@@ -121,108 +157,201 @@ func (in *Input) EvidenceIDs() []uint64 {
 	return ids
 }
 
-// value converts the input to an OPA value directly, without a JSON round
-// trip. It must produce exactly what the JSON encoding of Input would;
-// TestInputValueMatchesJSON keeps the two in step.
-func (in *Input) value() ast.Value {
+// value converts the input to an OPA value without a JSON round trip. The
+// top level is lazy: the request and workload sections are converted only
+// if a rule reads them. Evidence records come from c, which keeps their
+// converted form across decisions. value must produce exactly what the JSON
+// encoding of Input would; TestInputValueMatchesJSON keeps the two in step.
+func (in *Input) value(c *termCache) ast.Value {
 	artifacts := make([]*ast.Term, len(in.Artifacts))
 	for i := range in.Artifacts {
-		artifacts[i] = ast.NewTerm(in.Artifacts[i].value())
+		artifacts[i] = in.Artifacts[i].term(c)
 	}
-	return obj(
-		"request", ast.NewTerm(obj(
-			"uid", str(in.Request.UID),
-			"operation", str(in.Request.Operation),
-			"kind", str(in.Request.Kind),
-			"namespace", str(in.Request.Namespace),
-			"name", str(in.Request.Name),
-			"user", ast.NewTerm(obj("username", str(in.Request.User.Username), "groups", strs(in.Request.User.Groups))),
-			"dry_run", ast.BooleanTerm(in.Request.DryRun),
-		)),
-		"environment", ast.NewTerm(obj(
-			"name", str(in.Environment.Name),
-			"require", ast.NewTerm(in.Environment.Require.value()),
-		)),
-		"workload", ast.NewTerm(obj(
-			"kind", str(in.Workload.Kind),
-			"name", str(in.Workload.Name),
-			"namespace", str(in.Workload.Namespace),
-			"labels", strMap(in.Workload.Labels),
-			"annotations", strMap(in.Workload.Annotations),
-		)),
-		"artifacts", ast.ArrayTerm(artifacts...),
-	)
+	return ast.LazyObject(map[string]any{
+		"request": map[string]any{
+			"uid":       in.Request.UID,
+			"operation": in.Request.Operation,
+			"kind":      in.Request.Kind,
+			"namespace": in.Request.Namespace,
+			"name":      in.Request.Name,
+			"user":      map[string]any{"username": in.Request.User.Username, "groups": nonNil(in.Request.User.Groups)},
+			"dry_run":   in.Request.DryRun,
+		},
+		"environment": map[string]any{"name": in.Environment.Name, "require": in.Environment.Require.document()},
+		"workload": map[string]any{
+			"kind":        in.Workload.Kind,
+			"name":        in.Workload.Name,
+			"namespace":   in.Workload.Namespace,
+			"labels":      strMap(in.Workload.Labels),
+			"annotations": strMap(in.Workload.Annotations),
+		},
+		"artifacts": ast.NewArray(artifacts...),
+	})
 }
 
-func (r Requirements) value() ast.Value {
-	o := obj("digest", ast.BooleanTerm(r.Digest), "provenance", ast.BooleanTerm(r.Provenance), "approval", ast.BooleanTerm(r.Approval))
+func (r Requirements) document() map[string]any {
+	m := map[string]any{"digest": r.Digest, "provenance": r.Provenance, "approval": r.Approval}
 	if len(r.Attestations) > 0 {
-		o.Insert(ast.StringTerm("attestations"), strs(r.Attestations))
+		m["attestations"] = r.Attestations
 	}
-	return o
+	return m
 }
 
-func (a *ArtifactInput) value() ast.Value {
+// Keys of artifact objects, built once.
+var (
+	kContainer, kContainerType, kImage, kName, kTag, kDigest = ast.StringTerm("container"), ast.StringTerm("container_type"), ast.StringTerm("image"), ast.StringTerm("name"), ast.StringTerm("tag"), ast.StringTerm("digest")
+	kAllowed, kProvenance, kAttestations, kApprovals         = ast.StringTerm("allowed"), ast.StringTerm("provenance"), ast.StringTerm("attestations"), ast.StringTerm("approvals")
+	kLatest, kApproval                                       = ast.StringTerm("latest_attestations"), ast.StringTerm("approval")
+)
+
+func (a *ArtifactInput) term(c *termCache) *ast.Term {
 	prov := ast.NullTerm()
-	if p := a.Provenance; p != nil {
-		prov = ast.NewTerm(obj(
-			"id", num(p.ID), "name", str(p.Name), "digest", str(p.Digest), "git_commit", str(p.GitCommit),
-			"repository", str(p.Repository), "build_url", str(p.BuildURL), "pipeline", str(p.Pipeline),
-			"reported_by", str(p.ReportedBy), "reported_at", timeTerm(p.ReportedAt),
-		))
+	if a.Provenance != nil {
+		prov = c.provenance(*a.Provenance)
 	}
 	atts := make([]*ast.Term, len(a.Attestations))
-	for i, x := range a.Attestations {
-		atts[i] = ast.NewTerm(obj(
-			"id", num(x.ID), "name", str(x.Name), "type", str(x.Type), "passed", ast.BooleanTerm(x.Passed),
-			"url", str(x.URL), "reported_by", str(x.ReportedBy), "reported_at", timeTerm(x.ReportedAt),
-		))
+	for i := range a.Attestations {
+		atts[i] = c.attestation(a.Attestations[i])
 	}
 	apps := make([]*ast.Term, len(a.Approvals))
-	for i, x := range a.Approvals {
-		o := obj(
-			"id", num(x.ID), "environment", str(x.Environment), "decision", str(x.Decision), "reason", str(x.Reason),
-			"approver", str(x.Approver), "approved_at", timeTerm(x.ApprovedAt),
-		)
-		if x.ExpiresAt != nil {
-			o.Insert(ast.StringTerm("expires_at"), timeTerm(*x.ExpiresAt))
-		}
-		apps[i] = ast.NewTerm(o)
+	for i := range a.Approvals {
+		apps[i] = c.approval(a.Approvals[i])
 	}
-	return obj(
-		"container", str(a.Container), "container_type", str(a.ContainerType), "image", str(a.Image),
-		"name", str(a.Name), "tag", str(a.Tag), "digest", str(a.Digest), "allowed", ast.BooleanTerm(a.Allowed),
-		"provenance", prov, "attestations", ast.ArrayTerm(atts...), "approvals", ast.ArrayTerm(apps...),
+	latest := make([][2]*ast.Term, 0, len(a.LatestAttestations))
+	for name, x := range a.LatestAttestations {
+		latest = append(latest, [2]*ast.Term{ast.StringTerm(name), c.attestation(x)})
+	}
+	approval := ast.NullTerm()
+	if a.Approval != nil {
+		approval = c.approval(*a.Approval)
+	}
+	return ast.ObjectTerm(
+		[2]*ast.Term{kContainer, ast.StringTerm(a.Container)},
+		[2]*ast.Term{kContainerType, ast.StringTerm(a.ContainerType)},
+		[2]*ast.Term{kImage, ast.StringTerm(a.Image)},
+		[2]*ast.Term{kName, ast.StringTerm(a.Name)},
+		[2]*ast.Term{kTag, ast.StringTerm(a.Tag)},
+		[2]*ast.Term{kDigest, ast.StringTerm(a.Digest)},
+		[2]*ast.Term{kAllowed, ast.BooleanTerm(a.Allowed)},
+		[2]*ast.Term{kProvenance, prov},
+		[2]*ast.Term{kAttestations, ast.ArrayTerm(atts...)},
+		[2]*ast.Term{kApprovals, ast.ArrayTerm(apps...)},
+		[2]*ast.Term{kLatest, ast.ObjectTerm(latest...)},
+		[2]*ast.Term{kApproval, approval},
 	)
 }
 
-// obj builds an object from alternating string keys and terms.
-func obj(kv ...any) ast.Object {
-	o := ast.NewObject()
-	for i := 0; i < len(kv); i += 2 {
-		o.Insert(ast.StringTerm(kv[i].(string)), kv[i+1].(*ast.Term))
-	}
-	return o
+// termCache keeps the OPA form of evidence records, keyed by their whole
+// content, so that evidence seen before costs nothing to convert. Records
+// are immutable, so entries never go stale; the cache is emptied when it
+// reaches maxCachedTerms.
+type termCache struct {
+	mu   sync.Mutex
+	prov map[Provenance]*ast.Term
+	att  map[AttestationInput]*ast.Term
+	app  map[approvalKey]*ast.Term
 }
 
-func str(s string) *ast.Term { return ast.StringTerm(s) }
+const maxCachedTerms = 50000
 
-func num(n uint64) *ast.Term { return ast.UIntNumberTerm(n) }
-
-func timeTerm(t time.Time) *ast.Term { return ast.StringTerm(t.UTC().Format(time.RFC3339Nano)) }
-
-func strs(ss []string) *ast.Term {
-	terms := make([]*ast.Term, len(ss))
-	for i, s := range ss {
-		terms[i] = ast.StringTerm(s)
-	}
-	return ast.ArrayTerm(terms...)
+// approvalKey is an ApprovalInput made comparable.
+type approvalKey struct {
+	ApprovalInput
+	expires    time.Time
+	hasExpires bool
 }
 
-func strMap(m map[string]string) *ast.Term {
-	o := ast.NewObject()
+func newTermCache() *termCache {
+	c := &termCache{}
+	c.reset()
+	return c
+}
+
+func (c *termCache) reset() {
+	c.prov = map[Provenance]*ast.Term{}
+	c.att = map[AttestationInput]*ast.Term{}
+	c.app = map[approvalKey]*ast.Term{}
+}
+
+func (c *termCache) full() bool { return len(c.prov)+len(c.att)+len(c.app) >= maxCachedTerms }
+
+func (c *termCache) provenance(p Provenance) *ast.Term {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.prov[p]; ok {
+		return t
+	}
+	t := toTerm(map[string]any{
+		"id": p.ID, "name": p.Name, "digest": p.Digest, "git_commit": p.GitCommit, "repository": p.Repository,
+		"build_url": p.BuildURL, "pipeline": p.Pipeline, "reported_by": p.ReportedBy, "reported_at": timeString(p.ReportedAt),
+	})
+	if c.full() {
+		c.reset()
+	}
+	c.prov[p] = t
+	return t
+}
+
+func (c *termCache) attestation(x AttestationInput) *ast.Term {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.att[x]; ok {
+		return t
+	}
+	t := toTerm(map[string]any{
+		"id": x.ID, "name": x.Name, "type": x.Type, "passed": x.Passed, "url": x.URL,
+		"reported_by": x.ReportedBy, "reported_at": timeString(x.ReportedAt),
+	})
+	if c.full() {
+		c.reset()
+	}
+	c.att[x] = t
+	return t
+}
+
+func (c *termCache) approval(x ApprovalInput) *ast.Term {
+	k := approvalKey{ApprovalInput: x}
+	k.ExpiresAt = nil
+	if x.ExpiresAt != nil {
+		k.expires, k.hasExpires = *x.ExpiresAt, true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.app[k]; ok {
+		return t
+	}
+	m := map[string]any{
+		"id": x.ID, "environment": x.Environment, "decision": x.Decision, "reason": x.Reason,
+		"approver": x.Approver, "approved_at": timeString(x.ApprovedAt),
+	}
+	if x.ExpiresAt != nil {
+		m["expires_at"] = timeString(*x.ExpiresAt)
+	}
+	t := toTerm(m)
+	if c.full() {
+		c.reset()
+	}
+	c.app[k] = t
+	return t
+}
+
+func toTerm(m map[string]any) *ast.Term {
+	return ast.NewTerm(ast.MustInterfaceToValue(m))
+}
+
+func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func strMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
 	for k, v := range m {
-		o.Insert(ast.StringTerm(k), ast.StringTerm(v))
+		out[k] = v
 	}
-	return ast.NewTerm(o)
+	return out
 }

@@ -28,6 +28,7 @@ func TestInputValueMatchesJSON(t *testing.T) {
 			},
 		},
 	}
+	in.Summarize(at)
 	raw, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +37,7 @@ func TestInputValueMatchesJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := in.value(); got.Compare(want) != 0 {
+	if got := in.value(newTermCache()); got.Compare(want) != 0 {
 		t.Errorf("value() = %v\nwant (from JSON) %v", got, want)
 	}
 }

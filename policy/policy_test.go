@@ -27,6 +27,10 @@ func newEngine(t *testing.T, dir string) *policy.Engine {
 	return e
 }
 
+func newEngineB() (*policy.Engine, error) {
+	return policy.New(context.Background(), policy.Config{Builtin: vrego.FS})
+}
+
 func prodInput(mod func(a *policy.ArtifactInput)) *policy.Input {
 	a := policy.ArtifactInput{
 		Container: "web", ContainerType: policy.ContainerRegular,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -15,59 +16,103 @@ var _ journal.Store = (*DB)(nil)
 
 // AppendBatch implements journal.Store. The transaction locks the tree-state
 // row first, so batches from every replica are sequenced one after another.
+// It takes two round trips: one pipelines BEGIN, the lock and the key
+// lookup; the other pipelines the inserts, the new tree head and COMMIT.
 func (d *DB) AppendBatch(ctx context.Context, entries []journal.Entry) ([]journal.Appended, error) {
-	var results []journal.Appended
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		var size int64
-		var root, rng []byte
-		if err := tx.QueryRow(ctx, `SELECT size, root, range_hashes FROM journal_tree WHERE id = 1 FOR UPDATE`).Scan(&size, &root, &rng); err != nil {
-			return fmt.Errorf("lock tree state: %w", err)
-		}
-		state, err := decodeTreeState(size, root, rng)
-		if err != nil {
-			return err
-		}
-		existing, err := entriesByKey(ctx, tx, journal.Keys(entries))
-		if err != nil {
-			return err
-		}
-		b, err := journal.PlanBatch(state, entries, existing)
-		if err != nil {
-			return err
-		}
-		results = b.Results
-		if len(b.New) == 0 {
-			return nil
-		}
-		rows := make([][]any, len(b.New))
-		for i, e := range b.New {
-			var key any
-			if e.Key != "" {
-				key = e.Key
-			}
-			rows[i] = []any{int64(e.Index), string(e.Kind), e.Time, e.Environment, key, e.Leaf, e.LeafHash[:]}
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"journal_entries"},
-			[]string{"idx", "kind", "time", "environment", "key", "leaf", "leaf_hash"}, pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("insert entries: %w", err)
-		}
-		var batch pgx.Batch
-		for _, e := range b.New {
-			if err := project(&batch, e); err != nil {
-				return err
-			}
-		}
-		batch.Queue(`UPDATE journal_tree SET size = $1, root = $2, range_hashes = $3 WHERE id = 1`,
-			int64(b.State.Size), b.State.Root[:], journal.EncodeRange(b.State.Range))
-		if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
-			return fmt.Errorf("store batch: %w", err)
-		}
-		return nil
-	})
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: append: %w", err)
 	}
-	return results, nil
+	defer conn.Release()
+	res, err := appendBatch(ctx, conn.Conn(), entries)
+	if err != nil {
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+				conn.Conn().Close(context.WithoutCancel(ctx)) // the pool drops closed connections
+			}
+		}
+		return nil, fmt.Errorf("postgres: append: %w", err)
+	}
+	return res, nil
+}
+
+func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]journal.Appended, error) {
+	keys := journal.Keys(entries)
+	if keys == nil {
+		keys = []string{}
+	}
+	var lock pgx.Batch
+	lock.Queue(`BEGIN`)
+	lock.Queue(`SELECT size, root, range_hashes FROM journal_tree WHERE id = 1 FOR UPDATE`)
+	lock.Queue(`SELECT idx, leaf FROM journal_entries WHERE key = ANY($1)`, keys)
+	br := c.SendBatch(ctx, &lock)
+	state, existing, err := readHead(br)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := journal.PlanBatch(state, entries, existing)
+	if err != nil {
+		return nil, err
+	}
+	var write pgx.Batch
+	if len(b.New) > 0 {
+		n := len(b.New)
+		idx, kinds, times, envs, ekeys, leaves, hashes := make([]int64, n), make([]string, n), make([]time.Time, n), make([]string, n), make([]*string, n), make([][]byte, n), make([][]byte, n)
+		for i, e := range b.New {
+			idx[i], kinds[i], times[i], envs[i], leaves[i], hashes[i] = int64(e.Index), string(e.Kind), e.Time, e.Environment, e.Leaf, e.LeafHash[:]
+			if e.Key != "" {
+				ekeys[i] = &b.New[i].Key
+			}
+		}
+		write.Queue(`INSERT INTO journal_entries (idx, kind, time, environment, key, leaf, leaf_hash)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])`,
+			idx, kinds, times, envs, ekeys, leaves, hashes)
+		for _, e := range b.New {
+			if err := project(&write, e); err != nil {
+				return nil, err
+			}
+		}
+		write.Queue(`UPDATE journal_tree SET size = $1, root = $2, range_hashes = $3 WHERE id = 1`,
+			int64(b.State.Size), b.State.Root[:], journal.EncodeRange(b.State.Range))
+	}
+	write.Queue(`COMMIT`)
+	if err := c.SendBatch(ctx, &write).Close(); err != nil {
+		return nil, err
+	}
+	return b.Results, nil
+}
+
+// readHead reads the results of the lock batch: BEGIN, the locked tree
+// state and the entries already stored under the batch's keys.
+func readHead(br pgx.BatchResults) (journal.TreeState, map[string]journal.Entry, error) {
+	if _, err := br.Exec(); err != nil {
+		return journal.TreeState{}, nil, fmt.Errorf("begin: %w", err)
+	}
+	var size int64
+	var root, rng []byte
+	if err := br.QueryRow().Scan(&size, &root, &rng); err != nil {
+		return journal.TreeState{}, nil, fmt.Errorf("lock tree state: %w", err)
+	}
+	state, err := decodeTreeState(size, root, rng)
+	if err != nil {
+		return journal.TreeState{}, nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return journal.TreeState{}, nil, fmt.Errorf("look up keys: %w", err)
+	}
+	found, err := scanEntries(rows)
+	if err != nil {
+		return journal.TreeState{}, nil, err
+	}
+	existing := make(map[string]journal.Entry, len(found))
+	for _, e := range found {
+		existing[e.Key] = e
+	}
+	return state, existing, nil
 }
 
 // TreeState implements journal.Store.
@@ -89,25 +134,6 @@ func decodeTreeState(size int64, root, rng []byte) (journal.TreeState, error) {
 	var err error
 	s.Range, err = journal.DecodeRange(rng)
 	return s, err
-}
-
-func entriesByKey(ctx context.Context, tx pgx.Tx, keys []string) (map[string]journal.Entry, error) {
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	rows, err := tx.Query(ctx, `SELECT idx, leaf FROM journal_entries WHERE key = ANY($1)`, keys)
-	if err != nil {
-		return nil, fmt.Errorf("look up keys: %w", err)
-	}
-	entries, err := scanEntries(rows)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]journal.Entry, len(entries))
-	for _, e := range entries {
-		out[e.Key] = e
-	}
-	return out, nil
 }
 
 // Entries implements journal.Store.

@@ -2,10 +2,15 @@ package vouch.admission_test
 
 import data.vouch.admission
 
+# Inputs here carry the summaries Vouch computes in Go (policy.Input.Summarize):
+# latest_attestations and approval. The Go tests cover how they are computed.
+
 # 2026-11-25T12:00:00Z
 now := 1795608000000000000
 
 digest := "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+image := sprintf("registry.example.com/app@%s", [digest])
 
 prod := {"name": "prod", "require": {
 	"digest": true, "provenance": true,
@@ -14,22 +19,26 @@ prod := {"name": "prod", "require": {
 
 provenance := {"id": 1, "name": "registry.example.com/app", "digest": digest, "git_commit": "", "reported_by": "ci", "reported_at": "2026-11-24T10:00:00Z"}
 
-passed(name, id) := {"id": id, "name": name, "type": "generic", "passed": true, "reported_by": "ci", "reported_at": "2026-11-24T10:01:00Z"}
+passed(name, id) := {"id": id, "name": name, "type": "generic", "passed": true, "url": "", "reported_by": "ci", "reported_at": "2026-11-24T10:01:00Z"}
 
-failed(name, id) := {"id": id, "name": name, "type": "generic", "passed": false, "reported_by": "ci", "reported_at": "2026-11-24T10:00:30Z"}
+failed(name, id) := {"id": id, "name": name, "type": "generic", "passed": false, "url": "", "reported_by": "ci", "reported_at": "2026-11-24T10:00:30Z"}
 
 approval := {"id": 9, "environment": "prod", "decision": "approved", "reason": "CAB-1", "approver": "alice", "approved_at": "2026-11-24T11:00:00Z"}
 
-artifact(overrides) := object.union(
-	{
+# artifact is the complete artifact with the given top-level fields replaced.
+artifact(overrides) := object.union(object.remove(base_artifact, object.keys(overrides)), overrides)
+
+base_artifact := {
 		"container": "web", "container_type": "container",
-		"image": sprintf("registry.example.com/app@%s", [digest]), "name": "registry.example.com/app", "tag": "", "digest": digest,
+		"image": image, "name": "registry.example.com/app", "tag": "", "digest": digest,
 		"allowed": false, "provenance": provenance,
 		"attestations": [passed("unit-tests", 2), passed("security-scan", 3)],
+		"latest_attestations": {"unit-tests": passed("unit-tests", 2), "security-scan": passed("security-scan", 3)},
 		"approvals": [approval],
-	},
-	overrides,
-)
+		"approval": approval,
+	}
+
+no_evidence := {"provenance": null, "attestations": [], "latest_attestations": {}, "approvals": [], "approval": null}
 
 decide(environment, artifacts) := {"deny": deny, "warn": warn} if {
 	doc := {"environment": environment, "artifacts": artifacts}
@@ -44,83 +53,72 @@ test_complete_evidence_is_admitted if {
 }
 
 test_tag_image_is_denied if {
-	d := decide(prod, [artifact({"image": "registry.example.com/app:1.0", "tag": "1.0", "digest": "", "provenance": null, "attestations": [], "approvals": []})])
+	d := decide(prod, [artifact(object.union(no_evidence, {"image": "registry.example.com/app:1.0", "tag": "1.0", "digest": ""}))])
 	d.deny == {`container "web": image registry.example.com/app:1.0 is not pinned by digest (required in prod); deploy it as registry.example.com/app@sha256:<digest>`}
 }
 
 test_missing_provenance_is_denied if {
 	d := decide(prod, [artifact({"provenance": null})])
-	d.deny == {sprintf(`container "web": image registry.example.com/app@%s has no provenance: no build of %s was reported to Vouch (required in prod)`, [digest, digest])}
+	d.deny == {sprintf(`container "web": image %s has no provenance: no build of %s was reported to Vouch (required in prod)`, [image, digest])}
 }
 
 test_missing_attestation_is_denied if {
-	d := decide(prod, [artifact({"attestations": [passed("unit-tests", 2)]})])
-	d.deny == {sprintf(`container "web": image registry.example.com/app@%s has no passed attestation "security-scan" (required in prod)`, [digest])}
+	d := decide(prod, [artifact({"latest_attestations": {"unit-tests": passed("unit-tests", 2)}})])
+	d.deny == {sprintf(`container "web": image %s has no passed attestation "security-scan" (required in prod)`, [image])}
 }
 
-test_latest_attestation_counts if {
-	# failed, then passed: admitted
-	ok := decide(prod, [artifact({"attestations": [failed("unit-tests", 2), passed("unit-tests", 4), passed("security-scan", 3)]})])
-	ok.deny == set()
-
-	# passed, then failed: denied, naming the failed run
-	bad := decide(prod, [artifact({"attestations": [passed("unit-tests", 2), passed("security-scan", 3), failed("unit-tests", 5)]})])
-	bad.deny == {sprintf(`container "web": image registry.example.com/app@%s has no passed attestation "unit-tests": the latest (id 5, reported 2026-11-24T10:00:30Z by ci) failed (required in prod)`, [digest])}
+test_failed_latest_attestation_is_denied if {
+	d := decide(prod, [artifact({"latest_attestations": {"unit-tests": failed("unit-tests", 5), "security-scan": passed("security-scan", 3)}})])
+	d.deny == {sprintf(`container "web": image %s has no passed attestation "unit-tests": the latest (id 5, reported 2026-11-24T10:00:30Z by ci) failed (required in prod)`, [image])}
 }
 
 test_missing_approval_is_denied if {
-	d := decide(prod, [artifact({"approvals": []})])
-	d.deny == {sprintf(`container "web": image registry.example.com/app@%s has no release approval for prod (required in prod)`, [digest])}
+	d := decide(prod, [artifact({"approvals": [], "approval": null})])
+	d.deny == {sprintf(`container "web": image %s has no release approval for prod (required in prod)`, [image])}
 }
 
-test_rejection_after_approval_is_denied if {
+test_rejection_is_explained if {
 	rejection := {"id": 10, "environment": "prod", "decision": "rejected", "reason": "CVE-2026-1", "approver": "bob", "approved_at": "2026-11-24T12:00:00Z"}
-	d := decide(prod, [artifact({"approvals": [approval, rejection]})])
-	d.deny == {sprintf(`container "web": image registry.example.com/app@%s has no valid release approval for prod: it was rejected by bob at 2026-11-24T12:00:00Z: CVE-2026-1 (required in prod)`, [digest])}
+	d := decide(prod, [artifact({"approvals": [approval, rejection], "approval": null})])
+	d.deny == {sprintf(`container "web": image %s has no valid release approval for prod: it was rejected by bob at 2026-11-24T12:00:00Z: CVE-2026-1 (required in prod)`, [image])}
 }
 
-test_approval_after_rejection_is_admitted if {
-	rejection := {"id": 8, "environment": "prod", "decision": "rejected", "reason": "wait", "approver": "bob", "approved_at": "2026-11-24T10:30:00Z"}
-	d := decide(prod, [artifact({"approvals": [rejection, approval]})])
-	d.deny == set()
-}
-
-test_expired_approval_is_denied if {
+test_expiry_is_explained if {
 	expired := object.union(approval, {"expires_at": "2026-11-25T11:59:59Z"})
-	d := decide(prod, [artifact({"approvals": [expired]})])
-	d.deny == {sprintf(`container "web": image registry.example.com/app@%s has no valid release approval for prod: the approval by alice expired at 2026-11-25T11:59:59Z (required in prod)`, [digest])}
+	d := decide(prod, [artifact({"approvals": [expired], "approval": null})])
+	d.deny == {sprintf(`container "web": image %s has no valid release approval for prod: the approval by alice expired at 2026-11-25T11:59:59Z (required in prod)`, [image])}
 }
 
 test_approval_expiring_within_a_day_warns if {
 	soon := object.union(approval, {"expires_at": "2026-11-26T06:00:00Z"})
-	d := decide(prod, [artifact({"approvals": [soon]})])
+	d := decide(prod, [artifact({"approvals": [soon], "approval": soon})])
 	d.deny == set()
-	d.warn == {sprintf(`container "web": image registry.example.com/app@%s: its release approval for prod expires at 2026-11-26T06:00:00Z`, [digest])}
+	d.warn == {sprintf(`container "web": image %s: its release approval for prod expires at 2026-11-26T06:00:00Z`, [image])}
 
-	# an approval without expiry alongside: no warning
-	d2 := decide(prod, [artifact({"approvals": [soon, approval]})])
+	later := object.union(approval, {"expires_at": "2026-12-26T06:00:00Z"})
+	d2 := decide(prod, [artifact({"approvals": [later], "approval": later})])
 	d2.warn == set()
 }
 
 test_allow_listed_image_is_exempt if {
-	d := decide(prod, [artifact({"image": "registry.k8s.io/pause:3.10", "name": "registry.k8s.io/pause", "digest": "", "allowed": true, "provenance": null, "attestations": [], "approvals": []})])
+	d := decide(prod, [artifact(object.union(no_evidence, {"image": "registry.k8s.io/pause:3.10", "name": "registry.k8s.io/pause", "digest": "", "allowed": true}))])
 	d.deny == set()
 }
 
 test_default_environment_requires_digest_and_provenance_only if {
 	default_env := {"name": "default", "require": {"digest": true, "provenance": true}}
-	d := decide(default_env, [artifact({"attestations": [], "approvals": []})])
+	d := decide(default_env, [artifact(object.union(no_evidence, {"provenance": provenance}))])
 	d.deny == set()
 }
 
 test_provenance_without_digest_requirement if {
 	env := {"name": "dev", "require": {"provenance": true}}
-	d := decide(env, [artifact({"image": "app:1", "digest": "", "provenance": null})])
+	d := decide(env, [artifact(object.union(no_evidence, {"image": "app:1", "digest": ""}))])
 	d.deny == {`container "web": image app:1 is not pinned by digest, so its provenance cannot be checked (provenance is required in dev)`}
 }
 
-test_no_requirements_admits_anything if {
-	d := decide({"name": "sandbox", "require": {}}, [artifact({"image": "nginx", "digest": "", "provenance": null, "attestations": [], "approvals": []})])
+test_no_requirements_admit_anything if {
+	d := decide({"name": "sandbox", "require": {}}, [artifact(object.union(no_evidence, {"image": "nginx", "digest": ""}))])
 	d.deny == set()
 }
 
@@ -137,6 +135,6 @@ test_every_container_type_is_named if {
 }
 
 test_every_problem_is_reported if {
-	d := decide(prod, [artifact({"provenance": null, "attestations": [], "approvals": []})])
+	d := decide(prod, [artifact(no_evidence)])
 	count(d.deny) == 4
 }

@@ -38,6 +38,7 @@ type Config struct {
 	JournalMaxBatch    int                  `json:"journal_max_batch"`
 	JournalMaxDelay    Duration             `json:"journal_max_delay"`
 	ShutdownTimeout    Duration             `json:"shutdown_timeout"`
+	DebugAddr          string               `json:"debug_addr"`
 	DefaultEnvironment string               `json:"default_environment"`
 	Environments       []policy.Environment `json:"environments"`
 
@@ -146,6 +147,7 @@ var serveSettings = []setting{
 	}},
 	{"journal-max-delay", "journal_max_delay", "how long a journal batch may wait for more entries (default 0: commit at once)", duration(func(c *Config) *Duration { return &c.JournalMaxDelay })},
 	{"shutdown-timeout", "shutdown_timeout", "how long in-flight requests get to finish at shutdown (default \"25s\")", duration(func(c *Config) *Duration { return &c.ShutdownTimeout })},
+	{"debug-addr", "debug_addr", "address for Go's pprof profiles at /debug/pprof (off when empty; keep it on loopback)", str(func(c *Config) *string { return &c.DebugAddr })},
 	{"default-environment", "default_environment", "environment of namespaces no environment claims (default \"default\")", str(func(c *Config) *string { return &c.DefaultEnvironment })},
 }
 
@@ -239,6 +241,11 @@ func (c *Config) validate() error {
 		_, port, err := net.SplitHostPort(a.v)
 		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
 			return fmt.Errorf("%s (--%s): %q is not host:port (e.g. \":8080\" or \"127.0.0.1:8080\")", a.field, a.flag, a.v)
+		}
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			return fmt.Errorf("debug_addr (--debug-addr): %q is not host:port", c.DebugAddr)
 		}
 	}
 	if c.APIAddr == c.WebhookAddr {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,6 +124,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
+	if cfg.DebugAddr != "" {
+		go servePprof(cfg.DebugAddr, log)
+	}
 	errc := make(chan error, len(servers))
 	go func() { errc <- servers[0].ServeTLS(listeners[0], "", "") }()
 	go func() { errc <- servers[1].Serve(listeners[1]) }()
@@ -155,6 +159,21 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return serveErr
+}
+
+// servePprof serves Go's profiling endpoints; failures are only logged.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	log.Info("serving pprof", "addr", addr)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("pprof server failed", "error", err)
+	}
 }
 
 func newLogger(cfg Config, out io.Writer) *slog.Logger {
