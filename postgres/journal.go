@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 )
 
@@ -73,6 +74,10 @@ func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]j
 		for _, e := range b.New {
 			if err := project(&write, e); err != nil {
 				return nil, err
+			}
+			if d := evidence.EntryDigest(e); d != "" {
+				// Delivered to every listening replica when the batch commits.
+				write.Queue(`SELECT pg_notify($1, $2)`, EvidenceChannel, d)
 			}
 		}
 		write.Queue(`UPDATE journal_tree SET size = $1, root = $2, range_hashes = $3 WHERE id = 1`,

@@ -4,11 +4,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/postgres"
 	"github.com/vouch-dev/vouch/test/pgtest"
 	"github.com/vouch-dev/vouch/test/storetest"
@@ -94,5 +98,46 @@ func TestJournalIsAppendOnly(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Errorf("%s: err = %v, want the append-only trigger to refuse it", stmt, err)
 		}
+	}
+}
+
+// TestEvidenceChangesReachOtherReplicas runs two stores on one database, as
+// two replicas would: evidence recorded through one is seen by the other's
+// cache within 100 ms, through LISTEN/NOTIFY.
+func TestEvidenceChangesReachOtherReplicas(t *testing.T) {
+	needServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url := server.Database(t)
+	a, b := open(t, url), open(t, url)
+	cache := evidence.NewCache(b, 100, false)
+	listening := make(chan bool, 10)
+	go b.WatchEvidence(ctx, func(d string) { cache.Invalidate(d) }, func(live bool) { cache.SetLive(live); listening <- live }, slog.Default())
+	if !<-listening {
+		t.Fatal("watcher did not start listening")
+	}
+	d := "sha256:" + strings.Repeat("ab", 32)
+	if m, _ := cache.Lookup(ctx, []string{d}); len(m) != 0 {
+		t.Fatal("evidence before any was written")
+	}
+	appender := journal.NewAppender(a, journal.AppenderOptions{})
+	defer appender.Close(ctx)
+	if _, _, err := evidence.NewService(appender, nil, nil).ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "app", Digest: d}); err != nil {
+		t.Fatal(err)
+	}
+	written := time.Now()
+	for {
+		m, err := cache.Lookup(ctx, []string{d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m[d].Artifact != nil {
+			t.Logf("replica B saw the artifact %s after replica A recorded it", time.Since(written).Round(time.Millisecond))
+			break
+		}
+		if time.Since(written) > 100*time.Millisecond {
+			t.Fatal("replica B's cache did not see the artifact within 100ms")
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

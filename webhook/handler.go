@@ -48,8 +48,12 @@ type Observer interface {
 
 // Config wires a Handler.
 type Config struct {
-	Policy       Decider
-	Evidence     EvidenceLookup
+	Policy   Decider
+	Evidence EvidenceLookup
+	// FreshEvidence, when set, is the store behind a caching Evidence: a
+	// denial is decided again from it, so a stale cache entry can never
+	// deny a change.
+	FreshEvidence EvidenceLookup
 	Journal      Appender
 	Environments *policy.Environments
 	// ExemptNamespaces are never evaluated (kube-system, Vouch's own).
@@ -107,7 +111,10 @@ func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 	}
 	env := h.cfg.Environments.For(req.Namespace)
 	log = log.With("environment", env.Name)
-	rec, err := h.decide(ctx, req, env, start)
+	rec, err := h.decide(ctx, req, env, start, h.cfg.Evidence)
+	if err == nil && !rec.Allowed && h.cfg.FreshEvidence != nil {
+		rec, err = h.decide(ctx, req, env, start, h.cfg.FreshEvidence)
+	}
 	if err != nil {
 		// Fail closed, and journal the refusal when the journal is up.
 		rec.Allowed, rec.Error = false, err.Error()
@@ -157,7 +164,7 @@ func (h *Handler) skipReason(req *admissionv1.AdmissionRequest) string {
 
 // decide builds the policy input and evaluates it. The record it returns
 // is filled as far as the decision got, also on error.
-func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest, env policy.Environment, at time.Time) (Record, error) {
+func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest, env policy.Environment, at time.Time, lookup EvidenceLookup) (Record, error) {
 	rec := Record{
 		UID: string(req.UID), Operation: string(req.Operation), APIVersion: groupVersion(req.Kind.Group, req.Kind.Version),
 		Kind: req.Kind.Kind, SubResource: req.SubResource, Namespace: req.Namespace, Name: req.Name,
@@ -195,7 +202,7 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 	var invalid []string
 	var digests []string
 	for _, c := range containers {
-		img, err := ParseImage(c.Image)
+		img, err := parseImageCached(c.Image)
 		rec.Images = append(rec.Images, RecordImage{Container: c.Name, ContainerType: c.Type, Image: c.Image, Digest: img.Digest})
 		if err != nil {
 			invalid = append(invalid, fmt.Sprintf("%s: %v", containerSubject(c), err))
@@ -212,7 +219,7 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 		}
 	}
 	if len(digests) > 0 {
-		found, err := h.cfg.Evidence.Lookup(ctx, digests)
+		found, err := lookup.Lookup(ctx, digests)
 		if err != nil {
 			return rec, fmt.Errorf("look up evidence: %w", err)
 		}

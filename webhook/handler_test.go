@@ -351,3 +351,46 @@ func TestAllowedResponseOnTheWire(t *testing.T) {
 		t.Errorf("got %d %s, want 200 %s", rec.Code, rec.Body, want)
 	}
 }
+
+// TestDenialsAreRecheckedAgainstTheStore gives the webhook a cache that
+// missed a write (as on a replica whose change feed lags): the denial from
+// the stale entry is decided again from the store, and the change admitted.
+func TestDenialsAreRecheckedAgainstTheStore(t *testing.T) {
+	f := newFixture(t)
+	cache := evidence.NewCache(f.db, 100, true)
+	h, err := webhook.New(webhook.Config{
+		Policy: mustEngine(t), Evidence: cache, FreshEvidence: f.db, Journal: f.appender, Environments: mustEnvs(t),
+		Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.handler = h
+	img := "registry.example.com/app@" + digest(8)
+	if resp := f.decide(review("c1", "default", "CREATE", false, img)); resp.Allowed {
+		t.Fatal("admitted without evidence")
+	}
+	f.report(digest(8), false, false) // written past the cache: it still holds "no evidence"
+	if m, _ := cache.Lookup(context.Background(), []string{digest(8)}); len(m) != 0 {
+		t.Fatal("test setup: the cache already sees the evidence")
+	}
+	if resp := f.decide(review("c2", "default", "CREATE", false, img)); !resp.Allowed {
+		t.Errorf("stale cache denied the change: %s", resp.Result.Message)
+	}
+}
+
+func mustEngine(t *testing.T) *policy.Engine {
+	e, err := policy.New(context.Background(), policy.Config{Builtin: vrego.FS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func mustEnvs(t *testing.T) *policy.Environments {
+	envs, err := policy.NewEnvironments("default", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return envs
+}

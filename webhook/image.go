@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Image is a parsed container image reference.
@@ -22,6 +23,38 @@ var (
 	digestRE        = regexp.MustCompile(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$`)
 	sha256RE        = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 )
+
+// parsedImages memoises ParseImage: clusters run few distinct images, and
+// the same ones are admitted again and again.
+var parsedImages = struct {
+	sync.Mutex
+	m map[string]parsedImage
+}{m: map[string]parsedImage{}}
+
+type parsedImage struct {
+	img Image
+	err error
+}
+
+const maxParsedImages = 10000
+
+// parseImageCached is ParseImage with memoisation.
+func parseImageCached(ref string) (Image, error) {
+	parsedImages.Lock()
+	p, ok := parsedImages.m[ref]
+	parsedImages.Unlock()
+	if ok {
+		return p.img, p.err
+	}
+	img, err := ParseImage(ref)
+	parsedImages.Lock()
+	if len(parsedImages.m) >= maxParsedImages {
+		clear(parsedImages.m)
+	}
+	parsedImages.m[ref] = parsedImage{img, err}
+	parsedImages.Unlock()
+	return img, err
+}
 
 // ParseImage parses an image reference as container runtimes do and
 // normalises its repository name the way Docker does: "nginx" is

@@ -15,6 +15,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/policy"
 )
@@ -39,6 +40,7 @@ type Config struct {
 	JournalMaxDelay    Duration             `json:"journal_max_delay"`
 	ShutdownTimeout    Duration             `json:"shutdown_timeout"`
 	DebugAddr          string               `json:"debug_addr"`
+	EvidenceCacheSize  int                  `json:"evidence_cache_size"`
 	DefaultEnvironment string               `json:"default_environment"`
 	Environments       []policy.Environment `json:"environments"`
 
@@ -78,6 +80,7 @@ func defaultConfig() Config {
 		LogLevel:           "info",
 		LogFormat:          "json",
 		JournalMaxBatch:    journal.DefaultMaxBatch,
+		EvidenceCacheSize:  evidence.DefaultCacheSize,
 		JournalMaxDelay:    Duration(journal.DefaultMaxDelay),
 		ShutdownTimeout:    Duration(25 * time.Second),
 		DefaultEnvironment: policy.DefaultEnvironmentName,
@@ -147,6 +150,14 @@ var serveSettings = []setting{
 	}},
 	{"journal-max-delay", "journal_max_delay", "how long a journal batch may wait for more entries (default 0: commit at once)", duration(func(c *Config) *Duration { return &c.JournalMaxDelay })},
 	{"shutdown-timeout", "shutdown_timeout", "how long in-flight requests get to finish at shutdown (default \"25s\")", duration(func(c *Config) *Duration { return &c.ShutdownTimeout })},
+	{"evidence-cache-size", "evidence_cache_size", "digests of evidence cached in memory; 0 turns the cache off (default 100000)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("want a whole number, got %q", v)
+		}
+		c.EvidenceCacheSize = n
+		return nil
+	}},
 	{"debug-addr", "debug_addr", "address for Go's pprof profiles at /debug/pprof (off when empty; keep it on loopback)", str(func(c *Config) *string { return &c.DebugAddr })},
 	{"default-environment", "default_environment", "environment of namespaces no environment claims (default \"default\")", str(func(c *Config) *string { return &c.DefaultEnvironment })},
 }
@@ -281,6 +292,9 @@ func (c *Config) validate() error {
 	}
 	if c.JournalMaxBatch < 1 || c.JournalMaxBatch > 10000 {
 		return fmt.Errorf("journal_max_batch (--journal-max-batch): %d is not between 1 and 10000", c.JournalMaxBatch)
+	}
+	if c.EvidenceCacheSize < 0 {
+		return fmt.Errorf("evidence_cache_size (--evidence-cache-size): %d is negative", c.EvidenceCacheSize)
 	}
 	if d := time.Duration(c.JournalMaxDelay); d < 0 || d > time.Second {
 		return fmt.Errorf("journal_max_delay (--journal-max-delay): %s is not between 0 and 1s", d)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -28,6 +29,11 @@ Run "vouch <command> --help" for a command's flags.
 `
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// The live heap is small (tens of MB) and allocation per admission
+		// high: collecting less often cuts CPU and tail latency noticeably.
+		debug.SetGCPercent(400)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))

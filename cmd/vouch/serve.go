@@ -56,7 +56,20 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	defer st.Close()
 
 	m := metrics.New()
-	appender := journal.NewAppender(st, journal.AppenderOptions{
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var journalStore journal.Store = st
+	var lookup webhook.EvidenceLookup = st
+	var fresh webhook.EvidenceLookup
+	if cfg.EvidenceCacheSize > 0 {
+		pg, shared := st.(*postgres.DB)
+		cache := evidence.NewCache(st, cfg.EvidenceCacheSize, !shared) // PostgreSQL: live once the change feed listens
+		if shared {
+			go pg.WatchEvidence(runCtx, func(d string) { cache.Invalidate(d) }, cache.SetLive, log)
+		}
+		journalStore, lookup, fresh = cache.WrapJournal(st), cache, st
+	}
+	appender := journal.NewAppender(journalStore, journal.AppenderOptions{
 		MaxBatch: cfg.JournalMaxBatch, MaxDelay: time.Duration(cfg.JournalMaxDelay), Observe: m.ObserveJournalBatch,
 	})
 	engine, err := policy.New(ctx, policy.Config{Builtin: vrego.FS, Dir: cfg.PolicyDir, Logger: log})
@@ -72,7 +85,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 
 	hook, err := webhook.New(webhook.Config{
-		Policy: engine, Evidence: st, Journal: appender, Environments: envs,
+		Policy: engine, Evidence: lookup, FreshEvidence: fresh, Journal: appender, Environments: envs,
 		ExemptNamespaces: append([]string{cfg.Namespace}, cfg.ExemptNamespaces...),
 		Logger:           log, Observer: m,
 	})
@@ -99,8 +112,6 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		appender.Close(ctx)
 		return err
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	go certSource.Run(runCtx)
 	go engine.Watch(runCtx, 2*time.Second)
 

@@ -1,0 +1,154 @@
+package evidence
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+
+	"github.com/vouch-dev/vouch/journal"
+)
+
+// Lookuper finds the evidence for digests.
+type Lookuper interface {
+	Lookup(ctx context.Context, digests []string) (map[string]Evidence, error)
+}
+
+// DefaultCacheSize is the default number of digests a Cache holds.
+const DefaultCacheSize = 100000
+
+// Cache is a bounded in-process cache of Lookup results, negative ones
+// included (a digest without evidence is remembered too).
+//
+// A cache is only as good as what it hears about changes. Writes through
+// this process's journal invalidate it once committed (WrapJournal). Writes
+// by other processes must arrive through a change feed that calls
+// Invalidate for each changed digest, and SetLive(false) while the feed is
+// down: a cache that is not live passes every lookup to the store. The
+// admission webhook re-checks every denial against the store, so a stale
+// entry can never deny a change; it can at most admit one for the few
+// milliseconds a change takes to reach a replica.
+type Cache struct {
+	store Lookuper
+	max   int
+
+	mu    sync.Mutex
+	items map[string]Evidence
+	gen   uint64 // advanced by every invalidation, to drop fills that raced one
+	live  bool
+}
+
+// NewCache returns a cache of at most size digests in front of store. A
+// cache that starts not live serves nothing until SetLive(true).
+func NewCache(store Lookuper, size int, live bool) *Cache {
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	return &Cache{store: store, max: size, items: map[string]Evidence{}, live: live}
+}
+
+// Lookup implements Lookuper. The returned evidence is shared: callers must
+// not modify it.
+func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]Evidence, error) {
+	out := make(map[string]Evidence, len(digests))
+	var missing []string
+	c.mu.Lock()
+	live, gen := c.live, c.gen
+	if live {
+		for _, d := range digests {
+			ev, ok := c.items[d]
+			switch {
+			case !ok:
+				missing = append(missing, d)
+			case !ev.Empty():
+				out[d] = ev
+			}
+		}
+	}
+	c.mu.Unlock()
+	if !live {
+		return c.store.Lookup(ctx, digests)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	found, err := c.store.Lookup(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.live && c.gen == gen {
+		if len(c.items)+len(missing) > c.max {
+			clear(c.items) // crude, but rare: the working set of a cluster is small
+		}
+		for _, d := range missing {
+			c.items[d] = found[d] // the zero Evidence for none
+		}
+	}
+	c.mu.Unlock()
+	for d, ev := range found {
+		out[d] = ev
+	}
+	return out, nil
+}
+
+// Invalidate forgets the given digests.
+func (c *Cache) Invalidate(digests ...string) {
+	c.mu.Lock()
+	c.gen++
+	for _, d := range digests {
+		delete(c.items, d)
+	}
+	c.mu.Unlock()
+}
+
+// SetLive turns the cache on or off. Either way it starts empty, since
+// changes may have been missed while the feed was down.
+func (c *Cache) SetLive(live bool) {
+	c.mu.Lock()
+	c.gen++
+	c.live = live
+	clear(c.items)
+	c.mu.Unlock()
+}
+
+// WrapJournal returns store with AppendBatch invalidating, before it
+// returns, the digests of every evidence entry in the batch, so that
+// evidence is visible to the next lookup as soon as its append resolves.
+func (c *Cache) WrapJournal(store journal.Store) journal.Store {
+	return invalidating{Store: store, cache: c}
+}
+
+type invalidating struct {
+	journal.Store
+	cache *Cache
+}
+
+func (s invalidating) AppendBatch(ctx context.Context, entries []journal.Entry) ([]journal.Appended, error) {
+	res, err := s.Store.AppendBatch(ctx, entries)
+	// Even after an error the batch may have committed (a lost COMMIT reply).
+	var digests []string
+	for _, e := range entries {
+		if d := EntryDigest(e); d != "" {
+			digests = append(digests, d)
+		}
+	}
+	if len(digests) > 0 {
+		s.cache.Invalidate(digests...)
+	}
+	return res, err
+}
+
+// EntryDigest returns the digest an evidence entry is about, or "" for
+// other entries.
+func EntryDigest(e journal.Entry) string {
+	switch e.Kind {
+	case KindArtifact, KindAttestation, KindApproval:
+		var b struct {
+			Digest string `json:"digest"`
+		}
+		if json.Unmarshal(e.Body, &b) == nil {
+			return b.Digest
+		}
+	}
+	return ""
+}
