@@ -47,9 +47,9 @@ const maxDepth = 512
 // canonical form as it goes. Strings and integers that are already
 // canonical are copied as they are, the common case.
 type canonParser struct {
-	in         []byte
-	pos        int
-	lastKey    string // the object key str read last
+	in      []byte
+	pos     int
+	lastKey string // the object key str read last
 }
 
 func (p *canonParser) errorf(format string, args ...any) error {
@@ -392,4 +392,3 @@ func lessUTF16(a, b string) bool {
 	}
 	return len(ua) < len(ub)
 }
-

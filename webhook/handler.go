@@ -54,8 +54,8 @@ type Config struct {
 	// denial is decided again from it, so a stale cache entry can never
 	// deny a change.
 	FreshEvidence EvidenceLookup
-	Journal      Appender
-	Environments *policy.Environments
+	Journal       Appender
+	Environments  *policy.Environments
 	// ExemptNamespaces are never evaluated (kube-system, Vouch's own).
 	ExemptNamespaces []string
 	// MaxBodyBytes limits request bodies; DefaultMaxBodyBytes when 0.
