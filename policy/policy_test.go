@@ -66,7 +66,7 @@ func TestDecide(t *testing.T) {
 		{
 			name:     "no provenance",
 			mod:      func(a *policy.ArtifactInput) { a.Provenance = nil },
-			wantDeny: []string{`container "web": image ` + img + ` has no provenance: no build of ` + digest + ` was reported to Vouch (required in prod)`},
+			wantDeny: []string{`container "web": image ` + img + ` has no provenance: no build with this digest was reported to Vouch (required in prod)`},
 		},
 		{
 			name:     "failed scan",

@@ -43,7 +43,7 @@ deny contains msg if {
 	not a.allowed
 	a.digest != ""
 	a.provenance == null
-	msg := sprintf("%s: image %s has no provenance: no build of %s was reported to Vouch (required in %s)", [subject(a), a.image, a.digest, env.name])
+	msg := sprintf("%s: image %s has no provenance: no build with this digest was reported to Vouch (required in %s)", [subject(a), a.image, env.name])
 }
 
 deny contains msg if {

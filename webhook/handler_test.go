@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -28,14 +29,14 @@ var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 // fixture is a webhook over a real SQLite store, journal and policy engine.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	db       *sqlite.DB
 	handler  *webhook.Handler
 	evidence *evidence.Service
 	appender *journal.Appender
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "vouch.db")})
@@ -61,6 +62,7 @@ func newFixture(t *testing.T) *fixture {
 	h, err := webhook.New(webhook.Config{
 		Policy: engine, Evidence: db, Journal: appender, Environments: envs,
 		ExemptNamespaces: []string{"kube-system", "vouch-system"}, MaxBodyBytes: 64 << 10, Now: clock,
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +157,7 @@ func TestDenyThenAdmitAfterEvidence(t *testing.T) {
 	if resp.Allowed || resp.Result == nil || resp.Result.Code != 403 {
 		t.Fatalf("response = %+v, want a 403 denial", resp)
 	}
-	wantMsg := `container "c0": image ` + img + ` has no provenance: no build of ` + digest(1) + ` was reported to Vouch (required in default)` + "\n" +
+	wantMsg := `container "c0": image ` + img + ` has no provenance: no build with this digest was reported to Vouch (required in default)` + "\n" +
 		`container "c1": image nginx:1.27 is not pinned by digest (required in default); deploy it as docker.io/library/nginx@sha256:<digest>`
 	if resp.Result.Message != wantMsg {
 		t.Errorf("message =\n%s\nwant\n%s", resp.Result.Message, wantMsg)

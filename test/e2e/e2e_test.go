@@ -244,7 +244,7 @@ func TestEndToEnd(t *testing.T) {
 
 			// No evidence: denied, saying what is missing.
 			resp := v.admit("uid-deny", "default", image)
-			wantMsg := `container "c0": image ` + image + ` has no provenance: no build of ` + digest + ` was reported to Vouch (required in default)`
+			wantMsg := `container "c0": image ` + image + ` has no provenance: no build with this digest was reported to Vouch (required in default)`
 			if resp.Allowed || resp.Result.Message != wantMsg {
 				t.Fatalf("without evidence: allowed=%v message=%q, want denied with %q", resp.Allowed, resp.Result.Message, wantMsg)
 			}
