@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -293,4 +294,54 @@ func TestAuthentication(t *testing.T) {
 	if code != 200 || len(list["tokens"].([]any)) != 5 || strings.Contains(fmt.Sprint(list), "hash") {
 		t.Errorf("list tokens = %d %v, want 5 tokens and no hashes", code, list)
 	}
+}
+
+// TestStoreDownIs503 takes the evidence store away: a report that cannot be
+// recorded is a 503 with Retry-After, never a 201.
+func TestStoreDownIs503(t *testing.T) {
+	ctx := context.Background()
+	open := func() *sqlite.DB {
+		db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "vouch.db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	tokenDB, evidenceDB := open(), open()
+	defer tokenDB.Close()
+	tokens := auth.NewService(tokenDB, nil)
+	_, secret, err := tokens.Create(ctx, "ci", []auth.Scope{auth.ScopeEvidenceWrite}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appender := journal.NewAppender(evidenceDB, journal.AppenderOptions{})
+	defer appender.Close(ctx)
+	srv := httptest.NewServer(api.New(api.Config{Evidence: evidence.NewService(appender, nil, nil), EvidenceStore: evidenceDB,
+		Journal: evidenceDB, Tokens: tokens, Ready: evidenceDB.Ping, Logger: slog.New(slog.DiscardHandler)}))
+	defer srv.Close()
+	evidenceDB.Close()
+
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/artifacts", strings.NewReader(`{"name":"a","digest":"`+digest(1)+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("report with the store down = %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if code := httpGet(t, srv.URL+"/readyz"); code != 503 {
+		t.Errorf("readyz with the store down = %d, want 503", code)
+	}
+}
+
+func httpGet(t *testing.T, url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -26,6 +26,9 @@ const (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
+	// ErrUnavailable means the record could not be committed now (the store
+	// is unreachable or failed); nothing was recorded, and a retry is safe.
+	ErrUnavailable = errors.New("evidence store unavailable")
 )
 
 // Artifact is the provenance of a build output, identified by its content

@@ -229,7 +229,7 @@ func (s *Service) record(ctx context.Context, kind journal.Kind, env, key string
 	}
 	res, err := s.journal.Append(ctx, journal.Entry{Kind: kind, Time: at, Environment: env, Key: key, Body: raw})
 	if err != nil {
-		return journal.Appended{}, fmt.Errorf("record %s: %w", kind, err)
+		return journal.Appended{}, fmt.Errorf("record %s: %w: %w", kind, ErrUnavailable, err)
 	}
 	return res, nil
 }
