@@ -3,6 +3,7 @@ package journal
 import (
 	"crypto/sha256"
 	"fmt"
+	"math/bits"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -78,4 +79,21 @@ func DecodeRange(b []byte) ([]Hash, error) {
 		copy(r[i][:], b[i*sha256.Size:])
 	}
 	return r, nil
+}
+
+// DecodeTreeState rebuilds a tree state from its stored columns.
+func DecodeTreeState(size int64, root, rng []byte) (TreeState, error) {
+	s := TreeState{Size: uint64(size)}
+	if len(root) != len(s.Root) {
+		return s, fmt.Errorf("tree state: root has %d bytes", len(root))
+	}
+	copy(s.Root[:], root)
+	var err error
+	if s.Range, err = DecodeRange(rng); err != nil {
+		return s, err
+	}
+	if len(s.Range) != bits.OnesCount64(s.Size) {
+		return s, fmt.Errorf("tree state: %d range hashes for size %d", len(s.Range), s.Size)
+	}
+	return s, nil
 }

@@ -10,17 +10,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vouch-dev/vouch/migration"
 )
 
 //go:embed migrations/*.sql
-var migrations embed.FS
+var migrationFiles embed.FS
+
+var migrations, _ = fs.Sub(migrationFiles, "migrations")
 
 // Config says how to reach the database.
 type Config struct {
@@ -97,29 +97,20 @@ func (d *DB) migrate(ctx context.Context) error {
 	if err := conn.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
+	files, err := migration.Pending(migrations, current)
 	if err != nil {
-		return err
+		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	sort.Strings(files)
 	for _, f := range files {
-		v, err := strconv.Atoi(strings.SplitN(filepath.Base(f), "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("postgres: migration %s: bad name", f)
-		}
-		if v <= current {
-			continue
-		}
-		src, _ := migrations.ReadFile(f)
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, string(src)); err != nil {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, f.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v)
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, f.Version)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("postgres: migration %s: %w", f, err)
+			return fmt.Errorf("postgres: migration %s: %w", f.Name, err)
 		}
 	}
 	return nil

@@ -59,15 +59,11 @@ func (d *DB) Lookup(ctx context.Context, digests []string) (map[string]evidence.
 
 // Evidence implements evidence.Store.
 func (d *DB) Evidence(ctx context.Context, digest string) (evidence.Evidence, error) {
-	m, err := d.lookup(ctx, []string{digest}, true)
+	found, err := d.lookup(ctx, []string{digest}, true)
 	if err != nil {
 		return evidence.Evidence{}, err
 	}
-	ev, ok := m[digest]
-	if !ok {
-		return evidence.Evidence{}, fmt.Errorf("digest %s: %w", digest, evidence.ErrNotFound)
-	}
-	return ev, nil
+	return evidence.One(found, digest)
 }
 
 const artifactColumns = `id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at`
@@ -75,9 +71,8 @@ const artifactColumns = `id, digest, name, git_commit, repository, build_url, pi
 // lookup reads artifacts, attestations and approvals of digests in one
 // round trip.
 func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[string]evidence.Evidence, error) {
-	out := map[string]evidence.Evidence{}
 	if len(digests) == 0 {
-		return out, nil
+		return map[string]evidence.Evidence{}, nil
 	}
 	payload := "NULL::bytea"
 	if payloads {
@@ -91,11 +86,6 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 		FROM approvals WHERE digest = ANY($1) ORDER BY id`, digests)
 	br := d.pool.SendBatch(ctx, &b)
 	defer br.Close()
-	get := func(digest string) evidence.Evidence {
-		ev := out[digest]
-		ev.Digest = digest
-		return ev
-	}
 
 	rows, err := br.Query()
 	if err != nil {
@@ -105,16 +95,12 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	if err != nil {
 		return nil, err
 	}
-	for _, a := range arts {
-		ev := get(a.Digest)
-		ev.Artifact = &a
-		out[a.Digest] = ev
-	}
 
 	rows, err = br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("postgres: look up attestations: %w", err)
 	}
+	var atts []evidence.Attestation
 	var a evidence.Attestation
 	var id int64
 	var p []byte
@@ -124,9 +110,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 		if len(p) > 0 {
 			x.Payload = append([]byte(nil), p...)
 		}
-		ev := get(x.Digest)
-		ev.Attestations = append(ev.Attestations, x)
-		out[x.Digest] = ev
+		atts = append(atts, x)
 		return nil
 	})
 	if err != nil {
@@ -137,24 +121,19 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("postgres: look up approvals: %w", err)
 	}
+	var apps []evidence.Approval
 	var ap evidence.Approval
 	var exp *time.Time
 	_, err = pgx.ForEachRow(rows, []any{&id, &ap.Digest, &ap.Environment, &ap.Decision, &ap.Reason, &exp, &ap.Approver, &ap.ApprovedAt}, func() error {
 		x := ap
-		x.ID, x.ApprovedAt = uint64(id), ap.ApprovedAt.UTC()
-		if exp != nil {
-			t := exp.UTC()
-			x.ExpiresAt = &t
-		}
-		ev := get(x.Digest)
-		ev.Approvals = append(ev.Approvals, x)
-		out[x.Digest] = ev
+		x.ID, x.ApprovedAt, x.ExpiresAt = uint64(id), ap.ApprovedAt.UTC(), utc(exp)
+		apps = append(apps, x)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: look up approvals: %w", err)
 	}
-	return out, nil
+	return evidence.Collect(arts, atts, apps), nil
 }
 
 // Artifacts implements evidence.Store.

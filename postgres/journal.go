@@ -101,7 +101,7 @@ func readHead(br pgx.BatchResults) (journal.TreeState, map[string]journal.Entry,
 	if err := br.QueryRow().Scan(&size, &root, &rng); err != nil {
 		return journal.TreeState{}, nil, fmt.Errorf("lock tree state: %w", err)
 	}
-	state, err := decodeTreeState(size, root, rng)
+	state, err := journal.DecodeTreeState(size, root, rng)
 	if err != nil {
 		return journal.TreeState{}, nil, err
 	}
@@ -127,19 +127,9 @@ func (d *DB) TreeState(ctx context.Context) (journal.TreeState, error) {
 	if err := d.pool.QueryRow(ctx, `SELECT size, root, range_hashes FROM journal_tree WHERE id = 1`).Scan(&size, &root, &rng); err != nil {
 		return journal.TreeState{}, fmt.Errorf("postgres: read tree state: %w", err)
 	}
-	return decodeTreeState(size, root, rng)
+	return journal.DecodeTreeState(size, root, rng)
 }
 
-func decodeTreeState(size int64, root, rng []byte) (journal.TreeState, error) {
-	s := journal.TreeState{Size: uint64(size)}
-	if len(root) != len(s.Root) {
-		return s, fmt.Errorf("tree state: root has %d bytes", len(root))
-	}
-	copy(s.Root[:], root)
-	var err error
-	s.Range, err = journal.DecodeRange(rng)
-	return s, err
-}
 
 // Entries implements journal.Store.
 func (d *DB) Entries(ctx context.Context, q journal.Query) ([]journal.Entry, error) {

@@ -14,15 +14,17 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+
+	"github.com/vouch-dev/vouch/migration"
 )
 
 //go:embed migrations/*.sql
-var migrations embed.FS
+var migrationFiles embed.FS
+
+var migrations, _ = fs.Sub(migrationFiles, "migrations")
 
 // Config says where the database lives.
 type Config struct {
@@ -80,25 +82,16 @@ func (d *DB) migrate(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
+	files, err := migration.Pending(migrations, current)
 	if err != nil {
-		return err
+		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	sort.Strings(files)
 	for _, f := range files {
-		v, err := strconv.Atoi(strings.SplitN(filepath.Base(f), "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("sqlite: migration %s: bad name", f)
+		if _, err := tx.ExecContext(ctx, f.SQL); err != nil {
+			return fmt.Errorf("sqlite: migration %s: %w", f.Name, err)
 		}
-		if v <= current {
-			continue
-		}
-		src, _ := migrations.ReadFile(f)
-		if _, err := tx.ExecContext(ctx, string(src)); err != nil {
-			return fmt.Errorf("sqlite: migration %s: %w", f, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, v); err != nil {
-			return fmt.Errorf("sqlite: migration %s: %w", f, err)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, f.Version); err != nil {
+			return fmt.Errorf("sqlite: migration %s: %w", f.Name, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -62,29 +62,19 @@ func (d *DB) Lookup(ctx context.Context, digests []string) (map[string]evidence.
 
 // Evidence implements evidence.Store.
 func (d *DB) Evidence(ctx context.Context, digest string) (evidence.Evidence, error) {
-	m, err := d.lookup(ctx, []string{digest}, true)
+	found, err := d.lookup(ctx, []string{digest}, true)
 	if err != nil {
 		return evidence.Evidence{}, err
 	}
-	ev, ok := m[digest]
-	if !ok {
-		return evidence.Evidence{}, fmt.Errorf("digest %s: %w", digest, evidence.ErrNotFound)
-	}
-	return ev, nil
+	return evidence.One(found, digest)
 }
 
 func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[string]evidence.Evidence, error) {
-	out := map[string]evidence.Evidence{}
 	if len(digests) == 0 {
-		return out, nil
+		return map[string]evidence.Evidence{}, nil
 	}
 	in := placeholders(len(digests))
 	args := anySlice(digests)
-	get := func(digest string) evidence.Evidence {
-		ev := out[digest]
-		ev.Digest = digest
-		return ev
-	}
 
 	rows, err := d.db.QueryContext(ctx, `SELECT `+artifactColumns+` FROM artifacts WHERE digest IN (`+in+`)`, args...)
 	if err != nil {
@@ -93,11 +83,6 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	arts, err := scanArtifacts(rows)
 	if err != nil {
 		return nil, err
-	}
-	for _, a := range arts {
-		ev := get(a.Digest)
-		ev.Artifact = &a
-		out[a.Digest] = ev
 	}
 
 	payload := "NULL"
@@ -109,6 +94,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: look up attestations: %w", err)
 	}
+	var atts []evidence.Attestation
 	err = eachRow(rows, func() error {
 		var a evidence.Attestation
 		var id, at int64
@@ -120,9 +106,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 		if len(p) > 0 {
 			a.Payload = p
 		}
-		ev := get(a.Digest)
-		ev.Attestations = append(ev.Attestations, a)
-		out[a.Digest] = ev
+		atts = append(atts, a)
 		return nil
 	})
 	if err != nil {
@@ -134,6 +118,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: look up approvals: %w", err)
 	}
+	var apps []evidence.Approval
 	err = eachRow(rows, func() error {
 		var a evidence.Approval
 		var id, at int64
@@ -141,20 +126,14 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 		if err := rows.Scan(&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &at); err != nil {
 			return err
 		}
-		a.ID, a.ApprovedAt = uint64(id), fromMicros(at)
-		if exp.Valid {
-			t := fromMicros(exp.Int64)
-			a.ExpiresAt = &t
-		}
-		ev := get(a.Digest)
-		ev.Approvals = append(ev.Approvals, a)
-		out[a.Digest] = ev
+		a.ID, a.ApprovedAt, a.ExpiresAt = uint64(id), fromMicros(at), optTime(exp)
+		apps = append(apps, a)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: look up approvals: %w", err)
 	}
-	return out, nil
+	return evidence.Collect(arts, atts, apps), nil
 }
 
 const artifactColumns = `id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at`

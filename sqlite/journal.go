@@ -79,19 +79,9 @@ func treeState(ctx context.Context, q querier) (journal.TreeState, error) {
 	if err := q.QueryRowContext(ctx, `SELECT size, root, range_hashes FROM journal_tree WHERE id = 1`).Scan(&size, &root, &rng); err != nil {
 		return journal.TreeState{}, fmt.Errorf("sqlite: read tree state: %w", err)
 	}
-	return decodeTreeState(size, root, rng)
+	return journal.DecodeTreeState(size, root, rng)
 }
 
-func decodeTreeState(size int64, root, rng []byte) (journal.TreeState, error) {
-	s := journal.TreeState{Size: uint64(size)}
-	if len(root) != len(s.Root) {
-		return s, fmt.Errorf("tree state: root has %d bytes", len(root))
-	}
-	copy(s.Root[:], root)
-	var err error
-	s.Range, err = journal.DecodeRange(rng)
-	return s, err
-}
 
 func entriesByKey(ctx context.Context, q querier, keys []string) (map[string]journal.Entry, error) {
 	if len(keys) == 0 {

@@ -1,0 +1,50 @@
+// Package migration lists the embedded SQL migrations of a storage adapter:
+// files named NNNN_description.sql, applied in version order.
+package migration
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// File is one migration.
+type File struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// Pending returns the migrations in fsys (a directory of *.sql files) with
+// a version above current, in version order.
+func Pending(fsys fs.FS, current int) ([]File, error) {
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var out []File
+	for _, name := range names {
+		v, err := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: name does not start with a version number", name)
+		}
+		if v <= current {
+			continue
+		}
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, File{Version: v, Name: name, SQL: string(src)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	for i := 1; i < len(out); i++ {
+		if out[i].Version == out[i-1].Version {
+			return nil, fmt.Errorf("migrations %s and %s have the same version", out[i-1].Name, out[i].Name)
+		}
+	}
+	return out, nil
+}
