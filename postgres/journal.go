@@ -130,7 +130,6 @@ func (d *DB) TreeState(ctx context.Context) (journal.TreeState, error) {
 	return journal.DecodeTreeState(size, root, rng)
 }
 
-
 // Entries implements journal.Store.
 func (d *DB) Entries(ctx context.Context, q journal.Query) ([]journal.Entry, error) {
 	where := []string{"idx >= $1"}

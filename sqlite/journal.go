@@ -82,7 +82,6 @@ func treeState(ctx context.Context, q querier) (journal.TreeState, error) {
 	return journal.DecodeTreeState(size, root, rng)
 }
 
-
 func entriesByKey(ctx context.Context, q querier, keys []string) (map[string]journal.Entry, error) {
 	if len(keys) == 0 {
 		return nil, nil
