@@ -45,10 +45,15 @@ type pending struct {
 	err   error
 }
 
+// BatchAppender is the part of a Store an Appender writes through.
+type BatchAppender interface {
+	AppendBatch(ctx context.Context, entries []Entry) ([]Appended, error)
+}
+
 // Appender groups concurrent appends into batches and commits each batch in
 // one Store transaction (group commit). It is safe for concurrent use.
 type Appender struct {
-	store Store
+	store BatchAppender
 	opts  AppenderOptions
 	queue chan *pending
 
@@ -59,7 +64,7 @@ type Appender struct {
 
 // NewAppender starts an appender writing to store. Call Close to flush and
 // stop it.
-func NewAppender(store Store, opts AppenderOptions) *Appender {
+func NewAppender(store BatchAppender, opts AppenderOptions) *Appender {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}

@@ -10,6 +10,9 @@ type Batch struct {
 	Results []Appended
 	// State is the tree state after New is appended.
 	State TreeState
+	// Nodes are the tree nodes (level >= 1) that New completes; stores keep
+	// them for proofs.
+	Nodes []Node
 }
 
 // PlanBatch assigns indices to sealed entries appended to a tree in state.
@@ -46,7 +49,7 @@ func PlanBatch(state TreeState, entries []Entry, existing map[string]Entry) (Bat
 		leaves = append(leaves, e.LeafHash)
 	}
 	var err error
-	if b.State, err = state.Extend(leaves); err != nil {
+	if b.State, b.Nodes, err = state.extend(leaves); err != nil {
 		return Batch{}, err
 	}
 	return b, nil

@@ -3,6 +3,8 @@ package journal
 import (
 	"context"
 	"errors"
+
+	"github.com/transparency-dev/merkle/compact"
 )
 
 // ErrNotFound is returned when a requested entry does not exist.
@@ -22,6 +24,30 @@ type Store interface {
 	Entries(ctx context.Context, q Query) ([]Entry, error)
 	// TreeState returns the current tree head.
 	TreeState(ctx context.Context) (TreeState, error)
+	NodeReader
+	CheckpointStore
+}
+
+// NodeReader reads tree nodes.
+type NodeReader interface {
+	// NodeHashes returns the hashes of the given nodes, in order: leaf
+	// hashes for level 0, and for higher levels the perfect-subtree nodes
+	// AppendBatch stored (Batch.Nodes). It fails with ErrNotFound if a node
+	// does not exist.
+	NodeHashes(ctx context.Context, ids []compact.NodeID) ([]Hash, error)
+}
+
+// CheckpointStore keeps signed checkpoints. Like entries, they are never
+// changed or removed.
+type CheckpointStore interface {
+	// AddCheckpoint stores a checkpoint. If one of the same size is stored
+	// already, that one is kept and AddCheckpoint succeeds.
+	AddCheckpoint(ctx context.Context, c Checkpoint) error
+	// LatestCheckpoint returns the largest checkpoint, or ErrNotFound.
+	LatestCheckpoint(ctx context.Context) (Checkpoint, error)
+	// Checkpoints returns up to limit checkpoints of size >= from, in
+	// increasing size.
+	Checkpoints(ctx context.Context, from uint64, limit int) ([]Checkpoint, error)
 }
 
 // Query selects journal entries.

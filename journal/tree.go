@@ -28,28 +28,54 @@ func EmptyTree() TreeState {
 	return TreeState{Root: root}
 }
 
+// Node is a stored node of the tree: the root of a perfect subtree of
+// 2^Level leaves, the Index-th at its level. Leaves are level 0.
+type Node struct {
+	Level uint
+	Index uint64
+	Hash  Hash
+}
+
+// ID returns the node's position.
+func (n Node) ID() compact.NodeID { return compact.NewNodeID(n.Level, n.Index) }
+
 // Extend returns the state after appending leaves with the given hashes.
 func (s TreeState) Extend(leaves []Hash) (TreeState, error) {
+	next, _, err := s.extend(leaves)
+	return next, err
+}
+
+// extend is Extend that also returns the perfect-subtree nodes (level >= 1)
+// the new leaves complete: the nodes proofs are built from.
+func (s TreeState) extend(leaves []Hash) (TreeState, []Node, error) {
+	var nodes []Node
+	visit := func(id compact.NodeID, hash []byte) {
+		if id.Level > 0 {
+			n := Node{Level: id.Level, Index: id.Index}
+			copy(n.Hash[:], hash)
+			nodes = append(nodes, n)
+		}
+	}
 	hashes := make([][]byte, len(s.Range))
 	for i := range s.Range {
 		hashes[i] = s.Range[i][:]
 	}
 	r, err := rangeFactory.NewRange(0, s.Size, hashes)
 	if err != nil {
-		return TreeState{}, fmt.Errorf("tree state: %w", err)
+		return TreeState{}, nil, fmt.Errorf("tree state: %w", err)
 	}
 	for i := range leaves {
-		if err := r.Append(leaves[i][:], nil); err != nil {
-			return TreeState{}, fmt.Errorf("tree state: %w", err)
+		if err := r.Append(leaves[i][:], visit); err != nil {
+			return TreeState{}, nil, fmt.Errorf("tree state: %w", err)
 		}
 	}
 	next := TreeState{Size: r.End()}
 	root, err := r.GetRootHash(nil)
 	if err != nil {
-		return TreeState{}, fmt.Errorf("tree state: %w", err)
+		return TreeState{}, nil, fmt.Errorf("tree state: %w", err)
 	}
 	if root == nil {
-		return EmptyTree(), nil
+		return EmptyTree(), nil, nil
 	}
 	copy(next.Root[:], root)
 	for _, h := range r.Hashes() {
@@ -57,7 +83,7 @@ func (s TreeState) Extend(leaves []Hash) (TreeState, error) {
 		copy(x[:], h)
 		next.Range = append(next.Range, x)
 	}
-	return next, nil
+	return next, nodes, nil
 }
 
 // EncodeRange packs range hashes into one byte string for storage.

@@ -80,6 +80,13 @@ func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]j
 				write.Queue(`SELECT pg_notify($1, $2)`, EvidenceChannel, d)
 			}
 		}
+		if len(b.Nodes) > 0 {
+			levels, nidx, nhash := make([]int16, len(b.Nodes)), make([]int64, len(b.Nodes)), make([][]byte, len(b.Nodes))
+			for i, n := range b.Nodes {
+				levels[i], nidx[i], nhash[i] = int16(n.Level), int64(n.Index), b.Nodes[i].Hash[:]
+			}
+			write.Queue(`INSERT INTO journal_nodes (level, idx, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`, levels, nidx, nhash)
+		}
 		write.Queue(`UPDATE journal_tree SET size = $1, root = $2, range_hashes = $3 WHERE id = 1`,
 			int64(b.State.Size), b.State.Root[:], journal.EncodeRange(b.State.Range))
 	}

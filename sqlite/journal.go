@@ -52,6 +52,16 @@ func (d *DB) AppendBatch(ctx context.Context, entries []journal.Entry) ([]journa
 			return nil, err
 		}
 	}
+	nodes, err := tx.PrepareContext(ctx, `INSERT INTO journal_nodes (level, idx, hash) VALUES (?, ?, ?)`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer nodes.Close()
+	for _, n := range b.Nodes {
+		if _, err := nodes.ExecContext(ctx, int64(n.Level), int64(n.Index), n.Hash[:]); err != nil {
+			return nil, fmt.Errorf("sqlite: append node %d/%d: %w", n.Level, n.Index, err)
+		}
+	}
 	_, err = tx.ExecContext(ctx, `UPDATE journal_tree SET size = ?, root = ?, range_hashes = ? WHERE id = 1 AND size = ?`,
 		int64(b.State.Size), b.State.Root[:], journal.EncodeRange(b.State.Range), int64(state.Size))
 	if err != nil {

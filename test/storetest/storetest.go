@@ -4,9 +4,11 @@ package storetest
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
@@ -43,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"EvidenceIsProjected", testEvidence},
 		{"EvidenceIngestionRules", testIngestionRules},
 		{"Tokens", testTokens},
+		{"ProofsVerify", testProofs},
+		{"Checkpoints", testCheckpoints},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -487,5 +492,117 @@ func AppendSome(t *testing.T, s journal.Store, n int) {
 	}
 	if _, err := s.AppendBatch(context.Background(), batch); err != nil {
 		t.Fatalf("AppendBatch: %v", err)
+	}
+}
+
+// testProofs appends batches of random sizes and checks, at many tree
+// sizes, that the store's roots, inclusion and consistency proofs verify,
+// and that a proof with one altered byte does not.
+func testProofs(t *testing.T, s Store) {
+	ctx := context.Background()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var sizes []uint64
+	n := 0
+	for len(sizes) < 12 {
+		batch := make([]journal.Entry, 1+rnd.IntN(20))
+		for i := range batch {
+			batch[i] = entry(t, "test", "", n)
+			n++
+		}
+		appendBatch(t, s, batch...)
+		sizes = append(sizes, uint64(n))
+	}
+	entries := allEntries(t, s)
+	for _, size := range sizes {
+		want := rootOf(t, entries[:size])
+		root, err := journal.RootAt(ctx, s, size)
+		if err != nil || root != want {
+			t.Fatalf("RootAt(%d) = %s, %v; want %s", size, root, err, want)
+		}
+		for _, index := range []uint64{0, size / 3, size / 2, size - 1} {
+			p, err := journal.InclusionProof(ctx, s, index, size)
+			if err != nil {
+				t.Fatalf("InclusionProof(%d, %d): %v", index, size, err)
+			}
+			if err := journal.VerifyInclusion(index, size, entries[index].LeafHash, p, root); err != nil {
+				t.Errorf("inclusion proof of %d in %d does not verify: %v", index, size, err)
+			}
+			if len(p) > 0 {
+				p[rnd.IntN(len(p))][rnd.IntN(32)] ^= 1
+				if journal.VerifyInclusion(index, size, entries[index].LeafHash, p, root) == nil {
+					t.Errorf("altered inclusion proof of %d in %d verifies", index, size)
+				}
+			}
+		}
+		for _, older := range sizes {
+			if older > size {
+				break
+			}
+			p, err := journal.ConsistencyProof(ctx, s, older, size)
+			if err != nil {
+				t.Fatalf("ConsistencyProof(%d, %d): %v", older, size, err)
+			}
+			oldRoot := rootOf(t, entries[:older])
+			if err := journal.VerifyConsistency(older, size, p, oldRoot, root); err != nil {
+				t.Errorf("consistency proof %d -> %d does not verify: %v", older, size, err)
+			}
+			if len(p) > 0 {
+				p[rnd.IntN(len(p))][0] ^= 0x80
+				if journal.VerifyConsistency(older, size, p, oldRoot, root) == nil {
+					t.Errorf("altered consistency proof %d -> %d verifies", older, size)
+				}
+			}
+		}
+	}
+	if _, err := journal.InclusionProof(ctx, s, 0, uint64(n)+5); !errors.Is(err, journal.ErrNotFound) {
+		t.Errorf("proof beyond the tree: err = %v, want ErrNotFound", err)
+	}
+}
+
+func testCheckpoints(t *testing.T, s Store) {
+	ctx := context.Background()
+	if _, err := s.LatestCheckpoint(ctx); !errors.Is(err, journal.ErrNotFound) {
+		t.Fatalf("LatestCheckpoint of an empty store: %v, want ErrNotFound", err)
+	}
+	skey, vkey, err := note.GenerateKey(crand.Reader, "vouch.test/journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := note.NewSigner(skey)
+	verifier, _ := note.NewVerifier(vkey)
+	cp := journal.NewCheckpointer(s, signer, journal.CheckpointerOptions{Now: func() time.Time { return t0 }})
+	if _, made, err := cp.Checkpoint(ctx); err != nil || made {
+		t.Fatalf("checkpoint of an empty tree: made %v, %v", made, err)
+	}
+	var made []journal.Checkpoint
+	for i := 0; i < 3; i++ {
+		AppendSome(t, s, 2+i)
+		c, ok, err := cp.Checkpoint(ctx)
+		if err != nil || !ok {
+			t.Fatalf("Checkpoint: made %v, %v", ok, err)
+		}
+		if _, again, _ := cp.Checkpoint(ctx); again {
+			t.Error("a second checkpoint of an unchanged tree was made")
+		}
+		made = append(made, c)
+	}
+	if err := s.AddCheckpoint(ctx, made[0]); err != nil {
+		t.Errorf("adding a checkpoint of a stored size: %v", err)
+	}
+	latest, err := s.LatestCheckpoint(ctx)
+	if err != nil || !latest.Equal(made[2]) {
+		t.Fatalf("LatestCheckpoint = %+v, %v; want the last made", latest, err)
+	}
+	opened, err := journal.OpenCheckpoint(latest.Note, verifier)
+	if err != nil {
+		t.Fatalf("stored checkpoint does not verify: %v", err)
+	}
+	st, _ := s.TreeState(ctx)
+	if opened.Size != st.Size || opened.Root != st.Root || opened.Origin != "vouch.test/journal" {
+		t.Errorf("checkpoint says %d %s %q, tree is %d %s", opened.Size, opened.Root, opened.Origin, st.Size, st.Root)
+	}
+	list, err := s.Checkpoints(ctx, made[1].Size, 10)
+	if err != nil || len(list) != 2 || list[0].Size != made[1].Size || !list[0].Time.Equal(t0) {
+		t.Errorf("Checkpoints(from %d) = %+v, %v", made[1].Size, list, err)
 	}
 }
