@@ -91,4 +91,3 @@ func (d *DB) checkpoints(ctx context.Context, q string, args ...any) ([]journal.
 	}
 	return out, nil
 }
-
