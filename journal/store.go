@@ -24,8 +24,28 @@ type Store interface {
 	Entries(ctx context.Context, q Query) ([]Entry, error)
 	// TreeState returns the current tree head.
 	TreeState(ctx context.Context) (TreeState, error)
+	LeafReader
 	NodeReader
 	CheckpointStore
+}
+
+// LeafReader reads stored leaves without decoding them: for exports and
+// verification, which must see the exact bytes.
+type LeafReader interface {
+	// Leaves returns up to limit leaves from index from, in index order.
+	Leaves(ctx context.Context, from uint64, limit int) ([]Leaf, error)
+}
+
+// Leaf is a stored leaf with the store's own columns about it. Kind and
+// Environment come from the store's columns, for filtering; only Data is
+// covered by the tree.
+type Leaf struct {
+	Index       uint64
+	Kind        Kind
+	Environment string
+	Data        []byte
+	// StoredHash is the leaf hash the store kept beside the leaf.
+	StoredHash Hash
 }
 
 // NodeReader reads tree nodes.

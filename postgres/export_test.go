@@ -1,9 +1,47 @@
 package postgres
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/vouch-dev/vouch/journal"
+)
 
 // ExecForTest runs a statement directly, bypassing the store's API.
 func (d *DB) ExecForTest(ctx context.Context, stmt string) error {
 	_, err := d.pool.Exec(ctx, stmt)
 	return err
+}
+
+// The storetest.Tamperer side of the store: what a database superuser
+// could do, triggers disabled first.
+
+func (d *DB) tamper(t *testing.T, stmts ...string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, s := range append([]string{
+		`ALTER TABLE journal_entries DISABLE TRIGGER USER`, `ALTER TABLE journal_checkpoints DISABLE TRIGGER USER`,
+	}, stmts...) {
+		if _, err := d.pool.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+func (d *DB) ReplaceLeaf(t *testing.T, index uint64, data []byte) {
+	h := journal.LeafHash(data)
+	d.tamper(t, fmt.Sprintf(`UPDATE journal_entries SET leaf = '\x%x', leaf_hash = '\x%x' WHERE idx = %d`, data, h[:], index))
+}
+
+func (d *DB) DeleteEntry(t *testing.T, index uint64) {
+	d.tamper(t, fmt.Sprintf(`DELETE FROM journal_entries WHERE idx = %d`, index))
+}
+
+func (d *DB) SetTreeState(t *testing.T, s journal.TreeState) {
+	d.tamper(t, fmt.Sprintf(`UPDATE journal_tree SET size = %d, root = '\x%x', range_hashes = '\x%x'`, s.Size, s.Root[:], journal.EncodeRange(s.Range)))
+}
+
+func (d *DB) DeleteCheckpointsFrom(t *testing.T, size uint64) {
+	d.tamper(t, fmt.Sprintf(`DELETE FROM journal_checkpoints WHERE size >= %d`, size))
 }

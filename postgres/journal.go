@@ -175,3 +175,25 @@ func scanEntries(rows pgx.Rows) ([]journal.Entry, error) {
 	}
 	return out, nil
 }
+
+// Leaves implements journal.LeafReader.
+func (d *DB) Leaves(ctx context.Context, from uint64, limit int) ([]journal.Leaf, error) {
+	rows, err := d.pool.Query(ctx, `SELECT idx, kind, environment, leaf, leaf_hash FROM journal_entries WHERE idx >= $1 ORDER BY idx LIMIT $2`, int64(from), limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: leaves: %w", err)
+	}
+	out := make([]journal.Leaf, 0, limit)
+	var idx int64
+	var kind, env string
+	var data, h []byte
+	_, err = pgx.ForEachRow(rows, []any{&idx, &kind, &env, &data, &h}, func() error {
+		l := journal.Leaf{Index: uint64(idx), Kind: journal.Kind(kind), Environment: env, Data: append([]byte(nil), data...)}
+		copy(l.StoredHash[:], h)
+		out = append(out, l)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: leaves: %w", err)
+	}
+	return out, nil
+}

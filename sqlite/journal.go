@@ -155,3 +155,29 @@ func scanEntries(rows *sql.Rows) ([]journal.Entry, error) {
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// Leaves implements journal.LeafReader.
+func (d *DB) Leaves(ctx context.Context, from uint64, limit int) ([]journal.Leaf, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT idx, kind, environment, leaf, leaf_hash FROM journal_entries WHERE idx >= ? ORDER BY idx LIMIT ?`, int64(from), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: leaves: %w", err)
+	}
+	out := make([]journal.Leaf, 0, limit)
+	err = eachRow(rows, func() error {
+		var l journal.Leaf
+		var idx int64
+		var kind string
+		var h []byte
+		if err := rows.Scan(&idx, &kind, &l.Environment, &l.Data, &h); err != nil {
+			return err
+		}
+		l.Index, l.Kind = uint64(idx), journal.Kind(kind)
+		copy(l.StoredHash[:], h)
+		out = append(out, l)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: leaves: %w", err)
+	}
+	return out, nil
+}

@@ -48,7 +48,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Tokens", testTokens},
 		{"ProofsVerify", testProofs},
 		{"Checkpoints", testCheckpoints},
+		{"ExportVerifies", testExportVerifies},
+		{"ExportTamperMatrix", testExportTamperMatrix},
 	}
+	t.Run("StoreTamperMatrix", func(t *testing.T) { testStoreTamperMatrix(t, open) })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)

@@ -1,0 +1,306 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/vouch-dev/vouch/journal"
+)
+
+// Tamperer is implemented by the test side of each store: it changes the
+// stored journal the way an operator with full database access could,
+// bypassing the append-only triggers.
+type Tamperer interface {
+	// ReplaceLeaf stores data as the leaf of index, with a matching leaf hash.
+	ReplaceLeaf(t *testing.T, index uint64, data []byte)
+	// DeleteEntry removes the entry at index.
+	DeleteEntry(t *testing.T, index uint64)
+	// SetTreeState overwrites the tree head.
+	SetTreeState(t *testing.T, s journal.TreeState)
+	// DeleteCheckpointsFrom removes the checkpoints of size >= size.
+	DeleteCheckpointsFrom(t *testing.T, size uint64)
+}
+
+type keys struct {
+	signer   note.Signer
+	verifier note.Verifier
+}
+
+func newKeys(t *testing.T, origin string) keys {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(crand.Reader, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := note.NewSigner(skey)
+	v, _ := note.NewVerifier(vkey)
+	return keys{s, v}
+}
+
+// buildJournal appends 50 entries of two kinds and two environments in
+// batches, with a checkpoint after each batch; it returns the checkpoints.
+func buildJournal(t *testing.T, s Store, k keys) []journal.Checkpoint {
+	t.Helper()
+	cp := journal.NewCheckpointer(s, k.signer, journal.CheckpointerOptions{})
+	var cps []journal.Checkpoint
+	n := 0
+	for _, size := range []int{7, 1, 16, 9, 17} {
+		var batch []journal.Entry
+		for i := 0; i < size; i++ {
+			e := entry(t, "admission", fmt.Sprintf("admission:%d", n), n)
+			if n%3 == 0 {
+				e.Kind = "approval"
+			}
+			if n%2 == 0 {
+				e.Environment = "staging"
+			}
+			if err := e.Seal(); err != nil {
+				t.Fatal(err)
+			}
+			batch = append(batch, e)
+			n++
+		}
+		appendBatch(t, s, batch...)
+		c, ok, err := cp.Checkpoint(context.Background())
+		if err != nil || !ok {
+			t.Fatalf("checkpoint: %v %v", ok, err)
+		}
+		cps = append(cps, c)
+	}
+	return cps
+}
+
+func export(t *testing.T, s Store, req journal.ExportRequest) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := journal.Export(context.Background(), &buf, s, req); err != nil {
+		t.Fatalf("Export(%+v): %v", req, err)
+	}
+	return buf.Bytes()
+}
+
+func testExportVerifies(t *testing.T, s Store) {
+	k := newKeys(t, "vouch.test/export")
+	if _, err := journal.Export(context.Background(), &bytes.Buffer{}, s, journal.ExportRequest{}); !errors.Is(err, journal.ErrNoCheckpoint) {
+		t.Fatalf("export without a checkpoint: %v, want ErrNoCheckpoint", err)
+	}
+	cps := buildJournal(t, s, k)
+	last := cps[len(cps)-1]
+	tests := []struct {
+		name                 string
+		req                  journal.ExportRequest
+		entries, elided, cps uint64
+	}{
+		{"everything", journal.ExportRequest{}, 50, 0, 5},
+		{"one environment", journal.ExportRequest{Environment: "staging"}, 25, 25, 5},
+		{"one kind", journal.ExportRequest{Kind: "approval"}, 17, 33, 5},
+		{"a range", journal.ExportRequest{From: 8, To: 33}, 25, 0, 2},
+		{"a range and a filter", journal.ExportRequest{From: 3, To: 40, Kind: "admission", Environment: "prod"}, 12, 25, 4},
+		{"empty range", journal.ExportRequest{From: 50}, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		data := export(t, s, tt.req)
+		rep, err := journal.VerifyExport(bytes.NewReader(data), k.verifier, journal.VerifyOptions{})
+		if err != nil {
+			t.Errorf("%s: VerifyExport: %v", tt.name, err)
+			continue
+		}
+		if rep.Entries != tt.entries || rep.Elided != tt.elided || uint64(rep.Checkpoints) != tt.cps || rep.TreeSize != last.Size || rep.Root != last.Root {
+			t.Errorf("%s: report %+v, want %d entries, %d elided, %d checkpoints of a %d-entry tree", tt.name, rep, tt.entries, tt.elided, tt.cps, last.Size)
+		}
+	}
+	// An earlier checkpoint the verifier holds: checked inside the range,
+	// or with a consistency proof outside it.
+	full := export(t, s, journal.ExportRequest{})
+	for _, known := range cps {
+		known := known
+		if _, err := journal.VerifyExport(bytes.NewReader(full), k.verifier, journal.VerifyOptions{Known: &known}); err != nil {
+			t.Errorf("full export with known checkpoint %d: %v", known.Size, err)
+		}
+	}
+	part := export(t, s, journal.ExportRequest{From: 30})
+	proof := func(a, b uint64) ([]journal.Hash, error) { return journal.ConsistencyProof(context.Background(), s, a, b) }
+	if _, err := journal.VerifyExport(bytes.NewReader(part), k.verifier, journal.VerifyOptions{Known: &cps[0], Consistency: proof}); err != nil {
+		t.Errorf("partial export, known checkpoint before it, with a consistency proof: %v", err)
+	}
+	if _, err := journal.VerifyExport(bytes.NewReader(part), k.verifier, journal.VerifyOptions{Known: &cps[0]}); err == nil {
+		t.Error("partial export, known checkpoint before it, no proof: verified")
+	}
+}
+
+// testExportTamperMatrix changes an export the ways an attacker could and
+// checks verification catches each.
+func testExportTamperMatrix(t *testing.T, s Store) {
+	k := newKeys(t, "vouch.test/tamper")
+	cps := buildJournal(t, s, k)
+	full := export(t, s, journal.ExportRequest{})
+	lines := strings.SplitAfter(string(full), "\n")
+	lines = lines[:len(lines)-1] // after the final newline
+	entryLine := func(i int) int { // line number of entry i (header is line 0, checkpoints interleave)
+		for n, l := range lines {
+			if strings.HasPrefix(l, fmt.Sprintf(`{"index":%d,`, i)) {
+				return n
+			}
+		}
+		t.Fatalf("no line for entry %d", i)
+		return 0
+	}
+	edit := func(f func(ls []string) []string) []byte {
+		ls := append([]string(nil), lines...)
+		return []byte(strings.Join(f(ls), ""))
+	}
+	other := newKeys(t, "vouch.test/tamper") // same origin, another key
+
+	cases := []struct {
+		name    string
+		data    []byte
+		opts    journal.VerifyOptions
+		verify  note.Verifier
+		wantErr string
+	}{
+		{name: "one byte of an entry changed", data: edit(func(ls []string) []string {
+			n := entryLine(20)
+			ls[n] = strings.Replace(ls[n], `"text":"entry 20"`, `"text":"entry 2O"`, 1)
+			return ls
+		}), wantErr: "entry 23: the entries up to here do not match the signed checkpoint of size 24"},
+		{name: "an entry deleted", data: edit(func(ls []string) []string {
+			n := entryLine(10)
+			return append(ls[:n], ls[n+1:]...)
+		}), wantErr: "entry 10: expected entry 10 here, found entry 11"},
+		{name: "two entries swapped", data: edit(func(ls []string) []string {
+			a, b := entryLine(30), entryLine(31)
+			ls[a], ls[b] = ls[b], ls[a]
+			return ls
+		}), wantErr: "entry 30: expected entry 30 here, found entry 31"},
+		{name: "two entries swapped with their indices", data: edit(func(ls []string) []string {
+			a, b := entryLine(30), entryLine(31)
+			la, lb := ls[a], ls[b]
+			ls[a] = strings.Replace(lb, `{"index":31,`, `{"index":30,`, 1)
+			ls[b] = strings.Replace(la, `{"index":30,`, `{"index":31,`, 1)
+			return ls
+		}), wantErr: "do not match"},
+		{name: "an entry inserted and the rest renumbered", data: edit(func(ls []string) []string {
+			n := entryLine(45)
+			forged := strings.Replace(ls[n], `"text":"entry 45"`, `"text":"forged"`, 1)
+			out := append(append(append([]string{}, ls[:n]...), forged), ls[n:]...)
+			for i := n + 1; i < len(out); i++ {
+				for j := 49; j >= 45; j-- {
+					out[i] = strings.Replace(out[i], fmt.Sprintf(`{"index":%d,`, j), fmt.Sprintf(`{"index":%d,`, j+1), 1)
+				}
+			}
+			return out
+		}), wantErr: "entry 50: entry beyond the exported range"},
+		{name: "the tail truncated", data: edit(func(ls []string) []string { return ls[:entryLine(40)] }), wantErr: "truncated"},
+		{name: "the end line removed", data: edit(func(ls []string) []string { return ls[:len(ls)-1] }), wantErr: "no end line"},
+		{name: "signed with another key", data: edit(func(ls []string) []string {
+			var h journal.ExportHeader
+			json.Unmarshal([]byte(ls[0]), &h)
+			c, _ := journal.SignCheckpoint(other.signer, h.Origin, h.TreeSize, cps[len(cps)-1].Root, time.Now())
+			h.Checkpoint = string(c.Note)
+			b, _ := json.Marshal(h)
+			ls[0] = string(b) + "\n"
+			return ls
+		}), wantErr: "not signed by"},
+		{name: "verified with another key", data: full, verify: other.verifier, wantErr: "not signed by"},
+		{name: "rolled back to an older tree", data: []byte(strings.Join(lines[:entryLine(int(cps[2].Size-1))+1], "")), wantErr: "truncated"},
+		{name: "an older head than one held", data: full, opts: journal.VerifyOptions{Known: &journal.Checkpoint{Origin: cps[0].Origin, Size: 60, Root: cps[0].Root}}, wantErr: "rolled back"},
+		{name: "a different history than one held", data: full, opts: journal.VerifyOptions{Known: &journal.Checkpoint{Origin: cps[1].Origin, Size: cps[1].Size, Root: cps[0].Root}}, wantErr: "do not match the checkpoint you hold"},
+	}
+	for _, tc := range cases {
+		v := tc.verify
+		if v == nil {
+			v = k.verifier
+		}
+		_, err := journal.VerifyExport(bytes.NewReader(tc.data), v, tc.opts)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.wantErr != "" && err == nil:
+			t.Errorf("%s: verified, want an error containing %q", tc.name, tc.wantErr)
+		case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
+			t.Errorf("%s: error %q, want one containing %q", tc.name, err, tc.wantErr)
+		}
+	}
+}
+
+// testStoreTamperMatrix changes the store itself and checks VerifyStore.
+func testStoreTamperMatrix(t *testing.T, open func(t *testing.T) Store) {
+	cases := []struct {
+		name    string
+		tamper  func(t *testing.T, s Store, tp Tamperer, cps []journal.Checkpoint)
+		known   bool // verify with the last checkpoint held
+		wantErr string
+	}{
+		{name: "untouched"},
+		{name: "an entry rewritten with a matching hash", tamper: func(t *testing.T, s Store, tp Tamperer, _ []journal.Checkpoint) {
+			leaves, _ := s.Leaves(context.Background(), 12, 1)
+			tp.ReplaceLeaf(t, 12, bytes.Replace(leaves[0].Data, []byte("entry 12"), []byte("entry 99"), 1))
+		}, wantErr: "entry 23: the entries up to here do not match the signed checkpoint of size 24"},
+		{name: "an entry deleted", tamper: func(t *testing.T, s Store, tp Tamperer, _ []journal.Checkpoint) {
+			tp.DeleteEntry(t, 12)
+		}, wantErr: "entry 12: missing"},
+		{name: "rolled back to an older tree, newer checkpoints removed", tamper: func(t *testing.T, s Store, tp Tamperer, cps []journal.Checkpoint) {
+			old := cps[2]
+			for i := old.Size; i < cps[len(cps)-1].Size; i++ {
+				tp.DeleteEntry(t, i)
+			}
+			st, _ := journal.EmptyTree().Extend(leafHashes(t, s, old.Size))
+			tp.SetTreeState(t, st)
+			tp.DeleteCheckpointsFrom(t, old.Size+1)
+		}, known: true, wantErr: "rolled back"},
+		{name: "rolled back, checkpoints kept", tamper: func(t *testing.T, s Store, tp Tamperer, cps []journal.Checkpoint) {
+			st, _ := journal.EmptyTree().Extend(leafHashes(t, s, cps[2].Size))
+			tp.SetTreeState(t, st)
+		}, wantErr: "rolled back"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			tp, ok := s.(Tamperer)
+			if !ok {
+				t.Fatalf("%T does not implement storetest.Tamperer", s)
+			}
+			k := newKeys(t, "vouch.test/store")
+			cps := buildJournal(t, s, k)
+			if tc.tamper != nil {
+				tc.tamper(t, s, tp, cps)
+			}
+			opts := journal.VerifyOptions{}
+			if tc.known {
+				opts.Known = &cps[len(cps)-1]
+			}
+			rep, err := journal.VerifyStore(context.Background(), s, k.verifier, opts, nil)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("VerifyStore: %v", err)
+			case tc.wantErr == "" && (rep.Checkpoints != len(cps) || rep.Size != 50 || rep.Nodes == 0):
+				t.Errorf("report %+v, want %d checkpoints of 50 entries and the nodes compared", rep, len(cps))
+			case tc.wantErr != "" && err == nil:
+				t.Errorf("verified, want an error containing %q", tc.wantErr)
+			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
+				t.Errorf("error %q, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func leafHashes(t *testing.T, s Store, n uint64) []journal.Hash {
+	leaves, err := s.Leaves(context.Background(), 0, int(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]journal.Hash, len(leaves))
+	for i, l := range leaves {
+		out[i] = journal.LeafHash(l.Data)
+	}
+	return out
+}
