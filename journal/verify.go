@@ -417,4 +417,3 @@ func parseLine(l []byte, v note.Verifier) lineItem {
 	}
 	return lineItem{err: verifyErr(-1, "unrecognised line: %.80q", l)}
 }
-

@@ -155,4 +155,3 @@ func compareNodes(ctx context.Context, r NodeReader, nodes []Node) error {
 	}
 	return nil
 }
-

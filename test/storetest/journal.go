@@ -128,7 +128,9 @@ func testExportVerifies(t *testing.T, s Store) {
 		}
 	}
 	part := export(t, s, journal.ExportRequest{From: 30})
-	proof := func(a, b uint64) ([]journal.Hash, error) { return journal.ConsistencyProof(context.Background(), s, a, b) }
+	proof := func(a, b uint64) ([]journal.Hash, error) {
+		return journal.ConsistencyProof(context.Background(), s, a, b)
+	}
 	if _, err := journal.VerifyExport(bytes.NewReader(part), k.verifier, journal.VerifyOptions{Known: &cps[0], Consistency: proof}); err != nil {
 		t.Errorf("partial export, known checkpoint before it, with a consistency proof: %v", err)
 	}
@@ -144,7 +146,7 @@ func testExportTamperMatrix(t *testing.T, s Store) {
 	cps := buildJournal(t, s, k)
 	full := export(t, s, journal.ExportRequest{})
 	lines := strings.SplitAfter(string(full), "\n")
-	lines = lines[:len(lines)-1] // after the final newline
+	lines = lines[:len(lines)-1]   // after the final newline
 	entryLine := func(i int) int { // line number of entry i (header is line 0, checkpoints interleave)
 		for n, l := range lines {
 			if strings.HasPrefix(l, fmt.Sprintf(`{"index":%d,`, i)) {
