@@ -13,6 +13,7 @@ import (
 
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/journal"
 )
 
 // Problem is an RFC 9457 problem details document.
@@ -67,7 +68,7 @@ func classify(err error) (problemKind, []evidence.FieldError) {
 		return problemUnauthorized, nil
 	case errors.Is(err, errForbidden):
 		return problemForbidden, nil
-	case errors.Is(err, evidence.ErrNotFound), errors.Is(err, auth.ErrNotFound):
+	case errors.Is(err, evidence.ErrNotFound), errors.Is(err, auth.ErrNotFound), errors.Is(err, errNotFound), errors.Is(err, journal.ErrNotFound):
 		return problemNotFound, nil
 	case errors.Is(err, evidence.ErrConflict), errors.Is(err, auth.ErrNameTaken):
 		return problemConflict, nil

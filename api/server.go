@@ -23,10 +23,6 @@ type EvidenceService interface {
 	Approve(ctx context.Context, approver string, r evidence.ApprovalRequest) (evidence.Approval, error)
 }
 
-// JournalReader reads journal entries.
-type JournalReader interface {
-	Entries(ctx context.Context, q journal.Query) ([]journal.Entry, error)
-}
 
 // Observer is told about accepted evidence (for metrics).
 type Observer interface {
@@ -37,7 +33,7 @@ type Observer interface {
 type Config struct {
 	Evidence      EvidenceService
 	EvidenceStore evidence.Store
-	Journal       JournalReader
+	Journal       journal.Store
 	Tokens        *auth.Service
 	// Ready reports whether Vouch can serve (store reachable, policy loaded).
 	Ready func(ctx context.Context) error
@@ -94,6 +90,10 @@ func New(cfg Config) *Server {
 	v1.GET("/artifacts", s.require(auth.ScopeAuditRead), s.listArtifacts)
 	v1.GET("/artifacts/:digest", s.require(auth.ScopeAuditRead), s.getArtifact)
 	v1.GET("/journal/entries", s.require(auth.ScopeAuditRead), s.journalEntries)
+	v1.GET("/journal/checkpoint", s.require(auth.ScopeAuditRead), s.getCheckpoint)
+	v1.GET("/journal/proof/inclusion", s.require(auth.ScopeAuditRead), s.inclusionProof)
+	v1.GET("/journal/proof/consistency", s.require(auth.ScopeAuditRead), s.consistencyProof)
+	v1.GET("/audit/export", s.require(auth.ScopeAuditRead), s.auditExport)
 	v1.POST("/tokens", s.require(auth.ScopeAdmin), s.createToken)
 	v1.GET("/tokens", s.require(auth.ScopeAdmin), s.listTokens)
 	v1.DELETE("/tokens/:id", s.require(auth.ScopeAdmin), s.revokeToken)

@@ -96,3 +96,31 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 	}
 	return resp.StatusCode, nil
 }
+
+// Stream sends a GET and copies the answer body to w as it arrives.
+func (c *Client) Stream(ctx context.Context, path string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+path, nil)
+	if err != nil {
+		return err
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := *c.HTTP
+	hc.Timeout = 0 // an export of a large journal takes as long as it takes
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", c.Server+path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		p := &Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+		if json.Unmarshal(data, p) != nil {
+			p.Detail = strings.TrimSpace(string(data))
+		}
+		return p
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}

@@ -156,8 +156,8 @@ func VerifierKey(skey string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	parts := strings.Split(skey, "+")
-	key, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	parts := strings.SplitN(skey, "+", 5) // PRIVATE, KEY, name, hash, key (base64 may hold '+')
+	key, err := base64.StdEncoding.DecodeString(parts[4])
 	if err != nil || len(key) != 1+ed25519.SeedSize {
 		return "", errors.New("not an Ed25519 signer key")
 	}

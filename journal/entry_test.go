@@ -3,11 +3,13 @@ package journal
 import (
 	"encoding/hex"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/transparency-dev/merkle/testonly"
+	"golang.org/x/mod/sumdb/note"
 )
 
 func TestSealLeafIsCanonicalJSONOfItsFields(t *testing.T) {
@@ -121,3 +123,40 @@ func fmtResult(r Appended) string {
 }
 
 func itoa(n uint64) string { return string(rune('0' + n)) }
+
+// TestKeys generates many keys, so that some have a '+' in their base64
+// part, and checks the verifier key derived from each verifies its
+// signatures.
+func TestKeys(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		path := filepath.Join(t.TempDir(), "journal.key")
+		skey, created, err := LoadOrCreateKey(path, "vouch.test/keys")
+		if err != nil || !created {
+			t.Fatalf("LoadOrCreateKey: %v %v", created, err)
+		}
+		again, created, err := LoadOrCreateKey(path, "")
+		if err != nil || created || again != skey {
+			t.Fatalf("reloading the key: %v %v", created, err)
+		}
+		if _, _, err := LoadOrCreateKey(path, "another/origin"); err == nil {
+			t.Fatal("a key for another origin was accepted")
+		}
+		vkey, err := VerifierKey(skey)
+		if err != nil {
+			t.Fatalf("VerifierKey(%q): %v", skey, err)
+		}
+		v, err := NewVerifier(vkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, _ := note.NewSigner(skey)
+		cp, err := SignCheckpoint(signer, "vouch.test/keys", 3, Hash{1}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := OpenCheckpoint(cp.Note, v)
+		if err != nil || got.Size != 3 || got.Root != (Hash{1}) || got.Origin != "vouch.test/keys" {
+			t.Fatalf("OpenCheckpoint = %+v, %v", got, err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/transparency-dev/merkle/compact"
 )
@@ -24,6 +25,9 @@ type Store interface {
 	Entries(ctx context.Context, q Query) ([]Entry, error)
 	// TreeState returns the current tree head.
 	TreeState(ctx context.Context) (TreeState, error)
+	// FirstIndexAt returns the index of the first entry timed at or after t,
+	// or the tree size if there is none.
+	FirstIndexAt(ctx context.Context, t time.Time) (uint64, error)
 	LeafReader
 	NodeReader
 	CheckpointStore
@@ -47,6 +51,9 @@ type Leaf struct {
 	// StoredHash is the leaf hash the store kept beside the leaf.
 	StoredHash Hash
 }
+
+// NodeID identifies a tree node: its level (0 for leaves) and index.
+type NodeID = compact.NodeID
 
 // NodeReader reads tree nodes.
 type NodeReader interface {

@@ -21,6 +21,8 @@ type Metrics struct {
 	journalAppends   *prometheus.CounterVec
 	journalBatch     prometheus.Histogram
 	journalCommit    prometheus.Histogram
+	checkpointSize   prometheus.Gauge
+	publishErrors    prometheus.Counter
 }
 
 // New registers Vouch's metrics, and the Go and process collectors, in a
@@ -56,8 +58,17 @@ func New() *Metrics {
 			Help:    "Time to durably commit one journal batch.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1},
 		}),
+		checkpointSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vouch_journal_checkpoint_size",
+			Help: "Tree size of the latest signed journal checkpoint.",
+		}),
+		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vouch_journal_checkpoint_publish_errors_total",
+			Help: "Checkpoints that could not be published to a configured destination.",
+		}),
 	}
 	reg.MustRegister(m.admissions, m.admissionLatency, m.evidence, m.journalAppends, m.journalBatch, m.journalCommit,
+		m.checkpointSize, m.publishErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -95,4 +106,13 @@ func (m *Metrics) ObserveJournalBatch(entries int, took time.Duration, err error
 	m.journalAppends.WithLabelValues("committed").Add(float64(entries))
 	m.journalBatch.Observe(float64(entries))
 	m.journalCommit.Observe(took.Seconds())
+}
+
+// ObserveCheckpoint records a signed checkpoint and any publish error; it
+// fits journal.CheckpointerOptions.Observe.
+func (m *Metrics) ObserveCheckpoint(c journal.Checkpoint, publishErr error) {
+	m.checkpointSize.Set(float64(c.Size))
+	if publishErr != nil {
+		m.publishErrors.Inc()
+	}
 }

@@ -28,6 +28,9 @@ type Config struct {
 	URL string
 	// MaxConns bounds the pool; pgx's default (4 or the CPU count) when 0.
 	MaxConns int32
+	// ReadOnly skips migrations and changes nothing: for verification, with
+	// a role that may only read.
+	ReadOnly bool
 }
 
 // DB is the PostgreSQL store.
@@ -63,6 +66,13 @@ func New(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	d := &DB{pool: pool}
+	if cfg.ReadOnly {
+		if err := pool.Ping(ctx); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		return d, nil
+	}
 	if err := d.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err

@@ -30,6 +30,9 @@ var migrations, _ = fs.Sub(migrationFiles, "migrations")
 type Config struct {
 	// Path of the database file; its directory is created if needed.
 	Path string
+	// ReadOnly opens an existing database without changing it (no
+	// migrations): for verification.
+	ReadOnly bool
 }
 
 // DB is the SQLite store.
@@ -50,12 +53,18 @@ func New(ctx context.Context, cfg Config) (*DB, error) {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate") // writers take the lock up front: no upgrade deadlocks
+	if cfg.ReadOnly {
+		q.Set("mode", "ro")
+	}
 	db, err := sql.Open("sqlite", "file:"+cfg.Path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)
 	}
 	db.SetMaxOpenConns(8)
 	d := &DB{db: db}
+	if cfg.ReadOnly {
+		return d, d.Ping(ctx)
+	}
 	if err := d.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"sigs.k8s.io/yaml"
 
@@ -41,6 +43,10 @@ type Config struct {
 	ShutdownTimeout    Duration             `json:"shutdown_timeout"`
 	DebugAddr          string               `json:"debug_addr"`
 	EvidenceCacheSize  int                  `json:"evidence_cache_size"`
+	JournalKeyFile     string               `json:"journal_key_file"`
+	JournalOrigin      string               `json:"journal_origin"`
+	CheckpointInterval Duration             `json:"checkpoint_interval"`
+	CheckpointPublish  []string             `json:"checkpoint_publish"`
 	DefaultEnvironment string               `json:"default_environment"`
 	Environments       []policy.Environment `json:"environments"`
 
@@ -81,6 +87,7 @@ func defaultConfig() Config {
 		LogFormat:          "json",
 		JournalMaxBatch:    journal.DefaultMaxBatch,
 		EvidenceCacheSize:  evidence.DefaultCacheSize,
+		CheckpointInterval: Duration(journal.DefaultCheckpointInterval),
 		JournalMaxDelay:    Duration(journal.DefaultMaxDelay),
 		ShutdownTimeout:    Duration(25 * time.Second),
 		DefaultEnvironment: policy.DefaultEnvironmentName,
@@ -158,6 +165,10 @@ var serveSettings = []setting{
 		c.EvidenceCacheSize = n
 		return nil
 	}},
+	{"journal-key-file", "journal_key_file", "Ed25519 key that signs journal checkpoints; generated there on first start (default <data-dir>/journal.key)", str(func(c *Config) *string { return &c.JournalKeyFile })},
+	{"journal-origin", "journal_origin", "name of this journal in its checkpoints, e.g. vouch.bank.example/prod (used when the key is generated)", str(func(c *Config) *string { return &c.JournalOrigin })},
+	{"checkpoint-interval", "checkpoint_interval", "how often a new checkpoint is signed while the journal grows (default \"5s\")", duration(func(c *Config) *Duration { return &c.CheckpointInterval })},
+	{"checkpoint-publish", "checkpoint_publish", "comma-separated directories or http(s) URLs that receive every checkpoint", list(func(c *Config) *[]string { return &c.CheckpointPublish })},
 	{"debug-addr", "debug_addr", "address for Go's pprof profiles at /debug/pprof (off when empty; keep it on loopback)", str(func(c *Config) *string { return &c.DebugAddr })},
 	{"default-environment", "default_environment", "environment of namespaces no environment claims (default \"default\")", str(func(c *Config) *string { return &c.DefaultEnvironment })},
 }
@@ -293,6 +304,17 @@ func (c *Config) validate() error {
 	if c.JournalMaxBatch < 1 || c.JournalMaxBatch > 10000 {
 		return fmt.Errorf("journal_max_batch (--journal-max-batch): %d is not between 1 and 10000", c.JournalMaxBatch)
 	}
+	if d := time.Duration(c.CheckpointInterval); d < 100*time.Millisecond || d > time.Hour {
+		return fmt.Errorf("checkpoint_interval (--checkpoint-interval): %s is not between 100ms and 1h", d)
+	}
+	for i, dest := range c.CheckpointPublish {
+		if _, err := journal.NewPublisher(dest); err != nil {
+			return fmt.Errorf("checkpoint_publish[%d] (--checkpoint-publish): %w", i, err)
+		}
+	}
+	if c.JournalOrigin != "" && (strings.ContainsAny(c.JournalOrigin, "+ \t\n") || !utf8.ValidString(c.JournalOrigin)) {
+		return fmt.Errorf("journal_origin (--journal-origin): %q may not contain spaces or '+'", c.JournalOrigin)
+	}
 	if c.EvidenceCacheSize < 0 {
 		return fmt.Errorf("evidence_cache_size (--evidence-cache-size): %d is negative", c.EvidenceCacheSize)
 	}
@@ -309,6 +331,14 @@ func (c *Config) validate() error {
 		return err
 	}
 	return nil
+}
+
+// journalKeyFile is where the checkpoint signing key lives.
+func (c *Config) journalKeyFile() string {
+	if c.JournalKeyFile != "" {
+		return c.JournalKeyFile
+	}
+	return filepath.Join(c.DataDir, "journal.key")
 }
 
 func (c *Config) environments() (*policy.Environments, error) {

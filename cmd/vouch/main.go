@@ -23,6 +23,7 @@ Usage:
   vouch token create --name N --scopes S[,S…] [--expires-in 720h]
   vouch token list
   vouch token revoke ID
+  vouch journal key | export | verify  the tamper-evident journal: public key, export, offline verification
   vouch version
 
 Run "vouch <command> --help" for a command's flags.
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "token":
 		err = tokenCommand(ctx, args[1:], stdout, stderr)
+	case "journal":
+		err = journalCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vouch", version)
 	case "help", "-h", "--help":
@@ -74,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &u):
 		fmt.Fprintln(stderr, "vouch:", err)
 		return 2
+	case errors.Is(err, errVerifyFailed):
+		return 1 // the reason is printed already
 	}
 	fmt.Fprintln(stderr, "vouch:", err)
 	return 1

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/mod/sumdb/note"
 	"k8s.io/klog/v2"
 
 	"github.com/vouch-dev/vouch/api"
@@ -107,6 +108,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Metrics: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}), Observer: m, Logger: log,
 	})
 
+	checkpointer, err := newCheckpointer(cfg, st, m, log)
+	if err != nil {
+		appender.Close(ctx)
+		return err
+	}
 	certSource, caFile, err := servingCertificate(cfg, log)
 	if err != nil {
 		appender.Close(ctx)
@@ -114,6 +120,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	go certSource.Run(runCtx)
 	go engine.Watch(runCtx, 2*time.Second)
+	go checkpointer.Run(runCtx)
 
 	webhookMux := http.NewServeMux()
 	webhookMux.Handle("/validate", hook)
@@ -168,6 +175,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		log.Error("journal appender did not flush", "error", err)
 		return err
 	}
+	if cp, made, err := checkpointer.Checkpoint(shutdownCtx); err != nil {
+		log.Error("final journal checkpoint failed", "error", err)
+	} else if made {
+		log.Info("signed the final journal checkpoint", "size", cp.Size)
+	}
 	log.Info("stopped")
 	return serveErr
 }
@@ -185,6 +197,31 @@ func servePprof(addr string, log *slog.Logger) {
 	if err := srv.ListenAndServe(); err != nil {
 		log.Error("pprof server failed", "error", err)
 	}
+}
+
+// newCheckpointer loads (or creates) the checkpoint signing key and
+// returns the checkpointer with its publishers.
+func newCheckpointer(cfg Config, st store, m *metrics.Metrics, log *slog.Logger) (*journal.Checkpointer, error) {
+	skey, created, err := journal.LoadOrCreateKey(cfg.journalKeyFile(), cfg.JournalOrigin)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("journal key: %w", err)
+	}
+	vkey, _ := journal.VerifierKey(skey)
+	if created {
+		log.Info("generated the journal signing key; give auditors its public key", "file", cfg.journalKeyFile(), "public_key", vkey)
+	}
+	var pubs []journal.Publisher
+	for _, dest := range cfg.CheckpointPublish {
+		p, _ := journal.NewPublisher(dest) // validated with the config
+		pubs = append(pubs, p)
+	}
+	return journal.NewCheckpointer(st, signer, journal.CheckpointerOptions{
+		Interval: time.Duration(cfg.CheckpointInterval), Publishers: pubs, Logger: log, Observe: m.ObserveCheckpoint,
+	}), nil
 }
 
 func newLogger(cfg Config, out io.Writer) *slog.Logger {

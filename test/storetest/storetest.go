@@ -250,6 +250,14 @@ func testEntriesFilters(t *testing.T, s Store) {
 			t.Errorf("Entries(%+v) = %v, want %v", tt.q, got, tt.want)
 		}
 	}
+	for _, tt := range []struct {
+		at   time.Time
+		want uint64
+	}{{t0.Add(-time.Hour), 0}, {t0.Add(3 * time.Second), 3}, {t0.Add(3500 * time.Millisecond), 4}, {t0.Add(time.Hour), 10}} {
+		if got, err := s.FirstIndexAt(context.Background(), tt.at); err != nil || got != tt.want {
+			t.Errorf("FirstIndexAt(%s) = %d, %v; want %d", tt.at, got, err, tt.want)
+		}
+	}
 }
 
 // testFailedBatch checks that a batch failing part-way (here: two artifact

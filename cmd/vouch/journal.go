@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/postgres"
+	"github.com/vouch-dev/vouch/sqlite"
+)
+
+const journalHelp = `Usage:
+  vouch journal key [--data-dir DIR | --journal-key-file FILE]
+      print the public key that verifies this journal's checkpoints
+
+  vouch journal export [--from N|TIME] [--to N|TIME] [--kind K] [--environment E] [--format jsonl|csv] > export.jsonl
+      download an export from the server (--server, --token; scope audit:read)
+
+  vouch journal verify --public-key KEY [--checkpoint OLD] export.jsonl
+      verify an export offline: the signature, and that no entry was altered,
+      removed, inserted or reordered; with --checkpoint, that the journal grew
+      from a checkpoint you kept (add --server to fetch a consistency proof
+      when OLD is outside the exported range)
+
+  vouch journal verify --public-key KEY --data-dir DIR | --database-url URL
+      verify a store in place
+
+Exit status: 0 verified, 1 verification failed or error, 2 usage.
+`
+
+func journalCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		return errHelp{journalHelp}
+	}
+	switch args[0] {
+	case "key":
+		return journalKey(args[1:], stdout)
+	case "export":
+		return journalExport(ctx, args[1:], stdout, stderr)
+	case "verify":
+		return journalVerify(ctx, args[1:], stdout, stderr)
+	}
+	return usageError{fmt.Sprintf("unknown journal command %q\n\n%s", args[0], journalHelp)}
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, journalHelp) }
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp{journalHelp}
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+func journalKey(args []string, stdout io.Writer) error {
+	fs := newFlagSet("vouch journal key", io.Discard)
+	dataDir := fs.String("data-dir", envOr("VOUCH_DATA_DIR", "vouch-data"), "data directory holding journal.key")
+	keyFile := fs.String("journal-key-file", os.Getenv("VOUCH_JOURNAL_KEY_FILE"), "the signing key file (default <data-dir>/journal.key)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	path := *keyFile
+	if path == "" {
+		path = filepath.Join(*dataDir, "journal.key")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("journal key: %w (vouch serve creates it on first start)", err)
+	}
+	vkey, err := journal.VerifierKey(string(b))
+	if err != nil {
+		return fmt.Errorf("journal key %s: %w", path, err)
+	}
+	fmt.Fprintln(stdout, vkey)
+	return nil
+}
+
+func journalExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("vouch journal export", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	from := fs.String("from", "", "first entry: a journal index or an RFC 3339 time")
+	to := fs.String("to", "", "end (exclusive): a journal index or an RFC 3339 time; default: the latest checkpoint")
+	kind := fs.String("kind", "", "only entries of this kind in full (admission, artifact, attestation, approval); others are elided to their hash")
+	env := fs.String("environment", "", "only entries of this environment in full")
+	format := fs.String("format", "jsonl", "jsonl (verifiable) or csv (spreadsheet)")
+	output := fs.String("output", "", "write to this file instead of standard output")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	q := url.Values{"format": {*format}}
+	for k, v := range map[string]string{"from": *from, "to": *to, "kind": *kind, "environment": *env} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	w := stdout
+	if *output != "" {
+		f, err := os.Create(*output)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if err := c.Stream(ctx, "/api/v1/audit/export?"+q.Encode(), bw); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("vouch journal verify", stderr)
+	publicKey := fs.String("public-key", os.Getenv("VOUCH_JOURNAL_PUBLIC_KEY"), "verifier key (or a file holding it), as `vouch journal key` prints")
+	checkpoint := fs.String("checkpoint", "", "a checkpoint file you kept from before: the journal must have grown from it")
+	dataDir := fs.String("data-dir", "", "verify the SQLite store in this data directory")
+	databaseURL := fs.String("database-url", "", "verify this PostgreSQL store")
+	server := fs.String("server", "", "Vouch API to fetch a consistency proof from, when --checkpoint is outside the export")
+	token := fs.String("token", os.Getenv("VOUCH_TOKEN"), "API token for --server (scope audit:read)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *publicKey == "" {
+		return usageError{"--public-key is required: the key you trust, from `vouch journal key` on the server"}
+	}
+	v, err := journal.NewVerifier(*publicKey)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	var opts journal.VerifyOptions
+	if *checkpoint != "" {
+		b, err := os.ReadFile(*checkpoint)
+		if err != nil {
+			return err
+		}
+		known, err := journal.OpenCheckpoint(b, v)
+		if err != nil {
+			return fmt.Errorf("--checkpoint %s: %w", *checkpoint, err)
+		}
+		opts.Known = &known
+	}
+	if *server != "" {
+		opts.Consistency = consistencyFetcher(ctx, *server, *token)
+	}
+	start := time.Now()
+
+	if *dataDir != "" || *databaseURL != "" {
+		if fs.NArg() > 0 {
+			return usageError{"give an export file or a store (--data-dir, --database-url), not both"}
+		}
+		st, err := openStoreForVerify(ctx, *dataDir, *databaseURL)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		last := time.Now()
+		rep, err := journal.VerifyStore(ctx, st, v, opts, func(done, total uint64) {
+			if time.Since(last) > time.Second {
+				fmt.Fprintf(stderr, "verified %d of %d entries\n", done, total)
+				last = time.Now()
+			}
+		})
+		if err != nil {
+			return verifyFailed(stdout, err)
+		}
+		took := time.Since(start)
+		fmt.Fprintf(stdout, "OK: the store's journal of %d entries verifies: root %s, %d signed checkpoints and %d tree nodes checked\n",
+			rep.Size, rep.Root, rep.Checkpoints, rep.Nodes)
+		printKnown(stdout, opts.Known)
+		fmt.Fprintf(stdout, "verified in %s (%.0f entries/s)\n", took.Round(time.Millisecond), float64(rep.Size)/took.Seconds())
+		return nil
+	}
+
+	if fs.NArg() != 1 {
+		return usageError{"give one export file (or - for standard input), or --data-dir / --database-url"}
+	}
+	var r io.Reader = os.Stdin
+	if name := fs.Arg(0); name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	rep, err := journal.VerifyExport(r, v, opts)
+	if err != nil {
+		return verifyFailed(stdout, err)
+	}
+	took := time.Since(start)
+	n := rep.To - rep.From
+	fmt.Fprintf(stdout, "OK: entries %d to %d of journal %q verify against its checkpoint of %d entries (root %s), signed by %s\n",
+		rep.From, rep.To, rep.Origin, rep.TreeSize, rep.Root, v.Name())
+	fmt.Fprintf(stdout, "  %d entries in full, %d elided to their hash, %d checkpoints checked along the way\n", rep.Entries, rep.Elided, rep.Checkpoints)
+	printKnown(stdout, opts.Known)
+	fmt.Fprintf(stdout, "verified in %s (%.0f entries/s)\n", took.Round(time.Millisecond), float64(n)/took.Seconds())
+	return nil
+}
+
+func printKnown(w io.Writer, known *journal.Checkpoint) {
+	if known != nil {
+		fmt.Fprintf(w, "  consistent with your checkpoint of %d entries: nothing before it was rewritten\n", known.Size)
+	}
+}
+
+// errVerifyFailed is a verification failure, already printed.
+var errVerifyFailed = errors.New("verification failed")
+
+func verifyFailed(stdout io.Writer, err error) error {
+	var ve *journal.VerifyError
+	if errors.As(err, &ve) {
+		fmt.Fprintf(stdout, "FAILED: %s\n", ve)
+		return errVerifyFailed
+	}
+	return err
+}
+
+// consistencyFetcher gets consistency proofs from a Vouch server.
+func consistencyFetcher(ctx context.Context, server, token string) func(a, b uint64) ([]journal.Hash, error) {
+	c := clientFlags{server: server, token: token, output: "json"}
+	return func(a, b uint64) ([]journal.Hash, error) {
+		cl, err := c.client()
+		if err != nil {
+			return nil, err
+		}
+		var p struct{ Hashes []journal.Hash }
+		_, err = cl.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/journal/proof/consistency?from=%d&to=%d", a, b), nil, &p)
+		return p.Hashes, err
+	}
+}
+
+type verifyStore interface {
+	journal.StoreSource
+	Close() error
+}
+
+func openStoreForVerify(ctx context.Context, dataDir, databaseURL string) (verifyStore, error) {
+	if databaseURL != "" {
+		return postgres.New(ctx, postgres.Config{URL: databaseURL, ReadOnly: true})
+	}
+	path := filepath.Join(dataDir, "vouch.db")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no Vouch database in %s: %w", dataDir, err)
+	}
+	return sqlite.New(ctx, sqlite.Config{Path: path, ReadOnly: true})
+}
