@@ -23,7 +23,6 @@ type EvidenceService interface {
 	Approve(ctx context.Context, approver string, r evidence.ApprovalRequest) (evidence.Approval, error)
 }
 
-
 // Observer is told about accepted evidence (for metrics).
 type Observer interface {
 	ObserveEvidence(kind journal.Kind, created bool)
