@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +13,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vouch-dev/vouch/api"
 	"github.com/vouch-dev/vouch/auth"
@@ -344,4 +349,110 @@ func httpGet(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestJournalProofsAndExport checks the audit endpoints against the
+// journal package's own verification.
+func TestJournalProofsAndExport(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(dir, "vouch.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tokens := auth.NewService(db, nil)
+	_, secret, _ := tokens.Create(ctx, "auditor", []auth.Scope{auth.ScopeAuditRead, auth.ScopeEvidenceWrite}, 0)
+	appender := journal.NewAppender(db, journal.AppenderOptions{})
+	defer appender.Close(ctx)
+	srv := httptest.NewServer(api.New(api.Config{Evidence: evidence.NewService(appender, nil, nil), EvidenceStore: db, Journal: db, Tokens: tokens,
+		Ready: db.Ping, Logger: slog.New(slog.DiscardHandler)}))
+	defer srv.Close()
+	get := func(path string) (int, []byte, http.Header) {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, resp.Header
+	}
+	if code, _, _ := get("/api/v1/journal/checkpoint"); code != 404 {
+		t.Errorf("checkpoint before any = %d, want 404", code)
+	}
+	if code, _, _ := get("/api/v1/audit/export"); code != 404 {
+		t.Errorf("export before any checkpoint = %d, want 404", code)
+	}
+
+	svc := evidence.NewService(appender, nil, nil)
+	for i := 0; i < 9; i++ {
+		if _, _, err := svc.ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: fmt.Sprintf("app%d", i), Digest: digest(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	skey, _, _ := journal.LoadOrCreateKey(filepath.Join(dir, "journal.key"), "vouch.test/api")
+	signer, _ := note.NewSigner(skey)
+	cp, _, err := journal.NewCheckpointer(db, signer, journal.CheckpointerOptions{}).Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, _ := journal.VerifierKey(skey)
+	verifier, _ := journal.NewVerifier(vkey)
+
+	code, body, h := get("/api/v1/journal/checkpoint")
+	if code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/plain") || string(body) != string(cp.Note) {
+		t.Fatalf("checkpoint = %d %q", code, body)
+	}
+	var incl struct {
+		Size     uint64
+		LeafHash journal.Hash `json:"leaf_hash"`
+		Root     journal.Hash
+		Hashes   []journal.Hash
+	}
+	code, body, _ = get("/api/v1/journal/proof/inclusion?index=4")
+	if err := json.Unmarshal(body, &incl); code != 200 || err != nil {
+		t.Fatalf("inclusion proof = %d %s", code, body)
+	}
+	if incl.Size != 9 || incl.Root != cp.Root || journal.VerifyInclusion(4, 9, incl.LeafHash, incl.Hashes, cp.Root) != nil {
+		t.Errorf("inclusion proof %+v does not verify against the checkpoint", incl)
+	}
+	var cons struct {
+		Root   journal.Hash
+		Hashes []journal.Hash
+	}
+	code, body, _ = get("/api/v1/journal/proof/consistency?from=3&to=9")
+	if err := json.Unmarshal(body, &cons); code != 200 || err != nil {
+		t.Fatalf("consistency proof = %d %s", code, body)
+	}
+	root3, _ := journal.RootAt(ctx, db, 3)
+	if journal.VerifyConsistency(3, 9, cons.Hashes, root3, cp.Root) != nil {
+		t.Error("consistency proof does not verify")
+	}
+	for _, q := range []string{"inclusion?index=9", "inclusion?index=x", "inclusion?index=1&size=10", "consistency?from=0&to=9", "consistency?from=5&to=4"} {
+		if code, _, _ := get("/api/v1/journal/proof/" + q); code != 400 {
+			t.Errorf("proof/%s = %d, want 400", q, code)
+		}
+	}
+
+	code, body, h = get("/api/v1/audit/export?from=2&to=7")
+	if code != 200 || h.Get("Content-Type") != "application/jsonl" {
+		t.Fatalf("export = %d %s", code, h.Get("Content-Type"))
+	}
+	rep, err := journal.VerifyExport(bytes.NewReader(body), verifier, journal.VerifyOptions{})
+	if err != nil || rep.Entries != 5 || rep.From != 2 || rep.To != 7 {
+		t.Errorf("export verifies: %+v, %v", rep, err)
+	}
+	code, body, _ = get("/api/v1/audit/export?from=" + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339) + "&format=csv")
+	rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if code != 200 || err != nil || len(rows) != 10 || rows[0][0] != "index" || rows[3][2] != "artifact" || rows[3][4] != "app2@"+digest(2) || rows[3][6] != "ci" {
+		t.Errorf("csv export = %d %v %v", code, rows, err)
+	}
+	if code, _, _ := get("/api/v1/audit/export?format=xml"); code != 400 {
+		t.Errorf("export format=xml = %d, want 400", code)
+	}
+	if code, _, _ := get("/api/v1/audit/export?from=yesterday"); code != 400 {
+		t.Errorf("export from=yesterday = %d, want 400", code)
+	}
 }

@@ -94,7 +94,7 @@ environments:
     allow: ["registry.k8s.io/pause"]
 `
 
-func start(t *testing.T, databaseURL string) *vouch {
+func start(t *testing.T, databaseURL string, extra ...string) *vouch {
 	t.Helper()
 	dataDir := t.TempDir()
 	cfgFile := filepath.Join(dataDir, "vouch.yaml")
@@ -102,7 +102,7 @@ func start(t *testing.T, databaseURL string) *vouch {
 		t.Fatal(err)
 	}
 	v := &vouch{t: t, dataDir: dataDir, api: freeAddr(t), webhook: freeAddr(t), log: new(bytes.Buffer), done: make(chan error, 1)}
-	v.cmd = exec.Command(binary, "serve", "--config", cfgFile, "--data-dir", dataDir, "--api-addr", v.api, "--webhook-addr", v.webhook)
+	v.cmd = exec.Command(binary, append([]string{"serve", "--config", cfgFile, "--data-dir", dataDir, "--api-addr", v.api, "--webhook-addr", v.webhook}, extra...)...)
 	v.cmd.Env = append(os.Environ(), "VOUCH_DATABASE_URL="+databaseURL)
 	v.cmd.Stdout, v.cmd.Stderr = v.log, v.log
 	if err := v.cmd.Start(); err != nil {
@@ -143,15 +143,33 @@ func start(t *testing.T, databaseURL string) *vouch {
 // cli runs a vouch CLI command against the server and returns its stdout.
 func (v *vouch) cli(args ...string) string {
 	v.t.Helper()
+	out, errOut, code := v.exec(args...)
+	if code != 0 {
+		v.t.Fatalf("vouch %v: exit %d\n%s%s", args, code, out, errOut)
+	}
+	return strings.TrimSpace(out)
+}
+
+// run runs a vouch CLI command and returns its output (stdout and stderr)
+// and exit status.
+func (v *vouch) run(args ...string) (string, int) {
+	out, errOut, code := v.exec(args...)
+	return out + errOut, code
+}
+
+func (v *vouch) exec(args ...string) (stdout, stderr string, code int) {
+	v.t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "VOUCH_SERVER=http://"+v.api, "VOUCH_DATA_DIR="+v.dataDir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	var errBuf bytes.Buffer
+	cmd.Stderr = &errBuf
 	out, err := cmd.Output()
-	if err != nil {
-		v.t.Fatalf("vouch %v: %v\n%s", args, err, stderr.String())
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		v.t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
+	return string(out), errBuf.String(), code
 }
 
 func (v *vouch) post(token, path, body string) (int, map[string]any) {
