@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -212,7 +213,8 @@ func (s *Service) Approve(ctx context.Context, approver string, r ApprovalReques
 		t := r.ExpiresAt.UTC()
 		a.ExpiresAt = &t
 	}
-	res, err := s.record(ctx, KindApproval, a.Environment, "", now, &a)
+	// Every approval is a new decision; its key only names its entry.
+	res, err := s.record(ctx, KindApproval, a.Environment, "approval:"+randomID(), now, &a)
 	if err != nil {
 		return Approval{}, err
 	}
@@ -276,4 +278,12 @@ func DecodeEntry(e journal.Entry, record any) error {
 		return fmt.Errorf("decode %s entry %d: unsupported record type %T", e.Kind, e.Index, record)
 	}
 	return nil
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b)
 }

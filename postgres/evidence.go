@@ -16,7 +16,10 @@ import (
 var _ evidence.Store = (*DB)(nil)
 
 // project queues the insert of the evidence record an entry carries, if
-// any, into the entry's transaction.
+// any, into the entry's transaction. The record's id is the entry's index,
+// which the sequencer assigns in the same round trip, so it is read back by
+// the entry's key; a record whose entry existed already is not inserted
+// again.
 func project(b *pgx.Batch, e journal.Entry) error {
 	var err error
 	switch e.Kind {
@@ -24,8 +27,8 @@ func project(b *pgx.Batch, e journal.Entry) error {
 		var a evidence.Artifact
 		if err = evidence.DecodeEntry(e, &a); err == nil {
 			b.Queue(`INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				int64(a.ID), a.Digest, a.Name, a.GitCommit, a.Repository, a.BuildURL, a.Pipeline, a.ReportedBy, a.ReportedAt)
+				SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
+				e.Key, a.Digest, a.Name, a.GitCommit, a.Repository, a.BuildURL, a.Pipeline, a.ReportedBy, a.ReportedAt)
 		}
 	case evidence.KindAttestation:
 		var a evidence.Attestation
@@ -35,19 +38,24 @@ func project(b *pgx.Batch, e journal.Entry) error {
 				payload = a.Payload
 			}
 			b.Queue(`INSERT INTO attestations (id, digest, name, type, passed, url, payload, reported_by, reported_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				int64(a.ID), a.Digest, a.Name, a.Type, a.Passed, a.URL, payload, a.ReportedBy, a.ReportedAt)
+				SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
+				e.Key, a.Digest, a.Name, a.Type, a.Passed, a.URL, payload, a.ReportedBy, a.ReportedAt)
 		}
 	case evidence.KindApproval:
 		var a evidence.Approval
 		if err = evidence.DecodeEntry(e, &a); err == nil {
 			b.Queue(`INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-				int64(a.ID), a.Digest, a.Environment, a.Decision, a.Reason, a.ExpiresAt, a.Approver, a.ApprovedAt)
+				SELECT idx, $2, $3, $4, $5, $6, $7, $8 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
+				e.Key, a.Digest, a.Environment, a.Decision, a.Reason, a.ExpiresAt, a.Approver, a.ApprovedAt)
 		}
+	default:
+		return nil
+	}
+	if err == nil && e.Key == "" {
+		err = fmt.Errorf("evidence entries need a key")
 	}
 	if err != nil {
-		return fmt.Errorf("store %s %d: %w", e.Kind, e.Index, err)
+		return fmt.Errorf("store %s: %w", e.Kind, err)
 	}
 	return nil
 }

@@ -15,10 +15,12 @@ import (
 
 var _ journal.Store = (*DB)(nil)
 
-// AppendBatch implements journal.Store. The transaction locks the tree-state
-// row first, so batches from every replica are sequenced one after another.
-// It takes two round trips: one pipelines BEGIN, the lock and the key
-// lookup; the other pipelines the inserts, the new tree head and COMMIT.
+// AppendBatch implements journal.Store. The batch is sequenced by the
+// vouch_journal_append function inside the database (migration 0003), so
+// the tree-state row lock is held only while the server works, never across
+// a round trip; the whole batch — the function, the evidence records it
+// carries, their change notifications and COMMIT — is one pipelined round
+// trip.
 func (d *DB) AppendBatch(ctx context.Context, entries []journal.Entry) ([]journal.Appended, error) {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
@@ -38,93 +40,90 @@ func (d *DB) AppendBatch(ctx context.Context, entries []journal.Entry) ([]journa
 }
 
 func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]journal.Appended, error) {
-	keys := journal.Keys(entries)
-	if keys == nil {
-		keys = []string{}
-	}
-	var lock pgx.Batch
-	lock.Queue(`BEGIN`)
-	lock.Queue(`SELECT size, root, range_hashes FROM journal_tree WHERE id = 1 FOR UPDATE`)
-	lock.Queue(`SELECT idx, leaf FROM journal_entries WHERE key = ANY($1)`, keys)
-	br := c.SendBatch(ctx, &lock)
-	state, existing, err := readHead(br)
-	if cerr := br.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	b, err := journal.PlanBatch(state, entries, existing)
-	if err != nil {
-		return nil, err
-	}
-	var write pgx.Batch
-	if len(b.New) > 0 {
-		n := len(b.New)
-		idx, kinds, times, envs, ekeys, leaves, hashes := make([]int64, n), make([]string, n), make([]time.Time, n), make([]string, n), make([]*string, n), make([][]byte, n), make([][]byte, n)
-		for i, e := range b.New {
-			idx[i], kinds[i], times[i], envs[i], leaves[i], hashes[i] = int64(e.Index), string(e.Kind), e.Time, e.Environment, e.Leaf, e.LeafHash[:]
-			if e.Key != "" {
-				ekeys[i] = &b.New[i].Key
-			}
+	// Fold repeated keys: only the first of each goes to the database.
+	first := make([]int, len(entries)) // the unique entry each one stands for
+	repeat := make([]bool, len(entries))
+	var unique []journal.Entry
+	byKey := map[string]int{}
+	for i, e := range entries {
+		if len(e.Leaf) == 0 {
+			return nil, fmt.Errorf("entry %d is not sealed", i)
 		}
-		write.Queue(`INSERT INTO journal_entries (idx, kind, time, environment, key, leaf, leaf_hash)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::bytea[], $7::bytea[])`,
-			idx, kinds, times, envs, ekeys, leaves, hashes)
-		for _, e := range b.New {
-			if err := project(&write, e); err != nil {
-				return nil, err
-			}
-			if d := evidence.EntryDigest(e); d != "" {
-				// Delivered to every listening replica when the batch commits.
-				write.Queue(`SELECT pg_notify($1, $2)`, EvidenceChannel, d)
-			}
+		if j, ok := byKey[e.Key]; ok && e.Key != "" {
+			first[i], repeat[i] = j, true
+			continue
 		}
-		if len(b.Nodes) > 0 {
-			levels, nidx, nhash := make([]int16, len(b.Nodes)), make([]int64, len(b.Nodes)), make([][]byte, len(b.Nodes))
-			for i, n := range b.Nodes {
-				levels[i], nidx[i], nhash[i] = int16(n.Level), int64(n.Index), b.Nodes[i].Hash[:]
-			}
-			write.Queue(`INSERT INTO journal_nodes (level, idx, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`, levels, nidx, nhash)
+		first[i] = len(unique)
+		if e.Key != "" {
+			byKey[e.Key] = len(unique)
 		}
-		write.Queue(`UPDATE journal_tree SET size = $1, root = $2, range_hashes = $3 WHERE id = 1`,
-			int64(b.State.Size), b.State.Root[:], journal.EncodeRange(b.State.Range))
+		unique = append(unique, e)
 	}
-	write.Queue(`COMMIT`)
-	if err := c.SendBatch(ctx, &write).Close(); err != nil {
-		return nil, err
+	n := len(unique)
+	kinds, times, envs, keys, leaves, hashes := make([]string, n), make([]time.Time, n), make([]string, n), make([]*string, n), make([][]byte, n), make([][]byte, n)
+	for i, e := range unique {
+		kinds[i], times[i], envs[i], leaves[i], hashes[i] = string(e.Kind), e.Time, e.Environment, e.Leaf, unique[i].LeafHash[:]
+		if e.Key != "" {
+			keys[i] = &unique[i].Key
+		}
 	}
-	return b.Results, nil
-}
-
-// readHead reads the results of the lock batch: BEGIN, the locked tree
-// state and the entries already stored under the batch's keys.
-func readHead(br pgx.BatchResults) (journal.TreeState, map[string]journal.Entry, error) {
+	var b pgx.Batch
+	b.Queue(`BEGIN`)
+	b.Queue(`SELECT pos, entry_idx, existing, existing_leaf FROM vouch_journal_append($1, $2, $3, $4, $5, $6)`, kinds, times, envs, keys, leaves, hashes)
+	for _, e := range unique {
+		if err := project(&b, e); err != nil {
+			return nil, err
+		}
+		if d := evidence.EntryDigest(e); d != "" {
+			// Delivered to every listening replica when the batch commits.
+			b.Queue(`SELECT pg_notify($1, $2)`, EvidenceChannel, d)
+		}
+	}
+	b.Queue(`COMMIT`)
+	br := c.SendBatch(ctx, &b)
+	defer br.Close()
 	if _, err := br.Exec(); err != nil {
-		return journal.TreeState{}, nil, fmt.Errorf("begin: %w", err)
-	}
-	var size int64
-	var root, rng []byte
-	if err := br.QueryRow().Scan(&size, &root, &rng); err != nil {
-		return journal.TreeState{}, nil, fmt.Errorf("lock tree state: %w", err)
-	}
-	state, err := journal.DecodeTreeState(size, root, rng)
-	if err != nil {
-		return journal.TreeState{}, nil, err
+		return nil, fmt.Errorf("begin: %w", err)
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return journal.TreeState{}, nil, fmt.Errorf("look up keys: %w", err)
+		return nil, err
 	}
-	found, err := scanEntries(rows)
+	results := make([]journal.Appended, n)
+	var pos int32
+	var idx int64
+	var existing bool
+	var leaf []byte
+	_, err = pgx.ForEachRow(rows, []any{&pos, &idx, &existing, &leaf}, func() error {
+		i := int(pos) - 1
+		if i < 0 || i >= n {
+			return fmt.Errorf("sequencer returned position %d", pos)
+		}
+		if existing {
+			e, err := journal.ParseLeaf(uint64(idx), append([]byte(nil), leaf...))
+			if err != nil {
+				return err
+			}
+			results[i] = journal.Appended{Entry: e, Existing: true}
+			return nil
+		}
+		e := unique[i]
+		e.Index = uint64(idx)
+		results[i] = journal.Appended{Entry: e}
+		return nil
+	})
 	if err != nil {
-		return journal.TreeState{}, nil, err
+		return nil, fmt.Errorf("sequence: %w", err)
 	}
-	existing := make(map[string]journal.Entry, len(found))
-	for _, e := range found {
-		existing[e.Key] = e
+	if err := br.Close(); err != nil {
+		return nil, err
 	}
-	return state, existing, nil
+	out := make([]journal.Appended, len(entries))
+	for i := range entries {
+		out[i] = results[first[i]]
+		out[i].Existing = out[i].Existing || repeat[i]
+	}
+	return out, nil
 }
 
 // TreeState implements journal.Store.

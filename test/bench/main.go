@@ -31,6 +31,9 @@ import (
 )
 
 var (
+	suite     = flag.String("suite", "admission,journal", "what to measure: admission, journal, or both")
+	entries   = flag.Int("entries", 1000000, "journal entries for the export and verify benchmark")
+	callers   = flag.Int("callers", 32, "concurrent appends in the journal benchmark, spread over the writers")
 	duration  = flag.Duration("duration", 10*time.Second, "length of each measured run")
 	artifacts = flag.Int("artifacts", 10000, "artifacts of evidence in the store besides the three under review")
 	backends  = flag.String("backends", "sqlite,postgres", "stores to measure")
@@ -39,9 +42,20 @@ var (
 
 func main() {
 	flag.Parse()
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+	for _, s := range strings.Split(*suite, ",") {
+		var err error
+		switch s {
+		case "admission":
+			err = run()
+		case "journal":
+			err = runJournal()
+		default:
+			err = fmt.Errorf("unknown suite %q", s)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
 	}
 }
 
