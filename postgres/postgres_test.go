@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/postgres"
@@ -139,5 +141,63 @@ func TestEvidenceChangesReachOtherReplicas(t *testing.T) {
 			t.Fatal("replica B's cache did not see the artifact within 100ms")
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestLeastPrivilegeRoles applies roles.sql and runs Vouch as vouch_app:
+// it appends, serves proofs and checkpoints, and cannot change history even
+// with the triggers out of the way; vouch_auditor verifies read-only.
+func TestLeastPrivilegeRoles(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	url := server.Database(t)
+	owner := open(t, url) // applies the migrations
+	sqlText, err := os.ReadFile("roles.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.ExecForTest(ctx, string(sqlText)); err != nil && !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("roles.sql: %v", err)
+	}
+	asRole := func(role string) string { return strings.Replace(url, "postgres://postgres@", "postgres://"+role+"@", 1) }
+
+	app := open(t, asRole("vouch_app"))
+	storetest.AppendSome(t, app, 5)
+	a := journal.NewAppender(app, journal.AppenderOptions{})
+	defer a.Close(ctx)
+	if _, _, err := evidence.NewService(a, nil, nil).ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "app", Digest: "sha256:" + strings.Repeat("cd", 32)}); err != nil {
+		t.Fatalf("vouch_app reporting evidence: %v", err)
+	}
+	skey, _, _ := journal.LoadOrCreateKey(t.TempDir()+"/k", "vouch.test/roles")
+	signer, _ := note.NewSigner(skey)
+	if _, _, err := journal.NewCheckpointer(app, signer, journal.CheckpointerOptions{}).Checkpoint(ctx); err != nil {
+		t.Fatalf("vouch_app signing a checkpoint: %v", err)
+	}
+	if _, err := journal.InclusionProof(ctx, app, 2, 6); err != nil {
+		t.Fatalf("vouch_app proof: %v", err)
+	}
+	for _, stmt := range []string{
+		`UPDATE journal_entries SET kind = 'x' WHERE idx = 0`,
+		`DELETE FROM journal_entries WHERE idx = 0`,
+		`DELETE FROM journal_checkpoints`,
+		`ALTER TABLE journal_entries DISABLE TRIGGER USER`,
+	} {
+		if err := app.ExecForTest(ctx, stmt); err == nil || !strings.Contains(err.Error(), "permission denied") && !strings.Contains(err.Error(), "must be owner") {
+			t.Errorf("vouch_app: %s: err = %v, want permission denied", stmt, err)
+		}
+	}
+
+	auditor, err := postgres.New(ctx, postgres.Config{URL: asRole("vouch_auditor"), ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auditor.Close()
+	vkey, _ := journal.VerifierKey(skey)
+	v, _ := journal.NewVerifier(vkey)
+	if rep, err := journal.VerifyStore(ctx, auditor, v, journal.VerifyOptions{}, nil); err != nil || rep.Size != 6 {
+		t.Errorf("vouch_auditor verifying: %+v, %v", rep, err)
+	}
+	if err := auditor.ExecForTest(ctx, `INSERT INTO journal_checkpoints VALUES (99, '\x00', '\x00', now())`); err == nil {
+		t.Error("vouch_auditor could insert")
 	}
 }
