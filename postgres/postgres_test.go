@@ -159,7 +159,9 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	if err := owner.ExecForTest(ctx, string(sqlText)); err != nil && !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("roles.sql: %v", err)
 	}
-	asRole := func(role string) string { return strings.Replace(url, "postgres://postgres@", "postgres://"+role+"@", 1) }
+	asRole := func(role string) string {
+		return strings.Replace(url, "postgres://postgres@", "postgres://"+role+"@", 1)
+	}
 
 	app := open(t, asRole("vouch_app"))
 	storetest.AppendSome(t, app, 5)
