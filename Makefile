@@ -14,11 +14,14 @@ run: build
 	bin/vouch serve --log-format text
 
 ## test: everything — vet, formatting, unit and Rego tests, SQLite and real
-## PostgreSQL store tests, end-to-end tests of the vouch binary
+## PostgreSQL store tests, end-to-end tests of the vouch binary, the Helm
+## chart and the suite against a real kube-apiserver (test/kube, a module of
+## its own; the first run builds kube-apiserver, kubectl and etcd)
 test:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	cd test/kube && $(GO) vet ./... && $(GO) test -count=1 -timeout 30m ./...
 
 ## check: fast feedback — vet and the tests that need no PostgreSQL or build
 check:

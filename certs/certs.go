@@ -24,6 +24,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
@@ -49,36 +50,70 @@ func DefaultFiles(dir string) Files {
 	}
 }
 
-// Ensure makes sure dir holds a CA and a serving certificate for
-// localhost, 127.0.0.1 and dnsNames (IP addresses among them become IP
-// SANs) that is valid for at least RenewBefore. It creates or renews what
-// is missing, expiring or for other names, and reports whether it wrote the
-// serving certificate.
+// Bundle is a CA and a serving certificate signed by it, PEM-encoded.
+type Bundle struct {
+	CACert, CAKey, Cert, Key []byte
+}
+
+// Renew returns a bundle whose serving certificate is valid for at least
+// RenewBefore, for localhost, 127.0.0.1 and dnsNames (IP addresses among
+// them become IP SANs), signed by a CA valid as long. It keeps what in b is
+// still good, and reports whether anything changed. A new CA replaces the
+// serving certificate too.
+func Renew(b Bundle, dnsNames []string, now time.Time) (Bundle, bool, error) {
+	ca, caKey, err := parsePair(b.CACert, b.CAKey)
+	changed := false
+	if err != nil || now.Add(RenewBefore).After(ca.NotAfter) {
+		if ca, caKey, err = newCA(now); err != nil {
+			return b, false, err
+		}
+		if b.CACert, b.CAKey, err = encodePair(ca.Raw, caKey); err != nil {
+			return b, false, err
+		}
+		b.Cert, b.Key, changed = nil, nil, true
+	}
+	names, ips := sans(dnsNames)
+	cur, _, err := parsePair(b.Cert, b.Key)
+	if err == nil && now.Add(RenewBefore).Before(cur.NotAfter) && sameSANs(cur, names, ips) && cur.CheckSignatureFrom(ca) == nil {
+		return b, changed, nil
+	}
+	der, key, err := newServing(ca, caKey, names, ips, now)
+	if err != nil {
+		return b, false, err
+	}
+	if b.Cert, b.Key, err = encodePair(der, key); err != nil {
+		return b, false, err
+	}
+	return b, true, nil
+}
+
+// Ensure makes sure dir holds a valid bundle (see Renew) in the files of
+// DefaultFiles, creating or renewing what is missing, expiring or for
+// other names, and reports whether it wrote anything.
 func Ensure(dir string, dnsNames []string, now time.Time) (Files, bool, error) {
 	f := DefaultFiles(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return f, false, err
 	}
-	ca, caKey, err := loadPair(f.CACert, f.CAKey)
-	if err != nil || now.Add(RenewBefore).After(ca.NotAfter) {
-		if ca, caKey, err = newCA(now); err != nil {
-			return f, false, err
-		}
-		if err := writePair(f.CACert, f.CAKey, ca.Raw, caKey); err != nil {
-			return f, false, err
-		}
-		os.Remove(f.Cert) // signed by the old CA
-	}
-	names, ips := sans(dnsNames)
-	cur, _, err := loadPair(f.Cert, f.Key)
-	if err == nil && now.Add(RenewBefore).Before(cur.NotAfter) && sameSANs(cur, names, ips) && cur.CheckSignatureFrom(ca) == nil {
-		return f, false, nil
-	}
-	der, key, err := newServing(ca, caKey, names, ips, now)
-	if err != nil {
+	var b Bundle
+	b.CACert, _ = os.ReadFile(f.CACert)
+	b.CAKey, _ = os.ReadFile(f.CAKey)
+	b.Cert, _ = os.ReadFile(f.Cert)
+	b.Key, _ = os.ReadFile(f.Key)
+	nb, changed, err := Renew(b, dnsNames, now)
+	if err != nil || !changed {
 		return f, false, err
 	}
-	return f, true, writePair(f.Cert, f.Key, der, key)
+	for _, w := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{{f.CAKey, nb.CAKey, 0o600}, {f.CACert, nb.CACert, 0o644}, {f.Key, nb.Key, 0o600}, {f.Cert, nb.Cert, 0o644}} {
+		if err := writeAtomic(w.path, w.data, w.mode); err != nil {
+			return f, false, err
+		}
+	}
+	return f, true, nil
 }
 
 func sans(dnsNames []string) ([]string, []net.IP) {
@@ -156,8 +191,8 @@ func serial() *big.Int {
 	return n
 }
 
-func loadPair(certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+func parsePair(certPEM, keyPEM []byte) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -168,16 +203,12 @@ func loadPair(certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, e
 	return pair.Leaf, key, nil
 }
 
-// writePair writes a certificate (0644) and its key (0600) atomically.
-func writePair(certFile, keyFile string, der []byte, key *ecdsa.PrivateKey) error {
+func encodePair(der []byte, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
 	kb, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if err := writeAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		return err
-	}
-	return writeAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
 }
 
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
@@ -202,6 +233,30 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// Memory serves a certificate set in memory (from a Kubernetes Secret, say).
+type Memory struct {
+	cur atomic.Pointer[tls.Certificate]
+}
+
+// Set replaces the served certificate.
+func (m *Memory) Set(certPEM, keyPEM []byte) error {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return fmt.Errorf("serving certificate: %w", err)
+	}
+	m.cur.Store(&pair)
+	return nil
+}
+
+// GetCertificate returns the current certificate; it fits
+// tls.Config.GetCertificate.
+func (m *Memory) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if c := m.cur.Load(); c != nil {
+		return c, nil
+	}
+	return nil, errors.New("no serving certificate yet")
 }
 
 // Source serves the certificate in a pair of files, reloading them when

@@ -17,11 +17,11 @@ func TestEnsureCreatesRenewsAndKeeps(t *testing.T) {
 	if err != nil || !wrote {
 		t.Fatalf("Ensure = %v, %v; want a new certificate", wrote, err)
 	}
-	cert, _, err := loadPair(f.Cert, f.Key)
+	cert, _, err := loadFiles(f.Cert, f.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _, err := loadPair(f.CACert, f.CAKey)
+	ca, _, err := loadFiles(f.CACert, f.CAKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,4 +80,10 @@ func TestSourceReloadsChangedFiles(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func loadFiles(certFile, keyFile string) (*x509.Certificate, any, error) {
+	c, _ := os.ReadFile(certFile)
+	k, _ := os.ReadFile(keyFile)
+	return parsePair(c, k)
 }

@@ -42,6 +42,11 @@ type Config struct {
 	JournalMaxDelay    Duration             `json:"journal_max_delay"`
 	ShutdownTimeout    Duration             `json:"shutdown_timeout"`
 	DebugAddr          string               `json:"debug_addr"`
+	Kubeconfig         string               `json:"kubeconfig"`
+	LeaderElection     bool                 `json:"leader_election"`
+	LeaderElectionID   string               `json:"leader_election_id"`
+	WebhookSecret      string               `json:"webhook_secret"`
+	WebhookConfig      string               `json:"webhook_configuration"`
 	EvidenceCacheSize  int                  `json:"evidence_cache_size"`
 	JournalKeyFile     string               `json:"journal_key_file"`
 	JournalOrigin      string               `json:"journal_origin"`
@@ -88,6 +93,7 @@ func defaultConfig() Config {
 		JournalMaxBatch:    journal.DefaultMaxBatch,
 		EvidenceCacheSize:  evidence.DefaultCacheSize,
 		CheckpointInterval: Duration(journal.DefaultCheckpointInterval),
+		LeaderElectionID:   "vouch",
 		JournalMaxDelay:    Duration(journal.DefaultMaxDelay),
 		ShutdownTimeout:    Duration(25 * time.Second),
 		DefaultEnvironment: policy.DefaultEnvironmentName,
@@ -169,6 +175,18 @@ var serveSettings = []setting{
 	{"journal-origin", "journal_origin", "name of this journal in its checkpoints, e.g. vouch.bank.example/prod (used when the key is generated)", str(func(c *Config) *string { return &c.JournalOrigin })},
 	{"checkpoint-interval", "checkpoint_interval", "how often a new checkpoint is signed while the journal grows (default \"5s\")", duration(func(c *Config) *Duration { return &c.CheckpointInterval })},
 	{"checkpoint-publish", "checkpoint_publish", "comma-separated directories or http(s) URLs that receive every checkpoint", list(func(c *Config) *[]string { return &c.CheckpointPublish })},
+	{"kubeconfig", "kubeconfig", "kubeconfig of the cluster Vouch works with; in a pod, its service account is used", str(func(c *Config) *string { return &c.Kubeconfig })},
+	{"leader-election", "leader_election", "elect one replica (coordination.k8s.io Lease) for checkpoints and certificate rotation (true or false)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		c.LeaderElection = b
+		return nil
+	}},
+	{"leader-election-id", "leader_election_id", "name of the Lease in Vouch's namespace (default \"vouch\")", str(func(c *Config) *string { return &c.LeaderElectionID })},
+	{"webhook-secret", "webhook_secret", "keep the webhook's CA and certificate in this Secret of Vouch's namespace (needs the cluster)", str(func(c *Config) *string { return &c.WebhookSecret })},
+	{"webhook-configuration", "webhook_configuration", "ValidatingWebhookConfiguration whose caBundle Vouch keeps up to date (with --webhook-secret)", str(func(c *Config) *string { return &c.WebhookConfig })},
 	{"debug-addr", "debug_addr", "address for Go's pprof profiles at /debug/pprof (off when empty; keep it on loopback)", str(func(c *Config) *string { return &c.DebugAddr })},
 	{"default-environment", "default_environment", "environment of namespaces no environment claims (default \"default\")", str(func(c *Config) *string { return &c.DefaultEnvironment })},
 }
@@ -314,6 +332,12 @@ func (c *Config) validate() error {
 	}
 	if c.JournalOrigin != "" && (strings.ContainsAny(c.JournalOrigin, "+ \t\n") || !utf8.ValidString(c.JournalOrigin)) {
 		return fmt.Errorf("journal_origin (--journal-origin): %q may not contain spaces or '+'", c.JournalOrigin)
+	}
+	if c.WebhookSecret != "" && (c.TLSCertFile != "") {
+		return errors.New("webhook_secret (--webhook-secret): the certificate comes from the Secret or from tls_cert_file, not both")
+	}
+	if c.WebhookConfig != "" && c.WebhookSecret == "" {
+		return errors.New("webhook_configuration (--webhook-configuration): only used with webhook_secret, to publish its CA")
 	}
 	if c.EvidenceCacheSize < 0 {
 		return fmt.Errorf("evidence_cache_size (--evidence-cache-size): %d is negative", c.EvidenceCacheSize)

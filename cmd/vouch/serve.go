@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,9 +15,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/kubernetes"
 	"golang.org/x/mod/sumdb/note"
 	"k8s.io/klog/v2"
 
@@ -24,6 +28,7 @@ import (
 	"github.com/vouch-dev/vouch/certs"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/kube"
 	"github.com/vouch-dev/vouch/metrics"
 	"github.com/vouch-dev/vouch/policy"
 	"github.com/vouch-dev/vouch/postgres"
@@ -113,14 +118,23 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		appender.Close(ctx)
 		return err
 	}
-	certSource, caFile, err := servingCertificate(cfg, log)
+	kc, err := kubeClient(cfg)
+	if err != nil {
+		appender.Close(ctx)
+		return err
+	}
+	certSource, caFile, rotator, err := servingCertificate(cfg, kc, log)
 	if err != nil {
 		appender.Close(ctx)
 		return err
 	}
 	go certSource.Run(runCtx)
 	go engine.Watch(runCtx, 2*time.Second)
-	go checkpointer.Run(runCtx)
+	singletons := []func(context.Context){checkpointer.Run}
+	if rotator != nil {
+		singletons = append(singletons, rotator.Run)
+	}
+	go runSingletons(runCtx, cfg, kc, log, singletons)
 
 	webhookMux := http.NewServeMux()
 	webhookMux.Handle("/validate", hook)
@@ -241,14 +255,30 @@ func openStore(ctx context.Context, cfg Config) (store, error) {
 	return sqlite.New(ctx, sqlite.Config{Path: filepath.Join(cfg.DataDir, "vouch.db")})
 }
 
-// servingCertificate returns the webhook's certificate source: the given
-// files, or a CA and certificate generated into the data dir.
-func servingCertificate(cfg Config, log *slog.Logger) (*certs.Source, string, error) {
+// certSource serves the webhook's certificate.
+type certSource interface {
+	GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	Run(ctx context.Context)
+}
+
+// servingCertificate returns the webhook's certificate source: a Secret
+// kept by the leader (--webhook-secret; the rotator is returned for the
+// leader to run), the given files, or a CA and certificate generated into
+// the data dir.
+func servingCertificate(cfg Config, kc kubernetes.Interface, log *slog.Logger) (certSource, string, *kube.CertRotator, error) {
+	if cfg.WebhookSecret != "" {
+		if kc == nil {
+			return nil, "", nil, errors.New("webhook_secret (--webhook-secret) needs the cluster: run in a pod or give --kubeconfig")
+		}
+		rotator := &kube.CertRotator{Client: kc, Namespace: cfg.Namespace, Secret: cfg.WebhookSecret, Webhook: cfg.WebhookConfig,
+			DNSNames: cfg.TLSDNSNames, Logger: log}
+		return &kube.SecretCertSource{Client: kc, Namespace: cfg.Namespace, Secret: cfg.WebhookSecret, Logger: log}, "", rotator, nil
+	}
 	certFile, keyFile, caFile := cfg.TLSCertFile, cfg.TLSKeyFile, ""
 	if certFile == "" {
 		f, wrote, err := certs.Ensure(cfg.DataDir, cfg.TLSDNSNames, time.Now())
 		if err != nil {
-			return nil, "", fmt.Errorf("generate webhook certificate: %w", err)
+			return nil, "", nil, fmt.Errorf("generate webhook certificate: %w", err)
 		}
 		if wrote {
 			log.Info("generated the webhook serving certificate; its CA is the caBundle for the webhook configuration", "ca_file", f.CACert, "cert_file", f.Cert)
@@ -256,7 +286,44 @@ func servingCertificate(cfg Config, log *slog.Logger) (*certs.Source, string, er
 		certFile, keyFile, caFile = f.Cert, f.Key, f.CACert
 	}
 	src, err := certs.NewSource(certFile, keyFile)
-	return src, caFile, err
+	return src, caFile, nil, err
+}
+
+// kubeClient returns the cluster client, or nil outside a cluster.
+func kubeClient(cfg Config) (kubernetes.Interface, error) {
+	kc, err := kube.Client(cfg.Kubeconfig)
+	if errors.Is(err, kube.ErrNoCluster) {
+		return nil, nil
+	}
+	return kc, err
+}
+
+// runSingletons runs the work only one replica may do: on the elected
+// leader when leader election is on, else right here.
+func runSingletons(ctx context.Context, cfg Config, kc kubernetes.Interface, log *slog.Logger, tasks []func(context.Context)) {
+	run := func(ctx context.Context) {
+		var wg sync.WaitGroup
+		for _, t := range tasks {
+			wg.Add(1)
+			go func() { defer wg.Done(); t(ctx) }()
+		}
+		wg.Wait()
+	}
+	if kc == nil || !cfg.LeaderElection {
+		run(ctx)
+		return
+	}
+	id := os.Getenv("POD_NAME")
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	kube.Leader{Client: kc, Namespace: cfg.Namespace, Name: cfg.LeaderElectionID, Identity: id + "_" + randomSuffix(), Logger: log}.Run(ctx, run)
+}
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // seedAdminToken makes sure an admin token exists: VOUCH_ADMIN_TOKEN when

@@ -1,0 +1,275 @@
+package kube
+
+import (
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+	"sigs.k8s.io/yaml"
+)
+
+// chartDir is charts/vouch in the repository.
+func chartDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "charts", "vouch")
+}
+
+func loadChart(t *testing.T) *chart.Chart {
+	t.Helper()
+	c, err := loader.Load(chartDir())
+	if err != nil {
+		t.Fatalf("load chart: %v", err)
+	}
+	return c
+}
+
+// render renders the chart as `helm template` would, with the given values
+// over the defaults, and returns the objects by "Kind/name".
+func render(t *testing.T, values map[string]any) (map[string]map[string]any, error) {
+	t.Helper()
+	c := loadChart(t)
+	vals, err := chartutil.ToRenderValues(c, values, chartutil.ReleaseOptions{Name: "vouch", Namespace: "vouch-system", IsInstall: true}, chartutil.DefaultCapabilities)
+	if err != nil {
+		return nil, err
+	}
+	files, err := engine.Render(c, vals)
+	if err != nil {
+		return nil, err
+	}
+	objs := map[string]map[string]any{}
+	for name, content := range files {
+		if !strings.HasSuffix(name, ".yaml") {
+			continue
+		}
+		for _, doc := range strings.Split(content, "\n---") {
+			if strings.TrimSpace(doc) == "" {
+				continue
+			}
+			var o map[string]any
+			if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+				t.Fatalf("%s does not parse: %v\n%s", name, err, doc)
+			}
+			if o == nil {
+				continue
+			}
+			meta, _ := o["metadata"].(map[string]any)
+			objs[o["kind"].(string)+"/"+meta["name"].(string)] = o
+		}
+	}
+	return objs, nil
+}
+
+// renderYAML renders the chart to one multi-document YAML stream.
+func renderYAML(t *testing.T, values map[string]any) string {
+	t.Helper()
+	objs, err := render(t, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []string
+	for _, o := range objs {
+		b, _ := yaml.Marshal(o)
+		docs = append(docs, string(b))
+	}
+	return strings.Join(docs, "---\n")
+}
+
+func get(o map[string]any, path ...any) any {
+	var cur any = o
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := cur.(map[string]any)
+			cur = m[k]
+		case int:
+			a, _ := cur.([]any)
+			if k >= len(a) {
+				return nil
+			}
+			cur = a[k]
+		}
+	}
+	return cur
+}
+
+func TestChartDefaults(t *testing.T) {
+	objs, err := render(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Deployment/vouch", "Service/vouch", "ServiceAccount/vouch", "ConfigMap/vouch", "PodDisruptionBudget/vouch",
+		"ValidatingWebhookConfiguration/vouch", "ClusterRole/vouch", "ClusterRoleBinding/vouch", "Role/vouch", "RoleBinding/vouch",
+	} {
+		if objs[want] == nil {
+			t.Errorf("default render lacks %s", want)
+		}
+	}
+	for _, absent := range []string{"ServiceMonitor/vouch", "NetworkPolicy/vouch", "Certificate/vouch"} {
+		if objs[absent] != nil {
+			t.Errorf("default render has %s", absent)
+		}
+	}
+
+	d := objs["Deployment/vouch"]
+	if get(d, "spec", "replicas") != float64(2) {
+		t.Errorf("replicas = %v, want 2", get(d, "spec", "replicas"))
+	}
+	c := get(d, "spec", "template", "spec", "containers", 0).(map[string]any)
+	sc := c["securityContext"].(map[string]any)
+	if sc["readOnlyRootFilesystem"] != true || sc["allowPrivilegeEscalation"] != false {
+		t.Errorf("container security context = %v", sc)
+	}
+	if get(d, "spec", "template", "spec", "securityContext", "runAsNonRoot") != true {
+		t.Error("pod does not run as non-root")
+	}
+	for _, probe := range []string{"readinessProbe", "livenessProbe", "startupProbe"} {
+		if c[probe] == nil {
+			t.Errorf("no %s", probe)
+		}
+	}
+	if get(d, "spec", "template", "spec", "affinity", "podAntiAffinity") == nil {
+		t.Error("no pod anti-affinity by default")
+	}
+	args := strings.Join(toStrings(c["args"]), " ")
+	for _, want := range []string{"--leader-election=true", "--webhook-secret=vouch-tls", "--webhook-configuration=vouch", "--tls-dns-names=vouch,vouch.vouch-system,vouch.vouch-system.svc"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %s", args, want)
+		}
+	}
+
+	w := objs["ValidatingWebhookConfiguration/vouch"]
+	hook := get(w, "webhooks", 0).(map[string]any)
+	if hook["sideEffects"] != "NoneOnDryRun" || hook["failurePolicy"] != "Fail" || hook["timeoutSeconds"] != float64(5) {
+		t.Errorf("webhook = sideEffects %v failurePolicy %v timeoutSeconds %v", hook["sideEffects"], hook["failurePolicy"], hook["timeoutSeconds"])
+	}
+	excluded := toStrings(get(hook, "namespaceSelector", "matchExpressions", 0, "values"))
+	if strings.Join(excluded, ",") != "kube-system,vouch-system" {
+		t.Errorf("excluded namespaces = %v", excluded)
+	}
+	var resources []string
+	for _, r := range hook["rules"].([]any) {
+		resources = append(resources, toStrings(r.(map[string]any)["resources"])...)
+	}
+	if got := strings.Join(resources, ","); got != "pods,pods/ephemeralcontainers,deployments,replicasets,statefulsets,daemonsets,jobs,cronjobs" {
+		t.Errorf("webhook resources = %s", got)
+	}
+
+	// Least privilege: no wildcards, secrets only by name in Vouch's namespace.
+	for _, name := range []string{"ClusterRole/vouch", "Role/vouch"} {
+		for _, r := range objs[name]["rules"].([]any) {
+			rule := r.(map[string]any)
+			for _, field := range []string{"verbs", "resources", "apiGroups"} {
+				for _, v := range toStrings(rule[field]) {
+					if v == "*" {
+						t.Errorf("%s has a wildcard %s", name, field)
+					}
+				}
+			}
+			if strings.Contains(strings.Join(toStrings(rule["resources"]), ","), "secrets") {
+				if name == "ClusterRole/vouch" {
+					t.Error("the ClusterRole grants secrets")
+				}
+				if v := toStrings(rule["verbs"]); !(len(v) == 1 && v[0] == "create") && rule["resourceNames"] == nil {
+					t.Errorf("secret verbs %v without resourceNames", v)
+				}
+			}
+		}
+	}
+}
+
+func TestChartOptions(t *testing.T) {
+	objs, err := render(t, map[string]any{
+		"certificates":   map[string]any{"mode": "cert-manager", "certManager": map[string]any{"issuerRef": map[string]any{"name": "ca", "kind": "ClusterIssuer"}}},
+		"serviceMonitor": map[string]any{"enabled": true},
+		"networkPolicy":  map[string]any{"enabled": true},
+		"webhook":        map[string]any{"failurePolicy": "Ignore", "excludeNamespaces": []any{"sandbox"}},
+		"database":       map[string]any{"existingSecret": "vouch-db"},
+		"journalKey":     map[string]any{"existingSecret": "vouch-journal-key"},
+		"image":          map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Certificate/vouch", "ServiceMonitor/vouch", "NetworkPolicy/vouch"} {
+		if objs[want] == nil {
+			t.Errorf("render lacks %s", want)
+		}
+	}
+	w := objs["ValidatingWebhookConfiguration/vouch"]
+	if get(w, "metadata", "annotations", "cert-manager.io/inject-ca-from") != "vouch-system/vouch" {
+		t.Error("cert-manager CA injection annotation missing")
+	}
+	if get(w, "webhooks", 0, "failurePolicy") != "Ignore" {
+		t.Error("failurePolicy value not applied")
+	}
+	if got := strings.Join(toStrings(get(w, "webhooks", 0, "namespaceSelector", "matchExpressions", 0, "values")), ","); got != "kube-system,vouch-system,sandbox" {
+		t.Errorf("excluded namespaces = %s", got)
+	}
+	c := get(objs["Deployment/vouch"], "spec", "template", "spec", "containers", 0).(map[string]any)
+	if !strings.HasSuffix(c["image"].(string), "@sha256:"+strings.Repeat("ab", 32)) {
+		t.Errorf("image = %v, want pinned by digest", c["image"])
+	}
+	args := strings.Join(toStrings(c["args"]), " ")
+	if !strings.Contains(args, "--tls-cert-file=/etc/vouch/tls/tls.crt") || strings.Contains(args, "--webhook-secret") {
+		t.Errorf("cert-manager args = %s", args)
+	}
+	env := renderString(t, c["env"])
+	if !strings.Contains(env, "VOUCH_DATABASE_URL") || !strings.Contains(env, "vouch-db") {
+		t.Errorf("env lacks the database secret: %s", env)
+	}
+	for _, r := range objs["ClusterRole/vouch"]["rules"].([]any) {
+		if strings.Contains(renderString(t, r), "validatingwebhookconfigurations") {
+			t.Error("with cert-manager, Vouch needs no access to its webhook configuration")
+		}
+	}
+
+	if _, err := render(t, map[string]any{"certificates": map[string]any{"mode": "cert-manager"}}); err == nil || !strings.Contains(err.Error(), "issuerRef is required") {
+		t.Errorf("cert-manager without an issuer: err = %v", err)
+	}
+}
+
+func TestChartSchemaAndLint(t *testing.T) {
+	for _, bad := range []map[string]any{
+		{"webhook": map[string]any{"failurePolicy": "Maybe"}},
+		{"replicaCount": 0},
+		{"webhook": map[string]any{"timeoutSeconds": 60}},
+		{"image": map[string]any{"digest": "latest"}},
+		{"config": map[string]any{"environments": []any{map[string]any{"name": "Prod"}}}},
+	} {
+		c := loadChart(t)
+		if err := chartutil.ValidateAgainstSchema(c, bad); err == nil {
+			t.Errorf("values %v pass the schema", bad)
+		}
+	}
+	result := lint.AllWithKubeVersion(chartDir(), map[string]any{}, "vouch-system", &chartutil.DefaultCapabilities.KubeVersion)
+	for _, m := range result.Messages {
+		if m.Severity >= support.WarningSev {
+			t.Errorf("helm lint: %s", m)
+		}
+	}
+}
+
+func toStrings(v any) []string {
+	a, _ := v.([]any)
+	out := make([]string, len(a))
+	for i, x := range a {
+		out[i], _ = x.(string)
+	}
+	return out
+}
+
+func renderString(t *testing.T, v any) string {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
