@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 )
@@ -48,6 +49,24 @@ func project(b *pgx.Batch, e journal.Entry) error {
 				SELECT idx, $2, $3, $4, $5, $6, $7, $8 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
 				e.Key, a.Digest, a.Environment, a.Decision, a.Reason, a.ExpiresAt, a.Approver, a.ApprovedAt)
 		}
+	case drift.KindSnapshot:
+		var r drift.Record
+		if r, err = drift.DecodeRecord(e); err == nil {
+			b.Queue(`INSERT INTO snapshots (id, environment, time, hash, kind, full_id, body)
+				SELECT e.idx, $2, $3, $4, $5,
+					CASE WHEN $5 = 'full' THEN e.idx ELSE COALESCE((SELECT s.full_id FROM snapshots s WHERE s.environment = $2 AND s.kind <> 'heartbeat' AND s.id < e.idx ORDER BY s.id DESC LIMIT 1), 0) END,
+					$6
+				FROM journal_entries e WHERE e.key = $1 ON CONFLICT (id) DO NOTHING`,
+				e.Key, r.Environment, e.Time, r.Hash, r.Kind, []byte(e.Body))
+		}
+	case journal.KindAdmission:
+		if env, digests, ok := drift.AdmittedDigests(e); ok {
+			b.Queue(`INSERT INTO admitted (environment, digest, first_id, last_id)
+				SELECT $2, d, e.idx, e.idx FROM journal_entries e, unnest($3::text[]) AS d WHERE e.key = $1
+				ON CONFLICT (environment, digest) DO UPDATE SET last_id = GREATEST(admitted.last_id, EXCLUDED.last_id)`,
+				e.Key, env, digests)
+		}
+		return nil
 	default:
 		return nil
 	}

@@ -19,3 +19,7 @@ GRANT EXECUTE ON FUNCTION vouch_journal_append(text[], timestamptz[], text[], te
 CREATE ROLE vouch_auditor LOGIN;
 GRANT USAGE ON SCHEMA public TO vouch_auditor;
 GRANT SELECT ON journal_entries, journal_nodes, journal_checkpoints, journal_tree TO vouch_auditor;
+
+-- Added with migration 0004.
+GRANT SELECT, INSERT ON snapshots TO vouch_app;
+GRANT SELECT, INSERT, UPDATE ON admitted TO vouch_app;

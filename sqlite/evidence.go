@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 )
@@ -45,6 +46,22 @@ func project(ctx context.Context, tx *sql.Tx, e journal.Entry) error {
 			_, err = tx.ExecContext(ctx, `INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 				int64(a.ID), a.Digest, a.Environment, a.Decision, a.Reason, exp, a.Approver, micros(a.ApprovedAt))
+		}
+	case drift.KindSnapshot:
+		var r drift.Record
+		if r, err = drift.DecodeRecord(e); err == nil {
+			_, err = tx.ExecContext(ctx, `INSERT INTO snapshots (id, environment, time, hash, kind, full_id, body)
+				VALUES (?, ?, ?, ?, ?, CASE WHEN ? = 'full' THEN ? ELSE COALESCE((SELECT full_id FROM snapshots WHERE environment = ? AND kind <> 'heartbeat' AND id < ? ORDER BY id DESC LIMIT 1), 0) END, ?)`,
+				int64(e.Index), r.Environment, micros(e.Time), r.Hash, r.Kind, r.Kind, int64(e.Index), r.Environment, int64(e.Index), []byte(e.Body))
+		}
+	case journal.KindAdmission:
+		if env, digests, ok := drift.AdmittedDigests(e); ok {
+			for _, d := range digests {
+				if _, err = tx.ExecContext(ctx, `INSERT INTO admitted (environment, digest, first_id, last_id) VALUES (?, ?, ?, ?)
+					ON CONFLICT (environment, digest) DO UPDATE SET last_id = excluded.last_id`, env, d, int64(e.Index), int64(e.Index)); err != nil {
+					break
+				}
+			}
 		}
 	default:
 		return nil

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vouch-dev/vouch/auth"
+	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 )
@@ -28,6 +29,9 @@ type Store interface {
 	journal.Store
 	evidence.Store
 	auth.Store
+	drift.Store
+	// Admitted returns the latest admitted decision of each digest in env.
+	Admitted(ctx context.Context, env string, digests []string) (map[string]uint64, error)
 	Ping(ctx context.Context) error
 }
 
@@ -50,6 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Checkpoints", testCheckpoints},
 		{"ExportVerifies", testExportVerifies},
 		{"ExportTamperMatrix", testExportTamperMatrix},
+		{"Snapshots", testSnapshots},
+		{"Admitted", testAdmitted},
 	}
 	t.Run("StoreTamperMatrix", func(t *testing.T) { testStoreTamperMatrix(t, open) })
 	for _, tt := range tests {

@@ -1,0 +1,95 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vouch-dev/vouch/drift"
+)
+
+var _ drift.Store = (*DB)(nil)
+
+const recordColumns = `id, time, full_id, body`
+
+// LatestRecord implements drift.Store.
+func (d *DB) LatestRecord(ctx context.Context, env string, at time.Time, kinds ...string) (drift.StoredRecord, error) {
+	q := `SELECT ` + recordColumns + ` FROM snapshots WHERE environment = $1 AND time <= $2`
+	args := []any{env, at}
+	if len(kinds) > 0 {
+		q += ` AND kind = ANY($3)`
+		args = append(args, kinds)
+	}
+	recs, err := d.records(ctx, q+` ORDER BY time DESC, id DESC LIMIT 1`, args...)
+	if err != nil {
+		return drift.StoredRecord{}, err
+	}
+	if len(recs) == 0 {
+		return drift.StoredRecord{}, fmt.Errorf("%s at %s: %w", env, at.Format(time.RFC3339), drift.ErrNoSnapshot)
+	}
+	return recs[0], nil
+}
+
+// Records implements drift.Store.
+func (d *DB) Records(ctx context.Context, env string, from, to uint64) ([]drift.StoredRecord, error) {
+	return d.records(ctx, `SELECT `+recordColumns+` FROM snapshots WHERE environment = $1 AND id >= $2 AND id <= $3 AND kind <> 'heartbeat' ORDER BY id`,
+		env, int64(from), int64(to))
+}
+
+// RecordsBetween implements drift.Store.
+func (d *DB) RecordsBetween(ctx context.Context, env string, since, until time.Time, limit int) ([]drift.StoredRecord, error) {
+	return d.records(ctx, `SELECT `+recordColumns+` FROM snapshots WHERE environment = $1 AND time > $2 AND time <= $3 AND kind <> 'heartbeat' ORDER BY time, id LIMIT $4`,
+		env, since, until, limit)
+}
+
+// Environments implements drift.Store.
+func (d *DB) Environments(ctx context.Context) ([]string, error) {
+	rows, err := d.pool.Query(ctx, `SELECT DISTINCT environment FROM snapshots ORDER BY environment`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: environments: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// Admitted returns, for each digest admitted in env, the journal index of
+// its latest admitted decision.
+func (d *DB) Admitted(ctx context.Context, env string, digests []string) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	rows, err := d.pool.Query(ctx, `SELECT digest, last_id FROM admitted WHERE environment = $1 AND digest = ANY($2)`, env, digests)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: admitted: %w", err)
+	}
+	var dg string
+	var id int64
+	_, err = pgx.ForEachRow(rows, []any{&dg, &id}, func() error {
+		out[dg] = uint64(id)
+		return nil
+	})
+	return out, err
+}
+
+func (d *DB) records(ctx context.Context, q string, args ...any) ([]drift.StoredRecord, error) {
+	rows, err := d.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: snapshots: %w", err)
+	}
+	var out []drift.StoredRecord
+	var id, full int64
+	var at time.Time
+	var body []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &at, &full, &body}, func() error {
+		r := drift.StoredRecord{ID: uint64(id), Time: at.UTC(), FullID: uint64(full)}
+		if err := json.Unmarshal(body, &r.Record); err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: snapshots: %w", err)
+	}
+	return out, nil
+}
