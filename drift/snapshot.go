@@ -104,4 +104,3 @@ func DigestFromImageID(imageID string) string {
 	}
 	return "sha256:" + hexPart
 }
-

@@ -105,4 +105,3 @@ func (d *DB) records(ctx context.Context, q string, args ...any) ([]drift.Stored
 	}
 	return out, nil
 }
-

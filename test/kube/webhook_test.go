@@ -257,7 +257,9 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		t.Fatalf("caBundle is not base64: %v", err)
 	}
 	for _, r := range []*replica{a, b} {
-		waitFor(t, 30*time.Second, r.name+" serving the Secret's certificate", func() bool { return strings.Contains(r.log.String(), "serving the webhook certificate from its secret") })
+		waitFor(t, 30*time.Second, r.name+" serving the Secret's certificate", func() bool {
+			return strings.Contains(r.log.String(), "serving the webhook certificate from its secret")
+		})
 	}
 
 	ci := mustToken(t, a, admin, "ci", "evidence:write")
