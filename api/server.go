@@ -34,6 +34,8 @@ type Config struct {
 	EvidenceStore evidence.Store
 	Journal       journal.Store
 	Tokens        *auth.Service
+	// Drift serves /environments; nil leaves those endpoints out.
+	Drift DriftService
 	// Ready reports whether Vouch can serve (store reachable, policy loaded).
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics when set.
@@ -93,6 +95,14 @@ func New(cfg Config) *Server {
 	v1.GET("/journal/proof/inclusion", s.require(auth.ScopeAuditRead), s.inclusionProof)
 	v1.GET("/journal/proof/consistency", s.require(auth.ScopeAuditRead), s.consistencyProof)
 	v1.GET("/audit/export", s.require(auth.ScopeAuditRead), s.auditExport)
+	if cfg.Drift != nil {
+		v1.GET("/environments", s.require(auth.ScopeAuditRead), s.listEnvironments)
+		v1.GET("/environments/:env/state", s.require(auth.ScopeAuditRead), s.environmentState)
+		v1.GET("/environments/:env/diff", s.require(auth.ScopeAuditRead), s.environmentDiff)
+		v1.GET("/environments/:env/events", s.require(auth.ScopeAuditRead), s.environmentEvents)
+		v1.GET("/environments/:env/compliance", s.require(auth.ScopeAuditRead), s.environmentCompliance)
+		v1.PUT("/environments/:env/snapshot", s.require(auth.ScopeSnapshotsWrite), s.putSnapshot)
+	}
 	v1.POST("/tokens", s.require(auth.ScopeAdmin), s.createToken)
 	v1.GET("/tokens", s.require(auth.ScopeAdmin), s.listTokens)
 	v1.DELETE("/tokens/:id", s.require(auth.ScopeAdmin), s.revokeToken)

@@ -28,11 +28,12 @@ const (
 	ScopeEvidenceWrite  Scope = "evidence:write"  // report artifacts and attestations
 	ScopeApprovalsWrite Scope = "approvals:write" // approve or reject releases
 	ScopeAuditRead      Scope = "audit:read"      // read evidence and the journal
+	ScopeSnapshotsWrite Scope = "snapshots:write" // report what runs (vouch snapshot)
 	ScopeAdmin          Scope = "admin"           // everything, including tokens
 )
 
 // AllScopes lists every scope.
-var AllScopes = []Scope{ScopeEvidenceWrite, ScopeApprovalsWrite, ScopeAuditRead, ScopeAdmin}
+var AllScopes = []Scope{ScopeEvidenceWrite, ScopeApprovalsWrite, ScopeAuditRead, ScopeSnapshotsWrite, ScopeAdmin}
 
 // Errors callers branch on.
 var (

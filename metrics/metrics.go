@@ -22,6 +22,7 @@ type Metrics struct {
 	journalBatch     prometheus.Histogram
 	journalCommit    prometheus.Histogram
 	checkpointSize   prometheus.Gauge
+	compliance       *prometheus.GaugeVec
 	publishErrors    prometheus.Counter
 }
 
@@ -62,13 +63,17 @@ func New() *Metrics {
 			Name: "vouch_journal_checkpoint_size",
 			Help: "Tree size of the latest signed journal checkpoint.",
 		}),
+		compliance: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vouch_compliance_artifacts",
+			Help: "Running artifacts by environment and compliance status (compliant, non-compliant, unknown, undocumented, failed).",
+		}, []string{"environment", "status"}),
 		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vouch_journal_checkpoint_publish_errors_total",
 			Help: "Checkpoints that could not be published to a configured destination.",
 		}),
 	}
 	reg.MustRegister(m.admissions, m.admissionLatency, m.evidence, m.journalAppends, m.journalBatch, m.journalCommit,
-		m.checkpointSize, m.publishErrors,
+		m.checkpointSize, m.publishErrors, m.compliance,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -114,5 +119,12 @@ func (m *Metrics) ObserveCheckpoint(c journal.Checkpoint, publishErr error) {
 	m.checkpointSize.Set(float64(c.Size))
 	if publishErr != nil {
 		m.publishErrors.Inc()
+	}
+}
+
+// SetCompliance publishes an environment's compliance counts.
+func (m *Metrics) SetCompliance(environment string, counts map[string]int) {
+	for status, n := range counts {
+		m.compliance.WithLabelValues(environment, status).Set(float64(n))
 	}
 }

@@ -96,9 +96,8 @@ func NewEnvironments(defaultName string, list []Environment) (*Environments, err
 			e.def = env
 			continue
 		}
-		if len(env.Namespaces) == 0 {
-			return nil, fmt.Errorf("%s.namespaces: environment %q claims no namespace", field, env.Name)
-		}
+		// An environment without namespaces is one Vouch does not admit
+		// into: snapshots of it come from reporters (vouch snapshot …).
 		e.list = append(e.list, env)
 	}
 	return e, nil
@@ -129,4 +128,14 @@ func (e *Environments) Names() []string {
 // All returns every environment, the default one first.
 func (e *Environments) All() []Environment {
 	return append([]Environment{e.def}, e.list...)
+}
+
+// Named returns the environment called name.
+func (e *Environments) Named(name string) (Environment, bool) {
+	for _, env := range e.All() {
+		if env.Name == name {
+			return env, true
+		}
+	}
+	return Environment{}, false
 }

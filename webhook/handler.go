@@ -17,9 +17,12 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
@@ -145,6 +148,39 @@ func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 		return denied(req.UID, rec.Messages, rec.Warnings)
 	}
 	return allowed(req.UID, rec.Warnings)
+}
+
+// ErrUnknownEnvironment is returned by Assess for an environment the
+// configuration does not define.
+var ErrUnknownEnvironment = errors.New("unknown environment")
+
+// Assess decides, as the webhook would now and without recording
+// anything, whether a workload object of the given kind would be admitted
+// in the named environment. It serves `vouch assert`, `vouch review` and
+// continuous compliance.
+func (h *Handler) Assess(ctx context.Context, environment, kind string, object []byte) (Record, error) {
+	env, ok := h.cfg.Environments.Named(environment)
+	if !ok {
+		return Record{}, fmt.Errorf("%w %q (configured: %s)", ErrUnknownEnvironment, environment, strings.Join(h.cfg.Environments.Names(), ", "))
+	}
+	group, ok := workloadGroup(kind)
+	if !ok {
+		return Record{}, fmt.Errorf("kind %q is not a workload kind Vouch evaluates", kind)
+	}
+	var meta struct {
+		Metadata struct{ Name, Namespace string } `json:"metadata"`
+	}
+	json.Unmarshal(object, &meta)
+	req := &admissionv1.AdmissionRequest{
+		UID: "assess", Kind: metav1.GroupVersionKind{Group: group, Version: "v1", Kind: kind}, Operation: admissionv1.Create,
+		Namespace: meta.Metadata.Namespace, Name: meta.Metadata.Name, Object: runtime.RawExtension{Raw: object},
+	}
+	now := h.cfg.Now()
+	rec, err := h.decide(ctx, req, env, now, h.cfg.Evidence)
+	if err == nil && !rec.Allowed && h.cfg.FreshEvidence != nil {
+		rec, err = h.decide(ctx, req, env, now, h.cfg.FreshEvidence)
+	}
+	return rec, err
 }
 
 // skipReason says why a request is admitted without evaluation, or "".

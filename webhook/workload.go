@@ -36,6 +36,16 @@ var workloadKinds = map[string]map[string]bool{
 // IsWorkload reports whether group/kind is a kind Vouch evaluates.
 func IsWorkload(group, kind string) bool { return workloadKinds[group][kind] }
 
+// workloadGroup returns the API group of a workload kind.
+func workloadGroup(kind string) (string, bool) {
+	for group, kinds := range workloadKinds {
+		if kinds[kind] {
+			return group, true
+		}
+	}
+	return "", false
+}
+
 // object decodes the fields Vouch reads from any workload kind, without
 // decoding the rest of the object.
 type object struct {

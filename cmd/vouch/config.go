@@ -17,6 +17,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/policy"
@@ -26,34 +27,36 @@ import (
 // variables and a YAML file (--config) fill it, in that order of
 // precedence over the defaults.
 type Config struct {
-	DataDir            string               `json:"data_dir"`
-	DatabaseURL        string               `json:"database_url"`
-	APIAddr            string               `json:"api_addr"`
-	WebhookAddr        string               `json:"webhook_addr"`
-	TLSCertFile        string               `json:"tls_cert_file"`
-	TLSKeyFile         string               `json:"tls_key_file"`
-	TLSDNSNames        []string             `json:"tls_dns_names"`
-	PolicyDir          string               `json:"policy_dir"`
-	Namespace          string               `json:"namespace"`
-	ExemptNamespaces   []string             `json:"exempt_namespaces"`
-	LogLevel           string               `json:"log_level"`
-	LogFormat          string               `json:"log_format"`
-	JournalMaxBatch    int                  `json:"journal_max_batch"`
-	JournalMaxDelay    Duration             `json:"journal_max_delay"`
-	ShutdownTimeout    Duration             `json:"shutdown_timeout"`
-	DebugAddr          string               `json:"debug_addr"`
-	Kubeconfig         string               `json:"kubeconfig"`
-	LeaderElection     bool                 `json:"leader_election"`
-	LeaderElectionID   string               `json:"leader_election_id"`
-	WebhookSecret      string               `json:"webhook_secret"`
-	WebhookConfig      string               `json:"webhook_configuration"`
-	EvidenceCacheSize  int                  `json:"evidence_cache_size"`
-	JournalKeyFile     string               `json:"journal_key_file"`
-	JournalOrigin      string               `json:"journal_origin"`
-	CheckpointInterval Duration             `json:"checkpoint_interval"`
-	CheckpointPublish  []string             `json:"checkpoint_publish"`
-	DefaultEnvironment string               `json:"default_environment"`
-	Environments       []policy.Environment `json:"environments"`
+	DataDir            string                 `json:"data_dir"`
+	DatabaseURL        string                 `json:"database_url"`
+	APIAddr            string                 `json:"api_addr"`
+	WebhookAddr        string                 `json:"webhook_addr"`
+	TLSCertFile        string                 `json:"tls_cert_file"`
+	TLSKeyFile         string                 `json:"tls_key_file"`
+	TLSDNSNames        []string               `json:"tls_dns_names"`
+	PolicyDir          string                 `json:"policy_dir"`
+	Namespace          string                 `json:"namespace"`
+	ExemptNamespaces   []string               `json:"exempt_namespaces"`
+	LogLevel           string                 `json:"log_level"`
+	LogFormat          string                 `json:"log_format"`
+	JournalMaxBatch    int                    `json:"journal_max_batch"`
+	JournalMaxDelay    Duration               `json:"journal_max_delay"`
+	ShutdownTimeout    Duration               `json:"shutdown_timeout"`
+	DebugAddr          string                 `json:"debug_addr"`
+	Kubeconfig         string                 `json:"kubeconfig"`
+	LeaderElection     bool                   `json:"leader_election"`
+	LeaderElectionID   string                 `json:"leader_election_id"`
+	WebhookSecret      string                 `json:"webhook_secret"`
+	WebhookConfig      string                 `json:"webhook_configuration"`
+	SnapshotInterval   Duration               `json:"snapshot_interval"`
+	Notifications      []drift.NotifierConfig `json:"notifications"`
+	EvidenceCacheSize  int                    `json:"evidence_cache_size"`
+	JournalKeyFile     string                 `json:"journal_key_file"`
+	JournalOrigin      string                 `json:"journal_origin"`
+	CheckpointInterval Duration               `json:"checkpoint_interval"`
+	CheckpointPublish  []string               `json:"checkpoint_publish"`
+	DefaultEnvironment string                 `json:"default_environment"`
+	Environments       []policy.Environment   `json:"environments"`
 
 	// AdminToken seeds an admin token (VOUCH_ADMIN_TOKEN only: a secret
 	// does not belong in flags or config files).
@@ -94,6 +97,7 @@ func defaultConfig() Config {
 		EvidenceCacheSize:  evidence.DefaultCacheSize,
 		CheckpointInterval: Duration(journal.DefaultCheckpointInterval),
 		LeaderElectionID:   "vouch",
+		SnapshotInterval:   Duration(drift.DefaultHeartbeat),
 		JournalMaxDelay:    Duration(journal.DefaultMaxDelay),
 		ShutdownTimeout:    Duration(25 * time.Second),
 		DefaultEnvironment: policy.DefaultEnvironmentName,
@@ -187,6 +191,7 @@ var serveSettings = []setting{
 	{"leader-election-id", "leader_election_id", "name of the Lease in Vouch's namespace (default \"vouch\")", str(func(c *Config) *string { return &c.LeaderElectionID })},
 	{"webhook-secret", "webhook_secret", "keep the webhook's CA and certificate in this Secret of Vouch's namespace (needs the cluster)", str(func(c *Config) *string { return &c.WebhookSecret })},
 	{"webhook-configuration", "webhook_configuration", "ValidatingWebhookConfiguration whose caBundle Vouch keeps up to date (with --webhook-secret)", str(func(c *Config) *string { return &c.WebhookConfig })},
+	{"snapshot-interval", "snapshot_interval", "heartbeat of the snapshots of what runs: a snapshot is journaled at least this often, and whenever it changes (default \"1m0s\")", duration(func(c *Config) *Duration { return &c.SnapshotInterval })},
 	{"debug-addr", "debug_addr", "address for Go's pprof profiles at /debug/pprof (off when empty; keep it on loopback)", str(func(c *Config) *string { return &c.DebugAddr })},
 	{"default-environment", "default_environment", "environment of namespaces no environment claims (default \"default\")", str(func(c *Config) *string { return &c.DefaultEnvironment })},
 }
@@ -338,6 +343,20 @@ func (c *Config) validate() error {
 	}
 	if c.WebhookConfig != "" && c.WebhookSecret == "" {
 		return errors.New("webhook_configuration (--webhook-configuration): only used with webhook_secret, to publish its CA")
+	}
+	if d := time.Duration(c.SnapshotInterval); d < time.Second || d > 24*time.Hour {
+		return fmt.Errorf("snapshot_interval (--snapshot-interval): %s is not between 1s and 24h", d)
+	}
+	for i, n := range c.Notifications {
+		u, err := url.Parse(n.URL)
+		switch {
+		case n.Name == "":
+			return fmt.Errorf("notifications[%d].name: is required", i)
+		case n.Type != "webhook" && n.Type != "slack":
+			return fmt.Errorf("notifications[%d].type: %q is not webhook or slack", i, n.Type)
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			return fmt.Errorf("notifications[%d].url: %q is not an http(s) URL", i, n.URL)
+		}
 	}
 	if c.EvidenceCacheSize < 0 {
 		return fmt.Errorf("evidence_cache_size (--evidence-cache-size): %d is negative", c.EvidenceCacheSize)

@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/vouch-dev/vouch/api"
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/certs"
+	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/kube"
@@ -42,6 +44,8 @@ type store interface {
 	journal.Store
 	evidence.Store
 	auth.Store
+	drift.Store
+	drift.AdmittedLookup
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -99,7 +103,14 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		appender.Close(ctx)
 		return err
 	}
+	driftService := &drift.Service{
+		Store:        st,
+		Recorder:     &drift.Recorder{Journal: appender, Store: st, Heartbeat: time.Duration(cfg.SnapshotInterval)},
+		Checker:      drift.Checker{Evidence: lookup, Admitted: st, Assessor: assessor{hook}},
+		Environments: envs.Names(),
+	}
 	apiServer := api.New(api.Config{
+		Drift:    driftService,
 		Evidence: evidence.NewService(appender, envs.Names(), nil), EvidenceStore: st, Journal: st, Tokens: tokens,
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
@@ -130,9 +141,24 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	go certSource.Run(runCtx)
 	go engine.Watch(runCtx, 2*time.Second)
-	singletons := []func(context.Context){checkpointer.Run}
+	monitor := &drift.Monitor{Service: driftService, Journal: appender, Notifiers: cfg.Notifications, Logger: log, Gauges: m.SetCompliance}
+	singletons := []func(context.Context){checkpointer.Run, monitor.Run}
 	if rotator != nil {
 		singletons = append(singletons, rotator.Run)
+	}
+	if kc != nil {
+		exempt := append([]string{cfg.Namespace}, cfg.ExemptNamespaces...)
+		snapshotter := &drift.Snapshotter{
+			Watcher: drift.NewWatcher(kc, 10*time.Minute), Recorder: driftService.Recorder, Logger: log,
+			Interval: time.Duration(cfg.SnapshotInterval), Environments: admittedEnvironments(envs),
+			EnvOf: func(ns string) string {
+				if slices.Contains(exempt, ns) {
+					return ""
+				}
+				return envs.For(ns).Name
+			},
+		}
+		singletons = append(singletons, snapshotter.Run)
 	}
 	go runSingletons(runCtx, cfg, kc, log, singletons)
 
@@ -253,6 +279,27 @@ func openStore(ctx context.Context, cfg Config) (store, error) {
 		return postgres.New(ctx, postgres.Config{URL: cfg.DatabaseURL})
 	}
 	return sqlite.New(ctx, sqlite.Config{Path: filepath.Join(cfg.DataDir, "vouch.db")})
+}
+
+// assessor lets continuous compliance ask the webhook's policy.
+type assessor struct{ h *webhook.Handler }
+
+func (a assessor) Assess(ctx context.Context, env, kind string, object []byte) (drift.Assessment, error) {
+	rec, err := a.h.Assess(ctx, env, kind, object)
+	return drift.Assessment{Allowed: rec.Allowed, Messages: rec.Messages}, err
+}
+
+// admittedEnvironments are the environments whose namespaces Vouch
+// watches: the default one and those that claim namespaces (the others
+// get their snapshots from reporters).
+func admittedEnvironments(envs *policy.Environments) []string {
+	var out []string
+	for i, e := range envs.All() {
+		if i == 0 || len(e.Namespaces) > 0 {
+			out = append(out, e.Name)
+		}
+	}
+	return out
 }
 
 // certSource serves the webhook's certificate.

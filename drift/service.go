@@ -1,0 +1,187 @@
+package drift
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Service answers questions about what ran: state at a time, differences,
+// events, compliance. It is what the API serves.
+type Service struct {
+	Store        Store
+	Recorder     *Recorder
+	Checker      Checker
+	Environments []string // configured environments
+}
+
+// ErrUnknownEnvironment is returned for an environment that is neither
+// configured nor has snapshots.
+var ErrUnknownEnvironment = errors.New("unknown environment")
+
+func (s *Service) known(ctx context.Context, env string) error {
+	for _, e := range s.Environments {
+		if e == env {
+			return nil
+		}
+	}
+	envs, err := s.Store.Environments(ctx)
+	if err != nil {
+		return err
+	}
+	for _, e := range envs {
+		if e == env {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w %q", ErrUnknownEnvironment, env)
+}
+
+// State is what ran in env at time at.
+func (s *Service) State(ctx context.Context, env string, at time.Time) (Snapshot, error) {
+	if err := s.known(ctx, env); err != nil {
+		return Snapshot{}, err
+	}
+	snap, _, err := State(ctx, s.Store, env, at)
+	return snap, err
+}
+
+// Diff is what changed in env between two times.
+func (s *Service) Diff(ctx context.Context, env string, from, to time.Time) (Diff, error) {
+	a, err := s.State(ctx, env, from)
+	if errors.Is(err, ErrNoSnapshot) {
+		a, err = Snapshot{Environment: env}, nil // before the first snapshot, nothing ran
+	}
+	if err != nil {
+		return Diff{}, err
+	}
+	b, err := s.State(ctx, env, to)
+	if err != nil {
+		return Diff{}, err
+	}
+	return Compare(a, b), nil
+}
+
+// Event is one change in an environment.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Type     string    `json:"type"` // started, stopped, changed
+	Workload Workload  `json:"workload"`
+	Before   *Workload `json:"before,omitempty"`
+	Journal  uint64    `json:"journal_index"`
+}
+
+// Events lists the workloads started, stopped and changed in env between
+// since and until, oldest first, at most limit.
+func (s *Service) Events(ctx context.Context, env string, since, until time.Time, limit int) ([]Event, error) {
+	if err := s.known(ctx, env); err != nil {
+		return nil, err
+	}
+	recs, err := s.Store.RecordsBetween(ctx, env, since, until, limit)
+	if err != nil {
+		return nil, err
+	}
+	var prev Snapshot
+	if len(recs) > 0 {
+		prev, _, err = State(ctx, s.Store, env, recs[0].Time.Add(-time.Nanosecond))
+		if errors.Is(err, ErrNoSnapshot) {
+			prev, err = Snapshot{Environment: env}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	events := []Event{}
+	for _, r := range recs {
+		var cur Snapshot
+		if r.Kind == RecordFull {
+			cur = Snapshot{Environment: env, Workloads: r.Workloads}
+			cur.Normalize()
+		} else if r.Diff != nil {
+			cur = Apply(prev, *r.Diff)
+		}
+		d := Compare(prev, cur)
+		for _, w := range d.Started {
+			events = append(events, Event{Time: r.Time, Type: "started", Workload: w, Journal: r.ID})
+		}
+		for _, w := range d.Stopped {
+			events = append(events, Event{Time: r.Time, Type: "stopped", Workload: w, Journal: r.ID})
+		}
+		for _, c := range d.Changed {
+			before := c.Before
+			events = append(events, Event{Time: r.Time, Type: "changed", Workload: c.After, Before: &before, Journal: r.ID})
+		}
+		prev = cur
+		if len(events) >= limit {
+			return events[:limit], nil
+		}
+	}
+	return events, nil
+}
+
+// Compliance evaluates what runs in env now.
+func (s *Service) Compliance(ctx context.Context, env string) (Report, error) {
+	snap, err := s.State(ctx, env, time.Now())
+	if err != nil {
+		return Report{}, err
+	}
+	return s.Checker.Check(ctx, snap)
+}
+
+// Summary is one environment's line in the overview.
+type Summary struct {
+	Environment  string         `json:"environment"`
+	LastSnapshot *time.Time     `json:"last_snapshot,omitempty"`
+	Workloads    int            `json:"workloads"`
+	Counts       map[string]int `json:"counts,omitempty"`
+	Error        string         `json:"error,omitempty"`
+}
+
+// Summaries gives every environment's compliance counts.
+func (s *Service) Summaries(ctx context.Context) ([]Summary, error) {
+	envs, err := s.Store.Environments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, e := range envs {
+		seen[e] = true
+	}
+	for _, e := range s.Environments {
+		if !seen[e] {
+			envs = append(envs, e)
+		}
+	}
+	sort.Strings(envs)
+	out := make([]Summary, 0, len(envs))
+	for _, env := range envs {
+		sum := Summary{Environment: env}
+		snap, asOf, err := State(ctx, s.Store, env, time.Now())
+		switch {
+		case errors.Is(err, ErrNoSnapshot):
+		case err != nil:
+			sum.Error = err.Error()
+		default:
+			sum.LastSnapshot, sum.Workloads = &asOf, len(snap.Workloads)
+			if rep, err := s.Checker.Check(ctx, snap); err != nil {
+				sum.Error = err.Error()
+			} else {
+				sum.Counts = rep.Counts
+			}
+		}
+		out = append(out, sum)
+	}
+	return out, nil
+}
+
+// Report records a snapshot sent by a reporter (vouch snapshot …) for an
+// environment Vouch does not watch itself. Unchanged content is not
+// recorded again (only as a heartbeat).
+func (s *Service) Report(ctx context.Context, env, reporter string, workloads []Workload) (Result, error) {
+	if err := s.known(ctx, env); err != nil {
+		return Result{}, err
+	}
+	return s.Recorder.Record(ctx, Snapshot{Environment: env, Time: time.Now(), Workloads: workloads}, reporter)
+}
