@@ -120,8 +120,14 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 }
 
 func start(ctx context.Context, bins Binaries, opts Options) (_ *Cluster, err error) {
+	removeAbandoned()
 	dir, err := os.MkdirTemp("", "vouch-cluster-")
 	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	// Records the owner, for removeAbandoned.
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	c := &Cluster{
@@ -160,6 +166,9 @@ func start(ctx context.Context, bins Binaries, opts Options) (_ *Cluster, err er
 		"--initial-advertise-peer-urls="+peerURL,
 		"--initial-cluster=vouch-test="+peerURL,
 		"--unsafe-no-fsync",
+		// A single member on loopback: elect itself in about 0.1 s, not 1 s.
+		"--heartbeat-interval=10",
+		"--election-timeout=100",
 	)
 	if err != nil {
 		return nil, err
@@ -179,6 +188,9 @@ func start(ctx context.Context, bins Binaries, opts Options) (_ *Cluster, err er
 	args := []string{
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
+		// The lease reconciler of the kubernetes Service's endpoints refuses
+		// a loopback address, and nothing here would use those endpoints.
+		"--endpoint-reconciler-type=none",
 		"--secure-port=" + strconv.Itoa(securePort),
 		"--etcd-servers=" + c.EtcdURL,
 		"--cert-dir=" + certs,
@@ -201,6 +213,25 @@ func start(ctx context.Context, bins Binaries, opts Options) (_ *Cluster, err er
 		return nil, err
 	}
 	return c, nil
+}
+
+// removeAbandoned removes the directories of clusters whose test process
+// died without calling Stop (its children died with it, see sysProcAttr).
+func removeAbandoned() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "vouch-cluster-*"))
+	for _, dir := range dirs {
+		data, err := os.ReadFile(filepath.Join(dir, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(dir)
+		}
+	}
 }
 
 // freePorts returns n distinct loopback TCP ports that were free a moment
@@ -397,7 +428,9 @@ func (c *Cluster) waitEtcd(ctx context.Context) error {
 			}
 			err = fmt.Errorf("GET /health: %s: %s", resp.Status, bytes.TrimSpace(body))
 		}
-		last = err
+		if ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
 			return c.failure(fmt.Errorf("etcd not healthy: %w (last error: %v)", context.Cause(ctx), last))
@@ -432,9 +465,11 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
-			err = fmt.Errorf("GET /readyz: %s: %s", resp.Status, bytes.TrimSpace(body))
+			err = fmt.Errorf("GET /readyz: %s: %s", resp.Status, failedChecks(body))
 		}
-		last = err
+		if ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
 			return c.failure(fmt.Errorf("kube-apiserver not ready: %w; last error: %v", context.Cause(ctx), last))
@@ -443,13 +478,28 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 	}
 }
 
+// failedChecks returns the failing checks ("[-]...") of a /readyz answer,
+// or the whole answer if it lists none.
+func failedChecks(body []byte) string {
+	var failed []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "[-]") {
+			failed = append(failed, line)
+		}
+	}
+	if len(failed) == 0 {
+		return string(bytes.TrimSpace(body))
+	}
+	return strings.Join(failed, "; ")
+}
+
 // failure adds the tails of the logs to err.
 func (c *Cluster) failure(err error) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "cluster: %v", err)
 	for _, p := range []*process{c.etcd, c.apiserver} {
 		if p != nil {
-			fmt.Fprintf(&b, "\n--- last lines of %s (%s) ---\n%s", p.name, p.log, tail(p.log, 40))
+			fmt.Fprintf(&b, "\n--- last lines of the %s log ---\n%s", p.name, tail(p.log, 40))
 		}
 	}
 	return errors.New(b.String())

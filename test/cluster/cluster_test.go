@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -96,5 +97,37 @@ func TestCluster(t *testing.T) {
 	}
 	if _, err := os.Stat(c.Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s after Stop: %v, want it removed", c.Dir, err)
+	}
+}
+
+// TestStartFailure checks that a kube-apiserver that cannot start makes Start
+// fail with the end of its log, and leaves nothing behind.
+func TestStartFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and kube-apiserver (and may build them for minutes); skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	bins, err := Build(ctx)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "vouch-cluster-*"))
+	c, err := Start(ctx, Options{Binaries: bins, APIServerArgs: []string{"--authorization-mode=NoSuchMode"}})
+	if err == nil {
+		c.Stop()
+		t.Fatal("Start succeeded with --authorization-mode=NoSuchMode")
+	}
+	t.Logf("Start: %v", err)
+	for _, want := range []string{"kube-apiserver exited", "last lines of the kube-apiserver log", "NoSuchMode"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Start error lacks %q:\n%v", want, err)
+		}
+	}
+	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "vouch-cluster-*"))
+	for _, dir := range after {
+		if !slices.Contains(before, dir) {
+			t.Errorf("Start left %s behind", dir)
+		}
 	}
 }
