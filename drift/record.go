@@ -269,8 +269,10 @@ func AdmittedDigests(e journal.Entry) (env string, digests []string, ok bool) {
 	if json.Unmarshal(e.Body, &b) != nil || !b.Allowed {
 		return "", nil, false
 	}
+	seen := map[string]bool{}
 	for _, i := range b.Images {
-		if i.Digest != "" {
+		if i.Digest != "" && !seen[i.Digest] {
+			seen[i.Digest] = true
 			digests = append(digests, i.Digest)
 		}
 	}

@@ -153,8 +153,13 @@ func roundRobin(t *testing.T, backends ...string) string {
 			}
 			go func() {
 				defer c.Close()
-				b, err := net.Dial("tcp", backends[n.Add(1)%uint64(len(backends))])
-				if err != nil {
+				// The next backend that answers, as a Service with readiness would.
+				var b net.Conn
+				first := n.Add(1)
+				for i := uint64(0); i < uint64(len(backends)) && b == nil; i++ {
+					b, _ = net.Dial("tcp", backends[(first+i)%uint64(len(backends))])
+				}
+				if b == nil {
 					return
 				}
 				defer b.Close()
@@ -218,6 +223,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	kubectl(t, "create", "namespace", "vouch-system")
 	for _, ns := range []string{"apps", "prod"} {
 		mustKubectl(t, "create", "namespace", ns)
+		mustKubectl(t, "-n", ns, "create", "serviceaccount", "default") // no controller-manager makes it
 	}
 	dbURL := pg.Database(t)
 	keyFile := filepath.Join(t.TempDir(), "journal.key")
@@ -299,17 +305,29 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		t.Fatalf("server-side apply of a tag image: err %v\n%s", err, out)
 	}
 
+	// The apiserver keeps its connection to whichever replica it reached:
+	// stop that one, and the other takes over admissions and leadership.
+	first, second := a, b
+	if len(b.decisions()) > len(a.decisions()) {
+		first, second = b, a
+	}
+	first.stop(t)
+	waitFor(t, 30*time.Second, "the other replica leads", func() bool {
+		out, _ := kubectl(t, "-n", "vouch-system", "get", "lease", "vouch", "-o", "jsonpath={.spec.holderIdentity}")
+		return strings.HasPrefix(out, second.name+"_")
+	})
+
 	// 4. prod needs a passed attestation and an approval for each digest.
-	api(t, a, ci, "POST", "/api/v1/attestations", `{"digest":"`+digestOf("web-v1")+`","name":"unit-tests","passed":true}`)
-	api(t, a, ci, "POST", "/api/v1/attestations", `{"digest":"`+digestOf("web-v2")+`","name":"unit-tests","passed":true}`)
-	api(t, b, rm, "POST", "/api/v1/approvals", `{"digest":"`+digestOf("web-v1")+`","environment":"prod","decision":"approved"}`)
+	api(t, second, ci, "POST", "/api/v1/attestations", `{"digest":"`+digestOf("web-v1")+`","name":"unit-tests","passed":true}`)
+	api(t, second, ci, "POST", "/api/v1/attestations", `{"digest":"`+digestOf("web-v2")+`","name":"unit-tests","passed":true}`)
+	api(t, second, rm, "POST", "/api/v1/approvals", `{"digest":"`+digestOf("web-v1")+`","environment":"prod","decision":"approved"}`)
 	if out, err := applyYAML(t, deployment("prod", "web", image, "registry.k8s.io/pause:3.10")); err != nil {
 		t.Fatalf("prod with evidence and approval: %v\n%s", err, out)
 	}
 	if out, err := applyYAML(t, deployment("prod", "web", image2, "registry.k8s.io/pause:3.10")); err == nil || !strings.Contains(out, "has no release approval for prod") {
 		t.Fatalf("update to an unapproved digest: err %v\n%s", err, out)
 	}
-	api(t, b, rm, "POST", "/api/v1/approvals", `{"digest":"`+digestOf("web-v2")+`","environment":"prod","decision":"approved","reason":"CAB-7"}`)
+	api(t, second, rm, "POST", "/api/v1/approvals", `{"digest":"`+digestOf("web-v2")+`","environment":"prod","decision":"approved","reason":"CAB-7"}`)
 	if out, err := applyYAML(t, deployment("prod", "web", image2, "registry.k8s.io/pause:3.10")); err != nil {
 		t.Fatalf("update after approval: %v\n%s", err, out)
 	}
@@ -362,10 +380,10 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	}
 
 	// 7. The journal holds exactly the non-dry-run decisions, from both replicas.
-	auditor := mustToken(t, a, admin, "auditor", "audit:read")
+	auditor := mustToken(t, second, admin, "auditor", "audit:read")
 	journaled := map[string]bool{}
 	for next := 0; ; {
-		code, page := api(t, b, auditor, "GET", fmt.Sprintf("/api/v1/journal/entries?kind=admission&limit=1000&from=%d", next), "")
+		code, page := api(t, second, auditor, "GET", fmt.Sprintf("/api/v1/journal/entries?kind=admission&limit=1000&from=%d", next), "")
 		if code != 200 {
 			t.Fatalf("journal: %d %v", code, page)
 		}
@@ -396,11 +414,13 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	if perReplica["vouch-a"] == 0 || perReplica["vouch-b"] == 0 {
 		t.Errorf("decisions per replica = %v: both should have answered", perReplica)
 	}
+	if second.cmd.ProcessState != nil {
+		t.Fatal("the remaining replica exited")
+	}
 	t.Logf("%d decisions journaled (replica a %d, b %d), dry runs not journaled", len(journaled), perReplica["vouch-a"], perReplica["vouch-b"])
 
 	// 8. Vouch down: changes are refused (failurePolicy Fail); back up: they go through.
-	a.stop(t)
-	b.stop(t)
+	second.stop(t)
 	if out, err := applyYAML(t, deployment("apps", "down", image)); err == nil || !strings.Contains(out, "failed calling webhook") {
 		t.Errorf("with Vouch down: err %v\n%s", err, out)
 	}

@@ -120,7 +120,7 @@ func testAdmitted(t *testing.T, s Store) {
 		}
 		return e
 	}
-	res := appendBatch(t, s, adm("1", true, "prod", digest(1), digest(2)), adm("2", false, "prod", digest(3)), adm("3", true, "staging", digest(3)), adm("4", true, "prod", digest(1)))
+	res := appendBatch(t, s, adm("1", true, "prod", digest(1), digest(2), digest(1)), adm("2", false, "prod", digest(3)), adm("3", true, "staging", digest(3)), adm("4", true, "prod", digest(1)))
 	got, err := s.Admitted(context.Background(), "prod", []string{digest(1), digest(2), digest(3), digest(4)})
 	if err != nil {
 		t.Fatal(err)
