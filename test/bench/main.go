@@ -31,7 +31,7 @@ import (
 )
 
 var (
-	suite     = flag.String("suite", "admission,journal", "what to measure: admission, journal, or both")
+	suite     = flag.String("suite", "admission,journal,drift", "what to measure: admission, journal, drift (comma-separated)")
 	entries   = flag.Int("entries", 1000000, "journal entries for the export and verify benchmark")
 	callers   = flag.Int("callers", 32, "concurrent appends in the journal benchmark, spread over the writers")
 	duration  = flag.Duration("duration", 10*time.Second, "length of each measured run")
@@ -49,6 +49,8 @@ func main() {
 			err = run()
 		case "journal":
 			err = runJournal()
+		case "drift":
+			err = runDrift()
 		default:
 			err = fmt.Errorf("unknown suite %q", s)
 		}
@@ -288,3 +290,5 @@ func sampleReview() string {
 	return string(load.SampleReview("default", []string{"registry.example.com/team/svc0@sha256:" + strings.Repeat("0", 64),
 		"registry.example.com/team/svc1@sha256:" + strings.Repeat("0", 64), "registry.example.com/team/svc2@sha256:" + strings.Repeat("0", 64)}))
 }
+
+func flagInt(name string, def int, usage string) *int { return flag.Int(name, def, usage) }
