@@ -53,16 +53,24 @@ func journalCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	return newFlagSetHelp(name, stderr, journalHelp)
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error { return parseFlagsHelp(fs, args, journalHelp) }
+
+// newFlagSetHelp returns a flag set that prints help on -h.
+func newFlagSetHelp(name string, stderr io.Writer, help string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, journalHelp) }
+	fs.Usage = func() { fmt.Fprint(stderr, help) }
 	return fs
 }
 
-func parseFlags(fs *flag.FlagSet, args []string) error {
+// parseFlagsHelp parses flags; -h becomes help output, bad flags a usage error.
+func parseFlagsHelp(fs *flag.FlagSet, args []string, help string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return errHelp{journalHelp}
+			return errHelp{help}
 		}
 		return usageError{err.Error()}
 	}
