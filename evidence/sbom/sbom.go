@@ -112,9 +112,9 @@ type (
 		} `json:"packages"`
 		DocumentDescribes []string `json:"documentDescribes"`
 		Relationships     []struct {
-			Element  string `json:"spdxElementId"`
-			Type     string `json:"relationshipType"`
-			Related  string `json:"relatedSpdxElement"`
+			Element string `json:"spdxElementId"`
+			Type    string `json:"relationshipType"`
+			Related string `json:"relatedSpdxElement"`
 		} `json:"relationships"`
 
 		// What else it may be.
