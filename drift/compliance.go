@@ -66,6 +66,10 @@ type Checker struct {
 	Evidence evidence.Lookuper
 	Admitted AdmittedLookup
 	Assessor Assessor
+	// Reported tells the environments Vouch does not admit into, whose
+	// snapshots come from `vouch snapshot`: there, a release approval for
+	// the environment documents a deployment as an admission would.
+	Reported func(env string) bool
 }
 
 // Check evaluates every container of the snapshot: whether its workload
@@ -85,6 +89,7 @@ func (c Checker) Check(ctx context.Context, s Snapshot) (Report, error) {
 	if err != nil {
 		return r, fmt.Errorf("compliance: admitted: %w", err)
 	}
+	reported := c.Reported != nil && c.Reported(s.Environment)
 	for _, w := range s.Workloads {
 		assessment, err := c.assess(ctx, s.Environment, w)
 		if err != nil {
@@ -96,13 +101,20 @@ func (c Checker) Check(ctx context.Context, s Snapshot) (Report, error) {
 				a.Statuses = append(a.Statuses, StatusFailed)
 				a.Reasons = append(a.Reasons, "the workload is failing: "+w.Failed)
 			}
-			if _, ok := admitted[ct.Digest]; !ok || ct.Digest == "" {
+			_, documented := admitted[ct.Digest]
+			if reported && !documented {
+				documented = approved(found[ct.Digest], s.Environment)
+			}
+			switch {
+			case ct.Digest == "":
 				a.Statuses = append(a.Statuses, StatusUndocumented)
-				if ct.Digest == "" {
-					a.Reasons = append(a.Reasons, "the runtime has not reported the digest it runs yet")
-				} else {
-					a.Reasons = append(a.Reasons, "no admitted decision for this digest in "+s.Environment+": it was deployed past the webhook")
-				}
+				a.Reasons = append(a.Reasons, "the runtime has not reported the digest it runs yet")
+			case !documented && reported:
+				a.Statuses = append(a.Statuses, StatusUndocumented)
+				a.Reasons = append(a.Reasons, "no release approval for this digest in "+s.Environment+": nobody recorded deploying it")
+			case !documented:
+				a.Statuses = append(a.Statuses, StatusUndocumented)
+				a.Reasons = append(a.Reasons, "no admitted decision for this digest in "+s.Environment+": it was deployed past the webhook")
 			}
 			if ev, ok := found[ct.Digest]; !ok || ev.Artifact == nil {
 				a.Statuses = append(a.Statuses, StatusUnknown)
@@ -124,10 +136,27 @@ func (c Checker) Check(ctx context.Context, s Snapshot) (Report, error) {
 	return r, nil
 }
 
+// approved reports whether the latest release decision about the digest
+// for env approved it (expired or not: it documents the deployment).
+func approved(ev evidence.Evidence, env string) bool {
+	var latest *evidence.Approval
+	for i, a := range ev.Approvals {
+		if a.Environment == env && (latest == nil || !a.ApprovedAt.Before(latest.ApprovedAt)) {
+			latest = &ev.Approvals[i]
+		}
+	}
+	return latest != nil && latest.Decision == evidence.Approved
+}
+
+// KindDirectory is the kind of the workloads `vouch snapshot paths`
+// reports: files on a server, not container images.
+const KindDirectory = "Directory"
+
 // assess asks the policy about a workload's containers, as a Pod of the
-// workload's namespace running them.
+// workload's namespace running them. Files are not images: the admission
+// policy does not apply to them.
 func (c Checker) assess(ctx context.Context, env string, w Workload) (Assessment, error) {
-	if c.Assessor == nil {
+	if c.Assessor == nil || w.Kind == KindDirectory {
 		return Assessment{Allowed: true}, nil
 	}
 	type container struct {

@@ -2,10 +2,13 @@ package drift
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/vouch-dev/vouch/journal"
 )
 
 // Service answers questions about what ran: state at a time, differences,
@@ -15,6 +18,15 @@ type Service struct {
 	Recorder     *Recorder
 	Checker      Checker
 	Environments []string // configured environments
+	// Journal, when set, adds the journaled compliance notifications to
+	// Events.
+	Journal JournalReader
+}
+
+// JournalReader reads journal entries.
+type JournalReader interface {
+	Entries(ctx context.Context, q journal.Query) ([]journal.Entry, error)
+	FirstIndexAt(ctx context.Context, t time.Time) (uint64, error)
 }
 
 // ErrUnknownEnvironment is returned for an environment that is neither
@@ -67,14 +79,25 @@ func (s *Service) Diff(ctx context.Context, env string, from, to time.Time) (Dif
 // Event is one change in an environment.
 type Event struct {
 	Time     time.Time `json:"time"`
-	Type     string    `json:"type"` // started, stopped, changed
-	Workload Workload  `json:"workload"`
+	Type     string    `json:"type"` // started, stopped, changed, compliance-changed
+	Workload *Workload `json:"workload,omitempty"`
 	Before   *Workload `json:"before,omitempty"`
-	Journal  uint64    `json:"journal_index"`
+	// Compliance is set on compliance-changed events.
+	Compliance *Notification `json:"compliance,omitempty"`
+	Journal    uint64        `json:"journal_index"`
 }
 
+// Event types.
+const (
+	EventStarted           = "started"
+	EventStopped           = "stopped"
+	EventChanged           = "changed"
+	EventComplianceChanged = "compliance-changed"
+)
+
 // Events lists the workloads started, stopped and changed in env between
-// since and until, oldest first, at most limit.
+// since and until, and the changes of its compliance, oldest first, at
+// most limit.
 func (s *Service) Events(ctx context.Context, env string, since, until time.Time, limit int) ([]Event, error) {
 	if err := s.known(ctx, env); err != nil {
 		return nil, err
@@ -104,21 +127,66 @@ func (s *Service) Events(ctx context.Context, env string, since, until time.Time
 		}
 		d := Compare(prev, cur)
 		for _, w := range d.Started {
-			events = append(events, Event{Time: r.Time, Type: "started", Workload: w, Journal: r.ID})
+			events = append(events, Event{Time: r.Time, Type: EventStarted, Workload: &w, Journal: r.ID})
 		}
 		for _, w := range d.Stopped {
-			events = append(events, Event{Time: r.Time, Type: "stopped", Workload: w, Journal: r.ID})
+			events = append(events, Event{Time: r.Time, Type: EventStopped, Workload: &w, Journal: r.ID})
 		}
 		for _, c := range d.Changed {
-			before := c.Before
-			events = append(events, Event{Time: r.Time, Type: "changed", Workload: c.After, Before: &before, Journal: r.ID})
+			events = append(events, Event{Time: r.Time, Type: EventChanged, Workload: &c.After, Before: &c.Before, Journal: r.ID})
 		}
 		prev = cur
 		if len(events) >= limit {
-			return events[:limit], nil
+			break
 		}
 	}
+	notes, err := s.notifications(ctx, env, since, until, limit)
+	if err != nil {
+		return nil, err
+	}
+	events = append(events, notes...)
+	sort.SliceStable(events, func(i, j int) bool { return events[i].Time.Before(events[j].Time) })
+	if len(events) > limit {
+		events = events[:limit]
+	}
 	return events, nil
+}
+
+// notifications reads env's journaled compliance notifications timed in
+// (since, until].
+func (s *Service) notifications(ctx context.Context, env string, since, until time.Time, limit int) ([]Event, error) {
+	if s.Journal == nil {
+		return nil, nil
+	}
+	from, err := s.Journal.FirstIndexAt(ctx, since)
+	if err != nil {
+		return nil, err
+	}
+	var out []Event
+	for len(out) < limit {
+		page, err := s.Journal.Entries(ctx, journal.Query{From: from, Limit: journal.MaxLimit, Kind: KindNotification, Environment: env})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			if !e.Time.After(since) {
+				continue
+			}
+			if e.Time.After(until) {
+				return out, nil
+			}
+			var n Notification
+			if err := json.Unmarshal(e.Body, &n); err != nil {
+				return nil, fmt.Errorf("drift: journal entry %d: %w", e.Index, err)
+			}
+			out = append(out, Event{Time: e.Time, Type: EventComplianceChanged, Compliance: &n, Journal: e.Index})
+		}
+		if len(page) < journal.MaxLimit {
+			break
+		}
+		from = page[len(page)-1].Index + 1
+	}
+	return out, nil
 }
 
 // Compliance evaluates what runs in env now.

@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -108,5 +110,33 @@ func TestConfigDefaultsAreValid(t *testing.T) {
 	}
 	if cfg.APIAddr != ":8080" || cfg.WebhookAddr != ":8443" || cfg.DatabaseURL != "" || cfg.DefaultEnvironment != "default" {
 		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+func TestParseFlagsInterspersed(t *testing.T) {
+	for _, tc := range []struct {
+		args           []string
+		wantOut, wantE string
+		wantArgs       []string
+	}{
+		{[]string{"prod", "-o", "json"}, "json", "", []string{"prod"}},
+		{[]string{"-o", "json", "prod", "--environment", "e", "x"}, "json", "e", []string{"prod", "x"}},
+		{[]string{"prod", "--", "-o", "json"}, "table", "", []string{"prod", "-o", "json"}},
+		{[]string{"--", "prod"}, "table", "", []string{"prod"}},
+		{nil, "table", "", nil},
+	} {
+		fs := newFlagSetHelp("t", io.Discard, "help")
+		out := fs.String("o", "table", "")
+		env := fs.String("environment", "", "")
+		if err := parseFlagsHelp(fs, tc.args, "help"); err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if *out != tc.wantOut || *env != tc.wantE || !slices.Equal(fs.Args(), tc.wantArgs) {
+			t.Errorf("%q: -o %s --environment %q args %q; want %s %q %q", tc.args, *out, *env, fs.Args(), tc.wantOut, tc.wantE, tc.wantArgs)
+		}
+	}
+	fs := newFlagSetHelp("t", io.Discard, "help")
+	if err := parseFlagsHelp(fs, []string{"prod", "--nope"}, "help"); err == nil {
+		t.Error("an unknown flag after a positional argument was accepted")
 	}
 }

@@ -129,9 +129,16 @@ func envCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if cf.output == "json" {
 			return writeJSON(stdout, out.Events)
 		}
-		fmt.Fprintln(tw, "TIME\tCHANGE\tNAMESPACE\tWORKLOAD\tIMAGES\tJOURNAL")
+		fmt.Fprintln(tw, "TIME\tCHANGE\tNAMESPACE\tWORKLOAD\tDETAIL\tJOURNAL")
 		for _, e := range out.Events {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\t%d\n", e.Time.Format(time.RFC3339), e.Type, e.Workload.Namespace, e.Workload.Kind, e.Workload.Name, images(e.Workload), e.Journal)
+			ns, workload, detail := "", "", ""
+			switch {
+			case e.Workload != nil:
+				ns, workload, detail = e.Workload.Namespace, e.Workload.Kind+"/"+e.Workload.Name, images(*e.Workload)
+			case e.Compliance != nil:
+				detail = counts(e.Compliance.Counts)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", e.Time.Format(time.RFC3339), e.Type, ns, workload, detail, e.Journal)
 		}
 	case "compliance":
 		if fs.NArg() != 1 {
@@ -176,6 +183,17 @@ func images(w drift.Workload) string {
 		out = append(out, c.Image)
 	}
 	return strings.Join(out, ",")
+}
+
+// counts prints the non-zero compliance counts, worst first.
+func counts(c map[string]int) string {
+	var out []string
+	for _, st := range drift.Statuses {
+		if c[st] > 0 {
+			out = append(out, fmt.Sprintf("%s=%d", st, c[st]))
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 func short(digest string) string {

@@ -66,15 +66,30 @@ func newFlagSetHelp(name string, stderr io.Writer, help string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlagsHelp parses flags; -h becomes help output, bad flags a usage error.
+// parseFlagsHelp parses flags before, between and after the positional
+// arguments, as kubectl does ("vouch env state prod -o json"), up to a
+// "--"; -h becomes help output, bad flags a usage error. fs.Args() are the
+// positional arguments afterwards.
 func parseFlagsHelp(fs *flag.FlagSet, args []string, help string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp{help}
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return errHelp{help}
+			}
+			return usageError{err.Error()}
 		}
-		return usageError{err.Error()}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		positional, args = append(positional, rest[0]), rest[1:]
 	}
-	return nil
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 func journalKey(args []string, stdout io.Writer) error {

@@ -24,6 +24,9 @@ Usage:
   vouch token list
   vouch token revoke ID
   vouch journal key | export | verify  the tamper-evident journal: public key, export, offline verification
+  vouch env list | state | diff | log | compliance
+                                       what runs in an environment, what ran at any time, and is it compliant
+  vouch snapshot k8s | paths           report what runs where Vouch does not (a cluster, servers' files)
   vouch version
 
 Run "vouch <command> --help" for a command's flags.
@@ -58,6 +61,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = tokenCommand(ctx, args[1:], stdout, stderr)
 	case "journal":
 		err = journalCommand(ctx, args[1:], stdout, stderr)
+	case "env":
+		err = envCommand(ctx, args[1:], stdout, stderr)
+	case "snapshot":
+		err = snapshotCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vouch", version)
 	case "help", "-h", "--help":

@@ -104,10 +104,12 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	driftService := &drift.Service{
-		Store:        st,
-		Recorder:     &drift.Recorder{Journal: appender, Store: st, Heartbeat: time.Duration(cfg.SnapshotInterval)},
-		Checker:      drift.Checker{Evidence: lookup, Admitted: st, Assessor: assessor{hook}},
+		Store:    st,
+		Recorder: &drift.Recorder{Journal: appender, Store: st, Heartbeat: time.Duration(cfg.SnapshotInterval)},
+		Checker: drift.Checker{Evidence: lookup, Admitted: st, Assessor: assessor{hook},
+			Reported: func(env string) bool { return !slices.Contains(admittedEnvironments(envs), env) }},
 		Environments: envs.Names(),
+		Journal:      st,
 	}
 	apiServer := api.New(api.Config{
 		Drift:    driftService,

@@ -58,7 +58,7 @@ const tokenHelp = `Usage:
   vouch token list
   vouch token revoke ID
 
-Scopes: evidence:write, approvals:write, audit:read, admin.
+Scopes: evidence:write, approvals:write, audit:read, snapshots:write, admin.
 create prints the secret alone on stdout, so that it can be captured:
   export VOUCH_TOKEN=$(vouch token create --name ci-app --scopes evidence:write)
 `
@@ -67,18 +67,14 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		return errHelp{tokenHelp}
 	}
-	fs := flag.NewFlagSet("vouch token "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSetHelp("vouch token "+args[0], stderr, tokenHelp)
 	var cf clientFlags
 	cf.register(fs)
 	name := fs.String("name", "", "token name: the identity recorded with what the token posts")
 	scopes := fs.String("scopes", "", "comma-separated scopes")
 	expires := fs.Duration("expires-in", 0, "lifetime, e.g. 720h (default: no expiry)")
-	if err := fs.Parse(args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			return errHelp{tokenHelp}
-		}
-		return usageError{err.Error()}
+	if err := parseFlagsHelp(fs, args[1:], tokenHelp); err != nil {
+		return err
 	}
 	c, err := cf.client()
 	if err != nil {

@@ -92,6 +92,7 @@ environments:
       attestations: ["unit-tests"]
       approval: true
     allow: ["registry.k8s.io/pause"]
+  - name: build-servers # reported by "vouch snapshot paths"
 `
 
 func start(t *testing.T, databaseURL string, extra ...string) *vouch {

@@ -98,6 +98,7 @@ environments:
   - name: shop
     namespaces: ["shop"]
     require: {digest: true, provenance: true}
+  - name: mirror # reported by "vouch snapshot k8s", as a cluster Vouch does not run in would be
 notifications:
   - {name: ops, type: webhook, url: %q}
 `, rcv.url)), 0o644)
@@ -184,13 +185,21 @@ notifications:
 	before := time.Now()
 
 	// Snapshots deduplicate: no new content record while nothing changes.
-	var events struct{ Events []map[string]any }
-	get("/api/v1/environments/shop/events?since=1h", &events)
-	n := len(events.Events)
+	workloadEvents := func() int {
+		var events struct{ Events []struct{ Type string } }
+		get("/api/v1/environments/shop/events?since=1h", &events)
+		n := 0
+		for _, e := range events.Events {
+			if e.Type != "compliance-changed" {
+				n++
+			}
+		}
+		return n
+	}
+	n := workloadEvents()
 	time.Sleep(5 * time.Second) // two heartbeats
-	get("/api/v1/environments/shop/events?since=1h", &events)
-	if len(events.Events) != n {
-		t.Errorf("events grew from %d to %d without any change", n, len(events.Events))
+	if m := workloadEvents(); m != n {
+		t.Errorf("events grew from %d to %d without any change", n, m)
 	}
 
 	// Remove one pod: state now and state before differ by exactly it.
@@ -242,6 +251,64 @@ notifications:
 	if first["environment"] != "shop" || first["counts"] == nil {
 		t.Errorf("notification = %v", first)
 	}
+
+	// The compliance change is an event of the environment, next to the
+	// workload changes, and the CLI shows it.
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(vouchBin, args...)
+		cmd.Env = append(os.Environ(), "VOUCH_SERVER=http://"+r.api, "VOUCH_TOKEN="+admin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("vouch %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := cli("env", "log", "shop", "--since", "1h"); !strings.Contains(out, "compliance-changed") || !strings.Contains(out, "stopped") {
+		t.Errorf("vouch env log shop:\n%s", out)
+	}
+
+	// Reporter mode: "vouch snapshot k8s" reads the same cluster into the
+	// reported environment "mirror"; a second run changes nothing.
+	if out := cli("snapshot", "k8s", "--kubeconfig", kube.Kubeconfig, "--environment", "mirror", "--namespaces", "shop"); !strings.Contains(out, "3 workloads reported, recorded as full") {
+		t.Errorf("first vouch snapshot k8s: %s", out)
+	}
+	if out := cli("snapshot", "k8s", "--kubeconfig", kube.Kubeconfig, "--environment", "mirror", "--namespaces", "shop"); !strings.Contains(out, "recorded as heartbeat") && !strings.Contains(out, "recorded as unchanged") {
+		t.Errorf("second vouch snapshot k8s: %s", out)
+	}
+	var shopState, mirrorState struct {
+		Workloads []struct {
+			Namespace, Kind, Name string
+			Containers            []struct{ Image, Digest string }
+		}
+	}
+	get("/api/v1/environments/shop/state", &shopState)
+	get("/api/v1/environments/mirror/state", &mirrorState)
+	if fmt.Sprint(shopState.Workloads) != fmt.Sprint(mirrorState.Workloads) {
+		t.Errorf("reported state %v, want what the snapshotter saw: %v", mirrorState.Workloads, shopState.Workloads)
+	}
+	// In a reported environment a release approval documents a deployment:
+	// "web" has provenance but no approval for mirror yet.
+	var mirror struct {
+		Artifacts []struct{ Workload, Status string }
+	}
+	get("/api/v1/environments/mirror/compliance", &mirror)
+	for _, a := range mirror.Artifacts {
+		if a.Workload == "Pod/web" && a.Status != "undocumented" {
+			t.Errorf("web in mirror without approval: %s, want undocumented", a.Status)
+		}
+	}
+	rm := mustToken(t, r, admin, "release-manager", "approvals:write")
+	api(t, r, rm, "POST", "/api/v1/approvals", `{"digest":"`+digestOf("good")+`","environment":"mirror","decision":"approved","reason":"CAB-7"}`)
+	waitFor(t, 10*time.Second, "web compliant in mirror after its approval", func() bool {
+		get("/api/v1/environments/mirror/compliance", &mirror)
+		for _, a := range mirror.Artifacts {
+			if a.Workload == "Pod/web" {
+				return a.Status == "compliant"
+			}
+		}
+		return false
+	})
 
 	// Gauges per environment and status.
 	resp, err := http.Get("http://" + r.api + "/metrics")
