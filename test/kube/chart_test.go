@@ -3,6 +3,7 @@ package kube
 import (
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 
@@ -272,4 +273,51 @@ func renderString(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestChartReporter renders the reporter-only install: a CronJob running
+// "vouch snapshot k8s" with read-only access, and nothing of the server.
+func TestChartReporter(t *testing.T) {
+	objs, err := render(t, map[string]any{
+		"server":   map[string]any{"enabled": false},
+		"reporter": map[string]any{"enabled": true, "environment": "prod-eu", "server": "https://vouch.example.com", "namespaces": "shop-*", "tokenSecret": map[string]any{"name": "vouch-reporter"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for k := range objs {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	want := "ClusterRole/vouch-reporter ClusterRoleBinding/vouch-reporter CronJob/vouch-reporter ServiceAccount/vouch-reporter"
+	if strings.Join(kinds, " ") != want {
+		t.Errorf("reporter-only render = %v, want %s", kinds, want)
+	}
+	c := get(objs["CronJob/vouch-reporter"], "spec", "jobTemplate", "spec", "template", "spec", "containers", 0).(map[string]any)
+	if got := strings.Join(toStrings(c["args"]), " "); got != "snapshot k8s --environment=prod-eu --server=https://vouch.example.com --namespaces=shop-*" {
+		t.Errorf("reporter args = %s", got)
+	}
+	if env := renderString(t, c["env"]); !strings.Contains(env, "VOUCH_TOKEN") || !strings.Contains(env, "vouch-reporter") {
+		t.Errorf("reporter env = %s", env)
+	}
+	for _, r := range objs["ClusterRole/vouch-reporter"]["rules"].([]any) {
+		for _, v := range toStrings(r.(map[string]any)["verbs"]) {
+			if v != "get" && v != "list" && v != "watch" {
+				t.Errorf("reporter may %s: it only reads", v)
+			}
+		}
+	}
+	for _, missing := range []string{"environment", "server", "tokenSecret.name"} {
+		vals := map[string]any{"enabled": true, "environment": "prod-eu", "server": "https://vouch.example.com", "tokenSecret": map[string]any{"name": "s"}}
+		switch missing {
+		case "tokenSecret.name":
+			vals["tokenSecret"] = map[string]any{"name": ""}
+		default:
+			delete(vals, missing)
+		}
+		if _, err := render(t, map[string]any{"reporter": vals}); err == nil || !strings.Contains(err.Error(), "reporter."+missing+" is required") {
+			t.Errorf("reporter without %s: err = %v", missing, err)
+		}
+	}
 }

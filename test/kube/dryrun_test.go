@@ -14,7 +14,8 @@ func TestChartObjectsAreValid(t *testing.T) {
 	for _, values := range []map[string]any{
 		nil,
 		{"networkPolicy": map[string]any{"enabled": true, "apiFrom": []any{map[string]any{"namespaceSelector": map[string]any{}}}},
-			"database": map[string]any{"existingSecret": "db"}, "journalKey": map[string]any{"existingSecret": "key"}},
+			"database": map[string]any{"existingSecret": "db"}, "journalKey": map[string]any{"existingSecret": "key"},
+			"reporter": map[string]any{"enabled": true, "environment": "prod-eu", "server": "https://vouch.example.com", "tokenSecret": map[string]any{"name": "t"}}},
 	} {
 		out, err := applyYAML(t, renderYAML(t, values), "--dry-run=server", "-n", "vouch-system")
 		if err != nil {
