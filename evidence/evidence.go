@@ -54,15 +54,21 @@ func (a Artifact) sameProvenance(b Artifact) bool {
 // Attestation is a claim about an artifact: a test run, a scan, a review.
 // It binds to an artifact by digest and may arrive before the artifact.
 type Attestation struct {
-	ID         uint64          `json:"id"`
-	Digest     string          `json:"digest"`
-	Name       string          `json:"name"`
-	Type       string          `json:"type"`
-	Passed     bool            `json:"passed"`
-	URL        string          `json:"url,omitempty"`
-	Payload    json.RawMessage `json:"payload,omitempty"`
-	ReportedBy string          `json:"reported_by"`
-	ReportedAt time.Time       `json:"reported_at"`
+	ID      uint64          `json:"id"`
+	Digest  string          `json:"digest"`
+	Name    string          `json:"name"`
+	Type    string          `json:"type"`
+	Passed  bool            `json:"passed"`
+	URL     string          `json:"url,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// Blob is the sha256 digest of the full document (GET /api/v1/blobs/…).
+	Blob string `json:"blob,omitempty"`
+	// Verified is set when a trusted key's signature covers the
+	// attestation (a DSSE envelope); KeyID names that key.
+	Verified   bool      `json:"verified"`
+	KeyID      string    `json:"key_id,omitempty"`
+	ReportedBy string    `json:"reported_by"`
+	ReportedAt time.Time `json:"reported_at"`
 }
 
 // Approval decisions.

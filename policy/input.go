@@ -96,6 +96,9 @@ type AttestationInput struct {
 	Type       string    `json:"type"`
 	Passed     bool      `json:"passed"`
 	URL        string    `json:"url"`
+	Blob       string    `json:"blob"`     // sha256 of the full document, "" when none
+	Verified   bool      `json:"verified"` // signed by a trusted key
+	KeyID      string    `json:"key_id"`   // that key, "" when not verified
 	ReportedBy string    `json:"reported_by"`
 	ReportedAt time.Time `json:"reported_at"`
 }
@@ -300,6 +303,7 @@ func (c *termCache) attestation(x AttestationInput) *ast.Term {
 	}
 	t := toTerm(map[string]any{
 		"id": x.ID, "name": x.Name, "type": x.Type, "passed": x.Passed, "url": x.URL,
+		"blob": x.Blob, "verified": x.Verified, "key_id": x.KeyID,
 		"reported_by": x.ReportedBy, "reported_at": timeString(x.ReportedAt),
 	})
 	if c.full() {

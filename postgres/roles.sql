@@ -23,3 +23,6 @@ GRANT SELECT ON journal_entries, journal_nodes, journal_checkpoints, journal_tre
 -- Added with migration 0004.
 GRANT SELECT, INSERT ON snapshots TO vouch_app;
 GRANT SELECT, INSERT, UPDATE ON admitted TO vouch_app;
+
+-- Added with migration 0005. Blobs are written once and never changed.
+GRANT SELECT, INSERT ON blobs TO vouch_app;

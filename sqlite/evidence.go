@@ -32,9 +32,9 @@ func project(ctx context.Context, tx *sql.Tx, e journal.Entry) error {
 			if len(a.Payload) > 0 {
 				payload = a.Payload
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO attestations (id, digest, name, type, passed, url, payload, reported_by, reported_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				int64(a.ID), a.Digest, a.Name, a.Type, a.Passed, a.URL, payload, a.ReportedBy, micros(a.ReportedAt))
+			_, err = tx.ExecContext(ctx, `INSERT INTO attestations (id, digest, name, type, passed, url, payload, reported_by, reported_at, blob, verified, key_id)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				int64(a.ID), a.Digest, a.Name, a.Type, a.Passed, a.URL, payload, a.ReportedBy, micros(a.ReportedAt), a.Blob, a.Verified, a.KeyID)
 		}
 	case evidence.KindApproval:
 		var a evidence.Approval
@@ -106,7 +106,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	if payloads {
 		payload = "payload"
 	}
-	rows, err = d.db.QueryContext(ctx, `SELECT id, digest, name, type, passed, url, `+payload+`, reported_by, reported_at
+	rows, err = d.db.QueryContext(ctx, `SELECT id, digest, name, type, passed, url, `+payload+`, reported_by, reported_at, blob, verified, key_id
 		FROM attestations WHERE digest IN (`+in+`) ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: look up attestations: %w", err)
@@ -116,7 +116,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 		var a evidence.Attestation
 		var id, at int64
 		var p []byte
-		if err := rows.Scan(&id, &a.Digest, &a.Name, &a.Type, &a.Passed, &a.URL, &p, &a.ReportedBy, &at); err != nil {
+		if err := rows.Scan(&id, &a.Digest, &a.Name, &a.Type, &a.Passed, &a.URL, &p, &a.ReportedBy, &at, &a.Blob, &a.Verified, &a.KeyID); err != nil {
 			return err
 		}
 		a.ID, a.ReportedAt = uint64(id), fromMicros(at)

@@ -317,7 +317,8 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 	}
 	for _, x := range ev.Attestations {
 		a.Attestations = append(a.Attestations, policy.AttestationInput{
-			ID: x.ID, Name: x.Name, Type: x.Type, Passed: x.Passed, URL: x.URL, ReportedBy: x.ReportedBy, ReportedAt: x.ReportedAt,
+			ID: x.ID, Name: x.Name, Type: x.Type, Passed: x.Passed, URL: x.URL, Blob: x.Blob, Verified: x.Verified, KeyID: x.KeyID,
+			ReportedBy: x.ReportedBy, ReportedAt: x.ReportedAt,
 		})
 	}
 	for _, x := range ev.Approvals {
