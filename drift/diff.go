@@ -60,21 +60,28 @@ func sameContent(a, b Workload) bool {
 
 // Apply returns a with the diff applied: the inverse of Compare.
 func Apply(a Snapshot, d Diff) Snapshot {
+	return ApplyAll(a, d)
+}
+
+// ApplyAll applies diffs in order, sorting once at the end.
+func ApplyAll(a Snapshot, diffs ...Diff) Snapshot {
 	byKey := make(map[string]Workload, len(a.Workloads))
 	for _, w := range a.Workloads {
 		byKey[w.Key()] = w
 	}
-	for _, w := range d.Stopped {
-		delete(byKey, w.Key())
-	}
-	for _, w := range d.Started {
-		byKey[w.Key()] = w
-	}
-	for _, c := range d.Changed {
-		byKey[c.After.Key()] = c.After
-	}
-	for _, c := range d.Scaled {
-		byKey[c.After.Key()] = c.After
+	for _, d := range diffs {
+		for _, w := range d.Stopped {
+			delete(byKey, w.Key())
+		}
+		for _, w := range d.Started {
+			byKey[w.Key()] = w
+		}
+		for _, c := range d.Changed {
+			byKey[c.After.Key()] = c.After
+		}
+		for _, c := range d.Scaled {
+			byKey[c.After.Key()] = c.After
+		}
 	}
 	out := Snapshot{Environment: a.Environment, Time: a.Time, Workloads: make([]Workload, 0, len(byKey))}
 	for _, w := range byKey {

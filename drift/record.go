@@ -92,13 +92,14 @@ func replay(env string, recs []StoredRecord) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("snapshots of %s: history does not start with a full snapshot", env)
 	}
 	snap := Snapshot{Environment: env, Workloads: recs[0].Workloads}
-	snap.Normalize()
+	diffs := make([]Diff, 0, len(recs)-1)
 	for _, r := range recs[1:] {
 		if r.Diff == nil {
 			return Snapshot{}, fmt.Errorf("snapshot record %d: delta without changes", r.ID)
 		}
-		snap = Apply(snap, *r.Diff)
+		diffs = append(diffs, *r.Diff)
 	}
+	snap = ApplyAll(snap, diffs...)
 	if got := snap.ContentHash(); got != recs[len(recs)-1].Hash {
 		return Snapshot{}, fmt.Errorf("snapshot record %d: rebuilt state has hash %s, recorded %s", recs[len(recs)-1].ID, got, recs[len(recs)-1].Hash)
 	}

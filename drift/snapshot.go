@@ -48,10 +48,27 @@ type Snapshot struct {
 // Normalize sorts workloads and containers so that equal content compares
 // equal.
 func (s *Snapshot) Normalize() {
+	keys := make([]string, len(s.Workloads))
 	for i := range s.Workloads {
 		sortContainers(s.Workloads[i].Containers)
+		keys[i] = s.Workloads[i].Key()
 	}
-	sort.Slice(s.Workloads, func(a, b int) bool { return s.Workloads[a].Key() < s.Workloads[b].Key() })
+	if !sort.StringsAreSorted(keys) {
+		sort.Sort(byKey{keys, s.Workloads})
+	}
+}
+
+// byKey sorts workloads by their keys, computed once.
+type byKey struct {
+	keys []string
+	w    []Workload
+}
+
+func (b byKey) Len() int           { return len(b.keys) }
+func (b byKey) Less(i, j int) bool { return b.keys[i] < b.keys[j] }
+func (b byKey) Swap(i, j int) {
+	b.keys[i], b.keys[j] = b.keys[j], b.keys[i]
+	b.w[i], b.w[j] = b.w[j], b.w[i]
 }
 
 // ContentHash is a digest of what a snapshot says runs — workloads,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -95,6 +96,17 @@ func runDrift() error {
 	}
 	built := time.Since(buildStart)
 
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var lat []time.Duration
 	for i := 0; i < 300; i++ {
 		at := start.Add(time.Duration(rnd.IntN(*minutes)) * time.Minute).Add(30 * time.Second)

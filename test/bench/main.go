@@ -38,6 +38,7 @@ var (
 	artifacts = flag.Int("artifacts", 10000, "artifacts of evidence in the store besides the three under review")
 	backends  = flag.String("backends", "sqlite,postgres", "stores to measure")
 	binary    = flag.String("vouch", "bin/vouch", "vouch binary")
+	profile   = flag.String("cpuprofile", "", "write a CPU profile of the measured queries here (drift suite)")
 )
 
 func main() {
