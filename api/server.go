@@ -36,6 +36,8 @@ type Config struct {
 	Tokens        *auth.Service
 	// Drift serves /environments; nil leaves those endpoints out.
 	Drift DriftService
+	// Reviewer serves /assert and /review; nil leaves them out.
+	Reviewer Reviewer
 	// Ready reports whether Vouch can serve (store reachable, policy loaded).
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics when set.
@@ -102,6 +104,11 @@ func New(cfg Config) *Server {
 		v1.GET("/environments/:env/events", s.require(auth.ScopeAuditRead), s.environmentEvents)
 		v1.GET("/environments/:env/compliance", s.require(auth.ScopeAuditRead), s.environmentCompliance)
 		v1.PUT("/environments/:env/snapshot", s.require(auth.ScopeSnapshotsWrite), s.putSnapshot)
+	}
+	if cfg.Reviewer != nil {
+		// Pipelines assert with their evidence token; auditors may ask too.
+		v1.POST("/assert", s.require(auth.ScopeEvidenceWrite, auth.ScopeAuditRead), s.assert)
+		v1.POST("/review", s.require(auth.ScopeEvidenceWrite, auth.ScopeAuditRead), s.review)
 	}
 	v1.POST("/tokens", s.require(auth.ScopeAdmin), s.createToken)
 	v1.GET("/tokens", s.require(auth.ScopeAdmin), s.listTokens)

@@ -35,9 +35,19 @@ const Query = `deny := {m | some m in data.vouch.admission.deny}; warn := {m | s
 
 // Decision is the outcome of evaluating the policy for one input.
 type Decision struct {
-	Deny    []string // sorted; empty means admitted
-	Warn    []string // sorted
-	Version string   // policy bundle version
+	Deny       []string    // sorted; empty means admitted
+	Violations []Violation // the deny results, in the order of Deny
+	Warn       []string    // sorted
+	Version    string      // policy bundle version
+}
+
+// Violation is one deny result. Rule and Requirement are set when the rule
+// returned an object naming them (the built-in rules do); a rule that
+// returns a plain string leaves them empty.
+type Violation struct {
+	Msg         string `json:"msg"`
+	Rule        string `json:"rule,omitempty"`
+	Requirement string `json:"requirement,omitempty"`
 }
 
 // Allowed reports whether the decision admits the change.
@@ -106,40 +116,55 @@ func (e *Engine) Decide(ctx context.Context, in *Input, at time.Time) (Decision,
 	if len(rs) != 1 {
 		return Decision{}, fmt.Errorf("evaluate policy %s: %d results, want 1", shortVersion(b.version), len(rs))
 	}
-	if d.Deny, err = messages(rs[0].Bindings["deny"]); err != nil {
+	if d.Violations, err = violations(rs[0].Bindings["deny"]); err != nil {
 		return Decision{}, fmt.Errorf("policy %s: deny: %w", shortVersion(b.version), err)
 	}
-	if d.Warn, err = messages(rs[0].Bindings["warn"]); err != nil {
+	d.Deny = msgs(d.Violations)
+	warn, err := violations(rs[0].Bindings["warn"])
+	if err != nil {
 		return Decision{}, fmt.Errorf("policy %s: warn: %w", shortVersion(b.version), err)
 	}
+	d.Warn = msgs(warn)
 	return d, nil
 }
 
-// messages turns a set of rule results into sorted strings. A result may be
-// a string, or an object with a "msg" string (as Gatekeeper rules return);
+// violations turns a set of rule results into violations sorted by
+// message. A result may be a string, or an object with a "msg" string (as
+// Gatekeeper rules return) and optionally "rule" and "requirement";
 // anything else is shown as JSON.
-func messages(v any) ([]string, error) {
+func violations(v any) ([]Violation, error) {
 	set, ok := v.([]any)
 	if !ok {
 		return nil, fmt.Errorf("result is %T, want a set", v)
 	}
-	out := make([]string, 0, len(set))
+	out := make([]Violation, 0, len(set))
 	for _, m := range set {
 		switch m := m.(type) {
 		case string:
-			out = append(out, m)
+			out = append(out, Violation{Msg: m})
 		case map[string]any:
-			if s, ok := m["msg"].(string); ok {
-				out = append(out, s)
+			s, ok := m["msg"].(string)
+			if !ok {
+				out = append(out, Violation{Msg: asJSON(m)})
 				continue
 			}
-			out = append(out, asJSON(m))
+			rule, _ := m["rule"].(string)
+			req, _ := m["requirement"].(string)
+			out = append(out, Violation{Msg: s, Rule: rule, Requirement: req})
 		default:
-			out = append(out, asJSON(m))
+			out = append(out, Violation{Msg: asJSON(m)})
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Msg < out[j].Msg })
 	return out, nil
+}
+
+func msgs(vs []Violation) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Msg
+	}
+	return out
 }
 
 func asJSON(v any) string {

@@ -23,7 +23,10 @@ type Requirements struct {
 	Digest       bool     `json:"digest"`                 // pinned by digest
 	Provenance   bool     `json:"provenance"`             // build reported by CI
 	Attestations []string `json:"attestations,omitempty"` // each present, latest passed
-	Approval     bool     `json:"approval"`               // valid release approval
+	// VerifiedAttestations are attestations whose latest must also be
+	// signed by a trusted key (trusted_keys).
+	VerifiedAttestations []string `json:"verified_attestations,omitempty"`
+	Approval             bool     `json:"approval"` // valid release approval
 }
 
 // DefaultEnvironmentName is the environment for namespaces no other
@@ -84,6 +87,11 @@ func NewEnvironments(defaultName string, list []Environment) (*Environments, err
 				return nil, fmt.Errorf("%s.require.attestations[%d]: %q is not a valid attestation name", field, k, a)
 			}
 		}
+		for k, a := range env.Require.VerifiedAttestations {
+			if !envNameRE.MatchString(a) {
+				return nil, fmt.Errorf("%s.require.verified_attestations[%d]: %q is not a valid attestation name", field, k, a)
+			}
+		}
 		for k, a := range env.Allow {
 			if a == "" || strings.ContainsAny(a, " \t@") {
 				return nil, fmt.Errorf("%s.allow[%d]: %q is not an image name pattern (no tag or digest; '*' matches any characters)", field, k, a)
@@ -138,4 +146,54 @@ func (e *Environments) Named(name string) (Environment, bool) {
 		}
 	}
 	return Environment{}, false
+}
+
+// RequirementStatus says whether one requirement is met, and if not, why.
+type RequirementStatus struct {
+	Requirement string   `json:"requirement"`
+	Met         bool     `json:"met"`
+	Messages    []string `json:"messages,omitempty"`
+}
+
+// Checklist lists an environment's requirements, in the order of the
+// configuration, each met unless a violation names it; violations of
+// other rules (custom Rego) follow, under their requirement or "policy".
+func Checklist(r Requirements, violations []Violation) []RequirementStatus {
+	var names []string
+	if r.Digest {
+		names = append(names, "digest")
+	}
+	if r.Provenance {
+		names = append(names, "provenance")
+	}
+	for _, a := range r.Attestations {
+		names = append(names, "attestation "+a)
+	}
+	for _, a := range r.VerifiedAttestations {
+		names = append(names, "verified attestation "+a)
+	}
+	if r.Approval {
+		names = append(names, "approval")
+	}
+	out := make([]RequirementStatus, len(names))
+	index := map[string]int{}
+	for i, n := range names {
+		out[i] = RequirementStatus{Requirement: n, Met: true}
+		index[n] = i
+	}
+	for _, v := range violations {
+		n := v.Requirement
+		if n == "" {
+			n = "policy"
+		}
+		i, ok := index[n]
+		if !ok {
+			i = len(out)
+			index[n] = i
+			out = append(out, RequirementStatus{Requirement: n, Met: true})
+		}
+		out[i].Met = false
+		out[i].Messages = append(out[i].Messages, v.Msg)
+	}
+	return out
 }

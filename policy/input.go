@@ -197,6 +197,9 @@ func (r Requirements) document() map[string]any {
 	if len(r.Attestations) > 0 {
 		m["attestations"] = r.Attestations
 	}
+	if len(r.VerifiedAttestations) > 0 {
+		m["verified_attestations"] = r.VerifiedAttestations
+	}
 	return m
 }
 

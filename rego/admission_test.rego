@@ -19,9 +19,11 @@ prod := {"name": "prod", "require": {
 
 provenance := {"id": 1, "name": "registry.example.com/app", "digest": digest, "git_commit": "", "reported_by": "ci", "reported_at": "2026-11-24T10:00:00Z"}
 
-passed(name, id) := {"id": id, "name": name, "type": "generic", "passed": true, "url": "", "reported_by": "ci", "reported_at": "2026-11-24T10:01:00Z"}
+passed(name, id) := {"id": id, "name": name, "type": "generic", "passed": true, "url": "", "verified": false, "key_id": "", "reported_by": "ci", "reported_at": "2026-11-24T10:01:00Z"}
 
-failed(name, id) := {"id": id, "name": name, "type": "generic", "passed": false, "url": "", "reported_by": "ci", "reported_at": "2026-11-24T10:00:30Z"}
+failed(name, id) := {"id": id, "name": name, "type": "generic", "passed": false, "url": "", "verified": false, "key_id": "", "reported_by": "ci", "reported_at": "2026-11-24T10:00:30Z"}
+
+signed(att) := object.union(att, {"verified": true, "key_id": "release-signer"})
 
 approval := {"id": 9, "environment": "prod", "decision": "approved", "reason": "CAB-1", "approver": "alice", "approved_at": "2026-11-24T11:00:00Z"}
 
@@ -40,9 +42,13 @@ base_artifact := {
 
 no_evidence := {"provenance": null, "attestations": [], "latest_attestations": {}, "approvals": [], "approval": null}
 
-decide(environment, artifacts) := {"deny": deny, "warn": warn} if {
+# decide returns the deny messages, the warnings and the requirements the
+# violations name.
+decide(environment, artifacts) := {"deny": deny, "warn": warn, "unmet": unmet} if {
 	doc := {"environment": environment, "artifacts": artifacts}
-	deny := admission.deny with input as doc with time.now_ns as now
+	violations := admission.deny with input as doc with time.now_ns as now
+	deny := {v.msg | some v in violations}
+	unmet := {v.requirement | some v in violations}
 	warn := admission.warn with input as doc with time.now_ns as now
 }
 
@@ -137,4 +143,33 @@ test_every_container_type_is_named if {
 test_every_problem_is_reported if {
 	d := decide(prod, [artifact(no_evidence)])
 	count(d.deny) == 4
+}
+
+test_every_violation_names_its_requirement if {
+	d := decide(prod, [artifact(no_evidence)])
+	d.unmet == {"provenance", "attestation unit-tests", "attestation security-scan", "approval"}
+}
+
+signed_env := {"name": "prod", "require": {"verified_attestations": ["slsa-provenance"]}}
+
+test_verified_attestation_admits_when_signed if {
+	att := signed(passed("slsa-provenance", 7))
+	d := decide(signed_env, [artifact({"latest_attestations": {"slsa-provenance": att}})])
+	d.deny == set()
+}
+
+test_unsigned_attestation_is_not_verified if {
+	d := decide(signed_env, [artifact({"latest_attestations": {"slsa-provenance": passed("slsa-provenance", 7)}})])
+	d.deny == {sprintf(`container "web": image %s has no attestation "slsa-provenance" signed by a trusted key: the latest (id 7, reported by ci) is not signed by one (required in prod)`, [image])}
+	d.unmet == {"verified attestation slsa-provenance"}
+}
+
+test_missing_verified_attestation if {
+	d := decide(signed_env, [artifact({"latest_attestations": {}})])
+	d.deny == {sprintf(`container "web": image %s has no attestation "slsa-provenance" signed by a trusted key (required in prod)`, [image])}
+}
+
+test_signed_but_failed_attestation if {
+	d := decide(signed_env, [artifact({"latest_attestations": {"slsa-provenance": signed(failed("slsa-provenance", 8))}})])
+	d.deny == {sprintf(`container "web": image %s has no passed attestation "slsa-provenance": the latest signed one (id 8, key release-signer) failed (required in prod)`, [image])}
 }

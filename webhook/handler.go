@@ -272,6 +272,10 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 		return rec, err
 	}
 	rec.Messages = append(invalid, d.Deny...)
+	for _, m := range invalid {
+		rec.Violations = append(rec.Violations, policy.Violation{Msg: m, Rule: "image", Requirement: "valid image reference"})
+	}
+	rec.Violations = append(rec.Violations, d.Violations...)
 	rec.Warnings = d.Warn
 	rec.Allowed = len(rec.Messages) == 0
 	return rec, nil

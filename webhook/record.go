@@ -1,5 +1,7 @@
 package webhook
 
+import "github.com/vouch-dev/vouch/policy"
+
 // Record is the journal entry body of an admission decision (entry kind
 // "admission", key "admission:<uid>").
 type Record struct {
@@ -20,6 +22,9 @@ type Record struct {
 	Error         string   `json:"error,omitempty"`
 	PolicyVersion string   `json:"policy_version"`
 	Evidence      []uint64 `json:"evidence"` // journal indices of the evidence used
+	// Violations are the Messages with the rule and requirement each names
+	// (for vouch assert; not journaled).
+	Violations []policy.Violation `json:"-"`
 }
 
 // RecordImage is one container image of a decision.

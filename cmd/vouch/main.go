@@ -27,6 +27,10 @@ Usage:
   vouch env list | state | diff | log | compliance
                                        what runs in an environment, what ran at any time, and is it compliant
   vouch snapshot k8s | paths           report what runs where Vouch does not (a cluster, servers' files)
+  vouch assert IMAGE_OR_DIGEST --environment ENV
+                                       would it be admitted now? each requirement, met or missing
+  vouch review -f MANIFEST [--environment ENV]
+                                       every workload of a manifest, decided as the webhook would
   vouch version
 
 Run "vouch <command> --help" for a command's flags.
@@ -65,6 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = envCommand(ctx, args[1:], stdout, stderr)
 	case "snapshot":
 		err = snapshotCommand(ctx, args[1:], stdout, stderr)
+	case "assert":
+		err = assertCommand(ctx, args[1:], stdout, stderr)
+	case "review":
+		err = reviewCommand(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vouch", version)
 	case "help", "-h", "--help":
@@ -84,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &u):
 		fmt.Fprintln(stderr, "vouch:", err)
 		return 2
-	case errors.Is(err, errVerifyFailed):
+	case errors.Is(err, errVerifyFailed), errors.Is(err, errDenied):
 		return 1 // the reason is printed already
 	}
 	fmt.Fprintln(stderr, "vouch:", err)

@@ -112,7 +112,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Journal:      st,
 	}
 	apiServer := api.New(api.Config{
-		Drift:    driftService,
+		Drift: driftService, Reviewer: hook,
 		Evidence: evidence.NewService(appender, envs.Names(), nil), EvidenceStore: st, Journal: st, Tokens: tokens,
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
