@@ -48,7 +48,12 @@ func TestAssertReviewAndWebhookAgree(t *testing.T) {
 		{"provenance only", "prod", image(2), func() { provenance(2) }, false, []string{"attestation unit-tests", "approval"}},
 		{"failed tests", "prod", image(3), func() { provenance(3); tests(3, false); decide(3, "approved", "CAB-3") }, false, []string{"attestation unit-tests"}},
 		{"tests failed, then passed", "prod", image(4), func() { provenance(4); tests(4, false); tests(4, true); decide(4, "approved", "CAB-4") }, true, nil},
-		{"approved, then rejected", "prod", image(5), func() { provenance(5); tests(5, true); decide(5, "approved", "CAB-5"); decide(5, "rejected", "CVE-2026-5") }, false, []string{"approval"}},
+		{"approved, then rejected", "prod", image(5), func() {
+			provenance(5)
+			tests(5, true)
+			decide(5, "approved", "CAB-5")
+			decide(5, "rejected", "CVE-2026-5")
+		}, false, []string{"approval"}},
 		{"allow-listed", "prod", "registry.k8s.io/pause:3.10", func() {}, true, nil},
 		{"default environment, provenance", "default", image(6), func() { provenance(6) }, true, nil},
 		{"default environment, nothing", "default", image(7), func() {}, false, []string{"provenance"}},
