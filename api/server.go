@@ -13,6 +13,7 @@ import (
 
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/evidence/trust"
 	"github.com/vouch-dev/vouch/journal"
 )
 
@@ -38,6 +39,9 @@ type Config struct {
 	Drift DriftService
 	// Reviewer serves /assert and /review; nil leaves them out.
 	Reviewer Reviewer
+	// Trust verifies signed attestations (POST /envelopes); nil trusts
+	// no key.
+	Trust *trust.Trust
 	// Ready reports whether Vouch can serve (store reachable, policy loaded).
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics when set.
@@ -89,6 +93,7 @@ func New(cfg Config) *Server {
 	v1 := e.Group("/api/v1")
 	v1.POST("/artifacts", s.require(auth.ScopeEvidenceWrite), s.postArtifact)
 	v1.POST("/attestations", s.require(auth.ScopeEvidenceWrite), s.postAttestation)
+	v1.POST("/envelopes", s.require(auth.ScopeEvidenceWrite), s.postEnvelope)
 	v1.POST("/approvals", s.require(auth.ScopeApprovalsWrite), s.postApproval)
 	v1.GET("/artifacts", s.require(auth.ScopeAuditRead), s.listArtifacts)
 	v1.GET("/artifacts/:digest", s.require(auth.ScopeAuditRead), s.getArtifact)

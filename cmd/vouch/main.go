@@ -69,6 +69,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = envCommand(ctx, args[1:], stdout, stderr)
 	case "snapshot":
 		err = snapshotCommand(ctx, args[1:], stdout, stderr)
+	case "attest":
+		if len(args) > 1 && args[1] == "intoto" {
+			err = attestIntoto(ctx, args[2:], stdout, stderr)
+		} else {
+			err = usageError{"usage: vouch attest intoto ENVELOPE"}
+		}
 	case "assert":
 		err = assertCommand(ctx, args[1:], stdout, stderr)
 	case "review":

@@ -111,9 +111,16 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Environments: envs.Names(),
 		Journal:      st,
 	}
+	trusted, err := cfg.trust()
+	if err != nil {
+		appender.Close(ctx)
+		return err
+	}
+	evidenceService := evidence.NewService(appender, envs.Names(), nil)
+	evidenceService.RequireSignature = trusted.SignatureRequired
 	apiServer := api.New(api.Config{
 		Drift: driftService, Reviewer: hook,
-		Evidence: evidence.NewService(appender, envs.Names(), nil), EvidenceStore: st, Journal: st, Tokens: tokens,
+		Evidence: evidenceService, Trust: trusted, EvidenceStore: st, Journal: st, Tokens: tokens,
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("store unreachable: %w", err)

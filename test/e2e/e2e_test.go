@@ -97,6 +97,12 @@ environments:
 
 func start(t *testing.T, databaseURL string, extra ...string) *vouch {
 	t.Helper()
+	return startConfig(t, config, databaseURL, extra...)
+}
+
+// startConfig starts vouch serve with the given YAML configuration.
+func startConfig(t *testing.T, config, databaseURL string, extra ...string) *vouch {
+	t.Helper()
 	dataDir := t.TempDir()
 	cfgFile := filepath.Join(dataDir, "vouch.yaml")
 	if err := os.WriteFile(cfgFile, []byte(config), 0o644); err != nil {
