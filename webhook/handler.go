@@ -198,6 +198,8 @@ func (h *Handler) skipReason(req *admissionv1.AdmissionRequest) string {
 	return ""
 }
 
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
 // decide builds the policy input and evaluates it. The record it returns
 // is filled as far as the decision got, also on error.
 func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest, env policy.Environment, at time.Time, lookup EvidenceLookup) (Record, error) {
@@ -212,6 +214,16 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 	}
 	if rec.Name == "" {
 		rec.Name = w.Name
+	}
+	rec.Groups, rec.Labels = req.UserInfo.Groups, w.Labels
+	for k, v := range w.Annotations {
+		if k == lastApplied {
+			continue // the whole object again
+		}
+		if rec.Annotations == nil {
+			rec.Annotations = map[string]string{}
+		}
+		rec.Annotations[k] = v
 	}
 	containers := w.Containers
 	if req.SubResource == "ephemeralcontainers" {

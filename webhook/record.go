@@ -5,19 +5,25 @@ import "github.com/vouch-dev/vouch/policy"
 // Record is the journal entry body of an admission decision (entry kind
 // "admission", key "admission:<uid>").
 type Record struct {
-	UID         string        `json:"uid"`
-	Operation   string        `json:"operation"`
-	APIVersion  string        `json:"api_version"` // group/version of the object
-	Kind        string        `json:"kind"`
-	SubResource string        `json:"sub_resource,omitempty"`
-	Namespace   string        `json:"namespace"`
-	Name        string        `json:"name"`
-	User        string        `json:"user"`
-	Environment string        `json:"environment"`
-	Images      []RecordImage `json:"images"`
-	Allowed     bool          `json:"allowed"`
-	Messages    []string      `json:"messages,omitempty"` // why it was denied
-	Warnings    []string      `json:"warnings,omitempty"`
+	UID         string   `json:"uid"`
+	Operation   string   `json:"operation"`
+	APIVersion  string   `json:"api_version"` // group/version of the object
+	Kind        string   `json:"kind"`
+	SubResource string   `json:"sub_resource,omitempty"`
+	Namespace   string   `json:"namespace"`
+	Name        string   `json:"name"`
+	User        string   `json:"user"`
+	Groups      []string `json:"groups,omitempty"`
+	// Labels and Annotations of the workload, as the policy saw them (but
+	// kubectl's last-applied-configuration), so that a decision can be
+	// replayed with another policy.
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Environment string            `json:"environment"`
+	Images      []RecordImage     `json:"images"`
+	Allowed     bool              `json:"allowed"`
+	Messages    []string          `json:"messages,omitempty"` // why it was denied
+	Warnings    []string          `json:"warnings,omitempty"`
 	// Error is set when Vouch could not decide and refused the change.
 	Error         string   `json:"error,omitempty"`
 	PolicyVersion string   `json:"policy_version"`
