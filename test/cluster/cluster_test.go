@@ -22,7 +22,7 @@ func TestCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and kube-apiserver (and may build them for minutes); skipped with -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := testContext(t)
 	defer cancel()
 
 	start := time.Now()
@@ -106,7 +106,7 @@ func TestStartFailure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and kube-apiserver (and may build them for minutes); skipped with -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := testContext(t)
 	defer cancel()
 	bins, err := Build(ctx)
 	if err != nil {
@@ -130,4 +130,14 @@ func TestStartFailure(t *testing.T) {
 			t.Errorf("Start left %s behind", dir)
 		}
 	}
+}
+
+// testContext returns a context that ends 30 seconds before the test's
+// deadline (go test -timeout), so that a first build too slow for it fails
+// the test with an explanation rather than a panic.
+func testContext(t *testing.T) (context.Context, context.CancelFunc) {
+	if deadline, ok := t.Deadline(); ok {
+		return context.WithDeadline(context.Background(), deadline.Add(-30*time.Second))
+	}
+	return context.WithCancel(context.Background())
 }
