@@ -56,6 +56,7 @@ func TestCluster(t *testing.T) {
 	if err := json.Unmarshal([]byte(kubectl("version", "-o", "json")), &version); err != nil {
 		t.Fatalf("kubectl version -o json: %v", err)
 	}
+	t.Logf("kubectl version: client %s, server %s", version.ClientVersion.GitVersion, version.ServerVersion.GitVersion)
 	if version.ClientVersion.GitVersion != KubernetesVersion || version.ServerVersion.GitVersion != KubernetesVersion {
 		t.Errorf("kubectl version: client %q, server %q; want %s for both",
 			version.ClientVersion.GitVersion, version.ServerVersion.GitVersion, KubernetesVersion)
@@ -118,7 +119,8 @@ func TestStartFailure(t *testing.T) {
 		c.Stop()
 		t.Fatal("Start succeeded with --authorization-mode=NoSuchMode")
 	}
-	t.Logf("Start: %v", err)
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	t.Logf("Start: %s (then the ends of the logs)", first)
 	for _, want := range []string{"kube-apiserver exited", "last lines of the kube-apiserver log", "NoSuchMode"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Start error lacks %q:\n%v", want, err)
