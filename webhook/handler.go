@@ -123,6 +123,7 @@ func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 		rec.Allowed, rec.Error = false, err.Error()
 		log.Error("could not decide; refusing the change", "error", err)
 	}
+	applyMode(&rec, env.EffectiveMode())
 	if !dryRun {
 		stored, retried, err := h.journal(ctx, rec, start)
 		if err != nil {
@@ -142,12 +143,39 @@ func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 	log.Info("admission decided", "allowed", rec.Allowed, "dry_run", dryRun, "images", len(rec.Images),
 		"policy_version", rec.PolicyVersion, "duration_ms", float64(took.Microseconds())/1000)
 	switch {
-	case rec.Error != "":
+	case rec.Error != "" && !rec.Allowed:
 		return errored(req.UID, http.StatusInternalServerError, fmt.Errorf("vouch could not decide, so the change is refused: %s", rec.Error))
 	case !rec.Allowed:
 		return denied(req.UID, rec.Messages, rec.Warnings)
+	case rec.PolicyDenied && rec.Mode == policy.ModeWarn:
+		return allowed(req.UID, warnWith(rec))
 	}
 	return allowed(req.UID, rec.Warnings)
+}
+
+// applyMode admits a denied (or undecided) change in warn and audit mode,
+// marking the record so the journal says what would have been refused.
+func applyMode(rec *Record, mode string) {
+	if mode == policy.ModeEnforce {
+		return
+	}
+	rec.Mode = mode
+	if !rec.Allowed {
+		rec.Allowed, rec.PolicyDenied = true, true
+	}
+}
+
+// warnWith returns the warnings of a change admitted in warn mode: what
+// would have been refused first, as kubectl prints them.
+func warnWith(rec Record) []string {
+	out := make([]string, 0, len(rec.Messages)+len(rec.Warnings)+1)
+	if rec.Error != "" {
+		out = append(out, fmt.Sprintf("vouch could not decide (%s); admitted because %s is in warn mode", rec.Error, rec.Environment))
+	}
+	for _, m := range rec.Messages {
+		out = append(out, "would be denied in enforce mode: "+m)
+	}
+	return append(out, rec.Warnings...)
 }
 
 // ErrUnknownEnvironment is returned by Assess for an environment the
@@ -240,7 +268,7 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 			User:   policy.User{Username: req.UserInfo.Username, Groups: nonNil(req.UserInfo.Groups)},
 			DryRun: req.DryRun != nil && *req.DryRun,
 		},
-		Environment: policy.InputEnvironment{Name: env.Name, Require: env.Require},
+		Environment: policy.NewInputEnvironment(env),
 		Workload: policy.Workload{
 			Kind: w.Kind, Name: rec.Name, Namespace: req.Namespace,
 			Labels: nonNilMap(w.Labels), Annotations: nonNilMap(w.Annotations),

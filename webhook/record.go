@@ -22,8 +22,13 @@ type Record struct {
 	Environment string            `json:"environment"`
 	Images      []RecordImage     `json:"images"`
 	Allowed     bool              `json:"allowed"`
-	Messages    []string          `json:"messages,omitempty"` // why it was denied
-	Warnings    []string          `json:"warnings,omitempty"`
+	// Mode is the environment's enforcement mode when it is not enforce.
+	// PolicyDenied is set when the policy denied (or could not decide) but
+	// the mode (warn, audit) admitted the change.
+	Mode         string   `json:"mode,omitempty"`
+	PolicyDenied bool     `json:"policy_denied,omitempty"`
+	Messages     []string `json:"messages,omitempty"` // why it was denied
+	Warnings     []string `json:"warnings,omitempty"`
 	// Error is set when Vouch could not decide and refused the change.
 	Error         string   `json:"error,omitempty"`
 	PolicyVersion string   `json:"policy_version"`

@@ -102,9 +102,12 @@ func setNamespace(object []byte, namespace string) ([]byte, error) {
 // Assertion is whether an image would be admitted in an environment now,
 // requirement by requirement.
 type Assertion struct {
-	Environment   string                     `json:"environment"`
-	Image         string                     `json:"image"`
+	Environment string `json:"environment"`
+	Image       string `json:"image"`
+	// Allowed is the policy's verdict; Mode says whether a denial is
+	// enforced (enforce) or only reported (warn, audit).
 	Allowed       bool                       `json:"allowed"`
+	Mode          string                     `json:"mode"`
 	Requirements  []policy.RequirementStatus `json:"requirements"`
 	Messages      []string                   `json:"messages,omitempty"`
 	Warnings      []string                   `json:"warnings,omitempty"`
@@ -132,8 +135,8 @@ func (h *Handler) Assert(ctx context.Context, environment, image string) (Assert
 		return Assertion{}, err
 	}
 	return Assertion{
-		Environment: environment, Image: image, Allowed: rec.Allowed,
-		Requirements: policy.Checklist(env.Require, rec.Violations),
+		Environment: environment, Image: image, Allowed: rec.Allowed, Mode: env.EffectiveMode(),
+		Requirements: policy.Checklist(env, rec.Violations),
 		Messages:     rec.Messages, Warnings: rec.Warnings, PolicyVersion: rec.PolicyVersion,
 	}, nil
 }

@@ -82,12 +82,22 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	appender := journal.NewAppender(journalStore, journal.AppenderOptions{
 		MaxBatch: cfg.JournalMaxBatch, MaxDelay: time.Duration(cfg.JournalMaxDelay), Observe: m.ObserveJournalBatch,
 	})
-	engine, err := policy.New(ctx, policy.Config{Builtin: vrego.FS, Dir: cfg.PolicyDir, Logger: log})
+	var policyChanges *policyJournal
+	engine, err := policy.New(ctx, policy.Config{Builtin: vrego.FS, Dir: cfg.PolicyDir, Logger: log, OnChange: func() {
+		if err := policyChanges.record(context.WithoutCancel(ctx)); err != nil {
+			log.Error("could not journal the policy change", "error", err)
+		}
+	}})
 	if err != nil {
 		appender.Close(ctx)
 		return err
 	}
 	envs, _ := cfg.environments() // validated by loadConfig
+	policyChanges = &policyJournal{appender: appender, store: st, engine: engine, envs: envs, log: log}
+	if err := policyChanges.record(ctx); err != nil {
+		appender.Close(ctx)
+		return err
+	}
 	tokens := auth.NewService(st, nil)
 	if err := seedAdminToken(ctx, cfg, tokens, log); err != nil {
 		appender.Close(ctx)

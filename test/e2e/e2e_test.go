@@ -321,7 +321,7 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}
 			want := []string{
-				"admission uid-deny allowed=false", "admission uid-tag allowed=false", "artifact",
+				"policy", "admission uid-deny allowed=false", "admission uid-tag allowed=false", "artifact",
 				"admission uid-admit allowed=true", "admission uid-prod-1 allowed=false", "attestation", "approval",
 				"admission uid-prod-2 allowed=true",
 			}
@@ -340,7 +340,7 @@ func TestEndToEnd(t *testing.T) {
 				`vouch_admissions_total{decision="allowed",dry_run="false",environment="prod"} 1`,
 				`vouch_admissions_total{decision="denied",dry_run="false",environment="default"} 2`,
 				`vouch_evidence_ingested_total{kind="artifact",result="created"} 1`,
-				`vouch_journal_appends_total{result="committed"} 8`,
+				`vouch_journal_appends_total{result="committed"} 9`,
 			} {
 				if !strings.Contains(string(metrics), m) {
 					t.Errorf("/metrics lacks %s", m)
