@@ -42,6 +42,8 @@ type Config struct {
 	// Trust verifies signed attestations (POST /envelopes); nil trusts
 	// no key.
 	Trust *trust.Trust
+	// Exemptions serves /exemptions; nil leaves them out.
+	Exemptions ExemptionService
 	// Ready reports whether Vouch can serve (store reachable, policy loaded).
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics when set.
@@ -109,6 +111,11 @@ func New(cfg Config) *Server {
 		v1.GET("/environments/:env/events", s.require(auth.ScopeAuditRead), s.environmentEvents)
 		v1.GET("/environments/:env/compliance", s.require(auth.ScopeAuditRead), s.environmentCompliance)
 		v1.PUT("/environments/:env/snapshot", s.require(auth.ScopeSnapshotsWrite), s.putSnapshot)
+	}
+	if cfg.Exemptions != nil {
+		v1.POST("/exemptions", s.require(auth.ScopeApprovalsWrite), s.createExemption)
+		v1.GET("/exemptions", s.require(auth.ScopeAuditRead, auth.ScopeApprovalsWrite), s.listExemptions)
+		v1.DELETE("/exemptions/:id", s.require(auth.ScopeApprovalsWrite), s.revokeExemption)
 	}
 	if cfg.Reviewer != nil {
 		// Pipelines assert with their evidence token; auditors may ask too.

@@ -29,6 +29,8 @@ Usage:
   vouch snapshot k8s | paths           report what runs where Vouch does not (a cluster, servers' files)
   vouch assert IMAGE_OR_DIGEST --environment ENV
                                        would it be admitted now? each requirement, met or missing
+  vouch exempt --environment ENV (--image NAME | --digest D) --reason R --expires 24h
+  vouch exemptions list | revoke ID    time-boxed exemptions, journaled and alerted
   vouch review -f MANIFEST [--environment ENV]
                                        every workload of a manifest, decided as the webhook would
   vouch version
@@ -75,6 +77,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		} else {
 			err = usageError{"usage: vouch attest intoto ENVELOPE"}
 		}
+	case "exempt":
+		err = exemptCommand(ctx, args[1:], stdout, stderr)
+	case "exemptions":
+		err = exemptionsCommand(ctx, args[1:], stdout, stderr)
 	case "assert":
 		err = assertCommand(ctx, args[1:], stdout, stderr)
 	case "review":

@@ -212,15 +212,23 @@ func do(t *testing.T, c *http.Client, req *http.Request) (int, map[string]any) {
 // admit sends an AdmissionReview for a Deployment over HTTPS.
 func (v *vouch) admit(uid, namespace string, images ...string) *admissionv1.AdmissionResponse {
 	v.t.Helper()
+	return v.admitAnnotated(uid, namespace, nil, images...)
+}
+
+// admitAnnotated sends an AdmissionReview for a Deployment with
+// annotations.
+func (v *vouch) admitAnnotated(uid, namespace string, annotations map[string]string, images ...string) *admissionv1.AdmissionResponse {
+	v.t.Helper()
 	var cs []string
 	for i, img := range images {
 		cs = append(cs, fmt.Sprintf(`{"name":"c%d","image":%q}`, i, img))
 	}
+	ann, _ := json.Marshal(annotations)
 	body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":%q,
 		"kind":{"group":"apps","version":"v1","kind":"Deployment"},"resource":{"group":"apps","version":"v1","resource":"deployments"},
 		"namespace":%q,"name":"web","operation":"CREATE","userInfo":{"username":"kubectl-user"},
-		"object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":%q},
-		"spec":{"template":{"spec":{"containers":[%s]}}}}}}`, uid, namespace, namespace, strings.Join(cs, ","))
+		"object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":%q,"annotations":%s},
+		"spec":{"template":{"spec":{"containers":[%s]}}}}}}`, uid, namespace, namespace, ann, strings.Join(cs, ","))
 	resp, err := v.https.Post("https://"+v.webhook+"/validate", "application/json", strings.NewReader(body))
 	if err != nil {
 		v.t.Fatal(err)
