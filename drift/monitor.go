@@ -21,9 +21,9 @@ const (
 
 // Notification tells people that an environment's compliance changed.
 type Notification struct {
-	Environment    string           `json:"environment"`
-	Time           time.Time        `json:"time"`
-	Event          string           `json:"event"` // compliance-changed, break-glass, exemption-used
+	Environment string    `json:"environment"`
+	Time        time.Time `json:"time"`
+	Event       string    `json:"event"` // compliance-changed, break-glass, exemption-used
 	// Summary says what happened, for events other than compliance-changed.
 	Summary string `json:"summary,omitempty"`
 	// Decision is the journal index of the admission an alert is about.
