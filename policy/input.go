@@ -92,6 +92,7 @@ type Provenance struct {
 	Name       string    `json:"name"`
 	Digest     string    `json:"digest"`
 	GitCommit  string    `json:"git_commit"`
+	Author     string    `json:"author"` // of the commit, as CI reported it
 	Repository string    `json:"repository"`
 	BuildURL   string    `json:"build_url"`
 	Pipeline   string    `json:"pipeline"`
@@ -122,6 +123,7 @@ type ApprovalInput struct {
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	Approver    string     `json:"approver"`
 	ApprovedAt  time.Time  `json:"approved_at"`
+	Emergency   bool       `json:"emergency"` // lets a change through a freeze
 }
 
 // Summarize fills the summaries of every artifact as of time at. A later
@@ -327,7 +329,7 @@ func (c *termCache) provenance(p Provenance) *ast.Term {
 		return t
 	}
 	t := toTerm(map[string]any{
-		"id": p.ID, "name": p.Name, "digest": p.Digest, "git_commit": p.GitCommit, "repository": p.Repository,
+		"id": p.ID, "name": p.Name, "digest": p.Digest, "git_commit": p.GitCommit, "author": p.Author, "repository": p.Repository,
 		"build_url": p.BuildURL, "pipeline": p.Pipeline, "reported_by": p.ReportedBy, "reported_at": timeString(p.ReportedAt),
 	})
 	if c.full() {
@@ -368,7 +370,7 @@ func (c *termCache) approval(x ApprovalInput) *ast.Term {
 	}
 	m := map[string]any{
 		"id": x.ID, "environment": x.Environment, "decision": x.Decision, "reason": x.Reason,
-		"approver": x.Approver, "approved_at": timeString(x.ApprovedAt),
+		"approver": x.Approver, "approved_at": timeString(x.ApprovedAt), "emergency": x.Emergency,
 	}
 	if x.ExpiresAt != nil {
 		m["expires_at"] = timeString(*x.ExpiresAt)
