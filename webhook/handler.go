@@ -139,11 +139,9 @@ func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 		rec.Allowed, rec.Error = false, err.Error()
 		log.Error("could not decide; refusing the change", "error", err)
 	}
-	if rec.BreakGlass != "" && !rec.Allowed {
-		rec.Allowed, rec.PolicyDenied = true, true
+	if settle(&rec, env.EffectiveMode()) {
 		log.Warn("break-glass: admitted whatever the policy said", "reason", rec.BreakGlass, "messages", rec.Messages, "error", rec.Error)
 	}
-	applyMode(&rec, env.EffectiveMode())
 	if !dryRun {
 		stored, index, retried, err := h.journal(ctx, rec, start)
 		if err != nil {
@@ -191,16 +189,19 @@ func (h *Handler) alert(ctx context.Context, rec Record, index uint64) {
 	}
 }
 
-// applyMode admits a denied (or undecided) change in warn and audit mode,
-// marking the record so the journal says what would have been refused.
-func applyMode(rec *Record, mode string) {
-	if mode == policy.ModeEnforce {
-		return
+// settle admits a denied (or undecided) change when break-glass was
+// honoured, or in warn and audit mode, marking the record so the journal
+// says what would have been refused. It reports whether break-glass let
+// the change in.
+func settle(rec *Record, mode string) (brokeGlass bool) {
+	if mode != policy.ModeEnforce {
+		rec.Mode = mode
 	}
-	rec.Mode = mode
-	if !rec.Allowed {
-		rec.Allowed, rec.PolicyDenied = true, true
+	if rec.Allowed || (rec.BreakGlass == "" && rec.Mode == "") {
+		return false
 	}
+	rec.Allowed, rec.PolicyDenied = true, true
+	return rec.BreakGlass != ""
 }
 
 // warnWith returns the warnings of a change admitted in warn mode: what
@@ -361,6 +362,7 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 			}
 		}
 	}
+	rec.input = in
 	d, err := h.cfg.Policy.Decide(ctx, in, at)
 	rec.PolicyVersion = d.Version
 	rec.Evidence = append(rec.Evidence, in.EvidenceIDs()...)

@@ -39,6 +39,8 @@ type Record struct {
 	// Violations are the Messages with the rule and requirement each names
 	// (for vouch assert; not journaled).
 	Violations []policy.Violation `json:"-"`
+	// input is the policy input the decision was made from (for Explain).
+	input *policy.Input
 }
 
 // RecordImage is one container image of a decision.

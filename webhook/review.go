@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	admissionv1 "k8s.io/api/admission/v1"
 	"slices"
 	"strings"
 
@@ -139,4 +140,27 @@ func (h *Handler) Assert(ctx context.Context, environment, image string) (Assert
 		Requirements: policy.Checklist(env, rec.Violations),
 		Messages:     rec.Messages, Warnings: rec.Warnings, PolicyVersion: rec.PolicyVersion,
 	}, nil
+}
+
+// Explain decides an admission request as Handle would, without recording
+// it, and returns the decision (with the environment's mode and any
+// break-glass applied) and the policy input it was made from. environment
+// overrides the namespace's environment when set.
+func (h *Handler) Explain(ctx context.Context, req *admissionv1.AdmissionRequest, environment string) (Record, *policy.Input, error) {
+	env := h.cfg.Environments.For(req.Namespace)
+	if environment != "" {
+		var ok bool
+		if env, ok = h.cfg.Environments.Named(environment); !ok {
+			return Record{}, nil, fmt.Errorf("%w %q (configured: %s)", ErrUnknownEnvironment, environment, strings.Join(h.cfg.Environments.Names(), ", "))
+		}
+	}
+	if skip := h.skipReason(req); skip != "" {
+		return Record{Allowed: true, Environment: env.Name, Warnings: []string{"not evaluated: " + skip}}, nil, nil
+	}
+	rec, err := h.decide(ctx, req, env, h.cfg.Now(), h.cfg.Evidence)
+	if err != nil {
+		return rec, rec.input, err
+	}
+	settle(&rec, env.EffectiveMode())
+	return rec, rec.input, nil
 }

@@ -29,6 +29,8 @@ Usage:
   vouch snapshot k8s | paths           report what runs where Vouch does not (a cluster, servers' files)
   vouch assert IMAGE_OR_DIGEST --environment ENV
                                        would it be admitted now? each requirement, met or missing
+  vouch policy test | check | fmt | eval
+                                       write and try Rego rules: tests with coverage, schema checks, formatting, a decision explained
   vouch exempt --environment ENV (--image NAME | --digest D) --reason R --expires 24h
   vouch exemptions list | revoke ID    time-boxed exemptions, journaled and alerted
   vouch review -f MANIFEST [--environment ENV]
@@ -77,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		} else {
 			err = usageError{"usage: vouch attest intoto ENVELOPE"}
 		}
+	case "policy":
+		err = policyCommand(ctx, args[1:], stdout, stderr)
 	case "exempt":
 		err = exemptCommand(ctx, args[1:], stdout, stderr)
 	case "exemptions":
