@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -29,16 +30,30 @@ type Service struct {
 	journal      Appender
 	environments []string
 	now          func() time.Time
+	blobs        BlobLookup
+}
+
+// ServiceOption configures a Service.
+type ServiceOption func(*Service)
+
+// WithBlobs lets attestations name blobs: a named blob must be stored in
+// blobs. Without it, an attestation naming a blob is refused.
+func WithBlobs(blobs BlobLookup) ServiceOption {
+	return func(s *Service) { s.blobs = blobs }
 }
 
 // NewService returns a service recording to j. environments lists the
 // environment names approvals may name; when empty, any name is accepted.
-func NewService(j Appender, environments []string, now func() time.Time) *Service {
+func NewService(j Appender, environments []string, now func() time.Time, opts ...ServiceOption) *Service {
 	if now == nil {
 		now = time.Now
 	}
 	// Times are kept in UTC with microsecond precision, as the journal keeps them.
-	return &Service{journal: j, environments: environments, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+	s := &Service{journal: j, environments: environments, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // ArtifactReport is provenance reported by a CI pipeline.
@@ -107,6 +122,9 @@ type AttestationReport struct {
 	Passed  *bool           `json:"passed"`
 	URL     string          `json:"url"`
 	Payload json.RawMessage `json:"payload"`
+	// Blob is the digest of the full document, uploaded before with
+	// POST /api/v1/blobs; optional.
+	Blob string `json:"blob"`
 }
 
 func (r *AttestationReport) validate() error {
@@ -122,6 +140,9 @@ func (r *AttestationReport) validate() error {
 		v.add("passed", "is required: true or false")
 	}
 	v.url("url", r.URL)
+	if r.Blob != "" {
+		v.digest("blob", r.Blob)
+	}
 	if len(r.Payload) > 0 {
 		p := bytes.TrimSpace(r.Payload)
 		switch {
@@ -142,15 +163,19 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 	if err := r.validate(); err != nil {
 		return Attestation{}, false, err
 	}
+	if err := s.checkBlob(ctx, r.Blob); err != nil {
+		return Attestation{}, false, err
+	}
 	a = Attestation{
 		Digest: r.Digest, Name: r.Name, Type: r.Type, Passed: *r.Passed, URL: r.URL,
-		Payload: r.Payload, ReportedBy: actor, ReportedAt: s.now(),
+		Payload: r.Payload, Blob: r.Blob, ReportedBy: actor, ReportedAt: s.now(),
 	}
 	key, err := contentKey("attestation", struct {
 		Digest, Name, Type, URL string
 		Passed                  bool
 		Payload                 json.RawMessage
-	}{a.Digest, a.Name, a.Type, a.URL, a.Passed, a.Payload})
+		Blob                    string `json:",omitempty"`
+	}{a.Digest, a.Name, a.Type, a.URL, a.Passed, a.Payload, a.Blob})
 	if err != nil {
 		return Attestation{}, false, err
 	}
@@ -167,6 +192,24 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 	}
 	a.ID = res.Index
 	return a, true, nil
+}
+
+// checkBlob fails unless the blob digest, when set, names a stored blob.
+func (s *Service) checkBlob(ctx context.Context, digest string) error {
+	if digest == "" {
+		return nil
+	}
+	if s.blobs == nil {
+		return &ValidationError{Fields: []FieldError{{Field: "blob", Detail: "this server does not store blobs"}}}
+	}
+	_, err := s.blobs.BlobInfo(ctx, digest)
+	if errors.Is(err, ErrNotFound) {
+		return &ValidationError{Fields: []FieldError{{Field: "blob", Detail: fmt.Sprintf("%s is not a stored blob: upload it first (POST /api/v1/blobs)", digest)}}}
+	}
+	if err != nil {
+		return fmt.Errorf("look up blob %s: %w: %w", digest, ErrUnavailable, err)
+	}
+	return nil
 }
 
 // ApprovalRequest is a release decision for one environment.

@@ -43,6 +43,7 @@ import (
 type store interface {
 	journal.Store
 	evidence.Store
+	evidence.BlobStore
 	auth.Store
 	drift.Store
 	drift.AdmittedLookup
@@ -112,8 +113,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Journal:      st,
 	}
 	apiServer := api.New(api.Config{
-		Drift:    driftService,
-		Evidence: evidence.NewService(appender, envs.Names(), nil), EvidenceStore: st, Journal: st, Tokens: tokens,
+		Drift:         driftService,
+		Evidence:      evidence.NewService(appender, envs.Names(), nil, evidence.WithBlobs(st)),
+		EvidenceStore: st, Blobs: st, MaxBlobBytes: int64(cfg.MaxBlobSize), Journal: st, Tokens: tokens,
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("store unreachable: %w", err)
