@@ -99,11 +99,16 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	link := fs.String("url", "", "a link to the evidence (default: the CI build's URL)")
 	exitCode := fs.Bool("exit-code", false, "exit 1 when the attestation failed")
 	upload := fs.Bool("upload", true, "upload the documents as blobs")
-	failOn := fs.String("fail-on", string(sarif.DefaultFailOn), "sarif: the level from which findings fail: error, warning, note or none")
-	passed := fs.String("passed", "", "generic: true or false (required)")
-	typ := fs.String("type", "generic", "generic: the attestation type, a lower-case word (e.g. review, pentest)")
-	doc := fs.String("file", "", "generic: the evidence document, uploaded as a blob")
-	payload := fs.String("payload", "", "generic: a JSON object recorded as the payload")
+	var failOn, passed, typ, doc, payload string
+	switch format {
+	case "sarif":
+		fs.StringVar(&failOn, "fail-on", string(sarif.DefaultFailOn), "the level from which findings fail: error, warning, note or none")
+	case "generic":
+		fs.StringVar(&passed, "passed", "", "true or false (required)")
+		fs.StringVar(&typ, "type", "generic", "the attestation type, a lower-case word (e.g. review, pentest)")
+		fs.StringVar(&doc, "file", "", "the evidence document, uploaded as a blob")
+		fs.StringVar(&payload, "payload", "", "a JSON object recorded as the payload")
+	}
 	if err := parseFlagsHelp(fs, args[1:], attestHelp); err != nil {
 		return err
 	}
@@ -132,11 +137,11 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	case "junit":
 		at, err = junitAttestation(digest, *name, fs.Args())
 	case "sarif":
-		at, err = sarifAttestation(digest, *name, *failOn, fs.Arg(0))
+		at, err = sarifAttestation(digest, *name, failOn, fs.Arg(0))
 	case "sbom":
 		at, err = sbomAttestation(digest, *name, fs.Arg(0))
 	case "generic":
-		at, err = genericAttestation(digest, *name, *typ, *passed, *doc, *payload)
+		at, err = genericAttestation(digest, *name, typ, passed, doc, payload)
 	}
 	if err != nil {
 		return err
