@@ -232,17 +232,26 @@ func withMember(obj json.RawMessage, name string, v any) (json.RawMessage, error
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
+// parseDocument reads a report file and parses it; errors name the file.
+func parseDocument[T any](path string, parse func(io.Reader) (T, error)) (T, []byte, error) {
+	var v T
+	b, err := readDocument(path)
+	if err != nil {
+		return v, nil, err
+	}
+	if v, err = parse(bytes.NewReader(b)); err != nil {
+		return v, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, b, nil
+}
+
 func junitAttestation(digest, name string, paths []string) (attestation, error) {
 	var at attestation
 	var reports []junit.Report
 	for _, p := range paths {
-		b, err := readDocument(p)
+		r, b, err := parseDocument(p, junit.Parse)
 		if err != nil {
 			return at, err
-		}
-		r, err := junit.Parse(bytes.NewReader(b))
-		if err != nil {
-			return at, fmt.Errorf("%s: %w", p, err)
 		}
 		reports = append(reports, r)
 		at.docs = append(at.docs, document{p, "application/xml", b})
@@ -263,13 +272,9 @@ func sarifAttestation(digest, name, failOn, path string) (attestation, error) {
 	if err != nil {
 		return at, usageError{"--fail-on: " + strings.TrimPrefix(err.Error(), "sarif: ")}
 	}
-	b, err := readDocument(path)
+	r, b, err := parseDocument(path, sarif.Parse)
 	if err != nil {
 		return at, err
-	}
-	r, err := sarif.Parse(bytes.NewReader(b))
-	if err != nil {
-		return at, fmt.Errorf("%s: %w", path, err)
 	}
 	at.report = r.Attestation(digest, name, f)
 	at.docs = []document{{path, "application/sarif+json", b}}
@@ -280,13 +285,9 @@ func sarifAttestation(digest, name, failOn, path string) (attestation, error) {
 
 func sbomAttestation(digest, name, path string) (attestation, error) {
 	var at attestation
-	b, err := readDocument(path)
+	s, b, err := parseDocument(path, sbom.Parse)
 	if err != nil {
 		return at, err
-	}
-	s, err := sbom.ParseBytes(b)
-	if err != nil {
-		return at, fmt.Errorf("%s: %w", path, err)
 	}
 	at.report = s.Attestation(digest, name)
 	mediaType := "application/vnd.cyclonedx+json"
