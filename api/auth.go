@@ -2,6 +2,8 @@ package api
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -11,9 +13,10 @@ import (
 
 const tokenKey = "vouch.token"
 
-// require authenticates the bearer token and checks it carries scope.
+// require authenticates the bearer token and checks it carries one of
+// scopes.
 // Missing or invalid tokens get 401, valid tokens without the scope 403.
-func (s *Server) require(scope auth.Scope) gin.HandlerFunc {
+func (s *Server) require(scopes ...auth.Scope) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		h := c.GetHeader("Authorization")
 		secret, ok := strings.CutPrefix(h, "Bearer ")
@@ -27,8 +30,8 @@ func (s *Server) require(scope auth.Scope) gin.HandlerFunc {
 			return
 		}
 		c.Set(tokenKey, t)
-		if !t.Allows(scope) {
-			s.fail(c, fmt.Errorf("%w: token %q has scopes %v; this endpoint needs %q", errForbidden, t.Name, t.Scopes, scope))
+		if !slices.ContainsFunc(scopes, t.Allows) {
+			s.fail(c, fmt.Errorf("%w: token %q has scopes %v; this endpoint needs %s", errForbidden, t.Name, t.Scopes, scopeList(scopes)))
 			return
 		}
 		c.Next()
@@ -39,4 +42,17 @@ func (s *Server) require(scope auth.Scope) gin.HandlerFunc {
 // reporter or approver.
 func caller(c *gin.Context) string {
 	return c.MustGet(tokenKey).(auth.Token).Name
+}
+
+// scopeList names the scopes an endpoint accepts: "audit:read" or one of
+// several.
+func scopeList(scopes []auth.Scope) string {
+	q := make([]string, len(scopes))
+	for i, sc := range scopes {
+		q[i] = strconv.Quote(string(sc))
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return "one of " + strings.Join(q, ", ")
 }

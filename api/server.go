@@ -13,6 +13,7 @@ import (
 
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/evidence/trust"
 	"github.com/vouch-dev/vouch/journal"
 )
 
@@ -40,6 +41,13 @@ type Config struct {
 	Tokens       *auth.Service
 	// Drift serves /environments; nil leaves those endpoints out.
 	Drift DriftService
+	// Reviewer serves /assert and /review; nil leaves them out.
+	Reviewer Reviewer
+	// Trust verifies signed attestations (POST /envelopes); nil trusts
+	// no key.
+	Trust *trust.Trust
+	// Exemptions serves /exemptions; nil leaves them out.
+	Exemptions ExemptionService
 	// Ready reports whether Vouch can serve (store reachable, policy loaded).
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics when set.
@@ -94,6 +102,7 @@ func New(cfg Config) *Server {
 	v1 := e.Group("/api/v1")
 	v1.POST("/artifacts", s.require(auth.ScopeEvidenceWrite), s.postArtifact)
 	v1.POST("/attestations", s.require(auth.ScopeEvidenceWrite), s.postAttestation)
+	v1.POST("/envelopes", s.require(auth.ScopeEvidenceWrite), s.postEnvelope)
 	v1.POST("/approvals", s.require(auth.ScopeApprovalsWrite), s.postApproval)
 	v1.GET("/artifacts", s.require(auth.ScopeAuditRead), s.listArtifacts)
 	v1.GET("/artifacts/:digest", s.require(auth.ScopeAuditRead), s.getArtifact)
@@ -115,6 +124,16 @@ func New(cfg Config) *Server {
 		v1.GET("/environments/:env/events", s.require(auth.ScopeAuditRead), s.environmentEvents)
 		v1.GET("/environments/:env/compliance", s.require(auth.ScopeAuditRead), s.environmentCompliance)
 		v1.PUT("/environments/:env/snapshot", s.require(auth.ScopeSnapshotsWrite), s.putSnapshot)
+	}
+	if cfg.Exemptions != nil {
+		v1.POST("/exemptions", s.require(auth.ScopeApprovalsWrite), s.createExemption)
+		v1.GET("/exemptions", s.require(auth.ScopeAuditRead, auth.ScopeApprovalsWrite), s.listExemptions)
+		v1.DELETE("/exemptions/:id", s.require(auth.ScopeApprovalsWrite), s.revokeExemption)
+	}
+	if cfg.Reviewer != nil {
+		// Pipelines assert with their evidence token; auditors may ask too.
+		v1.POST("/assert", s.require(auth.ScopeEvidenceWrite, auth.ScopeAuditRead), s.assert)
+		v1.POST("/review", s.require(auth.ScopeEvidenceWrite, auth.ScopeAuditRead), s.review)
 	}
 	v1.POST("/tokens", s.require(auth.ScopeAdmin), s.createToken)
 	v1.GET("/tokens", s.require(auth.ScopeAdmin), s.listTokens)

@@ -30,7 +30,11 @@ type Service struct {
 	journal      Appender
 	environments []string
 	now          func() time.Time
-	blobs        BlobLookup
+	// RequireSignature, when set, names the attestations accepted only
+	// when a trusted key signed them (Verified).
+	RequireSignature func(name string) bool
+
+	blobs BlobLookup
 }
 
 // ServiceOption configures a Service.
@@ -125,6 +129,10 @@ type AttestationReport struct {
 	// Blob is the digest of the full document, uploaded before with
 	// POST /api/v1/blobs; optional.
 	Blob string `json:"blob"`
+	// Verified and KeyID are set by Vouch when a trusted key's signature
+	// covers the attestation; a client cannot set them.
+	Verified bool   `json:"-"`
+	KeyID    string `json:"-"`
 }
 
 func (r *AttestationReport) validate() error {
@@ -163,19 +171,24 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 	if err := r.validate(); err != nil {
 		return Attestation{}, false, err
 	}
+	if !r.Verified && s.RequireSignature != nil && s.RequireSignature(r.Name) {
+		return Attestation{}, false, &ValidationError{Fields: []FieldError{{Field: "name", Detail: fmt.Sprintf(
+			"attestations %q must be signed by a trusted key: post them as a DSSE envelope (POST /api/v1/envelopes, vouch attest intoto)", r.Name)}}}
+	}
 	if err := s.checkBlob(ctx, r.Blob); err != nil {
 		return Attestation{}, false, err
 	}
 	a = Attestation{
 		Digest: r.Digest, Name: r.Name, Type: r.Type, Passed: *r.Passed, URL: r.URL,
-		Payload: r.Payload, Blob: r.Blob, ReportedBy: actor, ReportedAt: s.now(),
+		Payload: r.Payload, Blob: r.Blob, Verified: r.Verified, KeyID: r.KeyID, ReportedBy: actor, ReportedAt: s.now(),
 	}
 	key, err := contentKey("attestation", struct {
 		Digest, Name, Type, URL string
 		Passed                  bool
 		Payload                 json.RawMessage
-		Blob                    string `json:",omitempty"`
-	}{a.Digest, a.Name, a.Type, a.URL, a.Passed, a.Payload, a.Blob})
+		Blob, KeyID             string
+		Verified                bool
+	}{a.Digest, a.Name, a.Type, a.URL, a.Passed, a.Payload, a.Blob, a.KeyID, a.Verified})
 	if err != nil {
 		return Attestation{}, false, err
 	}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -35,9 +36,19 @@ const Query = `deny := {m | some m in data.vouch.admission.deny}; warn := {m | s
 
 // Decision is the outcome of evaluating the policy for one input.
 type Decision struct {
-	Deny    []string // sorted; empty means admitted
-	Warn    []string // sorted
-	Version string   // policy bundle version
+	Deny       []string    // sorted; empty means admitted
+	Violations []Violation // the deny results, in the order of Deny
+	Warn       []string    // sorted
+	Version    string      // policy bundle version
+}
+
+// Violation is one deny result. Rule and Requirement are set when the rule
+// returned an object naming them (the built-in rules do); a rule that
+// returns a plain string leaves them empty.
+type Violation struct {
+	Msg         string `json:"msg"`
+	Rule        string `json:"rule,omitempty"`
+	Requirement string `json:"requirement,omitempty"`
 }
 
 // Allowed reports whether the decision admits the change.
@@ -51,6 +62,8 @@ type Config struct {
 	Dir string
 	// Logger receives reload messages; slog.Default() when nil.
 	Logger *slog.Logger
+	// OnChange, when set, is called after Watch swapped in a new bundle.
+	OnChange func()
 }
 
 // Engine evaluates admission policies. It is safe for concurrent use.
@@ -67,6 +80,7 @@ type Engine struct {
 type bundle struct {
 	version string
 	files   []string
+	digests map[string]string // file name → sha256 of its content
 	query   rego.PreparedEvalQuery
 }
 
@@ -90,6 +104,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // over the names and contents of its modules.
 func (e *Engine) Version() string { return e.current.Load().version }
 
+// FileDigests returns the sha256 of each module of the bundle in use.
+func (e *Engine) FileDigests() map[string]string { return maps.Clone(e.current.Load().digests) }
+
 // Files returns the module file names of the bundle in use.
 func (e *Engine) Files() []string { return e.current.Load().files }
 
@@ -106,40 +123,55 @@ func (e *Engine) Decide(ctx context.Context, in *Input, at time.Time) (Decision,
 	if len(rs) != 1 {
 		return Decision{}, fmt.Errorf("evaluate policy %s: %d results, want 1", shortVersion(b.version), len(rs))
 	}
-	if d.Deny, err = messages(rs[0].Bindings["deny"]); err != nil {
+	if d.Violations, err = violations(rs[0].Bindings["deny"]); err != nil {
 		return Decision{}, fmt.Errorf("policy %s: deny: %w", shortVersion(b.version), err)
 	}
-	if d.Warn, err = messages(rs[0].Bindings["warn"]); err != nil {
+	d.Deny = msgs(d.Violations)
+	warn, err := violations(rs[0].Bindings["warn"])
+	if err != nil {
 		return Decision{}, fmt.Errorf("policy %s: warn: %w", shortVersion(b.version), err)
 	}
+	d.Warn = msgs(warn)
 	return d, nil
 }
 
-// messages turns a set of rule results into sorted strings. A result may be
-// a string, or an object with a "msg" string (as Gatekeeper rules return);
+// violations turns a set of rule results into violations sorted by
+// message. A result may be a string, or an object with a "msg" string (as
+// Gatekeeper rules return) and optionally "rule" and "requirement";
 // anything else is shown as JSON.
-func messages(v any) ([]string, error) {
+func violations(v any) ([]Violation, error) {
 	set, ok := v.([]any)
 	if !ok {
 		return nil, fmt.Errorf("result is %T, want a set", v)
 	}
-	out := make([]string, 0, len(set))
+	out := make([]Violation, 0, len(set))
 	for _, m := range set {
 		switch m := m.(type) {
 		case string:
-			out = append(out, m)
+			out = append(out, Violation{Msg: m})
 		case map[string]any:
-			if s, ok := m["msg"].(string); ok {
-				out = append(out, s)
+			s, ok := m["msg"].(string)
+			if !ok {
+				out = append(out, Violation{Msg: asJSON(m)})
 				continue
 			}
-			out = append(out, asJSON(m))
+			rule, _ := m["rule"].(string)
+			req, _ := m["requirement"].(string)
+			out = append(out, Violation{Msg: s, Rule: rule, Requirement: req})
 		default:
-			out = append(out, asJSON(m))
+			out = append(out, Violation{Msg: asJSON(m)})
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Msg < out[j].Msg })
 	return out, nil
+}
+
+func msgs(vs []Violation) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Msg
+	}
+	return out
 }
 
 func asJSON(v any) string {
@@ -167,15 +199,18 @@ func (e *Engine) Reload(ctx context.Context) (changed bool, err error) {
 	}
 	opts := []func(*rego.Rego){rego.Query(Query), rego.SetRegoVersion(ast.RegoV1)}
 	files := make([]string, 0, len(mods))
+	digests := make(map[string]string, len(mods))
 	for _, m := range mods {
 		opts = append(opts, rego.Module(m.name, m.src))
 		files = append(files, m.name)
+		sum := sha256.Sum256([]byte(m.src))
+		digests[m.name] = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return false, fmt.Errorf("policy: %w", err)
 	}
-	e.current.Store(&bundle{version: version, files: files, query: pq})
+	e.current.Store(&bundle{version: version, files: files, digests: digests, query: pq})
 	e.stamp = stamp
 	return true, nil
 }
@@ -204,6 +239,9 @@ func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 			e.log.Error("policy reload failed; keeping the previous policy", "dir", e.cfg.Dir, "version", e.Version(), "error", err)
 		case changed:
 			e.log.Info("policy reloaded", "dir", e.cfg.Dir, "version", e.Version(), "files", len(e.Files()))
+			if e.cfg.OnChange != nil {
+				e.cfg.OnChange()
+			}
 		}
 	}
 }

@@ -37,6 +37,16 @@ type User struct {
 type InputEnvironment struct {
 	Name    string       `json:"name"`
 	Require Requirements `json:"require"`
+	Mode    string       `json:"mode"` // enforce, warn or audit
+	// Freeze is the change freeze in force at the decision time, from
+	// Windows (Summarize fills it).
+	Freeze  FreezeStatus   `json:"freeze"`
+	Windows []FreezeWindow `json:"-"`
+}
+
+// NewInputEnvironment is the input's view of env.
+func NewInputEnvironment(env Environment) InputEnvironment {
+	return InputEnvironment{Name: env.Name, Require: env.Require, Mode: env.EffectiveMode(), Windows: env.Freeze}
 }
 
 // Workload is the object being admitted.
@@ -119,6 +129,7 @@ type ApprovalInput struct {
 // while unexpired and not followed by a rejection; of several, the one
 // without expiry or else the one expiring last.
 func (in *Input) Summarize(at time.Time) {
+	in.Environment.Freeze = FreezeAt(in.Environment.Windows, at)
 	for i := range in.Artifacts {
 		a := &in.Artifacts[i]
 		a.LatestAttestations = make(map[string]AttestationInput, len(a.Attestations))
@@ -180,7 +191,8 @@ func (in *Input) value(c *termCache) ast.Value {
 			"user":      map[string]any{"username": in.Request.User.Username, "groups": nonNil(in.Request.User.Groups)},
 			"dry_run":   in.Request.DryRun,
 		},
-		"environment": map[string]any{"name": in.Environment.Name, "require": in.Environment.Require.document()},
+		"environment": map[string]any{"name": in.Environment.Name, "require": in.Environment.Require.document(),
+			"mode": in.Environment.Mode, "freeze": in.Environment.Freeze.document()},
 		"workload": map[string]any{
 			"kind":        in.Workload.Kind,
 			"name":        in.Workload.Name,
@@ -196,6 +208,36 @@ func (r Requirements) document() map[string]any {
 	m := map[string]any{"digest": r.Digest, "provenance": r.Provenance, "approval": r.Approval}
 	if len(r.Attestations) > 0 {
 		m["attestations"] = r.Attestations
+	}
+	if len(r.VerifiedAttestations) > 0 {
+		m["verified_attestations"] = r.VerifiedAttestations
+	}
+	if len(r.Registries) > 0 {
+		m["registries"] = r.Registries
+	}
+	if r.NoLatest {
+		m["no_latest"] = true
+	}
+	if len(r.MaxAge) > 0 {
+		ages := make(map[string]any, len(r.MaxAge))
+		for k, v := range r.MaxAge {
+			ages[k] = time.Duration(v).String()
+		}
+		m["max_age"] = ages
+	}
+	if r.FourEyes {
+		m["four_eyes"] = true
+	}
+	return m
+}
+
+func (f FreezeStatus) document() map[string]any {
+	m := map[string]any{"active": f.Active}
+	if f.Reason != "" {
+		m["reason"] = f.Reason
+	}
+	if f.EndsAt != "" {
+		m["ends_at"] = f.EndsAt
 	}
 	return m
 }

@@ -34,6 +34,9 @@ const attestHelp = `Usage:
       passed: an SBOM records, it does not judge)
   vouch attest generic --name NAME SUBJECT --passed=true|false [--type T] [--file DOC] [--payload JSON]
       any other evidence: a manual review, a pen-test report, a sign-off
+  vouch attest intoto ENVELOPE
+      a signed in-toto statement (DSSE), verified against trusted keys:
+      see "vouch attest intoto --help"
 
 SUBJECT is the artifact: --digest D (sha256:… or IMAGE@sha256:…), or
 --file F, --dir D, --oci DIR [--oci-ref R], fingerprinted here as
@@ -81,8 +84,9 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	format := args[0]
 	switch format {
+	case "intoto":
+		return attestIntoto(ctx, args[1:], stdout, stderr)
 	case "junit", "sarif", "sbom", "generic":
-	// "intoto" (signed DSSE envelopes) is added with signature verification.
 	default:
 		return usageError{fmt.Sprintf("unknown attest format %q\n\n%s", format, attestHelp)}
 	}

@@ -109,7 +109,7 @@ func TestAttestArguments(t *testing.T) {
 		{"fail-on is sarif's", []string{"attest", "junit", "--name", "unit-tests", "--digest", d, "--fail-on", "error", junitFile}, 2, "-fail-on"},
 		{"generic without passed", []string{"attest", "generic", "--name", "review", "--digest", d}, 2, "--passed=true or --passed=false"},
 		{"generic payload not an object", []string{"attest", "generic", "--name", "review", "--digest", d, "--passed=true", "--payload", "[1]"}, 2, "JSON object"},
-		{"intoto is not here", []string{"attest", "intoto", "envelope.json"}, 2, "unknown attest format"},
+		{"unknown format", []string{"attest", "cobertura", "coverage.xml"}, 2, "unknown attest format"},
 		{"bad name", []string{"attest", "generic", "--name", "Code Review", "--digest", d, "--passed=true"}, 1, "name: must be"},
 	}
 	for _, tt := range tests {

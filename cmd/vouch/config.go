@@ -19,6 +19,7 @@ import (
 
 	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/evidence/trust"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/policy"
 )
@@ -58,6 +59,8 @@ type Config struct {
 	CheckpointPublish  []string               `json:"checkpoint_publish"`
 	DefaultEnvironment string                 `json:"default_environment"`
 	Environments       []policy.Environment   `json:"environments"`
+	TrustedKeys        []trust.KeyConfig      `json:"trusted_keys"`
+	RequireSignatures  []string               `json:"require_signatures"`
 
 	// AdminToken seeds an admin token (VOUCH_ADMIN_TOKEN only: a secret
 	// does not belong in flags or config files).
@@ -422,7 +425,15 @@ func (c *Config) validate() error {
 	if _, err := c.environments(); err != nil {
 		return err
 	}
+	if _, err := c.trust(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// trust loads the trusted keys.
+func (c *Config) trust() (*trust.Trust, error) {
+	return trust.New(trust.Config{Keys: c.TrustedKeys, Required: c.RequireSignatures})
 }
 
 // journalKeyFile is where the checkpoint signing key lives.

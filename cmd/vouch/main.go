@@ -29,6 +29,12 @@ Usage:
   vouch env list | state | diff | log | compliance
                                        what runs in an environment, what ran at any time, and is it compliant
   vouch snapshot k8s | paths           report what runs where Vouch does not (a cluster, servers' files)
+  vouch assert IMAGE_OR_DIGEST --environment ENV
+                                       would it be admitted now? each requirement, met or missing
+  vouch exempt --environment ENV (--image NAME | --digest D) --reason R --expires 24h
+  vouch exemptions list | revoke ID    time-boxed exemptions, journaled and alerted
+  vouch review -f MANIFEST [--environment ENV]
+                                       every workload of a manifest, decided as the webhook would
   vouch version
 
 From CI pipelines (docs/ci.md):
@@ -39,6 +45,7 @@ From CI pipelines (docs/ci.md):
   vouch artifact get DIGEST            an artifact and all its evidence
   vouch attest junit|sarif|sbom|generic --name N --digest D|--file F|… FILE…
                                        record test results, scans, SBOMs and other evidence
+  vouch attest intoto ENVELOPE         record a signed in-toto statement (DSSE), verified against trusted keys
   vouch approve DIGEST --environment E --reason R [--expires 72h] [--reject]
                                        record a release decision
   vouch approvals list [--digest D] [--environment E]
@@ -101,8 +108,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = approvalsCommand(ctx, args[1:], stdout, stderr)
 	case "search":
 		err = searchCommand(ctx, args[1:], stdout, stderr)
-	// Policy checks from pipelines (vouch assert, vouch review) come with
-	// POST /api/v1/assert and /review.
+	case "exempt":
+		err = exemptCommand(ctx, args[1:], stdout, stderr)
+	case "exemptions":
+		err = exemptionsCommand(ctx, args[1:], stdout, stderr)
+	case "assert":
+		err = assertCommand(ctx, args[1:], stdout, stderr)
+	case "review":
+		err = reviewCommand(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vouch", version)
 	case "help", "-h", "--help":
@@ -131,7 +144,7 @@ func exitCode(err error, stdout, stderr io.Writer) int {
 		return 2
 	case errors.As(err, &s):
 		return int(s) // the reason is printed already
-	case errors.Is(err, errVerifyFailed):
+	case errors.Is(err, errVerifyFailed), errors.Is(err, errDenied):
 		return 1 // the reason is printed already
 	case errors.Is(err, client.ErrUnreachable), errors.As(err, &p) && p.Status >= 500:
 		fmt.Fprintln(stderr, "vouch:", err)

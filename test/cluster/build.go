@@ -250,7 +250,7 @@ func goBuild(ctx context.Context, tools, cache, stamp string) error {
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = io.MultiWriter(&out, os.Stderr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("cluster: starting go build (is the Go toolchain on PATH?): %w", err)
 	}
@@ -269,7 +269,10 @@ func goBuild(ctx context.Context, tools, cache, stamp string) error {
 			// stop all of them.
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
-			return fmt.Errorf("cluster: building the cluster binaries: %w", context.Cause(ctx))
+			return fmt.Errorf("cluster: building the cluster binaries, stopped after %s: %w "+
+				"(a first build takes several minutes; the Go build cache keeps what was compiled, "+
+				"so running again goes on from there, or give go test a longer -timeout)",
+				time.Since(start).Round(time.Second), context.Cause(ctx))
 		}
 	}
 	if err != nil {

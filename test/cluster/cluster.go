@@ -12,6 +12,19 @@
 // full cluster, with the default admission plugins and Node,RBAC
 // authorization.
 //
+// A test uses it like this:
+//
+//	c, err := cluster.Start(ctx, cluster.Options{})
+//	if err != nil {
+//		t.Fatal(err)
+//	}
+//	t.Cleanup(func() { c.Stop() })
+//	out, _, err := c.Kubectl(ctx, "get", "namespaces")
+//
+// Start builds the binaries on first use (see Build): several minutes on a
+// cold Go build cache, then nothing, as they are kept in a cache directory.
+// The cluster is ready a few seconds after Start is called.
+//
 // The package uses only the standard library, so the main module needs no
 // Kubernetes server dependencies; the binaries come from the separate module
 // in test/cluster/tools.

@@ -97,6 +97,12 @@ environments:
 
 func start(t *testing.T, databaseURL string, extra ...string) *vouch {
 	t.Helper()
+	return startConfig(t, config, databaseURL, extra...)
+}
+
+// startConfig starts vouch serve with the given YAML configuration.
+func startConfig(t *testing.T, config, databaseURL string, extra ...string) *vouch {
+	t.Helper()
 	dataDir := t.TempDir()
 	cfgFile := filepath.Join(dataDir, "vouch.yaml")
 	if err := os.WriteFile(cfgFile, []byte(config), 0o644); err != nil {
@@ -230,15 +236,23 @@ func do(t *testing.T, c *http.Client, req *http.Request) (int, map[string]any) {
 // admit sends an AdmissionReview for a Deployment over HTTPS.
 func (v *vouch) admit(uid, namespace string, images ...string) *admissionv1.AdmissionResponse {
 	v.t.Helper()
+	return v.admitAnnotated(uid, namespace, nil, images...)
+}
+
+// admitAnnotated sends an AdmissionReview for a Deployment with
+// annotations.
+func (v *vouch) admitAnnotated(uid, namespace string, annotations map[string]string, images ...string) *admissionv1.AdmissionResponse {
+	v.t.Helper()
 	var cs []string
 	for i, img := range images {
 		cs = append(cs, fmt.Sprintf(`{"name":"c%d","image":%q}`, i, img))
 	}
+	ann, _ := json.Marshal(annotations)
 	body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":%q,
 		"kind":{"group":"apps","version":"v1","kind":"Deployment"},"resource":{"group":"apps","version":"v1","resource":"deployments"},
 		"namespace":%q,"name":"web","operation":"CREATE","userInfo":{"username":"kubectl-user"},
-		"object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":%q},
-		"spec":{"template":{"spec":{"containers":[%s]}}}}}}`, uid, namespace, namespace, strings.Join(cs, ","))
+		"object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":%q,"annotations":%s},
+		"spec":{"template":{"spec":{"containers":[%s]}}}}}}`, uid, namespace, namespace, ann, strings.Join(cs, ","))
 	resp, err := v.https.Post("https://"+v.webhook+"/validate", "application/json", strings.NewReader(body))
 	if err != nil {
 		v.t.Fatal(err)
@@ -339,7 +353,7 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}
 			want := []string{
-				"admission uid-deny allowed=false", "admission uid-tag allowed=false", "artifact",
+				"policy", "admission uid-deny allowed=false", "admission uid-tag allowed=false", "artifact",
 				"admission uid-admit allowed=true", "admission uid-prod-1 allowed=false", "attestation", "approval",
 				"admission uid-prod-2 allowed=true",
 			}
@@ -358,7 +372,7 @@ func TestEndToEnd(t *testing.T) {
 				`vouch_admissions_total{decision="allowed",dry_run="false",environment="prod"} 1`,
 				`vouch_admissions_total{decision="denied",dry_run="false",environment="default"} 2`,
 				`vouch_evidence_ingested_total{kind="artifact",result="created"} 1`,
-				`vouch_journal_appends_total{result="committed"} 8`,
+				`vouch_journal_appends_total{result="committed"} 9`,
 			} {
 				if !strings.Contains(string(metrics), m) {
 					t.Errorf("/metrics lacks %s", m)

@@ -1,0 +1,107 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/evidence/intoto"
+	"github.com/vouch-dev/vouch/evidence/trust"
+)
+
+// MaxEnvelopeBytes bounds a DSSE envelope.
+const MaxEnvelopeBytes = 4 << 20
+
+// envelopeResult is what one envelope recorded.
+type envelopeResult struct {
+	PredicateType    string                 `json:"predicate_type"`
+	Name             string                 `json:"name"`
+	Verified         bool                   `json:"verified"`
+	KeyID            string                 `json:"key_id,omitempty"`
+	SignatureProblem string                 `json:"signature_problem,omitempty"`
+	Attestations     []evidence.Attestation `json:"attestations"`
+	Artifacts        []evidence.Artifact    `json:"artifacts,omitempty"`
+	Warnings         []string               `json:"warnings,omitempty"`
+}
+
+// postEnvelope records a DSSE envelope holding an in-toto statement: an
+// attestation for each subject, verified when a key trusted for its name
+// signed it, and for SLSA provenance the subjects' provenance. Each record
+// is idempotent, so a retry after a failure completes the set.
+func (s *Server) postEnvelope(c *gin.Context) {
+	switch ct := c.ContentType(); ct {
+	case "application/json", "application/vnd.dsse.envelope.v1+json", "application/vnd.dsse+json":
+	default:
+		s.fail(c, &bodyError{kind: problemMediaType, msg: fmt.Sprintf("content type %q is not supported: send the DSSE envelope as application/json", ct)})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxEnvelopeBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.fail(c, &bodyError{kind: problemTooLarge, msg: fmt.Sprintf("a DSSE envelope may be at most %d bytes", MaxEnvelopeBytes)})
+			return
+		}
+		s.fail(c, &bodyError{kind: problemInvalidBody, msg: "reading the body: " + err.Error()})
+		return
+	}
+	env, err := intoto.ParseEnvelope(body)
+	if err != nil {
+		s.fail(c, &bodyError{kind: problemInvalidBody, msg: err.Error()})
+		return
+	}
+	invalid := func(field string, err error) {
+		s.fail(c, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: field, Detail: err.Error()}}})
+	}
+	st, err := env.Statement()
+	if err != nil {
+		invalid("payload", err)
+		return
+	}
+	name := c.Query("name")
+	if name == "" {
+		if name, err = trust.DefaultName(st.PredicateType); err != nil {
+			invalid("name", fmt.Errorf("%w: add ?name=… (vouch attest intoto --name …)", err))
+			return
+		}
+	}
+	v := s.cfg.Trust.Check(env, name)
+	if !v.Verified && s.cfg.Trust.SignatureRequired(name) {
+		invalid("signatures", fmt.Errorf("attestations %q must be signed by a trusted key: %s", name, v.Problem))
+		return
+	}
+	recs, err := trust.Reports(st, name, "", v)
+	if err != nil {
+		invalid("payload", err)
+		return
+	}
+	res := envelopeResult{PredicateType: st.PredicateType, Name: name, Verified: v.Verified, KeyID: v.KeyID, SignatureProblem: v.Problem}
+	ctx := c.Request.Context()
+	for _, r := range recs.Artifacts {
+		a, created, err := s.cfg.Evidence.ReportArtifact(ctx, caller(c), r)
+		if errors.Is(err, evidence.ErrConflict) {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: provenance differs from what was reported before; the first report stands", r.Digest))
+			continue
+		}
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		s.observe(evidence.KindArtifact, created)
+		res.Artifacts = append(res.Artifacts, a)
+	}
+	for _, r := range recs.Attestations {
+		a, created, err := s.cfg.Evidence.Attest(ctx, caller(c), r)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		s.observe(evidence.KindAttestation, created)
+		res.Attestations = append(res.Attestations, a)
+	}
+	c.JSON(http.StatusCreated, res)
+}
