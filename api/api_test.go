@@ -19,16 +19,19 @@ import (
 
 	"github.com/vouch-dev/vouch/api"
 	"github.com/vouch-dev/vouch/auth"
+	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/sqlite"
 )
 
 type fixture struct {
-	t      *testing.T
-	srv    *httptest.Server
-	tokens map[string]string // name -> secret
-	auth   *auth.Service
+	t       *testing.T
+	srv     *httptest.Server
+	tokens  map[string]string // name -> secret
+	auth    *auth.Service
+	db      *sqlite.DB
+	journal *journal.Appender
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -42,7 +45,7 @@ func newFixture(t *testing.T) *fixture {
 	appender := journal.NewAppender(db, journal.AppenderOptions{})
 	t.Cleanup(func() { appender.Close(ctx) })
 	tokens := auth.NewService(db, nil)
-	f := &fixture{t: t, tokens: map[string]string{}, auth: tokens}
+	f := &fixture{t: t, tokens: map[string]string{}, auth: tokens, db: db, journal: appender}
 	for name, scopes := range map[string][]auth.Scope{
 		"ci":      {auth.ScopeEvidenceWrite},
 		"rm":      {auth.ScopeApprovalsWrite},
@@ -56,8 +59,9 @@ func newFixture(t *testing.T) *fixture {
 		f.tokens[name] = secret
 	}
 	s := api.New(api.Config{
-		Evidence: evidence.NewService(appender, []string{"default", "prod"}, nil), EvidenceStore: db, Journal: db, Tokens: tokens,
-		Ready: db.Ping, MaxBodyBytes: 4096,
+		Evidence: evidence.NewService(appender, []string{"default", "prod"}, nil, evidence.WithBlobs(db)), EvidenceStore: db, Journal: db, Tokens: tokens,
+		Blobs: db, Drift: &drift.Service{Store: db, Recorder: &drift.Recorder{Journal: appender, Store: db}, Environments: []string{"default", "prod"}},
+		Ready: db.Ping, MaxBodyBytes: 4096, MaxBlobBytes: 8192,
 	})
 	f.srv = httptest.NewServer(s)
 	t.Cleanup(f.srv.Close)

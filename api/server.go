@@ -33,8 +33,12 @@ type Observer interface {
 type Config struct {
 	Evidence      EvidenceService
 	EvidenceStore evidence.Store
-	Journal       journal.Store
-	Tokens        *auth.Service
+	// Blobs serves /blobs; nil leaves those endpoints out.
+	Blobs evidence.BlobStore
+	// MaxBlobBytes limits blob uploads; evidence.DefaultMaxBlobSize when 0.
+	MaxBlobBytes int64
+	Journal      journal.Store
+	Tokens       *auth.Service
 	// Drift serves /environments; nil leaves those endpoints out.
 	Drift DriftService
 	// Reviewer serves /assert and /review; nil leaves them out.
@@ -69,6 +73,9 @@ func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxBlobBytes <= 0 {
+		cfg.MaxBlobBytes = evidence.DefaultMaxBlobSize
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -99,6 +106,12 @@ func New(cfg Config) *Server {
 	v1.POST("/approvals", s.require(auth.ScopeApprovalsWrite), s.postApproval)
 	v1.GET("/artifacts", s.require(auth.ScopeAuditRead), s.listArtifacts)
 	v1.GET("/artifacts/:digest", s.require(auth.ScopeAuditRead), s.getArtifact)
+	v1.GET("/approvals", s.require(auth.ScopeAuditRead), s.listApprovals)
+	v1.GET("/search", s.require(auth.ScopeAuditRead), s.search)
+	if cfg.Blobs != nil {
+		v1.POST("/blobs", s.require(auth.ScopeEvidenceWrite), s.postBlob)
+		v1.GET("/blobs/:digest", s.require(auth.ScopeAuditRead), s.getBlob)
+	}
 	v1.GET("/journal/entries", s.require(auth.ScopeAuditRead), s.journalEntries)
 	v1.GET("/journal/checkpoint", s.require(auth.ScopeAuditRead), s.getCheckpoint)
 	v1.GET("/journal/proof/inclusion", s.require(auth.ScopeAuditRead), s.inclusionProof)

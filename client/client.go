@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,23 +50,40 @@ func (p *Problem) Error() string {
 	return b.String()
 }
 
+// ErrUnreachable means the server could not be reached: nothing was
+// sent, or no answer came.
+var ErrUnreachable = errors.New("server unreachable")
+
 // Do sends a request with an optional JSON body and decodes a JSON answer
 // into out (when not nil). It returns the HTTP status.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) (int, error) {
+	if body == nil {
+		return c.send(ctx, method, path, "", nil, out)
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, err
+	}
+	return c.send(ctx, method, path, "application/json", b, out)
+}
+
+// Upload POSTs content as it is, with its media type, and decodes the JSON
+// answer into out (when not nil). It returns the HTTP status.
+func (c *Client) Upload(ctx context.Context, path, mediaType string, content []byte, out any) (int, error) {
+	return c.send(ctx, http.MethodPost, path, mediaType, content, out)
+}
+
+func (c *Client) send(ctx context.Context, method, path, contentType string, body []byte, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, err
-		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, rd)
 	if err != nil {
 		return 0, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.Token != "" {
@@ -73,7 +91,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, c.Server+path, err)
+		return 0, fmt.Errorf("%w: %w", ErrUnreachable, err) // err names the method and URL
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -110,7 +128,7 @@ func (c *Client) Stream(ctx context.Context, path string, w io.Writer) error {
 	hc.Timeout = 0 // an export of a large journal takes as long as it takes
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", c.Server+path, err)
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {

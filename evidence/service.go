@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,16 +33,31 @@ type Service struct {
 	// RequireSignature, when set, names the attestations accepted only
 	// when a trusted key signed them (Verified).
 	RequireSignature func(name string) bool
+
+	blobs BlobLookup
+}
+
+// ServiceOption configures a Service.
+type ServiceOption func(*Service)
+
+// WithBlobs lets attestations name blobs: a named blob must be stored in
+// blobs. Without it, an attestation naming a blob is refused.
+func WithBlobs(blobs BlobLookup) ServiceOption {
+	return func(s *Service) { s.blobs = blobs }
 }
 
 // NewService returns a service recording to j. environments lists the
 // environment names approvals may name; when empty, any name is accepted.
-func NewService(j Appender, environments []string, now func() time.Time) *Service {
+func NewService(j Appender, environments []string, now func() time.Time, opts ...ServiceOption) *Service {
 	if now == nil {
 		now = time.Now
 	}
 	// Times are kept in UTC with microsecond precision, as the journal keeps them.
-	return &Service{journal: j, environments: environments, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+	s := &Service{journal: j, environments: environments, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // ArtifactReport is provenance reported by a CI pipeline.
@@ -110,7 +126,8 @@ type AttestationReport struct {
 	Passed  *bool           `json:"passed"`
 	URL     string          `json:"url"`
 	Payload json.RawMessage `json:"payload"`
-	// Blob is the sha256 of the full document, stored with POST /api/v1/blobs.
+	// Blob is the digest of the full document, uploaded before with
+	// POST /api/v1/blobs; optional.
 	Blob string `json:"blob"`
 	// Verified and KeyID are set by Vouch when a trusted key's signature
 	// covers the attestation; a client cannot set them.
@@ -131,6 +148,9 @@ func (r *AttestationReport) validate() error {
 		v.add("passed", "is required: true or false")
 	}
 	v.url("url", r.URL)
+	if r.Blob != "" {
+		v.digest("blob", r.Blob)
+	}
 	if len(r.Payload) > 0 {
 		p := bytes.TrimSpace(r.Payload)
 		switch {
@@ -154,6 +174,9 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 	if !r.Verified && s.RequireSignature != nil && s.RequireSignature(r.Name) {
 		return Attestation{}, false, &ValidationError{Fields: []FieldError{{Field: "name", Detail: fmt.Sprintf(
 			"attestations %q must be signed by a trusted key: post them as a DSSE envelope (POST /api/v1/envelopes, vouch attest intoto)", r.Name)}}}
+	}
+	if err := s.checkBlob(ctx, r.Blob); err != nil {
+		return Attestation{}, false, err
 	}
 	a = Attestation{
 		Digest: r.Digest, Name: r.Name, Type: r.Type, Passed: *r.Passed, URL: r.URL,
@@ -182,6 +205,24 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 	}
 	a.ID = res.Index
 	return a, true, nil
+}
+
+// checkBlob fails unless the blob digest, when set, names a stored blob.
+func (s *Service) checkBlob(ctx context.Context, digest string) error {
+	if digest == "" {
+		return nil
+	}
+	if s.blobs == nil {
+		return &ValidationError{Fields: []FieldError{{Field: "blob", Detail: "this server does not store blobs"}}}
+	}
+	_, err := s.blobs.BlobInfo(ctx, digest)
+	if errors.Is(err, ErrNotFound) {
+		return &ValidationError{Fields: []FieldError{{Field: "blob", Detail: fmt.Sprintf("%s is not a stored blob: upload it first (POST /api/v1/blobs)", digest)}}}
+	}
+	if err != nil {
+		return fmt.Errorf("look up blob %s: %w: %w", digest, ErrUnavailable, err)
+	}
+	return nil
 }
 
 // ApprovalRequest is a release decision for one environment.

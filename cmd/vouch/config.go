@@ -52,6 +52,7 @@ type Config struct {
 	SnapshotInterval   Duration               `json:"snapshot_interval"`
 	Notifications      []drift.NotifierConfig `json:"notifications"`
 	EvidenceCacheSize  int                    `json:"evidence_cache_size"`
+	MaxBlobSize        ByteSize               `json:"max_blob_size"`
 	JournalKeyFile     string                 `json:"journal_key_file"`
 	JournalOrigin      string                 `json:"journal_origin"`
 	CheckpointInterval Duration               `json:"checkpoint_interval"`
@@ -86,6 +87,45 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
+// ByteSize is a number of bytes, written as 16777216, "16MiB", "512KiB"
+// or "1GiB" (also "16M", "512K", "1G", in powers of 1024).
+type ByteSize int64
+
+// ParseByteSize reads a ByteSize.
+func ParseByteSize(s string) (ByteSize, error) {
+	v, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("want a size such as 16777216, \"16MiB\" or \"512KiB\", got %q", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// UnmarshalJSON accepts a number of bytes or a size string.
+func (b *ByteSize) UnmarshalJSON(data []byte) error {
+	var n int64
+	if err := json.Unmarshal(data, &n); err == nil {
+		*b = ByteSize(n)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return errors.New(`want a size such as 16777216 or "16MiB"`)
+	}
+	v, err := ParseByteSize(s)
+	*b = v
+	return err
+}
+
 // defaultConfig is the zero-setup configuration.
 func defaultConfig() Config {
 	return Config{
@@ -98,6 +138,7 @@ func defaultConfig() Config {
 		LogFormat:          "json",
 		JournalMaxBatch:    journal.DefaultMaxBatch,
 		EvidenceCacheSize:  evidence.DefaultCacheSize,
+		MaxBlobSize:        evidence.DefaultMaxBlobSize,
 		CheckpointInterval: Duration(journal.DefaultCheckpointInterval),
 		LeaderElectionID:   "vouch",
 		SnapshotInterval:   Duration(drift.DefaultHeartbeat),
@@ -177,6 +218,11 @@ var serveSettings = []setting{
 		}
 		c.EvidenceCacheSize = n
 		return nil
+	}},
+	{"max-blob-size", "max_blob_size", "largest blob (test report, scan, SBOM) accepted by POST /api/v1/blobs, e.g. 16MiB (default 16MiB)", func(c *Config, v string) error {
+		n, err := ParseByteSize(v)
+		c.MaxBlobSize = n
+		return err
 	}},
 	{"journal-key-file", "journal_key_file", "Ed25519 key that signs journal checkpoints; generated there on first start (default <data-dir>/journal.key)", str(func(c *Config) *string { return &c.JournalKeyFile })},
 	{"journal-origin", "journal_origin", "name of this journal in its checkpoints, e.g. vouch.bank.example/prod (used when the key is generated)", str(func(c *Config) *string { return &c.JournalOrigin })},
@@ -360,6 +406,9 @@ func (c *Config) validate() error {
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			return fmt.Errorf("notifications[%d].url: %q is not an http(s) URL", i, n.URL)
 		}
+	}
+	if c.MaxBlobSize < 1<<10 || c.MaxBlobSize > 1<<30 {
+		return fmt.Errorf("max_blob_size (--max-blob-size): %d bytes is not between 1KiB and 1GiB", c.MaxBlobSize)
 	}
 	if c.EvidenceCacheSize < 0 {
 		return fmt.Errorf("evidence_cache_size (--evidence-cache-size): %d is negative", c.EvidenceCacheSize)

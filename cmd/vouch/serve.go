@@ -44,6 +44,7 @@ import (
 type store interface {
 	journal.Store
 	evidence.Store
+	evidence.BlobStore
 	auth.Store
 	drift.Store
 	drift.AdmittedLookup
@@ -133,11 +134,12 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		appender.Close(ctx)
 		return err
 	}
-	evidenceService := evidence.NewService(appender, envs.Names(), nil)
+	evidenceService := evidence.NewService(appender, envs.Names(), nil, evidence.WithBlobs(st))
 	evidenceService.RequireSignature = trusted.SignatureRequired
 	apiServer := api.New(api.Config{
 		Drift: driftService, Reviewer: hook, Exemptions: exemptions,
 		Evidence: evidenceService, Trust: trusted, EvidenceStore: st, Journal: st, Tokens: tokens,
+		Blobs: st, MaxBlobBytes: int64(cfg.MaxBlobSize),
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("store unreachable: %w", err)

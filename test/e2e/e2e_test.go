@@ -166,8 +166,20 @@ func (v *vouch) run(args ...string) (string, int) {
 
 func (v *vouch) exec(args ...string) (stdout, stderr string, code int) {
 	v.t.Helper()
+	return v.execEnv(nil, args...)
+}
+
+// execEnv runs a vouch CLI command with extra environment variables; those
+// of the CI system the tests may run in are left out.
+func (v *vouch) execEnv(env []string, args ...string) (stdout, stderr string, code int) {
+	v.t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "VOUCH_SERVER=http://"+v.api, "VOUCH_DATA_DIR="+v.dataDir)
+	for _, kv := range os.Environ() {
+		if !isCIVariable(kv) {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(append(cmd.Env, "VOUCH_SERVER=http://"+v.api, "VOUCH_DATA_DIR="+v.dataDir), env...)
 	var errBuf bytes.Buffer
 	cmd.Stderr = &errBuf
 	out, err := cmd.Output()
@@ -177,6 +189,18 @@ func (v *vouch) exec(args ...string) (stdout, stderr string, code int) {
 		v.t.Fatal(err)
 	}
 	return string(out), errBuf.String(), code
+}
+
+// isCIVariable reports whether NAME=value is one of the variables vouch
+// reads provenance defaults from.
+func isCIVariable(kv string) bool {
+	name, _, _ := strings.Cut(kv, "=")
+	for _, p := range []string{"GITHUB_", "GITLAB_", "CI_", "TF_BUILD", "BUILD_", "SYSTEM_", "JENKINS_", "GIT_", "JOB_NAME"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *vouch) post(token, path, body string) (int, map[string]any) {
