@@ -65,6 +65,7 @@ type ArtifactReport struct {
 	Name       string `json:"name"`
 	Digest     string `json:"digest"`
 	GitCommit  string `json:"git_commit"`
+	Author     string `json:"author"` // of the commit, for four eyes
 	Repository string `json:"repository"`
 	BuildURL   string `json:"build_url"`
 	Pipeline   string `json:"pipeline"`
@@ -83,6 +84,7 @@ func (r ArtifactReport) validate() error {
 		v.add("git_commit", "must be a full commit hash: 40 or 64 lower-case hex characters")
 	}
 	v.maxLen("repository", r.Repository, 1024)
+	v.maxLen("author", r.Author, 256)
 	v.url("build_url", r.BuildURL)
 	v.maxLen("pipeline", r.Pipeline, 256)
 	return v.err()
@@ -96,7 +98,7 @@ func (s *Service) ReportArtifact(ctx context.Context, actor string, r ArtifactRe
 		return Artifact{}, false, err
 	}
 	a = Artifact{
-		Name: r.Name, Digest: r.Digest, GitCommit: r.GitCommit, Repository: r.Repository,
+		Name: r.Name, Digest: r.Digest, GitCommit: r.GitCommit, Author: r.Author, Repository: r.Repository,
 		BuildURL: r.BuildURL, Pipeline: r.Pipeline, ReportedBy: actor, ReportedAt: s.now(),
 	}
 	res, err := s.record(ctx, KindArtifact, "", "artifact:"+a.Digest, a.ReportedAt, &a)
@@ -232,6 +234,8 @@ type ApprovalRequest struct {
 	Decision    string     `json:"decision"`
 	Reason      string     `json:"reason"`
 	ExpiresAt   *time.Time `json:"expires_at"`
+	// Emergency lets the change through a change freeze; it needs a reason.
+	Emergency bool `json:"emergency"`
 }
 
 func (s *Service) validateApproval(r ApprovalRequest, now time.Time) error {
@@ -243,6 +247,9 @@ func (s *Service) validateApproval(r ApprovalRequest, now time.Time) error {
 	}
 	if r.Decision != Approved && r.Decision != Rejected {
 		v.add("decision", "must be %q or %q", Approved, Rejected)
+	}
+	if r.Emergency && (r.Decision != Approved || r.Reason == "") {
+		v.add("emergency", "an emergency approval is an approval with a reason (the incident or change)")
 	}
 	if r.Decision == Rejected && r.Reason == "" {
 		v.add("reason", "is required when the decision is %q", Rejected)
@@ -263,7 +270,7 @@ func (s *Service) Approve(ctx context.Context, approver string, r ApprovalReques
 	}
 	a := Approval{
 		Digest: r.Digest, Environment: r.Environment, Decision: r.Decision, Reason: r.Reason,
-		Approver: approver, ApprovedAt: now,
+		Approver: approver, ApprovedAt: now, Emergency: r.Emergency,
 	}
 	if r.ExpiresAt != nil {
 		t := r.ExpiresAt.UTC()

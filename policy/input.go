@@ -80,10 +80,12 @@ type ArtifactInput struct {
 	Approvals    []ApprovalInput    `json:"approvals"` // for this environment only
 
 	// Summaries of the lists above, as of the decision time (Summarize
-	// fills them): the latest attestation of each name, and the approval
-	// in force, if any.
+	// fills them): the latest attestation of each name, the approval in
+	// force, if any, and every approval in force (unexpired, after the
+	// last rejection).
 	LatestAttestations map[string]AttestationInput `json:"latest_attestations"`
 	Approval           *ApprovalInput              `json:"approval"`
+	ApprovalsInForce   []ApprovalInput             `json:"approvals_in_force"`
 }
 
 // Provenance is the build that produced an artifact.
@@ -148,6 +150,7 @@ func (in *Input) Summarize(at time.Time) {
 				valid = append(valid, x)
 			}
 		}
+		a.ApprovalsInForce = append(make([]ApprovalInput, 0, len(valid)), valid...)
 		for j := range valid {
 			if best := a.Approval; best == nil || (best.ExpiresAt != nil && (valid[j].ExpiresAt == nil || valid[j].ExpiresAt.After(*best.ExpiresAt))) {
 				a.Approval = &valid[j]
@@ -248,7 +251,7 @@ func (f FreezeStatus) document() map[string]any {
 var (
 	kContainer, kContainerType, kImage, kName, kTag, kDigest = ast.StringTerm("container"), ast.StringTerm("container_type"), ast.StringTerm("image"), ast.StringTerm("name"), ast.StringTerm("tag"), ast.StringTerm("digest")
 	kAllowed, kProvenance, kAttestations, kApprovals         = ast.StringTerm("allowed"), ast.StringTerm("provenance"), ast.StringTerm("attestations"), ast.StringTerm("approvals")
-	kLatest, kApproval                                       = ast.StringTerm("latest_attestations"), ast.StringTerm("approval")
+	kLatest, kApproval, kInForce                             = ast.StringTerm("latest_attestations"), ast.StringTerm("approval"), ast.StringTerm("approvals_in_force")
 )
 
 func (a *ArtifactInput) term(c *termCache) *ast.Term {
@@ -272,6 +275,10 @@ func (a *ArtifactInput) term(c *termCache) *ast.Term {
 	if a.Approval != nil {
 		approval = c.approval(*a.Approval)
 	}
+	inForce := make([]*ast.Term, len(a.ApprovalsInForce))
+	for i := range a.ApprovalsInForce {
+		inForce[i] = c.approval(a.ApprovalsInForce[i])
+	}
 	return ast.ObjectTerm(
 		[2]*ast.Term{kContainer, ast.StringTerm(a.Container)},
 		[2]*ast.Term{kContainerType, ast.StringTerm(a.ContainerType)},
@@ -285,6 +292,7 @@ func (a *ArtifactInput) term(c *termCache) *ast.Term {
 		[2]*ast.Term{kApprovals, ast.ArrayTerm(apps...)},
 		[2]*ast.Term{kLatest, ast.ObjectTerm(latest...)},
 		[2]*ast.Term{kApproval, approval},
+		[2]*ast.Term{kInForce, ast.ArrayTerm(inForce...)},
 	)
 }
 

@@ -27,9 +27,9 @@ func project(b *pgx.Batch, e journal.Entry) error {
 	case evidence.KindArtifact:
 		var a evidence.Artifact
 		if err = evidence.DecodeEntry(e, &a); err == nil {
-			b.Queue(`INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at)
-				SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
-				e.Key, a.Digest, a.Name, a.GitCommit, a.Repository, a.BuildURL, a.Pipeline, a.ReportedBy, a.ReportedAt)
+			b.Queue(`INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at, author)
+				SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
+				e.Key, a.Digest, a.Name, a.GitCommit, a.Repository, a.BuildURL, a.Pipeline, a.ReportedBy, a.ReportedAt, a.Author)
 		}
 	case evidence.KindAttestation:
 		var a evidence.Attestation
@@ -45,9 +45,9 @@ func project(b *pgx.Batch, e journal.Entry) error {
 	case evidence.KindApproval:
 		var a evidence.Approval
 		if err = evidence.DecodeEntry(e, &a); err == nil {
-			b.Queue(`INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at)
-				SELECT idx, $2, $3, $4, $5, $6, $7, $8 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
-				e.Key, a.Digest, a.Environment, a.Decision, a.Reason, a.ExpiresAt, a.Approver, a.ApprovedAt)
+			b.Queue(`INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency)
+				SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
+				e.Key, a.Digest, a.Environment, a.Decision, a.Reason, a.ExpiresAt, a.Approver, a.ApprovedAt, a.Emergency)
 		}
 	case drift.KindSnapshot:
 		var r drift.Record
@@ -99,7 +99,7 @@ func (d *DB) Evidence(ctx context.Context, digest string) (evidence.Evidence, er
 	return evidence.One(found, digest)
 }
 
-const artifactColumns = `id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at`
+const artifactColumns = `id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at, author`
 
 // lookup reads artifacts, attestations and approvals of digests in one
 // round trip.
@@ -160,7 +160,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	return evidence.Collect(arts, atts, apps), nil
 }
 
-const approvalColumns = `id, digest, environment, decision, reason, expires_at, approver, approved_at`
+const approvalColumns = `id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency`
 
 // Approvals implements evidence.Store.
 func (d *DB) Approvals(ctx context.Context, f evidence.ApprovalFilter) ([]evidence.Approval, error) {
@@ -183,7 +183,7 @@ func scanApprovals(rows pgx.Rows) ([]evidence.Approval, error) {
 	var a evidence.Approval
 	var id int64
 	var exp *time.Time
-	_, err := pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &a.ApprovedAt}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &a.ApprovedAt, &a.Emergency}, func() error {
 		x := a
 		x.ID, x.ApprovedAt, x.ExpiresAt = uint64(id), a.ApprovedAt.UTC(), utc(exp)
 		out = append(out, x)
@@ -259,7 +259,7 @@ func scanArtifacts(rows pgx.Rows) ([]evidence.Artifact, error) {
 	var out []evidence.Artifact
 	var a evidence.Artifact
 	var id int64
-	_, err := pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Name, &a.GitCommit, &a.Repository, &a.BuildURL, &a.Pipeline, &a.ReportedBy, &a.ReportedAt}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Name, &a.GitCommit, &a.Repository, &a.BuildURL, &a.Pipeline, &a.ReportedBy, &a.ReportedAt, &a.Author}, func() error {
 		x := a
 		x.ID, x.ReportedAt = uint64(id), a.ReportedAt.UTC()
 		out = append(out, x)

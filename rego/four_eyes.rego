@@ -20,9 +20,14 @@ four_eyes_problem(a) := "has no release approval, so nobody but its author vouch
 } else := "cannot be checked for four eyes: its build did not report the commit author" if {
 	a.approval != null
 	not author(a)
-} else := sprintf("was approved by %s, who wrote commit %s it was built from; another person must approve", [a.approval.approver, a.provenance.git_commit]) if {
+} else := sprintf("was approved only by %s, who wrote commit %s it was built from; another person must approve", [a.approval.approver, a.provenance.git_commit]) if {
 	a.approval != null
-	lower(a.approval.approver) == lower(author(a))
+	not approved_by_another(a, author(a))
+}
+
+approved_by_another(a, author) if {
+	some x in a.approvals_in_force
+	lower(x.approver) != lower(author)
 }
 
 author(a) := x if {

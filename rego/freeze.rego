@@ -8,6 +8,11 @@ deny contains violation(msg, "freeze", "no change freeze") if {
 	env.freeze.active
 	some a in input.artifacts
 	not a.allowed
-	not a.approval.emergency
+	not emergency_approved(a)
 	msg := sprintf("%s: image %s: %s is in a change freeze until %s (%s); only changes with an emergency release approval may go in", [subject(a), a.image, env.name, env.freeze.ends_at, env.freeze.reason])
+}
+
+emergency_approved(a) if {
+	some x in a.approvals_in_force
+	x.emergency
 }

@@ -10,15 +10,15 @@ test_change_during_a_freeze_is_denied if {
 
 test_emergency_approval_passes_a_freeze if {
 	emergency := object.union(approval, {"emergency": true})
-	d := decide(frozen, [artifact({"approvals": [emergency], "approval": emergency})])
+	d := decide(frozen, [artifact({"approvals": [approval, emergency], "approval": approval, "approvals_in_force": [approval, emergency]})])
 	d.deny == set()
 }
 
 test_every_image_needs_the_emergency_approval if {
 	emergency := object.union(approval, {"emergency": true})
 	d := decide(frozen, [
-		artifact({"approvals": [emergency], "approval": emergency}),
-		artifact({"container": "sidecar", "approval": null, "approvals": []}),
+		artifact({"approvals": [emergency], "approval": emergency, "approvals_in_force": [emergency]}),
+		artifact({"container": "sidecar"}),
 	])
 	count(d.deny) == 1
 }

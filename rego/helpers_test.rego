@@ -39,9 +39,10 @@ base_artifact := {
 		"latest_attestations": {"unit-tests": passed("unit-tests", 2), "security-scan": passed("security-scan", 3)},
 		"approvals": [approval],
 		"approval": approval,
+		"approvals_in_force": [approval],
 	}
 
-no_evidence := {"provenance": null, "attestations": [], "latest_attestations": {}, "approvals": [], "approval": null}
+no_evidence := {"provenance": null, "attestations": [], "latest_attestations": {}, "approvals": [], "approval": null, "approvals_in_force": []}
 
 # decide returns the deny messages, the warnings and the requirements the
 # violations name.

@@ -21,9 +21,9 @@ func project(ctx context.Context, tx *sql.Tx, e journal.Entry) error {
 	case evidence.KindArtifact:
 		var a evidence.Artifact
 		if err = evidence.DecodeEntry(e, &a); err == nil {
-			_, err = tx.ExecContext(ctx, `INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				int64(a.ID), a.Digest, a.Name, a.GitCommit, a.Repository, a.BuildURL, a.Pipeline, a.ReportedBy, micros(a.ReportedAt))
+			_, err = tx.ExecContext(ctx, `INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at, author)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				int64(a.ID), a.Digest, a.Name, a.GitCommit, a.Repository, a.BuildURL, a.Pipeline, a.ReportedBy, micros(a.ReportedAt), a.Author)
 		}
 	case evidence.KindAttestation:
 		var a evidence.Attestation
@@ -43,9 +43,9 @@ func project(ctx context.Context, tx *sql.Tx, e journal.Entry) error {
 			if a.ExpiresAt != nil {
 				exp = micros(*a.ExpiresAt)
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				int64(a.ID), a.Digest, a.Environment, a.Decision, a.Reason, exp, a.Approver, micros(a.ApprovedAt))
+			_, err = tx.ExecContext(ctx, `INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				int64(a.ID), a.Digest, a.Environment, a.Decision, a.Reason, exp, a.Approver, micros(a.ApprovedAt), a.Emergency)
 		}
 	case drift.KindSnapshot:
 		var r drift.Record
@@ -148,7 +148,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	return evidence.Collect(arts, atts, apps), nil
 }
 
-const approvalColumns = `id, digest, environment, decision, reason, expires_at, approver, approved_at`
+const approvalColumns = `id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency`
 
 // Approvals implements evidence.Store.
 func (d *DB) Approvals(ctx context.Context, f evidence.ApprovalFilter) ([]evidence.Approval, error) {
@@ -177,7 +177,7 @@ func scanApprovals(rows *sql.Rows) ([]evidence.Approval, error) {
 		var a evidence.Approval
 		var id, at int64
 		var exp sql.NullInt64
-		if err := rows.Scan(&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &at); err != nil {
+		if err := rows.Scan(&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &at, &a.Emergency); err != nil {
 			return err
 		}
 		a.ID, a.ApprovedAt, a.ExpiresAt = uint64(id), fromMicros(at), optTime(exp)
@@ -198,7 +198,7 @@ func limit(n int) int {
 	return n
 }
 
-const artifactColumns = `id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at`
+const artifactColumns = `id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at, author`
 
 // Artifacts implements evidence.Store.
 func (d *DB) Artifacts(ctx context.Context, f evidence.ArtifactFilter) ([]evidence.Artifact, error) {
@@ -232,7 +232,7 @@ func scanArtifacts(rows *sql.Rows) ([]evidence.Artifact, error) {
 	err := eachRow(rows, func() error {
 		var a evidence.Artifact
 		var id, at int64
-		if err := rows.Scan(&id, &a.Digest, &a.Name, &a.GitCommit, &a.Repository, &a.BuildURL, &a.Pipeline, &a.ReportedBy, &at); err != nil {
+		if err := rows.Scan(&id, &a.Digest, &a.Name, &a.GitCommit, &a.Repository, &a.BuildURL, &a.Pipeline, &a.ReportedBy, &at, &a.Author); err != nil {
 			return err
 		}
 		a.ID, a.ReportedAt = uint64(id), fromMicros(at)

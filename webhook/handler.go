@@ -426,7 +426,7 @@ func (h *Handler) journal(ctx context.Context, rec Record, at time.Time) (stored
 func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 	if p := ev.Artifact; p != nil {
 		a.Provenance = &policy.Provenance{
-			ID: p.ID, Name: p.Name, Digest: p.Digest, GitCommit: p.GitCommit, Repository: p.Repository,
+			ID: p.ID, Name: p.Name, Digest: p.Digest, GitCommit: p.GitCommit, Author: p.Author, Repository: p.Repository,
 			BuildURL: p.BuildURL, Pipeline: p.Pipeline, ReportedBy: p.ReportedBy, ReportedAt: p.ReportedAt,
 		}
 	}
@@ -442,7 +442,7 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 		}
 		a.Approvals = append(a.Approvals, policy.ApprovalInput{
 			ID: x.ID, Environment: x.Environment, Decision: x.Decision, Reason: x.Reason,
-			ExpiresAt: x.ExpiresAt, Approver: x.Approver, ApprovedAt: x.ApprovedAt,
+			ExpiresAt: x.ExpiresAt, Approver: x.Approver, ApprovedAt: x.ApprovedAt, Emergency: x.Emergency,
 		})
 	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 const approveHelp = `Usage:
-  vouch approve DIGEST --environment ENV --reason REASON [--expires 72h] [--reject]
+  vouch approve DIGEST --environment ENV --reason REASON [--expires 72h] [--reject | --emergency]
       record a release decision for the artifact DIGEST (sha256:… or
       IMAGE@sha256:…) in ENV: approved, or with --reject rejected (a
       rejection needs a reason). Every call is a new decision: a later
@@ -47,19 +47,23 @@ func approveCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	reason := fs.String("reason", "", "why: a change ticket, a CAB decision (required with --reject)")
 	expires := fs.String("expires", "", "when the approval lapses: a duration (72h, 7d) or an RFC 3339 time")
 	reject := fs.Bool("reject", false, "record a rejection instead of an approval")
+	emergency := fs.Bool("emergency", false, "an emergency approval: it lets the change through a change freeze (needs --reason)")
 	if err := parseFlagsHelp(fs, args, approveHelp); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usageError{"approve needs one DIGEST (sha256:… or IMAGE@sha256:…)\n\n" + approveHelp}
 	}
-	r := evidence.ApprovalRequest{Environment: *env, Reason: *reason, Decision: evidence.Approved}
+	r := evidence.ApprovalRequest{Environment: *env, Reason: *reason, Decision: evidence.Approved, Emergency: *emergency}
 	var ok bool
 	if r.Digest, ok = digestArg(fs.Arg(0)); !ok {
 		return usageError{fmt.Sprintf("%q: want sha256: and 64 hex characters (or IMAGE@sha256:…)", fs.Arg(0))}
 	}
 	if *env == "" {
 		return usageError{"approve needs --environment"}
+	}
+	if *emergency && (*reject || *reason == "") {
+		return usageError{"an emergency approval needs --reason (the incident or change) and cannot be a rejection"}
 	}
 	if *reject {
 		r.Decision = evidence.Rejected
@@ -85,7 +89,11 @@ func approveCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if cf.output == "json" {
 		return writeJSON(stdout, a)
 	}
-	fmt.Fprintf(stdout, "%s: %s for %s by %s", a.Decision, a.Digest, a.Environment, a.Approver)
+	decision := a.Decision
+	if a.Emergency {
+		decision = "emergency " + decision
+	}
+	fmt.Fprintf(stdout, "%s: %s for %s by %s", decision, a.Digest, a.Environment, a.Approver)
 	if a.Reason != "" {
 		fmt.Fprintf(stdout, " (%s)", a.Reason)
 	}

@@ -177,15 +177,16 @@ func digestArg(s string) (string, bool) {
 
 const artifactHelp = `Usage:
   vouch artifact report NAME (--digest D | --file F | --dir D | --oci DIR [--oci-ref R])
-                             [--commit SHA] [--repository URL] [--build-url URL] [--pipeline NAME]
+                             [--commit SHA] [--author EMAIL] [--repository URL] [--build-url URL] [--pipeline NAME]
       report a build: the artifact NAME (e.g. registry.example.com/team/app)
       with the digest given or fingerprinted here, and its provenance
   vouch artifact get DIGEST
       the artifact and all its evidence: attestations, approvals
 
 In GitHub Actions, GitLab CI, Jenkins and Azure Pipelines, --commit,
---repository, --build-url and --pipeline default to the build's own
-values (docs/ci.md lists the variables); flags given win.
+--author, --repository, --build-url and --pipeline default to the build's
+own values (docs/ci.md lists the variables); flags given win. The author
+is what four-eyes checks compare with the approver.
 
 Flags: --server (VOUCH_SERVER), --token (VOUCH_TOKEN; report needs
 evidence:write, get audit:read), -o table|json.
@@ -208,6 +209,7 @@ func artifactCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if args[0] == "report" {
 		subj.register(fs, "file")
 		fs.StringVar(&r.GitCommit, "commit", "", "full git commit hash of the build (default: from CI)")
+		fs.StringVar(&r.Author, "author", "", "the commit's author, email or login, for four-eyes checks (default: from CI)")
 		fs.StringVar(&r.Repository, "repository", "", "the source repository's URL (default: from CI)")
 		fs.StringVar(&r.BuildURL, "build-url", "", "URL of the build (default: from CI)")
 		fs.StringVar(&r.Pipeline, "pipeline", "", "name of the pipeline (default: from CI)")
@@ -229,7 +231,7 @@ func artifactCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		ci := detectCI(os.Getenv)
 		r.Name = fs.Arg(0)
-		r.GitCommit, r.Repository = first(r.GitCommit, ci.Commit), first(r.Repository, ci.Repository)
+		r.GitCommit, r.Repository, r.Author = first(r.GitCommit, ci.Commit), first(r.Repository, ci.Repository), first(r.Author, ci.Author)
 		r.BuildURL, r.Pipeline = first(r.BuildURL, ci.BuildURL), first(r.Pipeline, ci.Pipeline)
 		var a evidence.Artifact
 		code, err := c.Do(ctx, http.MethodPost, "/api/v1/artifacts", r, &a)
@@ -277,7 +279,7 @@ func artifactCommand(ctx context.Context, args []string, stdout, stderr io.Write
 
 // printProvenance writes an artifact's provenance as indented rows.
 func printProvenance(tw *tabwriter.Writer, a evidence.Artifact) {
-	for _, row := range [][2]string{{"commit", a.GitCommit}, {"repository", a.Repository}, {"build", a.BuildURL}, {"pipeline", a.Pipeline}} {
+	for _, row := range [][2]string{{"commit", a.GitCommit}, {"author", a.Author}, {"repository", a.Repository}, {"build", a.BuildURL}, {"pipeline", a.Pipeline}} {
 		if row[1] != "" {
 			fmt.Fprintf(tw, "  %s\t%s\n", row[0], row[1])
 		}

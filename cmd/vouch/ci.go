@@ -10,6 +10,7 @@ import (
 type ciBuild struct {
 	System     string // "GitHub Actions", "GitLab CI", "Jenkins", "Azure Pipelines", or "" outside CI
 	Commit     string
+	Author     string // of the commit, or who pushed it where that is all CI says
 	Repository string
 	BuildURL   string
 	Pipeline   string
@@ -25,7 +26,7 @@ func detectCI(getenv func(string) string) ciBuild {
 		if server == "" {
 			server = "https://github.com"
 		}
-		b := ciBuild{System: "GitHub Actions", Commit: getenv("GITHUB_SHA"), Pipeline: getenv("GITHUB_WORKFLOW")}
+		b := ciBuild{System: "GitHub Actions", Commit: getenv("GITHUB_SHA"), Author: getenv("GITHUB_ACTOR"), Pipeline: getenv("GITHUB_WORKFLOW")}
 		if repo != "" {
 			b.Repository = server + "/" + repo
 			if id := getenv("GITHUB_RUN_ID"); id != "" {
@@ -37,11 +38,11 @@ func detectCI(getenv func(string) string) ciBuild {
 		}
 		return b
 	case getenv("GITLAB_CI") == "true":
-		b := ciBuild{System: "GitLab CI", Commit: getenv("CI_COMMIT_SHA"), Repository: getenv("CI_PROJECT_URL"),
+		b := ciBuild{System: "GitLab CI", Commit: getenv("CI_COMMIT_SHA"), Author: commitAuthor(getenv("CI_COMMIT_AUTHOR")), Repository: getenv("CI_PROJECT_URL"),
 			BuildURL: first(getenv("CI_JOB_URL"), getenv("CI_PIPELINE_URL")), Pipeline: first(getenv("CI_PIPELINE_NAME"), getenv("CI_PIPELINE_ID"))}
 		return b
 	case strings.EqualFold(getenv("TF_BUILD"), "true"):
-		b := ciBuild{System: "Azure Pipelines", Commit: getenv("BUILD_SOURCEVERSION"), Repository: getenv("BUILD_REPOSITORY_URI"),
+		b := ciBuild{System: "Azure Pipelines", Commit: getenv("BUILD_SOURCEVERSION"), Author: getenv("BUILD_REQUESTEDFOREMAIL"), Repository: getenv("BUILD_REPOSITORY_URI"),
 			Pipeline: getenv("BUILD_DEFINITIONNAME")}
 		collection, project, id := getenv("SYSTEM_COLLECTIONURI"), getenv("SYSTEM_TEAMPROJECT"), getenv("BUILD_BUILDID")
 		if collection != "" && project != "" && id != "" {
@@ -49,9 +50,18 @@ func detectCI(getenv func(string) string) ciBuild {
 		}
 		return b
 	case getenv("JENKINS_URL") != "" || getenv("JENKINS_HOME") != "":
-		return ciBuild{System: "Jenkins", Commit: getenv("GIT_COMMIT"), Repository: getenv("GIT_URL"), BuildURL: getenv("BUILD_URL"), Pipeline: getenv("JOB_NAME")}
+		return ciBuild{System: "Jenkins", Commit: getenv("GIT_COMMIT"), Author: first(getenv("GIT_AUTHOR_EMAIL"), getenv("CHANGE_AUTHOR_EMAIL")),
+			Repository: getenv("GIT_URL"), BuildURL: getenv("BUILD_URL"), Pipeline: getenv("JOB_NAME")}
 	}
 	return ciBuild{}
+}
+
+// commitAuthor takes the email out of "Name <email>", as GitLab writes it.
+func commitAuthor(s string) string {
+	if i, j := strings.LastIndexByte(s, '<'), strings.LastIndexByte(s, '>'); i >= 0 && j > i+1 {
+		return s[i+1 : j]
+	}
+	return s
 }
 
 // first returns the first non-empty string.

@@ -42,6 +42,9 @@ environments:
     namespaces: ["dev"]
     require: {digest: true}
     mode: audit
+  - name: bank
+    namespaces: ["bank"]
+    require: {digest: true, provenance: true, approval: true, four_eyes: true}
   - name: retail
     namespaces: ["retail"]
     require: {}
@@ -73,6 +76,35 @@ notifications:
 	// A freeze denies whatever the evidence.
 	if resp := v.admit("freeze-1", "retail", unknown); resp.Allowed || !strings.Contains(resp.Result.Message, "retail is in a change freeze until") || !strings.Contains(resp.Result.Message, "(Black Friday)") {
 		t.Errorf("freeze: %+v", resp.Result)
+	}
+
+	// An emergency approval lets a change through the freeze.
+	frozen := "registry.example.com/shop/web@sha256:" + strings.Repeat("a", 64)
+	v.cli("approve", frozen, "--environment", "retail", "--emergency", "--reason", "CHG-99: fix the checkout", "--token", rm)
+	if resp := v.admit("freeze-2", "retail", frozen); !resp.Allowed {
+		t.Errorf("freeze with an emergency approval: %s", resp.Result.Message)
+	}
+	if _, code := v.run("approve", frozen, "--environment", "retail", "--emergency", "--token", rm); code != 2 {
+		t.Errorf("an emergency approval without a reason: exit %d, want 2", code)
+	}
+
+	// Four eyes: the author of the commit may not approve its release.
+	ci := v.cli("token", "create", "--name", "ci", "--scopes", "evidence:write")
+	alice := v.cli("token", "create", "--name", "alice@example.com", "--scopes", "approvals:write")
+	bob := v.cli("token", "create", "--name", "bob@example.com", "--scopes", "approvals:write")
+	built := "registry.example.com/bank/core@sha256:" + strings.Repeat("b", 64)
+	_, _, code := v.execEnv([]string{"GITLAB_CI=true", "CI_COMMIT_AUTHOR=Alice Example <Alice@Example.com>"},
+		"artifact", "report", "registry.example.com/bank/core", "--digest", "sha256:"+strings.Repeat("b", 64), "--commit", strings.Repeat("c", 40), "--token", ci)
+	if code != 0 {
+		t.Fatalf("artifact report: exit %d", code)
+	}
+	v.cli("approve", built, "--environment", "bank", "--reason", "CAB-1", "--token", alice)
+	if resp := v.admit("eyes-1", "bank", built); resp.Allowed || !strings.Contains(resp.Result.Message, "was approved only by alice@example.com, who wrote commit "+strings.Repeat("c", 40)) {
+		t.Errorf("approved by the author: %+v", resp.Result)
+	}
+	v.cli("approve", built, "--environment", "bank", "--reason", "CAB-1", "--token", bob)
+	if resp := v.admit("eyes-2", "bank", built); !resp.Allowed {
+		t.Errorf("approved by someone else: %s", resp.Result.Message)
 	}
 
 	// Break-glass where it is allowed: admitted, journaled, alerted.
