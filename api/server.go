@@ -15,6 +15,7 @@ import (
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/trust"
 	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/ratelimit"
 )
 
 // EvidenceService accepts evidence reports.
@@ -46,6 +47,10 @@ type Config struct {
 	// Trust verifies signed attestations (POST /envelopes); nil trusts
 	// no key.
 	Trust *trust.Trust
+	// RateLimit, when set, limits the requests of each token (to
+	// RateLimitPerMinute, for messages).
+	RateLimit          ratelimit.Limiter
+	RateLimitPerMinute int
 	// Exemptions serves /exemptions; nil leaves them out.
 	Exemptions ExemptionService
 	// Ready reports whether Vouch can serve (store reachable, policy loaded).

@@ -65,7 +65,7 @@ type ArtifactReport struct {
 	Name       string `json:"name"`
 	Digest     string `json:"digest"`
 	GitCommit  string `json:"git_commit"`
-	Author     string `json:"author"` // of the commit, for four eyes
+	Author     string `json:"author,omitempty"` // of the commit, for four eyes
 	Repository string `json:"repository"`
 	BuildURL   string `json:"build_url"`
 	Pipeline   string `json:"pipeline"`

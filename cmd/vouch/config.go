@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/redis/go-redis/v9"
 	"sigs.k8s.io/yaml"
 
 	"github.com/vouch-dev/vouch/drift"
@@ -53,6 +54,8 @@ type Config struct {
 	Notifications      []drift.NotifierConfig `json:"notifications"`
 	EvidenceCacheSize  int                    `json:"evidence_cache_size"`
 	MaxBlobSize        ByteSize               `json:"max_blob_size"`
+	RedisURL           string                 `json:"redis_url"`
+	APIRateLimit       int                    `json:"api_rate_limit"`
 	JournalKeyFile     string                 `json:"journal_key_file"`
 	JournalOrigin      string                 `json:"journal_origin"`
 	CheckpointInterval Duration               `json:"checkpoint_interval"`
@@ -126,6 +129,10 @@ func (b *ByteSize) UnmarshalJSON(data []byte) error {
 	return err
 }
 
+// DefaultAPIRateLimit is the default API requests per minute per token:
+// far above what a pipeline needs, low enough to stop a runaway script.
+const DefaultAPIRateLimit = 3000
+
 // defaultConfig is the zero-setup configuration.
 func defaultConfig() Config {
 	return Config{
@@ -139,6 +146,7 @@ func defaultConfig() Config {
 		JournalMaxBatch:    journal.DefaultMaxBatch,
 		EvidenceCacheSize:  evidence.DefaultCacheSize,
 		MaxBlobSize:        evidence.DefaultMaxBlobSize,
+		APIRateLimit:       DefaultAPIRateLimit,
 		CheckpointInterval: Duration(journal.DefaultCheckpointInterval),
 		LeaderElectionID:   "vouch",
 		SnapshotInterval:   Duration(drift.DefaultHeartbeat),
@@ -217,6 +225,15 @@ var serveSettings = []setting{
 			return fmt.Errorf("want a whole number, got %q", v)
 		}
 		c.EvidenceCacheSize = n
+		return nil
+	}},
+	{"redis-url", "redis_url", "Redis shared by the replicas: an evidence cache, change notifications and the API rate limit (redis://[:password@]host:6379/0; rediss:// for TLS)", str(func(c *Config) *string { return &c.RedisURL })},
+	{"api-rate-limit", "api_rate_limit", "API requests per minute per token, shared through Redis when set; 0 turns the limit off (default 3000)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("want a whole number, got %q", v)
+		}
+		c.APIRateLimit = n
 		return nil
 	}},
 	{"max-blob-size", "max_blob_size", "largest blob (test report, scan, SBOM) accepted by POST /api/v1/blobs, e.g. 16MiB (default 16MiB)", func(c *Config, v string) error {
@@ -409,6 +426,14 @@ func (c *Config) validate() error {
 	}
 	if c.MaxBlobSize < 1<<10 || c.MaxBlobSize > 1<<30 {
 		return fmt.Errorf("max_blob_size (--max-blob-size): %d bytes is not between 1KiB and 1GiB", c.MaxBlobSize)
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			return fmt.Errorf("redis_url (--redis-url): %v", err)
+		}
+	}
+	if c.APIRateLimit < 0 {
+		return fmt.Errorf("api_rate_limit (--api-rate-limit): %d is negative", c.APIRateLimit)
 	}
 	if c.EvidenceCacheSize < 0 {
 		return fmt.Errorf("evidence_cache_size (--evidence-cache-size): %d is negative", c.EvidenceCacheSize)

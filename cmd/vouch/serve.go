@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/mod/sumdb/note"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
@@ -35,6 +36,8 @@ import (
 	"github.com/vouch-dev/vouch/metrics"
 	"github.com/vouch-dev/vouch/policy"
 	"github.com/vouch-dev/vouch/postgres"
+	"github.com/vouch-dev/vouch/ratelimit"
+	"github.com/vouch-dev/vouch/rediscache"
 	vrego "github.com/vouch-dev/vouch/rego"
 	"github.com/vouch-dev/vouch/sqlite"
 	"github.com/vouch-dev/vouch/webhook"
@@ -73,13 +76,26 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	var journalStore journal.Store = st
 	var lookup webhook.EvidenceLookup = st
 	var fresh webhook.EvidenceLookup
+	var rdb *redis.Client
+	var sharedCache *rediscache.Cache
+	if cfg.RedisURL != "" {
+		opts, _ := redis.ParseURL(cfg.RedisURL) // validated by loadConfig
+		rdb = redis.NewClient(opts)
+		defer rdb.Close()
+		sharedCache = rediscache.New(rdb, st, rediscache.Options{Logger: log})
+		lookup, fresh = sharedCache, st
+		journalStore = evidence.InvalidateAfter(journalStore, func(digests []string) { sharedCache.Invalidate(ctx, digests...) })
+	}
 	if cfg.EvidenceCacheSize > 0 {
 		pg, shared := st.(*postgres.DB)
-		cache := evidence.NewCache(st, cfg.EvidenceCacheSize, !shared) // PostgreSQL: live once the change feed listens
+		cache := evidence.NewCache(lookup, cfg.EvidenceCacheSize, !shared) // PostgreSQL: live once the change feed listens
 		if shared {
 			go pg.WatchEvidence(runCtx, func(d string) { cache.Invalidate(d) }, cache.SetLive, log)
 		}
-		journalStore, lookup, fresh = cache.WrapJournal(st), cache, st
+		if sharedCache != nil {
+			go sharedCache.Subscribe(runCtx, cache.Invalidate)
+		}
+		journalStore, lookup, fresh = cache.WrapJournal(journalStore), cache, st
 	}
 	appender := journal.NewAppender(journalStore, journal.AppenderOptions{
 		MaxBatch: cfg.JournalMaxBatch, MaxDelay: time.Duration(cfg.JournalMaxDelay), Observe: m.ObserveJournalBatch,
@@ -136,7 +152,15 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	evidenceService := evidence.NewService(appender, envs.Names(), nil, evidence.WithBlobs(st))
 	evidenceService.RequireSignature = trusted.SignatureRequired
+	var limiter ratelimit.Limiter
+	switch {
+	case cfg.APIRateLimit > 0 && rdb != nil:
+		limiter = ratelimit.NewRedis(rdb, cfg.APIRateLimit, log)
+	case cfg.APIRateLimit > 0:
+		limiter = ratelimit.NewMemory(cfg.APIRateLimit)
+	}
 	apiServer := api.New(api.Config{
+		RateLimit: limiter, RateLimitPerMinute: cfg.APIRateLimit,
 		Drift: driftService, Reviewer: hook, Exemptions: exemptions,
 		Evidence: evidenceService, Trust: trusted, EvidenceStore: st, Journal: st, Tokens: tokens,
 		Blobs: st, MaxBlobBytes: int64(cfg.MaxBlobSize),
