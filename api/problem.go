@@ -75,7 +75,7 @@ func classify(err error) (problemKind, []evidence.FieldError) {
 		return problemNotFound, nil
 	case errors.Is(err, evidence.ErrConflict), errors.Is(err, auth.ErrNameTaken):
 		return problemConflict, nil
-	case errors.Is(err, evidence.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, evidence.ErrUnavailable), errors.Is(err, auth.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return problemUnavailable, nil
 	}
 	return problemInternal, nil

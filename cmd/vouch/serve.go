@@ -100,6 +100,14 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	appender := journal.NewAppender(journalStore, journal.AppenderOptions{
 		MaxBatch: cfg.JournalMaxBatch, MaxDelay: time.Duration(cfg.JournalMaxDelay), Observe: m.ObserveJournalBatch,
 	})
+	// Decisions go through a spool: while the store is unreachable they are
+	// kept, fsynced, in the data directory and sequenced when it is back.
+	spool, err := journal.OpenSpool(filepath.Join(cfg.DataDir, "journal.spool"), appender, journalStore, journal.SpoolOptions{Logger: log})
+	if err != nil {
+		appender.Close(ctx)
+		return err
+	}
+	go spool.Run(runCtx, time.Second)
 	var policyChanges *policyJournal
 	engine, err := policy.New(ctx, policy.Config{Builtin: vrego.FS, Dir: cfg.PolicyDir, Logger: log, OnChange: func() {
 		if err := policyChanges.record(context.WithoutCancel(ctx)); err != nil {
@@ -129,7 +137,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	alerts := &alerter{log: log}
 	hook, err := webhook.New(webhook.Config{
-		Policy: engine, Evidence: lookup, FreshEvidence: fresh, Journal: appender, Environments: envs,
+		Policy: engine, Evidence: lookup, FreshEvidence: fresh, Journal: spool, Environments: envs,
 		ExemptNamespaces: append([]string{cfg.Namespace}, cfg.ExemptNamespaces...),
 		Logger:           log, Observer: m, Exemptions: exemptions, Alerts: alerts,
 	})
