@@ -24,7 +24,9 @@ import (
 // If the spool cannot be written either, Append fails: the caller must
 // refuse the change (fail closed).
 type Spool struct {
-	inner   interface{ Append(context.Context, Entry) (Appended, error) }
+	inner interface {
+		Append(context.Context, Entry) (Appended, error)
+	}
 	store   BatchAppender
 	path    string
 	timeout time.Duration
