@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -227,12 +228,27 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	webhookMux := http.NewServeMux()
 	webhookMux.Handle("/validate", hook)
 	webhookMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	webhookTLS := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certSource.GetCertificate}
+	if cfg.WebhookClientCAFile != "" {
+		// mTLS: only clients with a certificate from this CA (the
+		// apiserver's) may call the webhook.
+		pool, err := loadCAPool(cfg.WebhookClientCAFile)
+		if err != nil {
+			appender.Close(ctx)
+			return err
+		}
+		webhookTLS.ClientCAs, webhookTLS.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
 	servers := []*http.Server{
 		{Addr: cfg.WebhookAddr, Handler: webhookMux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
-			TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certSource.GetCertificate},
-			ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+			TLSConfig: webhookTLS, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
 		{Addr: cfg.APIAddr, Handler: apiServer, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+	}
+	apiScheme := "http"
+	if cfg.APITLS {
+		servers[1].TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certSource.GetCertificate}
+		apiScheme = "https"
 	}
 	listeners := make([]net.Listener, len(servers))
 	for i, s := range servers {
@@ -249,14 +265,20 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	errc := make(chan error, len(servers))
 	go func() { errc <- servers[0].ServeTLS(listeners[0], "", "") }()
-	go func() { errc <- servers[1].Serve(listeners[1]) }()
+	go func() {
+		if cfg.APITLS {
+			errc <- servers[1].ServeTLS(listeners[1], "", "")
+		} else {
+			errc <- servers[1].Serve(listeners[1])
+		}
+	}()
 
 	store := "sqlite:" + filepath.Join(cfg.DataDir, "vouch.db")
 	if cfg.DatabaseURL != "" {
 		store = "postgres"
 	}
 	log.Info("vouch started", "version", version,
-		"webhook", "https://"+listeners[0].Addr().String()+"/validate", "api", "http://"+listeners[1].Addr().String(),
+		"webhook", "https://"+listeners[0].Addr().String()+"/validate", "api", apiScheme+"://"+listeners[1].Addr().String(),
 		"store", store, "policy_version", engine.Version(), "environments", strings.Join(envs.Names(), ","), "ca_file", caFile)
 
 	var serveErr error
@@ -493,4 +515,17 @@ func (a *alerter) Alert(ctx context.Context, event string, rec webhook.Record, i
 	}
 	a.mu.Unlock()
 	go a.monitor.Alert(context.WithoutCancel(ctx), drift.Notification{Environment: rec.Environment, Event: event, Summary: summary, Decision: index})
+}
+
+// loadCAPool reads PEM CA certificates.
+func loadCAPool(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("webhook_client_ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("webhook_client_ca_file: %s holds no PEM certificate", file)
+	}
+	return pool, nil
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -135,9 +136,15 @@ func (v *vouch) launch() {
 		t.Fatal(err)
 	}
 	go func() { v.done <- v.cmd.Wait() }()
+	ready := "http://" + v.api + "/readyz"
+	readyClient := http.DefaultClient
+	if slices.Contains(v.args, "--api-tls") {
+		ready = "https://" + v.api + "/readyz"
+		readyClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + v.api + "/readyz")
+		resp, err := readyClient.Get(ready)
 		if err == nil && resp.StatusCode == 200 {
 			resp.Body.Close()
 			break
