@@ -59,6 +59,9 @@ type Config struct {
 	Builtin fs.FS
 	// Dir is an optional directory of further modules, read recursively.
 	Dir string
+	// Modules are further modules given in memory, by file name (a
+	// candidate policy for replay). Names must pass CheckModuleName.
+	Modules map[string]string
 	// Logger receives reload messages; slog.Default() when nil.
 	Logger *slog.Logger
 }
@@ -198,7 +201,7 @@ func (e *Engine) Reload(ctx context.Context) (changed bool, err error) {
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
-		return false, fmt.Errorf("policy: %w", err)
+		return false, compileError(err)
 	}
 	e.current.Store(&bundle{version: version, files: files, query: pq})
 	e.stamp = stamp
@@ -260,17 +263,26 @@ func (e *Engine) readModules() ([]module, error) {
 		return nil, fmt.Errorf("policy: built-in modules: %w", err)
 	}
 	if e.cfg.Dir != "" {
-		err := walkPolicyDir(e.cfg.Dir, func(p string) error {
-			b, err := os.ReadFile(p)
-			rel, _ := filepath.Rel(e.cfg.Dir, p)
-			mods = append(mods, module{filepath.ToSlash(rel), string(b)})
-			return err
-		})
+		dirMods, err := ReadDir(e.cfg.Dir)
 		if err != nil {
-			return nil, fmt.Errorf("policy: --policy-dir: %w", err)
+			return nil, fmt.Errorf("policy: --policy-dir: %w", errors.Unwrap(err))
+		}
+		for name, src := range dirMods {
+			mods = append(mods, module{name, src})
 		}
 	}
+	for name, src := range e.cfg.Modules {
+		if err := CheckModuleName(name); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		mods = append(mods, module{name, src})
+	}
 	sort.Slice(mods, func(i, j int) bool { return mods[i].name < mods[j].name })
+	for i := 1; i < len(mods); i++ {
+		if mods[i].name == mods[i-1].name {
+			return nil, fmt.Errorf("policy: module %q is both in --policy-dir and given in memory", mods[i].name)
+		}
+	}
 	return mods, nil
 }
 

@@ -234,19 +234,19 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 		containers = addedEphemeral(w, old)
 	}
 
-	in := &policy.Input{
-		Request: policy.Request{
-			UID: rec.UID, Operation: rec.Operation, Kind: rec.Kind, Namespace: req.Namespace, Name: rec.Name,
-			User:   policy.User{Username: req.UserInfo.Username, Groups: nonNil(req.UserInfo.Groups)},
-			DryRun: req.DryRun != nil && *req.DryRun,
-		},
-		Environment: policy.InputEnvironment{Name: env.Name, Require: env.Require},
-		Workload: policy.Workload{
-			Kind: w.Kind, Name: rec.Name, Namespace: req.Namespace,
-			Labels: nonNilMap(w.Labels), Annotations: nonNilMap(w.Annotations),
-		},
-		Artifacts: make([]policy.ArtifactInput, 0, len(containers)),
-	}
+	in := recordInput(rec, env)
+	in.Request.DryRun = req.DryRun != nil && *req.DryRun
+	in.Workload.Annotations = nonNilMap(w.Annotations) // all of them; the record leaves last-applied out
+	err = h.evaluate(ctx, h.cfg.Policy, &rec, in, containers, env, at, lookup)
+	return rec, err
+}
+
+// evaluate completes a decision from its containers: it parses their
+// images into rec and in, adds the evidence lookup finds for their
+// digests, and fills rec with the outcome of p's decision as of time at.
+// Decide and Redecide share it.
+func (h *Handler) evaluate(ctx context.Context, p Decider, rec *Record, in *policy.Input, containers []Container, env policy.Environment, at time.Time, lookup EvidenceLookup) error {
+	in.Artifacts = make([]policy.ArtifactInput, 0, len(containers))
 	var invalid []string
 	var digests []string
 	for _, c := range containers {
@@ -269,7 +269,7 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 	if len(digests) > 0 {
 		found, err := lookup.Lookup(ctx, digests)
 		if err != nil {
-			return rec, fmt.Errorf("look up evidence: %w", err)
+			return fmt.Errorf("look up evidence: %w", err)
 		}
 		for i := range in.Artifacts {
 			if ev, ok := found[in.Artifacts[i].Digest]; ok && !in.Artifacts[i].Allowed {
@@ -277,11 +277,11 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 			}
 		}
 	}
-	d, err := h.cfg.Policy.Decide(ctx, in, at)
+	d, err := p.Decide(ctx, in, at)
 	rec.PolicyVersion = d.Version
 	rec.Evidence = append(rec.Evidence, in.EvidenceIDs()...)
 	if err != nil {
-		return rec, err
+		return err
 	}
 	rec.Messages = append(invalid, d.Deny...)
 	for _, m := range invalid {
@@ -290,7 +290,7 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 	rec.Violations = append(rec.Violations, d.Violations...)
 	rec.Warnings = d.Warn
 	rec.Allowed = len(rec.Messages) == 0
-	return rec, nil
+	return nil
 }
 
 // allowed reports whether an image name is on env's allow-list.
