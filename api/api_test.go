@@ -25,13 +25,17 @@ import (
 )
 
 type fixture struct {
-	t      *testing.T
-	srv    *httptest.Server
-	tokens map[string]string // name -> secret
-	auth   *auth.Service
+	t        *testing.T
+	srv      *httptest.Server
+	tokens   map[string]string // name -> secret
+	auth     *auth.Service
+	db       *sqlite.DB
+	appender *journal.Appender
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture serves the API over a real SQLite store; configure may add to
+// the server's configuration.
+func newFixture(t *testing.T, configure ...func(*fixture, *api.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "vouch.db")})
@@ -42,7 +46,7 @@ func newFixture(t *testing.T) *fixture {
 	appender := journal.NewAppender(db, journal.AppenderOptions{})
 	t.Cleanup(func() { appender.Close(ctx) })
 	tokens := auth.NewService(db, nil)
-	f := &fixture{t: t, tokens: map[string]string{}, auth: tokens}
+	f := &fixture{t: t, tokens: map[string]string{}, auth: tokens, db: db, appender: appender}
 	for name, scopes := range map[string][]auth.Scope{
 		"ci":      {auth.ScopeEvidenceWrite},
 		"rm":      {auth.ScopeApprovalsWrite},
@@ -55,10 +59,14 @@ func newFixture(t *testing.T) *fixture {
 		}
 		f.tokens[name] = secret
 	}
-	s := api.New(api.Config{
+	cfg := api.Config{
 		Evidence: evidence.NewService(appender, []string{"default", "prod"}, nil), EvidenceStore: db, Journal: db, Tokens: tokens,
 		Ready: db.Ping, MaxBodyBytes: 4096,
-	})
+	}
+	for _, c := range configure {
+		c(f, &cfg)
+	}
+	s := api.New(cfg)
 	f.srv = httptest.NewServer(s)
 	t.Cleanup(f.srv.Close)
 	return f

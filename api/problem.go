@@ -48,6 +48,7 @@ var (
 	problemTooLarge     = problemKind{"too-large", "The request body is too large", http.StatusRequestEntityTooLarge}
 	problemMediaType    = problemKind{"unsupported-media-type", "Send the body as application/json", http.StatusUnsupportedMediaType}
 	problemUnavailable  = problemKind{"unavailable", "Vouch cannot complete the request now; retry later", http.StatusServiceUnavailable}
+	problemBusy         = problemKind{"busy", "Vouch is busy with the same kind of work; retry when it is done", http.StatusTooManyRequests}
 	problemInternal     = problemKind{"internal", "Internal error", http.StatusInternalServerError}
 )
 

@@ -15,12 +15,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/policy"
 	"github.com/vouch-dev/vouch/webhook"
 )
 
@@ -58,6 +63,23 @@ type Replayer struct {
 	Current Policy
 	// Workers evaluate decisions in parallel; runtime.GOMAXPROCS(0) when 0.
 	Workers int
+	// Builtin holds the built-in modules candidates are compiled with
+	// (rego.FS).
+	Builtin fs.FS
+	// Environments are the configured environments' names; when set,
+	// Options.Environment must be one of them.
+	Environments []string
+}
+
+// Candidate compiles a candidate policy: the built-in modules and modules
+// (file name to source), as a --policy-dir holding modules would give. A
+// module that does not compile is a *policy.CompileError naming its file
+// and line.
+func (r *Replayer) Candidate(ctx context.Context, modules map[string]string) (Policy, error) {
+	if r.Builtin == nil {
+		return nil, errors.New("replay: no built-in modules")
+	}
+	return policy.New(ctx, policy.Config{Builtin: r.Builtin, Modules: modules, Logger: slog.New(slog.DiscardHandler)})
 }
 
 // Limits and defaults of Options.
@@ -120,6 +142,9 @@ type job struct {
 func (r *Replayer) Replay(ctx context.Context, candidate Policy, opts Options) (Report, error) {
 	if opts.Limit > MaxLimit {
 		return Report{}, ErrLimit
+	}
+	if opts.Environment != "" && r.Environments != nil && !slices.Contains(r.Environments, opts.Environment) {
+		return Report{}, fmt.Errorf("%w %q (configured: %s)", webhook.ErrUnknownEnvironment, opts.Environment, strings.Join(r.Environments, ", "))
 	}
 	if opts.Limit <= 0 {
 		opts.Limit = DefaultLimit
