@@ -31,6 +31,9 @@ Usage:
                                        would it be admitted now? each requirement, met or missing
   vouch review -f MANIFEST [--environment ENV]
                                        every workload of a manifest, decided as the webhook would
+  vouch policy replay --policy-dir DIR [--since 7d] [--environment ENV]
+                                       impact before rollout: the journaled admissions a candidate
+                                       policy would decide differently, by rule and workload
   vouch version
 
 Run "vouch <command> --help" for a command's flags.
@@ -79,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = assertCommand(ctx, args[1:], stdout, stderr)
 	case "review":
 		err = reviewCommand(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "policy":
+		err = policyCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vouch", version)
 	case "help", "-h", "--help":

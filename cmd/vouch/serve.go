@@ -35,6 +35,7 @@ import (
 	"github.com/vouch-dev/vouch/policy"
 	"github.com/vouch-dev/vouch/postgres"
 	vrego "github.com/vouch-dev/vouch/rego"
+	"github.com/vouch-dev/vouch/replay"
 	"github.com/vouch-dev/vouch/sqlite"
 	"github.com/vouch-dev/vouch/webhook"
 )
@@ -118,8 +119,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	evidenceService := evidence.NewService(appender, envs.Names(), nil)
 	evidenceService.RequireSignature = trusted.SignatureRequired
+	// Replays read the store, not the cache: old digests would evict the
+	// evidence admissions need.
+	replayer := &replay.Replayer{Journal: st, Evidence: st, Webhook: hook, Current: engine, Builtin: vrego.FS, Environments: envs.Names()}
 	apiServer := api.New(api.Config{
-		Drift: driftService, Reviewer: hook,
+		Drift: driftService, Reviewer: hook, Replayer: replayer,
 		Evidence: evidenceService, Trust: trusted, EvidenceStore: st, Journal: st, Tokens: tokens,
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {

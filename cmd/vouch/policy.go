@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vouch-dev/vouch/api"
+	"github.com/vouch-dev/vouch/policy"
+	"github.com/vouch-dev/vouch/replay"
+)
+
+const policyHelp = `Usage:
+  vouch policy replay --policy-dir DIR [--since 7d] [--until TIME] [--environment ENV]
+                      [--limit N] [--fail-on-flips] [-o table|json]
+
+Impact before rollout: decides the journaled admissions again with a
+candidate policy — the built-in policy and the modules of DIR, as
+"vouch serve --policy-dir DIR" would load them — with the evidence as it
+was at each decision and Rego's clock at the decision's time, and reports
+the decisions that would flip (admit→deny, deny→admit), by rule and by
+workload. DIR is read here and its modules sent to the server, which
+replays (POST /api/v1/policy/replay). Progress goes to stderr.
+
+TIME is RFC 3339 (2026-11-20T10:00:00Z) or a duration back from now (24h, 7d).
+Exit status: 0, also with flips; 1 with --fail-on-flips when a decision
+that was admitted would be denied, or on an error; 2 usage error.
+Token scope: audit:read.
+
+Examples:
+  vouch policy replay --policy-dir policies/ --since 7d --environment prod
+  vouch policy replay --policy-dir policies/ --since 30d -o json > impact.json
+`
+
+func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		return errHelp{policyHelp}
+	}
+	switch args[0] {
+	case "replay":
+		return policyReplay(ctx, args[1:], stdout, stderr)
+	}
+	return usageError{fmt.Sprintf("unknown policy command %q\n\n%s", args[0], policyHelp)}
+}
+
+func policyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSetHelp("vouch policy replay", stderr, policyHelp)
+	var cf clientFlags
+	cf.register(fs)
+	dir := fs.String("policy-dir", "", "the candidate's Rego modules (required; an empty directory replays the built-in policy alone)")
+	since := fs.String("since", "7d", "first decision time: RFC 3339 or a duration back from now")
+	until := fs.String("until", "", "end of the decision times (default now)")
+	env := fs.String("environment", os.Getenv("VOUCH_ENVIRONMENT"), "only this environment's decisions (default all)")
+	limit := fs.Int("limit", replay.DefaultLimit, fmt.Sprintf("most decisions to replay (at most %d)", replay.MaxLimit))
+	failOnFlips := fs.Bool("fail-on-flips", false, "exit 1 when a decision that was admitted would be denied")
+	if err := parseFlagsHelp(fs, args, policyHelp); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() > 0 {
+		return usageError{"policy replay needs --policy-dir DIR (and no other arguments)"}
+	}
+	if *limit < 1 || *limit > replay.MaxLimit {
+		return usageError{fmt.Sprintf("--limit %d: want 1 to %d", *limit, replay.MaxLimit)}
+	}
+	modules, err := policy.ReadDir(*dir)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	req := api.ReplayRequest{Modules: modules, Since: *since, Until: *until, Environment: *env, Limit: *limit}
+	var rep *replay.Report
+	err = c.Lines(ctx, "/api/v1/policy/replay", req, func(line []byte) error {
+		var msg struct {
+			Progress *replay.Progress `json:"progress"`
+			Report   *replay.Report   `json:"report"`
+			Error    *struct {
+				Title, Detail string
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(line, &msg); err != nil {
+			return fmt.Errorf("replay answer: %w", err)
+		}
+		switch {
+		case msg.Progress != nil:
+			p := msg.Progress
+			fmt.Fprintf(stderr, "replaying: %d decisions so far (journal index %d of %d to %d)\n", p.Decisions, p.Index, p.From, p.To)
+		case msg.Report != nil:
+			rep = msg.Report
+		case msg.Error != nil:
+			return fmt.Errorf("replay failed: %s: %s", msg.Error.Title, msg.Error.Detail)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if rep == nil {
+		return errors.New("replay: the server's answer ended without a report")
+	}
+	if cf.output == "json" {
+		err = writeJSON(stdout, rep)
+	} else {
+		printReplay(stdout, *rep)
+	}
+	if err == nil && *failOnFlips && rep.Totals.AdmitToDeny > 0 {
+		fmt.Fprintf(stderr, "vouch: %d admitted decisions would be denied by the candidate policy\n", rep.Totals.AdmitToDeny)
+		return errDenied
+	}
+	return err
+}
+
+var changeLabel = map[string]string{replay.AdmitToDeny: "admit→deny", replay.DenyToAdmit: "deny→admit"}
+
+// printReplay prints a replay report for people.
+func printReplay(w io.Writer, rep replay.Report) {
+	t := rep.Totals
+	envs := "all environments"
+	if rep.Environment != "" {
+		envs = rep.Environment
+	}
+	fmt.Fprintf(w, "Replayed %d of %d admission decisions in %s, %s to %s, with policy %s (in use: %s).\n\n",
+		t.Replayed, t.Decisions, envs, rep.Since.Format(time.RFC3339), rep.Until.Format(time.RFC3339), short(rep.PolicyVersion), short(rep.CurrentPolicyVersion))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  unchanged\t%d\t", t.Unchanged)
+	if t.ReasonsChanged > 0 {
+		fmt.Fprintf(tw, "(%d still denied, for other reasons)", t.ReasonsChanged)
+	}
+	fmt.Fprintf(tw, "\n  admit→deny\t%d\t\n  deny→admit\t%d\t", t.AdmitToDeny, t.DenyToAdmit)
+	if t.AlreadyFlipped > 0 {
+		fmt.Fprintf(tw, "(%d of the flips the policy in use makes too: not the candidate's doing)", t.AlreadyFlipped)
+	}
+	fmt.Fprintf(tw, "\n  skipped\t%d\t\n", t.Skipped)
+	for _, s := range rep.Skips {
+		fmt.Fprintf(tw, "  \t%d\t%s\n", s.Count, s.Reason)
+	}
+	tw.Flush()
+	if rep.Truncated {
+		fmt.Fprintf(w, "\nOnly the first %d decisions were replayed (--limit); continue with --since %s.\n", t.Decisions, rep.ResumeSince.Format(time.RFC3339Nano))
+	}
+	if len(rep.Rules) == 0 {
+		fmt.Fprintln(w, "\nNo decision would flip.")
+		return
+	}
+	fmt.Fprintln(w, "\nBy rule:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHANGE\tRULE\tREQUIREMENT\tDECISIONS")
+	for _, g := range rep.Rules {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", changeLabel[g.Change], g.Rule, g.Requirement, g.Decisions)
+	}
+	tw.Flush()
+	for _, g := range rep.Rules {
+		fmt.Fprintf(w, "\n%s %s, e.g.:\n", changeLabel[g.Change], g.Rule)
+		for _, ex := range g.Examples {
+			printExample(w, ex)
+		}
+	}
+	fmt.Fprintln(w, "\nBy workload:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENVIRONMENT\tNAMESPACE\tWORKLOAD\tADMIT→DENY\tDENY→ADMIT")
+	for _, g := range rep.Workloads {
+		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%d\t%d\n", g.Environment, g.Namespace, g.Kind, g.Name, g.AdmitToDeny, g.DenyToAdmit)
+	}
+	tw.Flush()
+	if rep.WorkloadsOmitted > 0 {
+		fmt.Fprintf(w, "… and %d more workloads (-o json lists the first %d).\n", rep.WorkloadsOmitted, len(rep.Workloads))
+	}
+}
+
+func printExample(w io.Writer, ex replay.Example) {
+	note := ""
+	if ex.AlreadyFlipped {
+		note = " (the policy in use decides so too)"
+	}
+	fmt.Fprintf(w, "  journal %d, %s, %s %s/%s by %s (uid %s)%s\n", ex.Index, ex.Time.Format(time.RFC3339), ex.Kind, ex.Namespace, ex.Name, ex.User, ex.UID, note)
+	outcome(w, "was", ex.Before)
+	outcome(w, "now", ex.After)
+}
+
+// outcome prints a decision's messages, or that it admitted.
+func outcome(w io.Writer, when string, messages []string) {
+	if len(messages) == 0 {
+		fmt.Fprintf(w, "      %s admitted\n", when)
+	}
+	for _, m := range messages {
+		fmt.Fprintf(w, "      %s denied: %s\n", when, m)
+	}
+}
