@@ -93,6 +93,8 @@ func (s *Server) fail(c *gin.Context, err error) {
 	case problemUnavailable:
 		s.log.Warn("request not completed", "method", c.Request.Method, "path", c.FullPath(), "error", err)
 		c.Header("Retry-After", "1")
+	case problemBusy:
+		c.Header("Retry-After", "10")
 	case problemUnauthorized:
 		c.Header("WWW-Authenticate", `Bearer realm="vouch"`)
 	}
