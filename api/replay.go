@@ -149,18 +149,17 @@ func (r ReplayRequest) options(now time.Time) (replay.Options, error) {
 	return opts, nil
 }
 
-// sinceUntil reads an RFC 3339 time or a duration back from now.
+// sinceUntil reads an RFC 3339 time or a duration back from now, def
+// when empty.
 func sinceUntil(v string, def, now time.Time) (time.Time, error) {
 	if v == "" {
 		return def, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
+	t, ok := parseTimeOrAgo(v, now)
+	if !ok {
+		return time.Time{}, fmt.Errorf("%s, got %q", timeOrAgo, v)
 	}
-	if d, err := parseAgo(v); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, fmt.Errorf("must be an RFC 3339 time (2026-11-20T10:00:00Z) or a duration back from now (24h, 7d), got %q", v)
+	return t, nil
 }
 
 // replayError turns what a replay refuses into field errors of the

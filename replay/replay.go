@@ -131,9 +131,10 @@ var ErrLimit = fmt.Errorf("limit: at most %d decisions per replay", MaxLimit)
 
 // job is one decision to replay.
 type job struct {
-	entry journal.Entry
-	rec   webhook.Record
-	found map[string]evidence.Evidence // the evidence of its page's digests
+	entry       journal.Entry
+	rec         webhook.Record
+	undecodable bool                         // the entry's body is not a decision record
+	found       map[string]evidence.Evidence // the evidence of its page's digests
 }
 
 // Replay decides the selected decisions again with candidate and reports
@@ -258,9 +259,7 @@ func (r *Replayer) read(ctx context.Context, from, to uint64, opts Options, rep 
 			}
 			left--
 			j := job{entry: e}
-			if err := json.Unmarshal(e.Body, &j.rec); err != nil {
-				j.rec.Error = errUndecodable // skipped, see replayOne
-			}
+			j.undecodable = json.Unmarshal(e.Body, &j.rec) != nil
 			for _, img := range j.rec.Images {
 				if img.Digest != "" && !seen[img.Digest] {
 					seen[img.Digest] = true
@@ -306,9 +305,6 @@ func (r *Replayer) lookup(ctx context.Context, digests []string) (map[string]evi
 	return found, nil
 }
 
-// errUndecodable marks a journal entry whose body is not a decision record.
-const errUndecodable = "\x00undecodable"
-
 // Skip reasons.
 const (
 	SkipErrored      = "Vouch could not decide at the time (the decision records an error)"
@@ -331,7 +327,7 @@ type outcome struct {
 func (r *Replayer) replayOne(ctx context.Context, candidate Policy, j job) outcome {
 	o := outcome{index: j.entry.Index, time: j.entry.Time, rec: j.rec}
 	switch {
-	case j.rec.Error == errUndecodable:
+	case j.undecodable:
 		o.skip = SkipUndecodable
 		return o
 	case j.rec.Error != "":
