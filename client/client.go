@@ -104,19 +104,11 @@ func (c *Client) Stream(ctx context.Context, path string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	hc := *c.HTTP
-	hc.Timeout = 0 // an export of a large journal takes as long as it takes
-	resp, err := hc.Do(req)
+	resp, err := c.doLong(req) // an export of a large journal takes as long as it takes
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", c.Server+path, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		return problem(resp)
-	}
 	_, err = io.Copy(w, resp.Body)
 	return err
 }
@@ -135,19 +127,11 @@ func (c *Client) Lines(ctx context.Context, path string, body any, fn func(line 
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/x-ndjson")
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	hc := *c.HTTP
-	hc.Timeout = 0
-	resp, err := hc.Do(req)
+	resp, err := c.doLong(req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w", c.Server+path, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		return problem(resp)
-	}
 	r := bufio.NewReader(resp.Body)
 	for {
 		line, err := r.ReadBytes('\n')
@@ -163,6 +147,25 @@ func (c *Client) Lines(ctx context.Context, path string, body any, fn func(line 
 			return fmt.Errorf("POST %s: %w", c.Server+path, err)
 		}
 	}
+}
+
+// doLong sends req with the token and no timeout but its context's, for
+// answers that take as long as the work. An error status is a *Problem.
+func (c *Client) doLong(req *http.Request) (*http.Response, error) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := *c.HTTP
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		return nil, problem(resp)
+	}
+	return resp, nil
 }
 
 // problem reads an error answer as a *Problem.
