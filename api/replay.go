@@ -57,7 +57,7 @@ func (s *Server) replay(c *gin.Context) {
 		return
 	}
 	now := time.Now()
-	opts, err := r.options(now)
+	opts, err := r.Options(now)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -113,8 +113,10 @@ func (s *Server) replay(c *gin.Context) {
 	}
 }
 
-// options checks the request and turns it into replay options.
-func (r ReplayRequest) options(now time.Time) (replay.Options, error) {
+// Options checks the request and turns it into replay options, with now
+// as the time durations go back from. Problems are a
+// *evidence.ValidationError naming each field.
+func (r ReplayRequest) Options(now time.Time) (replay.Options, error) {
 	var fields []evidence.FieldError
 	if r.Modules == nil {
 		fields = append(fields, evidence.FieldError{Field: "modules", Detail: "is required: the candidate's Rego modules by file name ({} for the built-in policy alone)"})

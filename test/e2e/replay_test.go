@@ -85,6 +85,21 @@ deny contains {"msg": sprintf("%s %s: add a \"team\" label", [input.workload.kin
 				t.Errorf("workloads = %+v, want prod/web", rep.Workloads)
 			}
 
+			// The same without the server: the store read directly.
+			localOut, errOut, code := v.exec("policy", "replay", "--policy-dir", dir, "--since", "1h", "-o", "json", "--local",
+				"--config", filepath.Join(v.dataDir, "vouch.yaml"), "--database-url", url)
+			if code != 0 {
+				t.Fatalf("policy replay --local: exit %d\n%s", code, errOut)
+			}
+			localRep := rep
+			localRep.Totals, localRep.Rules, localRep.Workloads = nil, nil, nil
+			if err := json.Unmarshal([]byte(localOut), &localRep); err != nil {
+				t.Fatalf("policy replay --local -o json: %v\n%s", err, localOut)
+			}
+			if got, want := fmt.Sprintf("%+v", localRep), fmt.Sprintf("%+v", rep); got != want {
+				t.Errorf("policy replay --local = %s\nwant what the server answered: %s", got, want)
+			}
+
 			// The table, and --fail-on-flips.
 			table, stderr, code := v.exec("policy", "replay", "--policy-dir", dir, "--since", "1h", "--environment", "prod", "--fail-on-flips", "--token", auditor)
 			if code != 1 || !strings.Contains(stderr, "1 admitted decisions would be denied") {
