@@ -50,6 +50,11 @@ type Violation struct {
 	Requirement string `json:"requirement,omitempty"`
 }
 
+// RestrictedBuiltins are the built-in functions a Restricted engine
+// refuses: they reach the network, or show the server's configuration and
+// environment variables.
+var RestrictedBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime"}
+
 // Allowed reports whether the decision admits the change.
 func (d Decision) Allowed() bool { return len(d.Deny) == 0 }
 
@@ -62,6 +67,11 @@ type Config struct {
 	// Modules are further modules given in memory, by file name (a
 	// candidate policy for replay). Names must pass CheckModuleName.
 	Modules map[string]string
+	// Restricted refuses modules that call the built-in functions
+	// reaching outside the evaluation (RestrictedBuiltins): for modules
+	// from people who may not run code on the server, such as replay
+	// candidates sent over the API.
+	Restricted bool
 	// Logger receives reload messages; slog.Default() when nil.
 	Logger *slog.Logger
 }
@@ -194,6 +204,13 @@ func (e *Engine) Reload(ctx context.Context) (changed bool, err error) {
 		return false, nil
 	}
 	opts := []func(*rego.Rego){rego.Query(Query), rego.SetRegoVersion(ast.RegoV1)}
+	if e.cfg.Restricted {
+		unsafe := map[string]struct{}{}
+		for _, b := range RestrictedBuiltins {
+			unsafe[b] = struct{}{}
+		}
+		opts = append(opts, rego.UnsafeBuiltins(unsafe))
+	}
 	files := make([]string, 0, len(mods))
 	for _, m := range mods {
 		opts = append(opts, rego.Module(m.name, m.src))

@@ -49,10 +49,14 @@ func TestCompileErrorNamesFileAndLine(t *testing.T) {
 			[]policy.CompileProblem{{File: "team.rego", Line: 5, Message: "rego_parse_error: unexpected } token"}}},
 		{"type error", "package vouch.admission\n\ndeny contains x if {\n  x := undefined_fn(1)\n}\n",
 			[]policy.CompileProblem{{File: "team.rego", Line: 4, Message: "rego_type_error: undefined function undefined_fn"}}},
+		{"restricted built-in", "package vouch.admission\n\ndeny contains x if {\n  x := http.send({\"method\": \"GET\", \"url\": \"http://169.254.169.254/\"}).body\n}\n",
+			[]policy.CompileProblem{{File: "team.rego", Line: 4, Message: "rego_type_error: unsafe built-in function calls in expression: http.send"}}},
+		{"another", "package vouch.admission\n\ndeny contains x if {\n  x := opa.runtime().env.VOUCH_ADMIN_TOKEN\n}\n",
+			[]policy.CompileProblem{{File: "team.rego", Line: 4, Message: "rego_type_error: unsafe built-in function calls in expression: opa.runtime"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := policy.New(context.Background(), policy.Config{Builtin: vrego.FS, Modules: map[string]string{"team.rego": tt.src}})
+			_, err := policy.New(context.Background(), policy.Config{Builtin: vrego.FS, Modules: map[string]string{"team.rego": tt.src}, Restricted: true})
 			var cerr *policy.CompileError
 			if !errors.As(err, &cerr) {
 				t.Fatalf("policy.New = %v, want a *CompileError", err)

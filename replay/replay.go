@@ -72,14 +72,16 @@ type Replayer struct {
 }
 
 // Candidate compiles a candidate policy: the built-in modules and modules
-// (file name to source), as a --policy-dir holding modules would give. A
-// module that does not compile is a *policy.CompileError naming its file
-// and line.
+// (file name to source), as a --policy-dir holding modules would give,
+// except that the modules may not call policy.RestrictedBuiltins (whoever
+// may replay may not make the server send requests or show its
+// environment). A module that does not compile is a *policy.CompileError
+// naming its file and line.
 func (r *Replayer) Candidate(ctx context.Context, modules map[string]string) (Policy, error) {
 	if r.Builtin == nil {
 		return nil, errors.New("replay: no built-in modules")
 	}
-	return policy.New(ctx, policy.Config{Builtin: r.Builtin, Modules: modules, Logger: slog.New(slog.DiscardHandler)})
+	return policy.New(ctx, policy.Config{Builtin: r.Builtin, Modules: modules, Restricted: true, Logger: slog.New(slog.DiscardHandler)})
 }
 
 // Limits and defaults of Options.
