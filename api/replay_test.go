@@ -129,6 +129,8 @@ func TestReplayRefusals(t *testing.T) {
 			map[string]string{"modules[rules/team.rego]": "line 4: rego_parse_error: unexpected eof token"}},
 		{"Rego that does not compile", "auditor", replayBody(map[string]string{"team.rego": "package vouch.admission\n\ndeny contains x if {\n\tx := nope(1)\n}\n"}, ""), 422,
 			map[string]string{"modules[team.rego]": "line 4: rego_type_error: undefined function nope"}},
+		{"a built-in reaching out", "auditor", replayBody(map[string]string{"team.rego": "package vouch.admission\n\ndeny contains x if {\n\tx := opa.runtime().env.VOUCH_ADMIN_TOKEN\n}\n"}, ""), 422,
+			map[string]string{"modules[team.rego]": "line 4: rego_type_error: unsafe built-in function calls in expression: opa.runtime"}},
 		{"bad since", "auditor", replayBody(map[string]string{}, `,"since":"last week"`), 422, map[string]string{"since": `got "last week"`}},
 		{"since after until", "auditor", replayBody(map[string]string{}, `,"since":"1h","until":"2h"`), 422, map[string]string{"since": "must be before until"}},
 		{"unknown environment", "auditor", replayBody(map[string]string{}, `,"environment":"staging"`), 422, map[string]string{"environment": `unknown environment "staging" (configured: default, prod)`}},
