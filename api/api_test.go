@@ -19,18 +19,19 @@ import (
 
 	"github.com/vouch-dev/vouch/api"
 	"github.com/vouch-dev/vouch/auth"
+	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/sqlite"
 )
 
 type fixture struct {
-	t        *testing.T
-	srv      *httptest.Server
-	tokens   map[string]string // name -> secret
-	auth     *auth.Service
-	db       *sqlite.DB
-	appender *journal.Appender
+	t       *testing.T
+	srv     *httptest.Server
+	tokens  map[string]string // name -> secret
+	auth    *auth.Service
+	db      *sqlite.DB
+	journal *journal.Appender
 }
 
 // newFixture serves the API over a real SQLite store; configure may add to
@@ -46,7 +47,7 @@ func newFixture(t *testing.T, configure ...func(*fixture, *api.Config)) *fixture
 	appender := journal.NewAppender(db, journal.AppenderOptions{})
 	t.Cleanup(func() { appender.Close(ctx) })
 	tokens := auth.NewService(db, nil)
-	f := &fixture{t: t, tokens: map[string]string{}, auth: tokens, db: db, appender: appender}
+	f := &fixture{t: t, tokens: map[string]string{}, auth: tokens, db: db, journal: appender}
 	for name, scopes := range map[string][]auth.Scope{
 		"ci":      {auth.ScopeEvidenceWrite},
 		"rm":      {auth.ScopeApprovalsWrite},
@@ -60,8 +61,9 @@ func newFixture(t *testing.T, configure ...func(*fixture, *api.Config)) *fixture
 		f.tokens[name] = secret
 	}
 	cfg := api.Config{
-		Evidence: evidence.NewService(appender, []string{"default", "prod"}, nil), EvidenceStore: db, Journal: db, Tokens: tokens,
-		Ready: db.Ping, MaxBodyBytes: 4096,
+		Evidence: evidence.NewService(appender, []string{"default", "prod"}, nil, evidence.WithBlobs(db)), EvidenceStore: db, Journal: db, Tokens: tokens,
+		Blobs: db, Drift: &drift.Service{Store: db, Recorder: &drift.Recorder{Journal: appender, Store: db}, Environments: []string{"default", "prod"}},
+		Ready: db.Ping, MaxBodyBytes: 4096, MaxBlobBytes: 8192,
 	}
 	for _, c := range configure {
 		c(f, &cfg)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,13 @@ func (s *Server) require(scopes ...auth.Scope) gin.HandlerFunc {
 			return
 		}
 		c.Set(tokenKey, t)
+		if s.cfg.RateLimit != nil {
+			if ok, retry := s.cfg.RateLimit.Allow(c.Request.Context(), t.ID); !ok {
+				c.Header("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+				s.fail(c, fmt.Errorf("%w: token %q made more than %d requests this minute", errRateLimited, t.Name, s.cfg.RateLimitPerMinute))
+				return
+			}
+		}
 		if !slices.ContainsFunc(scopes, t.Allows) {
 			s.fail(c, fmt.Errorf("%w: token %q has scopes %v; this endpoint needs %s", errForbidden, t.Name, t.Scopes, scopeList(scopes)))
 			return

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -74,7 +75,17 @@ func (s *Server) postEnvelope(c *gin.Context) {
 		invalid("signatures", fmt.Errorf("attestations %q must be signed by a trusted key: %s", name, v.Problem))
 		return
 	}
-	recs, err := trust.Reports(st, name, "", v)
+	// The envelope itself is kept, so that anyone can verify it again.
+	blob := ""
+	if s.cfg.Blobs != nil {
+		b := evidence.NewBlob(body, "application/vnd.dsse.envelope.v1+json", caller(c), time.Now())
+		if _, err := s.cfg.Blobs.PutBlob(c.Request.Context(), b); err != nil {
+			s.fail(c, fmt.Errorf("store the envelope: %w: %w", evidence.ErrUnavailable, err))
+			return
+		}
+		blob = b.Digest
+	}
+	recs, err := trust.Reports(st, name, blob, v)
 	if err != nil {
 		invalid("payload", err)
 		return

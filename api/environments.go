@@ -20,6 +20,7 @@ type DriftService interface {
 	Compliance(ctx context.Context, env string) (drift.Report, error)
 	Summaries(ctx context.Context) ([]drift.Summary, error)
 	Report(ctx context.Context, env, reporter string, workloads []drift.Workload) (drift.Result, error)
+	Sightings(ctx context.Context, digests []string) (map[string][]drift.Sighting, error)
 }
 
 // timeParam reads an RFC 3339 time, or a duration back from now ("7d",

@@ -48,6 +48,7 @@ var (
 	problemTooLarge     = problemKind{"too-large", "The request body is too large", http.StatusRequestEntityTooLarge}
 	problemMediaType    = problemKind{"unsupported-media-type", "Send the body as application/json", http.StatusUnsupportedMediaType}
 	problemUnavailable  = problemKind{"unavailable", "Vouch cannot complete the request now; retry later", http.StatusServiceUnavailable}
+	problemRateLimited  = problemKind{"rate-limited", "Too many requests with this token; retry after the time given", http.StatusTooManyRequests}
 	problemBusy         = problemKind{"busy", "Vouch is busy with the same kind of work; retry when it is done", http.StatusTooManyRequests}
 	problemInternal     = problemKind{"internal", "Internal error", http.StatusInternalServerError}
 )
@@ -69,6 +70,8 @@ func classify(err error) (problemKind, []evidence.FieldError) {
 		return problemUnauthorized, nil
 	case errors.Is(err, errForbidden):
 		return problemForbidden, nil
+	case errors.Is(err, errRateLimited):
+		return problemRateLimited, nil
 	case errors.Is(err, evidence.ErrNotFound), errors.Is(err, auth.ErrNotFound), errors.Is(err, errNotFound), errors.Is(err, journal.ErrNotFound):
 		return problemNotFound, nil
 	case errors.Is(err, evidence.ErrConflict), errors.Is(err, auth.ErrNameTaken):
@@ -79,7 +82,10 @@ func classify(err error) (problemKind, []evidence.FieldError) {
 	return problemInternal, nil
 }
 
-var errForbidden = errors.New("forbidden")
+var (
+	errForbidden   = errors.New("forbidden")
+	errRateLimited = errors.New("rate limited")
+)
 
 // fail writes err as problem+json. Internal errors are logged, and their
 // text is not shown to the client.

@@ -34,11 +34,11 @@ func replayFixture(t *testing.T, wrap func(api.Replayer) api.Replayer) *fixture 
 		if err != nil {
 			t.Fatal(err)
 		}
-		hook, err := webhook.New(webhook.Config{Policy: engine, Evidence: f.db, Journal: f.appender, Environments: envs, Logger: slog.New(slog.DiscardHandler)})
+		hook, err := webhook.New(webhook.Config{Policy: engine, Evidence: f.db, Journal: f.journal, Environments: envs, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := evidence.NewService(f.appender, nil, nil).ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "registry.example.com/app", Digest: digest(1)}); err != nil {
+		if _, _, err := evidence.NewService(f.journal, nil, nil).ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "registry.example.com/app", Digest: digest(1)}); err != nil {
 			t.Fatal(err)
 		}
 		for i, labels := range []string{`{"team":"shop"}`, `{}`} {

@@ -15,6 +15,7 @@ import (
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/trust"
 	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/ratelimit"
 )
 
 // EvidenceService accepts evidence reports.
@@ -33,8 +34,12 @@ type Observer interface {
 type Config struct {
 	Evidence      EvidenceService
 	EvidenceStore evidence.Store
-	Journal       journal.Store
-	Tokens        *auth.Service
+	// Blobs serves /blobs; nil leaves those endpoints out.
+	Blobs evidence.BlobStore
+	// MaxBlobBytes limits blob uploads; evidence.DefaultMaxBlobSize when 0.
+	MaxBlobBytes int64
+	Journal      journal.Store
+	Tokens       *auth.Service
 	// Drift serves /environments; nil leaves those endpoints out.
 	Drift DriftService
 	// Reviewer serves /assert and /review; nil leaves them out.
@@ -44,6 +49,12 @@ type Config struct {
 	// Trust verifies signed attestations (POST /envelopes); nil trusts
 	// no key.
 	Trust *trust.Trust
+	// RateLimit, when set, limits the requests of each token (to
+	// RateLimitPerMinute, for messages).
+	RateLimit          ratelimit.Limiter
+	RateLimitPerMinute int
+	// Exemptions serves /exemptions; nil leaves them out.
+	Exemptions ExemptionService
 	// Ready reports whether Vouch can serve (store reachable, policy loaded).
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics when set.
@@ -69,6 +80,9 @@ type Server struct {
 func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxBlobBytes <= 0 {
+		cfg.MaxBlobBytes = evidence.DefaultMaxBlobSize
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -100,6 +114,12 @@ func New(cfg Config) *Server {
 	v1.POST("/approvals", s.require(auth.ScopeApprovalsWrite), s.postApproval)
 	v1.GET("/artifacts", s.require(auth.ScopeAuditRead), s.listArtifacts)
 	v1.GET("/artifacts/:digest", s.require(auth.ScopeAuditRead), s.getArtifact)
+	v1.GET("/approvals", s.require(auth.ScopeAuditRead), s.listApprovals)
+	v1.GET("/search", s.require(auth.ScopeAuditRead), s.search)
+	if cfg.Blobs != nil {
+		v1.POST("/blobs", s.require(auth.ScopeEvidenceWrite), s.postBlob)
+		v1.GET("/blobs/:digest", s.require(auth.ScopeAuditRead), s.getBlob)
+	}
 	v1.GET("/journal/entries", s.require(auth.ScopeAuditRead), s.journalEntries)
 	v1.GET("/journal/checkpoint", s.require(auth.ScopeAuditRead), s.getCheckpoint)
 	v1.GET("/journal/proof/inclusion", s.require(auth.ScopeAuditRead), s.inclusionProof)
@@ -112,6 +132,11 @@ func New(cfg Config) *Server {
 		v1.GET("/environments/:env/events", s.require(auth.ScopeAuditRead), s.environmentEvents)
 		v1.GET("/environments/:env/compliance", s.require(auth.ScopeAuditRead), s.environmentCompliance)
 		v1.PUT("/environments/:env/snapshot", s.require(auth.ScopeSnapshotsWrite), s.putSnapshot)
+	}
+	if cfg.Exemptions != nil {
+		v1.POST("/exemptions", s.require(auth.ScopeApprovalsWrite), s.createExemption)
+		v1.GET("/exemptions", s.require(auth.ScopeAuditRead, auth.ScopeApprovalsWrite), s.listExemptions)
+		v1.DELETE("/exemptions/:id", s.require(auth.ScopeApprovalsWrite), s.revokeExemption)
 	}
 	if cfg.Reviewer != nil {
 		// Pipelines assert with their evidence token; auditors may ask too.

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,23 +51,40 @@ func (p *Problem) Error() string {
 	return b.String()
 }
 
+// ErrUnreachable means the server could not be reached: nothing was
+// sent, or no answer came.
+var ErrUnreachable = errors.New("server unreachable")
+
 // Do sends a request with an optional JSON body and decodes a JSON answer
 // into out (when not nil). It returns the HTTP status.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) (int, error) {
+	if body == nil {
+		return c.send(ctx, method, path, "", nil, out)
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, err
+	}
+	return c.send(ctx, method, path, "application/json", b, out)
+}
+
+// Upload POSTs content as it is, with its media type, and decodes the JSON
+// answer into out (when not nil). It returns the HTTP status.
+func (c *Client) Upload(ctx context.Context, path, mediaType string, content []byte, out any) (int, error) {
+	return c.send(ctx, http.MethodPost, path, mediaType, content, out)
+}
+
+func (c *Client) send(ctx context.Context, method, path, contentType string, body []byte, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, err
-		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, rd)
 	if err != nil {
 		return 0, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.Token != "" {
@@ -74,7 +92,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, c.Server+path, err)
+		return 0, fmt.Errorf("%w: %w", ErrUnreachable, err) // err names the method and URL
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -159,7 +177,7 @@ func (c *Client) doLong(req *http.Request) (*http.Response, error) {
 	hc.Timeout = 0
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err) // err names the method and URL
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()

@@ -21,9 +21,13 @@ const (
 
 // Notification tells people that an environment's compliance changed.
 type Notification struct {
-	Environment    string           `json:"environment"`
-	Time           time.Time        `json:"time"`
-	Event          string           `json:"event"` // compliance-changed
+	Environment string    `json:"environment"`
+	Time        time.Time `json:"time"`
+	Event       string    `json:"event"` // compliance-changed, break-glass, exemption-used
+	// Summary says what happened, for events other than compliance-changed.
+	Summary string `json:"summary,omitempty"`
+	// Decision is the journal index of the admission an alert is about.
+	Decision       uint64           `json:"decision,omitempty"`
 	Counts         map[string]int   `json:"counts"`
 	Previous       map[string]int   `json:"previous,omitempty"`
 	NewProblems    []ArtifactStatus `json:"new_problems,omitempty"` // artifacts that became undocumented, unknown, non-compliant or failed
@@ -136,6 +140,16 @@ func newProblems(prev, cur Report) []ArtifactStatus {
 	return out
 }
 
+// Alert journals and sends a notification about an event other than a
+// compliance change (a break-glass admission, an exemption used). Any
+// replica may alert, not only the leader.
+func (m *Monitor) Alert(ctx context.Context, n Notification) {
+	if n.Time.IsZero() {
+		n.Time = time.Now().UTC()
+	}
+	m.notify(ctx, n)
+}
+
 // notify journals a notification and delivers it to every notifier, each
 // in the background with retries.
 func (m *Monitor) notify(ctx context.Context, n Notification) {
@@ -146,7 +160,7 @@ func (m *Monitor) notify(ctx context.Context, n Notification) {
 		return
 	}
 	n.JournalIndex = res.Index
-	m.Logger.Info("compliance changed", "environment", n.Environment, "counts", n.Counts, "new_problems", len(n.NewProblems), "journal_index", res.Index)
+	m.Logger.Info("notification", "event", n.Event, "environment", n.Environment, "counts", n.Counts, "new_problems", len(n.NewProblems), "summary", n.Summary, "journal_index", res.Index)
 	for _, target := range m.Notifiers {
 		go m.deliver(context.WithoutCancel(ctx), target, n)
 	}
@@ -215,6 +229,9 @@ func notificationPayload(kind string, n Notification) ([]byte, error) {
 	case "webhook", "":
 		return json.Marshal(n)
 	case "slack":
+		if n.Summary != "" {
+			return json.Marshal(map[string]string{"text": fmt.Sprintf("*Vouch: %s in %s* — %s", n.Event, n.Environment, n.Summary)})
+		}
 		text := fmt.Sprintf("*Vouch: compliance of %s changed* — ", n.Environment)
 		for _, s := range Statuses {
 			text += fmt.Sprintf("%s %d  ", s, n.Counts[s])

@@ -57,6 +57,9 @@ type Store interface {
 	RecordsBetween(ctx context.Context, env string, since, until time.Time, limit int) ([]StoredRecord, error)
 	// Environments lists the environments with snapshots.
 	Environments(ctx context.Context) ([]string, error)
+	// Sightings returns, for each digest admitted or run anywhere, one
+	// Sighting per environment (RunningNow unset).
+	Sightings(ctx context.Context, digests []string) (map[string][]Sighting, error)
 }
 
 // ErrNoSnapshot means no snapshot of the environment was recorded by then.

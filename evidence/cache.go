@@ -115,12 +115,18 @@ func (c *Cache) SetLive(live bool) {
 // returns, the digests of every evidence entry in the batch, so that
 // evidence is visible to the next lookup as soon as its append resolves.
 func (c *Cache) WrapJournal(store journal.Store) journal.Store {
-	return invalidating{Store: store, cache: c}
+	return InvalidateAfter(store, func(digests []string) { c.Invalidate(digests...) })
+}
+
+// InvalidateAfter returns store with AppendBatch calling forget, before it
+// returns, with the digests of the evidence entries of the batch.
+func InvalidateAfter(store journal.Store, forget func(digests []string)) journal.Store {
+	return invalidating{Store: store, forget: forget}
 }
 
 type invalidating struct {
 	journal.Store
-	cache *Cache
+	forget func(digests []string)
 }
 
 func (s invalidating) AppendBatch(ctx context.Context, entries []journal.Entry) ([]journal.Appended, error) {
@@ -133,7 +139,7 @@ func (s invalidating) AppendBatch(ctx context.Context, entries []journal.Entry) 
 		}
 	}
 	if len(digests) > 0 {
-		s.cache.Invalidate(digests...)
+		s.forget(digests)
 	}
 	return res, err
 }

@@ -38,6 +38,7 @@ type Artifact struct {
 	Name       string    `json:"name"`
 	Digest     string    `json:"digest"`
 	GitCommit  string    `json:"git_commit,omitempty"`
+	Author     string    `json:"author,omitempty"` // of the commit: email or login, as CI knows it
 	Repository string    `json:"repository,omitempty"`
 	BuildURL   string    `json:"build_url,omitempty"`
 	Pipeline   string    `json:"pipeline,omitempty"`
@@ -47,7 +48,7 @@ type Artifact struct {
 
 // sameProvenance reports whether a and b describe the same build.
 func (a Artifact) sameProvenance(b Artifact) bool {
-	return a.Name == b.Name && a.Digest == b.Digest && a.GitCommit == b.GitCommit &&
+	return a.Name == b.Name && a.Digest == b.Digest && a.GitCommit == b.GitCommit && a.Author == b.Author &&
 		a.Repository == b.Repository && a.BuildURL == b.BuildURL && a.Pipeline == b.Pipeline
 }
 
@@ -87,7 +88,9 @@ type Approval struct {
 	Reason      string     `json:"reason,omitempty"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	Approver    string     `json:"approver"`
-	ApprovedAt  time.Time  `json:"approved_at"`
+	// Emergency approvals let a change through a change freeze.
+	Emergency  bool      `json:"emergency,omitempty"`
+	ApprovedAt time.Time `json:"approved_at"`
 }
 
 // Evidence is everything known about one digest.

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,16 +33,31 @@ type Service struct {
 	// RequireSignature, when set, names the attestations accepted only
 	// when a trusted key signed them (Verified).
 	RequireSignature func(name string) bool
+
+	blobs BlobLookup
+}
+
+// ServiceOption configures a Service.
+type ServiceOption func(*Service)
+
+// WithBlobs lets attestations name blobs: a named blob must be stored in
+// blobs. Without it, an attestation naming a blob is refused.
+func WithBlobs(blobs BlobLookup) ServiceOption {
+	return func(s *Service) { s.blobs = blobs }
 }
 
 // NewService returns a service recording to j. environments lists the
 // environment names approvals may name; when empty, any name is accepted.
-func NewService(j Appender, environments []string, now func() time.Time) *Service {
+func NewService(j Appender, environments []string, now func() time.Time, opts ...ServiceOption) *Service {
 	if now == nil {
 		now = time.Now
 	}
 	// Times are kept in UTC with microsecond precision, as the journal keeps them.
-	return &Service{journal: j, environments: environments, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+	s := &Service{journal: j, environments: environments, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // ArtifactReport is provenance reported by a CI pipeline.
@@ -49,6 +65,7 @@ type ArtifactReport struct {
 	Name       string `json:"name"`
 	Digest     string `json:"digest"`
 	GitCommit  string `json:"git_commit"`
+	Author     string `json:"author,omitempty"` // of the commit, for four eyes
 	Repository string `json:"repository"`
 	BuildURL   string `json:"build_url"`
 	Pipeline   string `json:"pipeline"`
@@ -67,6 +84,7 @@ func (r ArtifactReport) validate() error {
 		v.add("git_commit", "must be a full commit hash: 40 or 64 lower-case hex characters")
 	}
 	v.maxLen("repository", r.Repository, 1024)
+	v.maxLen("author", r.Author, 256)
 	v.url("build_url", r.BuildURL)
 	v.maxLen("pipeline", r.Pipeline, 256)
 	return v.err()
@@ -80,7 +98,7 @@ func (s *Service) ReportArtifact(ctx context.Context, actor string, r ArtifactRe
 		return Artifact{}, false, err
 	}
 	a = Artifact{
-		Name: r.Name, Digest: r.Digest, GitCommit: r.GitCommit, Repository: r.Repository,
+		Name: r.Name, Digest: r.Digest, GitCommit: r.GitCommit, Author: r.Author, Repository: r.Repository,
 		BuildURL: r.BuildURL, Pipeline: r.Pipeline, ReportedBy: actor, ReportedAt: s.now(),
 	}
 	res, err := s.record(ctx, KindArtifact, "", "artifact:"+a.Digest, a.ReportedAt, &a)
@@ -110,7 +128,8 @@ type AttestationReport struct {
 	Passed  *bool           `json:"passed"`
 	URL     string          `json:"url"`
 	Payload json.RawMessage `json:"payload"`
-	// Blob is the sha256 of the full document, stored with POST /api/v1/blobs.
+	// Blob is the digest of the full document, uploaded before with
+	// POST /api/v1/blobs; optional.
 	Blob string `json:"blob"`
 	// Verified and KeyID are set by Vouch when a trusted key's signature
 	// covers the attestation; a client cannot set them.
@@ -131,6 +150,9 @@ func (r *AttestationReport) validate() error {
 		v.add("passed", "is required: true or false")
 	}
 	v.url("url", r.URL)
+	if r.Blob != "" {
+		v.digest("blob", r.Blob)
+	}
 	if len(r.Payload) > 0 {
 		p := bytes.TrimSpace(r.Payload)
 		switch {
@@ -154,6 +176,9 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 	if !r.Verified && s.RequireSignature != nil && s.RequireSignature(r.Name) {
 		return Attestation{}, false, &ValidationError{Fields: []FieldError{{Field: "name", Detail: fmt.Sprintf(
 			"attestations %q must be signed by a trusted key: post them as a DSSE envelope (POST /api/v1/envelopes, vouch attest intoto)", r.Name)}}}
+	}
+	if err := s.checkBlob(ctx, r.Blob); err != nil {
+		return Attestation{}, false, err
 	}
 	a = Attestation{
 		Digest: r.Digest, Name: r.Name, Type: r.Type, Passed: *r.Passed, URL: r.URL,
@@ -184,6 +209,24 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 	return a, true, nil
 }
 
+// checkBlob fails unless the blob digest, when set, names a stored blob.
+func (s *Service) checkBlob(ctx context.Context, digest string) error {
+	if digest == "" {
+		return nil
+	}
+	if s.blobs == nil {
+		return &ValidationError{Fields: []FieldError{{Field: "blob", Detail: "this server does not store blobs"}}}
+	}
+	_, err := s.blobs.BlobInfo(ctx, digest)
+	if errors.Is(err, ErrNotFound) {
+		return &ValidationError{Fields: []FieldError{{Field: "blob", Detail: fmt.Sprintf("%s is not a stored blob: upload it first (POST /api/v1/blobs)", digest)}}}
+	}
+	if err != nil {
+		return fmt.Errorf("look up blob %s: %w: %w", digest, ErrUnavailable, err)
+	}
+	return nil
+}
+
 // ApprovalRequest is a release decision for one environment.
 type ApprovalRequest struct {
 	Digest      string     `json:"digest"`
@@ -191,6 +234,8 @@ type ApprovalRequest struct {
 	Decision    string     `json:"decision"`
 	Reason      string     `json:"reason"`
 	ExpiresAt   *time.Time `json:"expires_at"`
+	// Emergency lets the change through a change freeze; it needs a reason.
+	Emergency bool `json:"emergency"`
 }
 
 func (s *Service) validateApproval(r ApprovalRequest, now time.Time) error {
@@ -202,6 +247,9 @@ func (s *Service) validateApproval(r ApprovalRequest, now time.Time) error {
 	}
 	if r.Decision != Approved && r.Decision != Rejected {
 		v.add("decision", "must be %q or %q", Approved, Rejected)
+	}
+	if r.Emergency && (r.Decision != Approved || r.Reason == "") {
+		v.add("emergency", "an emergency approval is an approval with a reason (the incident or change)")
 	}
 	if r.Decision == Rejected && r.Reason == "" {
 		v.add("reason", "is required when the decision is %q", Rejected)
@@ -222,7 +270,7 @@ func (s *Service) Approve(ctx context.Context, approver string, r ApprovalReques
 	}
 	a := Approval{
 		Digest: r.Digest, Environment: r.Environment, Decision: r.Decision, Reason: r.Reason,
-		Approver: approver, ApprovedAt: now,
+		Approver: approver, ApprovedAt: now, Emergency: r.Emergency,
 	}
 	if r.ExpiresAt != nil {
 		t := r.ExpiresAt.UTC()

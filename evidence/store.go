@@ -15,14 +15,32 @@ type Store interface {
 	Evidence(ctx context.Context, digest string) (Evidence, error)
 	// Artifacts lists artifacts matching f, newest first.
 	Artifacts(ctx context.Context, f ArtifactFilter) ([]Artifact, error)
+	// Approvals lists release decisions matching f, newest first.
+	Approvals(ctx context.Context, f ApprovalFilter) ([]Approval, error)
 }
 
 // ArtifactFilter selects artifacts. Empty fields match everything.
 type ArtifactFilter struct {
 	Name      string
 	GitCommit string
-	Limit     int
+	// DigestPrefix and CommitPrefix match the start of the digest
+	// ("sha256:2c26b4…") and of the git commit; both lower-case.
+	DigestPrefix string
+	CommitPrefix string
+	Limit        int // at most 1000; 100 when 0
 }
+
+// ApprovalFilter selects approvals. Empty fields match everything.
+type ApprovalFilter struct {
+	Digest      string
+	Environment string
+	Limit       int // at most 1000; 100 when 0
+}
+
+// PrefixEnd returns the smallest string greater than every string that
+// starts with the lower-case hex prefix p (as digests and commits do): the
+// exclusive upper bound of an index range scan for the prefix.
+func PrefixEnd(p string) string { return p + "g" }
 
 // Collect groups evidence records by digest, keeping the order given (the
 // order of ids, which is the order they were recorded in). Store

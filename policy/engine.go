@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -74,6 +75,8 @@ type Config struct {
 	Restricted bool
 	// Logger receives reload messages; slog.Default() when nil.
 	Logger *slog.Logger
+	// OnChange, when set, is called after Watch swapped in a new bundle.
+	OnChange func()
 }
 
 // Engine evaluates admission policies. It is safe for concurrent use.
@@ -90,6 +93,7 @@ type Engine struct {
 type bundle struct {
 	version string
 	files   []string
+	digests map[string]string // file name → sha256 of its content
 	query   rego.PreparedEvalQuery
 }
 
@@ -112,6 +116,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // Version returns the version of the bundle in use: "sha256:" and the hash
 // over the names and contents of its modules.
 func (e *Engine) Version() string { return e.current.Load().version }
+
+// FileDigests returns the sha256 of each module of the bundle in use.
+func (e *Engine) FileDigests() map[string]string { return maps.Clone(e.current.Load().digests) }
 
 // Files returns the module file names of the bundle in use.
 func (e *Engine) Files() []string { return e.current.Load().files }
@@ -212,15 +219,18 @@ func (e *Engine) Reload(ctx context.Context) (changed bool, err error) {
 		opts = append(opts, rego.UnsafeBuiltins(unsafe))
 	}
 	files := make([]string, 0, len(mods))
+	digests := make(map[string]string, len(mods))
 	for _, m := range mods {
 		opts = append(opts, rego.Module(m.name, m.src))
 		files = append(files, m.name)
+		sum := sha256.Sum256([]byte(m.src))
+		digests[m.name] = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return false, compileError(err)
 	}
-	e.current.Store(&bundle{version: version, files: files, query: pq})
+	e.current.Store(&bundle{version: version, files: files, digests: digests, query: pq})
 	e.stamp = stamp
 	return true, nil
 }
@@ -249,6 +259,9 @@ func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 			e.log.Error("policy reload failed; keeping the previous policy", "dir", e.cfg.Dir, "version", e.Version(), "error", err)
 		case changed:
 			e.log.Info("policy reloaded", "dir", e.cfg.Dir, "version", e.Version(), "files", len(e.Files()))
+			if e.cfg.OnChange != nil {
+				e.cfg.OnChange()
+			}
 		}
 	}
 }

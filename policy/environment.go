@@ -1,10 +1,16 @@
 package policy
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Environment is a deployment target (prod, staging, …): the namespaces it
@@ -16,6 +22,31 @@ type Environment struct {
 	// Allow lists image names (glob patterns, '*' matches any characters)
 	// exempt from the requirements. Every use is journaled.
 	Allow []string `json:"allow,omitempty"`
+	// Mode is what a denial does: enforce (refuse the change, the
+	// default), warn (admit it, kubectl prints the messages as warnings)
+	// or audit (admit it silently). Every decision is journaled as made.
+	Mode string `json:"mode,omitempty"`
+	// Freeze lists change-freeze windows: changes are denied while one is
+	// active, unless the release approval in force is an emergency one.
+	Freeze []FreezeWindow `json:"freeze,omitempty"`
+	// BreakGlass honours the vouch.dev/break-glass annotation: the change
+	// is admitted, journaled with who and why, and an alert is sent.
+	BreakGlass bool `json:"break_glass,omitempty"`
+}
+
+// Enforcement modes.
+const (
+	ModeEnforce = "enforce"
+	ModeWarn    = "warn"
+	ModeAudit   = "audit"
+)
+
+// EffectiveMode is the environment's mode, enforce when unset.
+func (e Environment) EffectiveMode() string {
+	if e.Mode == "" {
+		return ModeEnforce
+	}
+	return e.Mode
 }
 
 // Requirements is what the built-in policy checks for each image.
@@ -27,6 +58,52 @@ type Requirements struct {
 	// signed by a trusted key (trusted_keys).
 	VerifiedAttestations []string `json:"verified_attestations,omitempty"`
 	Approval             bool     `json:"approval"` // valid release approval
+	// Registries are the repositories images may come from (patterns,
+	// '*' matches any characters): "registry.example.com/*".
+	Registries []string `json:"registries,omitempty"`
+	// NoLatest refuses images tagged :latest, or neither tagged nor pinned.
+	NoLatest bool `json:"no_latest,omitempty"`
+	// MaxAge bounds the age of the latest attestation of a name at the
+	// time of the decision: {"security-scan": "168h"}.
+	MaxAge map[string]Duration `json:"max_age,omitempty"`
+	// FourEyes refuses an artifact approved by the author of the commit
+	// it was built from.
+	FourEyes bool `json:"four_eyes,omitempty"`
+}
+
+// Duration is a time.Duration written as "168h" in configuration and in
+// the policy input.
+type Duration time.Duration
+
+// UnmarshalJSON accepts a Go duration string; "7d" style days too.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`want a duration such as "168h" or "7d"`)
+	}
+	v, err := ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// ParseDuration parses a Go duration or a number of days ("7d").
+func ParseDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days >= 0 {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("want a duration such as \"168h\" or \"7d\", got %q", s)
+	}
+	return v, nil
 }
 
 // DefaultEnvironmentName is the environment for namespaces no other
@@ -90,6 +167,26 @@ func NewEnvironments(defaultName string, list []Environment) (*Environments, err
 		for k, a := range env.Require.VerifiedAttestations {
 			if !envNameRE.MatchString(a) {
 				return nil, fmt.Errorf("%s.require.verified_attestations[%d]: %q is not a valid attestation name", field, k, a)
+			}
+		}
+		for k, r := range env.Require.Registries {
+			if r == "" || strings.ContainsAny(r, " \t@") {
+				return nil, fmt.Errorf("%s.require.registries[%d]: %q is not a repository pattern (e.g. registry.example.com/*)", field, k, r)
+			}
+		}
+		for name, d := range env.Require.MaxAge {
+			if !envNameRE.MatchString(name) || d <= 0 {
+				return nil, fmt.Errorf("%s.require.max_age: %q: want an attestation name and a positive duration", field, name)
+			}
+		}
+		switch env.Mode {
+		case "", ModeEnforce, ModeWarn, ModeAudit:
+		default:
+			return nil, fmt.Errorf("%s.mode: %q is not enforce, warn or audit", field, env.Mode)
+		}
+		for k, w := range env.Freeze {
+			if err := w.check(); err != nil {
+				return nil, fmt.Errorf("%s.freeze[%d]: %w", field, k, err)
 			}
 		}
 		for k, a := range env.Allow {
@@ -158,10 +255,17 @@ type RequirementStatus struct {
 // Checklist lists an environment's requirements, in the order of the
 // configuration, each met unless a violation names it; violations of
 // other rules (custom Rego) follow, under their requirement or "policy".
-func Checklist(r Requirements, violations []Violation) []RequirementStatus {
+func Checklist(env Environment, violations []Violation) []RequirementStatus {
+	r := env.Require
 	var names []string
 	if r.Digest {
 		names = append(names, "digest")
+	}
+	if len(r.Registries) > 0 {
+		names = append(names, "registries")
+	}
+	if r.NoLatest {
+		names = append(names, "no latest")
 	}
 	if r.Provenance {
 		names = append(names, "provenance")
@@ -172,8 +276,17 @@ func Checklist(r Requirements, violations []Violation) []RequirementStatus {
 	for _, a := range r.VerifiedAttestations {
 		names = append(names, "verified attestation "+a)
 	}
+	for _, a := range slices.Sorted(maps.Keys(r.MaxAge)) {
+		names = append(names, "fresh "+a)
+	}
 	if r.Approval {
 		names = append(names, "approval")
+	}
+	if r.FourEyes {
+		names = append(names, "four eyes")
+	}
+	if len(env.Freeze) > 0 {
+		names = append(names, "no change freeze")
 	}
 	out := make([]RequirementStatus, len(names))
 	index := map[string]int{}

@@ -37,6 +37,16 @@ type User struct {
 type InputEnvironment struct {
 	Name    string       `json:"name"`
 	Require Requirements `json:"require"`
+	Mode    string       `json:"mode"` // enforce, warn or audit
+	// Freeze is the change freeze in force at the decision time, from
+	// Windows (Summarize fills it).
+	Freeze  FreezeStatus   `json:"freeze"`
+	Windows []FreezeWindow `json:"-"`
+}
+
+// NewInputEnvironment is the input's view of env.
+func NewInputEnvironment(env Environment) InputEnvironment {
+	return InputEnvironment{Name: env.Name, Require: env.Require, Mode: env.EffectiveMode(), Windows: env.Freeze}
 }
 
 // Workload is the object being admitted.
@@ -70,10 +80,12 @@ type ArtifactInput struct {
 	Approvals    []ApprovalInput    `json:"approvals"` // for this environment only
 
 	// Summaries of the lists above, as of the decision time (Summarize
-	// fills them): the latest attestation of each name, and the approval
-	// in force, if any.
+	// fills them): the latest attestation of each name, the approval in
+	// force, if any, and every approval in force (unexpired, after the
+	// last rejection).
 	LatestAttestations map[string]AttestationInput `json:"latest_attestations"`
 	Approval           *ApprovalInput              `json:"approval"`
+	ApprovalsInForce   []ApprovalInput             `json:"approvals_in_force"`
 }
 
 // Provenance is the build that produced an artifact.
@@ -82,6 +94,7 @@ type Provenance struct {
 	Name       string    `json:"name"`
 	Digest     string    `json:"digest"`
 	GitCommit  string    `json:"git_commit"`
+	Author     string    `json:"author"` // of the commit, as CI reported it
 	Repository string    `json:"repository"`
 	BuildURL   string    `json:"build_url"`
 	Pipeline   string    `json:"pipeline"`
@@ -112,6 +125,7 @@ type ApprovalInput struct {
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	Approver    string     `json:"approver"`
 	ApprovedAt  time.Time  `json:"approved_at"`
+	Emergency   bool       `json:"emergency"` // lets a change through a freeze
 }
 
 // Summarize fills the summaries of every artifact as of time at. A later
@@ -119,6 +133,7 @@ type ApprovalInput struct {
 // while unexpired and not followed by a rejection; of several, the one
 // without expiry or else the one expiring last.
 func (in *Input) Summarize(at time.Time) {
+	in.Environment.Freeze = FreezeAt(in.Environment.Windows, at)
 	for i := range in.Artifacts {
 		a := &in.Artifacts[i]
 		a.LatestAttestations = make(map[string]AttestationInput, len(a.Attestations))
@@ -135,6 +150,7 @@ func (in *Input) Summarize(at time.Time) {
 				valid = append(valid, x)
 			}
 		}
+		a.ApprovalsInForce = append(make([]ApprovalInput, 0, len(valid)), valid...)
 		for j := range valid {
 			if best := a.Approval; best == nil || (best.ExpiresAt != nil && (valid[j].ExpiresAt == nil || valid[j].ExpiresAt.After(*best.ExpiresAt))) {
 				a.Approval = &valid[j]
@@ -180,7 +196,8 @@ func (in *Input) value(c *termCache) ast.Value {
 			"user":      map[string]any{"username": in.Request.User.Username, "groups": nonNil(in.Request.User.Groups)},
 			"dry_run":   in.Request.DryRun,
 		},
-		"environment": map[string]any{"name": in.Environment.Name, "require": in.Environment.Require.document()},
+		"environment": map[string]any{"name": in.Environment.Name, "require": in.Environment.Require.document(),
+			"mode": in.Environment.Mode, "freeze": in.Environment.Freeze.document()},
 		"workload": map[string]any{
 			"kind":        in.Workload.Kind,
 			"name":        in.Workload.Name,
@@ -200,6 +217,33 @@ func (r Requirements) document() map[string]any {
 	if len(r.VerifiedAttestations) > 0 {
 		m["verified_attestations"] = r.VerifiedAttestations
 	}
+	if len(r.Registries) > 0 {
+		m["registries"] = r.Registries
+	}
+	if r.NoLatest {
+		m["no_latest"] = true
+	}
+	if len(r.MaxAge) > 0 {
+		ages := make(map[string]any, len(r.MaxAge))
+		for k, v := range r.MaxAge {
+			ages[k] = time.Duration(v).String()
+		}
+		m["max_age"] = ages
+	}
+	if r.FourEyes {
+		m["four_eyes"] = true
+	}
+	return m
+}
+
+func (f FreezeStatus) document() map[string]any {
+	m := map[string]any{"active": f.Active}
+	if f.Reason != "" {
+		m["reason"] = f.Reason
+	}
+	if f.EndsAt != "" {
+		m["ends_at"] = f.EndsAt
+	}
 	return m
 }
 
@@ -207,7 +251,7 @@ func (r Requirements) document() map[string]any {
 var (
 	kContainer, kContainerType, kImage, kName, kTag, kDigest = ast.StringTerm("container"), ast.StringTerm("container_type"), ast.StringTerm("image"), ast.StringTerm("name"), ast.StringTerm("tag"), ast.StringTerm("digest")
 	kAllowed, kProvenance, kAttestations, kApprovals         = ast.StringTerm("allowed"), ast.StringTerm("provenance"), ast.StringTerm("attestations"), ast.StringTerm("approvals")
-	kLatest, kApproval                                       = ast.StringTerm("latest_attestations"), ast.StringTerm("approval")
+	kLatest, kApproval, kInForce                             = ast.StringTerm("latest_attestations"), ast.StringTerm("approval"), ast.StringTerm("approvals_in_force")
 )
 
 func (a *ArtifactInput) term(c *termCache) *ast.Term {
@@ -231,6 +275,10 @@ func (a *ArtifactInput) term(c *termCache) *ast.Term {
 	if a.Approval != nil {
 		approval = c.approval(*a.Approval)
 	}
+	inForce := make([]*ast.Term, len(a.ApprovalsInForce))
+	for i := range a.ApprovalsInForce {
+		inForce[i] = c.approval(a.ApprovalsInForce[i])
+	}
 	return ast.ObjectTerm(
 		[2]*ast.Term{kContainer, ast.StringTerm(a.Container)},
 		[2]*ast.Term{kContainerType, ast.StringTerm(a.ContainerType)},
@@ -244,6 +292,7 @@ func (a *ArtifactInput) term(c *termCache) *ast.Term {
 		[2]*ast.Term{kApprovals, ast.ArrayTerm(apps...)},
 		[2]*ast.Term{kLatest, ast.ObjectTerm(latest...)},
 		[2]*ast.Term{kApproval, approval},
+		[2]*ast.Term{kInForce, ast.ArrayTerm(inForce...)},
 	)
 }
 
@@ -288,7 +337,7 @@ func (c *termCache) provenance(p Provenance) *ast.Term {
 		return t
 	}
 	t := toTerm(map[string]any{
-		"id": p.ID, "name": p.Name, "digest": p.Digest, "git_commit": p.GitCommit, "repository": p.Repository,
+		"id": p.ID, "name": p.Name, "digest": p.Digest, "git_commit": p.GitCommit, "author": p.Author, "repository": p.Repository,
 		"build_url": p.BuildURL, "pipeline": p.Pipeline, "reported_by": p.ReportedBy, "reported_at": timeString(p.ReportedAt),
 	})
 	if c.full() {
@@ -329,7 +378,7 @@ func (c *termCache) approval(x ApprovalInput) *ast.Term {
 	}
 	m := map[string]any{
 		"id": x.ID, "environment": x.Environment, "decision": x.Decision, "reason": x.Reason,
-		"approver": x.Approver, "approved_at": timeString(x.ApprovedAt),
+		"approver": x.Approver, "approved_at": timeString(x.ApprovedAt), "emergency": x.Emergency,
 	}
 	if x.ExpiresAt != nil {
 		m["expires_at"] = timeString(*x.ExpiresAt)

@@ -15,9 +15,12 @@ func TestInputValueMatchesJSON(t *testing.T) {
 	at := time.Date(2026, 11, 25, 12, 0, 0, 123, time.UTC)
 	exp := at.Add(time.Hour)
 	in := &Input{
-		Request:     Request{UID: "u", Operation: "CREATE", Kind: "Pod", Namespace: "ns", Name: "p", User: User{Username: "bob", Groups: []string{"dev"}}, DryRun: true},
-		Environment: InputEnvironment{Name: "prod", Require: Requirements{Digest: true, Attestations: []string{"a"}}},
-		Workload:    Workload{Kind: "Pod", Name: "p", Namespace: "ns", Labels: map[string]string{"app": "x"}, Annotations: map[string]string{}},
+		Request: Request{UID: "u", Operation: "CREATE", Kind: "Pod", Namespace: "ns", Name: "p", User: User{Username: "bob", Groups: []string{"dev"}}, DryRun: true},
+		Environment: NewInputEnvironment(Environment{Name: "prod", Mode: ModeWarn,
+			Require: Requirements{Digest: true, Attestations: []string{"a"}, VerifiedAttestations: []string{"slsa"}, Registries: []string{"r.example/*"},
+				NoLatest: true, MaxAge: map[string]Duration{"scan": Duration(7 * 24 * time.Hour)}, FourEyes: true},
+			Freeze: []FreezeWindow{{Cron: "0 * * * *", Duration: Duration(2 * time.Hour), Reason: "always"}}}),
+		Workload: Workload{Kind: "Pod", Name: "p", Namespace: "ns", Labels: map[string]string{"app": "x"}, Annotations: map[string]string{}},
 		Artifacts: []ArtifactInput{
 			{Container: "c", ContainerType: ContainerInit, Image: "nginx", Name: "docker.io/library/nginx", Tag: "latest", Attestations: []AttestationInput{}, Approvals: []ApprovalInput{}},
 			{

@@ -27,9 +27,9 @@ func project(b *pgx.Batch, e journal.Entry) error {
 	case evidence.KindArtifact:
 		var a evidence.Artifact
 		if err = evidence.DecodeEntry(e, &a); err == nil {
-			b.Queue(`INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at)
-				SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
-				e.Key, a.Digest, a.Name, a.GitCommit, a.Repository, a.BuildURL, a.Pipeline, a.ReportedBy, a.ReportedAt)
+			b.Queue(`INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at, author)
+				SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
+				e.Key, a.Digest, a.Name, a.GitCommit, a.Repository, a.BuildURL, a.Pipeline, a.ReportedBy, a.ReportedAt, a.Author)
 		}
 	case evidence.KindAttestation:
 		var a evidence.Attestation
@@ -45,9 +45,9 @@ func project(b *pgx.Batch, e journal.Entry) error {
 	case evidence.KindApproval:
 		var a evidence.Approval
 		if err = evidence.DecodeEntry(e, &a); err == nil {
-			b.Queue(`INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at)
-				SELECT idx, $2, $3, $4, $5, $6, $7, $8 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
-				e.Key, a.Digest, a.Environment, a.Decision, a.Reason, a.ExpiresAt, a.Approver, a.ApprovedAt)
+			b.Queue(`INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency)
+				SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
+				e.Key, a.Digest, a.Environment, a.Decision, a.Reason, a.ExpiresAt, a.Approver, a.ApprovedAt, a.Emergency)
 		}
 	case drift.KindSnapshot:
 		var r drift.Record
@@ -58,6 +58,12 @@ func project(b *pgx.Batch, e journal.Entry) error {
 					$6
 				FROM journal_entries e WHERE e.key = $1 ON CONFLICT (id) DO NOTHING`,
 				e.Key, r.Environment, e.Time, r.Hash, r.Kind, []byte(e.Body))
+			if ran := drift.RanDigests(r); len(ran) > 0 {
+				b.Queue(`INSERT INTO ran (digest, environment, first_id)
+					SELECT d, $2, e.idx FROM journal_entries e, unnest($3::text[]) AS d WHERE e.key = $1
+					ON CONFLICT (digest, environment) DO NOTHING`,
+					e.Key, r.Environment, ran)
+			}
 		}
 	case journal.KindAdmission:
 		if env, digests, ok := drift.AdmittedDigests(e); ok {
@@ -93,7 +99,7 @@ func (d *DB) Evidence(ctx context.Context, digest string) (evidence.Evidence, er
 	return evidence.One(found, digest)
 }
 
-const artifactColumns = `id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at`
+const artifactColumns = `id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at, author`
 
 // lookup reads artifacts, attestations and approvals of digests in one
 // round trip.
@@ -109,8 +115,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	b.Queue(`SELECT `+artifactColumns+` FROM artifacts WHERE digest = ANY($1)`, digests)
 	b.Queue(`SELECT id, digest, name, type, passed, url, `+payload+`, reported_by, reported_at, blob, verified, key_id
 		FROM attestations WHERE digest = ANY($1) ORDER BY id`, digests)
-	b.Queue(`SELECT id, digest, environment, decision, reason, expires_at, approver, approved_at
-		FROM approvals WHERE digest = ANY($1) ORDER BY id`, digests)
+	b.Queue(`SELECT `+approvalColumns+` FROM approvals WHERE digest = ANY($1) ORDER BY id`, digests)
 	br := d.pool.SendBatch(ctx, &b)
 	defer br.Close()
 
@@ -148,43 +153,102 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("postgres: look up approvals: %w", err)
 	}
-	var apps []evidence.Approval
-	var ap evidence.Approval
-	var exp *time.Time
-	_, err = pgx.ForEachRow(rows, []any{&id, &ap.Digest, &ap.Environment, &ap.Decision, &ap.Reason, &exp, &ap.Approver, &ap.ApprovedAt}, func() error {
-		x := ap
-		x.ID, x.ApprovedAt, x.ExpiresAt = uint64(id), ap.ApprovedAt.UTC(), utc(exp)
-		apps = append(apps, x)
-		return nil
-	})
+	apps, err := scanApprovals(rows)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: look up approvals: %w", err)
+		return nil, err
 	}
 	return evidence.Collect(arts, atts, apps), nil
 }
 
+const approvalColumns = `id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency`
+
+// Approvals implements evidence.Store.
+func (d *DB) Approvals(ctx context.Context, f evidence.ApprovalFilter) ([]evidence.Approval, error) {
+	var w where
+	if f.Digest != "" {
+		w.add("digest = $%d", f.Digest)
+	}
+	if f.Environment != "" {
+		w.add("environment = $%d", f.Environment)
+	}
+	rows, err := d.pool.Query(ctx, `SELECT `+approvalColumns+` FROM approvals`+w.sql()+` ORDER BY id DESC LIMIT `+w.next(limit(f.Limit)), w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: approvals: %w", err)
+	}
+	return scanApprovals(rows)
+}
+
+func scanApprovals(rows pgx.Rows) ([]evidence.Approval, error) {
+	var out []evidence.Approval
+	var a evidence.Approval
+	var id int64
+	var exp *time.Time
+	_, err := pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &a.ApprovedAt, &a.Emergency}, func() error {
+		x := a
+		x.ID, x.ApprovedAt, x.ExpiresAt = uint64(id), a.ApprovedAt.UTC(), utc(exp)
+		out = append(out, x)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: approvals: %w", err)
+	}
+	return out, nil
+}
+
+// where builds a WHERE clause with numbered parameters.
+type where struct {
+	conds []string
+	args  []any
+}
+
+// add adds a condition; each %d in cond is the number of one of args.
+func (w *where) add(cond string, args ...any) {
+	nums := make([]any, len(args))
+	for i, a := range args {
+		w.args = append(w.args, a)
+		nums[i] = len(w.args)
+	}
+	w.conds = append(w.conds, fmt.Sprintf(cond, nums...))
+}
+
+// next adds an argument and returns its parameter, as for LIMIT.
+func (w *where) next(arg any) string {
+	w.args = append(w.args, arg)
+	return "$" + strconv.Itoa(len(w.args))
+}
+
+func (w *where) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// limit is a list's row limit: n within 1-1000, 100 otherwise.
+func limit(n int) int {
+	if n <= 0 || n > 1000 {
+		return 100
+	}
+	return n
+}
+
 // Artifacts implements evidence.Store.
 func (d *DB) Artifacts(ctx context.Context, f evidence.ArtifactFilter) ([]evidence.Artifact, error) {
-	var where []string
-	var args []any
+	var w where
 	if f.Name != "" {
-		args = append(args, f.Name)
-		where = append(where, "name = $"+strconv.Itoa(len(args)))
+		w.add("name = $%d", f.Name)
 	}
 	if f.GitCommit != "" {
-		args = append(args, f.GitCommit)
-		where = append(where, "git_commit = $"+strconv.Itoa(len(args)))
+		w.add("git_commit = $%d", f.GitCommit)
 	}
-	q := `SELECT ` + artifactColumns + ` FROM artifacts`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
+	// Byte-wise ranges on the C-collated indexes of migration 0006.
+	if f.DigestPrefix != "" {
+		w.add(`digest COLLATE "C" >= $%d AND digest COLLATE "C" < $%d`, f.DigestPrefix, evidence.PrefixEnd(f.DigestPrefix))
 	}
-	limit := f.Limit
-	if limit <= 0 || limit > 1000 {
-		limit = 100
+	if f.CommitPrefix != "" {
+		w.add(`git_commit COLLATE "C" >= $%d AND git_commit COLLATE "C" < $%d`, f.CommitPrefix, evidence.PrefixEnd(f.CommitPrefix))
 	}
-	args = append(args, limit)
-	rows, err := d.pool.Query(ctx, q+` ORDER BY id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
+	rows, err := d.pool.Query(ctx, `SELECT `+artifactColumns+` FROM artifacts`+w.sql()+` ORDER BY id DESC LIMIT `+w.next(limit(f.Limit)), w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: artifacts: %w", err)
 	}
@@ -195,7 +259,7 @@ func scanArtifacts(rows pgx.Rows) ([]evidence.Artifact, error) {
 	var out []evidence.Artifact
 	var a evidence.Artifact
 	var id int64
-	_, err := pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Name, &a.GitCommit, &a.Repository, &a.BuildURL, &a.Pipeline, &a.ReportedBy, &a.ReportedAt}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Name, &a.GitCommit, &a.Repository, &a.BuildURL, &a.Pipeline, &a.ReportedBy, &a.ReportedAt, &a.Author}, func() error {
 		x := a
 		x.ID, x.ReportedAt = uint64(id), a.ReportedAt.UTC()
 		out = append(out, x)

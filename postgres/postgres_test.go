@@ -203,3 +203,11 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 		t.Error("vouch_auditor could insert")
 	}
 }
+
+// TestRanBackfill runs the backfill of migration 0006 over recorded
+// snapshots: it must index what the store indexes with each snapshot.
+func TestRanBackfill(t *testing.T) {
+	needServer(t)
+	db := open(t, server.Database(t))
+	storetest.RanBackfill(t, db, db.ExecForTest, "migrations/0006_search.sql")
+}

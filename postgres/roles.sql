@@ -26,3 +26,6 @@ GRANT SELECT, INSERT, UPDATE ON admitted TO vouch_app;
 
 -- Added with migration 0005. Blobs are written once and never changed.
 GRANT SELECT, INSERT ON blobs TO vouch_app;
+
+-- Added with migration 0006.
+GRANT SELECT, INSERT ON ran TO vouch_app;

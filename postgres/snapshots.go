@@ -93,3 +93,42 @@ func (d *DB) records(ctx context.Context, q string, args ...any) ([]drift.Stored
 	}
 	return out, nil
 }
+
+// Sightings implements drift.Store.
+func (d *DB) Sightings(ctx context.Context, digests []string) (map[string][]drift.Sighting, error) {
+	set := drift.SightingSet{}
+	if len(digests) == 0 {
+		return set.Map(), nil
+	}
+	var b pgx.Batch
+	b.Queue(`SELECT a.digest, a.environment, a.first_id, f.time, a.last_id, l.time
+		FROM admitted a JOIN journal_entries f ON f.idx = a.first_id JOIN journal_entries l ON l.idx = a.last_id
+		WHERE a.digest = ANY($1)`, digests)
+	b.Queue(`SELECT r.digest, r.environment, r.first_id, s.time FROM ran r JOIN snapshots s ON s.id = r.first_id WHERE r.digest = ANY($1)`, digests)
+	br := d.pool.SendBatch(ctx, &b)
+	defer br.Close()
+	var dg, env string
+	var first, last int64
+	var firstAt, lastAt time.Time
+	rows, err := br.Query()
+	if err == nil {
+		_, err = pgx.ForEachRow(rows, []any{&dg, &env, &first, &firstAt, &last, &lastAt}, func() error {
+			set.Admitted(dg, env, drift.JournalRef{Index: uint64(first), Time: firstAt.UTC()}, drift.JournalRef{Index: uint64(last), Time: lastAt.UTC()})
+			return nil
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: sightings: %w", err)
+	}
+	rows, err = br.Query()
+	if err == nil {
+		_, err = pgx.ForEachRow(rows, []any{&dg, &env, &first, &firstAt}, func() error {
+			set.Ran(dg, env, drift.JournalRef{Index: uint64(first), Time: firstAt.UTC()})
+			return nil
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: sightings: %w", err)
+	}
+	return set.Map(), nil
+}

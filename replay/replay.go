@@ -5,9 +5,11 @@
 // decided it then (webhook.Handler.Redecide): the same request, workload
 // and images, the evidence as it was at that moment, and Rego's clock set
 // to the decision's time (rego.EvalTime). Only the policy differs. A
-// decision flips when the candidate admits what was denied, or denies what
-// was admitted; flips are grouped by the rule that made the difference and
-// by workload.
+// decision flips when the candidate admits what the policy denied, or
+// denies what it admitted — the policy's verdicts are compared, also where
+// an environment's warn or audit mode, or break-glass, admitted the change
+// whatever the verdict; flips are grouped by the rule that made the
+// difference and by workload.
 package replay
 
 import (
@@ -340,10 +342,10 @@ func (r *Replayer) replayOne(ctx context.Context, candidate Policy, j job) outco
 	if o.skip != "" {
 		return o
 	}
-	switch {
-	case j.rec.Allowed && !o.now.Allowed:
+	switch was := j.rec.PolicyAllowed(); {
+	case was && !o.now.Allowed:
 		o.change = AdmitToDeny
-	case !j.rec.Allowed && o.now.Allowed:
+	case !was && o.now.Allowed:
 		o.change = DenyToAdmit
 	default:
 		return o

@@ -115,6 +115,11 @@ type Example struct {
 	After  []string `json:"after"`
 	// AlreadyFlipped is set when the current policy decides so too.
 	AlreadyFlipped bool `json:"already_flipped,omitempty"`
+	// Mode is the environment's mode at the decision when not enforce
+	// (warn, audit), and BreakGlass the reason of an honoured break-glass:
+	// the change was admitted whatever the verdict.
+	Mode       string `json:"mode,omitempty"`
+	BreakGlass string `json:"break_glass,omitempty"`
 }
 
 type ruleKey struct{ change, rule, requirement string }
@@ -144,7 +149,7 @@ func (a *aggregate) add(o outcome) {
 	a.totals.Replayed++
 	if o.change == "" {
 		a.totals.Unchanged++
-		if !o.rec.Allowed && !slices.Equal(o.rec.Messages, o.now.Messages) {
+		if !o.rec.PolicyAllowed() && !slices.Equal(o.rec.Messages, o.now.Messages) {
 			a.totals.ReasonsChanged++
 		}
 		return
@@ -157,6 +162,7 @@ func (a *aggregate) add(o outcome) {
 		Index: o.index, UID: o.rec.UID, Time: o.time, Environment: o.rec.Environment, Namespace: o.rec.Namespace,
 		Kind: o.rec.Kind, Name: o.rec.Name, User: o.rec.User, Change: o.change,
 		Before: nonNil(o.rec.Messages), After: nonNil(o.now.Messages), AlreadyFlipped: already,
+		Mode: o.rec.Mode, BreakGlass: o.rec.BreakGlass,
 	}
 	var violations []policy.Violation
 	if o.change == AdmitToDeny {

@@ -21,9 +21,9 @@ func project(ctx context.Context, tx *sql.Tx, e journal.Entry) error {
 	case evidence.KindArtifact:
 		var a evidence.Artifact
 		if err = evidence.DecodeEntry(e, &a); err == nil {
-			_, err = tx.ExecContext(ctx, `INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				int64(a.ID), a.Digest, a.Name, a.GitCommit, a.Repository, a.BuildURL, a.Pipeline, a.ReportedBy, micros(a.ReportedAt))
+			_, err = tx.ExecContext(ctx, `INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at, author)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				int64(a.ID), a.Digest, a.Name, a.GitCommit, a.Repository, a.BuildURL, a.Pipeline, a.ReportedBy, micros(a.ReportedAt), a.Author)
 		}
 	case evidence.KindAttestation:
 		var a evidence.Attestation
@@ -43,9 +43,9 @@ func project(ctx context.Context, tx *sql.Tx, e journal.Entry) error {
 			if a.ExpiresAt != nil {
 				exp = micros(*a.ExpiresAt)
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				int64(a.ID), a.Digest, a.Environment, a.Decision, a.Reason, exp, a.Approver, micros(a.ApprovedAt))
+			_, err = tx.ExecContext(ctx, `INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				int64(a.ID), a.Digest, a.Environment, a.Decision, a.Reason, exp, a.Approver, micros(a.ApprovedAt), a.Emergency)
 		}
 	case drift.KindSnapshot:
 		var r drift.Record
@@ -53,6 +53,13 @@ func project(ctx context.Context, tx *sql.Tx, e journal.Entry) error {
 			_, err = tx.ExecContext(ctx, `INSERT INTO snapshots (id, environment, time, hash, kind, full_id, body)
 				VALUES (?, ?, ?, ?, ?, CASE WHEN ? = 'full' THEN ? ELSE COALESCE((SELECT full_id FROM snapshots WHERE environment = ? AND kind <> 'heartbeat' AND id < ? ORDER BY id DESC LIMIT 1), 0) END, ?)`,
 				int64(e.Index), r.Environment, micros(e.Time), r.Hash, r.Kind, r.Kind, int64(e.Index), r.Environment, int64(e.Index), []byte(e.Body))
+			for _, dg := range drift.RanDigests(r) {
+				if err != nil {
+					break
+				}
+				_, err = tx.ExecContext(ctx, `INSERT INTO ran (digest, environment, first_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+					dg, r.Environment, int64(e.Index))
+			}
 		}
 	case journal.KindAdmission:
 		if env, digests, ok := drift.AdmittedDigests(e); ok {
@@ -130,30 +137,68 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 		return nil, fmt.Errorf("sqlite: look up attestations: %w", err)
 	}
 
-	rows, err = d.db.QueryContext(ctx, `SELECT id, digest, environment, decision, reason, expires_at, approver, approved_at
-		FROM approvals WHERE digest IN (`+in+`) ORDER BY id`, args...)
+	rows, err = d.db.QueryContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE digest IN (`+in+`) ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: look up approvals: %w", err)
 	}
-	var apps []evidence.Approval
-	err = eachRow(rows, func() error {
-		var a evidence.Approval
-		var id, at int64
-		var exp sql.NullInt64
-		if err := rows.Scan(&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &at); err != nil {
-			return err
-		}
-		a.ID, a.ApprovedAt, a.ExpiresAt = uint64(id), fromMicros(at), optTime(exp)
-		apps = append(apps, a)
-		return nil
-	})
+	apps, err := scanApprovals(rows)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: look up approvals: %w", err)
+		return nil, err
 	}
 	return evidence.Collect(arts, atts, apps), nil
 }
 
-const artifactColumns = `id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at`
+const approvalColumns = `id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency`
+
+// Approvals implements evidence.Store.
+func (d *DB) Approvals(ctx context.Context, f evidence.ApprovalFilter) ([]evidence.Approval, error) {
+	var where []string
+	var args []any
+	if f.Digest != "" {
+		where, args = append(where, "digest = ?"), append(args, f.Digest)
+	}
+	if f.Environment != "" {
+		where, args = append(where, "environment = ?"), append(args, f.Environment)
+	}
+	q := `SELECT ` + approvalColumns + ` FROM approvals`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	rows, err := d.db.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, limit(f.Limit))...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: approvals: %w", err)
+	}
+	return scanApprovals(rows)
+}
+
+func scanApprovals(rows *sql.Rows) ([]evidence.Approval, error) {
+	var out []evidence.Approval
+	err := eachRow(rows, func() error {
+		var a evidence.Approval
+		var id, at int64
+		var exp sql.NullInt64
+		if err := rows.Scan(&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &at, &a.Emergency); err != nil {
+			return err
+		}
+		a.ID, a.ApprovedAt, a.ExpiresAt = uint64(id), fromMicros(at), optTime(exp)
+		out = append(out, a)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: approvals: %w", err)
+	}
+	return out, nil
+}
+
+// limit is a list's row limit: n within 1-1000, 100 otherwise.
+func limit(n int) int {
+	if n <= 0 || n > 1000 {
+		return 100
+	}
+	return n
+}
+
+const artifactColumns = `id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at, author`
 
 // Artifacts implements evidence.Store.
 func (d *DB) Artifacts(ctx context.Context, f evidence.ArtifactFilter) ([]evidence.Artifact, error) {
@@ -165,15 +210,17 @@ func (d *DB) Artifacts(ctx context.Context, f evidence.ArtifactFilter) ([]eviden
 	if f.GitCommit != "" {
 		where, args = append(where, "git_commit = ?"), append(args, f.GitCommit)
 	}
+	if f.DigestPrefix != "" {
+		where, args = append(where, "digest >= ? AND digest < ?"), append(args, f.DigestPrefix, evidence.PrefixEnd(f.DigestPrefix))
+	}
+	if f.CommitPrefix != "" {
+		where, args = append(where, "git_commit >= ? AND git_commit < ?"), append(args, f.CommitPrefix, evidence.PrefixEnd(f.CommitPrefix))
+	}
 	q := `SELECT ` + artifactColumns + ` FROM artifacts`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	limit := f.Limit
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
-	rows, err := d.db.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
+	rows, err := d.db.QueryContext(ctx, q+` ORDER BY id DESC LIMIT ?`, append(args, limit(f.Limit))...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: artifacts: %w", err)
 	}
@@ -185,7 +232,7 @@ func scanArtifacts(rows *sql.Rows) ([]evidence.Artifact, error) {
 	err := eachRow(rows, func() error {
 		var a evidence.Artifact
 		var id, at int64
-		if err := rows.Scan(&id, &a.Digest, &a.Name, &a.GitCommit, &a.Repository, &a.BuildURL, &a.Pipeline, &a.ReportedBy, &at); err != nil {
+		if err := rows.Scan(&id, &a.Digest, &a.Name, &a.GitCommit, &a.Repository, &a.BuildURL, &a.Pipeline, &a.ReportedBy, &at, &a.Author); err != nil {
 			return err
 		}
 		a.ID, a.ReportedAt = uint64(id), fromMicros(at)

@@ -105,3 +105,48 @@ func (d *DB) records(ctx context.Context, q string, args ...any) ([]drift.Stored
 	}
 	return out, nil
 }
+
+// Sightings implements drift.Store.
+func (d *DB) Sightings(ctx context.Context, digests []string) (map[string][]drift.Sighting, error) {
+	set := drift.SightingSet{}
+	if len(digests) == 0 {
+		return set.Map(), nil
+	}
+	in, args := placeholders(len(digests)), anySlice(digests)
+	rows, err := d.db.QueryContext(ctx, `SELECT a.digest, a.environment, a.first_id, f.time, a.last_id, l.time
+		FROM admitted a JOIN journal_entries f ON f.idx = a.first_id JOIN journal_entries l ON l.idx = a.last_id
+		WHERE a.digest IN (`+in+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: sightings: %w", err)
+	}
+	err = eachRow(rows, func() error {
+		var dg, env string
+		var first, firstAt, last, lastAt int64
+		if err := rows.Scan(&dg, &env, &first, &firstAt, &last, &lastAt); err != nil {
+			return err
+		}
+		set.Admitted(dg, env, drift.JournalRef{Index: uint64(first), Time: fromMicros(firstAt)}, drift.JournalRef{Index: uint64(last), Time: fromMicros(lastAt)})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: sightings: %w", err)
+	}
+	rows, err = d.db.QueryContext(ctx, `SELECT r.digest, r.environment, r.first_id, s.time
+		FROM ran r JOIN snapshots s ON s.id = r.first_id WHERE r.digest IN (`+in+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: sightings: %w", err)
+	}
+	err = eachRow(rows, func() error {
+		var dg, env string
+		var first, at int64
+		if err := rows.Scan(&dg, &env, &first, &at); err != nil {
+			return err
+		}
+		set.Ran(dg, env, drift.JournalRef{Index: uint64(first), Time: fromMicros(at)})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: sightings: %w", err)
+	}
+	return set.Map(), nil
+}

@@ -58,3 +58,10 @@ func TestJournalIsAppendOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestRanBackfill runs the backfill of migration 0006 over recorded
+// snapshots: it must index what the store indexes with each snapshot.
+func TestRanBackfill(t *testing.T) {
+	db := open(t)
+	storetest.RanBackfill(t, db, db.ExecForTest, "migrations/0006_search.sql")
+}

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/exempt"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/policy"
 )
@@ -66,6 +67,21 @@ type Config struct {
 	Logger       *slog.Logger
 	Observer     Observer
 	Now          func() time.Time
+	// Exemptions, when set, admits the images exempted in an environment.
+	Exemptions Exemptions
+	// Alerts, when set, is told about break-glass admissions and
+	// exemptions used (after they are journaled).
+	Alerts Alerter
+}
+
+// Exemptions lists the exemptions in force.
+type Exemptions interface {
+	Active(env string, t time.Time) []exempt.Exemption
+}
+
+// Alerter raises alerts.
+type Alerter interface {
+	Alert(ctx context.Context, event string, rec Record, index uint64, summary string)
 }
 
 // DefaultMaxBodyBytes is the default request size limit: the apiserver's
@@ -123,8 +139,11 @@ func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 		rec.Allowed, rec.Error = false, err.Error()
 		log.Error("could not decide; refusing the change", "error", err)
 	}
+	if settle(&rec, env.EffectiveMode()) {
+		log.Warn("break-glass: admitted whatever the policy said", "reason", rec.BreakGlass, "messages", rec.Messages, "error", rec.Error)
+	}
 	if !dryRun {
-		stored, retried, err := h.journal(ctx, rec, start)
+		stored, index, retried, err := h.journal(ctx, rec, start)
 		if err != nil {
 			log.Error("could not journal the decision; refusing the change", "error", err)
 			return errored(req.UID, http.StatusInternalServerError,
@@ -132,6 +151,8 @@ func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 		}
 		if retried {
 			log.Info("retried request answered with the journaled decision")
+		} else {
+			h.alert(ctx, stored, index)
 		}
 		rec = stored
 	}
@@ -142,12 +163,63 @@ func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 	log.Info("admission decided", "allowed", rec.Allowed, "dry_run", dryRun, "images", len(rec.Images),
 		"policy_version", rec.PolicyVersion, "duration_ms", float64(took.Microseconds())/1000)
 	switch {
-	case rec.Error != "":
+	case rec.Error != "" && !rec.Allowed:
 		return errored(req.UID, http.StatusInternalServerError, fmt.Errorf("vouch could not decide, so the change is refused: %s", rec.Error))
 	case !rec.Allowed:
 		return denied(req.UID, rec.Messages, rec.Warnings)
+	case rec.PolicyDenied && (rec.Mode == policy.ModeWarn || rec.BreakGlass != ""):
+		return allowed(req.UID, warnWith(rec))
 	}
 	return allowed(req.UID, rec.Warnings)
+}
+
+// alert tells the Alerter about a break-glass admission and about the
+// exemptions a decision used.
+func (h *Handler) alert(ctx context.Context, rec Record, index uint64) {
+	if h.cfg.Alerts == nil {
+		return
+	}
+	if rec.BreakGlass != "" {
+		h.cfg.Alerts.Alert(ctx, "break-glass", rec, index, fmt.Sprintf("%s %s/%s was admitted for %s with break-glass: %q", rec.Kind, rec.Namespace, rec.Name, rec.User, rec.BreakGlass))
+	}
+	for _, img := range rec.Images {
+		if img.Exemption != 0 {
+			h.cfg.Alerts.Alert(ctx, "exemption-used", rec, index, fmt.Sprintf("%s %s/%s: image %s admitted for %s by exemption %d", rec.Kind, rec.Namespace, rec.Name, img.Image, rec.User, img.Exemption))
+		}
+	}
+}
+
+// settle admits a denied (or undecided) change when break-glass was
+// honoured, or in warn and audit mode, marking the record so the journal
+// says what would have been refused. It reports whether break-glass let
+// the change in.
+func settle(rec *Record, mode string) (brokeGlass bool) {
+	if mode != policy.ModeEnforce {
+		rec.Mode = mode
+	}
+	if rec.Allowed || (rec.BreakGlass == "" && rec.Mode == "") {
+		return false
+	}
+	rec.Allowed, rec.PolicyDenied = true, true
+	return rec.BreakGlass != ""
+}
+
+// warnWith returns the warnings of a change admitted in warn mode: what
+// would have been refused first, as kubectl prints them.
+func warnWith(rec Record) []string {
+	out := make([]string, 0, len(rec.Messages)+len(rec.Warnings)+1)
+	if rec.Error != "" {
+		out = append(out, fmt.Sprintf("vouch could not decide (%s); admitted because %s is in warn mode", rec.Error, rec.Environment))
+	}
+	prefix := "would be denied in enforce mode: "
+	if rec.BreakGlass != "" {
+		out = append(out, fmt.Sprintf("admitted with break-glass (%s); this is journaled and alerted", rec.BreakGlass))
+		prefix = "would be denied: "
+	}
+	for _, m := range rec.Messages {
+		out = append(out, prefix+m)
+	}
+	return append(out, rec.Warnings...)
 }
 
 // ErrUnknownEnvironment is returned by Assess for an environment the
@@ -216,6 +288,13 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 		rec.Name = w.Name
 	}
 	rec.Groups, rec.Labels = req.UserInfo.Groups, w.Labels
+	if w.BreakGlass != "" {
+		if env.BreakGlass {
+			rec.BreakGlass = w.BreakGlass
+		} else {
+			rec.Warnings = append(rec.Warnings, fmt.Sprintf("the %s annotation is ignored: %s does not allow break-glass", BreakGlassAnnotation, env.Name))
+		}
+	}
 	for k, v := range w.Annotations {
 		if k == lastApplied {
 			continue // the whole object again
@@ -237,19 +316,22 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 	in := recordInput(rec, env)
 	in.Request.DryRun = req.DryRun != nil && *req.DryRun
 	in.Workload.Annotations = nonNilMap(w.Annotations) // all of them; the record leaves last-applied out
-	err = h.evaluate(ctx, h.cfg.Policy, &rec, in, containers, env, at, lookup)
+	exemption := func(_ int, img Image) uint64 { return h.exemption(env.Name, img, at) }
+	err = h.evaluate(ctx, h.cfg.Policy, &rec, in, containers, env, at, lookup, exemption)
 	return rec, err
 }
 
 // evaluate completes a decision from its containers: it parses their
-// images into rec and in, adds the evidence lookup finds for their
-// digests, and fills rec with the outcome of p's decision as of time at.
-// Decide and Redecide share it.
-func (h *Handler) evaluate(ctx context.Context, p Decider, rec *Record, in *policy.Input, containers []Container, env policy.Environment, at time.Time, lookup EvidenceLookup) error {
+// images into rec and in, exempts those on the allow-list or with an
+// exemption (by the index of the container and its image), adds the
+// evidence lookup finds for the other digests, and fills rec with the
+// outcome of p's decision as of time at. decide and Redecide share it.
+func (h *Handler) evaluate(ctx context.Context, p Decider, rec *Record, in *policy.Input, containers []Container, env policy.Environment, at time.Time,
+	lookup EvidenceLookup, exemption func(i int, img Image) uint64) error {
 	in.Artifacts = make([]policy.ArtifactInput, 0, len(containers))
 	var invalid []string
 	var digests []string
-	for _, c := range containers {
+	for i, c := range containers {
 		img, err := parseImageCached(c.Image)
 		rec.Images = append(rec.Images, RecordImage{Container: c.Name, ContainerType: c.Type, Image: c.Image, Digest: img.Digest})
 		if err != nil {
@@ -260,7 +342,13 @@ func (h *Handler) evaluate(ctx context.Context, p Decider, rec *Record, in *poli
 			Container: c.Name, ContainerType: c.Type, Image: c.Image, Name: img.Name, Tag: img.Tag, Digest: img.Digest,
 			Allowed: h.allowed(env, img.Name), Attestations: []policy.AttestationInput{}, Approvals: []policy.ApprovalInput{},
 		}
-		rec.Images[len(rec.Images)-1].Allowed = a.Allowed
+		ri := &rec.Images[len(rec.Images)-1]
+		if !a.Allowed {
+			if id := exemption(i, img); id != 0 {
+				a.Allowed, ri.Exemption = true, id
+			}
+		}
+		ri.Allowed = a.Allowed
 		in.Artifacts = append(in.Artifacts, a)
 		if img.Digest != "" && !a.Allowed {
 			digests = append(digests, img.Digest)
@@ -277,6 +365,7 @@ func (h *Handler) evaluate(ctx context.Context, p Decider, rec *Record, in *poli
 			}
 		}
 	}
+	rec.input = in
 	d, err := p.Decide(ctx, in, at)
 	rec.PolicyVersion = d.Version
 	rec.Evidence = append(rec.Evidence, in.EvidenceIDs()...)
@@ -288,9 +377,22 @@ func (h *Handler) evaluate(ctx context.Context, p Decider, rec *Record, in *poli
 		rec.Violations = append(rec.Violations, policy.Violation{Msg: m, Rule: "image", Requirement: "valid image reference"})
 	}
 	rec.Violations = append(rec.Violations, d.Violations...)
-	rec.Warnings = d.Warn
+	rec.Warnings = append(rec.Warnings, d.Warn...)
 	rec.Allowed = len(rec.Messages) == 0
 	return nil
+}
+
+// exemption returns the id of an exemption in force for img in env, or 0.
+func (h *Handler) exemption(env string, img Image, at time.Time) uint64 {
+	if h.cfg.Exemptions == nil {
+		return 0
+	}
+	for _, e := range h.cfg.Exemptions.Active(env, at) {
+		if (e.Digest != "" && e.Digest == img.Digest) || (e.Image != "" && globMatch(normalizePattern(e.Image), img.Name)) {
+			return e.ID
+		}
+	}
+	return 0
 }
 
 // allowed reports whether an image name is on env's allow-list.
@@ -305,21 +407,21 @@ func (h *Handler) allowed(env policy.Environment, name string) bool {
 
 // journal records the decision and returns the journaled record: for a
 // retried UID, the one recorded first, with retried set.
-func (h *Handler) journal(ctx context.Context, rec Record, at time.Time) (stored Record, retried bool, err error) {
+func (h *Handler) journal(ctx context.Context, rec Record, at time.Time) (stored Record, index uint64, retried bool, err error) {
 	body, err := json.Marshal(rec)
 	if err != nil {
-		return rec, false, err
+		return rec, 0, false, err
 	}
 	res, err := h.cfg.Journal.Append(ctx, journal.Entry{
 		Kind: journal.KindAdmission, Time: at, Environment: rec.Environment, Key: "admission:" + rec.UID, Body: body,
 	})
 	if err != nil || !res.Existing {
-		return rec, false, err
+		return rec, res.Index, false, err
 	}
 	if err := json.Unmarshal(res.Body, &stored); err != nil {
-		return rec, false, fmt.Errorf("decode journaled decision %d: %w", res.Index, err)
+		return rec, res.Index, false, fmt.Errorf("decode journaled decision %d: %w", res.Index, err)
 	}
-	return stored, true, nil
+	return stored, res.Index, true, nil
 }
 
 // addEvidence copies the evidence for one digest into the policy input,
@@ -327,7 +429,7 @@ func (h *Handler) journal(ctx context.Context, rec Record, at time.Time) (stored
 func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 	if p := ev.Artifact; p != nil {
 		a.Provenance = &policy.Provenance{
-			ID: p.ID, Name: p.Name, Digest: p.Digest, GitCommit: p.GitCommit, Repository: p.Repository,
+			ID: p.ID, Name: p.Name, Digest: p.Digest, GitCommit: p.GitCommit, Author: p.Author, Repository: p.Repository,
 			BuildURL: p.BuildURL, Pipeline: p.Pipeline, ReportedBy: p.ReportedBy, ReportedAt: p.ReportedAt,
 		}
 	}
@@ -343,7 +445,7 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 		}
 		a.Approvals = append(a.Approvals, policy.ApprovalInput{
 			ID: x.ID, Environment: x.Environment, Decision: x.Decision, Reason: x.Reason,
-			ExpiresAt: x.ExpiresAt, Approver: x.Approver, ApprovedAt: x.ApprovedAt,
+			ExpiresAt: x.ExpiresAt, Approver: x.Approver, ApprovedAt: x.ApprovedAt, Emergency: x.Emergency,
 		})
 	}
 }

@@ -22,8 +22,16 @@ type Record struct {
 	Environment string            `json:"environment"`
 	Images      []RecordImage     `json:"images"`
 	Allowed     bool              `json:"allowed"`
-	Messages    []string          `json:"messages,omitempty"` // why it was denied
-	Warnings    []string          `json:"warnings,omitempty"`
+	// Mode is the environment's enforcement mode when it is not enforce.
+	// PolicyDenied is set when the policy denied (or could not decide) but
+	// the mode (warn, audit) admitted the change.
+	Mode         string `json:"mode,omitempty"`
+	PolicyDenied bool   `json:"policy_denied,omitempty"`
+	// BreakGlass is the reason of an honoured vouch.dev/break-glass
+	// annotation: the change was admitted whatever the policy said.
+	BreakGlass string   `json:"break_glass,omitempty"`
+	Messages   []string `json:"messages,omitempty"` // why it was denied
+	Warnings   []string `json:"warnings,omitempty"`
 	// Error is set when Vouch could not decide and refused the change.
 	Error         string   `json:"error,omitempty"`
 	PolicyVersion string   `json:"policy_version"`
@@ -31,6 +39,8 @@ type Record struct {
 	// Violations are the Messages with the rule and requirement each names
 	// (for vouch assert; not journaled).
 	Violations []policy.Violation `json:"-"`
+	// input is the policy input the decision was made from (for Explain).
+	input *policy.Input
 }
 
 // RecordImage is one container image of a decision.
@@ -39,6 +49,8 @@ type RecordImage struct {
 	ContainerType string `json:"container_type"`
 	Image         string `json:"image"`
 	Digest        string `json:"digest,omitempty"`
-	// Allowed is true when the image was exempt through the allow-list.
-	Allowed bool `json:"allowed,omitempty"`
+	// Allowed is true when the image was exempt through the allow-list or
+	// an exemption; Exemption is then the exemption's id.
+	Allowed   bool   `json:"allowed,omitempty"`
+	Exemption uint64 `json:"exemption,omitempty"`
 }

@@ -20,7 +20,7 @@ func recordInput(rec Record, env policy.Environment) *policy.Input {
 			UID: rec.UID, Operation: rec.Operation, Kind: rec.Kind, Namespace: rec.Namespace, Name: rec.Name,
 			User: policy.User{Username: rec.User, Groups: nonNil(rec.Groups)},
 		},
-		Environment: policy.InputEnvironment{Name: env.Name, Require: env.Require},
+		Environment: policy.NewInputEnvironment(env),
 		Workload: policy.Workload{
 			Kind: rec.Kind, Name: rec.Name, Namespace: rec.Namespace,
 			Labels: nonNilMap(rec.Labels), Annotations: nonNilMap(rec.Annotations),
@@ -31,18 +31,19 @@ func recordInput(rec Record, env policy.Environment) *policy.Input {
 // Redecide decides a journaled admission again, with policy p, as the
 // webhook decided it then: the same request, workload and container images
 // (from rec), the configuration of its environment as it is now
-// (requirements and allow-list), and the evidence as it was at the
-// decision, taken from found — the evidence recorded now for the
-// decision's digests. Evidence as it was means the records journaled
-// before the decision (id below index) and, of the digests the decision
-// looked up, only the records it used (rec.Evidence): a record committed
-// while the decision was being made does not count. Rego sees at, the
-// decision's time, as the current time.
+// (requirements, allow-list, change freezes), the exemptions the decision
+// used, and the evidence as it was at the decision, taken from found — the
+// evidence recorded now for the decision's digests. Evidence as it was
+// means the records journaled before the decision (id below index) and, of
+// the digests the decision looked up, only the records it used
+// (rec.Evidence): a record committed while the decision was being made does
+// not count. Rego sees at, the decision's time, as the current time.
 //
-// The record returned has rec's request and workload and the new outcome;
-// its Error is left empty: a policy that cannot decide returns the error,
-// as decide does. An environment that is no longer configured is
-// ErrUnknownEnvironment.
+// The record returned has rec's request and workload and the policy's
+// verdict: Allowed is whether p denies, whatever the environment's mode or
+// a break-glass annotation would make of it; its Error is left empty: a
+// policy that cannot decide returns the error, as decide does. An
+// environment that is no longer configured is ErrUnknownEnvironment.
 func (h *Handler) Redecide(ctx context.Context, p Decider, rec Record, index uint64, at time.Time, found map[string]evidence.Evidence) (Record, error) {
 	env, ok := h.cfg.Environments.Named(rec.Environment)
 	if !ok {
@@ -53,12 +54,19 @@ func (h *Handler) Redecide(ctx context.Context, p Decider, rec Record, index uin
 		containers[i] = Container{Name: img.Container, Image: img.Image, Type: img.ContainerType}
 	}
 	asOf := evidenceAsOf{found: found, before: index, images: rec.Images, used: rec.Evidence}
+	exemption := func(i int, _ Image) uint64 { return rec.Images[i].Exemption } // as it was: revoked since or not
 	out := rec
 	out.Images, out.Evidence = make([]RecordImage, 0, len(containers)), []uint64{}
 	out.Allowed, out.Messages, out.Warnings, out.Violations, out.Error, out.PolicyVersion = false, nil, nil, nil, "", ""
-	err := h.evaluate(ctx, p, &out, recordInput(out, env), containers, env, at, asOf)
+	out.Mode, out.PolicyDenied = "", false
+	err := h.evaluate(ctx, p, &out, recordInput(out, env), containers, env, at, asOf, exemption)
 	return out, err
 }
+
+// PolicyAllowed reports whether the policy admitted the journaled
+// decision rec: Allowed, unless only the environment's mode or a
+// break-glass annotation let the change in.
+func (rec Record) PolicyAllowed() bool { return rec.Allowed && !rec.PolicyDenied }
 
 // evidenceAsOf serves a replayed decision the evidence it could see (see
 // Redecide).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	admissionv1 "k8s.io/api/admission/v1"
 	"slices"
 	"strings"
 
@@ -102,9 +103,12 @@ func setNamespace(object []byte, namespace string) ([]byte, error) {
 // Assertion is whether an image would be admitted in an environment now,
 // requirement by requirement.
 type Assertion struct {
-	Environment   string                     `json:"environment"`
-	Image         string                     `json:"image"`
+	Environment string `json:"environment"`
+	Image       string `json:"image"`
+	// Allowed is the policy's verdict; Mode says whether a denial is
+	// enforced (enforce) or only reported (warn, audit).
 	Allowed       bool                       `json:"allowed"`
+	Mode          string                     `json:"mode"`
 	Requirements  []policy.RequirementStatus `json:"requirements"`
 	Messages      []string                   `json:"messages,omitempty"`
 	Warnings      []string                   `json:"warnings,omitempty"`
@@ -132,8 +136,31 @@ func (h *Handler) Assert(ctx context.Context, environment, image string) (Assert
 		return Assertion{}, err
 	}
 	return Assertion{
-		Environment: environment, Image: image, Allowed: rec.Allowed,
-		Requirements: policy.Checklist(env.Require, rec.Violations),
+		Environment: environment, Image: image, Allowed: rec.Allowed, Mode: env.EffectiveMode(),
+		Requirements: policy.Checklist(env, rec.Violations),
 		Messages:     rec.Messages, Warnings: rec.Warnings, PolicyVersion: rec.PolicyVersion,
 	}, nil
+}
+
+// Explain decides an admission request as Handle would, without recording
+// it, and returns the decision (with the environment's mode and any
+// break-glass applied) and the policy input it was made from. environment
+// overrides the namespace's environment when set.
+func (h *Handler) Explain(ctx context.Context, req *admissionv1.AdmissionRequest, environment string) (Record, *policy.Input, error) {
+	env := h.cfg.Environments.For(req.Namespace)
+	if environment != "" {
+		var ok bool
+		if env, ok = h.cfg.Environments.Named(environment); !ok {
+			return Record{}, nil, fmt.Errorf("%w %q (configured: %s)", ErrUnknownEnvironment, environment, strings.Join(h.cfg.Environments.Names(), ", "))
+		}
+	}
+	if skip := h.skipReason(req); skip != "" {
+		return Record{Allowed: true, Environment: env.Name, Warnings: []string{"not evaluated: " + skip}}, nil, nil
+	}
+	rec, err := h.decide(ctx, req, env, h.cfg.Now(), h.cfg.Evidence)
+	if err != nil {
+		return rec, rec.input, err
+	}
+	settle(&rec, env.EffectiveMode())
+	return rec, rec.input, nil
 }

@@ -22,6 +22,9 @@ type Workload struct {
 	Labels      map[string]string
 	Annotations map[string]string
 	Containers  []Container
+	// BreakGlass is the reason given in the vouch.dev/break-glass
+	// annotation, if any.
+	BreakGlass string
 }
 
 // workloadKinds are the kinds whose pod templates are evaluated, by API
@@ -70,8 +73,15 @@ type objectMeta struct {
 }
 
 type podTemplate struct {
+	Metadata struct {
+		Annotations map[string]string `json:"annotations"`
+	} `json:"metadata"`
 	Spec podSpec `json:"spec"`
 }
+
+// BreakGlassAnnotation asks for a change to be admitted whatever the
+// policy says, for the reason it holds, in environments that allow it.
+const BreakGlassAnnotation = "vouch.dev/break-glass"
 
 type podSpec struct {
 	InitContainers      []container `json:"initContainers"`
@@ -99,22 +109,28 @@ func ExtractWorkload(kind string, raw []byte) (Workload, error) {
 	if w.Name == "" && obj.Metadata.GenerateName != "" {
 		w.Name = obj.Metadata.GenerateName + "*"
 	}
-	var spec *podSpec
+	var tmpl *podTemplate
 	switch kind {
 	case "Pod":
-		spec = &obj.Spec.podSpec
+		tmpl = &podTemplate{Spec: obj.Spec.podSpec}
 	case "CronJob":
 		if obj.Spec.JobTemplate == nil {
 			return Workload{}, fmt.Errorf("decode CronJob: spec.jobTemplate is missing")
 		}
-		spec = &obj.Spec.JobTemplate.Spec.Template.Spec
+		tmpl = &obj.Spec.JobTemplate.Spec.Template
 	default:
 		if obj.Spec.Template == nil {
 			return Workload{}, fmt.Errorf("decode %s: spec.template is missing", kind)
 		}
-		spec = &obj.Spec.Template.Spec
+		tmpl = obj.Spec.Template
 	}
-	w.Containers = spec.containers()
+	w.Containers = tmpl.Spec.containers()
+	// On the object, or on its pod template so that the pods a controller
+	// creates from it carry it too.
+	w.BreakGlass = obj.Metadata.Annotations[BreakGlassAnnotation]
+	if w.BreakGlass == "" {
+		w.BreakGlass = tmpl.Metadata.Annotations[BreakGlassAnnotation]
+	}
 	return w, nil
 }
 

@@ -31,7 +31,8 @@ Would IMAGE (registry/app@sha256:…) — or the artifact with DIGEST
 policy exactly as the admission webhook would, records nothing, and prints
 each requirement as met or missing.
 
-Exit status: 0 admitted, 1 denied (or an error), 2 usage error.
+Exit status: 0 admitted, 1 denied (or an error), 2 usage error, 3 the server
+unreachable or failing.
 Token scope: evidence:write or audit:read.
 
 Examples:
@@ -108,7 +109,8 @@ Without --environment each object's namespace picks its environment, as at
 admission; objects without a namespace are in --namespace (default
 "default").
 
-Exit status: 0 all admitted, 1 any denied (or an error), 2 usage error.
+Exit status: 0 all admitted, 1 any denied (or an error), 2 usage error, 3 the
+server unreachable or failing.
 Token scope: evidence:write or audit:read.
 
 Examples:

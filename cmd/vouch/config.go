@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/redis/go-redis/v9"
 	"sigs.k8s.io/yaml"
 
 	"github.com/vouch-dev/vouch/drift"
@@ -52,6 +53,9 @@ type Config struct {
 	SnapshotInterval   Duration               `json:"snapshot_interval"`
 	Notifications      []drift.NotifierConfig `json:"notifications"`
 	EvidenceCacheSize  int                    `json:"evidence_cache_size"`
+	MaxBlobSize        ByteSize               `json:"max_blob_size"`
+	RedisURL           string                 `json:"redis_url"`
+	APIRateLimit       int                    `json:"api_rate_limit"`
 	JournalKeyFile     string                 `json:"journal_key_file"`
 	JournalOrigin      string                 `json:"journal_origin"`
 	CheckpointInterval Duration               `json:"checkpoint_interval"`
@@ -86,6 +90,49 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
+// ByteSize is a number of bytes, written as 16777216, "16MiB", "512KiB"
+// or "1GiB" (also "16M", "512K", "1G", in powers of 1024).
+type ByteSize int64
+
+// ParseByteSize reads a ByteSize.
+func ParseByteSize(s string) (ByteSize, error) {
+	v, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("want a size such as 16777216, \"16MiB\" or \"512KiB\", got %q", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// UnmarshalJSON accepts a number of bytes or a size string.
+func (b *ByteSize) UnmarshalJSON(data []byte) error {
+	var n int64
+	if err := json.Unmarshal(data, &n); err == nil {
+		*b = ByteSize(n)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return errors.New(`want a size such as 16777216 or "16MiB"`)
+	}
+	v, err := ParseByteSize(s)
+	*b = v
+	return err
+}
+
+// DefaultAPIRateLimit is the default API requests per minute per token:
+// far above what a pipeline needs, low enough to stop a runaway script.
+const DefaultAPIRateLimit = 3000
+
 // defaultConfig is the zero-setup configuration.
 func defaultConfig() Config {
 	return Config{
@@ -98,6 +145,8 @@ func defaultConfig() Config {
 		LogFormat:          "json",
 		JournalMaxBatch:    journal.DefaultMaxBatch,
 		EvidenceCacheSize:  evidence.DefaultCacheSize,
+		MaxBlobSize:        evidence.DefaultMaxBlobSize,
+		APIRateLimit:       DefaultAPIRateLimit,
 		CheckpointInterval: Duration(journal.DefaultCheckpointInterval),
 		LeaderElectionID:   "vouch",
 		SnapshotInterval:   Duration(drift.DefaultHeartbeat),
@@ -177,6 +226,20 @@ var serveSettings = []setting{
 		}
 		c.EvidenceCacheSize = n
 		return nil
+	}},
+	{"redis-url", "redis_url", "Redis shared by the replicas: an evidence cache, change notifications and the API rate limit (redis://[:password@]host:6379/0; rediss:// for TLS)", str(func(c *Config) *string { return &c.RedisURL })},
+	{"api-rate-limit", "api_rate_limit", "API requests per minute per token, shared through Redis when set; 0 turns the limit off (default 3000)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("want a whole number, got %q", v)
+		}
+		c.APIRateLimit = n
+		return nil
+	}},
+	{"max-blob-size", "max_blob_size", "largest blob (test report, scan, SBOM) accepted by POST /api/v1/blobs, e.g. 16MiB (default 16MiB)", func(c *Config, v string) error {
+		n, err := ParseByteSize(v)
+		c.MaxBlobSize = n
+		return err
 	}},
 	{"journal-key-file", "journal_key_file", "Ed25519 key that signs journal checkpoints; generated there on first start (default <data-dir>/journal.key)", str(func(c *Config) *string { return &c.JournalKeyFile })},
 	{"journal-origin", "journal_origin", "name of this journal in its checkpoints, e.g. vouch.bank.example/prod (used when the key is generated)", str(func(c *Config) *string { return &c.JournalOrigin })},
@@ -360,6 +423,17 @@ func (c *Config) validate() error {
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			return fmt.Errorf("notifications[%d].url: %q is not an http(s) URL", i, n.URL)
 		}
+	}
+	if c.MaxBlobSize < 1<<10 || c.MaxBlobSize > 1<<30 {
+		return fmt.Errorf("max_blob_size (--max-blob-size): %d bytes is not between 1KiB and 1GiB", c.MaxBlobSize)
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			return fmt.Errorf("redis_url (--redis-url): %v", err)
+		}
+	}
+	if c.APIRateLimit < 0 {
+		return fmt.Errorf("api_rate_limit (--api-rate-limit): %d is negative", c.APIRateLimit)
 	}
 	if c.EvidenceCacheSize < 0 {
 		return fmt.Errorf("evidence_cache_size (--evidence-cache-size): %d is negative", c.EvidenceCacheSize)

@@ -92,6 +92,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"attestation name", []string{"--config", yaml("environments: [{name: a, namespaces: [x], require: {attestations: ['Unit Tests']}}]\n")}, nil, "environments[0].require.attestations[0]"},
 		{"allow with digest", []string{"--config", yaml("environments: [{name: a, namespaces: [x], allow: ['x@sha256:00']}]\n")}, nil, "environments[0].allow[0]"},
 		{"missing config file", []string{"--config", "/nope.yaml"}, nil, "config file"},
+		{"blob size unit", []string{"--max-blob-size", "16MB"}, nil, "max_blob_size (--max-blob-size)"},
+		{"blob size too small", nil, map[string]string{"VOUCH_MAX_BLOB_SIZE": "100"}, "max_blob_size (--max-blob-size): 100 bytes is not between 1KiB and 1GiB"},
+		{"blob size too large", []string{"--config", yaml("max_blob_size: 2GiB\n")}, nil, "max_blob_size"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,6 +113,34 @@ func TestConfigDefaultsAreValid(t *testing.T) {
 	}
 	if cfg.APIAddr != ":8080" || cfg.WebhookAddr != ":8443" || cfg.DatabaseURL != "" || cfg.DefaultEnvironment != "default" {
 		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+func TestMaxBlobSize(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		file string
+		want ByteSize
+	}{
+		{nil, nil, "", 16 << 20},
+		{[]string{"--max-blob-size", "64MiB"}, nil, "", 64 << 20},
+		{nil, map[string]string{"VOUCH_MAX_BLOB_SIZE": "512K"}, "", 512 << 10},
+		{nil, nil, "max_blob_size: 1048576\n", 1 << 20},
+		{nil, nil, "max_blob_size: 1 GiB\n", 1 << 30},
+		{[]string{"--max-blob-size", "2048"}, nil, "max_blob_size: 1GiB\n", 2048},
+	} {
+		args := tc.args
+		if tc.file != "" {
+			p := filepath.Join(dir, "vouch.yaml")
+			os.WriteFile(p, []byte(tc.file), 0o644)
+			args = append(args, "--config", p)
+		}
+		cfg, err := loadConfig(args, env(tc.env))
+		if err != nil || cfg.MaxBlobSize != tc.want {
+			t.Errorf("loadConfig(%v, %v, %q): max_blob_size %d, %v; want %d", tc.args, tc.env, tc.file, cfg.MaxBlobSize, err, tc.want)
+		}
 	}
 }
 

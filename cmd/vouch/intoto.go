@@ -24,7 +24,7 @@ test-result predicate passes unless its result is FAILED; other predicates
 pass. "-" reads the envelope from stdin.
 
 Token scope: evidence:write. Exit status: 0 recorded, 1 refused or an
-error, 2 usage error.
+error, 2 usage error, 3 the server unreachable or failing.
 
 Examples:
   vouch attest intoto provenance.intoto.jsonl.dsse.json

@@ -35,7 +35,8 @@ const journalHelp = `Usage:
   vouch journal verify --public-key KEY --data-dir DIR | --database-url URL
       verify a store in place
 
-Exit status: 0 verified, 1 verification failed or error, 2 usage.
+Exit status: 0 verified, 1 verification failed or error, 2 usage, 3 the server
+(export, --server) unreachable or failing.
 `
 
 func journalCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {

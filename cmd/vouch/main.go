@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/vouch-dev/vouch/client"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -29,14 +31,41 @@ Usage:
   vouch snapshot k8s | paths           report what runs where Vouch does not (a cluster, servers' files)
   vouch assert IMAGE_OR_DIGEST --environment ENV
                                        would it be admitted now? each requirement, met or missing
-  vouch review -f MANIFEST [--environment ENV]
-                                       every workload of a manifest, decided as the webhook would
+  vouch policy test | check | fmt | eval
+                                       write and try Rego rules: tests with coverage, schema checks, formatting, a decision explained
   vouch policy replay --policy-dir DIR [--since 7d] [--environment ENV]
                                        impact before rollout: the journaled admissions a candidate
                                        policy would decide differently, by rule and workload
+  vouch exempt --environment ENV (--image NAME | --digest D) --reason R --expires 24h
+  vouch exemptions list | revoke ID    time-boxed exemptions, journaled and alerted
+  vouch review -f MANIFEST [--environment ENV]
+                                       every workload of a manifest, decided as the webhook would
   vouch version
 
-Run "vouch <command> --help" for a command's flags.
+From CI pipelines (docs/ci.md):
+  vouch fingerprint FILE|DIR|OCI-LAYOUT
+                                       the digest that identifies an artifact
+  vouch artifact report NAME --digest D|--file F|--dir D|--oci DIR
+                                       report a build and its provenance (defaults from the CI's variables)
+  vouch artifact get DIGEST            an artifact and all its evidence
+  vouch attest junit|sarif|sbom|generic --name N --digest D|--file F|… FILE…
+                                       record test results, scans, SBOMs and other evidence
+  vouch attest intoto ENVELOPE         record a signed in-toto statement (DSSE), verified against trusted keys
+  vouch approve DIGEST --environment E --reason R [--expires 72h] [--reject]
+                                       record a release decision
+  vouch approvals list [--digest D] [--environment E]
+  vouch search COMMIT_OR_DIGEST_PREFIX artifacts by commit or digest, and where they ran
+
+Client commands take --server (VOUCH_SERVER, default http://localhost:8080),
+--token (VOUCH_TOKEN) and -o table|json. Run "vouch <command> --help" for a
+command's flags and examples.
+
+Exit status:
+  0  done (a failed attestation recorded is done: see attest --exit-code)
+  1  failed: refused by the server (invalid, conflict, forbidden, not
+     found), a verification or a check that failed, a file that cannot be read
+  2  usage: the command line is wrong
+  3  the server is unreachable or failed (HTTP 5xx): retrying may help
 `
 
 func main() {
@@ -51,7 +80,7 @@ func main() {
 }
 
 // run executes one command and returns the exit status: 0 success, 1 a
-// failure, 2 a usage error.
+// failure, 2 a usage error, 3 the server unreachable or failing (see help).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, help)
@@ -72,18 +101,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = envCommand(ctx, args[1:], stdout, stderr)
 	case "snapshot":
 		err = snapshotCommand(ctx, args[1:], stdout, stderr)
+	case "fingerprint":
+		err = fingerprintCommand(args[1:], stdout, stderr)
+	case "artifact":
+		err = artifactCommand(ctx, args[1:], stdout, stderr)
 	case "attest":
-		if len(args) > 1 && args[1] == "intoto" {
-			err = attestIntoto(ctx, args[2:], stdout, stderr)
-		} else {
-			err = usageError{"usage: vouch attest intoto ENVELOPE"}
-		}
+		err = attestCommand(ctx, args[1:], stdout, stderr)
+	case "approve":
+		err = approveCommand(ctx, args[1:], stdout, stderr)
+	case "approvals":
+		err = approvalsCommand(ctx, args[1:], stdout, stderr)
+	case "search":
+		err = searchCommand(ctx, args[1:], stdout, stderr)
+	case "policy":
+		err = policyCommand(ctx, args[1:], stdout, stderr)
+	case "exempt":
+		err = exemptCommand(ctx, args[1:], stdout, stderr)
+	case "exemptions":
+		err = exemptionsCommand(ctx, args[1:], stdout, stderr)
 	case "assert":
 		err = assertCommand(ctx, args[1:], stdout, stderr)
 	case "review":
 		err = reviewCommand(ctx, args[1:], os.Stdin, stdout, stderr)
-	case "policy":
-		err = policyCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vouch", version)
 	case "help", "-h", "--help":
@@ -92,8 +131,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vouch: unknown command %q\n\n%s", args[0], help)
 		return 2
 	}
+	return exitCode(err, stdout, stderr)
+}
+
+// exitCode prints err, if any, and returns the exit status for it.
+func exitCode(err error, stdout, stderr io.Writer) int {
 	var h errHelp
 	var u usageError
+	var s exitStatus
+	var p *client.Problem
 	switch {
 	case err == nil:
 		return 0
@@ -103,12 +149,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &u):
 		fmt.Fprintln(stderr, "vouch:", err)
 		return 2
+	case errors.As(err, &s):
+		return int(s) // the reason is printed already
 	case errors.Is(err, errVerifyFailed), errors.Is(err, errDenied):
 		return 1 // the reason is printed already
+	case errors.Is(err, client.ErrUnreachable), errors.As(err, &p) && p.Status >= 500:
+		fmt.Fprintln(stderr, "vouch:", err)
+		return 3
 	}
 	fmt.Fprintln(stderr, "vouch:", err)
 	return 1
 }
+
+// exitStatus ends a command with this status, its outcome printed already.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // usageError is a command line the command cannot run.
 type usageError struct{ msg string }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/mod/sumdb/note"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
@@ -29,11 +30,14 @@ import (
 	"github.com/vouch-dev/vouch/certs"
 	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/exempt"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/kube"
 	"github.com/vouch-dev/vouch/metrics"
 	"github.com/vouch-dev/vouch/policy"
 	"github.com/vouch-dev/vouch/postgres"
+	"github.com/vouch-dev/vouch/ratelimit"
+	"github.com/vouch-dev/vouch/rediscache"
 	vrego "github.com/vouch-dev/vouch/rego"
 	"github.com/vouch-dev/vouch/replay"
 	"github.com/vouch-dev/vouch/sqlite"
@@ -44,6 +48,7 @@ import (
 type store interface {
 	journal.Store
 	evidence.Store
+	evidence.BlobStore
 	auth.Store
 	drift.Store
 	drift.AdmittedLookup
@@ -72,33 +77,62 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	var journalStore journal.Store = st
 	var lookup webhook.EvidenceLookup = st
 	var fresh webhook.EvidenceLookup
+	var rdb *redis.Client
+	var sharedCache *rediscache.Cache
+	if cfg.RedisURL != "" {
+		opts, _ := redis.ParseURL(cfg.RedisURL) // validated by loadConfig
+		rdb = redis.NewClient(opts)
+		defer rdb.Close()
+		sharedCache = rediscache.New(rdb, st, rediscache.Options{Logger: log})
+		lookup, fresh = sharedCache, st
+		journalStore = evidence.InvalidateAfter(journalStore, func(digests []string) { sharedCache.Invalidate(ctx, digests...) })
+	}
 	if cfg.EvidenceCacheSize > 0 {
 		pg, shared := st.(*postgres.DB)
-		cache := evidence.NewCache(st, cfg.EvidenceCacheSize, !shared) // PostgreSQL: live once the change feed listens
+		cache := evidence.NewCache(lookup, cfg.EvidenceCacheSize, !shared) // PostgreSQL: live once the change feed listens
 		if shared {
 			go pg.WatchEvidence(runCtx, func(d string) { cache.Invalidate(d) }, cache.SetLive, log)
 		}
-		journalStore, lookup, fresh = cache.WrapJournal(st), cache, st
+		if sharedCache != nil {
+			go sharedCache.Subscribe(runCtx, cache.Invalidate)
+		}
+		journalStore, lookup, fresh = cache.WrapJournal(journalStore), cache, st
 	}
 	appender := journal.NewAppender(journalStore, journal.AppenderOptions{
 		MaxBatch: cfg.JournalMaxBatch, MaxDelay: time.Duration(cfg.JournalMaxDelay), Observe: m.ObserveJournalBatch,
 	})
-	engine, err := policy.New(ctx, policy.Config{Builtin: vrego.FS, Dir: cfg.PolicyDir, Logger: log})
+	var policyChanges *policyJournal
+	engine, err := policy.New(ctx, policy.Config{Builtin: vrego.FS, Dir: cfg.PolicyDir, Logger: log, OnChange: func() {
+		if err := policyChanges.record(context.WithoutCancel(ctx)); err != nil {
+			log.Error("could not journal the policy change", "error", err)
+		}
+	}})
 	if err != nil {
 		appender.Close(ctx)
 		return err
 	}
 	envs, _ := cfg.environments() // validated by loadConfig
+	policyChanges = &policyJournal{appender: appender, store: st, engine: engine, envs: envs, log: log}
+	if err := policyChanges.record(ctx); err != nil {
+		appender.Close(ctx)
+		return err
+	}
 	tokens := auth.NewService(st, nil)
 	if err := seedAdminToken(ctx, cfg, tokens, log); err != nil {
 		appender.Close(ctx)
 		return err
 	}
 
+	exemptions := exempt.New(appender, st, envs.Names())
+	if err := exemptions.Refresh(ctx); err != nil {
+		appender.Close(ctx)
+		return err
+	}
+	alerts := &alerter{log: log}
 	hook, err := webhook.New(webhook.Config{
 		Policy: engine, Evidence: lookup, FreshEvidence: fresh, Journal: appender, Environments: envs,
 		ExemptNamespaces: append([]string{cfg.Namespace}, cfg.ExemptNamespaces...),
-		Logger:           log, Observer: m,
+		Logger:           log, Observer: m, Exemptions: exemptions, Alerts: alerts,
 	})
 	if err != nil {
 		appender.Close(ctx)
@@ -117,14 +151,23 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		appender.Close(ctx)
 		return err
 	}
-	evidenceService := evidence.NewService(appender, envs.Names(), nil)
+	evidenceService := evidence.NewService(appender, envs.Names(), nil, evidence.WithBlobs(st))
 	evidenceService.RequireSignature = trusted.SignatureRequired
+	var limiter ratelimit.Limiter
+	switch {
+	case cfg.APIRateLimit > 0 && rdb != nil:
+		limiter = ratelimit.NewRedis(rdb, cfg.APIRateLimit, log)
+	case cfg.APIRateLimit > 0:
+		limiter = ratelimit.NewMemory(cfg.APIRateLimit)
+	}
 	// Replays read the store, not the cache: old digests would evict the
 	// evidence admissions need.
 	replayer := &replay.Replayer{Journal: st, Evidence: st, Webhook: hook, Current: engine, Builtin: vrego.FS, Environments: envs.Names()}
 	apiServer := api.New(api.Config{
-		Drift: driftService, Reviewer: hook, Replayer: replayer,
+		RateLimit: limiter, RateLimitPerMinute: cfg.APIRateLimit,
+		Drift: driftService, Reviewer: hook, Exemptions: exemptions, Replayer: replayer,
 		Evidence: evidenceService, Trust: trusted, EvidenceStore: st, Journal: st, Tokens: tokens,
+		Blobs: st, MaxBlobBytes: int64(cfg.MaxBlobSize),
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("store unreachable: %w", err)
@@ -155,6 +198,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	go certSource.Run(runCtx)
 	go engine.Watch(runCtx, 2*time.Second)
 	monitor := &drift.Monitor{Service: driftService, Journal: appender, Notifiers: cfg.Notifications, Logger: log, Gauges: m.SetCompliance}
+	alerts.monitor = monitor
+	go exemptions.Run(runCtx, 2*time.Second, log)
 	singletons := []func(context.Context){checkpointer.Run, monitor.Run}
 	if rotator != nil {
 		singletons = append(singletons, rotator.Run)
@@ -410,4 +455,38 @@ func seedAdminToken(ctx context.Context, cfg Config, tokens *auth.Service, log *
 	}
 	log.Info("generated an admin token", "file", path)
 	return nil
+}
+
+// alerter sends the webhook's alerts (break-glass, exemptions used) as
+// notifications, each journaled; an exemption used by the same workload
+// again within ten minutes is not alerted again.
+type alerter struct {
+	monitor *drift.Monitor
+	log     *slog.Logger
+	mu      sync.Mutex
+	seen    map[string]time.Time
+}
+
+func (a *alerter) Alert(ctx context.Context, event string, rec webhook.Record, index uint64, summary string) {
+	key := event + "/" + rec.Namespace + "/" + rec.Kind + "/" + rec.Name
+	if event == "break-glass" {
+		key += "/" + rec.UID // every break-glass is news
+	}
+	a.mu.Lock()
+	if a.seen == nil {
+		a.seen = map[string]time.Time{}
+	}
+	now := time.Now()
+	if last, ok := a.seen[key]; ok && now.Sub(last) < 10*time.Minute {
+		a.mu.Unlock()
+		return
+	}
+	a.seen[key] = now
+	for k, t := range a.seen {
+		if now.Sub(t) > 10*time.Minute {
+			delete(a.seen, k)
+		}
+	}
+	a.mu.Unlock()
+	go a.monitor.Alert(context.WithoutCancel(ctx), drift.Notification{Environment: rec.Environment, Event: event, Summary: summary, Decision: index})
 }

@@ -166,8 +166,20 @@ func (v *vouch) run(args ...string) (string, int) {
 
 func (v *vouch) exec(args ...string) (stdout, stderr string, code int) {
 	v.t.Helper()
+	return v.execEnv(nil, args...)
+}
+
+// execEnv runs a vouch CLI command with extra environment variables; those
+// of the CI system the tests may run in are left out.
+func (v *vouch) execEnv(env []string, args ...string) (stdout, stderr string, code int) {
+	v.t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "VOUCH_SERVER=http://"+v.api, "VOUCH_DATA_DIR="+v.dataDir)
+	for _, kv := range os.Environ() {
+		if !isCIVariable(kv) {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(append(cmd.Env, "VOUCH_SERVER=http://"+v.api, "VOUCH_DATA_DIR="+v.dataDir), env...)
 	var errBuf bytes.Buffer
 	cmd.Stderr = &errBuf
 	out, err := cmd.Output()
@@ -177,6 +189,18 @@ func (v *vouch) exec(args ...string) (stdout, stderr string, code int) {
 		v.t.Fatal(err)
 	}
 	return string(out), errBuf.String(), code
+}
+
+// isCIVariable reports whether NAME=value is one of the variables vouch
+// reads provenance defaults from.
+func isCIVariable(kv string) bool {
+	name, _, _ := strings.Cut(kv, "=")
+	for _, p := range []string{"GITHUB_", "GITLAB_", "CI_", "TF_BUILD", "BUILD_", "SYSTEM_", "JENKINS_", "GIT_", "JOB_NAME"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *vouch) post(token, path, body string) (int, map[string]any) {
@@ -212,15 +236,23 @@ func do(t *testing.T, c *http.Client, req *http.Request) (int, map[string]any) {
 // admit sends an AdmissionReview for a Deployment over HTTPS.
 func (v *vouch) admit(uid, namespace string, images ...string) *admissionv1.AdmissionResponse {
 	v.t.Helper()
+	return v.admitAnnotated(uid, namespace, nil, images...)
+}
+
+// admitAnnotated sends an AdmissionReview for a Deployment with
+// annotations.
+func (v *vouch) admitAnnotated(uid, namespace string, annotations map[string]string, images ...string) *admissionv1.AdmissionResponse {
+	v.t.Helper()
 	var cs []string
 	for i, img := range images {
 		cs = append(cs, fmt.Sprintf(`{"name":"c%d","image":%q}`, i, img))
 	}
+	ann, _ := json.Marshal(annotations)
 	body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":%q,
 		"kind":{"group":"apps","version":"v1","kind":"Deployment"},"resource":{"group":"apps","version":"v1","resource":"deployments"},
 		"namespace":%q,"name":"web","operation":"CREATE","userInfo":{"username":"kubectl-user"},
-		"object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":%q},
-		"spec":{"template":{"spec":{"containers":[%s]}}}}}}`, uid, namespace, namespace, strings.Join(cs, ","))
+		"object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":%q,"annotations":%s},
+		"spec":{"template":{"spec":{"containers":[%s]}}}}}}`, uid, namespace, namespace, ann, strings.Join(cs, ","))
 	resp, err := v.https.Post("https://"+v.webhook+"/validate", "application/json", strings.NewReader(body))
 	if err != nil {
 		v.t.Fatal(err)
@@ -321,7 +353,7 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}
 			want := []string{
-				"admission uid-deny allowed=false", "admission uid-tag allowed=false", "artifact",
+				"policy", "admission uid-deny allowed=false", "admission uid-tag allowed=false", "artifact",
 				"admission uid-admit allowed=true", "admission uid-prod-1 allowed=false", "attestation", "approval",
 				"admission uid-prod-2 allowed=true",
 			}
@@ -340,7 +372,7 @@ func TestEndToEnd(t *testing.T) {
 				`vouch_admissions_total{decision="allowed",dry_run="false",environment="prod"} 1`,
 				`vouch_admissions_total{decision="denied",dry_run="false",environment="default"} 2`,
 				`vouch_evidence_ingested_total{kind="artifact",result="created"} 1`,
-				`vouch_journal_appends_total{result="committed"} 8`,
+				`vouch_journal_appends_total{result="committed"} 9`,
 			} {
 				if !strings.Contains(string(metrics), m) {
 					t.Errorf("/metrics lacks %s", m)

@@ -104,7 +104,8 @@ require_signatures: ["slsa-provenance"]
 	image := "ghcr.io/octo-org/payments-api@" + digest
 
 	// Signed SLSA provenance: verified, and the provenance recorded.
-	out := v.cli("attest", "intoto", envelope(t, dir, "prov.json", statement, provSigner), "--token", ci)
+	provFile := envelope(t, dir, "prov.json", statement, provSigner)
+	out := v.cli("attest", "intoto", provFile, "--token", ci)
 	if !strings.Contains(out, `recorded "slsa-provenance" (https://slsa.dev/provenance/v1) for 1 subjects; verified: signed by trusted key release-signer`) ||
 		!strings.Contains(out, "provenance of ghcr.io/octo-org/payments-api@"+digest) {
 		t.Errorf("vouch attest intoto (signed provenance):\n%s", out)
@@ -115,6 +116,19 @@ require_signatures: ["slsa-provenance"]
 	}
 	if a := art["artifact"].(map[string]any); a["git_commit"] != "4b825dc642cb6eb9a060e54bf8d69288fbee4904" || a["repository"] != "https://github.com/octo-org/payments-api" {
 		t.Errorf("provenance from the statement = %v", a)
+	}
+
+	// The envelope is kept: anyone can verify it again.
+	var blob string
+	for _, a := range art["attestations"].([]any) {
+		blob, _ = a.(map[string]any)["blob"].(string)
+	}
+	code, kept := v.get(auditor, "/api/v1/blobs/"+blob)
+	sent, _ := os.ReadFile(provFile)
+	var sentEnv map[string]any
+	json.Unmarshal(sent, &sentEnv)
+	if code != 200 || kept["payload"] != sentEnv["payload"] {
+		t.Errorf("the stored envelope %q: %d, payload differs: %v", blob, code, kept["payload"] != sentEnv["payload"])
 	}
 
 	// unit-tests is required verified too: not there yet.

@@ -21,6 +21,7 @@ func TestJournalAudit(t *testing.T) {
 			}
 			published := t.TempDir()
 			v := start(t, url, "--checkpoint-interval", "200ms", "--checkpoint-publish", published, "--journal-origin", "vouch.test/"+backend)
+			// The journal opens with the policy in force, then 20 decisions.
 			for i := 0; i < 20; i++ {
 				v.admit(fmt.Sprintf("audit-%d", i), "default", "nginx:1.27")
 			}
@@ -30,14 +31,14 @@ func TestJournalAudit(t *testing.T) {
 			}
 			waitFor(t, func() bool {
 				b, err := os.ReadFile(filepath.Join(published, "checkpoint"))
-				return err == nil && strings.Contains(string(b), "\n20\n")
+				return err == nil && strings.Contains(string(b), "\n21\n")
 			})
 			auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
 
 			export := filepath.Join(t.TempDir(), "export.jsonl")
 			v.cli("journal", "export", "--token", auditor, "--output", export)
 			out := v.cli("journal", "verify", "--public-key", publicKey, "--checkpoint", filepath.Join(published, "checkpoint"), export)
-			if !strings.Contains(out, "OK: entries 0 to 20") || !strings.Contains(out, "consistent with your checkpoint of 20 entries") {
+			if !strings.Contains(out, "OK: entries 0 to 21") || !strings.Contains(out, "consistent with your checkpoint of 21 entries") {
 				t.Errorf("verify output:\n%s", out)
 			}
 
@@ -61,8 +62,8 @@ func TestJournalAudit(t *testing.T) {
 			if url != "" {
 				store = []string{"--database-url", url}
 			}
-			out = v.cli(append([]string{"journal", "verify", "--public-key", publicKey, "--checkpoint", filepath.Join(published, "checkpoint.20")}, store...)...)
-			if !strings.Contains(out, "OK: the store's journal of 21 entries verifies") {
+			out = v.cli(append([]string{"journal", "verify", "--public-key", publicKey, "--checkpoint", filepath.Join(published, "checkpoint.21")}, store...)...)
+			if !strings.Contains(out, "OK: the store's journal of 22 entries verifies") {
 				t.Errorf("store verify output:\n%s", out)
 			}
 		})

@@ -3,6 +3,7 @@ package kube
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -58,6 +59,10 @@ environments:
       attestations: ["unit-tests"]
       approval: true
     allow: ["registry.k8s.io/pause"]
+  - name: canary
+    namespaces: ["canary"]
+    require: {digest: true}
+    mode: warn
 `
 
 func freePort(t *testing.T) string {
@@ -221,7 +226,7 @@ func digestOf(s string) string {
 func TestKubernetesEndToEnd(t *testing.T) {
 	needCluster(t)
 	kubectl(t, "create", "namespace", "vouch-system")
-	for _, ns := range []string{"apps", "prod"} {
+	for _, ns := range []string{"apps", "prod", "canary"} {
 		mustKubectl(t, "create", "namespace", ns)
 		mustKubectl(t, "-n", ns, "create", "serviceaccount", "default") // no controller-manager makes it
 	}
@@ -277,6 +282,16 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	out, err := applyYAML(t, deployment("apps", "web", "nginx:1.27"))
 	if err == nil || !strings.Contains(out, `admission webhook "validate.vouch.dev" denied the request`) || !strings.Contains(out, `image nginx:1.27 is not pinned by digest (required in default)`) {
 		t.Fatalf("tag image: err %v, output:\n%s", err, out)
+	}
+	// In warn mode the same change is admitted, and kubectl prints why it
+	// would have been denied.
+	f := filepath.Join(t.TempDir(), "canary.yaml")
+	os.WriteFile(f, []byte(deployment("canary", "web", "nginx:1.27")), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	stdout, stderr, err := kube.Kubectl(ctx, "apply", "-f", f)
+	cancel()
+	if err != nil || !strings.Contains(stderr, "Warning: would be denied in enforce mode: ") || !strings.Contains(stderr, "image nginx:1.27 is not pinned by digest (required in canary)") {
+		t.Fatalf("warn mode: err %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
 	}
 	// 2. Pinned, no provenance: denied.
 	if out, err := applyYAML(t, deployment("apps", "web", image)); err == nil || !strings.Contains(out, "has no provenance") {

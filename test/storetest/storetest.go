@@ -28,6 +28,7 @@ import (
 type Store interface {
 	journal.Store
 	evidence.Store
+	evidence.BlobStore
 	auth.Store
 	drift.Store
 	// Admitted returns the latest admitted decision of each digest in env.
@@ -56,6 +57,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ExportTamperMatrix", testExportTamperMatrix},
 		{"Snapshots", testSnapshots},
 		{"Admitted", testAdmitted},
+		{"Blobs", testBlobs},
+		{"ApprovalQueries", testApprovalQueries},
+		{"ArtifactPrefixes", testArtifactPrefixes},
+		{"Sightings", testSightings},
 	}
 	t.Run("StoreTamperMatrix", func(t *testing.T) { testStoreTamperMatrix(t, open) })
 	for _, tt := range tests {

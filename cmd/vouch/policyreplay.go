@@ -19,7 +19,7 @@ import (
 	"github.com/vouch-dev/vouch/webhook"
 )
 
-const policyHelp = `Usage:
+const policyReplayHelp = `Usage:
   vouch policy replay --policy-dir DIR [--since 7d] [--until TIME] [--environment ENV]
                       [--limit N] [--fail-on-flips] [-o table|json]
                       [--local [--config vouch.yaml] [--data-dir DIR | --database-url URL]]
@@ -49,19 +49,8 @@ Examples:
       --database-url postgres://vouch_reader@db/vouch
 `
 
-func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		return errHelp{policyHelp}
-	}
-	switch args[0] {
-	case "replay":
-		return policyReplay(ctx, args[1:], stdout, stderr)
-	}
-	return usageError{fmt.Sprintf("unknown policy command %q\n\n%s", args[0], policyHelp)}
-}
-
 func policyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSetHelp("vouch policy replay", stderr, policyHelp)
+	fs := newFlagSetHelp("vouch policy replay", stderr, policyReplayHelp)
 	var cf clientFlags
 	cf.register(fs)
 	dir := fs.String("policy-dir", "", "the candidate's Rego modules (required; an empty directory replays the built-in policy alone)")
@@ -73,7 +62,7 @@ func policyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	local := fs.Bool("local", false, "replay here, reading the store directly (read-only), not on the server")
 	configFile := fs.String("config", os.Getenv("VOUCH_CONFIG"), "--local: the server's YAML configuration (environments, policy_dir)")
 	databaseURL := fs.String("database-url", os.Getenv("VOUCH_DATABASE_URL"), "--local: the PostgreSQL store (default: the SQLite database in --data-dir)")
-	if err := parseFlagsHelp(fs, args, policyHelp); err != nil {
+	if err := parseFlagsHelp(fs, args, policyReplayHelp); err != nil {
 		return err
 	}
 	if *dir == "" || fs.NArg() > 0 {
