@@ -22,6 +22,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/exempt"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/policy"
 	"github.com/vouch-dev/vouch/postgres"
@@ -57,12 +58,12 @@ type store interface {
 	Close() error
 }
 
-// The policy in use requires, in prod, a passed security-scan besides the
-// configured requirements.
+// The policy in use requires, in prod and canary, a passed security-scan
+// besides the configured requirements.
 const scanModule = `package vouch.admission
 
 deny contains v if {
-	input.environment.name == "prod"
+	input.environment.name in {"prod", "canary"}
 	some a in input.artifacts
 	not a.allowed
 	not a.latest_attestations["security-scan"].passed
@@ -87,9 +88,10 @@ var start = time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 type fixture struct {
 	t        testing.TB
 	db       store
-	hook     *webhook.Handler
-	evidence *evidence.Service
-	current  *policy.Engine
+	hook       *webhook.Handler
+	evidence   *evidence.Service
+	exemptions *exempt.Service
+	current    *policy.Engine
 	replayer *replay.Replayer
 
 	mu  sync.Mutex
@@ -128,12 +130,16 @@ func newFixture(t testing.TB, backend string) *fixture {
 		Name: "prod", Namespaces: []string{"prod"},
 		Require: policy.Requirements{Digest: true, Provenance: true, Attestations: []string{"unit-tests"}},
 		Allow:   []string{"registry.k8s.io/pause"},
+	}, {
+		Name: "canary", Namespaces: []string{"canary"}, Mode: policy.ModeWarn,
+		Require: policy.Requirements{Digest: true, Provenance: true},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.exemptions = exempt.New(appender, db, envs.Names())
 	f.hook, err = webhook.New(webhook.Config{
-		Policy: f.current, Evidence: db, Journal: appender, Environments: envs, Now: f.clock,
+		Policy: f.current, Evidence: db, Journal: appender, Environments: envs, Now: f.clock, Exemptions: f.exemptions,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -244,6 +250,12 @@ func (f *fixture) history() map[string]uint64 {
 			s.then()
 		}
 	}
+	return f.indices()
+}
+
+// indices returns the journal indices of the decisions by UID.
+func (f *fixture) indices() map[string]uint64 {
+	f.t.Helper()
 	entries, err := f.db.Entries(context.Background(), journal.Query{Kind: journal.KindAdmission, Limit: journal.MaxLimit})
 	if err != nil {
 		f.t.Fatal(err)
@@ -440,5 +452,59 @@ func TestReplayProgressAndCancel(t *testing.T) {
 	cancel()
 	if _, err := f.replayer.Replay(ctx, f.candidate(nil), replay.Options{Since: start}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Replay with a cancelled context: err = %v, want context.Canceled", err)
+	}
+}
+
+// TestReplayExemptionsAndModes: an exemption a decision used counts again
+// though revoked since, and in warn mode it is the policy's verdict that
+// flips, not the admission.
+func TestReplayExemptionsAndModes(t *testing.T) {
+	f := newFixture(t, "sqlite")
+	ctx := context.Background()
+	f.now = time.Now().UTC() // exemptions are created at the real time
+	since := f.now
+	f.artifact(1)
+	f.attest(1, "unit-tests", true)
+	e, err := f.exemptions.Create(ctx, "rm", exempt.Request{Environment: "prod", Digest: digest(3), Reason: "INC-1", ExpiresAt: f.now.Add(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	team := map[string]string{"team": "shop"}
+	if !f.admit("x1", "prod", "web", team, image(3)) {
+		t.Fatal("exempted image denied")
+	}
+	if _, err := f.exemptions.Revoke(ctx, "rm", e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if f.admit("x2", "prod", "web", team, image(3)) {
+		t.Fatal("image admitted after its exemption was revoked")
+	}
+	// Warn mode: no security-scan, admitted, the policy's denial journaled.
+	if !f.admit("x3", "canary", "web", team, image(1)) {
+		t.Fatal("warn mode denied")
+	}
+	idx := f.indices()
+	opts := replay.Options{Since: since, Until: f.clock()}
+
+	rep, err := f.replayer.Replay(ctx, f.candidate(map[string]string{"scan.rego": scanModule}), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (replay.Totals{Decisions: 3, Replayed: 3, Unchanged: 3}); rep.Totals != want || rep.Truncated {
+		t.Errorf("the policy in use: totals %+v, want %+v (x1 exempted as it was)", rep.Totals, want)
+	}
+
+	rep, err = f.replayer.Replay(ctx, f.candidate(nil), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (replay.Totals{Decisions: 3, Replayed: 3, Unchanged: 2, DenyToAdmit: 1, ReasonsChanged: 1}); rep.Totals != want {
+		t.Errorf("without the scan rule: totals %+v, want %+v", rep.Totals, want)
+	}
+	if len(rep.Rules) != 1 || rep.Rules[0].Rule != "security-scan" || len(rep.Rules[0].Examples) != 1 {
+		t.Fatalf("rules = %+v, want security-scan flipping x3", rep.Rules)
+	}
+	if ex := rep.Rules[0].Examples[0]; ex.UID != "x3" || ex.Mode != policy.ModeWarn || ex.Index != idx["x3"] {
+		t.Errorf("example = %+v, want x3 in warn mode", ex)
 	}
 }
