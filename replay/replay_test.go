@@ -86,13 +86,13 @@ var start = time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 // fixture is a webhook over a real store journaling decisions with the
 // policy in use (the built-in policy and scanModule), and a replayer.
 type fixture struct {
-	t        testing.TB
-	db       store
+	t          testing.TB
+	db         store
 	hook       *webhook.Handler
 	evidence   *evidence.Service
 	exemptions *exempt.Service
 	current    *policy.Engine
-	replayer *replay.Replayer
+	replayer   *replay.Replayer
 
 	mu  sync.Mutex
 	now time.Time
