@@ -40,6 +40,7 @@ import (
 	"github.com/vouch-dev/vouch/ratelimit"
 	"github.com/vouch-dev/vouch/rediscache"
 	vrego "github.com/vouch-dev/vouch/rego"
+	"github.com/vouch-dev/vouch/replay"
 	"github.com/vouch-dev/vouch/sqlite"
 	"github.com/vouch-dev/vouch/webhook"
 )
@@ -168,9 +169,12 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	case cfg.APIRateLimit > 0:
 		limiter = ratelimit.NewMemory(cfg.APIRateLimit)
 	}
+	// Replays read the store, not the cache: old digests would evict the
+	// evidence admissions need.
+	replayer := &replay.Replayer{Journal: st, Evidence: st, Webhook: hook, Current: engine, Builtin: vrego.FS, Environments: envs.Names()}
 	apiServer := api.New(api.Config{
 		RateLimit: limiter, RateLimitPerMinute: cfg.APIRateLimit,
-		Drift: driftService, Reviewer: hook, Exemptions: exemptions,
+		Drift: driftService, Reviewer: hook, Exemptions: exemptions, Replayer: replayer,
 		Evidence: evidenceService, Trust: trusted, EvidenceStore: st, Journal: st, Tokens: tokens,
 		Blobs: st, MaxBlobBytes: int64(cfg.MaxBlobSize),
 		Ready: func(ctx context.Context) error {
