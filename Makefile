@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test check bench fmt clean
+.PHONY: build run test check bench fmt clean fuzz
 
 ## build: the vouch binary at bin/vouch
 build:
@@ -23,6 +23,25 @@ test:
 	$(GO) run ./test/cluster/clusterbuild  # kube-apiserver, kubectl, etcd: ~10 min the first time, cached after
 	$(GO) test -count=1 -timeout 20m ./...
 	cd test/kube && $(GO) vet ./... && $(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+## fuzz: each `go test -fuzz` target for FUZZTIME (one worker: the machine
+## has two cores). A crasher is written to the package's testdata/fuzz and
+## stays there as a seed, which `go test` then runs every time. cmd/vouch
+## links client-go, the apiserver and OPA; coverage-guided fuzzing of a
+## binary that size barely executes, so its targets run unguided.
+FUZZTIME ?= 30s
+FUZZ_UNGUIDED := ./cmd/vouch
+fuzz:
+	@set -e; for f in $$(git ls-files '*_test.go' | xargs grep -l '^func Fuzz'); do \
+	  d=./$$(dirname $$f); \
+	  for n in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "fuzz $$d $$n for $(FUZZTIME)"; \
+	    if [ "$$d" = "$(FUZZ_UNGUIDED)" ]; then \
+	      $(GO) test -c -o bin/fuzz.test $$d && (cd $$d && $(CURDIR)/bin/fuzz.test -test.run '^$$' -test.fuzz "^$$n\$$" -test.fuzztime $(FUZZTIME) -test.parallel 1 -test.fuzzcachedir $(CURDIR)/bin/fuzzcache); \
+	    else $(GO) test -run '^$$' -fuzz "^$$n\$$" -fuzztime $(FUZZTIME) -parallel 1 $$d; fi; \
+	  done; \
+	done
 
 ## check: fast feedback — vet and the tests that need no PostgreSQL or build
 check:

@@ -35,7 +35,7 @@ type keys struct {
 	verifier note.Verifier
 }
 
-func newKeys(t *testing.T, origin string) keys {
+func newKeys(t testing.TB, origin string) keys {
 	t.Helper()
 	skey, vkey, err := note.GenerateKey(crand.Reader, origin)
 	if err != nil {
@@ -48,7 +48,7 @@ func newKeys(t *testing.T, origin string) keys {
 
 // buildJournal appends 50 entries of two kinds and two environments in
 // batches, with a checkpoint after each batch; it returns the checkpoints.
-func buildJournal(t *testing.T, s Store, k keys) []journal.Checkpoint {
+func buildJournal(t testing.TB, s Store, k keys) []journal.Checkpoint {
 	t.Helper()
 	cp := journal.NewCheckpointer(s, k.signer, journal.CheckpointerOptions{})
 	var cps []journal.Checkpoint
@@ -79,7 +79,7 @@ func buildJournal(t *testing.T, s Store, k keys) []journal.Checkpoint {
 	return cps
 }
 
-func export(t *testing.T, s Store, req journal.ExportRequest) []byte {
+func export(t testing.TB, s Store, req journal.ExportRequest) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := journal.Export(context.Background(), &buf, s, req); err != nil {
@@ -305,4 +305,29 @@ func leafHashes(t *testing.T, s Store, n uint64) []journal.Hash {
 		out[i] = journal.LeafHash(l.Data)
 	}
 	return out
+}
+
+// FuzzVerifyExport feeds mutations of real exports of s to
+// journal.VerifyExport: whatever the bytes, it returns (never panics), and
+// an export it accepts proves the root the store signed at that size.
+func FuzzVerifyExport(f *testing.F, s Store) {
+	k := newKeys(f, "vouch.test/fuzz")
+	cps := buildJournal(f, s, k)
+	roots := map[uint64]journal.Hash{}
+	for _, c := range cps {
+		roots[c.Size] = c.Root
+	}
+	for _, req := range []journal.ExportRequest{{}, {From: 3, To: 20, Kind: "approval"}, {Environment: "staging"}} {
+		f.Add(export(f, s, req))
+	}
+	f.Add([]byte(`{"format":"vouch-journal-export/1"}` + "\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rep, err := journal.VerifyExport(bytes.NewReader(body), k.verifier, journal.VerifyOptions{Workers: 2})
+		if err != nil {
+			return
+		}
+		if want, ok := roots[rep.TreeSize]; !ok || rep.Root != want {
+			t.Fatalf("accepted an export of size %d with root %x; the store signed %x", rep.TreeSize, rep.Root, want)
+		}
+	})
 }

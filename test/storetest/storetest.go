@@ -76,7 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 
 var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
-func entry(t *testing.T, kind journal.Kind, key string, i int) journal.Entry {
+func entry(t testing.TB, kind journal.Kind, key string, i int) journal.Entry {
 	t.Helper()
 	e := journal.Entry{Kind: kind, Time: t0.Add(time.Duration(i) * time.Second), Key: key, Environment: "prod",
 		Body: json.RawMessage(fmt.Sprintf(`{"n":%d,"text":"entry %d"}`, i, i))}
@@ -86,7 +86,7 @@ func entry(t *testing.T, kind journal.Kind, key string, i int) journal.Entry {
 	return e
 }
 
-func appendBatch(t *testing.T, s Store, entries ...journal.Entry) []journal.Appended {
+func appendBatch(t testing.TB, s Store, entries ...journal.Entry) []journal.Appended {
 	t.Helper()
 	res, err := s.AppendBatch(context.Background(), entries)
 	if err != nil {
