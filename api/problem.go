@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -142,6 +144,9 @@ func decodeJSON(c *gin.Context, maxBytes int64, v any) error {
 		}
 		return &bodyError{kind: problemInvalidBody, msg: "read request body: " + err.Error()}
 	}
+	if err := checkText(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -149,6 +154,28 @@ func decodeJSON(c *gin.Context, maxBytes int64, v any) error {
 	}
 	if dec.More() {
 		return &bodyError{kind: problemInvalidBody, msg: "request body has data after the JSON object"}
+	}
+	return nil
+}
+
+// checkText refuses what encoding/json would accept but not keep as sent:
+// invalid UTF-8, which it replaces with U+FFFD, and NUL characters, which
+// no text column (PostgreSQL's, notably) can store.
+func checkText(body []byte) error {
+	if !utf8.Valid(body) {
+		return &bodyError{kind: problemInvalidBody, msg: "request body is not valid UTF-8"}
+	}
+	inString := false
+	for i := 0; i < len(body); i++ {
+		switch {
+		case body[i] == '"':
+			inString = !inString
+		case inString && body[i] == '\\':
+			if bytes.HasPrefix(body[i+1:], []byte("u0000")) {
+				return &bodyError{kind: problemInvalidBody, msg: fmt.Sprintf("request body has a NUL character (\\u0000) in a string at byte %d: text may not contain it", i)}
+			}
+			i++ // the escaped character
+		}
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ var (
 	digestRE    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 	commitRE    = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 	nameRE      = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,126}[a-z0-9])?$`)
-	artifactRE  = regexp.MustCompile(`^[^\s@]{1,512}$`)
+	artifactRE  = regexp.MustCompile(`^[^\s@\x00-\x1f\x7f]{1,512}$`)
 	tokenTypeRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.+-]{0,62}[a-z0-9])?$`)
 )
 
