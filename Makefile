@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test check bench fmt clean fuzz
+.PHONY: build run test check bench fmt clean fuzz soak
 
 ## build: the vouch binary at bin/vouch
 build:
@@ -54,6 +54,13 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./journal ./policy ./webhook
 	$(GO) build -o bin/vouch-load ./test/load/vouch-load
 	$(GO) run ./test/bench
+
+## soak: 10 minutes at 1,000 admissions/s on PostgreSQL with builds reported
+## alongside; fails on any error, a missing journal entry, or memory or
+## goroutines that grow (SOAK_FLAGS, e.g. --soak-duration 2m; see
+## docs/reliability.md)
+soak: build
+	$(GO) run ./test/bench --suite soak $(SOAK_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -54,6 +54,8 @@ func main() {
 			err = runDrift()
 		case "replay":
 			err = runReplay()
+		case "soak":
+			err = runSoak()
 		default:
 			err = fmt.Errorf("unknown suite %q", s)
 		}
