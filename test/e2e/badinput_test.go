@@ -35,15 +35,9 @@ func journalSize(t *testing.T, v *vouch, token string) int {
 // server answers normally afterwards. Hostile AdmissionReviews get a valid
 // AdmissionReview, or a 4xx when the body is not one.
 func TestBadInputCatalog(t *testing.T) {
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
-			url := ""
-			if backend == "postgres" {
-				url = pg.Database(t)
-			}
-			testBadInput(t, start(t, url))
-		})
-	}
+	onEachStore(t, func(t *testing.T, backend, url string) {
+		testBadInput(t, start(t, url))
+	})
 }
 
 func testBadInput(t *testing.T, v *vouch) {

@@ -16,15 +16,9 @@ import (
 // vouch CLI: fingerprint, report, attest (JUnit, SARIF, SBOM, a generic
 // document), approve, then search and inspect what was recorded.
 func TestPipelineCLI(t *testing.T) {
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
-			url := ""
-			if backend == "postgres" {
-				url = pg.Database(t)
-			}
-			testPipelineCLI(t, start(t, url))
-		})
-	}
+	onEachStore(t, func(t *testing.T, backend, url string) {
+		testPipelineCLI(t, start(t, url))
+	})
 }
 
 func testPipelineCLI(t *testing.T, v *vouch) {

@@ -98,6 +98,20 @@ environments:
   - name: build-servers # reported by "vouch snapshot paths"
 `
 
+// onEachStore runs test on SQLite (url "") and on a fresh PostgreSQL
+// database.
+func onEachStore(t *testing.T, test func(t *testing.T, backend, url string)) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			url := ""
+			if backend == "postgres" {
+				url = pg.Database(t)
+			}
+			test(t, backend, url)
+		})
+	}
+}
+
 func start(t *testing.T, databaseURL string, extra ...string) *vouch {
 	t.Helper()
 	return startConfig(t, config, databaseURL, extra...)
@@ -324,105 +338,99 @@ func (v *vouch) stop() {
 }
 
 func TestEndToEnd(t *testing.T) {
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
-			url := ""
-			if backend == "postgres" {
-				url = pg.Database(t)
-			}
-			v := start(t, url)
-			ci := v.cli("token", "create", "--name", "ci-app", "--scopes", "evidence:write")
-			rm := v.cli("token", "create", "--name", "release-manager", "--scopes", "approvals:write")
-			auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
-			if !strings.HasPrefix(ci, "vouch_") {
-				t.Fatalf("token create printed %q, want a secret", ci)
-			}
-			digest := "sha256:" + strings.Repeat("ab", 32)
-			image := "registry.example.com/team/app@" + digest
+	onEachStore(t, func(t *testing.T, backend, url string) {
+		v := start(t, url)
+		ci := v.cli("token", "create", "--name", "ci-app", "--scopes", "evidence:write")
+		rm := v.cli("token", "create", "--name", "release-manager", "--scopes", "approvals:write")
+		auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
+		if !strings.HasPrefix(ci, "vouch_") {
+			t.Fatalf("token create printed %q, want a secret", ci)
+		}
+		digest := "sha256:" + strings.Repeat("ab", 32)
+		image := "registry.example.com/team/app@" + digest
 
-			// No evidence: denied, saying what is missing.
-			resp := v.admit("uid-deny", "default", image)
-			wantMsg := `container "c0": image ` + image + ` has no provenance: no build with this digest was reported to Vouch (required in default)`
-			if resp.Allowed || resp.Result.Message != wantMsg {
-				t.Fatalf("without evidence: allowed=%v message=%q, want denied with %q", resp.Allowed, resp.Result.Message, wantMsg)
-			}
-			if resp := v.admit("uid-tag", "default", "nginx:1.27"); resp.Allowed || !strings.Contains(resp.Result.Message, "is not pinned by digest") {
-				t.Errorf("tag image: %+v", resp)
-			}
+		// No evidence: denied, saying what is missing.
+		resp := v.admit("uid-deny", "default", image)
+		wantMsg := `container "c0": image ` + image + ` has no provenance: no build with this digest was reported to Vouch (required in default)`
+		if resp.Allowed || resp.Result.Message != wantMsg {
+			t.Fatalf("without evidence: allowed=%v message=%q, want denied with %q", resp.Allowed, resp.Result.Message, wantMsg)
+		}
+		if resp := v.admit("uid-tag", "default", "nginx:1.27"); resp.Allowed || !strings.Contains(resp.Result.Message, "is not pinned by digest") {
+			t.Errorf("tag image: %+v", resp)
+		}
 
-			// CI reports the build: admitted in the default environment.
-			if code, out := v.post(ci, "/api/v1/artifacts", `{"name":"registry.example.com/team/app","digest":"`+digest+`","git_commit":"0123456789abcdef0123456789abcdef01234567","build_url":"https://ci.example.com/builds/42"}`); code != 201 {
-				t.Fatalf("report artifact: %d %v", code, out)
-			}
-			if resp := v.admit("uid-admit", "default", image); !resp.Allowed {
-				t.Fatalf("with provenance: denied: %s", resp.Result.Message)
-			}
+		// CI reports the build: admitted in the default environment.
+		if code, out := v.post(ci, "/api/v1/artifacts", `{"name":"registry.example.com/team/app","digest":"`+digest+`","git_commit":"0123456789abcdef0123456789abcdef01234567","build_url":"https://ci.example.com/builds/42"}`); code != 201 {
+			t.Fatalf("report artifact: %d %v", code, out)
+		}
+		if resp := v.admit("uid-admit", "default", image); !resp.Allowed {
+			t.Fatalf("with provenance: denied: %s", resp.Result.Message)
+		}
 
-			// prod needs a passed unit-tests attestation and an approval.
-			if resp := v.admit("uid-prod-1", "prod", image, "registry.k8s.io/pause:3.10"); resp.Allowed ||
-				!strings.Contains(resp.Result.Message, `has no passed attestation "unit-tests" (required in prod)`) ||
-				!strings.Contains(resp.Result.Message, "has no release approval for prod") {
-				t.Fatalf("prod without attestation and approval: %+v", resp.Result)
-			}
-			if code, out := v.post(ci, "/api/v1/attestations", `{"digest":"`+digest+`","name":"unit-tests","type":"junit","passed":true,"url":"https://ci.example.com/builds/42/tests"}`); code != 201 {
-				t.Fatalf("attest: %d %v", code, out)
-			}
-			if code, out := v.post(ci, "/api/v1/approvals", `{"digest":"`+digest+`","environment":"prod","decision":"approved"}`); code != 403 {
-				t.Errorf("CI token approving: %d %v, want 403", code, out)
-			}
-			if code, out := v.post(rm, "/api/v1/approvals", `{"digest":"`+digest+`","environment":"prod","decision":"approved","reason":"CAB-1234"}`); code != 201 || out["approver"] != "release-manager" {
-				t.Fatalf("approve: %d %v", code, out)
-			}
-			if resp := v.admit("uid-prod-2", "prod", image, "registry.k8s.io/pause:3.10"); !resp.Allowed {
-				t.Fatalf("prod with evidence: denied: %s", resp.Result.Message)
-			}
+		// prod needs a passed unit-tests attestation and an approval.
+		if resp := v.admit("uid-prod-1", "prod", image, "registry.k8s.io/pause:3.10"); resp.Allowed ||
+			!strings.Contains(resp.Result.Message, `has no passed attestation "unit-tests" (required in prod)`) ||
+			!strings.Contains(resp.Result.Message, "has no release approval for prod") {
+			t.Fatalf("prod without attestation and approval: %+v", resp.Result)
+		}
+		if code, out := v.post(ci, "/api/v1/attestations", `{"digest":"`+digest+`","name":"unit-tests","type":"junit","passed":true,"url":"https://ci.example.com/builds/42/tests"}`); code != 201 {
+			t.Fatalf("attest: %d %v", code, out)
+		}
+		if code, out := v.post(ci, "/api/v1/approvals", `{"digest":"`+digest+`","environment":"prod","decision":"approved"}`); code != 403 {
+			t.Errorf("CI token approving: %d %v, want 403", code, out)
+		}
+		if code, out := v.post(rm, "/api/v1/approvals", `{"digest":"`+digest+`","environment":"prod","decision":"approved","reason":"CAB-1234"}`); code != 201 || out["approver"] != "release-manager" {
+			t.Fatalf("approve: %d %v", code, out)
+		}
+		if resp := v.admit("uid-prod-2", "prod", image, "registry.k8s.io/pause:3.10"); !resp.Allowed {
+			t.Fatalf("prod with evidence: denied: %s", resp.Result.Message)
+		}
 
-			// The journal holds every decision and every evidence record, in order.
-			code, page := v.get(auditor, "/api/v1/journal/entries?limit=1000")
-			if code != 200 {
-				t.Fatalf("journal: %d %v", code, page)
+		// The journal holds every decision and every evidence record, in order.
+		code, page := v.get(auditor, "/api/v1/journal/entries?limit=1000")
+		if code != 200 {
+			t.Fatalf("journal: %d %v", code, page)
+		}
+		var got []string
+		for _, e := range page["entries"].([]any) {
+			e := e.(map[string]any)
+			body := e["body"].(map[string]any)
+			switch e["kind"] {
+			case "admission":
+				got = append(got, fmt.Sprintf("admission %s allowed=%v", body["uid"], body["allowed"]))
+			default:
+				got = append(got, fmt.Sprint(e["kind"]))
 			}
-			var got []string
-			for _, e := range page["entries"].([]any) {
-				e := e.(map[string]any)
-				body := e["body"].(map[string]any)
-				switch e["kind"] {
-				case "admission":
-					got = append(got, fmt.Sprintf("admission %s allowed=%v", body["uid"], body["allowed"]))
-				default:
-					got = append(got, fmt.Sprint(e["kind"]))
-				}
-			}
-			want := []string{
-				"policy", "admission uid-deny allowed=false", "admission uid-tag allowed=false", "artifact",
-				"admission uid-admit allowed=true", "admission uid-prod-1 allowed=false", "attestation", "approval",
-				"admission uid-prod-2 allowed=true",
-			}
-			if strings.Join(got, "\n") != strings.Join(want, "\n") {
-				t.Errorf("journal =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
+		}
+		want := []string{
+			"policy", "admission uid-deny allowed=false", "admission uid-tag allowed=false", "artifact",
+			"admission uid-admit allowed=true", "admission uid-prod-1 allowed=false", "attestation", "approval",
+			"admission uid-prod-2 allowed=true",
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("journal =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
 
-			// Metrics count what happened.
-			resp2, err := http.Get("http://" + v.api + "/metrics")
-			if err != nil {
-				t.Fatal(err)
+		// Metrics count what happened.
+		resp2, err := http.Get("http://" + v.api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp2.Body)
+		resp2.Body.Close()
+		for _, m := range []string{
+			`vouch_admissions_total{decision="allowed",dry_run="false",environment="prod"} 1`,
+			`vouch_admissions_total{decision="denied",dry_run="false",environment="default"} 2`,
+			`vouch_evidence_ingested_total{kind="artifact",result="created"} 1`,
+			`vouch_journal_appends_total{result="committed"} 9`,
+		} {
+			if !strings.Contains(string(metrics), m) {
+				t.Errorf("/metrics lacks %s", m)
 			}
-			metrics, _ := io.ReadAll(resp2.Body)
-			resp2.Body.Close()
-			for _, m := range []string{
-				`vouch_admissions_total{decision="allowed",dry_run="false",environment="prod"} 1`,
-				`vouch_admissions_total{decision="denied",dry_run="false",environment="default"} 2`,
-				`vouch_evidence_ingested_total{kind="artifact",result="created"} 1`,
-				`vouch_journal_appends_total{result="committed"} 9`,
-			} {
-				if !strings.Contains(string(metrics), m) {
-					t.Errorf("/metrics lacks %s", m)
-				}
-			}
-			if strings.Contains(v.log.String(), ci) || strings.Contains(v.log.String(), rm) {
-				t.Error("a token secret appears in the server log")
-			}
-			v.stop()
-		})
-	}
+		}
+		if strings.Contains(v.log.String(), ci) || strings.Contains(v.log.String(), rm) {
+			t.Error("a token secret appears in the server log")
+		}
+		v.stop()
+	})
 }

@@ -173,41 +173,35 @@ func TestDatabaseOutage(t *testing.T) {
 // TestKilledUnderLoad kills vouch with SIGKILL under load: after the
 // restart, every request that was answered allowed=true is in the journal.
 func TestKilledUnderLoad(t *testing.T) {
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
-			url := ""
-			if backend == "postgres" {
-				url = pg.Database(t)
-			}
-			v := start(t, url)
-			auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
-			// The allow-list admits without evidence, so every answer is allowed=true.
-			stop := make(chan struct{})
-			a := load(v, "kill", "prod", "registry.k8s.io/pause:3.10", 4, stop)
-			time.Sleep(700 * time.Millisecond)
-			v.kill()
-			close(stop)
-			a.wait()
-			v.restart()
-			uids := journaledUIDs(t, v, auditor)
-			allowed, missing := 0, 0
-			for uid, ok := range a.allowed {
-				if ok {
-					allowed++
-					if uids[uid] != 1 {
-						missing++
-						if missing < 5 {
-							t.Errorf("answered allowed=true but journaled %d times: %s", uids[uid], uid)
-						}
+	onEachStore(t, func(t *testing.T, backend, url string) {
+		v := start(t, url)
+		auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
+		// The allow-list admits without evidence, so every answer is allowed=true.
+		stop := make(chan struct{})
+		a := load(v, "kill", "prod", "registry.k8s.io/pause:3.10", 4, stop)
+		time.Sleep(700 * time.Millisecond)
+		v.kill()
+		close(stop)
+		a.wait()
+		v.restart()
+		uids := journaledUIDs(t, v, auditor)
+		allowed, missing := 0, 0
+		for uid, ok := range a.allowed {
+			if ok {
+				allowed++
+				if uids[uid] != 1 {
+					missing++
+					if missing < 5 {
+						t.Errorf("answered allowed=true but journaled %d times: %s", uids[uid], uid)
 					}
 				}
 			}
-			if allowed == 0 {
-				t.Fatal("nothing was admitted before the kill")
-			}
-			t.Logf("%d admissions answered allowed before SIGKILL; %d missing from the journal after the restart", allowed, missing)
-		})
-	}
+		}
+		if allowed == 0 {
+			t.Fatal("nothing was admitted before the kill")
+		}
+		t.Logf("%d admissions answered allowed before SIGKILL; %d missing from the journal after the restart", allowed, missing)
+	})
 }
 
 func envValue(env []string, name string) string {

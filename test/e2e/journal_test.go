@@ -13,61 +13,55 @@ import (
 // offline with nothing but the public key, see tampering caught, and check
 // the store in place against a published checkpoint.
 func TestJournalAudit(t *testing.T) {
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
-			url := ""
-			if backend == "postgres" {
-				url = pg.Database(t)
-			}
-			published := t.TempDir()
-			v := start(t, url, "--checkpoint-interval", "200ms", "--checkpoint-publish", published, "--journal-origin", "vouch.test/"+backend)
-			// The journal opens with the policy in force, then 20 decisions.
-			for i := 0; i < 20; i++ {
-				v.admit(fmt.Sprintf("audit-%d", i), "default", "nginx:1.27")
-			}
-			publicKey := v.cli("journal", "key")
-			if !strings.HasPrefix(publicKey, "vouch.test/"+backend+"+") {
-				t.Fatalf("journal key = %q", publicKey)
-			}
-			waitFor(t, func() bool {
-				b, err := os.ReadFile(filepath.Join(published, "checkpoint"))
-				return err == nil && strings.Contains(string(b), "\n21\n")
-			})
-			auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
-
-			export := filepath.Join(t.TempDir(), "export.jsonl")
-			v.cli("journal", "export", "--token", auditor, "--output", export)
-			out := v.cli("journal", "verify", "--public-key", publicKey, "--checkpoint", filepath.Join(published, "checkpoint"), export)
-			if !strings.Contains(out, "OK: entries 0 to 21") || !strings.Contains(out, "consistent with your checkpoint of 21 entries") {
-				t.Errorf("verify output:\n%s", out)
-			}
-
-			data, _ := os.ReadFile(export)
-			bad := filepath.Join(t.TempDir(), "tampered.jsonl")
-			os.WriteFile(bad, []byte(strings.Replace(string(data), `"uid":"audit-7"`, `"uid":"audit-X"`, 1)), 0o644)
-			out, code := v.run("journal", "verify", "--public-key", publicKey, bad)
-			if code != 1 || !strings.Contains(out, "FAILED: entry") {
-				t.Errorf("tampered export: exit %d, output:\n%s", code, out)
-			}
-			if _, code := v.run("journal", "verify", "--public-key", "someone.else+01234567+AbtJl8dxp/RkdnS4WmhpixUwyY7slUy0hKAGG+M8SS5Q", export); code == 0 {
-				t.Error("an export verified with another public key")
-			}
-
-			v.admit("audit-last", "default", "nginx:1.27")
-			v.stop() // signs a final checkpoint
-			if !strings.Contains(v.log.String(), "signed the final journal checkpoint") {
-				t.Errorf("no final checkpoint at shutdown:\n%s", v.log)
-			}
-			store := []string{"--data-dir", v.dataDir}
-			if url != "" {
-				store = []string{"--database-url", url}
-			}
-			out = v.cli(append([]string{"journal", "verify", "--public-key", publicKey, "--checkpoint", filepath.Join(published, "checkpoint.21")}, store...)...)
-			if !strings.Contains(out, "OK: the store's journal of 22 entries verifies") {
-				t.Errorf("store verify output:\n%s", out)
-			}
+	onEachStore(t, func(t *testing.T, backend, url string) {
+		published := t.TempDir()
+		v := start(t, url, "--checkpoint-interval", "200ms", "--checkpoint-publish", published, "--journal-origin", "vouch.test/"+backend)
+		// The journal opens with the policy in force, then 20 decisions.
+		for i := 0; i < 20; i++ {
+			v.admit(fmt.Sprintf("audit-%d", i), "default", "nginx:1.27")
+		}
+		publicKey := v.cli("journal", "key")
+		if !strings.HasPrefix(publicKey, "vouch.test/"+backend+"+") {
+			t.Fatalf("journal key = %q", publicKey)
+		}
+		waitFor(t, func() bool {
+			b, err := os.ReadFile(filepath.Join(published, "checkpoint"))
+			return err == nil && strings.Contains(string(b), "\n21\n")
 		})
-	}
+		auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
+
+		export := filepath.Join(t.TempDir(), "export.jsonl")
+		v.cli("journal", "export", "--token", auditor, "--output", export)
+		out := v.cli("journal", "verify", "--public-key", publicKey, "--checkpoint", filepath.Join(published, "checkpoint"), export)
+		if !strings.Contains(out, "OK: entries 0 to 21") || !strings.Contains(out, "consistent with your checkpoint of 21 entries") {
+			t.Errorf("verify output:\n%s", out)
+		}
+
+		data, _ := os.ReadFile(export)
+		bad := filepath.Join(t.TempDir(), "tampered.jsonl")
+		os.WriteFile(bad, []byte(strings.Replace(string(data), `"uid":"audit-7"`, `"uid":"audit-X"`, 1)), 0o644)
+		out, code := v.run("journal", "verify", "--public-key", publicKey, bad)
+		if code != 1 || !strings.Contains(out, "FAILED: entry") {
+			t.Errorf("tampered export: exit %d, output:\n%s", code, out)
+		}
+		if _, code := v.run("journal", "verify", "--public-key", "someone.else+01234567+AbtJl8dxp/RkdnS4WmhpixUwyY7slUy0hKAGG+M8SS5Q", export); code == 0 {
+			t.Error("an export verified with another public key")
+		}
+
+		v.admit("audit-last", "default", "nginx:1.27")
+		v.stop() // signs a final checkpoint
+		if !strings.Contains(v.log.String(), "signed the final journal checkpoint") {
+			t.Errorf("no final checkpoint at shutdown:\n%s", v.log)
+		}
+		store := []string{"--data-dir", v.dataDir}
+		if url != "" {
+			store = []string{"--database-url", url}
+		}
+		out = v.cli(append([]string{"journal", "verify", "--public-key", publicKey, "--checkpoint", filepath.Join(published, "checkpoint.21")}, store...)...)
+		if !strings.Contains(out, "OK: the store's journal of 22 entries verifies") {
+			t.Errorf("store verify output:\n%s", out)
+		}
+	})
 }
 
 func waitFor(t *testing.T, cond func() bool) {
