@@ -37,8 +37,9 @@ type vitals struct {
 
 // runSoak holds an open-loop admission load on vouch serve over PostgreSQL
 // (every decision durable) while CI reports builds, reads the server's
-// memory and goroutines every 10 s, and fails on any error, on a missing
-// journal entry, or on memory or goroutines that keep growing.
+// memory and goroutines every 10 s, and fails on any error, on a rate not
+// held, on a missing journal entry, or on memory or goroutines that keep
+// growing.
 func runSoak() error {
 	pg, err := pgtest.Start(pgtest.Options{Durable: true})
 	if err != nil {
@@ -165,6 +166,9 @@ func runSoak() error {
 	if res.Errors > 0 {
 		problems = append(problems, fmt.Sprintf("%d admission errors (first: %s)", res.Errors, res.FirstError))
 	}
+	if res.RPS < 0.95**soakRate {
+		problems = append(problems, fmt.Sprintf("held %.0f admissions/s of the %.0f/s asked for (p50 %.0f ms from the scheduled send)", res.RPS, *soakRate, res.P50))
+	}
 	if n := ingestErrors.Load(); n > 0 {
 		problems = append(problems, fmt.Sprintf("%d ingestion errors (first: %v)", n, firstIngestError.Load()))
 	}
@@ -183,7 +187,7 @@ func runSoak() error {
 	if len(problems) > 0 {
 		return fmt.Errorf("soak failed: %s", strings.Join(problems, "; "))
 	}
-	fmt.Println("soak passed: no errors, every allowed answer journaled, memory and goroutines flat")
+	fmt.Println("soak passed: the rate held, no errors, every allowed answer journaled, memory and goroutines flat")
 	return nil
 }
 
