@@ -158,6 +158,9 @@ func testBadInput(t *testing.T, v *vouch) {
 		}
 	}
 
+	// Each hostile review was decided and journaled, and the journal moves on.
+	waitFor(t, func() bool { return journalSize(t, v, auditor) == before+4 })
+
 	// Still healthy: ready, and a good request is served.
 	if code, out := v.get("", "/readyz"); code != 200 {
 		t.Errorf("readyz after bad input: %d %v", code, out)
