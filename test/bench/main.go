@@ -32,14 +32,14 @@ import (
 )
 
 var (
-	suite     = flag.String("suite", "admission,journal,drift", "what to measure: admission, journal, drift, compare (comma-separated; compare is make bench-compare)")
+	suite     = flag.String("suite", "admission,journal,drift,replay", "what to measure: admission, journal, drift, replay, compare (comma-separated; compare is make bench-compare)")
 	entries   = flag.Int("entries", 1000000, "journal entries for the export and verify benchmark")
 	callers   = flag.Int("callers", 32, "concurrent appends in the journal benchmark, spread over the writers")
 	duration  = flag.Duration("duration", 10*time.Second, "length of each measured run")
 	artifacts = flag.Int("artifacts", 10000, "artifacts of evidence in the store besides the three under review")
 	backends  = flag.String("backends", "sqlite,postgres", "stores to measure")
 	binary    = flag.String("vouch", "bin/vouch", "vouch binary")
-	profile   = flag.String("cpuprofile", "", "write a CPU profile of the measured queries here (drift suite)")
+	profile   = flag.String("cpuprofile", "", "write a CPU profile of the measured queries here (drift suite; replay: PATH.BACKEND of the in-process replay)")
 )
 
 func main() {
@@ -53,6 +53,8 @@ func main() {
 			err = runJournal()
 		case "drift":
 			err = runDrift()
+		case "replay":
+			err = runReplay()
 		case "compare":
 			err = runCompare()
 		default:
