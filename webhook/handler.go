@@ -119,6 +119,14 @@ func New(cfg Config) (*Handler, error) {
 
 // Handle decides one admission request.
 func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	return h.handle(ctx, req, nil)
+}
+
+// decoded holds a request's object and old object when ServeHTTP decoded
+// them along with the review; nil fields are decoded from the request.
+type decoded struct{ object, old *object }
+
+func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest, objs *decoded) *admissionv1.AdmissionResponse {
 	start := h.cfg.Now()
 	log := h.cfg.Logger.With("uid", req.UID, "operation", req.Operation, "kind", req.Kind.Kind,
 		"namespace", req.Namespace, "name", req.Name, "user", req.UserInfo.Username)
@@ -130,9 +138,9 @@ func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 	}
 	env := h.cfg.Environments.For(req.Namespace)
 	log = log.With("environment", env.Name)
-	rec, err := h.decide(ctx, req, env, start, h.cfg.Evidence)
+	rec, err := h.decide(ctx, req, env, start, h.cfg.Evidence, objs)
 	if err == nil && !rec.Allowed && h.cfg.FreshEvidence != nil {
-		rec, err = h.decide(ctx, req, env, start, h.cfg.FreshEvidence)
+		rec, err = h.decide(ctx, req, env, start, h.cfg.FreshEvidence, objs)
 	}
 	if err != nil {
 		// Fail closed, and journal the refusal when the journal is up.
@@ -248,9 +256,9 @@ func (h *Handler) Assess(ctx context.Context, environment, kind string, object [
 		Namespace: meta.Metadata.Namespace, Name: meta.Metadata.Name, Object: runtime.RawExtension{Raw: object},
 	}
 	now := h.cfg.Now()
-	rec, err := h.decide(ctx, req, env, now, h.cfg.Evidence)
+	rec, err := h.decide(ctx, req, env, now, h.cfg.Evidence, nil)
 	if err == nil && !rec.Allowed && h.cfg.FreshEvidence != nil {
-		rec, err = h.decide(ctx, req, env, now, h.cfg.FreshEvidence)
+		rec, err = h.decide(ctx, req, env, now, h.cfg.FreshEvidence, nil)
 	}
 	return rec, err
 }
@@ -272,15 +280,22 @@ func (h *Handler) skipReason(req *admissionv1.AdmissionRequest) string {
 
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
-// decide builds the policy input and evaluates it. The record it returns
-// is filled as far as the decision got, also on error.
-func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest, env policy.Environment, at time.Time, lookup EvidenceLookup) (Record, error) {
+// decide builds the policy input and evaluates it, from the objects in
+// objs when set. The record it returns is filled as far as the decision
+// got, also on error.
+func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest, env policy.Environment, at time.Time, lookup EvidenceLookup, objs *decoded) (Record, error) {
 	rec := Record{
 		UID: string(req.UID), Operation: string(req.Operation), APIVersion: groupVersion(req.Kind.Group, req.Kind.Version),
 		Kind: req.Kind.Kind, SubResource: req.SubResource, Namespace: req.Namespace, Name: req.Name,
 		User: req.UserInfo.Username, Environment: env.Name, Images: []RecordImage{}, Evidence: []uint64{},
 	}
-	w, err := ExtractWorkload(req.Kind.Kind, req.Object.Raw)
+	var w Workload
+	var err error
+	if objs != nil && objs.object != nil {
+		w, err = objs.object.workload(req.Kind.Kind)
+	} else {
+		w, err = ExtractWorkload(req.Kind.Kind, req.Object.Raw)
+	}
 	if err != nil {
 		return rec, err
 	}
@@ -306,7 +321,12 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 	}
 	containers := w.Containers
 	if req.SubResource == "ephemeralcontainers" {
-		old, err := ExtractWorkload(req.Kind.Kind, req.OldObject.Raw)
+		var old Workload
+		if objs != nil && objs.old != nil {
+			old, err = objs.old.workload(req.Kind.Kind)
+		} else {
+			old, err = ExtractWorkload(req.Kind.Kind, req.OldObject.Raw)
+		}
 		if err != nil {
 			return rec, fmt.Errorf("old object: %w", err)
 		}
