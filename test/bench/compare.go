@@ -208,6 +208,10 @@ func runCompare() error {
 	}
 	fmt.Fprintf(os.Stderr, "compare: Vouch's journal holds %d admission decisions (%d answered in the measured runs, the rest in warm-up)\n", n, sent)
 	pgIdlePSS := pgPSS(pg)
+	footprint, err := measureJournal(dbURL)
+	if err != nil {
+		return err
+	}
 	opa.proc.stop()
 	vouch.proc.stop()
 
@@ -221,7 +225,7 @@ func runCompare() error {
 	var out bytes.Buffer
 	printCompare(&out, compareReport{
 		started: started, loadStart: loadAtStart, loadEnd: loadAverage(), pgVersion: strings.TrimSpace(string(pgVersion)),
-		opaVersion: opaVersion, bodyBytes: vouch.runs[0].res.BodyBytes, vouch: vouch, opa: opa, pgPSS: pgIdlePSS, large: large,
+		opaVersion: opaVersion, bodyBytes: vouch.runs[0].res.BodyBytes, vouch: vouch, opa: opa, pgPSS: pgIdlePSS, large: large, journal: footprint,
 	})
 	os.Stdout.Write(out.Bytes())
 	if *keepOutput != "" {
@@ -558,6 +562,7 @@ type compareReport struct {
 	vouch, opa         *target
 	pgPSS              int64
 	large              []memoryRow
+	journal            journalFootprint
 }
 
 func printCompare(w io.Writer, r compareReport) {
@@ -608,6 +613,30 @@ func printCompare(w io.Writer, r compareReport) {
 		server := map[string]string{"vouch": "Vouch (vouch serve)", "opa": "OPA"}[row.server]
 		fmt.Fprintf(w, "| %s | %d | %.0f | %.0f (32 clients: %.0f req/s, p99 %.2f ms) |\n", server, row.artifacts, mb(row.idle), mb(row.load.rss), row.load.res.RPS, row.load.res.P99)
 	}
+	fmt.Fprintln(w, "\nTargets (issue 8), from this run:")
+	var ratios []string
+	var worstP99 float64
+	for i := range r.vouch.runs {
+		v, o := r.vouch.runs[i], r.opa.runs[i]
+		switch {
+		case v.load == compareLoads[1].name:
+			ratios = append(ratios, fmt.Sprintf("%.2f", ratio(v.res.RPS, o.res.RPS)))
+		case v.load == compareLoads[2].name:
+			worstP99 = max(worstP99, v.res.P99)
+		}
+	}
+	fmt.Fprintf(w, "- throughput at 32 clients ≥ 1.0× OPA's: Vouch/OPA %s (per round)\n", strings.Join(ratios, ", "))
+	fmt.Fprintf(w, "- p99 ≤ 5 ms at an open-loop 2,000 req/s: Vouch's worst p99 over the rounds %.2f ms\n", worstP99)
+	for _, row := range r.large {
+		if row.server == "vouch" {
+			fmt.Fprintf(w, "- RSS ≤ 150 MB with %d artifacts of evidence: Vouch %.0f MB idle, %.0f MB peak under 32 clients\n", row.artifacts, mb(row.idle), mb(row.load.rss))
+		}
+	}
+	j := r.journal
+	fmt.Fprintf(w, "\nJournal on PostgreSQL after the runs: %d entries, %d of them admissions (canonical leaf %.0f bytes on average; the other entries %.0f);\n"+
+		"journal_entries with its indexes %.1f MB, journal_nodes %.1f MB, admitted %.1f MB: %.0f bytes on disk per entry.\n",
+		j.entries, j.admissions, j.admissionLeaf, j.otherLeaf, mb(j.entriesBytes), mb(j.nodesBytes), mb(j.admittedBytes),
+		float64(j.entriesBytes+j.nodesBytes)/float64(max(j.entries, 1)))
 	fmt.Fprintf(w, "\nPostgreSQL's own memory (proportional set size of all its processes, shared buffers included) after the runs: %.0f MB.\n", mb(r.pgPSS))
 }
 
@@ -826,4 +855,33 @@ func tlsConfig(caFile string) *tls.Config {
 		pool.AppendCertsFromPEM(pem)
 	}
 	return &tls.Config{RootCAs: pool}
+}
+
+// journalFootprint is what the journal takes in PostgreSQL.
+type journalFootprint struct {
+	entries, admissions                     int64
+	admissionLeaf, otherLeaf                float64 // average canonical leaf bytes
+	entriesBytes, nodesBytes, admittedBytes int64   // tables with their indexes and TOAST
+}
+
+// measureJournal measures the journal's size on disk, after a VACUUM so
+// that the visibility map and free space are settled.
+func measureJournal(dbURL string) (journalFootprint, error) {
+	if out, err := exec.Command("psql", dbURL, "-Atqc", "VACUUM ANALYZE journal_entries, journal_nodes, admitted").CombinedOutput(); err != nil {
+		return journalFootprint{}, fmt.Errorf("vacuum: %v: %s", err, out)
+	}
+	out, err := exec.Command("psql", dbURL, "-AtF", " ", "-c", `SELECT
+  count(*), count(*) FILTER (WHERE kind = 'admission'),
+  coalesce(avg(octet_length(leaf)) FILTER (WHERE kind = 'admission'), 0),
+  coalesce(avg(octet_length(leaf)) FILTER (WHERE kind <> 'admission'), 0),
+  pg_total_relation_size('journal_entries'), pg_total_relation_size('journal_nodes'), pg_total_relation_size('admitted')
+FROM journal_entries`).Output()
+	if err != nil {
+		return journalFootprint{}, fmt.Errorf("journal size: %w", err)
+	}
+	var j journalFootprint
+	if _, err := fmt.Sscan(string(out), &j.entries, &j.admissions, &j.admissionLeaf, &j.otherLeaf, &j.entriesBytes, &j.nodesBytes, &j.admittedBytes); err != nil {
+		return j, fmt.Errorf("journal size: %q: %w", out, err)
+	}
+	return j, nil
 }
