@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 
+	gojson "github.com/goccy/go-json"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -56,7 +57,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // wireReview is an AdmissionReview whose object and old object are decoded
 // into the fields Vouch reads along with the rest of the review, instead of
-// being kept raw (RawExtension) and decoded again.
+// being kept raw (RawExtension) and decoded again. It is decoded with
+// goccy/go-json, ~7 times faster than encoding/json for a review
+// (BenchmarkDecodeReview); FuzzDecodeOnePass holds the two to the same
+// result.
 type wireReview struct {
 	APIVersion string       `json:"apiVersion"`
 	Kind       string       `json:"kind"`
@@ -72,13 +76,18 @@ type wireRequest struct {
 // decodeOnePass decodes a well-formed review in one pass. It reports false
 // for anything else (also for an object that does not decode), which
 // decodeReview and Handle then treat as before, with the same errors.
-func decodeOnePass(body []byte) (*admissionv1.AdmissionRequest, *decoded, bool) {
+func decodeOnePass(body []byte) (req *admissionv1.AdmissionRequest, objs *decoded, ok bool) {
+	defer func() {
+		if recover() != nil { // a decoder bug must not cost the answer: take the old path
+			req, objs, ok = nil, nil, false
+		}
+	}()
 	var review wireReview
-	if json.Unmarshal(body, &review) != nil || review.APIVersion != admissionv1.SchemeGroupVersion.String() ||
+	if gojson.Unmarshal(body, &review) != nil || review.APIVersion != admissionv1.SchemeGroupVersion.String() ||
 		review.Kind != "AdmissionReview" || review.Request == nil || review.Request.UID == "" || review.Request.Object == nil {
 		return nil, nil, false
 	}
-	req := &review.Request.AdmissionRequest
+	req = &review.Request.AdmissionRequest
 	if req.SubResource == "ephemeralcontainers" && review.Request.OldObject == nil {
 		return nil, nil, false
 	}

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -42,43 +43,81 @@ func TestDecodeOnePass(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, objs, ok := decodeOnePass([]byte(tt.body))
-			if ok != tt.want {
-				t.Fatalf("decodeOnePass(%s) ok = %v, want %v", tt.name, ok, tt.want)
-			}
-			if !ok {
-				return
-			}
-			review, err := decodeReview([]byte(tt.body))
-			if err != nil {
-				t.Fatalf("decodeReview: %v", err)
-			}
-			ignore := cmpopts.IgnoreFields(admissionv1.AdmissionRequest{}, "Object", "OldObject")
-			if diff := cmp.Diff(review.Request, req, ignore, cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("request (-decodeReview +decodeOnePass):\n%s", diff)
-			}
-			for _, o := range []struct {
-				name string
-				raw  runtime.RawExtension
-				obj  *object
-			}{{"object", review.Request.Object, objs.object}, {"old object", review.Request.OldObject, objs.old}} {
-				want, wantErr := ExtractWorkload(req.Kind.Kind, o.raw.Raw)
-				if o.obj == nil {
-					if o.raw.Raw != nil && string(o.raw.Raw) != "null" {
-						t.Errorf("%s: not decoded in one pass", o.name)
-					}
-					continue
-				}
-				got, err := o.obj.workload(req.Kind.Kind)
-				if (err != nil) != (wantErr != nil) {
-					t.Fatalf("%s: workload error %v, want %v", o.name, err, wantErr)
-				}
-				if diff := cmp.Diff(want, got); diff != "" {
-					t.Errorf("%s workload (-ExtractWorkload +one pass):\n%s", o.name, diff)
-				}
+			if ok := checkOnePass(t, []byte(tt.body)); ok != tt.want {
+				t.Errorf("decodeOnePass(%s) ok = %v, want %v", tt.name, ok, tt.want)
 			}
 		})
 	}
+}
+
+// FuzzDecodeOnePass holds the one-pass decoding (goccy/go-json) to what
+// encoding/json makes of the same body.
+func FuzzDecodeOnePass(f *testing.F) {
+	const head = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"apps","version":"v1","kind":"Deployment"},`
+	for _, s := range []string{
+		head + `"operation":"CREATE","userInfo":{"username":"a","groups":["g"]},"object":{"metadata":{"name":"w","labels":{"a":"b"}},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"x@sha256:00"}]}}}}}}`,
+		head + `"object":{"metadata":{"name":"w\u00e9\ud800"},"spec":{"template":{"spec":{"containers":[{"Name":"c","IMAGE":"x"}]}}}}}}`,
+		head + `"object":{"spec":{"template":{"spec":{"containers":[{"image":"a"}],"containers":[{"image":"b"}]}}}}}}`,
+		head + `"object":{"spec":{"template":{"spec":{"containers":[{"image":"ÿ"}]}}}}}}`,
+		head + `"object":{"spec":{"template":null}}}}`,
+		head + `"object":{}}} trailing`,
+		head + `"dryRun":true,"options":null,"object":{"spec":{"template":{"spec":{}}}}}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkOnePass(t, body) })
+}
+
+// checkOnePass decodes body in one pass and, if that succeeds, checks the
+// result against decodeReview and ExtractWorkload. It reports whether the
+// one pass decoded the body.
+func checkOnePass(t *testing.T, body []byte) bool {
+	t.Helper()
+	req, objs, ok := decodeOnePass(body)
+	if !ok {
+		return false
+	}
+	review, err := decodeReview(body)
+	if err != nil {
+		t.Fatalf("decoded in one pass, but decodeReview: %v", err)
+	}
+	ignore := cmpopts.IgnoreFields(admissionv1.AdmissionRequest{}, "Object", "OldObject")
+	if diff := cmp.Diff(review.Request, req, ignore, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("request (-decodeReview +decodeOnePass):\n%s", diff)
+	}
+	for _, o := range []struct {
+		name string
+		raw  runtime.RawExtension
+		obj  *object
+	}{{"object", review.Request.Object, objs.object}, {"old object", review.Request.OldObject, objs.old}} {
+		want, wantErr := ExtractWorkload(req.Kind.Kind, o.raw.Raw)
+		if o.obj == nil {
+			if o.raw.Raw != nil && string(o.raw.Raw) != "null" {
+				t.Fatalf("%s: not decoded in one pass", o.name)
+			}
+			continue
+		}
+		if wantErr != nil && o.raw.Raw != nil {
+			if _, derr := decodeObject(o.raw.Raw); derr != nil {
+				t.Fatalf("%s: decoded in one pass, but encoding/json: %v", o.name, derr)
+			}
+		}
+		got, err := o.obj.workload(req.Kind.Kind)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("%s: workload error %v, want %v", o.name, err, wantErr)
+		}
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("%s workload (-ExtractWorkload +one pass):\n%s", o.name, diff)
+		}
+	}
+	return true
+}
+
+// decodeObject decodes an object with encoding/json, as ExtractWorkload does.
+func decodeObject(raw []byte) (object, error) {
+	var o object
+	err := json.Unmarshal(raw, &o)
+	return o, err
 }
 
 // BenchmarkDecodeReview compares decoding the benchmark's 3-container
