@@ -15,6 +15,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/test/load"
 )
 
 func TestOPAVersionMatchesGoMod(t *testing.T) {
@@ -158,5 +159,38 @@ func TestOPAPolicy(t *testing.T) {
 				t.Errorf("answer %s, want a denial saying %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestPrintCompare checks the report's plumbing: both servers per load and
+// round, their ratio, the memory rows and the targets.
+func TestPrintCompare(t *testing.T) {
+	run := func(server string, l compareLoad, rps, p99 float64) measured {
+		return measured{load: l.name, server: server, round: 1, serverCPU: time.Second, dbCPU: 250 * time.Millisecond, loadCPU: 100 * time.Millisecond,
+			rss: 100 << 20, res: load.Result{Requests: 1000, Allowed: 1000, RPS: rps, P50: 1, P99: p99}}
+	}
+	vouch, opa := &target{name: "vouch", idle: 60 << 20}, &target{name: "opa", idle: 50 << 20}
+	for _, l := range compareLoads {
+		vouch.runs = append(vouch.runs, run("vouch", l, 3000, 4))
+		opa.runs = append(opa.runs, run("opa", l, 1500, 8))
+	}
+	var out bytes.Buffer
+	printCompare(&out, compareReport{started: time.Now(), loadStart: "1", loadEnd: "2", opaVersion: "v1.22.3", bodyBytes: 3395, vouch: vouch, opa: opa,
+		large:   []memoryRow{{server: "vouch", artifacts: 100003, idle: 55 << 20, load: run("vouch", compareLoads[1], 2000, 5)}},
+		journal: journalFootprint{entries: 10, admissions: 8, admissionLeaf: 1600, otherLeaf: 400, entriesBytes: 20000, nodesBytes: 1000}})
+	for _, want := range []string{
+		"| closed, 32 clients | 1 | Vouch | 1000 | 0 | 3000 | 1.00 |",
+		"| closed, 32 clients | 1 | OPA | 1000 | 0 | 1500 | 1.00 |",
+		"| 1000 (PostgreSQL 250) | 100 |",
+		"| closed, 32 clients | 1 | 2.00 | 1.00 | 0.50 |",
+		"| open, 2000 req/s | 1 | 2.00 | 1.00 | 0.50 |",
+		"| Vouch (vouch serve) | 100003 | 55 | 100 (32 clients: 2000 req/s, p99 5.00 ms) |",
+		"Vouch/OPA 2.00 (per round)",
+		"worst p99 over the rounds 4.00 ms",
+		"2100 bytes on disk per entry",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
 	}
 }
