@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test check bench fmt clean fuzz soak
+.PHONY: build run test check bench bench-compare fmt clean fuzz soak
 
 ## build: the vouch binary at bin/vouch
 build:
@@ -54,6 +54,15 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./journal ./policy ./webhook
 	$(GO) build -o bin/vouch-load ./test/load/vouch-load
 	$(GO) run ./test/bench
+
+## bench-compare: Vouch on PostgreSQL (every decision durable) side by side
+## with a plain OPA server (built from the OPA version of go.mod, via
+## test/bench/opa), same reviews, concurrency and pinning; prints the table
+## for docs/benchmarks.md. BENCH_FLAGS adds flags, e.g. --rounds 3,
+## --server-cpus 0 --load-cpus 1, --vouch-cpuprofile cpu.pprof
+bench-compare: build
+	$(GO) build -o bin/vouch-load ./test/load/vouch-load
+	$(GO) run ./test/bench --suite compare $(BENCH_FLAGS)
 
 ## soak: 10 minutes at 1,000 admissions/s on PostgreSQL with builds reported
 ## alongside; fails on any error, a missing journal entry, or memory or

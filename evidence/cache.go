@@ -3,6 +3,8 @@ package evidence
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,10 +41,19 @@ type Cache struct {
 	store Lookuper
 	max   int
 
-	mu    sync.Mutex
-	items map[string]Evidence
-	gen   uint64 // advanced by every invalidation, to drop fills that raced one
-	live  bool
+	mu      sync.Mutex
+	items   map[string]Evidence
+	flights map[string]*flight // store lookups under way, by digest
+	gen     uint64             // advanced by every invalidation, to drop fills that raced one
+	live    bool
+}
+
+// flight is one store lookup that concurrent misses of the same digests
+// wait for instead of asking the store again.
+type flight struct {
+	done  chan struct{}
+	found map[string]Evidence // set before done is closed
+	err   error
 }
 
 // NewCache returns a cache of at most size digests in front of store. A
@@ -51,25 +62,41 @@ func NewCache(store Lookuper, size int, live bool) *Cache {
 	if size <= 0 {
 		size = DefaultCacheSize
 	}
-	return &Cache{store: store, max: size, items: map[string]Evidence{}, live: live}
+	return &Cache{store: store, max: size, items: map[string]Evidence{}, flights: map[string]*flight{}, live: live}
 }
 
 // Lookup implements Lookuper. The returned evidence is shared: callers must
-// not modify it.
+// not modify it. Concurrent misses of a digest are coalesced into one store
+// lookup; a lookup that starts after an Invalidate of a digest never joins
+// one that started before it.
 func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]Evidence, error) {
 	out := make(map[string]Evidence, len(digests))
-	var missing []string
+	var (
+		missing []string // looked up here
+		waits   []*flight
+		own     *flight
+	)
 	c.mu.Lock()
 	live, gen := c.live, c.gen
 	if live {
 		for _, d := range digests {
-			ev, ok := c.items[d]
-			switch {
-			case !ok:
-				missing = append(missing, d)
-			case !ev.Empty():
-				out[d] = ev
+			if ev, ok := c.items[d]; ok {
+				if !ev.Empty() {
+					out[d] = ev
+				}
+				continue
 			}
+			if f, ok := c.flights[d]; ok {
+				if !slices.Contains(waits, f) {
+					waits = append(waits, f)
+				}
+				continue
+			}
+			if own == nil {
+				own = &flight{done: make(chan struct{})}
+			}
+			c.flights[d] = own
+			missing = append(missing, d)
 		}
 	}
 	c.mu.Unlock()
@@ -84,26 +111,64 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]Eviden
 		}
 		return found, err
 	}
-	if len(missing) == 0 {
-		return out, nil
+	if own != nil {
+		own.found, own.err = c.store.Lookup(ctx, missing)
+		c.mu.Lock()
+		for _, d := range missing {
+			if c.flights[d] == own {
+				delete(c.flights, d)
+			}
+		}
+		if own.err == nil && c.live && c.gen == gen {
+			if len(c.items)+len(missing) > c.max {
+				clear(c.items) // crude, but rare: the working set of a cluster is small
+			}
+			for _, d := range missing {
+				c.items[d] = own.found[d] // the zero Evidence for none
+			}
+		}
+		c.mu.Unlock()
+		close(own.done)
+		if own.err != nil {
+			return nil, own.err
+		}
+		for d, ev := range own.found {
+			out[d] = ev
+		}
 	}
-	found, err := c.store.Lookup(ctx, missing)
+	for _, f := range waits {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if f.err != nil {
+			// The flight failed, perhaps only because its caller gave up:
+			// ask the store for this caller.
+			return c.retry(ctx, digests, out)
+		}
+		for _, d := range digests {
+			if ev, ok := f.found[d]; ok {
+				out[d] = ev
+			}
+		}
+	}
+	return out, nil
+}
+
+// retry completes out from the store after a coalesced lookup failed.
+func (c *Cache) retry(ctx context.Context, digests []string, out map[string]Evidence) (map[string]Evidence, error) {
+	var rest []string
+	for _, d := range digests {
+		if _, ok := out[d]; !ok {
+			rest = append(rest, d)
+		}
+	}
+	found, err := c.store.Lookup(ctx, rest)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	if c.live && c.gen == gen {
-		if len(c.items)+len(missing) > c.max {
-			clear(c.items) // crude, but rare: the working set of a cluster is small
-		}
-		for _, d := range missing {
-			c.items[d] = found[d] // the zero Evidence for none
-		}
-	}
-	c.mu.Unlock()
-	for d, ev := range found {
-		out[d] = ev
-	}
+	maps.Copy(out, found)
 	return out, nil
 }
 
@@ -130,6 +195,7 @@ func (c *Cache) Invalidate(digests ...string) {
 	c.gen++
 	for _, d := range digests {
 		delete(c.items, d)
+		delete(c.flights, d) // lookups from now on must not join one that began before
 	}
 	c.mu.Unlock()
 }
@@ -140,6 +206,7 @@ func (c *Cache) Invalidate(digests ...string) {
 func (c *Cache) SetLive(live bool) {
 	c.mu.Lock()
 	c.gen++
+	clear(c.flights)
 	if live && !c.live {
 		clear(c.items)
 	}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
@@ -145,4 +148,66 @@ func TestCacheAnswersThroughAnOutage(t *testing.T) {
 	if got, err := c.Lookup(ctx, []string{known}); err != nil || got[known].Artifact == nil {
 		t.Fatalf("after the outage: %v, %v", got, err)
 	}
+}
+
+// gated holds every lookup that reaches the store until the gate opens.
+type gated struct {
+	evidence.Lookuper
+	gate    chan struct{}
+	lookups atomic.Int32
+}
+
+func (s *gated) Lookup(ctx context.Context, digests []string) (map[string]evidence.Evidence, error) {
+	s.lookups.Add(1)
+	<-s.gate
+	return s.Lookuper.Lookup(ctx, digests)
+}
+
+func TestCacheCoalescesLookups(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "v.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	app := journal.NewAppender(db, journal.AppenderOptions{})
+	defer app.Close(ctx)
+	known, unknown := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	if _, _, err := evidence.NewService(app, nil, nil).ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "app", Digest: known}); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		store := &gated{Lookuper: db, gate: make(chan struct{})}
+		c := evidence.NewCache(store, 10, true)
+		const callers = 16
+		results := make([]map[string]evidence.Evidence, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				var err error
+				if results[i], err = c.Lookup(ctx, []string{known, unknown}); err != nil {
+					t.Errorf("Lookup: %v", err)
+				}
+			})
+		}
+		synctest.Wait() // every caller is waiting: on the store, or for the one lookup
+		if n := store.lookups.Load(); n != 1 {
+			t.Errorf("%d concurrent misses of the same digests reached the store %d times, want 1", callers, n)
+		}
+		// A lookup after an invalidation must not join the lookup that
+		// began before it.
+		c.Invalidate(known)
+		wg.Go(func() { c.Lookup(ctx, []string{known}) })
+		synctest.Wait()
+		if n := store.lookups.Load(); n != 2 {
+			t.Errorf("after Invalidate: %d store lookups, want 2", n)
+		}
+		close(store.gate)
+		wg.Wait()
+		for i, got := range results {
+			if len(got) != 1 || got[known].Artifact == nil {
+				t.Errorf("caller %d got %v, want the artifact of %s only", i, got, known)
+			}
+		}
+	})
 }

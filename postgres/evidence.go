@@ -65,15 +65,7 @@ func project(b *pgx.Batch, e journal.Entry) error {
 					e.Key, r.Environment, ran)
 			}
 		}
-	case journal.KindAdmission:
-		if env, digests, ok := drift.AdmittedDigests(e); ok {
-			b.Queue(`INSERT INTO admitted (environment, digest, first_id, last_id)
-				SELECT $2, d, e.idx, e.idx FROM journal_entries e, unnest($3::text[]) AS d WHERE e.key = $1
-				ON CONFLICT (environment, digest) DO UPDATE SET last_id = GREATEST(admitted.last_id, EXCLUDED.last_id)`,
-				e.Key, env, digests)
-		}
-		return nil
-	default:
+	default: // admissions are projected per batch (admittedRows)
 		return nil
 	}
 	if err == nil && e.Key == "" {
@@ -83,6 +75,32 @@ func project(b *pgx.Batch, e journal.Entry) error {
 		return fmt.Errorf("store %s: %w", e.Kind, err)
 	}
 	return nil
+}
+
+// admittedRows collects the digests that a batch's allowed admissions
+// admitted, to update the admitted projection with one statement per batch
+// instead of one per admission: each (environment, digest) row is written
+// once, with the first and last index of the batch's admissions of it.
+type admittedRows struct{ keys, envs, digests []string }
+
+func (r *admittedRows) add(e journal.Entry) {
+	if env, digests, ok := drift.AdmittedDigests(e); ok {
+		for _, d := range digests {
+			r.keys, r.envs, r.digests = append(r.keys, e.Key), append(r.envs, env), append(r.digests, d)
+		}
+	}
+}
+
+func (r *admittedRows) queue(b *pgx.Batch) {
+	if len(r.keys) == 0 {
+		return
+	}
+	b.Queue(`INSERT INTO admitted (environment, digest, first_id, last_id)
+		SELECT x.env, x.digest, min(e.idx), max(e.idx)
+		FROM unnest($1::text[], $2::text[], $3::text[]) AS x(key, env, digest) JOIN journal_entries e ON e.key = x.key
+		GROUP BY x.env, x.digest
+		ON CONFLICT (environment, digest) DO UPDATE SET last_id = GREATEST(admitted.last_id, EXCLUDED.last_id)`,
+		r.keys, r.envs, r.digests)
 }
 
 // Lookup implements evidence.Store.

@@ -70,7 +70,12 @@ func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]j
 	var b pgx.Batch
 	b.Queue(`BEGIN`)
 	b.Queue(`SELECT pos, entry_idx, existing, existing_leaf FROM vouch_journal_append($1, $2, $3, $4, $5, $6)`, kinds, times, envs, keys, leaves, hashes)
+	var admitted admittedRows
 	for _, e := range unique {
+		if e.Kind == journal.KindAdmission {
+			admitted.add(e)
+			continue
+		}
 		if err := project(&b, e); err != nil {
 			return nil, err
 		}
@@ -79,6 +84,7 @@ func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]j
 			b.Queue(`SELECT pg_notify($1, $2)`, EvidenceChannel, d)
 		}
 	}
+	admitted.queue(&b)
 	b.Queue(`COMMIT`)
 	br := c.SendBatch(ctx, &b)
 	defer br.Close()

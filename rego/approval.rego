@@ -3,7 +3,7 @@
 package vouch.admission
 
 deny contains violation(msg, "approval", "approval") if {
-	env.require.approval
+	input.environment.require.approval == true
 	some a in input.artifacts
 	not a.allowed
 	a.digest != ""
@@ -13,7 +13,7 @@ deny contains violation(msg, "approval", "approval") if {
 
 # Warn a day ahead when the approval in force is about to expire.
 warn contains msg if {
-	env.require.approval
+	input.environment.require.approval == true
 	some a in input.artifacts
 	not a.allowed
 	expires := time.parse_rfc3339_ns(a.approval.expires_at)

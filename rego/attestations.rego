@@ -25,6 +25,7 @@ deny contains violation(msg, "attestation", sprintf("attestation %s", [name])) i
 }
 
 deny contains violation(msg, "verified-attestation", sprintf("verified attestation %s", [name])) if {
+	input.environment.require.verified_attestations
 	some name in env.require.verified_attestations
 	some a in input.artifacts
 	not a.allowed

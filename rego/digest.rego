@@ -3,7 +3,7 @@
 package vouch.admission
 
 deny contains violation(msg, "digest", "digest") if {
-	env.require.digest
+	input.environment.require.digest == true
 	some a in input.artifacts
 	not a.allowed
 	a.digest == ""

@@ -6,7 +6,7 @@
 package vouch.admission
 
 deny contains violation(msg, "four-eyes", "four eyes") if {
-	env.require.four_eyes
+	input.environment.require.four_eyes == true
 	some a in input.artifacts
 	not a.allowed
 	a.digest != ""

@@ -5,7 +5,7 @@
 package vouch.admission
 
 deny contains violation(msg, "freeze", "no change freeze") if {
-	env.freeze.active
+	input.environment.freeze.active == true
 	some a in input.artifacts
 	not a.allowed
 	not emergency_approved(a)

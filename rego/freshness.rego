@@ -4,6 +4,7 @@
 package vouch.admission
 
 deny contains violation(msg, "freshness", sprintf("fresh %s", [name])) if {
+	input.environment.require.max_age
 	some name, max_age in object.get(env.require, "max_age", {})
 	some a in input.artifacts
 	not a.allowed
@@ -15,6 +16,7 @@ deny contains violation(msg, "freshness", sprintf("fresh %s", [name])) if {
 # A missing attestation is reported here only when no other rule requires
 # it already.
 deny contains violation(msg, "freshness", sprintf("fresh %s", [name])) if {
+	input.environment.require.max_age
 	some name, max_age in object.get(env.require, "max_age", {})
 	not name in object.get(env.require, "attestations", [])
 	not name in object.get(env.require, "verified_attestations", [])

@@ -17,6 +17,10 @@
 # every rule; the journal records every use.
 package vouch.admission
 
+# env is the environment the change is decided for. A rule's first
+# expression tests input.environment directly (input.environment.require.digest
+# == true) rather than env: OPA's rule index then leaves out the rules of
+# requirements that are off without evaluating them.
 env := input.environment
 
 violation(msg, rule, requirement) := {"msg": msg, "rule": rule, "requirement": requirement}

@@ -4,7 +4,7 @@
 package vouch.admission
 
 deny contains violation(msg, "no-latest", "no latest") if {
-	env.require.no_latest
+	input.environment.require.no_latest == true
 	some a in input.artifacts
 	not a.allowed
 	a.digest == ""

@@ -3,7 +3,7 @@
 package vouch.admission
 
 deny contains violation(msg, "provenance", "provenance") if {
-	env.require.provenance
+	input.environment.require.provenance == true
 	some a in input.artifacts
 	not a.allowed
 	a.digest != ""
@@ -12,7 +12,7 @@ deny contains violation(msg, "provenance", "provenance") if {
 }
 
 deny contains violation(msg, "provenance", "provenance") if {
-	env.require.provenance
+	input.environment.require.provenance == true
 	not env.require.digest
 	some a in input.artifacts
 	not a.allowed

@@ -4,7 +4,8 @@
 package vouch.admission
 
 deny contains violation(msg, "registries", "registries") if {
-	count(object.get(env.require, "registries", [])) > 0
+	input.environment.require.registries
+	count(input.environment.require.registries) > 0
 	some a in input.artifacts
 	not a.allowed
 	not registry_allowed(a.name)

@@ -119,38 +119,54 @@ func New(cfg Config) (*Handler, error) {
 
 // Handle decides one admission request.
 func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	return h.handle(ctx, req, nil)
+}
+
+// decoded holds a request's object and old object when ServeHTTP decoded
+// them along with the review; nil fields are decoded from the request.
+type decoded struct{ object, old *object }
+
+func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest, objs *decoded) *admissionv1.AdmissionResponse {
 	start := h.cfg.Now()
-	log := h.cfg.Logger.With("uid", req.UID, "operation", req.Operation, "kind", req.Kind.Kind,
-		"namespace", req.Namespace, "name", req.Name, "user", req.UserInfo.Username)
 	dryRun := req.DryRun != nil && *req.DryRun
 
 	if skip := h.skipReason(req); skip != "" {
-		log.Debug("admitted without evaluation", "reason", skip)
+		if h.cfg.Logger.Enabled(ctx, slog.LevelDebug) {
+			h.requestLogger(req, "").Debug("admitted without evaluation", "reason", skip)
+		}
 		return allowed(req.UID, nil)
 	}
 	env := h.cfg.Environments.For(req.Namespace)
-	log = log.With("environment", env.Name)
-	rec, err := h.decide(ctx, req, env, start, h.cfg.Evidence)
+	// The request's logger is made on first use: with info messages off,
+	// most decisions log nothing.
+	var logger *slog.Logger
+	log := func() *slog.Logger {
+		if logger == nil {
+			logger = h.requestLogger(req, env.Name)
+		}
+		return logger
+	}
+	rec, err := h.decide(ctx, req, env, start, h.cfg.Evidence, objs)
 	if err == nil && !rec.Allowed && h.cfg.FreshEvidence != nil {
-		rec, err = h.decide(ctx, req, env, start, h.cfg.FreshEvidence)
+		rec, err = h.decide(ctx, req, env, start, h.cfg.FreshEvidence, objs)
 	}
 	if err != nil {
 		// Fail closed, and journal the refusal when the journal is up.
 		rec.Allowed, rec.Error = false, err.Error()
-		log.Error("could not decide; refusing the change", "error", err)
+		log().Error("could not decide; refusing the change", "error", err)
 	}
 	if settle(&rec, env.EffectiveMode()) {
-		log.Warn("break-glass: admitted whatever the policy said", "reason", rec.BreakGlass, "messages", rec.Messages, "error", rec.Error)
+		log().Warn("break-glass: admitted whatever the policy said", "reason", rec.BreakGlass, "messages", rec.Messages, "error", rec.Error)
 	}
 	if !dryRun {
 		stored, index, retried, err := h.journal(ctx, rec, start)
 		if err != nil {
-			log.Error("could not journal the decision; refusing the change", "error", err)
+			log().Error("could not journal the decision; refusing the change", "error", err)
 			return errored(req.UID, http.StatusInternalServerError,
 				fmt.Errorf("vouch could not record the decision in its journal, so the change is refused: %w", err))
 		}
 		if retried {
-			log.Info("retried request answered with the journaled decision")
+			log().Info("retried request answered with the journaled decision")
 		} else {
 			h.alert(ctx, stored, index)
 		}
@@ -160,8 +176,10 @@ func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if h.cfg.Observer != nil {
 		h.cfg.Observer.ObserveAdmission(env.Name, rec.Allowed, dryRun, took)
 	}
-	log.Info("admission decided", "allowed", rec.Allowed, "dry_run", dryRun, "images", len(rec.Images),
-		"policy_version", rec.PolicyVersion, "duration_ms", float64(took.Microseconds())/1000)
+	if h.cfg.Logger.Enabled(ctx, slog.LevelInfo) {
+		log().Info("admission decided", "allowed", rec.Allowed, "dry_run", dryRun, "images", len(rec.Images),
+			"policy_version", rec.PolicyVersion, "duration_ms", float64(took.Microseconds())/1000)
+	}
 	switch {
 	case rec.Error != "" && !rec.Allowed:
 		return errored(req.UID, http.StatusInternalServerError, fmt.Errorf("vouch could not decide, so the change is refused: %s", rec.Error))
@@ -171,6 +189,17 @@ func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 		return allowed(req.UID, warnWith(rec))
 	}
 	return allowed(req.UID, rec.Warnings)
+}
+
+// requestLogger returns the logger with the request's attributes, and the
+// environment's when env is set.
+func (h *Handler) requestLogger(req *admissionv1.AdmissionRequest, env string) *slog.Logger {
+	l := h.cfg.Logger.With("uid", req.UID, "operation", req.Operation, "kind", req.Kind.Kind,
+		"namespace", req.Namespace, "name", req.Name, "user", req.UserInfo.Username)
+	if env != "" {
+		l = l.With("environment", env)
+	}
+	return l
 }
 
 // alert tells the Alerter about a break-glass admission and about the
@@ -248,9 +277,9 @@ func (h *Handler) Assess(ctx context.Context, environment, kind string, object [
 		Namespace: meta.Metadata.Namespace, Name: meta.Metadata.Name, Object: runtime.RawExtension{Raw: object},
 	}
 	now := h.cfg.Now()
-	rec, err := h.decide(ctx, req, env, now, h.cfg.Evidence)
+	rec, err := h.decide(ctx, req, env, now, h.cfg.Evidence, nil)
 	if err == nil && !rec.Allowed && h.cfg.FreshEvidence != nil {
-		rec, err = h.decide(ctx, req, env, now, h.cfg.FreshEvidence)
+		rec, err = h.decide(ctx, req, env, now, h.cfg.FreshEvidence, nil)
 	}
 	return rec, err
 }
@@ -272,15 +301,22 @@ func (h *Handler) skipReason(req *admissionv1.AdmissionRequest) string {
 
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
-// decide builds the policy input and evaluates it. The record it returns
-// is filled as far as the decision got, also on error.
-func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest, env policy.Environment, at time.Time, lookup EvidenceLookup) (Record, error) {
+// decide builds the policy input and evaluates it, from the objects in
+// objs when set. The record it returns is filled as far as the decision
+// got, also on error.
+func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest, env policy.Environment, at time.Time, lookup EvidenceLookup, objs *decoded) (Record, error) {
 	rec := Record{
 		UID: string(req.UID), Operation: string(req.Operation), APIVersion: groupVersion(req.Kind.Group, req.Kind.Version),
 		Kind: req.Kind.Kind, SubResource: req.SubResource, Namespace: req.Namespace, Name: req.Name,
 		User: req.UserInfo.Username, Environment: env.Name, Images: []RecordImage{}, Evidence: []uint64{},
 	}
-	w, err := ExtractWorkload(req.Kind.Kind, req.Object.Raw)
+	var w Workload
+	var err error
+	if objs != nil && objs.object != nil {
+		w, err = objs.object.workload(req.Kind.Kind)
+	} else {
+		w, err = ExtractWorkload(req.Kind.Kind, req.Object.Raw)
+	}
 	if err != nil {
 		return rec, err
 	}
@@ -306,7 +342,12 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 	}
 	containers := w.Containers
 	if req.SubResource == "ephemeralcontainers" {
-		old, err := ExtractWorkload(req.Kind.Kind, req.OldObject.Raw)
+		var old Workload
+		if objs != nil && objs.old != nil {
+			old, err = objs.old.workload(req.Kind.Kind)
+		} else {
+			old, err = ExtractWorkload(req.Kind.Kind, req.OldObject.Raw)
+		}
 		if err != nil {
 			return rec, fmt.Errorf("old object: %w", err)
 		}

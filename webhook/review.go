@@ -157,7 +157,7 @@ func (h *Handler) Explain(ctx context.Context, req *admissionv1.AdmissionRequest
 	if skip := h.skipReason(req); skip != "" {
 		return Record{Allowed: true, Environment: env.Name, Warnings: []string{"not evaluated: " + skip}}, nil, nil
 	}
-	rec, err := h.decide(ctx, req, env, h.cfg.Now(), h.cfg.Evidence)
+	rec, err := h.decide(ctx, req, env, h.cfg.Now(), h.cfg.Evidence, nil)
 	if err != nil {
 		return rec, rec.input, err
 	}

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 
+	gojson "github.com/goccy/go-json"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -38,6 +39,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeReview(w, http.StatusBadRequest, errored("", http.StatusBadRequest, fmt.Errorf("read request body: %w", err)))
 		return
 	}
+	if req, objs, ok := decodeOnePass(body); ok {
+		writeReview(w, http.StatusOK, h.handle(r.Context(), req, objs))
+		return
+	}
 	review, err := decodeReview(body)
 	if err != nil {
 		uid := types.UID("")
@@ -48,6 +53,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeReview(w, http.StatusOK, h.Handle(r.Context(), review.Request))
+}
+
+// wireReview is an AdmissionReview whose object and old object are decoded
+// into the fields Vouch reads along with the rest of the review, instead of
+// being kept raw (RawExtension) and decoded again. It is decoded with
+// goccy/go-json, ~7 times faster than encoding/json for a review
+// (BenchmarkDecodeReview); FuzzDecodeOnePass holds the two to the same
+// result.
+type wireReview struct {
+	APIVersion string       `json:"apiVersion"`
+	Kind       string       `json:"kind"`
+	Request    *wireRequest `json:"request"`
+}
+
+type wireRequest struct {
+	admissionv1.AdmissionRequest
+	Object    *object `json:"object"`    // shadows AdmissionRequest.Object
+	OldObject *object `json:"oldObject"` // shadows AdmissionRequest.OldObject
+}
+
+// decodeOnePass decodes a well-formed review in one pass. It reports false
+// for anything else (also for an object that does not decode), which
+// decodeReview and Handle then treat as before, with the same errors.
+func decodeOnePass(body []byte) (req *admissionv1.AdmissionRequest, objs *decoded, ok bool) {
+	defer func() {
+		if recover() != nil { // a decoder bug must not cost the answer: take the old path
+			req, objs, ok = nil, nil, false
+		}
+	}()
+	var review wireReview
+	if gojson.Unmarshal(body, &review) != nil || review.APIVersion != admissionv1.SchemeGroupVersion.String() ||
+		review.Kind != "AdmissionReview" || review.Request == nil || review.Request.UID == "" || review.Request.Object == nil {
+		return nil, nil, false
+	}
+	req = &review.Request.AdmissionRequest
+	if req.SubResource == "ephemeralcontainers" && review.Request.OldObject == nil {
+		return nil, nil, false
+	}
+	return req, &decoded{object: review.Request.Object, old: review.Request.OldObject}, true
 }
 
 func decodeReview(body []byte) (admissionv1.AdmissionReview, error) {

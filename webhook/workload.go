@@ -102,6 +102,11 @@ func ExtractWorkload(kind string, raw []byte) (Workload, error) {
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return Workload{}, fmt.Errorf("decode %s: %w", kind, err)
 	}
+	return obj.workload(kind)
+}
+
+// workload is the Workload of a decoded object of the given kind.
+func (obj *object) workload(kind string) (Workload, error) {
 	w := Workload{
 		Kind: kind, Name: obj.Metadata.Name, Namespace: obj.Metadata.Namespace,
 		Labels: obj.Metadata.Labels, Annotations: obj.Metadata.Annotations,

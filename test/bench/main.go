@@ -26,12 +26,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/test/load"
 	"github.com/vouch-dev/vouch/test/pgtest"
 )
 
 var (
-	suite     = flag.String("suite", "admission,journal,drift,replay", "what to measure: admission, journal, drift, replay (comma-separated)")
+	suite     = flag.String("suite", "admission,journal,drift,replay", "what to measure: admission, journal, drift, replay, compare, soak (comma-separated; compare is make bench-compare, soak make soak)")
 	entries   = flag.Int("entries", 1000000, "journal entries for the export and verify benchmark")
 	callers   = flag.Int("callers", 32, "concurrent appends in the journal benchmark, spread over the writers")
 	duration  = flag.Duration("duration", 10*time.Second, "length of each measured run")
@@ -54,6 +55,8 @@ func main() {
 			err = runDrift()
 		case "replay":
 			err = runReplay()
+		case "compare":
+			err = runCompare()
 		case "soak":
 			err = runSoak()
 		default:
@@ -119,7 +122,7 @@ func measure(backend, databaseURL string) ([]row, error) {
 	defer os.RemoveAll(dir)
 	apiAddr, hookAddr := freeAddr(), freeAddr()
 	var logBuf bytes.Buffer
-	cmd := exec.Command(*binary, "serve", "--data-dir", dir, "--api-addr", apiAddr, "--webhook-addr", hookAddr, "--log-level", "warn")
+	cmd := exec.Command(*binary, "serve", "--data-dir", dir, "--api-addr", apiAddr, "--webhook-addr", hookAddr, "--api-rate-limit", "0", "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "VOUCH_DATABASE_URL="+databaseURL)
 	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
 	if err := cmd.Start(); err != nil {
@@ -136,7 +139,7 @@ func measure(backend, databaseURL string) ([]row, error) {
 	api := &apiClient{base: "http://" + apiAddr, token: strings.TrimSpace(string(token))}
 
 	fmt.Fprintf(os.Stderr, "%s: seeding %d artifacts…\n", backend, *artifacts)
-	if err := seed(api, *artifacts); err != nil {
+	if err := seed(api, 0, *artifacts); err != nil {
 		return nil, err
 	}
 	images := []string{}
@@ -191,17 +194,16 @@ func measure(backend, databaseURL string) ([]row, error) {
 	return rows, nil
 }
 
-// seed posts n artifacts with 16 clients.
-func seed(api *apiClient, n int) error {
+// seed posts the bulk artifacts from up to n (exclusive) with 16 clients.
+func seed(api *apiClient, from, n int) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 16)
 	for w := 0; w < 16; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for i := w; i < n; i += 16 {
-				if err := api.post("/api/v1/artifacts", map[string]any{"name": fmt.Sprintf("registry.example.com/bulk/app%d", i%500),
-					"digest": fmt.Sprintf("sha256:%064x", i+1), "git_commit": strings.Repeat("b", 40)}); err != nil {
+			for i := from + w; i < n; i += 16 {
+				if err := api.post("/api/v1/artifacts", bulkArtifact(i)); err != nil {
 					errc <- err
 					return
 				}
@@ -213,7 +215,28 @@ func seed(api *apiClient, n int) error {
 	return <-errc
 }
 
+// bulkArtifact is the i-th artifact of evidence besides those reviewed.
+func bulkArtifact(i int) evidence.ArtifactReport {
+	return evidence.ArtifactReport{Name: fmt.Sprintf("registry.example.com/bulk/app%d", i%500),
+		Digest: fmt.Sprintf("sha256:%064x", i+1), GitCommit: strings.Repeat("b", 40)}
+}
+
 type apiClient struct{ base, token string }
+
+func (a *apiClient) get(path string, out any) error {
+	req, _ := http.NewRequest("GET", a.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, raw)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
 
 func (a *apiClient) post(path string, body any) error {
 	b, _ := json.Marshal(body)

@@ -76,7 +76,7 @@ func runSoak() error {
 	}
 	token, _ := os.ReadFile(filepath.Join(dir, "admin.token"))
 	api := &apiClient{base: "http://" + apiAddr, token: strings.TrimSpace(string(token))}
-	if err := seed(api, 10000); err != nil {
+	if err := seed(api, 0, 10000); err != nil {
 		return err
 	}
 	var images []string

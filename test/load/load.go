@@ -2,6 +2,10 @@
 // over keep-alive HTTPS, at a fixed concurrency (closed loop) or at a fixed
 // rate (open loop, latency measured from each request's scheduled send
 // time, so a stalled server cannot hide its queueing delay).
+//
+// It drives any server that answers an AdmissionReview with an
+// AdmissionReview at some URL: Vouch's /validate, or a plain OPA server's
+// default decision at POST /.
 package load
 
 import (
@@ -14,6 +18,7 @@ import (
 	"math"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,20 +27,26 @@ import (
 
 // Options describe one load run.
 type Options struct {
-	URL         string        // webhook URL, e.g. https://127.0.0.1:8443/validate
+	URL         string        // webhook URL, e.g. https://127.0.0.1:8443/validate, or https://127.0.0.1:8181/ for OPA
 	TLS         *tls.Config   // trusts the webhook's CA
 	Concurrency int           // closed loop: parallel clients; open loop: most requests in flight
 	Rate        float64       // requests per second for an open loop; 0 for a closed loop
 	Duration    time.Duration // how long to send
 	Requests    int           // stop after this many (closed loop), when > 0
-	Images      []string      // container images of the Deployment under review
-	Namespace   string
+	// Body is the AdmissionReview to send; its request.uid is replaced by a
+	// fresh one in every request. When nil, a Deployment with one container
+	// per image of Images in Namespace is sent.
+	Body      []byte
+	Images    []string // container images of the Deployment under review
+	Namespace string
 	// WantAllowed, when set, counts any other answer as an error.
 	WantAllowed *bool
 }
 
 // Result summarises a run. Latencies are in milliseconds.
 type Result struct {
+	URL         string  `json:"url"`
+	BodyBytes   int     `json:"body_bytes"`
 	Mode        string  `json:"mode"`
 	Concurrency int     `json:"concurrency"`
 	TargetRate  float64 `json:"target_rate,omitempty"`
@@ -72,13 +83,20 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = "default"
 	}
-	if len(opts.Images) == 0 {
-		return Result{}, fmt.Errorf("load: no images")
+	body := opts.Body
+	if body == nil {
+		if len(opts.Images) == 0 {
+			return Result{}, fmt.Errorf("load: no body and no images")
+		}
+		body = reviewTemplate(opts.Namespace, opts.Images)
+	}
+	tmpl, err := splitAtUID(body)
+	if err != nil {
+		return Result{}, err
 	}
 	tr := &http.Transport{TLSClientConfig: opts.TLS, MaxIdleConnsPerHost: opts.Concurrency, MaxConnsPerHost: opts.Concurrency, ForceAttemptHTTP2: false}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	tmpl := reviewTemplate(opts.Namespace, opts.Images)
 
 	if opts.Duration > 0 {
 		var cancel context.CancelFunc
@@ -86,11 +104,14 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		defer cancel()
 	}
 	var seq atomic.Int64
-	send := func() sample {
-		uid := fmt.Sprintf("load-%d-%d", time.Now().UnixNano(), seq.Add(1))
-		body := bytes.Replace(tmpl, []byte("UID"), []byte(uid), 1)
+	run := fmt.Sprintf("load-%d-", time.Now().UnixNano())
+	send := func(buf *[]byte) sample {
+		b := append((*buf)[:0], tmpl.prefix...)
+		b = strconv.AppendInt(append(b, run...), seq.Add(1), 10)
+		b = append(b, tmpl.suffix...)
+		*buf = b
 		start := time.Now()
-		allowed, err := post(client, opts.URL, body)
+		allowed, err := post(client, opts.URL, b)
 		return sample{latency: time.Since(start), allowed: allowed, err: err}
 	}
 
@@ -103,11 +124,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			wg.Add(1)
 			go func(w int) {
 				defer wg.Done()
+				var buf []byte
 				for ctx.Err() == nil {
 					if opts.Requests > 0 && sent.Add(1) > int64(opts.Requests) {
 						return
 					}
-					samples[w] = append(samples[w], send())
+					samples[w] = append(samples[w], send(&buf))
 				}
 			}(w)
 		}
@@ -133,8 +155,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			wg.Add(1)
 			go func(w int) {
 				defer wg.Done()
+				var buf []byte
 				for scheduled := range due {
-					s := send()
+					s := send(&buf)
 					s.latency = time.Since(scheduled)
 					samples[w] = append(samples[w], s)
 				}
@@ -144,7 +167,8 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 
-	res := Result{Mode: "closed", Concurrency: opts.Concurrency, TargetRate: opts.Rate, Seconds: round(elapsed.Seconds())}
+	res := Result{URL: opts.URL, BodyBytes: len(tmpl.prefix) + len(run) + 1 + len(tmpl.suffix), Mode: "closed",
+		Concurrency: opts.Concurrency, TargetRate: opts.Rate, Seconds: round(elapsed.Seconds())}
 	if opts.Rate > 0 {
 		res.Mode = "open"
 	}
@@ -213,8 +237,42 @@ func post(c *http.Client, url string, body []byte) (bool, error) {
 	return review.Response.Allowed, nil
 }
 
+// template is a review split where its request.uid goes.
+type template struct{ prefix, suffix []byte }
+
+// uidMark stands for the request UID while a template is made.
+const uidMark = "\x00vouch-load-uid\x00"
+
+// splitAtUID splits an AdmissionReview at the value of its request.uid.
+// The review is re-encoded (object keys sorted), which changes neither its
+// meaning nor, much, its size.
+func splitAtUID(review []byte) (template, error) {
+	dec := json.NewDecoder(bytes.NewReader(review))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return template{}, fmt.Errorf("load: body is not JSON: %w", err)
+	}
+	req, ok := doc["request"].(map[string]any)
+	if !ok {
+		return template{}, fmt.Errorf("load: body is not an AdmissionReview with a request")
+	}
+	req["uid"] = uidMark
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
+		return template{}, err
+	}
+	mark, _ := json.Marshal(uidMark)
+	mark = mark[1 : len(mark)-1] // without its quotes
+	b := bytes.TrimSpace(out.Bytes())
+	i := bytes.Index(b, mark)
+	return template{prefix: b[:i], suffix: b[i+len(mark):]}, nil
+}
+
 // reviewTemplate is a Deployment AdmissionReview with one container per
-// image; "UID" is replaced per request.
+// image.
 func reviewTemplate(namespace string, images []string) []byte {
 	var cs []string
 	for i, img := range images {

@@ -237,3 +237,7 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// Pid returns the process id of the postmaster, which leads the process
+// group of all the server's processes.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }

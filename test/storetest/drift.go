@@ -129,4 +129,13 @@ func testAdmitted(t *testing.T, s Store) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Admitted (-want +got):\n%s", diff)
 	}
+	// The first and the last admission of a digest in one batch.
+	sightings, err := s.Sightings(context.Background(), []string{digest(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSeen := []drift.Sighting{{Environment: "prod", FirstAdmitted: &drift.JournalRef{Index: res[0].Index, Time: t0}, LastAdmitted: &drift.JournalRef{Index: res[3].Index, Time: t0}}}
+	if diff := cmp.Diff(wantSeen, sightings[digest(1)]); diff != "" {
+		t.Errorf("Sightings after one batch (-want +got):\n%s", diff)
+	}
 }
