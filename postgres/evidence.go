@@ -288,3 +288,26 @@ func scanArtifacts(rows pgx.Rows) ([]evidence.Artifact, error) {
 	}
 	return out, nil
 }
+
+// EvidenceRefs lists the evidence records from id from, for evidence.Audit.
+func (d *DB) EvidenceRefs(ctx context.Context, from uint64, limit int) ([]evidence.Ref, error) {
+	rows, err := d.pool.Query(ctx, `(SELECT id, 'artifact' AS kind, digest FROM artifacts WHERE id >= $1 ORDER BY id LIMIT $2)
+		UNION ALL (SELECT id, 'attestation', digest FROM attestations WHERE id >= $1 ORDER BY id LIMIT $2)
+		UNION ALL (SELECT id, 'approval', digest FROM approvals WHERE id >= $1 ORDER BY id LIMIT $2)
+		ORDER BY id LIMIT $2`, int64(from), limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: evidence refs: %w", err)
+	}
+	var out []evidence.Ref
+	var r evidence.Ref
+	var id int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &r.Kind, &r.Digest}, func() error {
+		r.ID = uint64(id)
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: evidence refs: %w", err)
+	}
+	return out, nil
+}

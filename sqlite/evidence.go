@@ -255,3 +255,30 @@ func eachRow(rows *sql.Rows, fn func() error) error {
 	}
 	return rows.Err()
 }
+
+// EvidenceRefs lists the evidence records from id from, for evidence.Audit.
+func (d *DB) EvidenceRefs(ctx context.Context, from uint64, limit int) ([]evidence.Ref, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT id, kind, digest FROM (
+		SELECT * FROM (SELECT id, 'artifact' AS kind, digest FROM artifacts WHERE id >= ?1 ORDER BY id LIMIT ?2)
+		UNION ALL SELECT * FROM (SELECT id, 'attestation', digest FROM attestations WHERE id >= ?1 ORDER BY id LIMIT ?2)
+		UNION ALL SELECT * FROM (SELECT id, 'approval', digest FROM approvals WHERE id >= ?1 ORDER BY id LIMIT ?2))
+		ORDER BY id LIMIT ?2`, int64(from), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: evidence refs: %w", err)
+	}
+	var out []evidence.Ref
+	err = eachRow(rows, func() error {
+		var r evidence.Ref
+		var id int64
+		if err := rows.Scan(&id, &r.Kind, &r.Digest); err != nil {
+			return err
+		}
+		r.ID = uint64(id)
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: evidence refs: %w", err)
+	}
+	return out, nil
+}

@@ -45,3 +45,7 @@ func (d *DB) SetTreeState(t *testing.T, s journal.TreeState) {
 func (d *DB) DeleteCheckpointsFrom(t *testing.T, size uint64) {
 	d.tamper(t, fmt.Sprintf(`DELETE FROM journal_checkpoints WHERE size >= %d`, size))
 }
+
+func (d *DB) InsertArtifact(t *testing.T, id uint64, digest string) {
+	d.tamper(t, fmt.Sprintf(`INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at, author) VALUES (%d, '%s', 'registry.example.com/forged', '', '', '', '', 'dba', 0, '')`, id, digest))
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/postgres"
 	"github.com/vouch-dev/vouch/replay"
@@ -214,6 +215,20 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stdout, "OK: the store's journal of %d entries verifies: root %s, %d signed checkpoints and %d tree nodes checked\n",
 			rep.Size, rep.Root, rep.Checkpoints, rep.Nodes)
 		printKnown(stdout, opts.Known)
+		n, err := evidence.Audit(ctx, st, st, func(done int) {
+			if time.Since(last) > time.Second {
+				fmt.Fprintf(stderr, "audited %d evidence records\n", done)
+				last = time.Now()
+			}
+		})
+		var bad *evidence.AuditError
+		if errors.As(err, &bad) {
+			fmt.Fprintf(stdout, "FAILED: %s\n", bad)
+			return errVerifyFailed
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "OK: each of the %d evidence records the webhook reads is the journal entry of its id\n", n)
 		fmt.Fprintf(stdout, "verified in %s (%.0f entries/s)\n", took.Round(time.Millisecond), float64(rep.Size)/took.Seconds())
 		return nil
 	}
@@ -282,6 +297,7 @@ type readOnlyStore interface {
 	journal.StoreSource
 	replay.Journal
 	replay.EvidenceLookup
+	evidence.RefLister
 	Close() error
 }
 

@@ -58,7 +58,7 @@ func TestJournalAudit(t *testing.T) {
 			store = []string{"--database-url", url}
 		}
 		out = v.cli(append([]string{"journal", "verify", "--public-key", publicKey, "--checkpoint", filepath.Join(published, "checkpoint.21")}, store...)...)
-		if !strings.Contains(out, "OK: the store's journal of 22 entries verifies") {
+		if !strings.Contains(out, "OK: the store's journal of 22 entries verifies") || !strings.Contains(out, "evidence records the webhook reads is the journal entry of its id") {
 			t.Errorf("store verify output:\n%s", out)
 		}
 	})

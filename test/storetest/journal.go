@@ -28,6 +28,9 @@ type Tamperer interface {
 	SetTreeState(t *testing.T, s journal.TreeState)
 	// DeleteCheckpointsFrom removes the checkpoints of size >= size.
 	DeleteCheckpointsFrom(t *testing.T, size uint64)
+	// InsertArtifact puts an artifact row into the evidence tables without
+	// a journal entry.
+	InsertArtifact(t *testing.T, id uint64, digest string)
 }
 
 type keys struct {

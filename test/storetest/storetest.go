@@ -31,6 +31,7 @@ type Store interface {
 	evidence.BlobStore
 	auth.Store
 	drift.Store
+	evidence.RefLister
 	// Admitted returns the latest admitted decision of each digest in env.
 	Admitted(ctx context.Context, env string, digests []string) (map[string]uint64, error)
 	Ping(ctx context.Context) error
@@ -50,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ConcurrentAppenders", testConcurrentAppenders},
 		{"EvidenceIsProjected", testEvidence},
 		{"EvidenceIngestionRules", testIngestionRules},
+		{"EvidenceAudit", testEvidenceAudit},
 		{"Tokens", testTokens},
 		{"ProofsVerify", testProofs},
 		{"Checkpoints", testCheckpoints},
@@ -423,6 +425,42 @@ func testEvidence(t *testing.T, s Store) {
 			t.Errorf("no journal entry %d for an evidence record", id)
 		}
 	}
+}
+
+// testEvidenceAudit: evidence written through the journal audits clean;
+// a row put into the tables around it, at an admission's index or past the
+// journal's end, is found.
+func testEvidenceAudit(t *testing.T, s Store) {
+	ctx := context.Background()
+	a := journal.NewAppender(s, journal.AppenderOptions{})
+	defer a.Close(ctx)
+	svc := evidence.NewService(a, nil, nil)
+	yes := true
+	if _, _, err := svc.ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "registry.example.com/app", Digest: digest(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest(1), Name: "unit-tests", Type: "junit", Passed: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Approve(ctx, "alice", evidence.ApprovalRequest{Digest: digest(1), Environment: "prod", Decision: "approved"}); err != nil {
+		t.Fatal(err)
+	}
+	admission := appendBatch(t, s, entry(t, journal.KindAdmission, "admission:x", 0))[0].Index
+	if n, err := evidence.Audit(ctx, s, s, nil); n != 3 || err != nil {
+		t.Fatalf("Audit = %d, %v; want 3 records, no error", n, err)
+	}
+	tp, ok := s.(Tamperer)
+	if !ok {
+		t.Fatalf("%T does not implement storetest.Tamperer", s)
+	}
+	tp.InsertArtifact(t, admission, digest(7))
+	tp.InsertArtifact(t, admission+1000, digest(8))
+	n, err := evidence.Audit(ctx, s, s, nil)
+	var ae *evidence.AuditError
+	if n != 5 || !errors.As(err, &ae) || ae.Count != 2 {
+		t.Fatalf("Audit after two rows inserted around the journal = %d, %v; want 5 records, 2 not in the journal", n, err)
+	}
+	t.Log(err)
 }
 
 func testIngestionRules(t *testing.T, s Store) {
