@@ -66,6 +66,7 @@ func project(b *pgx.Batch, e journal.Entry) error {
 			}
 		}
 	case journal.KindAdmission:
+		projectDecision(b, e)
 		if env, digests, ok := drift.AdmittedDigests(e); ok {
 			b.Queue(`INSERT INTO admitted (environment, digest, first_id, last_id)
 				SELECT $2, d, e.idx, e.idx FROM journal_entries e, unnest($3::text[]) AS d WHERE e.key = $1

@@ -62,6 +62,9 @@ func project(ctx context.Context, tx *sql.Tx, e journal.Entry) error {
 			}
 		}
 	case journal.KindAdmission:
+		if err = projectDecision(ctx, tx, e); err != nil {
+			break
+		}
 		if env, digests, ok := drift.AdmittedDigests(e); ok {
 			for _, d := range digests {
 				if _, err = tx.ExecContext(ctx, `INSERT INTO admitted (environment, digest, first_id, last_id) VALUES (?, ?, ?, ?)
