@@ -34,7 +34,9 @@ type fixture struct {
 	journal *journal.Appender
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture serves the API over a real SQLite store; configure may add to
+// the server's configuration.
+func newFixture(t *testing.T, configure ...func(*fixture, *api.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "vouch.db")})
@@ -58,11 +60,15 @@ func newFixture(t *testing.T) *fixture {
 		}
 		f.tokens[name] = secret
 	}
-	s := api.New(api.Config{
+	cfg := api.Config{
 		Evidence: evidence.NewService(appender, []string{"default", "prod"}, nil, evidence.WithBlobs(db)), EvidenceStore: db, Journal: db, Tokens: tokens,
 		Blobs: db, Drift: &drift.Service{Store: db, Recorder: &drift.Recorder{Journal: appender, Store: db}, Environments: []string{"default", "prod"}},
 		Ready: db.Ping, MaxBodyBytes: 4096, MaxBlobBytes: 8192,
-	})
+	}
+	for _, c := range configure {
+		c(f, &cfg)
+	}
+	s := api.New(cfg)
 	f.srv = httptest.NewServer(s)
 	t.Cleanup(f.srv.Close)
 	return f

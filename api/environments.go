@@ -30,13 +30,25 @@ func timeParam(c *gin.Context, name string, def time.Time) (time.Time, error) {
 	if v == "" {
 		return def, nil
 	}
+	t, ok := parseTimeOrAgo(v, time.Now())
+	if !ok {
+		return time.Time{}, badParam(name, timeOrAgo, v)
+	}
+	return t, nil
+}
+
+// timeOrAgo says what parseTimeOrAgo accepts.
+const timeOrAgo = "must be an RFC 3339 time (2026-11-20T10:00:00Z) or a duration back from now (24h, 7d)"
+
+// parseTimeOrAgo reads an RFC 3339 time, or a duration back from now.
+func parseTimeOrAgo(v string, now time.Time) (time.Time, bool) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
+		return t, true
 	}
 	if d, err := parseAgo(v); err == nil {
-		return time.Now().Add(-d), nil
+		return now.Add(-d), true
 	}
-	return time.Time{}, badParam(name, "must be an RFC 3339 time (2026-11-20T10:00:00Z) or a duration back from now (24h, 7d)", v)
+	return time.Time{}, false
 }
 
 // parseAgo parses a Go duration, also accepting days ("7d").

@@ -49,6 +49,7 @@ var (
 	problemMediaType    = problemKind{"unsupported-media-type", "Send the body as application/json", http.StatusUnsupportedMediaType}
 	problemUnavailable  = problemKind{"unavailable", "Vouch cannot complete the request now; retry later", http.StatusServiceUnavailable}
 	problemRateLimited  = problemKind{"rate-limited", "Too many requests with this token; retry after the time given", http.StatusTooManyRequests}
+	problemBusy         = problemKind{"busy", "Vouch is busy with the same kind of work; retry when it is done", http.StatusTooManyRequests}
 	problemInternal     = problemKind{"internal", "Internal error", http.StatusInternalServerError}
 )
 
@@ -75,7 +76,7 @@ func classify(err error) (problemKind, []evidence.FieldError) {
 		return problemNotFound, nil
 	case errors.Is(err, evidence.ErrConflict), errors.Is(err, auth.ErrNameTaken):
 		return problemConflict, nil
-	case errors.Is(err, evidence.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, evidence.ErrUnavailable), errors.Is(err, auth.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return problemUnavailable, nil
 	}
 	return problemInternal, nil
@@ -98,6 +99,8 @@ func (s *Server) fail(c *gin.Context, err error) {
 	case problemUnavailable:
 		s.log.Warn("request not completed", "method", c.Request.Method, "path", c.FullPath(), "error", err)
 		c.Header("Retry-After", "1")
+	case problemBusy:
+		c.Header("Retry-After", "10")
 	case problemUnauthorized:
 		c.Header("WWW-Authenticate", `Bearer realm="vouch"`)
 	}

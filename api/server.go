@@ -44,6 +44,8 @@ type Config struct {
 	Drift DriftService
 	// Reviewer serves /assert and /review; nil leaves them out.
 	Reviewer Reviewer
+	// Replayer serves POST /policy/replay; nil leaves it out.
+	Replayer Replayer
 	// Trust verifies signed attestations (POST /envelopes); nil trusts
 	// no key.
 	Trust *trust.Trust
@@ -68,9 +70,10 @@ const DefaultMaxBodyBytes = 1 << 20
 
 // Server is the HTTP API.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	engine *gin.Engine
+	cfg       Config
+	log       *slog.Logger
+	engine    *gin.Engine
+	replaying chan struct{} // holds a token while a replay runs
 }
 
 // New builds the API handler.
@@ -85,7 +88,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, log: cfg.Logger, engine: gin.New()}
+	s := &Server{cfg: cfg, log: cfg.Logger, engine: gin.New(), replaying: make(chan struct{}, 1)}
 	e := s.engine
 	e.HandleMethodNotAllowed = true
 	e.Use(s.recover, s.logRequests)
@@ -139,6 +142,9 @@ func New(cfg Config) *Server {
 		// Pipelines assert with their evidence token; auditors may ask too.
 		v1.POST("/assert", s.require(auth.ScopeEvidenceWrite, auth.ScopeAuditRead), s.assert)
 		v1.POST("/review", s.require(auth.ScopeEvidenceWrite, auth.ScopeAuditRead), s.review)
+	}
+	if cfg.Replayer != nil {
+		v1.POST("/policy/replay", s.require(auth.ScopeAuditRead), s.replay)
 	}
 	v1.POST("/tokens", s.require(auth.ScopeAdmin), s.createToken)
 	v1.GET("/tokens", s.require(auth.ScopeAdmin), s.listTokens)

@@ -40,6 +40,9 @@ var (
 	ErrUnauthenticated = errors.New("unauthenticated")
 	ErrNotFound        = errors.New("token not found")
 	ErrNameTaken       = errors.New("token name already in use")
+	// ErrUnavailable means the token store could not be asked; a retry
+	// may succeed.
+	ErrUnavailable = errors.New("token store unavailable")
 )
 
 // Token is a stored API token. The secret itself is never stored.
@@ -137,7 +140,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Token, error
 	case errors.Is(err, ErrNotFound):
 		return Token{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
 	case err != nil:
-		return Token{}, fmt.Errorf("authenticate: %w", err)
+		return Token{}, fmt.Errorf("authenticate: %w: %w", ErrUnavailable, err)
 	case t.RevokedAt != nil:
 		return Token{}, fmt.Errorf("%w: token %q was revoked", ErrUnauthenticated, t.Name)
 	case !t.Active(s.now()):

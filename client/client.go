@@ -3,6 +3,7 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -121,24 +122,76 @@ func (c *Client) Stream(ctx context.Context, path string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	resp, err := c.doLong(req) // an export of a large journal takes as long as it takes
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// Lines posts a JSON body asking for an NDJSON answer and calls fn with
+// each line as it arrives. There is no timeout but ctx: the answer takes
+// as long as the work.
+func (c *Client) Lines(ctx context.Context, path string, body any, fn func(line []byte) error) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Server+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/x-ndjson")
+	resp, err := c.doLong(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			if ferr := fn(line); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("POST %s: %w", c.Server+path, err)
+		}
+	}
+}
+
+// doLong sends req with the token and no timeout but its context's, for
+// answers that take as long as the work. An error status is a *Problem.
+func (c *Client) doLong(req *http.Request) (*http.Response, error) {
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	hc := *c.HTTP
-	hc.Timeout = 0 // an export of a large journal takes as long as it takes
+	hc.Timeout = 0
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err) // err names the method and URL
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		p := &Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
-		if json.Unmarshal(data, p) != nil {
-			p.Detail = strings.TrimSpace(string(data))
-		}
-		return p
+		defer resp.Body.Close()
+		return nil, problem(resp)
 	}
-	_, err = io.Copy(w, resp.Body)
-	return err
+	return resp, nil
+}
+
+// problem reads an error answer as a *Problem.
+func problem(resp *http.Response) *Problem {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	p := &Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+	if json.Unmarshal(data, p) != nil {
+		p.Detail = strings.TrimSpace(string(data))
+	}
+	return p
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"time"
 
 	"github.com/vouch-dev/vouch/journal"
 )
@@ -12,6 +13,10 @@ import (
 type Lookuper interface {
 	Lookup(ctx context.Context, digests []string) (map[string]Evidence, error)
 }
+
+// storeTimeoutWhileDown bounds a store lookup while the change feed is
+// down, so that a hanging database leaves time to answer from the cache.
+const storeTimeoutWhileDown = time.Second
 
 // DefaultCacheSize is the default number of digests a Cache holds.
 const DefaultCacheSize = 100000
@@ -23,10 +28,13 @@ const DefaultCacheSize = 100000
 // this process's journal invalidate it once committed (WrapJournal). Writes
 // by other processes must arrive through a change feed that calls
 // Invalidate for each changed digest, and SetLive(false) while the feed is
-// down: a cache that is not live passes every lookup to the store. The
-// admission webhook re-checks every denial against the store, so a stale
-// entry can never deny a change; it can at most admit one for the few
-// milliseconds a change takes to reach a replica.
+// down: a cache that is not live asks the store first, and answers from
+// what it held only when the store fails too — the feed and the store are
+// usually down together, and then nobody can change evidence either, so
+// admissions go on from the cache through a database outage. The admission
+// webhook re-checks every denial against the store, so a stale entry can
+// never deny a change; it can at most admit one for the few milliseconds a
+// change takes to reach a replica.
 type Cache struct {
 	store Lookuper
 	max   int
@@ -66,7 +74,15 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]Eviden
 	}
 	c.mu.Unlock()
 	if !live {
-		return c.store.Lookup(ctx, digests)
+		sctx, cancel := context.WithTimeout(ctx, storeTimeoutWhileDown)
+		found, err := c.store.Lookup(sctx, digests)
+		cancel()
+		if err != nil {
+			if held, ok := c.held(digests); ok {
+				return held, nil
+			}
+		}
+		return found, err
 	}
 	if len(missing) == 0 {
 		return out, nil
@@ -91,6 +107,23 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]Eviden
 	return out, nil
 }
 
+// held answers from the entries kept, if it holds every digest.
+func (c *Cache) held(digests []string) (map[string]Evidence, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]Evidence, len(digests))
+	for _, d := range digests {
+		ev, ok := c.items[d]
+		if !ok {
+			return nil, false
+		}
+		if !ev.Empty() {
+			out[d] = ev
+		}
+	}
+	return out, true
+}
+
 // Invalidate forgets the given digests.
 func (c *Cache) Invalidate(digests ...string) {
 	c.mu.Lock()
@@ -101,13 +134,16 @@ func (c *Cache) Invalidate(digests ...string) {
 	c.mu.Unlock()
 }
 
-// SetLive turns the cache on or off. Either way it starts empty, since
-// changes may have been missed while the feed was down.
+// SetLive turns the cache on or off. Turned on, it starts empty, since
+// changes may have been missed while the feed was down; turned off, it
+// keeps what it holds for when the store fails too, and adds nothing.
 func (c *Cache) SetLive(live bool) {
 	c.mu.Lock()
 	c.gen++
+	if live && !c.live {
+		clear(c.items)
+	}
 	c.live = live
-	clear(c.items)
 	c.mu.Unlock()
 }
 

@@ -2,7 +2,9 @@ package evidence_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vouch-dev/vouch/evidence"
@@ -86,5 +88,61 @@ func TestCache(t *testing.T) {
 	get()
 	if store.lookups != n+3 {
 		t.Errorf("live cache: %d store lookups, want %d", store.lookups, n+3)
+	}
+}
+
+// failing is a store that is down.
+type failing struct{}
+
+func (failing) Lookup(context.Context, []string) (map[string]evidence.Evidence, error) {
+	return nil, errors.New("connection refused")
+}
+
+// switchable passes lookups to a store until it is switched off.
+type switchable struct {
+	evidence.Lookuper
+	down bool
+}
+
+func (s *switchable) Lookup(ctx context.Context, digests []string) (map[string]evidence.Evidence, error) {
+	if s.down {
+		return failing{}.Lookup(ctx, digests)
+	}
+	return s.Lookuper.Lookup(ctx, digests)
+}
+
+func TestCacheAnswersThroughAnOutage(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "v.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	app := journal.NewAppender(db, journal.AppenderOptions{})
+	defer app.Close(ctx)
+	if _, _, err := evidence.NewService(app, nil, nil).ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "app", Digest: "sha256:" + strings.Repeat("a", 64)}); err != nil {
+		t.Fatal(err)
+	}
+	sw := &switchable{Lookuper: db}
+	c := evidence.NewCache(sw, 10, true)
+	known, unknown := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	if _, err := c.Lookup(ctx, []string{known, unknown}); err != nil {
+		t.Fatal(err)
+	}
+	// The database goes down, and with it the change feed.
+	sw.down = true
+	c.SetLive(false)
+	got, err := c.Lookup(ctx, []string{known, unknown})
+	if err != nil || got[known].Artifact == nil || len(got) != 1 {
+		t.Fatalf("lookup during the outage = %v, %v; want the cached evidence", got, err)
+	}
+	if _, err := c.Lookup(ctx, []string{"sha256:" + strings.Repeat("c", 64)}); err == nil {
+		t.Error("a digest never looked up was answered during the outage")
+	}
+	// Back: the cache starts empty and reads the store again.
+	sw.down = false
+	c.SetLive(true)
+	if got, err := c.Lookup(ctx, []string{known}); err != nil || got[known].Artifact == nil {
+		t.Fatalf("after the outage: %v, %v", got, err)
 	}
 }

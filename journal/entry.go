@@ -138,4 +138,8 @@ type Appended struct {
 	// Existing is true when an entry with the same key was already in the
 	// journal; Entry is then that earlier entry and nothing was appended.
 	Existing bool
+	// Spooled is true when the store was unreachable and the entry was
+	// written durably to the local spool instead: it has no index yet, and
+	// is sequenced into the journal when the store is back.
+	Spooled bool
 }

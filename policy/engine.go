@@ -51,6 +51,11 @@ type Violation struct {
 	Requirement string `json:"requirement,omitempty"`
 }
 
+// RestrictedBuiltins are the built-in functions a Restricted engine
+// refuses: they reach the network, or show the server's configuration and
+// environment variables.
+var RestrictedBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime"}
+
 // Allowed reports whether the decision admits the change.
 func (d Decision) Allowed() bool { return len(d.Deny) == 0 }
 
@@ -60,6 +65,14 @@ type Config struct {
 	Builtin fs.FS
 	// Dir is an optional directory of further modules, read recursively.
 	Dir string
+	// Modules are further modules given in memory, by file name (a
+	// candidate policy for replay). Names must pass CheckModuleName.
+	Modules map[string]string
+	// Restricted refuses modules that call the built-in functions
+	// reaching outside the evaluation (RestrictedBuiltins): for modules
+	// from people who may not run code on the server, such as replay
+	// candidates sent over the API.
+	Restricted bool
 	// Logger receives reload messages; slog.Default() when nil.
 	Logger *slog.Logger
 	// OnChange, when set, is called after Watch swapped in a new bundle.
@@ -198,6 +211,13 @@ func (e *Engine) Reload(ctx context.Context) (changed bool, err error) {
 		return false, nil
 	}
 	opts := []func(*rego.Rego){rego.Query(Query), rego.SetRegoVersion(ast.RegoV1)}
+	if e.cfg.Restricted {
+		unsafe := map[string]struct{}{}
+		for _, b := range RestrictedBuiltins {
+			unsafe[b] = struct{}{}
+		}
+		opts = append(opts, rego.UnsafeBuiltins(unsafe))
+	}
 	files := make([]string, 0, len(mods))
 	digests := make(map[string]string, len(mods))
 	for _, m := range mods {
@@ -208,7 +228,7 @@ func (e *Engine) Reload(ctx context.Context) (changed bool, err error) {
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
-		return false, fmt.Errorf("policy: %w", err)
+		return false, compileError(err)
 	}
 	e.current.Store(&bundle{version: version, files: files, digests: digests, query: pq})
 	e.stamp = stamp
@@ -273,17 +293,26 @@ func (e *Engine) readModules() ([]module, error) {
 		return nil, fmt.Errorf("policy: built-in modules: %w", err)
 	}
 	if e.cfg.Dir != "" {
-		err := walkPolicyDir(e.cfg.Dir, func(p string) error {
-			b, err := os.ReadFile(p)
-			rel, _ := filepath.Rel(e.cfg.Dir, p)
-			mods = append(mods, module{filepath.ToSlash(rel), string(b)})
-			return err
-		})
+		dirMods, err := ReadDir(e.cfg.Dir)
 		if err != nil {
-			return nil, fmt.Errorf("policy: --policy-dir: %w", err)
+			return nil, fmt.Errorf("policy: --policy-dir: %w", errors.Unwrap(err))
+		}
+		for name, src := range dirMods {
+			mods = append(mods, module{name, src})
 		}
 	}
+	for name, src := range e.cfg.Modules {
+		if err := CheckModuleName(name); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		mods = append(mods, module{name, src})
+	}
 	sort.Slice(mods, func(i, j int) bool { return mods[i].name < mods[j].name })
+	for i := 1; i < len(mods); i++ {
+		if mods[i].name == mods[i-1].name {
+			return nil, fmt.Errorf("policy: module %q is both in --policy-dir and given in memory", mods[i].name)
+		}
+	}
 	return mods, nil
 }
 

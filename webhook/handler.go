@@ -313,22 +313,25 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 		containers = addedEphemeral(w, old)
 	}
 
-	in := &policy.Input{
-		Request: policy.Request{
-			UID: rec.UID, Operation: rec.Operation, Kind: rec.Kind, Namespace: req.Namespace, Name: rec.Name,
-			User:   policy.User{Username: req.UserInfo.Username, Groups: nonNil(req.UserInfo.Groups)},
-			DryRun: req.DryRun != nil && *req.DryRun,
-		},
-		Environment: policy.NewInputEnvironment(env),
-		Workload: policy.Workload{
-			Kind: w.Kind, Name: rec.Name, Namespace: req.Namespace,
-			Labels: nonNilMap(w.Labels), Annotations: nonNilMap(w.Annotations),
-		},
-		Artifacts: make([]policy.ArtifactInput, 0, len(containers)),
-	}
+	in := recordInput(rec, env)
+	in.Request.DryRun = req.DryRun != nil && *req.DryRun
+	in.Workload.Annotations = nonNilMap(w.Annotations) // all of them; the record leaves last-applied out
+	exemption := func(_ int, img Image) uint64 { return h.exemption(env.Name, img, at) }
+	err = h.evaluate(ctx, h.cfg.Policy, &rec, in, containers, env, at, lookup, exemption)
+	return rec, err
+}
+
+// evaluate completes a decision from its containers: it parses their
+// images into rec and in, exempts those on the allow-list or with an
+// exemption (by the index of the container and its image), adds the
+// evidence lookup finds for the other digests, and fills rec with the
+// outcome of p's decision as of time at. decide and Redecide share it.
+func (h *Handler) evaluate(ctx context.Context, p Decider, rec *Record, in *policy.Input, containers []Container, env policy.Environment, at time.Time,
+	lookup EvidenceLookup, exemption func(i int, img Image) uint64) error {
+	in.Artifacts = make([]policy.ArtifactInput, 0, len(containers))
 	var invalid []string
 	var digests []string
-	for _, c := range containers {
+	for i, c := range containers {
 		img, err := parseImageCached(c.Image)
 		rec.Images = append(rec.Images, RecordImage{Container: c.Name, ContainerType: c.Type, Image: c.Image, Digest: img.Digest})
 		if err != nil {
@@ -341,7 +344,7 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 		}
 		ri := &rec.Images[len(rec.Images)-1]
 		if !a.Allowed {
-			if id := h.exemption(env.Name, img, at); id != 0 {
+			if id := exemption(i, img); id != 0 {
 				a.Allowed, ri.Exemption = true, id
 			}
 		}
@@ -354,7 +357,7 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 	if len(digests) > 0 {
 		found, err := lookup.Lookup(ctx, digests)
 		if err != nil {
-			return rec, fmt.Errorf("look up evidence: %w", err)
+			return fmt.Errorf("look up evidence: %w", err)
 		}
 		for i := range in.Artifacts {
 			if ev, ok := found[in.Artifacts[i].Digest]; ok && !in.Artifacts[i].Allowed {
@@ -363,11 +366,11 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 		}
 	}
 	rec.input = in
-	d, err := h.cfg.Policy.Decide(ctx, in, at)
+	d, err := p.Decide(ctx, in, at)
 	rec.PolicyVersion = d.Version
 	rec.Evidence = append(rec.Evidence, in.EvidenceIDs()...)
 	if err != nil {
-		return rec, err
+		return err
 	}
 	rec.Messages = append(invalid, d.Deny...)
 	for _, m := range invalid {
@@ -376,7 +379,7 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 	rec.Violations = append(rec.Violations, d.Violations...)
 	rec.Warnings = append(rec.Warnings, d.Warn...)
 	rec.Allowed = len(rec.Messages) == 0
-	return rec, nil
+	return nil
 }
 
 // exemption returns the id of an exemption in force for img in env, or 0.

@@ -29,41 +29,44 @@ import (
 // variables and a YAML file (--config) fill it, in that order of
 // precedence over the defaults.
 type Config struct {
-	DataDir            string                 `json:"data_dir"`
-	DatabaseURL        string                 `json:"database_url"`
-	APIAddr            string                 `json:"api_addr"`
-	WebhookAddr        string                 `json:"webhook_addr"`
-	TLSCertFile        string                 `json:"tls_cert_file"`
-	TLSKeyFile         string                 `json:"tls_key_file"`
-	TLSDNSNames        []string               `json:"tls_dns_names"`
-	PolicyDir          string                 `json:"policy_dir"`
-	Namespace          string                 `json:"namespace"`
-	ExemptNamespaces   []string               `json:"exempt_namespaces"`
-	LogLevel           string                 `json:"log_level"`
-	LogFormat          string                 `json:"log_format"`
-	JournalMaxBatch    int                    `json:"journal_max_batch"`
-	JournalMaxDelay    Duration               `json:"journal_max_delay"`
-	ShutdownTimeout    Duration               `json:"shutdown_timeout"`
-	DebugAddr          string                 `json:"debug_addr"`
-	Kubeconfig         string                 `json:"kubeconfig"`
-	LeaderElection     bool                   `json:"leader_election"`
-	LeaderElectionID   string                 `json:"leader_election_id"`
-	WebhookSecret      string                 `json:"webhook_secret"`
-	WebhookConfig      string                 `json:"webhook_configuration"`
-	SnapshotInterval   Duration               `json:"snapshot_interval"`
-	Notifications      []drift.NotifierConfig `json:"notifications"`
-	EvidenceCacheSize  int                    `json:"evidence_cache_size"`
-	MaxBlobSize        ByteSize               `json:"max_blob_size"`
-	RedisURL           string                 `json:"redis_url"`
-	APIRateLimit       int                    `json:"api_rate_limit"`
-	JournalKeyFile     string                 `json:"journal_key_file"`
-	JournalOrigin      string                 `json:"journal_origin"`
-	CheckpointInterval Duration               `json:"checkpoint_interval"`
-	CheckpointPublish  []string               `json:"checkpoint_publish"`
-	DefaultEnvironment string                 `json:"default_environment"`
-	Environments       []policy.Environment   `json:"environments"`
-	TrustedKeys        []trust.KeyConfig      `json:"trusted_keys"`
-	RequireSignatures  []string               `json:"require_signatures"`
+	DataDir             string                 `json:"data_dir"`
+	DatabaseURL         string                 `json:"database_url"`
+	APIAddr             string                 `json:"api_addr"`
+	WebhookAddr         string                 `json:"webhook_addr"`
+	TLSCertFile         string                 `json:"tls_cert_file"`
+	TLSKeyFile          string                 `json:"tls_key_file"`
+	TLSDNSNames         []string               `json:"tls_dns_names"`
+	PolicyDir           string                 `json:"policy_dir"`
+	Namespace           string                 `json:"namespace"`
+	ExemptNamespaces    []string               `json:"exempt_namespaces"`
+	LogLevel            string                 `json:"log_level"`
+	LogFormat           string                 `json:"log_format"`
+	JournalMaxBatch     int                    `json:"journal_max_batch"`
+	JournalMaxDelay     Duration               `json:"journal_max_delay"`
+	ShutdownTimeout     Duration               `json:"shutdown_timeout"`
+	DebugAddr           string                 `json:"debug_addr"`
+	Kubeconfig          string                 `json:"kubeconfig"`
+	LeaderElection      bool                   `json:"leader_election"`
+	LeaderElectionID    string                 `json:"leader_election_id"`
+	WebhookSecret       string                 `json:"webhook_secret"`
+	WebhookConfig       string                 `json:"webhook_configuration"`
+	SnapshotInterval    Duration               `json:"snapshot_interval"`
+	Notifications       []drift.NotifierConfig `json:"notifications"`
+	EvidenceCacheSize   int                    `json:"evidence_cache_size"`
+	MaxBlobSize         ByteSize               `json:"max_blob_size"`
+	RedisURL            string                 `json:"redis_url"`
+	APITLS              bool                   `json:"api_tls"`
+	APIInsecure         bool                   `json:"api_insecure"`
+	WebhookClientCAFile string                 `json:"webhook_client_ca_file"`
+	APIRateLimit        int                    `json:"api_rate_limit"`
+	JournalKeyFile      string                 `json:"journal_key_file"`
+	JournalOrigin       string                 `json:"journal_origin"`
+	CheckpointInterval  Duration               `json:"checkpoint_interval"`
+	CheckpointPublish   []string               `json:"checkpoint_publish"`
+	DefaultEnvironment  string                 `json:"default_environment"`
+	Environments        []policy.Environment   `json:"environments"`
+	TrustedKeys         []trust.KeyConfig      `json:"trusted_keys"`
+	RequireSignatures   []string               `json:"require_signatures"`
 
 	// AdminToken seeds an admin token (VOUCH_ADMIN_TOKEN only: a secret
 	// does not belong in flags or config files).
@@ -137,7 +140,7 @@ const DefaultAPIRateLimit = 3000
 func defaultConfig() Config {
 	return Config{
 		DataDir:            "vouch-data",
-		APIAddr:            ":8080",
+		APIAddr:            "127.0.0.1:8080",
 		WebhookAddr:        ":8443",
 		Namespace:          "vouch-system",
 		ExemptNamespaces:   []string{"kube-system"},
@@ -164,8 +167,22 @@ type setting struct {
 	set   func(c *Config, v string) error
 }
 
+// boolSettings may be given as bare flags (--api-tls).
+var boolSettings = map[string]bool{"api-tls": true, "api-insecure": true, "leader-election": true}
+
 func (s setting) env() string {
 	return "VOUCH_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+func boolean(p func(c *Config) *bool) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		*p(c) = b
+		return nil
+	}
 }
 
 func str(p func(c *Config) *string) func(c *Config, v string) error {
@@ -227,6 +244,9 @@ var serveSettings = []setting{
 		c.EvidenceCacheSize = n
 		return nil
 	}},
+	{"api-tls", "api_tls", "serve the API over HTTPS with the webhook's serving certificate", boolean(func(c *Config) *bool { return &c.APITLS })},
+	{"api-insecure", "api_insecure", "allow plain HTTP for the API on a non-loopback address, when a proxy or mesh terminates TLS in front of it", boolean(func(c *Config) *bool { return &c.APIInsecure })},
+	{"webhook-client-ca-file", "webhook_client_ca_file", "PEM CA of the client certificates the webhook accepts (mTLS: only the apiserver's); default: any client", str(func(c *Config) *string { return &c.WebhookClientCAFile })},
 	{"redis-url", "redis_url", "Redis shared by the replicas: an evidence cache, change notifications and the API rate limit (redis://[:password@]host:6379/0; rediss:// for TLS)", str(func(c *Config) *string { return &c.RedisURL })},
 	{"api-rate-limit", "api_rate_limit", "API requests per minute per token, shared through Redis when set; 0 turns the limit off (default 3000)", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -273,11 +293,16 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	var order []string
 	for _, s := range serveSettings {
 		s := s
-		fs.Func(s.name, s.usage+" (env "+s.env()+")", func(v string) error {
+		record := func(v string) error {
 			flags[s.name] = v
 			order = append(order, s.name)
 			return nil
-		})
+		}
+		if boolSettings[s.name] {
+			fs.BoolFunc(s.name, s.usage+" (env "+s.env()+")", record)
+		} else {
+			fs.Func(s.name, s.usage+" (env "+s.env()+")", record)
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -427,6 +452,10 @@ func (c *Config) validate() error {
 	if c.MaxBlobSize < 1<<10 || c.MaxBlobSize > 1<<30 {
 		return fmt.Errorf("max_blob_size (--max-blob-size): %d bytes is not between 1KiB and 1GiB", c.MaxBlobSize)
 	}
+	if !c.APITLS && !c.APIInsecure && !loopback(c.APIAddr) {
+		return fmt.Errorf("api_addr (--api-addr): %q listens beyond loopback without TLS, so tokens would cross the network in clear; "+
+			"set api_tls (--api-tls) to serve HTTPS with the webhook's certificate, or api_insecure (--api-insecure) if a proxy or mesh terminates TLS in front of it", c.APIAddr)
+	}
 	if c.RedisURL != "" {
 		if _, err := redis.ParseURL(c.RedisURL); err != nil {
 			return fmt.Errorf("redis_url (--redis-url): %v", err)
@@ -471,4 +500,17 @@ func (c *Config) journalKeyFile() string {
 
 func (c *Config) environments() (*policy.Environments, error) {
 	return policy.NewEnvironments(c.DefaultEnvironment, c.Environments)
+}
+
+// loopback reports whether addr (host:port) listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

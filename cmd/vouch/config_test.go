@@ -18,6 +18,7 @@ func TestConfigPrecedence(t *testing.T) {
 	file := filepath.Join(dir, "vouch.yaml")
 	os.WriteFile(file, []byte(`
 api_addr: ":9000"
+api_tls: true
 webhook_addr: ":9443"
 log_level: debug
 journal_max_delay: 2ms
@@ -111,7 +112,7 @@ func TestConfigDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.APIAddr != ":8080" || cfg.WebhookAddr != ":8443" || cfg.DatabaseURL != "" || cfg.DefaultEnvironment != "default" {
+	if cfg.APIAddr != "127.0.0.1:8080" || cfg.WebhookAddr != ":8443" || cfg.DatabaseURL != "" || cfg.DefaultEnvironment != "default" {
 		t.Errorf("defaults = %+v", cfg)
 	}
 }
@@ -169,5 +170,29 @@ func TestParseFlagsInterspersed(t *testing.T) {
 	fs := newFlagSetHelp("t", io.Discard, "help")
 	if err := parseFlagsHelp(fs, []string{"prod", "--nope"}, "help"); err == nil {
 		t.Error("an unknown flag after a positional argument was accepted")
+	}
+}
+
+func TestInsecureAPIIsRefused(t *testing.T) {
+	env := func(string) string { return "" }
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{nil, true}, // loopback by default
+		{[]string{"--api-addr", "127.0.0.1:9000"}, true},
+		{[]string{"--api-addr", "[::1]:9000"}, true},
+		{[]string{"--api-addr", "localhost:9000"}, true},
+		{[]string{"--api-addr", ":8080"}, false},
+		{[]string{"--api-addr", "0.0.0.0:8080"}, false},
+		{[]string{"--api-addr", "10.0.0.5:8080"}, false},
+		{[]string{"--api-addr", ":8080", "--api-tls"}, true},
+		{[]string{"--api-addr", ":8080", "--api-insecure"}, true},
+		{[]string{"--api-addr", ":8080", "--api-tls=false"}, false},
+	} {
+		_, err := loadConfig(tc.args, env)
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "listens beyond loopback without TLS")) {
+			t.Errorf("%v: %v, want ok=%v", tc.args, err, tc.ok)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/postgres"
+	"github.com/vouch-dev/vouch/replay"
 	"github.com/vouch-dev/vouch/sqlite"
 )
 
@@ -194,7 +195,7 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if fs.NArg() > 0 {
 			return usageError{"give an export file or a store (--data-dir, --database-url), not both"}
 		}
-		st, err := openStoreForVerify(ctx, *dataDir, *databaseURL)
+		st, err := openReadOnlyStore(ctx, *dataDir, *databaseURL)
 		if err != nil {
 			return err
 		}
@@ -275,12 +276,16 @@ func consistencyFetcher(ctx context.Context, server, token string) func(a, b uin
 	}
 }
 
-type verifyStore interface {
+// readOnlyStore is a store opened to read only: to verify it, or to
+// replay its decisions.
+type readOnlyStore interface {
 	journal.StoreSource
+	replay.Journal
+	replay.EvidenceLookup
 	Close() error
 }
 
-func openStoreForVerify(ctx context.Context, dataDir, databaseURL string) (verifyStore, error) {
+func openReadOnlyStore(ctx context.Context, dataDir, databaseURL string) (readOnlyStore, error) {
 	if databaseURL != "" {
 		return postgres.New(ctx, postgres.Config{URL: databaseURL, ReadOnly: true})
 	}

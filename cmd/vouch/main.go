@@ -33,6 +33,9 @@ Usage:
                                        would it be admitted now? each requirement, met or missing
   vouch policy test | check | fmt | eval
                                        write and try Rego rules: tests with coverage, schema checks, formatting, a decision explained
+  vouch policy replay --policy-dir DIR [--since 7d] [--environment ENV]
+                                       impact before rollout: the journaled admissions a candidate
+                                       policy would decide differently, by rule and workload
   vouch exempt --environment ENV (--image NAME | --digest D) --reason R --expires 24h
   vouch exemptions list | revoke ID    time-boxed exemptions, journaled and alerted
   vouch review -f MANIFEST [--environment ENV]

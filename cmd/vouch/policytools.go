@@ -32,6 +32,7 @@ const policyHelp = `Usage:
   vouch policy check [DIR]
   vouch policy fmt [--check] [PATH…]
   vouch policy eval --input REVIEW [--evidence FILE | --server URL] [--policy-dir DIR] [--config vouch.yaml] [--environment ENV]
+  vouch policy replay --policy-dir DIR [--since 7d] [--until TIME] [--environment ENV] [--fail-on-flips]
 
 Authoring tools for Rego rules in package vouch.admission (docs/policy.md).
 Every command loads Vouch's built-in rules next to yours, as the server does.
@@ -50,6 +51,9 @@ Every command loads Vouch's built-in rules next to yours, as the server does.
          artifact get -o json output, a list of them, or a map by digest)
          or from a server, and prints the decision, every deny and warn
          message, and the input document Vouch built.
+  replay the journaled admissions decided again with the built-in rules and
+         DIR's: the decisions that would flip, by rule and by workload
+         ("vouch policy replay --help").
 
 Exit status: 0 passed, formatted, admitted; 1 failures, problems, denied;
 2 usage error.
@@ -73,6 +77,8 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return policyFmt(args[1:], stdout, stderr)
 	case "eval":
 		return policyEval(ctx, args[1:], stdout, stderr)
+	case "replay":
+		return policyReplay(ctx, args[1:], stdout, stderr)
 	}
 	return usageError{fmt.Sprintf("unknown policy command %q\n\n%s", args[0], policyHelp)}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -39,6 +40,7 @@ import (
 	"github.com/vouch-dev/vouch/ratelimit"
 	"github.com/vouch-dev/vouch/rediscache"
 	vrego "github.com/vouch-dev/vouch/rego"
+	"github.com/vouch-dev/vouch/replay"
 	"github.com/vouch-dev/vouch/sqlite"
 	"github.com/vouch-dev/vouch/webhook"
 )
@@ -100,6 +102,14 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	appender := journal.NewAppender(journalStore, journal.AppenderOptions{
 		MaxBatch: cfg.JournalMaxBatch, MaxDelay: time.Duration(cfg.JournalMaxDelay), Observe: m.ObserveJournalBatch,
 	})
+	// Decisions go through a spool: while the store is unreachable they are
+	// kept, fsynced, in the data directory and sequenced when it is back.
+	spool, err := journal.OpenSpool(filepath.Join(cfg.DataDir, "journal.spool"), appender, journalStore, journal.SpoolOptions{Logger: log})
+	if err != nil {
+		appender.Close(ctx)
+		return err
+	}
+	go spool.Run(runCtx, time.Second)
 	var policyChanges *policyJournal
 	engine, err := policy.New(ctx, policy.Config{Builtin: vrego.FS, Dir: cfg.PolicyDir, Logger: log, OnChange: func() {
 		if err := policyChanges.record(context.WithoutCancel(ctx)); err != nil {
@@ -129,7 +139,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	alerts := &alerter{log: log}
 	hook, err := webhook.New(webhook.Config{
-		Policy: engine, Evidence: lookup, FreshEvidence: fresh, Journal: appender, Environments: envs,
+		Policy: engine, Evidence: lookup, FreshEvidence: fresh, Journal: spool, Environments: envs,
 		ExemptNamespaces: append([]string{cfg.Namespace}, cfg.ExemptNamespaces...),
 		Logger:           log, Observer: m, Exemptions: exemptions, Alerts: alerts,
 	})
@@ -159,9 +169,12 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	case cfg.APIRateLimit > 0:
 		limiter = ratelimit.NewMemory(cfg.APIRateLimit)
 	}
+	// Replays read the store, not the cache: old digests would evict the
+	// evidence admissions need.
+	replayer := &replay.Replayer{Journal: st, Evidence: st, Webhook: hook, Current: engine, Builtin: vrego.FS, Environments: envs.Names()}
 	apiServer := api.New(api.Config{
 		RateLimit: limiter, RateLimitPerMinute: cfg.APIRateLimit,
-		Drift: driftService, Reviewer: hook, Exemptions: exemptions,
+		Drift: driftService, Reviewer: hook, Exemptions: exemptions, Replayer: replayer,
 		Evidence: evidenceService, Trust: trusted, EvidenceStore: st, Journal: st, Tokens: tokens,
 		Blobs: st, MaxBlobBytes: int64(cfg.MaxBlobSize),
 		Ready: func(ctx context.Context) error {
@@ -219,12 +232,27 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	webhookMux := http.NewServeMux()
 	webhookMux.Handle("/validate", hook)
 	webhookMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	webhookTLS := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certSource.GetCertificate}
+	if cfg.WebhookClientCAFile != "" {
+		// mTLS: only clients with a certificate from this CA (the
+		// apiserver's) may call the webhook.
+		pool, err := loadCAPool(cfg.WebhookClientCAFile)
+		if err != nil {
+			appender.Close(ctx)
+			return err
+		}
+		webhookTLS.ClientCAs, webhookTLS.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
 	servers := []*http.Server{
 		{Addr: cfg.WebhookAddr, Handler: webhookMux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
-			TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certSource.GetCertificate},
-			ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+			TLSConfig: webhookTLS, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
 		{Addr: cfg.APIAddr, Handler: apiServer, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+	}
+	apiScheme := "http"
+	if cfg.APITLS {
+		servers[1].TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certSource.GetCertificate}
+		apiScheme = "https"
 	}
 	listeners := make([]net.Listener, len(servers))
 	for i, s := range servers {
@@ -241,14 +269,20 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	errc := make(chan error, len(servers))
 	go func() { errc <- servers[0].ServeTLS(listeners[0], "", "") }()
-	go func() { errc <- servers[1].Serve(listeners[1]) }()
+	go func() {
+		if cfg.APITLS {
+			errc <- servers[1].ServeTLS(listeners[1], "", "")
+		} else {
+			errc <- servers[1].Serve(listeners[1])
+		}
+	}()
 
 	store := "sqlite:" + filepath.Join(cfg.DataDir, "vouch.db")
 	if cfg.DatabaseURL != "" {
 		store = "postgres"
 	}
 	log.Info("vouch started", "version", version,
-		"webhook", "https://"+listeners[0].Addr().String()+"/validate", "api", "http://"+listeners[1].Addr().String(),
+		"webhook", "https://"+listeners[0].Addr().String()+"/validate", "api", apiScheme+"://"+listeners[1].Addr().String(),
 		"store", store, "policy_version", engine.Version(), "environments", strings.Join(envs.Names(), ","), "ca_file", caFile)
 
 	var serveErr error
@@ -485,4 +519,17 @@ func (a *alerter) Alert(ctx context.Context, event string, rec webhook.Record, i
 	}
 	a.mu.Unlock()
 	go a.monitor.Alert(context.WithoutCancel(ctx), drift.Notification{Environment: rec.Environment, Event: event, Summary: summary, Decision: index})
+}
+
+// loadCAPool reads PEM CA certificates.
+func loadCAPool(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("webhook_client_ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("webhook_client_ca_file: %s holds no PEM certificate", file)
+	}
+	return pool, nil
 }

@@ -31,14 +31,14 @@ import (
 )
 
 var (
-	suite     = flag.String("suite", "admission,journal,drift", "what to measure: admission, journal, drift (comma-separated)")
+	suite     = flag.String("suite", "admission,journal,drift,replay", "what to measure: admission, journal, drift, replay (comma-separated)")
 	entries   = flag.Int("entries", 1000000, "journal entries for the export and verify benchmark")
 	callers   = flag.Int("callers", 32, "concurrent appends in the journal benchmark, spread over the writers")
 	duration  = flag.Duration("duration", 10*time.Second, "length of each measured run")
 	artifacts = flag.Int("artifacts", 10000, "artifacts of evidence in the store besides the three under review")
 	backends  = flag.String("backends", "sqlite,postgres", "stores to measure")
 	binary    = flag.String("vouch", "bin/vouch", "vouch binary")
-	profile   = flag.String("cpuprofile", "", "write a CPU profile of the measured queries here (drift suite)")
+	profile   = flag.String("cpuprofile", "", "write a CPU profile of the measured queries here (drift suite; replay: PATH.BACKEND of the in-process replay)")
 )
 
 func main() {
@@ -52,6 +52,8 @@ func main() {
 			err = runJournal()
 		case "drift":
 			err = runDrift()
+		case "replay":
+			err = runReplay()
 		default:
 			err = fmt.Errorf("unknown suite %q", s)
 		}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,6 +65,8 @@ func run(m *testing.M) int {
 // vouch is a running `vouch serve` process.
 type vouch struct {
 	t       *testing.T
+	args    []string
+	env     []string
 	cmd     *exec.Cmd
 	dataDir string
 	api     string
@@ -108,26 +111,40 @@ func startConfig(t *testing.T, config, databaseURL string, extra ...string) *vou
 	if err := os.WriteFile(cfgFile, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	v := &vouch{t: t, dataDir: dataDir, api: freeAddr(t), webhook: freeAddr(t), log: new(bytes.Buffer), done: make(chan error, 1)}
-	v.cmd = exec.Command(binary, append([]string{"serve", "--config", cfgFile, "--data-dir", dataDir, "--api-addr", v.api, "--webhook-addr", v.webhook}, extra...)...)
-	v.cmd.Env = append(os.Environ(), "VOUCH_DATABASE_URL="+databaseURL)
+	v := &vouch{t: t, dataDir: dataDir, api: freeAddr(t), webhook: freeAddr(t), log: new(bytes.Buffer)}
+	v.args = append([]string{"serve", "--config", cfgFile, "--data-dir", dataDir, "--api-addr", v.api, "--webhook-addr", v.webhook}, extra...)
+	v.env = append(os.Environ(), "VOUCH_DATABASE_URL="+databaseURL)
+	t.Cleanup(func() {
+		v.kill()
+		if t.Failed() {
+			t.Logf("vouch log:\n%s", v.log)
+		}
+	})
+	v.launch()
+	return v
+}
+
+// launch starts the process and waits until it is ready.
+func (v *vouch) launch() {
+	t := v.t
+	t.Helper()
+	v.done = make(chan error, 1)
+	v.cmd = exec.Command(binary, v.args...)
+	v.cmd.Env = v.env
 	v.cmd.Stdout, v.cmd.Stderr = v.log, v.log
 	if err := v.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { v.done <- v.cmd.Wait() }()
-	t.Cleanup(func() {
-		if v.cmd.ProcessState == nil {
-			v.cmd.Process.Kill()
-			<-v.done
-		}
-		if t.Failed() {
-			t.Logf("vouch log:\n%s", v.log)
-		}
-	})
+	ready := "http://" + v.api + "/readyz"
+	readyClient := http.DefaultClient
+	if slices.Contains(v.args, "--api-tls") {
+		ready = "https://" + v.api + "/readyz"
+		readyClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + v.api + "/readyz")
+		resp, err := readyClient.Get(ready)
 		if err == nil && resp.StatusCode == 200 {
 			resp.Body.Close()
 			break
@@ -137,14 +154,28 @@ func startConfig(t *testing.T, config, databaseURL string, extra ...string) *vou
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	ca, err := os.ReadFile(filepath.Join(dataDir, "ca.crt"))
+	ca, err := os.ReadFile(filepath.Join(v.dataDir, "ca.crt"))
 	if err != nil {
 		t.Fatalf("the generated CA was not written: %v", err)
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
 	v.https = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
-	return v
+}
+
+// kill stops the process with SIGKILL, as a crash would, and waits for it.
+func (v *vouch) kill() {
+	if v.cmd != nil && v.cmd.ProcessState == nil {
+		v.cmd.Process.Kill()
+		<-v.done
+	}
+}
+
+// restart starts the process again on the same data directory and flags.
+func (v *vouch) restart() {
+	v.t.Helper()
+	v.kill()
+	v.launch()
 }
 
 // cli runs a vouch CLI command against the server and returns its stdout.
@@ -243,6 +274,16 @@ func (v *vouch) admit(uid, namespace string, images ...string) *admissionv1.Admi
 // annotations.
 func (v *vouch) admitAnnotated(uid, namespace string, annotations map[string]string, images ...string) *admissionv1.AdmissionResponse {
 	v.t.Helper()
+	resp, err := v.review(uid, namespace, annotations, images...)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return resp
+}
+
+// review sends an AdmissionReview for a Deployment and returns the
+// answer, or an error when there was no valid one. Safe for goroutines.
+func (v *vouch) review(uid, namespace string, annotations map[string]string, images ...string) (*admissionv1.AdmissionResponse, error) {
 	var cs []string
 	for i, img := range images {
 		cs = append(cs, fmt.Sprintf(`{"name":"c%d","image":%q}`, i, img))
@@ -255,14 +296,14 @@ func (v *vouch) admitAnnotated(uid, namespace string, annotations map[string]str
 		"spec":{"template":{"spec":{"containers":[%s]}}}}}}`, uid, namespace, namespace, ann, strings.Join(cs, ","))
 	resp, err := v.https.Post("https://"+v.webhook+"/validate", "application/json", strings.NewReader(body))
 	if err != nil {
-		v.t.Fatal(err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	var review admissionv1.AdmissionReview
 	if err := json.NewDecoder(resp.Body).Decode(&review); err != nil || review.Response == nil || string(review.Response.UID) != uid {
-		v.t.Fatalf("bad AdmissionReview answer (%v): %+v", err, review)
+		return nil, fmt.Errorf("bad AdmissionReview answer (%v): %+v", err, review)
 	}
-	return review.Response
+	return review.Response, nil
 }
 
 // stop sends SIGTERM and waits for a clean exit.

@@ -140,10 +140,13 @@ func TestChartDefaults(t *testing.T) {
 		t.Error("no pod anti-affinity by default")
 	}
 	args := strings.Join(toStrings(c["args"]), " ")
-	for _, want := range []string{"--leader-election=true", "--webhook-secret=vouch-tls", "--webhook-configuration=vouch", "--tls-dns-names=vouch,vouch.vouch-system,vouch.vouch-system.svc"} {
+	for _, want := range []string{"--leader-election=true", "--webhook-secret=vouch-tls", "--webhook-configuration=vouch", "--tls-dns-names=vouch,vouch.vouch-system,vouch.vouch-system.svc", "--api-tls"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args %q lack %s", args, want)
 		}
+	}
+	if s := get(c, "readinessProbe", "httpGet", "scheme"); s != "HTTPS" {
+		t.Errorf("readiness probe scheme = %v, want HTTPS (the API serves TLS)", s)
 	}
 
 	w := objs["ValidatingWebhookConfiguration/vouch"]

@@ -15,7 +15,7 @@ func TestDomainPackagesImportNoTransportOrDriver(t *testing.T) {
 		"github.com/redis/go-redis/v9",
 		"modernc.org/sqlite",
 	}
-	for _, pkg := range []string{"webhook", "policy", "evidence", "journal", "auth"} {
+	for _, pkg := range []string{"webhook", "policy", "evidence", "journal", "auth", "replay"} {
 		out, err := exec.Command("go", "list", "-deps", "github.com/vouch-dev/vouch/"+pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list %s: %v\n%s", pkg, err, out)

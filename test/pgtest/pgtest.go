@@ -28,6 +28,8 @@ import (
 type Server struct {
 	dir  string
 	port int
+	args []string
+	cred *syscall.Credential
 	cmd  *exec.Cmd
 	done chan error
 	seq  atomic.Int64
@@ -71,29 +73,47 @@ func Start(opts Options) (*Server, error) {
 	if opts.Durable {
 		fsync = "on"
 	}
-	s := &Server{dir: dir, port: port, done: make(chan error, 1)}
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
-		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync="+fsync,
-		"-c", "max_connections=200", "-c", "shared_buffers=128MB", "-c", "log_min_messages=warning")
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
-	logf, err := os.Create(filepath.Join(dir, "postgres.log"))
-	if err != nil {
+	s := &Server{dir: dir, port: port}
+	s.args = []string{filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=" + fsync,
+		"-c", "max_connections=200", "-c", "shared_buffers=128MB", "-c", "log_min_messages=warning"}
+	s.cred = cred
+	if err := s.start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	return s, nil
+}
+
+// start runs postgres on the server's data directory and port.
+func (s *Server) start() error {
+	s.done = make(chan error, 1)
+	s.cmd = exec.Command(s.args[0], s.args[1:]...)
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true}
+	logf, err := os.OpenFile(filepath.Join(s.dir, "postgres.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("pgtest: start postgres: %w", err)
+		logf.Close()
+		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
 	go func() { s.done <- s.cmd.Wait(); logf.Close() }()
 	if err := s.waitReady(30 * time.Second); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-		s.Stop()
-		return nil, fmt.Errorf("%w\npostgres log:\n%s", err, log)
+		log, _ := os.ReadFile(filepath.Join(s.dir, "postgres.log"))
+		s.shutdown()
+		return fmt.Errorf("%w\npostgres log:\n%s", err, log)
 	}
-	return s, nil
+	return nil
 }
+
+// Pause shuts the server down (fast shutdown) and keeps its data: clients
+// get connection errors until Resume.
+func (s *Server) Pause() { s.shutdown() }
+
+// Resume starts the server again on the same data and port.
+func (s *Server) Resume() error { return s.start() }
 
 // URL returns the connection URL of database name.
 func (s *Server) URL(name string) string {
@@ -127,16 +147,21 @@ func (s *Server) Database(t testing.TB) string {
 // Stop shuts the server down (fast shutdown), waits for it to exit and
 // removes its files.
 func (s *Server) Stop() {
-	if s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-s.done:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			<-s.done
-		}
-	}
+	s.shutdown()
 	os.RemoveAll(s.dir)
+}
+
+func (s *Server) shutdown() {
+	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
 }
 
 func (s *Server) waitReady(timeout time.Duration) error {

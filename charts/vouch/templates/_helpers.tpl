@@ -41,3 +41,5 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "vouch.serviceDNS" -}}
 {{ include "vouch.fullname" . }}.{{ .Release.Namespace }}.svc
 {{- end -}}
+
+{{- define "vouch.apiScheme" -}}{{ if .Values.api.tls }}HTTPS{{ else }}HTTP{{ end }}{{- end -}}

@@ -1,0 +1,268 @@
+package journal
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Spool keeps the journal's promise while its store is unreachable: an
+// append that the store cannot take within a short time is written to a
+// local append-only file and fsynced before it is acknowledged; Run
+// sequences the spooled entries into the journal, in order and exactly once
+// (their keys make the appends idempotent), when the store answers again.
+// While anything is spooled, new entries are spooled behind it, so the
+// journal's order is the order of the answers.
+//
+// If the spool cannot be written either, Append fails: the caller must
+// refuse the change (fail closed).
+type Spool struct {
+	inner interface {
+		Append(context.Context, Entry) (Appended, error)
+	}
+	store   BatchAppender
+	path    string
+	timeout time.Duration
+	log     *slog.Logger
+	now     func() time.Time
+
+	mu      sync.Mutex
+	f       *os.File
+	pending []Entry
+	keys    map[string]int // key → position in pending
+	drainMu sync.Mutex
+}
+
+// SpoolOptions tune a Spool.
+type SpoolOptions struct {
+	// After is how long an append may wait for the store before it is
+	// spooled (DefaultSpoolAfter when 0).
+	After  time.Duration
+	Logger *slog.Logger
+}
+
+// DefaultSpoolAfter leaves room within the apiserver's webhook timeout.
+const DefaultSpoolAfter = 2 * time.Second
+
+// OpenSpool opens (or creates) the spool file at path in front of inner,
+// draining into store. Entries left in the file by an earlier process are
+// pending again, to be sequenced by Run.
+func OpenSpool(path string, inner interface {
+	Append(context.Context, Entry) (Appended, error)
+}, store BatchAppender, opts SpoolOptions) (*Spool, error) {
+	if opts.After <= 0 {
+		opts.After = DefaultSpoolAfter
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Spool{inner: inner, store: store, path: path, timeout: opts.After, log: opts.Logger, now: time.Now, keys: map[string]int{}}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("journal spool: %w", err)
+	}
+	entries, err := readSpool(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		s.add(e)
+	}
+	if len(entries) > 0 {
+		s.log.Warn("entries spooled while the journal store was unreachable are waiting to be sequenced", "spool", path, "entries", len(entries))
+		// Rewrite without a torn last line, if there was one.
+		if err := s.rewrite(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// readSpool reads the complete lines of the spool file: each a sealed
+// entry's leaf. A torn last line (a crash while writing it, so it was never
+// acknowledged) is left out.
+func readSpool(path string) ([]Entry, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal spool: %w", err)
+	}
+	var out []Entry
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		e, err := ParseLeaf(0, data[:i])
+		if err != nil {
+			return nil, fmt.Errorf("journal spool %s: line %d: %w", path, len(out)+1, err)
+		}
+		if err := e.Seal(); err != nil {
+			return nil, fmt.Errorf("journal spool %s: line %d: %w", path, len(out)+1, err)
+		}
+		out = append(out, e)
+		data = data[i+1:]
+	}
+	return out, nil
+}
+
+// Pending reports how many entries wait in the spool.
+func (s *Spool) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending)
+}
+
+// Append appends e through the store, or spools it when something is
+// spooled already or the store does not answer within the spool delay.
+func (s *Spool) Append(ctx context.Context, e Entry) (Appended, error) {
+	s.mu.Lock()
+	spooling := len(s.pending) > 0
+	s.mu.Unlock()
+	if !spooling {
+		actx, cancel := context.WithTimeout(ctx, s.timeout)
+		res, err := s.inner.Append(actx, e)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return res, err
+		}
+		s.log.Warn("journal store unreachable; spooling", "error", err, "key", e.Key)
+	}
+	return s.spool(e)
+}
+
+func (s *Spool) spool(e Entry) (Appended, error) {
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	if err := e.Seal(); err != nil {
+		return Appended{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, ok := s.keys[e.Key]; ok && e.Key != "" {
+		return Appended{Entry: s.pending[i], Existing: true, Spooled: true}, nil
+	}
+	if err := s.write(e); err != nil {
+		return Appended{}, fmt.Errorf("the journal store is unreachable and the spool %s cannot be written: %w", s.path, err)
+	}
+	s.add(e)
+	return Appended{Entry: e, Spooled: true}, nil
+}
+
+func (s *Spool) add(e Entry) {
+	if e.Key != "" {
+		s.keys[e.Key] = len(s.pending)
+	}
+	s.pending = append(s.pending, e)
+}
+
+// write appends e's leaf to the file and fsyncs it.
+func (s *Spool) write(e Entry) error {
+	if s.f == nil {
+		f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		s.f = f
+	}
+	if _, err := s.f.Write(append(append([]byte(nil), e.Leaf...), '\n')); err != nil {
+		return err
+	}
+	return s.f.Sync()
+}
+
+// rewrite replaces the file with the pending entries (atomically).
+func (s *Spool) rewrite() error {
+	tmp := s.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	for _, e := range s.pending {
+		w.Write(e.Leaf)
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	f.Close()
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(s.path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Drain sequences the spooled entries into the store, oldest first, in
+// batches, and removes them from the spool as they commit.
+func (s *Spool) Drain(ctx context.Context) error {
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
+	for {
+		s.mu.Lock()
+		n := min(len(s.pending), DefaultMaxBatch)
+		batch := append([]Entry(nil), s.pending[:n]...)
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		if _, err := s.store.AppendBatch(ctx, batch); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.pending = s.pending[n:]
+		s.keys = make(map[string]int, len(s.pending))
+		for i, e := range s.pending {
+			if e.Key != "" {
+				s.keys[e.Key] = i
+			}
+		}
+		err := s.rewrite()
+		left := len(s.pending)
+		s.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("journal spool: %w", err)
+		}
+		s.log.Info("spooled entries sequenced into the journal", "entries", n, "left", left)
+	}
+}
+
+// Run drains the spool every interval until ctx ends.
+func (s *Spool) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if s.Pending() > 0 {
+			if err := s.Drain(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("journal store still unreachable; entries stay spooled", "entries", s.Pending(), "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// answers records, on the client side, what the webhook answered.
+type answers struct {
+	mu      sync.Mutex
+	allowed map[string]bool // uid → allowed
+	errors  []string
+	wait    func() // until the workers stopped
+}
+
+func (a *answers) record(uid string, allowed bool, msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.allowed[uid] = allowed
+	if !allowed && len(a.errors) < 5 {
+		a.errors = append(a.errors, msg)
+	}
+}
+
+// load admits image in namespace from workers until stop is closed.
+func load(v *vouch, prefix, namespace, image string, workers int, stop <-chan struct{}) *answers {
+	a := &answers{allowed: map[string]bool{}}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				uid := fmt.Sprintf("%s-%d-%d", prefix, w, i)
+				resp, err := v.review(uid, namespace, nil, image)
+				switch {
+				case err != nil:
+					a.record(uid+" (no answer)", false, err.Error())
+				case resp.Allowed:
+					a.record(uid, true, "")
+				default:
+					a.record(uid, false, resp.Result.Message)
+				}
+			}
+		}(w)
+	}
+	a.wait = wg.Wait
+	return a
+}
+
+// journaledUIDs pages through the journal's admission entries.
+func journaledUIDs(t *testing.T, v *vouch, token string) map[string]int {
+	t.Helper()
+	uids := map[string]int{}
+	from := 0.0
+	for {
+		code, page := v.get(token, fmt.Sprintf("/api/v1/journal/entries?kind=admission&limit=1000&from=%d", int(from)))
+		if code != 200 {
+			t.Fatalf("journal entries: %d %v", code, page)
+		}
+		for _, e := range page["entries"].([]any) {
+			uids[e.(map[string]any)["body"].(map[string]any)["uid"].(string)]++
+		}
+		next, ok := page["next"].(float64)
+		if !ok {
+			return uids
+		}
+		from = next
+	}
+}
+
+// TestDatabaseOutage stops PostgreSQL under load: admissions go on from
+// the cached evidence, their decisions are spooled and sequenced into the
+// journal, exactly once each, when the database is back; evidence posted
+// during the outage is refused with 503 and Retry-After, never lost.
+func TestDatabaseOutage(t *testing.T) {
+	v := start(t, pg.Database(t))
+	ci := v.cli("token", "create", "--name", "ci", "--scopes", "evidence:write")
+	auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
+	digest := "sha256:" + strings.Repeat("5", 64)
+	image := "registry.example.com/shop/web@" + digest
+	if code, out := v.post(ci, "/api/v1/artifacts", `{"name":"registry.example.com/shop/web","digest":"`+digest+`"}`); code != 201 {
+		t.Fatalf("artifact: %d %v", code, out)
+	}
+	if resp := v.admit("warm", "default", image); !resp.Allowed {
+		t.Fatalf("before the outage: %s", resp.Result.Message)
+	}
+
+	stop := make(chan struct{})
+	a := load(v, "outage", "default", image, 4, stop)
+	time.Sleep(300 * time.Millisecond)
+	pg.Pause()
+	var during int
+	a.mu.Lock()
+	before := len(a.allowed)
+	a.mu.Unlock()
+	// Evidence during the outage: refused, with Retry-After.
+	req, _ := http.NewRequest("POST", "http://"+v.api+"/api/v1/artifacts", strings.NewReader(`{"name":"registry.example.com/shop/api","digest":"sha256:`+strings.Repeat("6", 64)+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+ci)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	evidenceStatus, retryAfter := resp.StatusCode, resp.Header.Get("Retry-After")
+	time.Sleep(1500 * time.Millisecond)
+	a.mu.Lock()
+	during = len(a.allowed) - before
+	a.mu.Unlock()
+	if err := pg.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	a.wait()
+
+	if len(a.errors) > 0 {
+		t.Errorf("admissions refused during the outage: %q", a.errors)
+	}
+	if during == 0 {
+		t.Error("no admission was answered during the outage")
+	}
+	switch evidenceStatus {
+	case 503:
+		if retryAfter == "" {
+			t.Error("503 without Retry-After")
+		}
+	case 201:
+		// Then it must be stored.
+		if code, _ := v.get(auditor, "/api/v1/artifacts/sha256:"+strings.Repeat("6", 64)); code != 200 {
+			t.Error("201 for evidence that was not stored")
+		}
+	default:
+		t.Errorf("evidence during the outage: %d, want 503 or 201", evidenceStatus)
+	}
+
+	// Every allowed answer is journaled, exactly once, once the spool drained.
+	var uids map[string]int
+	waitFor(t, func() bool {
+		uids = journaledUIDs(t, v, auditor)
+		for uid, ok := range a.allowed {
+			if ok && uids[uid] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for uid, n := range uids {
+		if n != 1 {
+			t.Errorf("%s journaled %d times", uid, n)
+		}
+	}
+	t.Logf("%d admissions answered, %d during the %s outage; all journaled once", len(a.allowed), during, 1500*time.Millisecond)
+	if !strings.Contains(v.log.String(), "spooled entries sequenced into the journal") {
+		t.Error("nothing was spooled: the outage did not reach the journal")
+	}
+	out := v.cli("journal", "verify", "--public-key", v.cli("journal", "key"), "--database-url", envValue(v.env, "VOUCH_DATABASE_URL"))
+	if !strings.Contains(out, "OK: the store's journal of") {
+		t.Errorf("journal verify after the outage:\n%s", out)
+	}
+}
+
+// TestKilledUnderLoad kills vouch with SIGKILL under load: after the
+// restart, every request that was answered allowed=true is in the journal.
+func TestKilledUnderLoad(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			url := ""
+			if backend == "postgres" {
+				url = pg.Database(t)
+			}
+			v := start(t, url)
+			auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
+			// The allow-list admits without evidence, so every answer is allowed=true.
+			stop := make(chan struct{})
+			a := load(v, "kill", "prod", "registry.k8s.io/pause:3.10", 4, stop)
+			time.Sleep(700 * time.Millisecond)
+			v.kill()
+			close(stop)
+			a.wait()
+			v.restart()
+			uids := journaledUIDs(t, v, auditor)
+			allowed, missing := 0, 0
+			for uid, ok := range a.allowed {
+				if ok {
+					allowed++
+					if uids[uid] != 1 {
+						missing++
+						if missing < 5 {
+							t.Errorf("answered allowed=true but journaled %d times: %s", uids[uid], uid)
+						}
+					}
+				}
+			}
+			if allowed == 0 {
+				t.Fatal("nothing was admitted before the kill")
+			}
+			t.Logf("%d admissions answered allowed before SIGKILL; %d missing from the journal after the restart", allowed, missing)
+		})
+	}
+}
+
+func envValue(env []string, name string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
