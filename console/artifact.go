@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -226,6 +227,17 @@ func (c *Console) auditPackage(w http.ResponseWriter, r *http.Request) {
 		c.log.Error("console: audit package", "digest", dg, "error", err)
 	}
 	c.log.Info("console audit package", "digest", dg, "entries", len(entries), "token", current(ctx).name)
+}
+
+// auditPackageByDigest sends the downloads page's form to the artifact's
+// package.
+func (c *Console) auditPackageByDigest(w http.ResponseWriter, r *http.Request) {
+	dg, ok := evidence.ParseDigest(strings.TrimSpace(r.URL.Query().Get("digest")))
+	if !ok {
+		c.renderError(w, r, http.StatusBadRequest, "An artifact is named by its digest: sha256: and 64 hex characters.")
+		return
+	}
+	http.Redirect(w, r, "/artifacts/"+url.PathEscape(dg)+"/audit-package", http.StatusSeeOther)
 }
 
 // evidenceIndices are the journal indices of an artifact's evidence

@@ -161,10 +161,12 @@ func New(cfg Config) (*Console, error) {
 	m.Handle("GET /artifacts/{digest}/audit-package", c.auth(c.auditPackage))
 	m.Handle("GET /blobs/{digest}", c.auth(c.blob))
 	m.Handle("GET /decisions", c.auth(c.decisions))
+	m.Handle("GET /decisions/export", c.auth(c.decisionsExport))
 	m.Handle("GET /journal", c.auth(c.integrity))
 	m.Handle("GET /journal/entries/{index}", c.auth(c.entry))
 	m.Handle("GET /downloads", c.auth(c.downloads))
 	m.Handle("GET /downloads/export", c.auth(c.export))
+	m.Handle("GET /downloads/audit-package", c.auth(c.auditPackageByDigest))
 	m.Handle("GET /downloads/public-key", c.auth(c.publicKey))
 	m.Handle("GET /downloads/checkpoint", c.auth(c.checkpoint))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,8 @@
 package console
 
 import (
+	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -237,6 +239,8 @@ type decisionsData struct {
 	Page         drift.DecisionPage
 	NextURL      string
 	FirstURL     string
+	CSVURL       string
+	JSONLURL     string
 	Error        string
 }
 
@@ -256,50 +260,60 @@ func (f decisionFilter) values() url.Values {
 	return v
 }
 
-// decisions is the log of admission decisions, newest first, filtered
-// and a page at a time.
-func (c *Console) decisions(w http.ResponseWriter, r *http.Request) {
+// decisionQuery reads the decisions log's filters from a request. msg,
+// when not empty, says what is wrong with them.
+func (c *Console) decisionQuery(r *http.Request) (f decisionFilter, q drift.DecisionQuery, msg string, err error) {
 	qv := r.URL.Query()
-	f := decisionFilter{Environment: qv.Get("environment"), Outcome: qv.Get("outcome"), Namespace: strings.TrimSpace(qv.Get("namespace")),
+	f = decisionFilter{Environment: qv.Get("environment"), Outcome: qv.Get("outcome"), Namespace: strings.TrimSpace(qv.Get("namespace")),
 		From: qv.Get("from"), To: qv.Get("to"), Text: strings.TrimSpace(qv.Get("q"))}
-	d := decisionsData{Environments: c.cfg.Environments, Q: f}
-	q := drift.DecisionQuery{Environment: f.Environment, Namespace: f.Namespace, Text: f.Text}
+	q = drift.DecisionQuery{Environment: f.Environment, Namespace: f.Namespace, Text: f.Text}
 	switch f.Outcome {
 	case "allowed", "denied":
 		allowed := f.Outcome == "allowed"
 		q.Allowed = &allowed
 	case "":
 	default:
-		d.Error = "Outcome must be allowed or denied."
+		return f, q, "Outcome must be allowed or denied.", nil
 	}
 	if b := qv.Get("before"); b != "" {
 		n, err := strconv.ParseUint(b, 10, 63)
 		if err != nil {
-			d.Error = "The page position is not a journal index."
+			return f, q, "The page position is not a journal index.", nil
 		}
 		q.Before, f.Before = n, n
 	}
-	now := c.cfg.Now().UTC()
-	if f.From != "" || f.To != "" {
-		from, err1 := parseWhen(f.From, time.Time{}, now)
-		to, err2 := parseWhen(f.To, now, now)
-		if err := errors.Join(err1, err2); err != nil {
-			d.Error = err.Error()
-		} else {
-			lo, hi, err := c.indexRange(r, from, to)
-			if err != nil {
-				c.fail(w, r, err)
-				return
-			}
-			q.From = lo
-			if q.Before == 0 || hi < q.Before {
-				q.Before = hi
-			}
-			if hi <= lo { // nothing in the range
-				q.From, q.Before = 1, 1
-			}
-		}
+	if f.From == "" && f.To == "" {
+		return f, q, "", nil
 	}
+	now := c.cfg.Now().UTC()
+	from, err1 := parseWhen(f.From, time.Time{}, now)
+	to, err2 := parseWhen(f.To, now, now)
+	if err := errors.Join(err1, err2); err != nil {
+		return f, q, err.Error(), nil
+	}
+	lo, hi, err := c.indexRange(r, from, to)
+	if err != nil {
+		return f, q, "", err
+	}
+	q.From = lo
+	if q.Before == 0 || hi < q.Before {
+		q.Before = hi
+	}
+	if hi <= lo { // nothing in the range
+		q.From, q.Before = 1, 1
+	}
+	return f, q, "", nil
+}
+
+// decisions is the log of admission decisions, newest first, filtered
+// and a page at a time.
+func (c *Console) decisions(w http.ResponseWriter, r *http.Request) {
+	f, q, msg, err := c.decisionQuery(r)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	d := decisionsData{Environments: c.cfg.Environments, Q: f, Error: msg}
 	status := http.StatusOK
 	if d.Error != "" {
 		status = http.StatusBadRequest
@@ -319,8 +333,91 @@ func (c *Console) decisions(w http.ResponseWriter, r *http.Request) {
 		if f.Before > 0 {
 			d.FirstURL = "/decisions?" + v.Encode()
 		}
+		d.CSVURL, d.JSONLURL = exportURL(v, "csv"), exportURL(v, "jsonl")
 	}
 	c.render(w, r, status, "decisions", "Decisions", d)
+}
+
+func exportURL(v url.Values, format string) string {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = vs
+	}
+	out.Set("format", format)
+	return "/decisions/export?" + out.Encode()
+}
+
+// MaxDecisionExport bounds the rows of one decisions download.
+const MaxDecisionExport = 1_000_000
+
+// decisionsExport streams the decisions the log's filters select, newest
+// first, as JSONL (drift.Decision per line) or CSV.
+func (c *Console) decisionsExport(w http.ResponseWriter, r *http.Request) {
+	_, q, msg, err := c.decisionQuery(r)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "csv"
+	}
+	if format != "csv" && format != "jsonl" {
+		msg = "Format must be csv or jsonl."
+	}
+	if msg != "" {
+		c.renderError(w, r, http.StatusBadRequest, msg)
+		return
+	}
+	q.Limit = drift.MaxDecisionLimit
+	first, err := c.cfg.Decisions.Decisions(r.Context(), q)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Disposition", `attachment; filename="vouch-decisions.`+format+`"`)
+	var write func(drift.Decision) error
+	var flush func()
+	if format == "jsonl" {
+		w.Header().Set("Content-Type", "application/jsonl")
+		enc := json.NewEncoder(w)
+		write, flush = func(d drift.Decision) error { return enc.Encode(d) }, func() {}
+	} else {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		cw := csv.NewWriter(w)
+		cw.Write([]string{"journal_index", "time", "environment", "outcome", "kind", "namespace", "name", "user", "uid", "images", "messages"})
+		write = func(d drift.Decision) error {
+			outcome := "denied"
+			if d.Allowed {
+				outcome = "allowed"
+			}
+			return cw.Write([]string{strconv.FormatUint(d.Index, 10), d.Time.UTC().Format(time.RFC3339Nano), d.Environment, outcome,
+				d.Kind, d.Namespace, d.Name, d.User, d.UID, strings.Join(d.Images, " "), strings.Join(d.Messages, "; ")})
+		}
+		flush = cw.Flush
+	}
+	rows := 0
+	for page := first; ; {
+		for _, d := range page.Decisions {
+			if rows == MaxDecisionExport {
+				break
+			}
+			if err := write(d); err != nil {
+				return // the client went away
+			}
+			rows++
+		}
+		flush()
+		if page.Next == 0 || rows == MaxDecisionExport || r.Context().Err() != nil {
+			break
+		}
+		q.Before = page.Next
+		if page, err = c.cfg.Decisions.Decisions(r.Context(), q); err != nil {
+			c.log.Error("console decisions export failed while streaming", "error", err)
+			return
+		}
+	}
+	c.log.Info("console decisions export", "format", format, "rows", rows, "token", current(r.Context()).name)
 }
 
 type searchData struct {
