@@ -359,7 +359,7 @@ func TestSecurityHeaders(t *testing.T) {
 		"Content-Security-Policy": console.ContentSecurityPolicy,
 		"X-Frame-Options":         "DENY",
 		"X-Content-Type-Options":  "nosniff",
-		"Referrer-Policy":         "no-referrer",
+		"Referrer-Policy":         "same-origin",
 		"Cache-Control":           "no-store",
 	} {
 		if got := resp.Header.Get(k); got != want {

@@ -200,9 +200,18 @@ func (c *Console) signInPost(w http.ResponseWriter, r *http.Request) {
 		c.renderSignIn(w, r, http.StatusTooManyRequests, "Too many sign-in attempts from your address. Wait a minute and try again.")
 		return
 	}
+	var reason string
 	ck, err := r.Cookie(CSRFCookie)
-	if err != nil || !sameOrigin(r) || !equalSecret(ck.Value, r.PostFormValue("csrf")) {
-		c.log.Warn("console sign-in refused: failed the CSRF check", "remote", clientAddr(r))
+	switch {
+	case err != nil:
+		reason = "no CSRF cookie"
+	case !sameOrigin(r):
+		reason = "posted from another origin: " + r.Header.Get("Origin")
+	case !equalSecret(ck.Value, r.PostFormValue("csrf")):
+		reason = "the form's CSRF token is not the cookie's"
+	}
+	if reason != "" {
+		c.log.Warn("console sign-in refused: failed the CSRF check", "remote", clientAddr(r), "reason", reason)
 		c.renderSignIn(w, r, http.StatusForbidden, "The sign-in form expired. Please try again.")
 		return
 	}
