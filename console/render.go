@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -35,6 +36,9 @@ var funcs = template.FuncMap{
 		return formatTime(*t)
 	},
 	"short": shortDigest,
+	// abbrev shortens every full sha256 digest in a text (an image
+	// reference, a policy message) to its first 12 hex characters.
+	"abbrev": func(s string) string { return fullDigest.ReplaceAllString(s, "sha256:$1…") },
 	"digestOf": func(image string) string {
 		if i := strings.LastIndex(image, "@sha256:"); i >= 0 {
 			return image[i+1:]
@@ -81,6 +85,8 @@ var funcs = template.FuncMap{
 		return m, nil
 	},
 }
+
+var fullDigest = regexp.MustCompile(`sha256:([0-9a-f]{12})[0-9a-f]{52}`)
 
 // TimeLayout is how the console shows times: UTC, to the second.
 const TimeLayout = "2006-01-02 15:04:05 UTC"
