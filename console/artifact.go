@@ -2,6 +2,7 @@ package console
 
 import (
 	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -106,18 +107,6 @@ func (c *Console) artifactFacts(ctx context.Context, dg string, before uint64) (
 // latest).
 const PackageDecisions = 1000
 
-// packageEntry is one journal entry of an audit package, with its proof.
-type packageEntry struct {
-	Index    uint64          `json:"index"`
-	Kind     journal.Kind    `json:"kind"`
-	Leaf     json.RawMessage `json:"leaf"` // the exact bytes hashed (canonical JSON)
-	LeafHash journal.Hash    `json:"leaf_hash"`
-	// Proof is the RFC 6962 inclusion proof in the tree of TreeSize
-	// entries, the checkpoint's; absent for entries newer than it.
-	TreeSize uint64         `json:"tree_size,omitempty"`
-	Proof    []journal.Hash `json:"inclusion_proof"`
-}
-
 // auditPackage writes a zip of everything about an artifact that an
 // auditor keeps as evidence, verifiable offline: its evidence records and
 // the decisions about it as journal entries with inclusion proofs, the
@@ -189,10 +178,15 @@ func (c *Console) auditPackage(w http.ResponseWriter, r *http.Request) {
 		Environments []environmentRun `json:"environments"`
 		Decisions    []drift.Decision `json:"decisions"`
 	}{facts.Evidence, facts.Environments, decisions}, "", "  ")
-	var lines []byte
+	// The leaves must stay byte for byte as hashed: no HTML escaping.
+	var lines bytes.Buffer
+	enc := json.NewEncoder(&lines)
+	enc.SetEscapeHTML(false)
 	for _, e := range entries {
-		b, _ := json.Marshal(e)
-		lines = append(append(lines, b...), '\n')
+		if err := enc.Encode(e); err != nil {
+			c.fail(w, r, err)
+			return
+		}
 	}
 	files := []struct {
 		name string
@@ -200,7 +194,7 @@ func (c *Console) auditPackage(w http.ResponseWriter, r *http.Request) {
 	}{
 		{"README.md", []byte(packageReadme(dg, cp, len(entries), len(decisions), now))},
 		{"evidence.json", append(evJSON, '\n')},
-		{"entries.jsonl", lines},
+		{"entries.jsonl", lines.Bytes()},
 		{"checkpoint", cp.Note},
 		{"public-key.txt", []byte(c.cfg.PublicKey + "\n")},
 	}

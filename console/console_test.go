@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -426,7 +428,7 @@ func (f *fixture) seed() seeded {
 	}
 	for i, d := range []string{s.v1, s.v2} {
 		if _, _, err := svc.ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "registry.example.com/shop/web", Digest: d,
-			GitCommit: fmt.Sprintf("%d%039x", i+1, i), BuildURL: fmt.Sprintf("https://ci.example.com/builds/%d", i+1)}); err != nil {
+			GitCommit: fmt.Sprintf("%d%039x", i+1, i), BuildURL: fmt.Sprintf("https://ci.example.com/builds/%d?tab=tests&attempt=1", i+1)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: d, Name: "unit-tests", Type: "junit", Passed: &passed}); err != nil {
@@ -583,27 +585,28 @@ func TestAuditPackage(t *testing.T) {
 	if n := bytes.Count(files[dir+"entries.jsonl"], []byte("\n")); n != 5 {
 		t.Errorf("entries.jsonl has %d entries, want 5", n)
 	}
-	cp, err := f.db.LatestCheckpoint(context.Background())
+	pkg := fstest.MapFS{}
+	for name, b := range files {
+		pkg[strings.TrimPrefix(name, dir)] = &fstest.MapFile{Data: b}
+	}
+	v, err := journal.NewVerifier(strings.TrimSpace(string(files[dir+"public-key.txt"])))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range bytes.Split(bytes.TrimSpace(files[dir+"entries.jsonl"]), []byte("\n")) {
-		var e struct {
-			Index    uint64          `json:"index"`
-			Leaf     json.RawMessage `json:"leaf"`
-			LeafHash journal.Hash    `json:"leaf_hash"`
-			TreeSize uint64          `json:"tree_size"`
-			Proof    []journal.Hash  `json:"inclusion_proof"`
-		}
-		if err := json.Unmarshal(line, &e); err != nil {
-			t.Fatal(err)
-		}
-		if journal.LeafHash(e.Leaf) != e.LeafHash {
-			t.Errorf("entry %d: leaf hash does not match its leaf", e.Index)
-		}
-		if err := journal.VerifyInclusion(e.Index, e.TreeSize, e.LeafHash, e.Proof, cp.Root); e.TreeSize != cp.Size || err != nil {
-			t.Errorf("entry %d: inclusion proof in %d entries: %v", e.Index, e.TreeSize, err)
-		}
+	rep, err := console.VerifyPackage(pkg, v)
+	if err != nil || rep.Proven != 5 || len(rep.Unproven) != 0 {
+		t.Fatalf("VerifyPackage = %+v, %v; want 5 entries proven", rep, err)
+	}
+	// Any change to an entry's leaf is found.
+	orig := pkg["entries.jsonl"].Data
+	pkg["entries.jsonl"] = &fstest.MapFile{Data: bytes.Replace(orig, []byte("CAB-101"), []byte("CAB-999"), 1)}
+	if _, err := console.VerifyPackage(pkg, v); !errors.Is(err, console.ErrPackage) {
+		t.Errorf("VerifyPackage of an edited approval = %v, want ErrPackage", err)
+	}
+	pkg["entries.jsonl"] = &fstest.MapFile{Data: orig}
+	pkg["checkpoint"] = &fstest.MapFile{Data: bytes.Replace(pkg["checkpoint"].Data, []byte("\n"), []byte("\n\n"), 1)}
+	if _, err := console.VerifyPackage(pkg, v); !errors.Is(err, console.ErrPackage) {
+		t.Errorf("VerifyPackage with a forged checkpoint = %v, want ErrPackage", err)
 	}
 }
 
