@@ -43,7 +43,7 @@ type DriftService interface {
 	State(ctx context.Context, env string, at time.Time) (drift.Snapshot, error)
 	Diff(ctx context.Context, env string, from, to time.Time) (drift.Diff, error)
 	Events(ctx context.Context, env string, since, until time.Time, limit int) ([]drift.Event, error)
-	Compliance(ctx context.Context, env string) (drift.Report, error)
+	Check(ctx context.Context, snap drift.Snapshot) (drift.Report, error)
 	Summaries(ctx context.Context) ([]drift.Summary, error)
 	Sightings(ctx context.Context, digests []string) (map[string][]drift.Sighting, error)
 	Periods(ctx context.Context, env, digest string, since time.Time, limit int) ([]drift.Period, bool, error)

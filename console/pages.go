@@ -121,7 +121,7 @@ func (c *Console) environment(w http.ResponseWriter, r *http.Request) {
 		d.State = &snap
 	}
 	if d.State != nil && d.Now {
-		rep, err := c.cfg.Drift.Compliance(ctx, env)
+		rep, err := c.cfg.Drift.Check(ctx, *d.State)
 		if err != nil {
 			c.fail(w, r, err)
 			return

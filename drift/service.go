@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/vouch-dev/vouch/journal"
@@ -198,6 +200,11 @@ func (s *Service) Compliance(ctx context.Context, env string) (Report, error) {
 	return s.Checker.Check(ctx, snap)
 }
 
+// Check evaluates the compliance of a snapshot the caller already has.
+func (s *Service) Check(ctx context.Context, snap Snapshot) (Report, error) {
+	return s.Checker.Check(ctx, snap)
+}
+
 // Summary is one environment's line in the overview.
 type Summary struct {
 	Environment  string         `json:"environment"`
@@ -223,25 +230,39 @@ func (s *Service) Summaries(ctx context.Context) ([]Summary, error) {
 		}
 	}
 	sort.Strings(envs)
-	out := make([]Summary, 0, len(envs))
-	for _, env := range envs {
-		sum := Summary{Environment: env}
-		snap, asOf, err := State(ctx, s.Store, env, time.Now())
-		switch {
-		case errors.Is(err, ErrNoSnapshot):
-		case err != nil:
-			sum.Error = err.Error()
-		default:
-			sum.LastSnapshot, sum.Workloads = &asOf, len(snap.Workloads)
-			if rep, err := s.Checker.Check(ctx, snap); err != nil {
-				sum.Error = err.Error()
-			} else {
-				sum.Counts = rep.Counts
-			}
-		}
-		out = append(out, sum)
+	// Environments are evaluated side by side, a few at a time: each is
+	// a state rebuilt and a policy evaluation per workload.
+	out := make([]Summary, len(envs))
+	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	var wg sync.WaitGroup
+	for i, env := range envs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i] = s.summary(ctx, env)
+		}()
 	}
+	wg.Wait()
 	return out, nil
+}
+
+func (s *Service) summary(ctx context.Context, env string) Summary {
+	sum := Summary{Environment: env}
+	snap, asOf, err := State(ctx, s.Store, env, time.Now())
+	switch {
+	case errors.Is(err, ErrNoSnapshot):
+	case err != nil:
+		sum.Error = err.Error()
+	default:
+		sum.LastSnapshot, sum.Workloads = &asOf, len(snap.Workloads)
+		if rep, err := s.Checker.Check(ctx, snap); err != nil {
+			sum.Error = err.Error()
+		} else {
+			sum.Counts = rep.Counts
+		}
+	}
+	return sum
 }
 
 // Report records a snapshot sent by a reporter (vouch snapshot …) for an

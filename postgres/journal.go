@@ -200,7 +200,7 @@ func (d *DB) Leaves(ctx context.Context, from uint64, limit int) ([]journal.Leaf
 // FirstIndexAt implements journal.Store.
 func (d *DB) FirstIndexAt(ctx context.Context, t time.Time) (uint64, error) {
 	var idx *int64
-	if err := d.pool.QueryRow(ctx, `SELECT MIN(idx) FROM journal_entries WHERE time >= $1`, t).Scan(&idx); err != nil {
+	if err := d.pool.QueryRow(ctx, `SELECT MIN(idx) FROM journal_entries WHERE time = (SELECT MIN(time) FROM journal_entries WHERE time >= $1)`, t).Scan(&idx); err != nil {
 		return 0, fmt.Errorf("postgres: first index at %s: %w", t, err)
 	}
 	if idx != nil {

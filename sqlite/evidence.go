@@ -117,7 +117,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 		payload = "payload"
 	}
 	rows, err = d.db.QueryContext(ctx, `SELECT id, digest, name, type, passed, url, `+payload+`, reported_by, reported_at, blob, verified, key_id
-		FROM attestations WHERE digest IN (`+in+`) ORDER BY id`, args...)
+		FROM attestations WHERE digest IN (`+in+`) ORDER BY digest, id`, args...) // in the order of the (digest, id) index: no scan of the table
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: look up attestations: %w", err)
 	}
@@ -140,7 +140,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 		return nil, fmt.Errorf("sqlite: look up attestations: %w", err)
 	}
 
-	rows, err = d.db.QueryContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE digest IN (`+in+`) ORDER BY id`, args...)
+	rows, err = d.db.QueryContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE digest IN (`+in+`) ORDER BY digest, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: look up approvals: %w", err)
 	}
