@@ -39,7 +39,7 @@ func (s *Service) Periods(ctx context.Context, env, digest string, since time.Ti
 			running[w.Key()] = true
 		}
 	}
-	recs, err := s.Store.RecordsBetween(ctx, env, since.Add(-time.Nanosecond), time.Now().Add(time.Hour), limit)
+	recs, err := s.Store.RecordsWith(ctx, env, digest, since.Add(-time.Nanosecond), time.Now().Add(time.Hour), limit)
 	if err != nil {
 		return nil, false, err
 	}

@@ -55,6 +55,12 @@ type Store interface {
 	// RecordsBetween returns env's full and delta records timed in
 	// (since, until], oldest first, at most limit.
 	RecordsBetween(ctx context.Context, env string, since, until time.Time, limit int) ([]StoredRecord, error)
+	// RecordsWith is RecordsBetween for what concerns one digest: the
+	// delta records whose body names it, and every full record, decoded
+	// only when it names it (otherwise with no workloads: the digest ran
+	// nowhere). A delta that does not name a digest cannot start or stop
+	// it, so Periods needs no more.
+	RecordsWith(ctx context.Context, env, digest string, since, until time.Time, limit int) ([]StoredRecord, error)
 	// Environments lists the environments with snapshots.
 	Environments(ctx context.Context) ([]string, error)
 	// Sightings returns, for each digest admitted or run anywhere, one

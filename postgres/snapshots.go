@@ -45,6 +45,14 @@ func (d *DB) RecordsBetween(ctx context.Context, env string, since, until time.T
 		env, since, until, limit)
 }
 
+// RecordsWith implements drift.Store: the body of a record that does not
+// name the digest is not sent nor decoded.
+func (d *DB) RecordsWith(ctx context.Context, env, digest string, since, until time.Time, limit int) ([]drift.StoredRecord, error) {
+	return d.records(ctx, `SELECT id, time, full_id, CASE WHEN position($1::bytea IN body) > 0 THEN body ELSE convert_to(json_build_object('kind', kind)::text, 'UTF8') END
+		FROM snapshots WHERE environment = $2 AND time > $3 AND time <= $4 AND (kind = 'full' OR (kind = 'delta' AND position($1::bytea IN body) > 0))
+		ORDER BY time, id LIMIT $5`, []byte(digest), env, since, until, limit)
+}
+
 // Environments implements drift.Store.
 func (d *DB) Environments(ctx context.Context) ([]string, error) {
 	rows, err := d.pool.Query(ctx, `SELECT DISTINCT environment FROM snapshots ORDER BY environment`)

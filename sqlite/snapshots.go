@@ -43,6 +43,15 @@ func (d *DB) RecordsBetween(ctx context.Context, env string, since, until time.T
 		env, micros(since), micros(until), limit)
 }
 
+// RecordsWith implements drift.Store: the body of a record that does not
+// name the digest is neither read out nor decoded.
+func (d *DB) RecordsWith(ctx context.Context, env, digest string, since, until time.Time, limit int) ([]drift.StoredRecord, error) {
+	named := []byte(digest) // a BLOB, compared byte for byte
+	return d.records(ctx, `SELECT id, time, full_id, CASE WHEN instr(body, ?1) > 0 THEN body ELSE json_object('kind', kind) END
+		FROM snapshots WHERE environment = ?2 AND time > ?3 AND time <= ?4 AND (kind = 'full' OR (kind = 'delta' AND instr(body, ?1) > 0))
+		ORDER BY time, id LIMIT ?5`, named, env, micros(since), micros(until), limit)
+}
+
 // Environments implements drift.Store.
 func (d *DB) Environments(ctx context.Context) ([]string, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT DISTINCT environment FROM snapshots ORDER BY environment`)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +79,24 @@ func testSnapshots(t *testing.T, s Store) {
 	recs, err := s.RecordsBetween(ctx, "prod", at(1), at(5), 100)
 	if err != nil || len(recs) != 4 {
 		t.Errorf("RecordsBetween = %d records, %v; want 4", len(recs), err)
+	}
+	// web:22 is started (minute 2), in the full record (4), stopped (5);
+	// the delta of minute 3 stops api only.
+	kinds := func(recs []drift.StoredRecord) (out []string) {
+		for _, r := range recs {
+			out = append(out, fmt.Sprintf("%d:%s:%d", r.ID, r.Kind, len(r.Workloads)))
+		}
+		return out
+	}
+	all, _ := s.RecordsBetween(ctx, "prod", at(1), at(5), 100)
+	with, err := s.RecordsWith(ctx, "prod", digest(len("web:22")), at(1), at(5), 100)
+	want := []string{fmt.Sprintf("%d:delta:0", all[0].ID), fmt.Sprintf("%d:full:2", all[2].ID), fmt.Sprintf("%d:delta:0", all[3].ID)}
+	if err != nil || !cmp.Equal(kinds(with), want) {
+		t.Errorf("RecordsWith(web:22) = %v, %v; want %v", kinds(with), err, want)
+	}
+	with, err = s.RecordsWith(ctx, "prod", "sha256:"+strings.Repeat("0", 64), at(1), at(5), 100)
+	if want := []string{fmt.Sprintf("%d:full:0", all[2].ID)}; err != nil || !cmp.Equal(kinds(with), want) {
+		t.Errorf("RecordsWith(a digest that never ran) = %v, %v; want only the full record, without workloads: %v", kinds(with), err, want)
 	}
 	envs, err := s.Environments(ctx)
 	if err != nil || !cmp.Equal(envs, []string{"prod"}) {
