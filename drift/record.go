@@ -56,10 +56,9 @@ type Store interface {
 	// (since, until], oldest first, at most limit.
 	RecordsBetween(ctx context.Context, env string, since, until time.Time, limit int) ([]StoredRecord, error)
 	// RecordsWith is RecordsBetween for what concerns one digest: the
-	// delta records whose body names it, and every full record, decoded
-	// only when it names it (otherwise with no workloads: the digest ran
-	// nowhere). A delta that does not name a digest cannot start or stop
-	// it, so Periods needs no more.
+	// records that name it (NamedDigests), and the other full records
+	// with no workloads (the digest ran nowhere then). Stores find them
+	// by an index, at a cost that does not grow with the history.
 	RecordsWith(ctx context.Context, env, digest string, since, until time.Time, limit int) ([]StoredRecord, error)
 	// Environments lists the environments with snapshots.
 	Environments(ctx context.Context) ([]string, error)

@@ -219,3 +219,11 @@ func TestDecisionsBackfill(t *testing.T) {
 	db := open(t, server.Database(t))
 	storetest.DecisionsBackfill(t, db, db.ExecForTest, "migrations/0008_decisions.sql")
 }
+
+// TestSnapshotDigestsBackfill runs the backfill of migration 0009 over
+// recorded snapshots.
+func TestSnapshotDigestsBackfill(t *testing.T) {
+	needServer(t)
+	db := open(t, server.Database(t))
+	storetest.SnapshotDigestsBackfill(t, db, db.ExecForTest, "migrations/0009_snapshot_digests.sql")
+}

@@ -32,3 +32,6 @@ GRANT SELECT, INSERT ON ran TO vouch_app;
 
 -- Admission decisions indexed for the console (migration 0008).
 GRANT SELECT, INSERT ON decisions, decision_digests TO vouch_app;
+
+-- The digests snapshot records name (migration 0009).
+GRANT SELECT, INSERT ON snapshot_digests TO vouch_app;

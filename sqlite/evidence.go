@@ -60,6 +60,13 @@ func project(ctx context.Context, tx *sql.Tx, e journal.Entry) error {
 				_, err = tx.ExecContext(ctx, `INSERT INTO ran (digest, environment, first_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 					dg, r.Environment, int64(e.Index))
 			}
+			for _, dg := range drift.NamedDigests(r) {
+				if err != nil {
+					break
+				}
+				_, err = tx.ExecContext(ctx, `INSERT INTO snapshot_digests (environment, digest, id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+					r.Environment, dg, int64(e.Index))
+			}
 		}
 	case journal.KindAdmission:
 		if err = projectDecision(ctx, tx, e); err != nil {

@@ -1,11 +1,8 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -46,49 +43,41 @@ func (d *DB) RecordsBetween(ctx context.Context, env string, since, until time.T
 		env, micros(since), micros(until), limit)
 }
 
-// RecordsWith implements drift.Store. The bodies are searched here, not
-// with SQLite's instr(), which compares at every byte: bytes.Contains is
-// an order of magnitude faster over a long history.
+// RecordsWith implements drift.Store: the records that name the digest,
+// and the other full records without their bodies, both by index.
 func (d *DB) RecordsWith(ctx context.Context, env, digest string, since, until time.Time, limit int) ([]drift.StoredRecord, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT id, time, full_id, kind, body FROM snapshots
-		WHERE environment = ? AND time > ? AND time <= ? AND kind IN ('full', 'delta') ORDER BY time, id`, env, micros(since), micros(until))
+		WHERE id IN (SELECT id FROM snapshot_digests WHERE environment = ?1 AND digest = ?2) AND time > ?3 AND time <= ?4
+		UNION ALL
+		SELECT id, time, full_id, kind, NULL FROM snapshots
+		WHERE environment = ?1 AND kind = 'full' AND time > ?3 AND time <= ?4
+			AND id NOT IN (SELECT id FROM snapshot_digests WHERE environment = ?1 AND digest = ?2)
+		ORDER BY time, id LIMIT ?5`, env, digest, micros(since), micros(until), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: snapshots: %w", err)
 	}
-	named := []byte(digest)
 	var out []drift.StoredRecord
 	err = eachRow(rows, func() error {
-		if len(out) == limit {
-			return errLimit
-		}
 		var id, at, full int64
 		var kind string
-		var body sql.RawBytes
+		var body []byte
 		if err := rows.Scan(&id, &at, &full, &kind, &body); err != nil {
 			return err
 		}
-		r := drift.StoredRecord{ID: uint64(id), Time: fromMicros(at), FullID: uint64(full)}
-		switch {
-		case bytes.Contains(body, named):
+		r := drift.StoredRecord{ID: uint64(id), Time: fromMicros(at), FullID: uint64(full), Record: drift.Record{Environment: env, Kind: kind}}
+		if body != nil {
 			if err := json.Unmarshal(body, &r.Record); err != nil {
 				return err
 			}
-		case kind == drift.RecordFull:
-			r.Record = drift.Record{Environment: env, Kind: kind} // the digest ran nowhere
-		default:
-			return nil
 		}
 		out = append(out, r)
 		return nil
 	})
-	if err != nil && !errors.Is(err, errLimit) {
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: snapshots: %w", err)
 	}
 	return out, nil
 }
-
-// errLimit stops eachRow once a limit is reached.
-var errLimit = errors.New("limit reached")
 
 // Environments implements drift.Store.
 func (d *DB) Environments(ctx context.Context) ([]string, error) {

@@ -72,3 +72,10 @@ func TestDecisionsBackfill(t *testing.T) {
 	db := open(t)
 	storetest.DecisionsBackfill(t, db, db.ExecForTest, "migrations/0008_decisions.sql")
 }
+
+// TestSnapshotDigestsBackfill runs the backfill of migration 0009 over
+// recorded snapshots.
+func TestSnapshotDigestsBackfill(t *testing.T) {
+	db := open(t)
+	storetest.SnapshotDigestsBackfill(t, db, db.ExecForTest, "migrations/0009_snapshot_digests.sql")
+}
