@@ -232,7 +232,9 @@ func benchConsole(b *testing.B) (h http.Handler, mid time.Time, cookie *http.Coo
 	appender := journal.NewAppender(db, journal.AppenderOptions{})
 	b.Cleanup(func() { appender.Close(ctx) })
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hook, err := webhook.New(webhook.Config{Policy: engine, Evidence: db, Journal: appender, Environments: envs, Logger: quiet})
+	// The evidence cache, as vouch serve has it on SQLite.
+	cache := evidence.NewCache(db, 100_000, true)
+	hook, err := webhook.New(webhook.Config{Policy: engine, Evidence: cache, FreshEvidence: db, Journal: appender, Environments: envs, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -242,7 +244,7 @@ func benchConsole(b *testing.B) (h http.Handler, mid time.Time, cookie *http.Coo
 		b.Fatal(err)
 	}
 	ds := &drift.Service{Store: db, Recorder: &drift.Recorder{Journal: appender, Store: db},
-		Checker: drift.Checker{Evidence: db, Admitted: db, Assessor: assessor{hook}}, Environments: benchEnvs, Journal: db}
+		Checker: drift.Checker{Evidence: cache, Admitted: db, Assessor: assessor{hook}}, Environments: benchEnvs, Journal: db}
 	apiServer := api.New(api.Config{Evidence: evidence.NewService(appender, benchEnvs, nil), EvidenceStore: db, Journal: db, Tokens: tokens,
 		Blobs: db, Drift: ds, Ready: db.Ping, Logger: quiet})
 	c, err := console.New(console.Config{Tokens: tokens, Journal: db, Evidence: db, Blobs: db, Decisions: db, Drift: ds,
