@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -131,7 +132,7 @@ func (c *Console) environment(w http.ResponseWriter, r *http.Request) {
 			d.Compliance[a.Namespace+"/"+a.Workload+"/"+a.Container+"/"+a.Digest] = a
 		}
 	}
-	events, err := c.cfg.Drift.Events(ctx, env, since, at, TimelineLimit)
+	events, err := c.latestEvents(ctx, env, since, at)
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -145,7 +146,7 @@ func (c *Console) environment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if before > from {
-		page, err := c.cfg.Decisions.Decisions(ctx, drift.DecisionQuery{Environment: env, From: from, Before: before, Limit: TimelineLimit})
+		page, err := c.cfg.Decisions.Decisions(ctx, drift.DecisionQuery{Environment: env, From: from, Before: before, Limit: TimelineLimit + 1})
 		if err != nil {
 			c.fail(w, r, err)
 			return
@@ -164,6 +165,36 @@ func (c *Console) environment(w http.ResponseWriter, r *http.Request) {
 		d.Timeline, d.TimelineFull = d.Timeline[:TimelineLimit], true
 	}
 	c.render(w, r, http.StatusOK, "environment", env, d)
+}
+
+// latestEvents returns the latest TimelineLimit+1 events of env in
+// (since, until]. Events gives the oldest first, so the range is read
+// forward a page at a time, each page from the moment the last one ended.
+func (c *Console) latestEvents(ctx context.Context, env string, since, until time.Time) ([]drift.Event, error) {
+	const page = 1000
+	var out []drift.Event
+	for {
+		events, err := c.cfg.Drift.Events(ctx, env, since, until, page)
+		if err != nil {
+			return nil, err
+		}
+		done := len(events) < page || !events[0].Time.Before(events[len(events)-1].Time)
+		if !done {
+			// The page may end within a moment: read that moment again.
+			last, i := events[len(events)-1].Time, len(events)
+			for i > 0 && events[i-1].Time.Equal(last) {
+				i--
+			}
+			events, since = events[:i], last.Add(-time.Nanosecond)
+		}
+		out = append(out, events...)
+		if len(out) > TimelineLimit+1 {
+			out = out[len(out)-TimelineLimit-1:]
+		}
+		if done {
+			return out, nil
+		}
+	}
 }
 
 // indexRange turns a time range into journal indices: [from, before).

@@ -99,7 +99,8 @@ const (
 
 // Events lists the workloads started, stopped and changed in env between
 // since and until, and the changes of its compliance, oldest first, at
-// most limit.
+// most limit. A delta record is its own list of changes; only a full
+// record is compared with the state rebuilt before it.
 func (s *Service) Events(ctx context.Context, env string, since, until time.Time, limit int) ([]Event, error) {
 	if err := s.known(ctx, env); err != nil {
 		return nil, err
@@ -108,26 +109,24 @@ func (s *Service) Events(ctx context.Context, env string, since, until time.Time
 	if err != nil {
 		return nil, err
 	}
-	var prev Snapshot
-	if len(recs) > 0 {
-		prev, _, err = State(ctx, s.Store, env, recs[0].Time.Add(-time.Nanosecond))
-		if errors.Is(err, ErrNoSnapshot) {
-			prev, err = Snapshot{Environment: env}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
 	events := []Event{}
 	for _, r := range recs {
-		var cur Snapshot
-		if r.Kind == RecordFull {
-			cur = Snapshot{Environment: env, Workloads: r.Workloads}
+		var d Diff
+		switch {
+		case r.Kind == RecordDelta && r.Diff != nil:
+			d = *r.Diff
+		case r.Kind == RecordFull:
+			prev, _, err := State(ctx, s.Store, env, r.Time.Add(-time.Nanosecond))
+			if errors.Is(err, ErrNoSnapshot) {
+				prev, err = Snapshot{Environment: env}, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			cur := Snapshot{Environment: env, Workloads: r.Workloads}
 			cur.Normalize()
-		} else if r.Diff != nil {
-			cur = Apply(prev, *r.Diff)
+			d = Compare(prev, cur)
 		}
-		d := Compare(prev, cur)
 		for _, w := range d.Started {
 			events = append(events, Event{Time: r.Time, Type: EventStarted, Workload: &w, Journal: r.ID})
 		}
@@ -137,7 +136,6 @@ func (s *Service) Events(ctx context.Context, env string, since, until time.Time
 		for _, c := range d.Changed {
 			events = append(events, Event{Time: r.Time, Type: EventChanged, Workload: &c.After, Before: &c.Before, Journal: r.ID})
 		}
-		prev = cur
 		if len(events) >= limit {
 			break
 		}
