@@ -110,14 +110,21 @@ func (s *Service) Events(ctx context.Context, env string, since, until time.Time
 		return nil, err
 	}
 	events := []Event{}
+	// The state before a full record: the last full record read and the
+	// deltas since, or, before the first, rebuilt from the store.
+	var lastFull *Snapshot
+	var deltas []Diff
 	for _, r := range recs {
 		var d Diff
 		switch {
 		case r.Kind == RecordDelta && r.Diff != nil:
 			d = *r.Diff
+			deltas = append(deltas, d)
 		case r.Kind == RecordFull:
-			prev, _, err := State(ctx, s.Store, env, r.Time.Add(-time.Nanosecond))
-			if errors.Is(err, ErrNoSnapshot) {
+			var prev Snapshot
+			if lastFull != nil {
+				prev = ApplyAll(*lastFull, deltas...)
+			} else if prev, _, err = State(ctx, s.Store, env, r.Time.Add(-time.Nanosecond)); errors.Is(err, ErrNoSnapshot) {
 				prev, err = Snapshot{Environment: env}, nil
 			}
 			if err != nil {
@@ -126,6 +133,7 @@ func (s *Service) Events(ctx context.Context, env string, since, until time.Time
 			cur := Snapshot{Environment: env, Workloads: r.Workloads}
 			cur.Normalize()
 			d = Compare(prev, cur)
+			lastFull, deltas = &cur, nil
 		}
 		for _, w := range d.Started {
 			events = append(events, Event{Time: r.Time, Type: EventStarted, Workload: &w, Journal: r.ID})
