@@ -617,3 +617,26 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+func TestTimelineShowsTheLatest(t *testing.T) {
+	f := newFixture(t, false)
+	ctx := context.Background()
+	for i := range console.TimelineLimit + 10 {
+		d := fmt.Sprintf("sha256:%064x", i+1)
+		ws := []drift.Workload{{Namespace: "prod", Kind: "Deployment", Name: "web", Pods: 1,
+			Containers: []drift.Container{{Name: "web", Image: fmt.Sprintf("registry.example.com/web:%d", i), Digest: d}}}}
+		if _, err := f.drift.Report(ctx, "prod", "test", ws); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := f.client()
+	f.signIn(c, "auditor", "/")
+	_, body := f.get(c, "/environments/prod")
+	last := fmt.Sprintf("registry.example.com/web:%d<", console.TimelineLimit+9)
+	if !strings.Contains(body, last) || strings.Contains(body, "registry.example.com/web:0<") || !strings.Contains(body, "Only the latest 200 are shown") {
+		t.Errorf("the timeline of %d changes does not show the latest %d, saying so:\n%s", console.TimelineLimit+10, console.TimelineLimit, body)
+	}
+	if n := strings.Count(body, `badge ok">changed</span>`); n != console.TimelineLimit {
+		t.Errorf("the timeline shows %d changes, want %d", n, console.TimelineLimit)
+	}
+}
