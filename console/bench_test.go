@@ -308,7 +308,7 @@ func BenchmarkPages(b *testing.B) {
 		{"decisions-text-rare", "/decisions?q=no-such-thing"},
 		{"decisions-deep-page", "/decisions?before=500000"},
 		{"artifacts", "/artifacts"},
-		{"artifact-search", "/artifacts?q=svc-17"},
+		{"artifact-search", "/artifacts?q=" + url.QueryEscape("registry.example.com/team17/svc-17")},
 		{"artifact-first-build", "/artifacts/" + benchDigest(0)},
 		{"artifact", "/artifacts/" + benchDigest(5000)},
 		{"journal", "/journal"},

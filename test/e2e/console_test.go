@@ -360,6 +360,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(tb.shots, "artifact.pdf"), pdf, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Its audit package verifies offline with the CLI.
+	pkg := filepath.Join(t.TempDir(), "package.zip")
+	if err := os.WriteFile(pkg, tb.download(`a[href$="/audit-package"]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := v.cli("journal", "verify-package", "--public-key", v.cli("journal", "key"), pkg); !strings.HasPrefix(out, "OK: 5 entries are in the journal") {
+		t.Errorf("vouch journal verify-package = %q, want 5 entries proven (artifact, attestation, approval, two decisions)", out)
+	}
+
 	// Printed, the page is the evidence alone: no navigation, forms or buttons.
 	if _, err := chromedp.Call(tb.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"}); err != nil {
 		t.Fatal(err)
