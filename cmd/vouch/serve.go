@@ -200,7 +200,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	auditorConsole, err := console.New(console.Config{
 		Tokens: tokens, Journal: st, Evidence: st, Blobs: st, Decisions: st, Drift: driftService,
 		Environments: envs.Names(), PublicKey: publicKey, API: apiServer,
-		SecureCookies: cfg.APITLS, Logger: log,
+		// api_insecure off loopback means a proxy terminates TLS in front.
+		SecureCookies: cfg.APITLS || (cfg.APIInsecure && !loopback(cfg.APIAddr)), Logger: log,
 	})
 	if err != nil {
 		appender.Close(ctx)
