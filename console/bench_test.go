@@ -29,7 +29,9 @@ import (
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/policy"
 	vrego "github.com/vouch-dev/vouch/rego"
+	"github.com/vouch-dev/vouch/postgres"
 	"github.com/vouch-dev/vouch/sqlite"
+	"github.com/vouch-dev/vouch/test/pgtest"
 	"github.com/vouch-dev/vouch/webhook"
 )
 
@@ -60,7 +62,7 @@ func benchImage(service, build int) string {
 // deployed to dev, staging and prod — each deploy an admitted Deployment
 // (or, without approval, a denied one), a snapshot delta and the Pods and
 // ReplicaSets the rollout admits — spread over 90 days.
-func seedJournal(tb testing.TB, db *sqlite.DB, cp *journal.Checkpointer) {
+func seedJournal(tb testing.TB, db benchStore, cp *journal.Checkpointer) {
 	ctx := context.Background()
 	rnd := rand.New(rand.NewPCG(7, 7))
 	start := time.Now().UTC().Add(-benchSpan).Truncate(time.Second)
@@ -183,6 +185,23 @@ func seedJournal(tb testing.TB, db *sqlite.DB, cp *journal.Checkpointer) {
 	}
 }
 
+// benchStore is what the console and its neighbours need of a store.
+type benchStore interface {
+	journal.Store
+	evidence.Store
+	evidence.BlobStore
+	auth.Store
+	drift.Store
+	drift.AdmittedLookup
+	drift.DecisionStore
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// BenchStoreEnv chooses the benchmark's store: "postgres" for a real
+// PostgreSQL started for the run (seeded every time), SQLite otherwise.
+const BenchStoreEnv = "VOUCH_CONSOLE_BENCH_STORE"
+
 // benchConsole opens (seeding it the first time) the benchmark store and
 // serves the console over it with the policy in use, as vouch serve does.
 func benchConsole(b *testing.B) (h http.Handler, mid time.Time, cookie *http.Cookie) {
@@ -191,9 +210,24 @@ func benchConsole(b *testing.B) (h http.Handler, mid time.Time, cookie *http.Coo
 	if dir == "" {
 		dir = b.TempDir()
 	}
-	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(dir, "vouch.db")})
-	if err != nil {
-		b.Fatal(err)
+	var db benchStore
+	if os.Getenv(BenchStoreEnv) == "postgres" {
+		srv, err := pgtest.Start(pgtest.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(srv.Stop)
+		pg, err := postgres.New(ctx, postgres.Config{URL: srv.Database(b)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		db, dir = pg, b.TempDir()
+	} else {
+		lite, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(dir, "vouch.db")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		db = lite
 	}
 	b.Cleanup(func() { db.Close() })
 	skey, _, err := journal.LoadOrCreateKey(filepath.Join(dir, "journal.key"), "vouch.bench/journal")
