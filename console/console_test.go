@@ -640,3 +640,27 @@ func TestTimelineShowsTheLatest(t *testing.T) {
 		t.Errorf("the timeline shows %d changes, want %d", n, console.TimelineLimit)
 	}
 }
+
+func TestDecisionsPages(t *testing.T) {
+	f := newFixture(t, false)
+	ctx := context.Background()
+	for i := range 60 {
+		body, _ := json.Marshal(map[string]any{"uid": fmt.Sprintf("uid-%02d", i), "kind": "Deployment", "namespace": "prod", "name": fmt.Sprintf("app-%02d", i),
+			"user": "ci", "environment": "prod", "allowed": true})
+		if _, err := f.appender.Append(ctx, journal.Entry{Kind: journal.KindAdmission, Environment: "prod", Key: fmt.Sprintf("admission:uid-%02d", i), Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := f.client()
+	f.signIn(c, "auditor", "/")
+	_, body := f.get(c, "/decisions?environment=prod")
+	next := regexp.MustCompile(`href="(/decisions\?[^"]*before=\d+[^"]*)" rel="next"`).FindStringSubmatch(body)
+	if strings.Count(body, "<tr>")-1 != 50 || !strings.Contains(body, "prod/app-59") || strings.Contains(body, "prod/app-09<") || next == nil {
+		t.Fatalf("first page: want the newest 50 decisions and a link to older ones:\n%s", body)
+	}
+	_, body = f.get(c, strings.ReplaceAll(next[1], "&amp;", "&"))
+	if strings.Count(body, "<tr>")-1 != 10 || !strings.Contains(body, "prod/app-09<") || strings.Contains(body, "prod/app-10<") ||
+		strings.Contains(body, `rel="next"`) || !strings.Contains(body, "← Newest") {
+		t.Errorf("second page: want the oldest 10, a link back to the newest and none to older:\n%s", body)
+	}
+}
