@@ -3,9 +3,12 @@ package drift
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vouch-dev/vouch/evidence"
@@ -90,11 +93,12 @@ func (c Checker) Check(ctx context.Context, s Snapshot) (Report, error) {
 		return r, fmt.Errorf("compliance: admitted: %w", err)
 	}
 	reported := c.Reported != nil && c.Reported(s.Environment)
-	for _, w := range s.Workloads {
-		assessment, err := c.assess(ctx, s.Environment, w)
-		if err != nil {
-			return r, err
-		}
+	assessments, err := c.assessAll(ctx, s)
+	if err != nil {
+		return r, err
+	}
+	for i, w := range s.Workloads {
+		assessment := assessments[i]
 		for _, ct := range w.Containers {
 			a := ArtifactStatus{Namespace: w.Namespace, Workload: w.Kind + "/" + w.Name, Container: ct.Name, Image: ct.Image, Digest: ct.Digest}
 			if w.Failed != "" {
@@ -185,6 +189,31 @@ func (c Checker) assess(ctx context.Context, env string, w Workload) (Assessment
 		return Assessment{}, fmt.Errorf("compliance: assess %s: %w", w.Key(), err)
 	}
 	return a, nil
+}
+
+// assessAll asks the policy about every workload of a snapshot, on as
+// many goroutines as there are processors: each is an evaluation of its
+// own.
+func (c Checker) assessAll(ctx context.Context, s Snapshot) ([]Assessment, error) {
+	out := make([]Assessment, len(s.Workloads))
+	errs := make([]error, len(s.Workloads))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(s.Workloads)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i], errs[i] = c.assess(ctx, s.Environment, s.Workloads[i])
+			}
+		}()
+	}
+	for i := range s.Workloads {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // messagesFor picks the policy messages about one container.

@@ -57,6 +57,11 @@ type Store interface {
 	// RecordsBetween returns env's full and delta records timed in
 	// (since, until], oldest first, at most limit.
 	RecordsBetween(ctx context.Context, env string, since, until time.Time, limit int) ([]StoredRecord, error)
+	// RecordsWith is RecordsBetween for what concerns one digest: the
+	// records that name it (NamedDigests), and the other full records
+	// with no workloads (the digest ran nowhere then). Stores find them
+	// by an index, at a cost that does not grow with the history.
+	RecordsWith(ctx context.Context, env, digest string, since, until time.Time, limit int) ([]StoredRecord, error)
 	// Environments lists the environments with snapshots.
 	Environments(ctx context.Context) ([]string, error)
 	// Sightings returns, for each digest admitted or run anywhere, one

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/vouch-dev/vouch/journal"
@@ -97,7 +99,8 @@ const (
 
 // Events lists the workloads started, stopped and changed in env between
 // since and until, and the changes of its compliance, oldest first, at
-// most limit.
+// most limit. A delta record is its own list of changes; only a full
+// record is compared with the state rebuilt before it.
 func (s *Service) Events(ctx context.Context, env string, since, until time.Time, limit int) ([]Event, error) {
 	if err := s.known(ctx, env); err != nil {
 		return nil, err
@@ -106,26 +109,32 @@ func (s *Service) Events(ctx context.Context, env string, since, until time.Time
 	if err != nil {
 		return nil, err
 	}
-	var prev Snapshot
-	if len(recs) > 0 {
-		prev, _, err = State(ctx, s.Store, env, recs[0].Time.Add(-time.Nanosecond))
-		if errors.Is(err, ErrNoSnapshot) {
-			prev, err = Snapshot{Environment: env}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
 	events := []Event{}
+	// The state before a full record: the last full record read and the
+	// deltas since, or, before the first, rebuilt from the store.
+	var lastFull *Snapshot
+	var deltas []Diff
 	for _, r := range recs {
-		var cur Snapshot
-		if r.Kind == RecordFull {
-			cur = Snapshot{Environment: env, Workloads: r.Workloads}
+		var d Diff
+		switch {
+		case r.Kind == RecordDelta && r.Diff != nil:
+			d = *r.Diff
+			deltas = append(deltas, d)
+		case r.Kind == RecordFull:
+			var prev Snapshot
+			if lastFull != nil {
+				prev = ApplyAll(*lastFull, deltas...)
+			} else if prev, _, err = State(ctx, s.Store, env, r.Time.Add(-time.Nanosecond)); errors.Is(err, ErrNoSnapshot) {
+				prev, err = Snapshot{Environment: env}, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			cur := Snapshot{Environment: env, Workloads: r.Workloads}
 			cur.Normalize()
-		} else if r.Diff != nil {
-			cur = Apply(prev, *r.Diff)
+			d = Compare(prev, cur)
+			lastFull, deltas = &cur, nil
 		}
-		d := Compare(prev, cur)
 		for _, w := range d.Started {
 			events = append(events, Event{Time: r.Time, Type: EventStarted, Workload: &w, Journal: r.ID})
 		}
@@ -135,7 +144,6 @@ func (s *Service) Events(ctx context.Context, env string, since, until time.Time
 		for _, c := range d.Changed {
 			events = append(events, Event{Time: r.Time, Type: EventChanged, Workload: &c.After, Before: &c.Before, Journal: r.ID})
 		}
-		prev = cur
 		if len(events) >= limit {
 			break
 		}
@@ -198,6 +206,11 @@ func (s *Service) Compliance(ctx context.Context, env string) (Report, error) {
 	return s.Checker.Check(ctx, snap)
 }
 
+// Check evaluates the compliance of a snapshot the caller already has.
+func (s *Service) Check(ctx context.Context, snap Snapshot) (Report, error) {
+	return s.Checker.Check(ctx, snap)
+}
+
 // Summary is one environment's line in the overview.
 type Summary struct {
 	Environment  string         `json:"environment"`
@@ -223,25 +236,39 @@ func (s *Service) Summaries(ctx context.Context) ([]Summary, error) {
 		}
 	}
 	sort.Strings(envs)
-	out := make([]Summary, 0, len(envs))
-	for _, env := range envs {
-		sum := Summary{Environment: env}
-		snap, asOf, err := State(ctx, s.Store, env, time.Now())
-		switch {
-		case errors.Is(err, ErrNoSnapshot):
-		case err != nil:
-			sum.Error = err.Error()
-		default:
-			sum.LastSnapshot, sum.Workloads = &asOf, len(snap.Workloads)
-			if rep, err := s.Checker.Check(ctx, snap); err != nil {
-				sum.Error = err.Error()
-			} else {
-				sum.Counts = rep.Counts
-			}
-		}
-		out = append(out, sum)
+	// Environments are evaluated side by side, a few at a time: each is
+	// a state rebuilt and a policy evaluation per workload.
+	out := make([]Summary, len(envs))
+	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	var wg sync.WaitGroup
+	for i, env := range envs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i] = s.summary(ctx, env)
+		}()
 	}
+	wg.Wait()
 	return out, nil
+}
+
+func (s *Service) summary(ctx context.Context, env string) Summary {
+	sum := Summary{Environment: env}
+	snap, asOf, err := State(ctx, s.Store, env, time.Now())
+	switch {
+	case errors.Is(err, ErrNoSnapshot):
+	case err != nil:
+		sum.Error = err.Error()
+	default:
+		sum.LastSnapshot, sum.Workloads = &asOf, len(snap.Workloads)
+		if rep, err := s.Checker.Check(ctx, snap); err != nil {
+			sum.Error = err.Error()
+		} else {
+			sum.Counts = rep.Counts
+		}
+	}
+	return sum
 }
 
 // Report records a snapshot sent by a reporter (vouch snapshot …) for an

@@ -45,6 +45,25 @@ func RanDigests(r Record) []string {
 	return Snapshot{Workloads: ws}.Digests()
 }
 
+// NamedDigests returns every digest a snapshot record names: all those of
+// a full record, those of the started, stopped and changed (before and
+// after) workloads of a delta, none of a heartbeat. A record that does not
+// name a digest cannot start or stop it; stores index them so that the
+// periods an artifact ran are found without reading the whole history.
+func NamedDigests(r Record) []string {
+	var ws []Workload
+	switch {
+	case r.Kind == RecordFull:
+		ws = r.Workloads
+	case r.Kind == RecordDelta && r.Diff != nil:
+		ws = append(append(ws, r.Diff.Started...), r.Diff.Stopped...)
+		for _, c := range r.Diff.Changed {
+			ws = append(ws, c.Before, c.After)
+		}
+	}
+	return Snapshot{Workloads: ws}.Digests()
+}
+
 // Sightings says where each digest was admitted and ran, and whether it
 // runs now: the latest state of each environment it was seen in is
 // rebuilt once.

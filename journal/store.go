@@ -25,8 +25,12 @@ type Store interface {
 	Entries(ctx context.Context, q Query) ([]Entry, error)
 	// TreeState returns the current tree head.
 	TreeState(ctx context.Context) (TreeState, error)
-	// FirstIndexAt returns the index of the first entry timed at or after t,
-	// or the tree size if there is none.
+	// FirstIndexAt returns the index of the earliest-timed entry timed at or
+	// after t (the first such index among equal times), or the tree size if
+	// there is none. Entries are timed as they are sequenced, so times rise
+	// with indices — except entries kept in the spool during a store outage,
+	// which keep their earlier time. Two lookups on the time index: it costs
+	// the same whatever the journal's size.
 	FirstIndexAt(ctx context.Context, t time.Time) (uint64, error)
 	LeafReader
 	NodeReader

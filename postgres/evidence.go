@@ -64,8 +64,14 @@ func project(b *pgx.Batch, e journal.Entry) error {
 					ON CONFLICT (digest, environment) DO NOTHING`,
 					e.Key, r.Environment, ran)
 			}
+			if named := drift.NamedDigests(r); len(named) > 0 {
+				b.Queue(`INSERT INTO snapshot_digests (environment, digest, id)
+					SELECT $2, d, e.idx FROM journal_entries e, unnest($3::text[]) AS d WHERE e.key = $1
+					ON CONFLICT DO NOTHING`,
+					e.Key, r.Environment, named)
+			}
 		}
-	default: // admissions are projected per batch (admittedRows)
+	default: // admissions: Append projects them (admittedRows, projectDecision)
 		return nil
 	}
 	if err == nil && e.Key == "" {

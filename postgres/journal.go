@@ -74,6 +74,7 @@ func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]j
 	for _, e := range unique {
 		if e.Kind == journal.KindAdmission {
 			admitted.add(e)
+			projectDecision(&b, e)
 			continue
 		}
 		if err := project(&b, e); err != nil {
@@ -206,7 +207,7 @@ func (d *DB) Leaves(ctx context.Context, from uint64, limit int) ([]journal.Leaf
 // FirstIndexAt implements journal.Store.
 func (d *DB) FirstIndexAt(ctx context.Context, t time.Time) (uint64, error) {
 	var idx *int64
-	if err := d.pool.QueryRow(ctx, `SELECT MIN(idx) FROM journal_entries WHERE time >= $1`, t).Scan(&idx); err != nil {
+	if err := d.pool.QueryRow(ctx, `SELECT MIN(idx) FROM journal_entries WHERE time = (SELECT MIN(time) FROM journal_entries WHERE time >= $1)`, t).Scan(&idx); err != nil {
 		return 0, fmt.Errorf("postgres: first index at %s: %w", t, err)
 	}
 	if idx != nil {

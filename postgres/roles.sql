@@ -29,3 +29,9 @@ GRANT SELECT, INSERT ON blobs TO vouch_app;
 
 -- Added with migration 0006.
 GRANT SELECT, INSERT ON ran TO vouch_app;
+
+-- Admission decisions indexed for the console (migration 0008).
+GRANT SELECT, INSERT ON decisions, decision_digests TO vouch_app;
+
+-- The digests snapshot records name (migration 0009).
+GRANT SELECT, INSERT ON snapshot_digests TO vouch_app;

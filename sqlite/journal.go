@@ -185,7 +185,7 @@ func (d *DB) Leaves(ctx context.Context, from uint64, limit int) ([]journal.Leaf
 // FirstIndexAt implements journal.Store.
 func (d *DB) FirstIndexAt(ctx context.Context, t time.Time) (uint64, error) {
 	var idx sql.NullInt64
-	if err := d.db.QueryRowContext(ctx, `SELECT MIN(idx) FROM journal_entries WHERE time >= ?`, micros(t)).Scan(&idx); err != nil {
+	if err := d.db.QueryRowContext(ctx, `SELECT MIN(idx) FROM journal_entries WHERE time = (SELECT MIN(time) FROM journal_entries WHERE time >= ?)`, micros(t)).Scan(&idx); err != nil {
 		return 0, fmt.Errorf("sqlite: first index at %s: %w", t, err)
 	}
 	if idx.Valid {

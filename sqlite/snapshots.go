@@ -43,6 +43,46 @@ func (d *DB) RecordsBetween(ctx context.Context, env string, since, until time.T
 		env, micros(since), micros(until), limit)
 }
 
+// RecordsWith implements drift.Store: the records that name the digest,
+// and the other full records without their bodies, both by index.
+func (d *DB) RecordsWith(ctx context.Context, env, digest string, since, until time.Time, limit int) ([]drift.StoredRecord, error) {
+	// CROSS JOIN and INDEXED BY: SQLite reads the digest's records and
+	// the full records, never the whole range of snapshots (which it
+	// would choose, by time).
+	rows, err := d.db.QueryContext(ctx, `SELECT s.id, s.time, s.full_id, s.kind, s.body
+		FROM snapshot_digests n CROSS JOIN snapshots s ON s.id = n.id
+		WHERE n.environment = ?1 AND n.digest = ?2 AND s.time > ?3 AND s.time <= ?4
+		UNION ALL
+		SELECT id, time, full_id, kind, NULL FROM snapshots INDEXED BY snapshots_env_kind_time
+		WHERE environment = ?1 AND kind = 'full' AND time > ?3 AND time <= ?4
+			AND id NOT IN (SELECT id FROM snapshot_digests WHERE environment = ?1 AND digest = ?2)
+		ORDER BY time, id LIMIT ?5`, env, digest, micros(since), micros(until), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: snapshots: %w", err)
+	}
+	var out []drift.StoredRecord
+	err = eachRow(rows, func() error {
+		var id, at, full int64
+		var kind string
+		var body []byte
+		if err := rows.Scan(&id, &at, &full, &kind, &body); err != nil {
+			return err
+		}
+		r := drift.StoredRecord{ID: uint64(id), Time: fromMicros(at), FullID: uint64(full), Record: drift.Record{Environment: env, Kind: kind}}
+		if body != nil {
+			if err := json.Unmarshal(body, &r.Record); err != nil {
+				return err
+			}
+		}
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: snapshots: %w", err)
+	}
+	return out, nil
+}
+
 // Environments implements drift.Store.
 func (d *DB) Environments(ctx context.Context) ([]string, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT DISTINCT environment FROM snapshots ORDER BY environment`)

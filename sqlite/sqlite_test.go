@@ -65,3 +65,17 @@ func TestRanBackfill(t *testing.T) {
 	db := open(t)
 	storetest.RanBackfill(t, db, db.ExecForTest, "migrations/0006_search.sql")
 }
+
+// TestDecisionsBackfill runs the backfill of migration 0008 over journaled
+// admissions: it must index what the store indexes with each admission.
+func TestDecisionsBackfill(t *testing.T) {
+	db := open(t)
+	storetest.DecisionsBackfill(t, db, db.ExecForTest, "migrations/0008_decisions.sql")
+}
+
+// TestSnapshotDigestsBackfill runs the backfill of migration 0009 over
+// recorded snapshots.
+func TestSnapshotDigestsBackfill(t *testing.T) {
+	db := open(t)
+	storetest.SnapshotDigestsBackfill(t, db, db.ExecForTest, "migrations/0009_snapshot_digests.sql")
+}

@@ -1,18 +1,22 @@
 package main
 
 import (
+	"archive/zip"
 	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/vouch-dev/vouch/console"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/postgres"
@@ -36,6 +40,11 @@ const journalHelp = `Usage:
   vouch journal verify --public-key KEY --data-dir DIR | --database-url URL
       verify a store in place
 
+  vouch journal verify-package --public-key KEY PACKAGE.zip | DIR
+      verify an artifact's audit package from the console offline: the
+      checkpoint's signature, every entry's leaf hash and inclusion proof, and
+      the sha256 of every document
+
 Exit status: 0 verified, 1 verification failed or error, 2 usage, 3 the server
 (export, --server) unreachable or failing.
 `
@@ -51,6 +60,8 @@ func journalCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		return journalExport(ctx, args[1:], stdout, stderr)
 	case "verify":
 		return journalVerify(ctx, args[1:], stdout, stderr)
+	case "verify-package":
+		return journalVerifyPackage(args[1:], stdout, stderr)
 	}
 	return usageError{fmt.Sprintf("unknown journal command %q\n\n%s", args[0], journalHelp)}
 }
@@ -256,6 +267,59 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stdout, "  %d entries in full, %d elided to their hash, %d checkpoints checked along the way\n", rep.Entries, rep.Elided, rep.Checkpoints)
 	printKnown(stdout, opts.Known)
 	fmt.Fprintf(stdout, "verified in %s (%.0f entries/s)\n", took.Round(time.Millisecond), float64(n)/took.Seconds())
+	return nil
+}
+
+// journalVerifyPackage verifies an audit package: the zip the console
+// gives, or the directory it unpacks to.
+func journalVerifyPackage(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("vouch journal verify-package", stderr)
+	publicKey := fs.String("public-key", os.Getenv("VOUCH_JOURNAL_PUBLIC_KEY"), "verifier key (or a file holding it), as `vouch journal key` prints")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *publicKey == "" {
+		return usageError{"--public-key is required: the key you trust, from the operator (not only the package's public-key.txt)"}
+	}
+	if fs.NArg() != 1 {
+		return usageError{"give one audit package: the .zip, or the directory it unpacks to"}
+	}
+	v, err := journal.NewVerifier(*publicKey)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	var pkg iofs.FS
+	name := fs.Arg(0)
+	if strings.HasSuffix(name, ".zip") {
+		zr, err := zip.OpenReader(name)
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		// The package is the one directory inside the zip.
+		if len(zr.File) == 0 {
+			return fmt.Errorf("%s is empty", name)
+		}
+		top, _, _ := strings.Cut(zr.File[0].Name, "/")
+		if pkg, err = iofs.Sub(zr, top); err != nil {
+			return err
+		}
+	} else {
+		pkg = os.DirFS(name)
+	}
+	rep, err := console.VerifyPackage(pkg, v)
+	if errors.Is(err, console.ErrPackage) {
+		fmt.Fprintf(stdout, "FAILED: %v\n", err)
+		return errVerifyFailed
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "OK: %d entries are in the journal %q as signed by %s at %d entries (root %s); %d documents match their sha256\n",
+		rep.Proven, rep.Checkpoint.Origin, v.Name(), rep.Checkpoint.Size, rep.Checkpoint.Root, rep.Blobs)
+	if len(rep.Unproven) > 0 {
+		fmt.Fprintf(stdout, "  %d entries are newer than the checkpoint and not proven yet (%v): download a new package later\n", len(rep.Unproven), rep.Unproven)
+	}
 	return nil
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/vouch-dev/vouch/api"
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/certs"
+	"github.com/vouch-dev/vouch/console"
 	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/exempt"
@@ -53,6 +54,7 @@ type store interface {
 	auth.Store
 	drift.Store
 	drift.AdmittedLookup
+	drift.DecisionStore
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -189,7 +191,18 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Metrics: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}), Observer: m, Logger: log,
 	})
 
-	checkpointer, err := newCheckpointer(cfg, st, m, log)
+	checkpointer, publicKey, err := newCheckpointer(cfg, st, m, log)
+	if err != nil {
+		appender.Close(ctx)
+		return err
+	}
+	// The auditor's console serves every path the API does not.
+	auditorConsole, err := console.New(console.Config{
+		Tokens: tokens, Journal: st, Evidence: st, Blobs: st, Decisions: st, Drift: driftService,
+		Environments: envs.Names(), PublicKey: publicKey, API: apiServer,
+		// api_insecure off loopback means a proxy terminates TLS in front.
+		SecureCookies: cfg.APITLS || (cfg.APIInsecure && !loopback(cfg.APIAddr)), Logger: log,
+	})
 	if err != nil {
 		appender.Close(ctx)
 		return err
@@ -246,7 +259,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	servers := []*http.Server{
 		{Addr: cfg.WebhookAddr, Handler: webhookMux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
 			TLSConfig: webhookTLS, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
-		{Addr: cfg.APIAddr, Handler: apiServer, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
+		{Addr: cfg.APIAddr, Handler: auditorConsole, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
 	}
 	apiScheme := "http"
@@ -329,14 +342,14 @@ func servePprof(addr string, log *slog.Logger) {
 
 // newCheckpointer loads (or creates) the checkpoint signing key and
 // returns the checkpointer with its publishers.
-func newCheckpointer(cfg Config, st store, m *metrics.Metrics, log *slog.Logger) (*journal.Checkpointer, error) {
+func newCheckpointer(cfg Config, st store, m *metrics.Metrics, log *slog.Logger) (*journal.Checkpointer, string, error) {
 	skey, created, err := journal.LoadOrCreateKey(cfg.journalKeyFile(), cfg.JournalOrigin)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	signer, err := note.NewSigner(skey)
 	if err != nil {
-		return nil, fmt.Errorf("journal key: %w", err)
+		return nil, "", fmt.Errorf("journal key: %w", err)
 	}
 	vkey, _ := journal.VerifierKey(skey)
 	if created {
@@ -349,7 +362,7 @@ func newCheckpointer(cfg Config, st store, m *metrics.Metrics, log *slog.Logger)
 	}
 	return journal.NewCheckpointer(st, signer, journal.CheckpointerOptions{
 		Interval: time.Duration(cfg.CheckpointInterval), Publishers: pubs, Logger: log, Observe: m.ObserveCheckpoint,
-	}), nil
+	}), vkey, nil
 }
 
 func newLogger(cfg Config, out io.Writer) *slog.Logger {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,9 +76,63 @@ func testSnapshots(t *testing.T, s Store) {
 	if len(d.Stopped) != 1 || d.Stopped[0].Name != "api" || len(d.Changed) != 1 || d.Changed[0].After.Containers[0].Image != "web:22" {
 		t.Errorf("diff minute 0 -> 3 = %+v", d)
 	}
+	// Events are the changes between consecutive recorded states, full
+	// records included (minute 4: db started, and at minute 0, all).
+	var wantEvents []string
+	prev := drift.Snapshot{Environment: "prod"}
+	for _, st := range states {
+		if st.want != drift.RecordFull && st.want != drift.RecordDelta {
+			continue
+		}
+		cur := drift.Snapshot{Environment: "prod", Workloads: st.workloads}
+		cur.Normalize()
+		d := drift.Compare(prev, cur)
+		for _, w := range d.Started {
+			wantEvents = append(wantEvents, fmt.Sprintf("%d started %s", st.minute, w.Key()))
+		}
+		for _, w := range d.Stopped {
+			wantEvents = append(wantEvents, fmt.Sprintf("%d stopped %s", st.minute, w.Key()))
+		}
+		for _, c := range d.Changed {
+			wantEvents = append(wantEvents, fmt.Sprintf("%d changed %s", st.minute, c.After.Key()))
+		}
+		prev = cur
+	}
+	for _, since := range []time.Time{t0.Add(-time.Minute), at(0)} { // the first full record read, or rebuilt
+		events, err := (&drift.Service{Store: s, Environments: []string{"prod"}}).Events(ctx, "prod", since, at(5), 100)
+		var got []string
+		for _, e := range events {
+			got = append(got, fmt.Sprintf("%d %s %s", int(e.Time.Sub(t0)/time.Minute), e.Type, e.Workload.Key()))
+		}
+		want := wantEvents
+		if since.Equal(at(0)) {
+			want = wantEvents[2:] // not the start of web and api at minute 0
+		}
+		if err != nil || !cmp.Equal(got, want) {
+			t.Errorf("Events since %s = %v, %v; want %v", since.Format("15:04"), got, err, want)
+		}
+	}
 	recs, err := s.RecordsBetween(ctx, "prod", at(1), at(5), 100)
 	if err != nil || len(recs) != 4 {
 		t.Errorf("RecordsBetween = %d records, %v; want 4", len(recs), err)
+	}
+	// web:22 is started (minute 2), in the full record (4), stopped (5);
+	// the delta of minute 3 stops api only.
+	kinds := func(recs []drift.StoredRecord) (out []string) {
+		for _, r := range recs {
+			out = append(out, fmt.Sprintf("%d:%s:%d", r.ID, r.Kind, len(r.Workloads)))
+		}
+		return out
+	}
+	all, _ := s.RecordsBetween(ctx, "prod", at(1), at(5), 100)
+	with, err := s.RecordsWith(ctx, "prod", digest(len("web:22")), at(1), at(5), 100)
+	want := []string{fmt.Sprintf("%d:delta:0", all[0].ID), fmt.Sprintf("%d:full:2", all[2].ID), fmt.Sprintf("%d:delta:0", all[3].ID)}
+	if err != nil || !cmp.Equal(kinds(with), want) {
+		t.Errorf("RecordsWith(web:22) = %v, %v; want %v", kinds(with), err, want)
+	}
+	with, err = s.RecordsWith(ctx, "prod", "sha256:"+strings.Repeat("0", 64), at(1), at(5), 100)
+	if want := []string{fmt.Sprintf("%d:full:0", all[2].ID)}; err != nil || !cmp.Equal(kinds(with), want) {
+		t.Errorf("RecordsWith(a digest that never ran) = %v, %v; want only the full record, without workloads: %v", kinds(with), err, want)
 	}
 	envs, err := s.Environments(ctx)
 	if err != nil || !cmp.Equal(envs, []string{"prod"}) {

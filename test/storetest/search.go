@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -315,5 +316,61 @@ func RanBackfill(t *testing.T, s Store, exec func(ctx context.Context, sql strin
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Sightings after the backfill (-as kept +backfilled):\n%s", diff)
+	}
+}
+
+// SnapshotDigestsBackfill runs the backfill section of a migration that
+// creates the index of the digests snapshot records name: it must index
+// what the store indexes with each snapshot (started, stopped, changed).
+func SnapshotDigestsBackfill(t *testing.T, s Store, exec func(ctx context.Context, sql string) error, migration string) {
+	ctx := context.Background()
+	b, err := os.ReadFile(migration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, backfill, ok := strings.Cut(string(b), "-- Backfill")
+	if !ok {
+		t.Fatalf("%s has no -- Backfill section", migration)
+	}
+	sightingHistory(t, s)
+	a := journal.NewAppender(s, journal.AppenderOptions{})
+	defer a.Close(ctx)
+	rec := &drift.Recorder{Journal: a, Store: s, Heartbeat: time.Hour, FullEvery: 10}
+	web := drift.Workload{Namespace: "ns", Kind: "Deployment", Name: "web", Pods: 1, Started: t0,
+		Containers: []drift.Container{{Name: "c", Image: "registry.example.com/web@" + digest(1), Digest: digest(1)}}}
+	if _, err := rec.Record(ctx, drift.Snapshot{Environment: "prod", Time: t0.Add(7 * time.Minute), Workloads: []drift.Workload{web}}, ""); err != nil {
+		t.Fatal(err) // 7: delta, api (digest 3) and the pending pod stopped
+	}
+	records := func() map[string][]string {
+		out := map[string][]string{}
+		for _, d := range []string{digest(1), digest(2), digest(3)} {
+			recs, err := s.RecordsWith(ctx, "prod", d, t0.Add(-time.Hour), t0.Add(time.Hour), 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				out[d] = append(out[d], fmt.Sprintf("%d:%s:%d", r.ID, r.Kind, len(r.Workloads)))
+			}
+		}
+		return out
+	}
+	want := records()
+	if got := want[digest(2)]; !cmp.Equal(got, []string{"2:full:0", "3:delta:0", "5:delta:0"}) {
+		t.Errorf("RecordsWith(digest 2) = %v, want the full record without workloads, its start and its change", got)
+	}
+	if got := want[digest(3)]; !cmp.Equal(got, []string{"2:full:0", "5:delta:0", "7:delta:0"}) {
+		t.Errorf("RecordsWith(digest 3) = %v, want the full record without workloads, its start (a change) and its stop", got)
+	}
+	if err := exec(ctx, `DELETE FROM snapshot_digests`); err != nil {
+		t.Fatal(err)
+	}
+	if got := records(); cmp.Equal(want, got) {
+		t.Fatal("emptying the index of the digests records name changed nothing")
+	}
+	if err := exec(ctx, "-- Backfill"+backfill); err != nil {
+		t.Fatalf("backfill: %v", err)
+	}
+	if diff := cmp.Diff(want, records()); diff != "" {
+		t.Errorf("RecordsWith after the backfill (-as kept +backfilled):\n%s", diff)
 	}
 }

@@ -32,6 +32,7 @@ type Store interface {
 	auth.Store
 	drift.Store
 	evidence.RefLister
+	drift.DecisionStore
 	// Admitted returns the latest admitted decision of each digest in env.
 	Admitted(ctx context.Context, env string, digests []string) (map[string]uint64, error)
 	Ping(ctx context.Context) error
@@ -63,6 +64,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ApprovalQueries", testApprovalQueries},
 		{"ArtifactPrefixes", testArtifactPrefixes},
 		{"Sightings", testSightings},
+		{"Decisions", testDecisions},
+		{"Periods", testPeriods},
 	}
 	t.Run("StoreTamperMatrix", func(t *testing.T) { testStoreTamperMatrix(t, open) })
 	for _, tt := range tests {

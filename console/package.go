@@ -1,0 +1,118 @@
+package console
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/vouch-dev/vouch/journal"
+)
+
+// packageEntry is one journal entry of an audit package, with its proof.
+type packageEntry struct {
+	Index    uint64          `json:"index"`
+	Kind     journal.Kind    `json:"kind"`
+	Leaf     json.RawMessage `json:"leaf"` // the exact bytes hashed (canonical JSON)
+	LeafHash journal.Hash    `json:"leaf_hash"`
+	// Proof is the RFC 6962 inclusion proof in the tree of TreeSize
+	// entries, the checkpoint's; absent for entries newer than it.
+	TreeSize uint64         `json:"tree_size,omitempty"`
+	Proof    []journal.Hash `json:"inclusion_proof"`
+}
+
+// PackageReport is what VerifyPackage proved.
+type PackageReport struct {
+	Checkpoint journal.Checkpoint
+	Proven     int      // entries proven in the signed tree
+	Unproven   []uint64 // entries newer than the checkpoint: no proof yet
+	Blobs      int      // documents whose sha256 matched
+}
+
+// ErrPackage is wrapped by every reason an audit package fails to verify.
+var ErrPackage = errors.New("audit package does not verify")
+
+// VerifyPackage checks an audit package (the directory inside the zip the
+// console gives) offline: the checkpoint's signature by v; every entry's
+// leaf hash recomputed from its leaf bytes, and its inclusion proof
+// against the signed root; and every document named by an attestation
+// entry present with that sha256. evidence.json is a readable copy of the
+// entries and is not what is verified.
+func VerifyPackage(fsys fs.FS, v note.Verifier) (PackageReport, error) {
+	var rep PackageReport
+	fail := func(format string, a ...any) (PackageReport, error) {
+		return rep, fmt.Errorf("%w: %s", ErrPackage, fmt.Sprintf(format, a...))
+	}
+	raw, err := fs.ReadFile(fsys, "checkpoint")
+	if err != nil {
+		return rep, err
+	}
+	cp, err := journal.OpenCheckpoint(raw, v)
+	if err != nil {
+		return fail("checkpoint: %v", err)
+	}
+	rep.Checkpoint = cp
+	lines, err := fs.ReadFile(fsys, "entries.jsonl")
+	if err != nil {
+		return rep, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(lines))
+	sc.Buffer(nil, 64<<20)
+	for n := 1; sc.Scan(); n++ {
+		var e packageEntry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return fail("entries.jsonl line %d: %v", n, err)
+		}
+		if journal.LeafHash(e.Leaf) != e.LeafHash {
+			return fail("entry %d: its leaf does not hash to its leaf hash: it was altered", e.Index)
+		}
+		parsed, err := journal.ParseLeaf(e.Index, e.Leaf)
+		if err != nil {
+			return fail("entry %d: %v", e.Index, err)
+		}
+		switch {
+		case e.Index >= cp.Size:
+			rep.Unproven = append(rep.Unproven, e.Index)
+		case e.TreeSize != cp.Size:
+			return fail("entry %d: its proof is for a tree of %d entries, the checkpoint has %d", e.Index, e.TreeSize, cp.Size)
+		default:
+			if err := journal.VerifyInclusion(e.Index, cp.Size, e.LeafHash, e.Proof, cp.Root); err != nil {
+				return fail("entry %d is not in the signed tree: %v", e.Index, err)
+			}
+			rep.Proven++
+		}
+		if parsed.Kind != "attestation" {
+			continue
+		}
+		var att struct {
+			Blob string `json:"blob"`
+		}
+		if json.Unmarshal(parsed.Body, &att); att.Blob == "" {
+			continue
+		}
+		hexDigest, ok := strings.CutPrefix(att.Blob, "sha256:")
+		if !ok {
+			return fail("entry %d names the document %q, not a sha256 digest", e.Index, att.Blob)
+		}
+		b, err := fs.ReadFile(fsys, path.Join("blobs", hexDigest))
+		if err != nil {
+			return fail("entry %d names the document %s, which the package lacks", e.Index, att.Blob)
+		}
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != hexDigest {
+			return fail("the document blobs/%s does not have that sha256: it was altered", hexDigest)
+		}
+		rep.Blobs++
+	}
+	if err := sc.Err(); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
