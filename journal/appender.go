@@ -196,6 +196,13 @@ func (a *Appender) commit(batch []*pending) {
 	if a.opts.Observe != nil {
 		a.opts.Observe(len(batch), time.Since(start), err)
 	}
+	if errors.Is(err, ErrRefused) && len(batch) > 1 {
+		// One entry's content spoiled the batch: the others go in alone.
+		for _, p := range batch {
+			a.commit([]*pending{p})
+		}
+		return
+	}
 	for i, p := range batch {
 		if err != nil {
 			p.err = fmt.Errorf("append %s: %w", p.entry.Kind, err)

@@ -131,8 +131,8 @@ func (s *Spool) Append(ctx context.Context, e Entry) (Appended, error) {
 		actx, cancel := context.WithTimeout(ctx, s.timeout)
 		res, err := s.inner.Append(actx, e)
 		cancel()
-		if err == nil || ctx.Err() != nil {
-			return res, err
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrRefused) {
+			return res, err // a refused entry would block the spool forever
 		}
 		s.log.Warn("journal store unreachable; spooling", "error", err, "key", e.Key)
 	}

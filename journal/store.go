@@ -11,6 +11,11 @@ import (
 // ErrNotFound is returned when a requested entry does not exist.
 var ErrNotFound = errors.New("journal: not found")
 
+// ErrRefused marks a store's refusal of an entry's content (PostgreSQL's
+// data exceptions, say): retrying cannot help, so appenders commit the
+// other entries of the batch without it and the spool does not keep it.
+var ErrRefused = errors.New("the journal store refused the entry")
+
 // Store persists the journal. Implementations live in the storage adapter
 // packages (sqlite, postgres) and are checked by one conformance suite.
 type Store interface {

@@ -26,12 +26,17 @@ func projectDecision(b *pgx.Batch, e journal.Entry) {
 	}
 	b.Queue(`INSERT INTO decisions (idx, time, environment, namespace, kind, name, username, uid, allowed, images, messages)
 		SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM journal_entries WHERE key = $1 ON CONFLICT (idx) DO NOTHING`,
-		e.Key, e.Time, d.Environment, d.Namespace, d.Kind, d.Name, d.User, d.UID, d.Allowed, drift.JoinLines(d.Images), drift.JoinLines(d.Messages))
+		e.Key, e.Time, text(d.Environment), text(d.Namespace), text(d.Kind), text(d.Name), text(d.User), text(d.UID), d.Allowed,
+		text(drift.JoinLines(d.Images)), text(drift.JoinLines(d.Messages)))
 	if len(d.Digests) > 0 {
 		b.Queue(`INSERT INTO decision_digests (digest, idx)
 			SELECT g, e.idx FROM journal_entries e, unnest($2::text[]) AS g WHERE e.key = $1 ON CONFLICT DO NOTHING`, e.Key, d.Digests)
 	}
 }
+
+// text makes s storable in a text column, which cannot hold NUL: the index
+// is a projection, the journal's leaf keeps the bytes as they were.
+func text(s string) string { return strings.ReplaceAll(s, "\x00", "\uFFFD") }
 
 const decisionColumns = `d.idx, d.time, d.environment, d.namespace, d.kind, d.name, d.username, d.uid, d.allowed, d.images, d.messages`
 

@@ -2,12 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
@@ -33,6 +35,10 @@ func (d *DB) AppendBatch(ctx context.Context, entries []journal.Entry) ([]journa
 			if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
 				conn.Conn().Close(context.WithoutCancel(ctx)) // the pool drops closed connections
 			}
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") { // data exception
+			return nil, fmt.Errorf("postgres: append: %w: %w", journal.ErrRefused, err)
 		}
 		return nil, fmt.Errorf("postgres: append: %w", err)
 	}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -226,4 +227,29 @@ func TestSnapshotDigestsBackfill(t *testing.T) {
 	needServer(t)
 	db := open(t, server.Database(t))
 	storetest.SnapshotDigestsBackfill(t, db, db.ExecForTest, "migrations/0009_snapshot_digests.sql")
+}
+
+// TestRefusedEntryFailsAlone: an entry PostgreSQL cannot store (a NUL in a
+// text column) fails with journal.ErrRefused, and the entries batched with
+// it are committed without it.
+func TestRefusedEntryFailsAlone(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	db := open(t, server.Database(t))
+	a := journal.NewAppender(db, journal.AppenderOptions{MaxDelay: 100 * time.Millisecond})
+	defer a.Close(ctx)
+	var futures []journal.Future
+	for _, key := range []string{"admission:a", "admission:b\x00", "admission:c"} {
+		futures = append(futures, a.Add(ctx, journal.Entry{Kind: journal.KindAdmission, Key: key, Body: []byte(`{"uid":"x"}`)}))
+	}
+	for i, f := range futures {
+		_, err := f()
+		if refused := errors.Is(err, journal.ErrRefused); refused != (i == 1) {
+			t.Errorf("entry %d: %v", i, err)
+		}
+	}
+	es, err := db.Entries(ctx, journal.Query{Limit: 10})
+	if err != nil || len(es) != 2 || es[0].Key != "admission:a" || es[1].Key != "admission:c" {
+		t.Fatalf("journal after a refused entry: %v %+v", err, es)
+	}
 }
