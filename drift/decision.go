@@ -2,9 +2,10 @@ package drift
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 
 	"github.com/vouch-dev/vouch/journal"
 )
@@ -49,7 +50,8 @@ func ParseDecision(e journal.Entry) (d Decision, ok bool) {
 		} `json:"images"`
 		Messages []string `json:"messages"`
 	}
-	if json.Unmarshal(e.Body, &b) != nil {
+	// goccy/go-json, as AdmittedDigests: this runs for every admission journaled.
+	if gojson.Unmarshal(e.Body, &b) != nil {
 		return Decision{}, false
 	}
 	env := b.Environment

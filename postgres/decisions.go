@@ -16,21 +16,46 @@ import (
 
 var _ drift.DecisionStore = (*DB)(nil)
 
-// projectDecision queues the indexing of an admission entry for the
-// decisions log and by its image digests (the entry is found by its key,
-// as the other projections find theirs).
-func projectDecision(b *pgx.Batch, e journal.Entry) {
+// decisionRows collects a batch's admissions for the decisions log and its
+// digest index: two statements per batch, the entries found by their keys
+// as the other projections find theirs.
+type decisionRows struct {
+	keys, envs, namespaces, kinds, names, users, uids, images, messages []string
+	times                                                               []time.Time
+	allowed                                                             []bool
+	digestKeys, digests                                                 []string
+}
+
+func (r *decisionRows) add(e journal.Entry) {
 	d, ok := drift.ParseDecision(e)
 	if !ok || e.Key == "" {
 		return
 	}
+	r.keys, r.times, r.allowed = append(r.keys, e.Key), append(r.times, e.Time), append(r.allowed, d.Allowed)
+	r.envs, r.namespaces = append(r.envs, text(d.Environment)), append(r.namespaces, text(d.Namespace))
+	r.kinds, r.names = append(r.kinds, text(d.Kind)), append(r.names, text(d.Name))
+	r.users, r.uids = append(r.users, text(d.User)), append(r.uids, text(d.UID))
+	r.images, r.messages = append(r.images, text(drift.JoinLines(d.Images))), append(r.messages, text(drift.JoinLines(d.Messages)))
+	for _, g := range d.Digests {
+		r.digestKeys, r.digests = append(r.digestKeys, e.Key), append(r.digests, g)
+	}
+}
+
+func (r *decisionRows) queue(b *pgx.Batch) {
+	if len(r.keys) == 0 {
+		return
+	}
 	b.Queue(`INSERT INTO decisions (idx, time, environment, namespace, kind, name, username, uid, allowed, images, messages)
-		SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM journal_entries WHERE key = $1 ON CONFLICT (idx) DO NOTHING`,
-		e.Key, e.Time, text(d.Environment), text(d.Namespace), text(d.Kind), text(d.Name), text(d.User), text(d.UID), d.Allowed,
-		text(drift.JoinLines(d.Images)), text(drift.JoinLines(d.Messages)))
-	if len(d.Digests) > 0 {
+		SELECT e.idx, x.time, x.env, x.ns, x.kind, x.name, x.username, x.uid, x.allowed, x.images, x.messages
+		FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::boolean[], $10::text[], $11::text[])
+			AS x(key, time, env, ns, kind, name, username, uid, allowed, images, messages)
+		JOIN journal_entries e ON e.key = x.key
+		ON CONFLICT (idx) DO NOTHING`,
+		r.keys, r.times, r.envs, r.namespaces, r.kinds, r.names, r.users, r.uids, r.allowed, r.images, r.messages)
+	if len(r.digests) > 0 {
 		b.Queue(`INSERT INTO decision_digests (digest, idx)
-			SELECT g, e.idx FROM journal_entries e, unnest($2::text[]) AS g WHERE e.key = $1 ON CONFLICT DO NOTHING`, e.Key, d.Digests)
+			SELECT x.digest, e.idx FROM unnest($1::text[], $2::text[]) AS x(key, digest) JOIN journal_entries e ON e.key = x.key
+			ON CONFLICT DO NOTHING`, r.digestKeys, r.digests)
 	}
 }
 

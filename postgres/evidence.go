@@ -71,7 +71,7 @@ func project(b *pgx.Batch, e journal.Entry) error {
 					e.Key, r.Environment, named)
 			}
 		}
-	default: // admissions: Append projects them (admittedRows, projectDecision)
+	default: // admissions: Append projects them per batch (admittedRows, decisionRows)
 		return nil
 	}
 	if err == nil && e.Key == "" {

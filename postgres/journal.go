@@ -77,10 +77,11 @@ func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]j
 	b.Queue(`BEGIN`)
 	b.Queue(`SELECT pos, entry_idx, existing, existing_leaf FROM vouch_journal_append($1, $2, $3, $4, $5, $6)`, kinds, times, envs, keys, leaves, hashes)
 	var admitted admittedRows
+	var decisions decisionRows
 	for _, e := range unique {
 		if e.Kind == journal.KindAdmission {
 			admitted.add(e)
-			projectDecision(&b, e)
+			decisions.add(e)
 			continue
 		}
 		if err := project(&b, e); err != nil {
@@ -92,6 +93,7 @@ func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]j
 		}
 	}
 	admitted.queue(&b)
+	decisions.queue(&b)
 	b.Queue(`COMMIT`)
 	br := c.SendBatch(ctx, &b)
 	defer br.Close()
