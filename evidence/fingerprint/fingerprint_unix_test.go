@@ -3,10 +3,16 @@
 package fingerprint_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/vouch-dev/vouch/evidence/fingerprint"
 )
@@ -14,12 +20,40 @@ import (
 func TestDirRefusesSpecialFiles(t *testing.T) {
 	dir := t.TempDir()
 	if err := syscall.Mkfifo(filepath.Join(dir, "pipe"), 0o644); err != nil {
-		t.Skipf("mkfifo: %v", err)
+		t.Fatalf("mkfifo: %v", err)
 	}
 	if _, err := fingerprint.Dir(dir); err == nil || !strings.Contains(err.Error(), "pipe is a named pipe, not a file, directory or symlink") {
 		t.Errorf("Dir(with a named pipe) = %v, want a refusal", err)
 	}
 	if _, err := fingerprint.File(filepath.Join(dir, "pipe")); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("File(named pipe) = %v, want a refusal", err)
+	}
+}
+
+// TestDirGolden pins the manifest format and digest of the sample tree:
+// they must be the same on every machine (unix: symlinks and execute bits).
+func TestDirGolden(t *testing.T) {
+	dir := build(t, sample, time.Now())
+	m, err := fingerprint.DirManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const golden = "testdata/sample-tree.manifest"
+	if *update {
+		if err := os.WriteFile(golden, m, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(m)); diff != "" {
+		t.Errorf("DirManifest() differs from %s (-want +got):\n%s", golden, diff)
+	}
+	sum := sha256.Sum256(want)
+	const wantDigest = "sha256:21f9724990ce898d6fa4db27ef6e8a047871557ced716958dd23662fc057efeb"
+	if got := dirDigest(t, dir); got != "sha256:"+hex.EncodeToString(sum[:]) || (got != wantDigest && !*update) {
+		t.Errorf("Dir() = %s, want %s (the SHA-256 of %s)", got, wantDigest, golden)
 	}
 }
