@@ -130,7 +130,6 @@ func dirDigest(t *testing.T, dir string) string {
 	return d
 }
 
-
 // TestDirManifestFormat spells out the records of a small tree.
 func TestDirManifestFormat(t *testing.T) {
 	dir := build(t, []entry{
