@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,9 +16,8 @@ import (
 
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/fingerprint"
+	"github.com/vouch-dev/vouch/test/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func TestFile(t *testing.T) {
 	dir := t.TempDir()
@@ -291,19 +289,7 @@ func TestOCILayoutGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	b = append(b, '\n')
-	const golden = "testdata/oci-layouts.golden"
-	if *update {
-		if err := os.WriteFile(golden, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(b)); diff != "" {
-		t.Errorf("OCILayout() differs from %s (-want +got):\n%s", golden, diff)
-	}
+	golden.Equal(t, "testdata/oci-layouts.golden", b)
 	if _, err := fingerprint.OCILayout("testdata/oci-two-tags", ""); err == nil ||
 		!strings.Contains(err.Error(), `index.json lists 2 manifests; choose one by reference name or platform: sha256:`) ||
 		!strings.Contains(err.Error(), `(ref "1.4.1")`) || !strings.Contains(err.Error(), `(ref "1.4.2")`) {

@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/vouch-dev/vouch/evidence/fingerprint"
+	"github.com/vouch-dev/vouch/test/golden"
 )
 
 func TestDirRefusesSpecialFiles(t *testing.T) {
@@ -38,22 +37,15 @@ func TestDirGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const golden = "testdata/sample-tree.manifest"
-	if *update {
-		if err := os.WriteFile(golden, m, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
+	const goldenFile = "testdata/sample-tree.manifest"
+	golden.Equal(t, goldenFile, m)
+	want, err := os.ReadFile(goldenFile)
 	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(m)); diff != "" {
-		t.Errorf("DirManifest() differs from %s (-want +got):\n%s", golden, diff)
+		t.Fatal(err)
 	}
 	sum := sha256.Sum256(want)
 	const wantDigest = "sha256:21f9724990ce898d6fa4db27ef6e8a047871557ced716958dd23662fc057efeb"
-	if got := dirDigest(t, dir); got != "sha256:"+hex.EncodeToString(sum[:]) || (got != wantDigest && !*update) {
-		t.Errorf("Dir() = %s, want %s (the SHA-256 of %s)", got, wantDigest, golden)
+	if got := dirDigest(t, dir); got != "sha256:"+hex.EncodeToString(sum[:]) || (got != wantDigest && !golden.Updating()) {
+		t.Errorf("Dir() = %s, want %s (the SHA-256 of %s)", got, wantDigest, goldenFile)
 	}
 }

@@ -1,11 +1,9 @@
 package intoto_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,9 +15,8 @@ import (
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/intoto"
 	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/test/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // TestGolden reads the provenance and artifacts of every sample statement
 // in testdata and compares them with testdata/<name>.golden.
@@ -42,29 +39,10 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Artifacts(): %v", err)
 			}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(struct {
+			golden.JSON(t, strings.TrimSuffix(file, ".statement.json")+".golden", struct {
 				Provenance intoto.Provenance         `json:"provenance"`
 				Artifacts  []evidence.ArtifactReport `json:"artifacts"`
-			}{p, a}); err != nil {
-				t.Fatal(err)
-			}
-			golden := strings.TrimSuffix(file, ".statement.json") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), buf.String()); diff != "" {
-				t.Errorf("%s differs from %s (-want +got):\n%s", file, golden, diff)
-			}
+			}{p, a})
 			// Vouch accepts what was read.
 			svc := evidence.NewService(nopJournal{}, nil, nil)
 			for _, r := range a {

@@ -1,11 +1,8 @@
 package sbom_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,9 +15,8 @@ import (
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/sbom"
 	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/test/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 const digest = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
 
@@ -34,26 +30,7 @@ func TestGolden(t *testing.T) {
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			s := parseFile(t, file)
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(s); err != nil {
-				t.Fatal(err)
-			}
-			golden := strings.TrimSuffix(file, ".json") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), buf.String()); diff != "" {
-				t.Errorf("Parse(%s) differs from %s (-want +got):\n%s", file, golden, diff)
-			}
+			golden.JSON(t, strings.TrimSuffix(file, ".json")+".golden", s)
 		})
 	}
 }
