@@ -12,22 +12,12 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 )
 
-// journalSize counts the journal's entries by paging through them.
+// journalSize counts the journal's entries.
 func journalSize(t *testing.T, v *vouch, token string) int {
 	t.Helper()
-	n, from := 0, 0.0
-	for {
-		code, page := v.get(token, fmt.Sprintf("/api/v1/journal/entries?limit=1000&from=%d", int(from)))
-		if code != 200 {
-			t.Fatalf("journal entries: %d %v", code, page)
-		}
-		n += len(page["entries"].([]any))
-		next, ok := page["next"].(float64)
-		if !ok {
-			return n
-		}
-		from = next
-	}
+	n := 0
+	eachJournalEntry(t, v, token, "", func(map[string]any) { n++ })
+	return n
 }
 
 // TestBadInputCatalog sends hostile requests to the API: each gets a 4xx

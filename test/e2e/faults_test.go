@@ -57,22 +57,32 @@ func load(v *vouch, prefix, namespace, image string, workers int, stop <-chan st
 	return a
 }
 
-// journaledUIDs pages through the journal's admission entries.
+// journaledUIDs counts the admission entries of each UID.
 func journaledUIDs(t *testing.T, v *vouch, token string) map[string]int {
 	t.Helper()
 	uids := map[string]int{}
+	eachJournalEntry(t, v, token, "admission", func(e map[string]any) {
+		uids[e["body"].(map[string]any)["uid"].(string)]++
+	})
+	return uids
+}
+
+// eachJournalEntry pages through the journal's entries of kind ("" for
+// all), oldest first.
+func eachJournalEntry(t *testing.T, v *vouch, token, kind string, fn func(e map[string]any)) {
+	t.Helper()
 	from := 0.0
 	for {
-		code, page := v.get(token, fmt.Sprintf("/api/v1/journal/entries?kind=admission&limit=1000&from=%d", int(from)))
+		code, page := v.get(token, fmt.Sprintf("/api/v1/journal/entries?kind=%s&limit=1000&from=%d", kind, int(from)))
 		if code != 200 {
 			t.Fatalf("journal entries: %d %v", code, page)
 		}
 		for _, e := range page["entries"].([]any) {
-			uids[e.(map[string]any)["body"].(map[string]any)["uid"].(string)]++
+			fn(e.(map[string]any))
 		}
 		next, ok := page["next"].(float64)
 		if !ok {
-			return uids
+			return
 		}
 		from = next
 	}
