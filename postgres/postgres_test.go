@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/postgres"
@@ -251,5 +253,78 @@ func TestRefusedEntryFailsAlone(t *testing.T) {
 	es, err := db.Entries(ctx, journal.Query{Limit: 10})
 	if err != nil || len(es) != 2 || es[0].Key != "admission:a" || es[1].Key != "admission:c" {
 		t.Fatalf("journal after a refused entry: %v %+v", err, es)
+	}
+}
+
+// TestAppendsDoNotScanTheJournal appends on one connection whose plans
+// were made while the journal was empty, then grows the journal: every
+// batch must find existing keys and join its projections through indexes,
+// never by reading the whole journal (SET LOCAL enable_seqscan).
+func TestAppendsDoNotScanTheJournal(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	url := server.Database(t)
+	open(t, url).Close() // migrated; its connection's statistics are its own
+	stats, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stats.Close(ctx)
+	waitAlone(t, stats)
+	if _, err := stats.Exec(ctx, `SELECT pg_stat_reset_single_table_counters('journal_entries'::regclass)`); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := postgres.New(ctx, postgres.Config{URL: url, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := func(n, from int) {
+		t.Helper()
+		entries := make([]journal.Entry, n)
+		for i := range entries {
+			entries[i] = journal.Entry{Kind: journal.KindAdmission, Time: time.Now(), Environment: "prod",
+				Key: fmt.Sprintf("admission:%d", from+i), Body: []byte(fmt.Sprintf(`{"uid":"%d","allowed":true,"images":[{"image":"r/a@sha256:%064d","digest":"sha256:%064d"}]}`, from+i, i, i))}
+			if err := entries[i].Seal(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.AppendBatch(ctx, entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch(1, 0) // plans made while the journal holds one entry
+	const batches, size = 40, 100
+	for i := 0; i < batches; i++ {
+		batch(size, 1+i*size)
+	}
+	batch(512, 1) // all of them stored before: found by key, not appended again
+	db.Close()    // the backend flushes its statistics as it exits
+	waitAlone(t, stats)
+
+	var seq, idx int64
+	if err := stats.QueryRow(ctx, `SELECT seq_scan, COALESCE(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'journal_entries'`).Scan(&seq, &idx); err != nil {
+		t.Fatal(err)
+	}
+	if idx < batches || seq != 0 {
+		t.Errorf("journal_entries over %d batches: %d sequential scans, %d index scans; want 0 sequential", batches+2, seq, idx)
+	}
+}
+
+// waitAlone waits until c is the only connection to its database, so
+// that the others' statistics have been flushed.
+func waitAlone(t *testing.T, c *pgx.Conn) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := c.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d other connections still open", n)
+		}
 	}
 }

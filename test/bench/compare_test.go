@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -176,7 +177,7 @@ func TestPrintCompare(t *testing.T) {
 	}
 	var out bytes.Buffer
 	printCompare(&out, compareReport{started: time.Now(), loadStart: "1", loadEnd: "2", opaVersion: "v1.22.3", bodyBytes: 3395, vouch: vouch, opa: opa,
-		large:   []memoryRow{{server: "vouch", artifacts: 100003, idle: 55 << 20, load: run("vouch", compareLoads[1], 2000, 5)}},
+		large:   []memoryRow{{server: "vouch", artifacts: 100003, idle: 55 << 20, load: run("vouch", closed32, 2000, 5)}},
 		journal: journalFootprint{entries: 10, admissions: 8, admissionLeaf: 1600, otherLeaf: 400, entriesBytes: 20000, nodesBytes: 1000}})
 	for _, want := range []string{
 		"| closed, 32 clients | 1 | Vouch | 1000 | 0 | 3000 | 1.00 |",
@@ -191,6 +192,22 @@ func TestPrintCompare(t *testing.T) {
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestParseLoads(t *testing.T) {
+	got, err := parseLoads("closed:32, open:2000,open:4000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []compareLoad{closed32, open2000, {"open, 4000 req/s", 128, 4000}}
+	if !slices.Equal(got, want) {
+		t.Errorf("parseLoads = %v, want %v", got, want)
+	}
+	for _, bad := range []string{"", "closed", "closed:0", "open:x", "burst:5"} {
+		if _, err := parseLoads(bad); err == nil {
+			t.Errorf("parseLoads(%q) did not fail", bad)
 		}
 	}
 }
