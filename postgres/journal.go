@@ -73,8 +73,9 @@ func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]j
 			keys[i] = &unique[i].Key
 		}
 	}
+	// One round trip and one transaction: the statements of a batch run in
+	// the implicit transaction that ends at its Sync, all or nothing.
 	var b pgx.Batch
-	b.Queue(`BEGIN`)
 	// Never read the whole journal. The sequencer's lookup of existing keys
 	// (key = ANY (p_key)) is planned once per connection, inside a PL/pgSQL
 	// function that hides the array from the planner; planned while the
@@ -103,13 +104,10 @@ func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]j
 	}
 	admitted.queue(&b)
 	decisions.queue(&b)
-	b.Queue(`COMMIT`)
 	br := c.SendBatch(ctx, &b)
 	defer br.Close()
-	for _, stmt := range []string{"begin", "set"} {
-		if _, err := br.Exec(); err != nil {
-			return nil, fmt.Errorf("%s: %w", stmt, err)
-		}
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("set: %w", err)
 	}
 	rows, err := br.Query()
 	if err != nil {

@@ -4,8 +4,7 @@ package vouch.admission
 
 deny contains violation(msg, "approval", "approval") if {
 	input.environment.require.approval == true
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	a.digest != ""
 	a.approval == null
 	msg := sprintf("%s: image %s %s (required in %s)", [subject(a), a.image, approval_problem(a.approvals, env.name), env.name])
@@ -14,8 +13,7 @@ deny contains violation(msg, "approval", "approval") if {
 # Warn a day ahead when the approval in force is about to expire.
 warn contains msg if {
 	input.environment.require.approval == true
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	expires := time.parse_rfc3339_ns(a.approval.expires_at)
 	expires - time.now_ns() < 86400000000000 # 24 hours
 	msg := sprintf("%s: image %s: its release approval for %s expires at %s", [subject(a), a.image, env.name, a.approval.expires_at])

@@ -8,8 +8,7 @@ package vouch.admission
 
 deny contains violation(msg, "attestation", sprintf("attestation %s", [name])) if {
 	some name in env.require.attestations
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	a.digest != ""
 	not a.latest_attestations[name]
 	msg := sprintf("%s: image %s has no passed attestation %q (required in %s)", [subject(a), a.image, name, env.name])
@@ -17,8 +16,7 @@ deny contains violation(msg, "attestation", sprintf("attestation %s", [name])) i
 
 deny contains violation(msg, "attestation", sprintf("attestation %s", [name])) if {
 	some name in env.require.attestations
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	att := a.latest_attestations[name]
 	not att.passed
 	msg := sprintf("%s: image %s has no passed attestation %q: the latest (id %d, reported %s by %s) failed (required in %s)", [subject(a), a.image, name, att.id, att.reported_at, att.reported_by, env.name])
@@ -27,8 +25,7 @@ deny contains violation(msg, "attestation", sprintf("attestation %s", [name])) i
 deny contains violation(msg, "verified-attestation", sprintf("verified attestation %s", [name])) if {
 	input.environment.require.verified_attestations
 	some name in env.require.verified_attestations
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	a.digest != ""
 	not verified_passed(a, name)
 	msg := sprintf("%s: image %s %s (required in %s)", [subject(a), a.image, verified_problem(a, name), env.name])

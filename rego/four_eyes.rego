@@ -7,8 +7,7 @@ package vouch.admission
 
 deny contains violation(msg, "four-eyes", "four eyes") if {
 	input.environment.require.four_eyes == true
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	a.digest != ""
 	problem := four_eyes_problem(a)
 	msg := sprintf("%s: image %s %s (four eyes are required in %s)", [subject(a), a.image, problem, env.name])

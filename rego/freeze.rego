@@ -6,8 +6,7 @@ package vouch.admission
 
 deny contains violation(msg, "freeze", "no change freeze") if {
 	input.environment.freeze.active == true
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	not emergency_approved(a)
 	msg := sprintf("%s: image %s: %s is in a change freeze until %s (%s); only changes with an emergency release approval may go in", [subject(a), a.image, env.name, env.freeze.ends_at, env.freeze.reason])
 }

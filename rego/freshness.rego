@@ -6,8 +6,7 @@ package vouch.admission
 deny contains violation(msg, "freshness", sprintf("fresh %s", [name])) if {
 	input.environment.require.max_age
 	some name, max_age in object.get(env.require, "max_age", {})
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	att := a.latest_attestations[name]
 	time.now_ns() - time.parse_rfc3339_ns(att.reported_at) > time.parse_duration_ns(max_age)
 	msg := sprintf("%s: image %s: the latest attestation %q (id %d) was reported at %s, more than %s before this change; report a new one (required in %s)", [subject(a), a.image, name, att.id, att.reported_at, max_age, env.name])
@@ -20,8 +19,7 @@ deny contains violation(msg, "freshness", sprintf("fresh %s", [name])) if {
 	some name, max_age in object.get(env.require, "max_age", {})
 	not name in object.get(env.require, "attestations", [])
 	not name in object.get(env.require, "verified_attestations", [])
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	a.digest != ""
 	not a.latest_attestations[name]
 	msg := sprintf("%s: image %s has no attestation %q (one at most %s old is required in %s)", [subject(a), a.image, name, max_age, env.name])

@@ -28,3 +28,10 @@ violation(msg, rule, requirement) := {"msg": msg, "rule": rule, "requirement": r
 subject(a) := sprintf("%s %q", [container_label[a.container_type], a.container])
 
 container_label := {"container": "container", "init": "init container", "ephemeral": "ephemeral container"}
+
+# checked are the artifacts the environment's requirements apply to: all
+# but the images on its allow-list. OPA computes the set once per decision.
+checked contains a if {
+	some a in input.artifacts
+	not a.allowed
+}

@@ -5,8 +5,7 @@ package vouch.admission
 
 deny contains violation(msg, "no-latest", "no latest") if {
 	input.environment.require.no_latest == true
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	a.digest == ""
 	a.tag in {"latest", ""}
 	msg := sprintf("%s: image %s uses the latest tag, which changes under a running workload; deploy a versioned tag or a digest (required in %s)", [subject(a), a.image, env.name])

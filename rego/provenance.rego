@@ -4,8 +4,7 @@ package vouch.admission
 
 deny contains violation(msg, "provenance", "provenance") if {
 	input.environment.require.provenance == true
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	a.digest != ""
 	a.provenance == null
 	msg := sprintf("%s: image %s has no provenance: no build with this digest was reported to Vouch (required in %s)", [subject(a), a.image, env.name])
@@ -14,8 +13,7 @@ deny contains violation(msg, "provenance", "provenance") if {
 deny contains violation(msg, "provenance", "provenance") if {
 	input.environment.require.provenance == true
 	not env.require.digest
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	a.digest == ""
 	msg := sprintf("%s: image %s is not pinned by digest, so its provenance cannot be checked (provenance is required in %s)", [subject(a), a.image, env.name])
 }

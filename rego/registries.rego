@@ -6,8 +6,7 @@ package vouch.admission
 deny contains violation(msg, "registries", "registries") if {
 	input.environment.require.registries
 	count(input.environment.require.registries) > 0
-	some a in input.artifacts
-	not a.allowed
+	some a in checked
 	not registry_allowed(a.name)
 	msg := sprintf("%s: image %s comes from %s, which is not an allowed registry in %s (allowed: %s)", [subject(a), a.image, a.name, env.name, concat(", ", env.require.registries)])
 }
