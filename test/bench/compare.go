@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -202,8 +203,13 @@ func runCompare() error {
 	defer opa.proc.stop()
 	opa.idle = opa.proc.rss()
 
-	targets := []*target{vouch, opa}
-	for _, t := range targets {
+	floor, err := startFloor(tlsFiles)
+	if err != nil {
+		return err
+	}
+	defer floor.proc.stop()
+
+	for _, t := range []*target{vouch, opa, floor} {
 		fmt.Fprintf(os.Stderr, "compare: warming up %s…\n", t.name)
 		if _, err := runLoad(t, tlsFiles.CACert, bodyFile, compareLoad{"warm-up", 16, 0}, 3*time.Second, 0, ""); err != nil {
 			return err
@@ -211,9 +217,9 @@ func runCompare() error {
 	}
 	for r := 1; r <= *rounds; r++ {
 		for i, l := range loads {
-			order := targets
+			order := []*target{vouch, opa, floor}
 			if (r+i)%2 == 0 {
-				order = []*target{opa, vouch}
+				order = []*target{opa, vouch, floor}
 			}
 			for _, t := range order {
 				profile := ""
@@ -248,6 +254,7 @@ func runCompare() error {
 	}
 	opa.proc.stop()
 	vouch.proc.stop()
+	floor.proc.stop()
 
 	var large []memoryRow
 	if *largeEvidence > *artifacts {
@@ -259,7 +266,7 @@ func runCompare() error {
 	var out bytes.Buffer
 	printCompare(&out, compareReport{
 		started: started, loadStart: loadAtStart, loadEnd: loadAverage(), pgVersion: strings.TrimSpace(string(pgVersion)),
-		opaVersion: opaVersion, bodyBytes: vouch.runs[0].res.BodyBytes, vouch: vouch, opa: opa, pgPSS: pgIdlePSS, large: large, journal: footprint,
+		opaVersion: opaVersion, bodyBytes: vouch.runs[0].res.BodyBytes, vouch: vouch, opa: opa, floor: floor, pgPSS: pgIdlePSS, large: large, journal: footprint,
 	})
 	os.Stdout.Write(out.Bytes())
 	if *keepOutput != "" {
@@ -297,6 +304,46 @@ func startVouch(dir, name, dbURL string, tlsFiles certs.Files) (*target, *apiCli
 	api := &apiClient{base: "http://" + apiAddr, token: adminToken}
 	p.debugAddr = debugAddr
 	return &target{name: "vouch", url: "https://" + hookAddr + "/validate", proc: p}, api, nil
+}
+
+// startFloor starts this program as the floor server (--floor-addr): an
+// HTTPS server that admits every review at once without reading it. What
+// the load generator measures against it is what the machine, TLS and the
+// load generator cost before any server does any work.
+func startFloor(tlsFiles certs.Files) (*target, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr := freeAddr()
+	p, err := startProcess("floor", *serverCPUs, os.Environ(), self, "--floor-addr", addr, "--floor-cert", tlsFiles.Cert, "--floor-key", tlsFiles.Key)
+	if err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return &target{name: "floor", url: "https://" + addr + "/", proc: p}, nil
+		}
+		if time.Now().After(deadline) || p.exited() {
+			p.stop()
+			return nil, fmt.Errorf("floor server not ready: %v\n%s", err, p.output())
+		}
+	}
+}
+
+// floorAnswer is the floor server's one answer.
+var floorAnswer = []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"","allowed":true}}`)
+
+// serveFloor is the floor server: it answers every request with
+// floorAnswer until killed.
+func serveFloor(addr, cert, key string) error {
+	return http.ListenAndServeTLS(addr, cert, key, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(floorAnswer)
+	}))
 }
 
 // startOPA starts a plain OPA server with the policy and the evidence as
@@ -593,7 +640,7 @@ type compareReport struct {
 	pgVersion          string
 	opaVersion         string
 	bodyBytes          int
-	vouch, opa         *target
+	vouch, opa, floor  *target
 	pgPSS              int64
 	large              []memoryRow
 	journal            journalFootprint
@@ -608,7 +655,8 @@ func printCompare(w io.Writer, r compareReport) {
 	fmt.Fprintf(w, "Machine: %s, %d CPUs, %s; load average %s at the start, %s at the end; %s.\n",
 		cpuModel(), runtime.NumCPU(), runtime.Version(), r.loadStart, r.loadEnd, pin)
 	fmt.Fprintf(w, "Vouch %s on PostgreSQL %s (fsync on, synchronous_commit on; every decision durable in the journal before the answer);\n"+
-		"OPA %s built from the module proxy (`opa run --server`, policy test/bench/testdata/opa/admission.rego, evidence as data).\n",
+		"OPA %s built from the module proxy (`opa run --server`, policy test/bench/testdata/opa/admission.rego, evidence as data);\n"+
+		"floor: an HTTPS server that admits every review at once, unread (what the machine, TLS and the load generator cost).\n",
 		gitDescribe(), r.pgVersion, r.opaVersion)
 	fmt.Fprintf(w, "Review: a Deployment with 3 containers (%d bytes), fresh UID per request, keep-alive HTTPS (HTTP/1.1), same certificate;\n"+
 		"evidence: %d artifacts, the 3 reviewed with provenance, 2 passed attestations and a prod approval; every answer checked to admit.\n\n",
@@ -616,11 +664,14 @@ func printCompare(w io.Writer, r compareReport) {
 	fmt.Fprintln(w, "| load | round | server | requests | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/req | load-gen CPU µs/req |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for i := range r.vouch.runs {
-		for _, m := range []measured{r.vouch.runs[i], r.opa.runs[i]} {
-			server := "OPA"
+		ms := []measured{r.vouch.runs[i], r.opa.runs[i]}
+		if r.floor != nil {
+			ms = append(ms, r.floor.runs[i])
+		}
+		for _, m := range ms {
+			server := map[string]string{"vouch": "Vouch", "opa": "OPA", "floor": "floor"}[m.server]
 			cpu := fmt.Sprintf("%.0f", perReq(m.serverCPU, m.res))
 			if m.server == "vouch" {
-				server = "Vouch"
 				cpu = fmt.Sprintf("%.0f (PostgreSQL %.0f)", perReq(m.serverCPU, m.res), perReq(m.dbCPU, m.res))
 			}
 			fmt.Fprintf(w, "| %s | %d | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %.0f |\n", m.load, m.round, server,
@@ -663,7 +714,17 @@ func printCompare(w io.Writer, r compareReport) {
 		fmt.Fprintf(w, "- throughput at 32 clients ≥ 1.0× OPA's: Vouch/OPA %s (per round)\n", strings.Join(ratios, ", "))
 	}
 	if len(p99s) > 0 {
-		fmt.Fprintf(w, "- p99 ≤ 5 ms at an open-loop 2,000 req/s: Vouch's worst p99 over the rounds %.2f ms\n", slices.Max(p99s))
+		fmt.Fprintf(w, "- p99 ≤ 5 ms at an open-loop 2,000 req/s: Vouch's worst p99 over the rounds %.2f ms", slices.Max(p99s))
+		if r.floor != nil {
+			var floor []float64
+			for _, m := range r.floor.runs {
+				if m.load == open2000.name {
+					floor = append(floor, m.res.P99)
+				}
+			}
+			fmt.Fprintf(w, " (the floor's: %.2f ms)", slices.Max(floor))
+		}
+		fmt.Fprintln(w)
 	}
 	for _, row := range r.large {
 		if row.server == "vouch" {

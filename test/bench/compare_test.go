@@ -170,13 +170,14 @@ func TestPrintCompare(t *testing.T) {
 		return measured{load: l.name, server: server, round: 1, serverCPU: time.Second, dbCPU: 250 * time.Millisecond, loadCPU: 100 * time.Millisecond,
 			rss: 100 << 20, res: load.Result{Requests: 1000, Allowed: 1000, RPS: rps, P50: 1, P99: p99}}
 	}
-	vouch, opa := &target{name: "vouch", idle: 60 << 20}, &target{name: "opa", idle: 50 << 20}
+	vouch, opa, floor := &target{name: "vouch", idle: 60 << 20}, &target{name: "opa", idle: 50 << 20}, &target{name: "floor"}
 	for _, l := range compareLoads {
 		vouch.runs = append(vouch.runs, run("vouch", l, 3000, 4))
 		opa.runs = append(opa.runs, run("opa", l, 1500, 8))
+		floor.runs = append(floor.runs, run("floor", l, 6000, 1.5))
 	}
 	var out bytes.Buffer
-	printCompare(&out, compareReport{started: time.Now(), loadStart: "1", loadEnd: "2", opaVersion: "v1.22.3", bodyBytes: 3395, vouch: vouch, opa: opa,
+	printCompare(&out, compareReport{started: time.Now(), loadStart: "1", loadEnd: "2", opaVersion: "v1.22.3", bodyBytes: 3395, vouch: vouch, opa: opa, floor: floor,
 		large:   []memoryRow{{server: "vouch", artifacts: 100003, idle: 55 << 20, load: run("vouch", closed32, 2000, 5)}},
 		journal: journalFootprint{entries: 10, admissions: 8, admissionLeaf: 1600, otherLeaf: 400, entriesBytes: 20000, nodesBytes: 1000}})
 	for _, want := range []string{
@@ -187,7 +188,8 @@ func TestPrintCompare(t *testing.T) {
 		"| open, 2000 req/s | 1 | 2.00 | 1.00 | 0.50 |",
 		"| Vouch (vouch serve) | 100003 | 55 | 100 (32 clients: 2000 req/s, p99 5.00 ms) |",
 		"Vouch/OPA 2.00 (per round)",
-		"worst p99 over the rounds 4.00 ms",
+		"| closed, 32 clients | 1 | floor | 1000 | 0 | 6000 | 1.00 |",
+		"worst p99 over the rounds 4.00 ms (the floor's: 1.50 ms)",
 		"2100 bytes on disk per entry",
 	} {
 		if !strings.Contains(out.String(), want) {

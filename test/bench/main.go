@@ -39,11 +39,18 @@ var (
 	artifacts = flag.Int("artifacts", 10000, "artifacts of evidence in the store besides the three under review")
 	backends  = flag.String("backends", "sqlite,postgres", "stores to measure")
 	binary    = flag.String("vouch", "bin/vouch", "vouch binary")
+	floorAddr = flag.String("floor-addr", "", "serve as bench-compare's floor server on this address (started by the compare suite)")
+	floorCert = flag.String("floor-cert", "", "the floor server's TLS certificate")
+	floorKey  = flag.String("floor-key", "", "the floor server's TLS key")
 	profile   = flag.String("cpuprofile", "", "write a CPU profile of the measured queries here (drift suite; replay: PATH.BACKEND of the in-process replay)")
 )
 
 func main() {
 	flag.Parse()
+	if *floorAddr != "" {
+		fmt.Fprintln(os.Stderr, "bench: floor server:", serveFloor(*floorAddr, *floorCert, *floorKey))
+		os.Exit(1)
+	}
 	for _, s := range strings.Split(*suite, ",") {
 		var err error
 		switch s {
