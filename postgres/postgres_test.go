@@ -240,19 +240,30 @@ func TestRefusedEntryFailsAlone(t *testing.T) {
 	db := open(t, server.Database(t))
 	a := journal.NewAppender(db, journal.AppenderOptions{MaxDelay: 100 * time.Millisecond})
 	defer a.Close(ctx)
+	// b is refused by the sequencer itself; d only by the decisions log's
+	// digest index, after the sequencer stored it: that too must undo all.
+	entries := []journal.Entry{
+		{Kind: journal.KindAdmission, Key: "admission:a", Body: []byte(`{"uid":"x"}`)},
+		{Kind: journal.KindAdmission, Key: "admission:b\x00", Body: []byte(`{"uid":"x"}`)},
+		{Kind: journal.KindAdmission, Key: "admission:c", Body: []byte(`{"uid":"x"}`)},
+		{Kind: journal.KindAdmission, Key: "admission:d", Body: []byte(`{"uid":"x","images":[{"image":"r/a","digest":"sha256:\u0000"}]}`)},
+	}
 	var futures []journal.Future
-	for _, key := range []string{"admission:a", "admission:b\x00", "admission:c"} {
-		futures = append(futures, a.Add(ctx, journal.Entry{Kind: journal.KindAdmission, Key: key, Body: []byte(`{"uid":"x"}`)}))
+	for _, e := range entries {
+		futures = append(futures, a.Add(ctx, e))
 	}
 	for i, f := range futures {
 		_, err := f()
-		if refused := errors.Is(err, journal.ErrRefused); refused != (i == 1) {
+		if refused := errors.Is(err, journal.ErrRefused); refused != (i == 1 || i == 3) {
 			t.Errorf("entry %d: %v", i, err)
 		}
 	}
 	es, err := db.Entries(ctx, journal.Query{Limit: 10})
 	if err != nil || len(es) != 2 || es[0].Key != "admission:a" || es[1].Key != "admission:c" {
-		t.Fatalf("journal after a refused entry: %v %+v", err, es)
+		t.Fatalf("journal after refused entries: %v %+v", err, es)
+	}
+	if st, err := db.TreeState(ctx); err != nil || st.Size != 2 {
+		t.Fatalf("tree after refused entries: %+v, %v", st, err)
 	}
 }
 
