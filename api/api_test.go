@@ -118,6 +118,42 @@ func (f *fixture) postJSON(path, token, body string) (int, map[string]any) {
 
 func digest(n int) string { return fmt.Sprintf("sha256:%064x", n) }
 
+// refusingStore is the real store, refusing every entry whose body holds
+// marker, as PostgreSQL refuses content it cannot store.
+type refusingStore struct {
+	*sqlite.DB
+	marker string
+}
+
+func (s refusingStore) AppendBatch(ctx context.Context, entries []journal.Entry) ([]journal.Appended, error) {
+	for _, e := range entries {
+		if strings.Contains(string(e.Body), s.marker) {
+			return nil, journal.ErrRefused
+		}
+	}
+	return s.DB.AppendBatch(ctx, entries)
+}
+
+// TestRefusedRecord: content the store refuses is a 422 the client should
+// not retry, not a 503 it would retry for ever; nothing is stored.
+func TestRefusedRecord(t *testing.T) {
+	f := newFixture(t, func(f *fixture, cfg *api.Config) {
+		app := journal.NewAppender(refusingStore{f.db, "refuse-me"}, journal.AppenderOptions{})
+		t.Cleanup(func() { app.Close(context.Background()) })
+		cfg.Evidence = evidence.NewService(app, []string{"default", "prod"}, nil)
+	})
+	code, out, header := f.do("POST", "/api/v1/artifacts", "ci", "application/json", `{"name":"registry.example.com/refuse-me","digest":"`+digest(7)+`"}`)
+	if code != 422 || out["type"] != api.ProblemBase+"refused" || header.Get("Retry-After") != "" {
+		t.Errorf("refused record = %d %v (Retry-After %q), want 422 refused without Retry-After", code, out, header.Get("Retry-After"))
+	}
+	if code, _, _ := f.do("GET", "/api/v1/artifacts/"+digest(7), "auditor", "", ""); code != 404 {
+		t.Errorf("refused artifact: GET = %d, want 404", code)
+	}
+	if code, _ := f.postJSON("/api/v1/artifacts", "ci", `{"name":"registry.example.com/app","digest":"`+digest(8)+`"}`); code != 201 {
+		t.Errorf("next record = %d, want 201", code)
+	}
+}
+
 func TestArtifactIdempotencyAndConflict(t *testing.T) {
 	f := newFixture(t)
 	body := `{"name":"registry.example.com/app","digest":"` + digest(1) + `","git_commit":"0123456789abcdef0123456789abcdef01234567","build_url":"https://ci.example.com/1"}`

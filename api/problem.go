@@ -49,6 +49,7 @@ var (
 	problemConflict     = problemKind{"conflict", "The request conflicts with what is recorded", http.StatusConflict}
 	problemTooLarge     = problemKind{"too-large", "The request body is too large", http.StatusRequestEntityTooLarge}
 	problemMediaType    = problemKind{"unsupported-media-type", "Send the body as application/json", http.StatusUnsupportedMediaType}
+	problemRefused      = problemKind{"refused", "The store refused this content; it was not recorded, and sending it again will not help", http.StatusUnprocessableEntity}
 	problemUnavailable  = problemKind{"unavailable", "Vouch cannot complete the request now; retry later", http.StatusServiceUnavailable}
 	problemRateLimited  = problemKind{"rate-limited", "Too many requests with this token; retry after the time given", http.StatusTooManyRequests}
 	problemBusy         = problemKind{"busy", "Vouch is busy with the same kind of work; retry when it is done", http.StatusTooManyRequests}
@@ -78,6 +79,8 @@ func classify(err error) (problemKind, []evidence.FieldError) {
 		return problemNotFound, nil
 	case errors.Is(err, evidence.ErrConflict), errors.Is(err, auth.ErrNameTaken):
 		return problemConflict, nil
+	case errors.Is(err, journal.ErrRefused):
+		return problemRefused, nil
 	case errors.Is(err, evidence.ErrUnavailable), errors.Is(err, auth.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return problemUnavailable, nil
 	}

@@ -293,7 +293,10 @@ func (s *Service) record(ctx context.Context, kind journal.Kind, env, key string
 		return journal.Appended{}, fmt.Errorf("encode %s: %w", kind, err)
 	}
 	res, err := s.journal.Append(ctx, journal.Entry{Kind: kind, Time: at, Environment: env, Key: key, Body: raw})
-	if err != nil {
+	switch {
+	case errors.Is(err, journal.ErrRefused): // the same content would be refused again
+		return journal.Appended{}, fmt.Errorf("record %s: %w", kind, err)
+	case err != nil:
 		return journal.Appended{}, fmt.Errorf("record %s: %w: %w", kind, ErrUnavailable, err)
 	}
 	return res, nil
