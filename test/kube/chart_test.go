@@ -324,3 +324,46 @@ func TestChartReporter(t *testing.T) {
 		}
 	}
 }
+
+// TestChartPersistence: with persistence on, each replica's data directory
+// (the spool, or the SQLite journal) is a PersistentVolumeClaim of a
+// StatefulSet instead of an emptyDir.
+func TestChartPersistence(t *testing.T) {
+	objs, err := render(t, map[string]any{
+		"database":    map[string]any{"existingSecret": "vouch-db"},
+		"persistence": map[string]any{"enabled": true, "size": "2Gi", "storageClassName": "fast"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if objs["Deployment/vouch"] != nil {
+		t.Error("persistence on still renders a Deployment")
+	}
+	s := objs["StatefulSet/vouch"]
+	if s == nil {
+		t.Fatal("persistence on renders no StatefulSet")
+	}
+	if get(s, "spec", "serviceName") != "vouch" || get(s, "spec", "podManagementPolicy") != "Parallel" || get(s, "spec", "replicas") != float64(2) {
+		t.Errorf("StatefulSet spec = %v", renderString(t, s["spec"]))
+	}
+	claim, _ := get(s, "spec", "volumeClaimTemplates", 0).(map[string]any)
+	if get(claim, "metadata", "name") != "data" || get(claim, "spec", "resources", "requests", "storage") != "2Gi" || get(claim, "spec", "storageClassName") != "fast" {
+		t.Errorf("volume claim = %v", renderString(t, claim))
+	}
+	for _, v := range get(s, "spec", "template", "spec", "volumes").([]any) {
+		if v.(map[string]any)["name"] == "data" {
+			t.Errorf("the data volume is still a pod volume: %v", v)
+		}
+	}
+
+	objs, err = render(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if objs["StatefulSet/vouch"] != nil || objs["Deployment/vouch"] == nil {
+		t.Error("the default is not a Deployment")
+	}
+	if _, err := render(t, map[string]any{"persistence": map[string]any{"enabled": true, "size": "lots"}}); err == nil {
+		t.Error("a size that is not a quantity passed the schema")
+	}
+}
