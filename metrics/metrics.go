@@ -24,6 +24,8 @@ type Metrics struct {
 	checkpointSize   prometheus.Gauge
 	compliance       *prometheus.GaugeVec
 	publishErrors    prometheus.Counter
+	integrityChecks  *prometheus.CounterVec
+	integrityOK      prometheus.Gauge
 }
 
 // New registers Vouch's metrics, and the Go and process collectors, in a
@@ -71,9 +73,17 @@ func New() *Metrics {
 			Name: "vouch_journal_checkpoint_publish_errors_total",
 			Help: "Checkpoints that could not be published to a configured destination.",
 		}),
+		integrityChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vouch_integrity_checks_total",
+			Help: "Scheduled checks of the stored journal and evidence, by result (passed, failed, error: the check could not run).",
+		}, []string{"result"}),
+		integrityOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vouch_integrity_check_last_passed_timestamp_seconds",
+			Help: "When the stored journal and evidence last passed the scheduled check (Unix time).",
+		}),
 	}
 	reg.MustRegister(m.admissions, m.admissionLatency, m.evidence, m.journalAppends, m.journalBatch, m.journalCommit,
-		m.checkpointSize, m.publishErrors, m.compliance,
+		m.checkpointSize, m.publishErrors, m.compliance, m.integrityChecks, m.integrityOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -126,5 +136,14 @@ func (m *Metrics) ObserveCheckpoint(c journal.Checkpoint, publishErr error) {
 func (m *Metrics) SetCompliance(environment string, counts map[string]int) {
 	for status, n := range counts {
 		m.compliance.WithLabelValues(environment, status).Set(float64(n))
+	}
+}
+
+// ObserveIntegrityCheck records a scheduled integrity check: "passed",
+// "failed" (the store does not verify) or "error" (it could not be read).
+func (m *Metrics) ObserveIntegrityCheck(result string, at time.Time) {
+	m.integrityChecks.WithLabelValues(result).Inc()
+	if result == "passed" {
+		m.integrityOK.Set(float64(at.Unix()))
 	}
 }

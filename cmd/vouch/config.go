@@ -43,6 +43,7 @@ type Config struct {
 	LogFormat           string                 `json:"log_format"`
 	JournalMaxBatch     int                    `json:"journal_max_batch"`
 	JournalMaxDelay     Duration               `json:"journal_max_delay"`
+	IntegrityInterval   Duration               `json:"integrity_check_interval"`
 	ShutdownTimeout     Duration               `json:"shutdown_timeout"`
 	DebugAddr           string                 `json:"debug_addr"`
 	Kubeconfig          string                 `json:"kubeconfig"`
@@ -154,6 +155,7 @@ func defaultConfig() Config {
 		LeaderElectionID:   "vouch",
 		SnapshotInterval:   Duration(drift.DefaultHeartbeat),
 		JournalMaxDelay:    Duration(journal.DefaultMaxDelay),
+		IntegrityInterval:  Duration(24 * time.Hour),
 		ShutdownTimeout:    Duration(25 * time.Second),
 		DefaultEnvironment: policy.DefaultEnvironmentName,
 	}
@@ -234,6 +236,7 @@ var serveSettings = []setting{
 		c.JournalMaxBatch = n
 		return nil
 	}},
+	{"integrity-check-interval", "integrity_check_interval", "how often the leader verifies the whole stored journal and audits the evidence against it, alerting when they do not verify (default \"24h\"; 0: never)", duration(func(c *Config) *Duration { return &c.IntegrityInterval })},
 	{"journal-max-delay", "journal_max_delay", "how long a journal batch may wait for more entries (default 0: commit at once)", duration(func(c *Config) *Duration { return &c.JournalMaxDelay })},
 	{"shutdown-timeout", "shutdown_timeout", "how long in-flight requests get to finish at shutdown (default \"25s\")", duration(func(c *Config) *Duration { return &c.ShutdownTimeout })},
 	{"evidence-cache-size", "evidence_cache_size", "digests of evidence cached in memory; 0 turns the cache off (default 100000)", func(c *Config, v string) error {
@@ -469,6 +472,9 @@ func (c *Config) validate() error {
 	}
 	if d := time.Duration(c.JournalMaxDelay); d < 0 || d > time.Second {
 		return fmt.Errorf("journal_max_delay (--journal-max-delay): %s is not between 0 and 1s", d)
+	}
+	if d := time.Duration(c.IntegrityInterval); d != 0 && (d < time.Minute || d > 30*24*time.Hour) {
+		return fmt.Errorf("integrity_check_interval (--integrity-check-interval): %s is neither 0 nor between 1m and 720h", d)
 	}
 	if d := time.Duration(c.ShutdownTimeout); d < time.Second || d > 10*time.Minute {
 		return fmt.Errorf("shutdown_timeout (--shutdown-timeout): %s is not between 1s and 10m", d)

@@ -55,6 +55,7 @@ type store interface {
 	drift.Store
 	drift.AdmittedLookup
 	drift.DecisionStore
+	evidence.RefLister
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -223,6 +224,15 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	alerts.monitor = monitor
 	go exemptions.Run(runCtx, 2*time.Second, log)
 	singletons := []func(context.Context){checkpointer.Run, monitor.Run}
+	if d := time.Duration(cfg.IntegrityInterval); d > 0 {
+		verifier, err := journal.NewVerifier(publicKey)
+		if err != nil {
+			appender.Close(ctx)
+			return err
+		}
+		check := &integrityCheck{store: st, verifier: verifier, interval: d, alert: monitor.Alert, observe: m.ObserveIntegrityCheck, log: log}
+		singletons = append(singletons, check.Run)
+	}
 	if rotator != nil {
 		singletons = append(singletons, rotator.Run)
 	}
