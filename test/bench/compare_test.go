@@ -189,7 +189,7 @@ func TestPrintCompare(t *testing.T) {
 		"| Vouch (vouch serve) | 100003 | 55 | 100 (32 clients: 2000 req/s, p99 5.00 ms) |",
 		"Vouch/OPA 2.00 (per round)",
 		"| closed, 32 clients | 1 | floor | 1000 | 0 | 6000 | 1.00 |",
-		"worst p99 over the rounds 4.00 ms (the floor's: 1.50 ms)",
+		"worst p99 over the rounds 4.00 ms (the floor's worst: 1.50 ms)",
 		"2100 bytes on disk per entry",
 	} {
 		if !strings.Contains(out.String(), want) {
