@@ -1,5 +1,6 @@
-// Package layout checks the package structure: domain packages never depend
-// on transports or drivers, directly or through other packages.
+// Package layout checks the repository's structure: domain packages never
+// depend on transports or drivers, directly or through other packages, and
+// the documentation's links lead somewhere.
 package layout
 
 import (
