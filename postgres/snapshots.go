@@ -13,7 +13,7 @@ import (
 
 var _ drift.Store = (*DB)(nil)
 
-const recordColumns = `id, time, full_id, body`
+const recordColumns = `id, time, full_id, environment, kind, body`
 
 // LatestRecord implements drift.Store.
 func (d *DB) LatestRecord(ctx context.Context, env string, at time.Time, kinds ...string) (drift.StoredRecord, error) {
@@ -48,35 +48,13 @@ func (d *DB) RecordsBetween(ctx context.Context, env string, since, until time.T
 // RecordsWith implements drift.Store: the records that name the digest,
 // and the other full records without their bodies, both by index.
 func (d *DB) RecordsWith(ctx context.Context, env, digest string, since, until time.Time, limit int) ([]drift.StoredRecord, error) {
-	rows, err := d.pool.Query(ctx, `SELECT id, time, full_id, kind, body FROM snapshots
+	return d.records(ctx, `SELECT `+recordColumns+` FROM snapshots
 		WHERE id IN (SELECT id FROM snapshot_digests WHERE environment = $1 AND digest = $2) AND time > $3 AND time <= $4
 		UNION ALL
-		SELECT id, time, full_id, kind, NULL FROM snapshots
+		SELECT id, time, full_id, environment, kind, NULL FROM snapshots
 		WHERE environment = $1 AND kind = 'full' AND time > $3 AND time <= $4
 			AND id NOT IN (SELECT id FROM snapshot_digests WHERE environment = $1 AND digest = $2)
 		ORDER BY time, id LIMIT $5`, env, digest, since, until, limit)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: snapshots: %w", err)
-	}
-	var out []drift.StoredRecord
-	var id, full int64
-	var at time.Time
-	var kind string
-	var body []byte
-	_, err = pgx.ForEachRow(rows, []any{&id, &at, &full, &kind, &body}, func() error {
-		r := drift.StoredRecord{ID: uint64(id), Time: at.UTC(), FullID: uint64(full), Record: drift.Record{Environment: env, Kind: kind}}
-		if body != nil {
-			if err := json.Unmarshal(body, &r.Record); err != nil {
-				return err
-			}
-		}
-		out = append(out, r)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: snapshots: %w", err)
-	}
-	return out, nil
 }
 
 // Environments implements drift.Store.
@@ -113,11 +91,14 @@ func (d *DB) records(ctx context.Context, q string, args ...any) ([]drift.Stored
 	var out []drift.StoredRecord
 	var id, full int64
 	var at time.Time
+	var env, kind string
 	var body []byte
-	_, err = pgx.ForEachRow(rows, []any{&id, &at, &full, &body}, func() error {
-		r := drift.StoredRecord{ID: uint64(id), Time: at.UTC(), FullID: uint64(full)}
-		if err := json.Unmarshal(body, &r.Record); err != nil {
-			return err
+	_, err = pgx.ForEachRow(rows, []any{&id, &at, &full, &env, &kind, &body}, func() error {
+		r := drift.StoredRecord{ID: uint64(id), Time: at.UTC(), FullID: uint64(full), Record: drift.Record{Environment: env, Kind: kind}}
+		if body != nil { // NULL: a record listed without its body
+			if err := json.Unmarshal(body, &r.Record); err != nil {
+				return err
+			}
 		}
 		out = append(out, r)
 		return nil

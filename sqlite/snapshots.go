@@ -11,7 +11,7 @@ import (
 
 var _ drift.Store = (*DB)(nil)
 
-const recordColumns = `id, time, full_id, body`
+const recordColumns = `id, time, full_id, environment, kind, body`
 
 // LatestRecord implements drift.Store.
 func (d *DB) LatestRecord(ctx context.Context, env string, at time.Time, kinds ...string) (drift.StoredRecord, error) {
@@ -49,38 +49,14 @@ func (d *DB) RecordsWith(ctx context.Context, env, digest string, since, until t
 	// CROSS JOIN and INDEXED BY: SQLite reads the digest's records and
 	// the full records, never the whole range of snapshots (which it
 	// would choose, by time).
-	rows, err := d.db.QueryContext(ctx, `SELECT s.id, s.time, s.full_id, s.kind, s.body
+	return d.records(ctx, `SELECT s.id, s.time, s.full_id, s.environment, s.kind, s.body
 		FROM snapshot_digests n CROSS JOIN snapshots s ON s.id = n.id
 		WHERE n.environment = ?1 AND n.digest = ?2 AND s.time > ?3 AND s.time <= ?4
 		UNION ALL
-		SELECT id, time, full_id, kind, NULL FROM snapshots INDEXED BY snapshots_env_kind_time
+		SELECT id, time, full_id, environment, kind, NULL FROM snapshots INDEXED BY snapshots_env_kind_time
 		WHERE environment = ?1 AND kind = 'full' AND time > ?3 AND time <= ?4
 			AND id NOT IN (SELECT id FROM snapshot_digests WHERE environment = ?1 AND digest = ?2)
 		ORDER BY time, id LIMIT ?5`, env, digest, micros(since), micros(until), limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: snapshots: %w", err)
-	}
-	var out []drift.StoredRecord
-	err = eachRow(rows, func() error {
-		var id, at, full int64
-		var kind string
-		var body []byte
-		if err := rows.Scan(&id, &at, &full, &kind, &body); err != nil {
-			return err
-		}
-		r := drift.StoredRecord{ID: uint64(id), Time: fromMicros(at), FullID: uint64(full), Record: drift.Record{Environment: env, Kind: kind}}
-		if body != nil {
-			if err := json.Unmarshal(body, &r.Record); err != nil {
-				return err
-			}
-		}
-		out = append(out, r)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: snapshots: %w", err)
-	}
-	return out, nil
 }
 
 // Environments implements drift.Store.
@@ -129,13 +105,16 @@ func (d *DB) records(ctx context.Context, q string, args ...any) ([]drift.Stored
 	var out []drift.StoredRecord
 	err = eachRow(rows, func() error {
 		var id, at, full int64
+		var env, kind string
 		var body []byte
-		if err := rows.Scan(&id, &at, &full, &body); err != nil {
+		if err := rows.Scan(&id, &at, &full, &env, &kind, &body); err != nil {
 			return err
 		}
-		r := drift.StoredRecord{ID: uint64(id), Time: fromMicros(at), FullID: uint64(full)}
-		if err := json.Unmarshal(body, &r.Record); err != nil {
-			return err
+		r := drift.StoredRecord{ID: uint64(id), Time: fromMicros(at), FullID: uint64(full), Record: drift.Record{Environment: env, Kind: kind}}
+		if body != nil { // NULL: a record listed without its body
+			if err := json.Unmarshal(body, &r.Record); err != nil {
+				return err
+			}
 		}
 		out = append(out, r)
 		return nil
