@@ -33,7 +33,7 @@ func TestMemory(t *testing.T) {
 
 func TestRedisSharesTheCountAndSurvivesRedis(t *testing.T) {
 	if testing.Short() {
-		t.Skip("needs redis-server")
+		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
 	}
 	srv, err := redistest.Start()
 	if err != nil {

@@ -30,7 +30,7 @@ func (c *counting) Lookup(ctx context.Context, digests []string) (map[string]evi
 
 func TestSharedCache(t *testing.T) {
 	if testing.Short() {
-		t.Skip("needs redis-server")
+		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
 	}
 	srv, err := redistest.Start()
 	if err != nil {
