@@ -26,19 +26,31 @@ func (s *countingStore) Lookup(ctx context.Context, digests []string) (map[strin
 	return s.DB.Lookup(ctx, digests)
 }
 
-func TestCache(t *testing.T) {
-	ctx := context.Background()
-	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "v.db")})
+// openStore opens a real SQLite store for the test.
+func openStore(t *testing.T) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.New(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "v.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// newAppender appends to store until the test ends.
+func newAppender(t *testing.T, store journal.BatchAppender) *journal.Appender {
+	a := journal.NewAppender(store, journal.AppenderOptions{})
+	t.Cleanup(func() { a.Close(context.Background()) })
+	return a
+}
+
+func TestCache(t *testing.T) {
+	ctx := context.Background()
+	db := openStore(t)
 	store := &countingStore{DB: db}
 	cache := evidence.NewCache(store, 10, true)
-	local := journal.NewAppender(cache.WrapJournal(db), journal.AppenderOptions{})
-	defer local.Close(ctx)
-	remote := journal.NewAppender(db, journal.AppenderOptions{}) // another replica: the cache hears nothing
-	defer remote.Close(ctx)
+	local := newAppender(t, cache.WrapJournal(db))
+	remote := newAppender(t, db) // another replica: the cache hears nothing
 	d := "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 
 	get := func() evidence.Evidence {
@@ -116,13 +128,8 @@ func (s *switchable) Lookup(ctx context.Context, digests []string) (map[string]e
 
 func TestCacheAnswersThroughAnOutage(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "v.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	app := journal.NewAppender(db, journal.AppenderOptions{})
-	defer app.Close(ctx)
+	db := openStore(t)
+	app := newAppender(t, db)
 	if _, _, err := evidence.NewService(app, nil, nil).ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "app", Digest: "sha256:" + strings.Repeat("a", 64)}); err != nil {
 		t.Fatal(err)
 	}
@@ -165,13 +172,8 @@ func (s *gated) Lookup(ctx context.Context, digests []string) (map[string]eviden
 
 func TestCacheCoalescesLookups(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "v.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	app := journal.NewAppender(db, journal.AppenderOptions{})
-	defer app.Close(ctx)
+	db := openStore(t)
+	app := newAppender(t, db)
 	known, unknown := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
 	if _, _, err := evidence.NewService(app, nil, nil).ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "app", Digest: known}); err != nil {
 		t.Fatal(err)
