@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -145,14 +144,7 @@ func testDecisions(t *testing.T, s Store) {
 // without the index, indexes them as the store does with each entry.
 func DecisionsBackfill(t *testing.T, s Store, exec func(ctx context.Context, sql string) error, migration string) {
 	ctx := context.Background()
-	b, err := os.ReadFile(migration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, backfill, ok := strings.Cut(string(b), "-- Backfill")
-	if !ok {
-		t.Fatalf("%s has no -- Backfill section", migration)
-	}
+	backfill := backfillOf(t, migration)
 	decisionHistory(t, s)
 	queries := []drift.DecisionQuery{{}, {Digest: digest(1)}, {Digest: digest(2)}, {Digest: digest(4)}}
 	read := func() []drift.DecisionPage {

@@ -287,14 +287,7 @@ func testSightings(t *testing.T, s Store) {
 // snapshot.
 func RanBackfill(t *testing.T, s Store, exec func(ctx context.Context, sql string) error, migration string) {
 	ctx := context.Background()
-	b, err := os.ReadFile(migration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, backfill, ok := strings.Cut(string(b), "-- Backfill")
-	if !ok {
-		t.Fatalf("%s has no -- Backfill section", migration)
-	}
+	backfill := backfillOf(t, migration)
 	sightingHistory(t, s)
 	digests := []string{digest(1), digest(2), digest(3)}
 	want, err := s.Sightings(ctx, digests)
@@ -324,14 +317,7 @@ func RanBackfill(t *testing.T, s Store, exec func(ctx context.Context, sql strin
 // what the store indexes with each snapshot (started, stopped, changed).
 func SnapshotDigestsBackfill(t *testing.T, s Store, exec func(ctx context.Context, sql string) error, migration string) {
 	ctx := context.Background()
-	b, err := os.ReadFile(migration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, backfill, ok := strings.Cut(string(b), "-- Backfill")
-	if !ok {
-		t.Fatalf("%s has no -- Backfill section", migration)
-	}
+	backfill := backfillOf(t, migration)
 	sightingHistory(t, s)
 	a := journal.NewAppender(s, journal.AppenderOptions{})
 	defer a.Close(ctx)
@@ -373,4 +359,19 @@ func SnapshotDigestsBackfill(t *testing.T, s Store, exec func(ctx context.Contex
 	if diff := cmp.Diff(want, records()); diff != "" {
 		t.Errorf("RecordsWith after the backfill (-as kept +backfilled):\n%s", diff)
 	}
+}
+
+// backfillOf returns the SQL after the "-- Backfill" comment of a
+// migration file.
+func backfillOf(t *testing.T, migration string) string {
+	t.Helper()
+	b, err := os.ReadFile(migration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, backfill, ok := strings.Cut(string(b), "-- Backfill")
+	if !ok {
+		t.Fatalf("%s has no -- Backfill section", migration)
+	}
+	return backfill
 }
