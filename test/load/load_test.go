@@ -52,6 +52,28 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunOpenLoop sends at a fixed rate and checks the count and that the
+// pacer's own lateness, part of every latency, is reported below it.
+func TestRunOpenLoop(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u","allowed":true}}`)
+	}))
+	defer srv.Close()
+	pool := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	const rate, seconds = 200, 1
+	res, err := Run(context.Background(), Options{URL: srv.URL + "/", TLS: &tls.Config{RootCAs: pool}, Concurrency: 4,
+		Rate: rate, Duration: seconds * time.Second, Images: []string{"registry.example.com/a@sha256:" + fmt.Sprintf("%064x", 1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Mode != "open" || res.Errors != 0 || res.Requests < rate*seconds*9/10 || res.Requests > rate*seconds+1 {
+		t.Errorf("Run = %s, want an open loop of about %d requests without errors", res, rate*seconds)
+	}
+	if res.PacerLateP99 <= 0 || res.PacerLateP99 > res.P99 {
+		t.Errorf("pacer lateness p99 %.2f ms, latency p99 %.2f ms: want 0 < lateness <= latency", res.PacerLateP99, res.P99)
+	}
+}
+
 func TestRunCountsWrongAnswersAsErrors(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u","allowed":false}}`)
