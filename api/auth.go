@@ -19,13 +19,7 @@ const tokenKey = "vouch.token"
 // Missing or invalid tokens get 401, valid tokens without the scope 403.
 func (s *Server) require(scopes ...auth.Scope) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		h := c.GetHeader("Authorization")
-		secret, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || strings.TrimSpace(secret) == "" {
-			s.fail(c, fmt.Errorf("%w: send \"Authorization: Bearer <token>\"", auth.ErrUnauthenticated))
-			return
-		}
-		t, err := s.cfg.Tokens.Authenticate(c.Request.Context(), strings.TrimSpace(secret))
+		t, err := s.authenticate(c)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -44,6 +38,20 @@ func (s *Server) require(scopes ...auth.Scope) gin.HandlerFunc {
 		}
 		c.Next()
 	}
+}
+
+// authenticate returns the token of the request's bearer secret, or the
+// one a request made inside the process carries (auth.WithToken: the
+// console's downloads for a signed-in auditor).
+func (s *Server) authenticate(c *gin.Context) (auth.Token, error) {
+	secret, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok || strings.TrimSpace(secret) == "" {
+		if t, ok := auth.TokenFrom(c.Request.Context()); ok {
+			return t, nil
+		}
+		return auth.Token{}, fmt.Errorf("%w: send \"Authorization: Bearer <token>\"", auth.ErrUnauthenticated)
+	}
+	return s.cfg.Tokens.Authenticate(c.Request.Context(), strings.TrimSpace(secret))
 }
 
 // caller returns the authenticated token's name: the identity recorded as

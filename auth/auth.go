@@ -135,7 +135,13 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Token, error
 	if !strings.HasPrefix(secret, Prefix) && len(secret) < 32 {
 		return Token{}, fmt.Errorf("%w: malformed token", ErrUnauthenticated)
 	}
-	t, err := s.store.TokenByHash(ctx, Hash(secret))
+	return s.AuthenticateHash(ctx, Hash(secret))
+}
+
+// AuthenticateHash is Authenticate for a token known by its hash (a
+// console session's).
+func (s *Service) AuthenticateHash(ctx context.Context, hash string) (Token, error) {
+	t, err := s.store.TokenByHash(ctx, hash)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return Token{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)

@@ -220,7 +220,7 @@ func (c *Console) auditPackage(w http.ResponseWriter, r *http.Request) {
 	if err := zw.Close(); err != nil {
 		c.log.Error("console: audit package", "digest", dg, "error", err)
 	}
-	c.log.Info("console audit package", "digest", dg, "entries", len(entries), "token", current(ctx).name)
+	c.log.Info("console audit package", "digest", dg, "entries", len(entries), "token", current(ctx).Name)
 }
 
 // auditPackageByDigest sends the downloads page's form to the artifact's

@@ -191,6 +191,7 @@ type benchStore interface {
 	evidence.Store
 	evidence.BlobStore
 	auth.Store
+	auth.SessionStore
 	drift.Store
 	drift.AdmittedLookup
 	drift.DecisionStore
@@ -282,7 +283,7 @@ func benchConsole(b *testing.B) (h http.Handler, mid time.Time, cookie *http.Coo
 		Checker: drift.Checker{Evidence: cache, Admitted: db, Assessor: assessor{hook}}, Environments: benchEnvs, Journal: db}
 	apiServer := api.New(api.Config{Evidence: evidence.NewService(appender, benchEnvs, nil), EvidenceStore: db, Journal: db, Tokens: tokens,
 		Blobs: db, Drift: ds, Ready: db.Ping, Logger: quiet})
-	c, err := console.New(console.Config{Tokens: tokens, Journal: db, Evidence: db, Blobs: db, Decisions: db, Drift: ds,
+	c, err := console.New(console.Config{Tokens: tokens, Sessions: db, Journal: db, Evidence: db, Blobs: db, Decisions: db, Drift: ds,
 		Environments: benchEnvs, PublicKey: pub, API: apiServer, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)

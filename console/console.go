@@ -33,9 +33,11 @@ var templateFiles embed.FS
 //go:embed assets
 var assetFiles embed.FS
 
-// Authenticator checks bearer secrets (auth.Service).
+// Authenticator checks tokens (auth.Service): at sign-in by their secret,
+// on every later request by the hash a session keeps.
 type Authenticator interface {
 	Authenticate(ctx context.Context, secret string) (auth.Token, error)
+	AuthenticateHash(ctx context.Context, hash string) (auth.Token, error)
 }
 
 // DriftService answers what ran where and when (drift.Service).
@@ -56,7 +58,9 @@ type BlobReader interface {
 
 // Config wires the console.
 type Config struct {
-	Tokens    Authenticator
+	Tokens Authenticator
+	// Sessions keeps who signed in, in the database the replicas share.
+	Sessions  auth.SessionStore
 	Journal   journal.Store
 	Evidence  evidence.Store
 	Blobs     BlobReader
@@ -94,7 +98,7 @@ const (
 
 func (c *Config) validate() error {
 	var missing []string
-	for name, ok := range map[string]bool{"Tokens": c.Tokens != nil, "Journal": c.Journal != nil, "Evidence": c.Evidence != nil,
+	for name, ok := range map[string]bool{"Tokens": c.Tokens != nil, "Sessions": c.Sessions != nil, "Journal": c.Journal != nil, "Evidence": c.Evidence != nil,
 		"Decisions": c.Decisions != nil, "Drift": c.Drift != nil, "API": c.API != nil} {
 		if !ok {
 			missing = append(missing, name)
@@ -146,7 +150,7 @@ func New(cfg Config) (*Console, error) {
 	}
 	sub, _ := fs.Sub(assetFiles, "assets")
 	c := &Console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), pages: pages,
-		sessions: newSessions(cfg.SessionIdle, cfg.SessionMax, cfg.Now), signIn: ratelimit.NewMemory(cfg.SignInLimit),
+		sessions: &sessions{store: cfg.Sessions, idle: cfg.SessionIdle, max: cfg.SessionMax, now: cfg.Now}, signIn: ratelimit.NewMemory(cfg.SignInLimit),
 		assets: http.StripPrefix("/assets/", http.FileServerFS(sub))}
 	m := c.mux
 	m.HandleFunc("GET /assets/", c.serveAsset)

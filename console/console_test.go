@@ -63,6 +63,7 @@ type fixture struct {
 	logs     *syncBuffer
 	cp       *journal.Checkpointer
 	drift    *drift.Service
+	cfg      console.Config // the console's, for replicas of it
 }
 
 func newFixture(t *testing.T, tls bool) *fixture {
@@ -104,8 +105,9 @@ func newFixture(t *testing.T, tls bool) *fixture {
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
 	apiServer := api.New(api.Config{Evidence: evidence.NewService(appender, envs, nil, evidence.WithBlobs(db)), EvidenceStore: db,
 		Journal: db, Tokens: f.auth, Blobs: db, Drift: f.drift, Ready: db.Ping, Logger: log})
-	c, err := console.New(console.Config{Tokens: f.auth, Journal: db, Evidence: db, Blobs: db, Decisions: db, Drift: f.drift,
-		Environments: envs, PublicKey: pub, API: apiServer, Logger: log})
+	f.cfg = console.Config{Tokens: f.auth, Sessions: db, Journal: db, Evidence: db, Blobs: db, Decisions: db, Drift: f.drift,
+		Environments: envs, PublicKey: pub, API: apiServer, Logger: log}
+	c, err := console.New(f.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,10 +123,10 @@ func newFixture(t *testing.T, tls bool) *fixture {
 // client is a browser: it keeps cookies and does not follow redirects.
 func (f *fixture) client() *http.Client {
 	jar, _ := cookiejar.New(nil)
-	c := f.srv.Client()
+	c := *f.srv.Client() // a copy: the server's client is shared
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return c
+	return &c
 }
 
 func (f *fixture) get(c *http.Client, path string) (*http.Response, string) {
@@ -336,6 +338,133 @@ func TestSignOut(t *testing.T) {
 	}
 	if resp, _ := f.get(c, "/"); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("GET / after sign-out = %d, want 303", resp.StatusCode)
+	}
+}
+
+// replica serves another console over the fixture's database, with its
+// own clock: another replica, or the same one after a restart.
+func (f *fixture) replica(now func() time.Time) *httptest.Server {
+	f.t.Helper()
+	cfg := f.cfg
+	cfg.Now = now
+	c, err := console.New(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	f.t.Cleanup(srv.Close)
+	return srv
+}
+
+// getFrom is get at another server, with c's cookies for f's.
+func (f *fixture) getFrom(c *http.Client, srv *httptest.Server, path string) (*http.Response, string) {
+	f.t.Helper()
+	u, _ := url.Parse(f.srv.URL)
+	req, _ := http.NewRequest("GET", srv.URL+path, nil)
+	for _, ck := range c.Jar.Cookies(u) {
+		req.AddCookie(ck)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// TestSessionsAreSharedByReplicas signs in on one replica and reads pages
+// and downloads on another; signing out on that one ends the session on
+// both. The database holds neither the cookie nor the token's secret.
+func TestSessionsAreSharedByReplicas(t *testing.T) {
+	f := newFixture(t, false)
+	f.seed()
+	other := f.replica(nil)
+	c := f.client()
+	f.signIn(c, "auditor", "/")
+	resp, body := f.getFrom(c, other, "/")
+	if resp.StatusCode != 200 || !strings.Contains(body, "auditor") {
+		t.Fatalf("GET / on the other replica = %d, want the overview for auditor:\n%s", resp.StatusCode, body)
+	}
+	if resp, body := f.getFrom(c, other, "/downloads/export?kind=admission"); resp.StatusCode != 200 {
+		t.Errorf("journal export through the other replica's API = %d:\n%s", resp.StatusCode, body)
+	}
+
+	u, _ := url.Parse(f.srv.URL)
+	var cookie string
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == console.SessionCookie {
+			cookie = ck.Value
+		}
+	}
+	stored, err := f.db.Session(context.Background(), auth.Hash(cookie))
+	if err != nil {
+		t.Fatalf("the session's hash is not stored: %v", err)
+	}
+	for _, v := range []string{stored.IDHash, stored.TokenHash, stored.Name, stored.CSRF} {
+		if cookie == "" || v == cookie || v == f.tokens["auditor"] {
+			t.Errorf("the stored session %+v holds the cookie or the token's secret", stored)
+		}
+	}
+
+	csrf := csrfRE.FindStringSubmatch(body)
+	if csrf == nil {
+		t.Fatalf("no sign-out form on the other replica's overview:\n%s", body)
+	}
+	req, _ := http.NewRequest("POST", other.URL+"/sign-out", strings.NewReader(url.Values{"csrf": {csrf[1]}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: console.SessionCookie, Value: cookie})
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out on the other replica = %d, want 303", resp.StatusCode)
+	}
+	if resp, _ := f.get(c, "/"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("GET / on the first replica after signing out on the other = %d, want 303 to sign in", resp.StatusCode)
+	}
+}
+
+// TestSessionsEndWhenIdleOrOld: a session ends after DefaultSessionIdle
+// unused, and DefaultSessionMax after sign-in however much it is used.
+func TestSessionsEndWhenIdleOrOld(t *testing.T) {
+	f := newFixture(t, false)
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	later := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	srv := f.replica(clock)
+	status := func(c *http.Client) int {
+		resp, _ := f.getFrom(c, srv, "/")
+		return resp.StatusCode
+	}
+
+	idle := f.client()
+	f.signIn(idle, "auditor", "/") // at the fixture's console, on the real clock: now
+	busy := f.client()
+	f.signIn(busy, "auditor", "/")
+	if status(idle) != 200 || status(busy) != 200 {
+		t.Fatal("fresh sessions refused")
+	}
+	step := console.DefaultSessionIdle / 2
+	for i := 1; i <= 5; i++ {
+		later(step)
+		if got := status(busy); got != 200 {
+			t.Fatalf("a session used every %s refused %s after sign-in: %d", step, time.Duration(i)*step, got)
+		}
+	}
+	if got := status(idle); got != http.StatusSeeOther {
+		t.Errorf("a session unused for %s = %d, want 303 to sign in", 5*step, got)
+	}
+	later(3 * time.Hour)
+	if got := status(busy); got != 200 {
+		t.Errorf("a session used %s ago, %s after sign-in = %d, want 200", 3*time.Hour, 5*step+3*time.Hour, got)
+	}
+	later(2 * time.Hour)
+	if got := status(busy); got != http.StatusSeeOther {
+		t.Errorf("a session %s after sign-in = %d, want 303 to sign in", 5*step+5*time.Hour, got)
 	}
 }
 

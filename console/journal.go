@@ -215,7 +215,7 @@ func (c *Console) integrity(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("verify") != "" {
 		v := c.verifyNow(r.Context())
 		d.Verify = &v
-		c.log.Info("console verify-now", "ok", v.OK, "checks", len(v.Checks), "duration_ms", v.Took.Milliseconds(), "token", current(r.Context()).name)
+		c.log.Info("console verify-now", "ok", v.OK, "checks", len(v.Checks), "duration_ms", v.Took.Milliseconds(), "token", current(r.Context()).Name)
 	}
 	c.render(w, r, http.StatusOK, "journal", "Journal integrity", d)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
@@ -448,7 +449,7 @@ func (c *Console) decisionsExport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c.log.Info("console decisions export", "format", format, "rows", rows, "token", current(r.Context()).name)
+	c.log.Info("console decisions export", "format", format, "rows", rows, "token", current(r.Context()).Name)
 }
 
 type searchData struct {
@@ -568,14 +569,13 @@ func (c *Console) blob(w http.ResponseWriter, r *http.Request) {
 	c.viaAPI(w, r, "/api/v1/blobs/"+url.PathEscape(dg), nil)
 }
 
-// viaAPI serves a GET of the API with the session's token instead of the
+// viaAPI serves a GET of the API as the session's token, without the
 // browser's cookies.
 func (c *Console) viaAPI(w http.ResponseWriter, r *http.Request, path string, query url.Values) {
-	ss := current(r.Context())
-	req := r.Clone(r.Context())
+	req := r.Clone(auth.WithToken(r.Context(), current(r.Context()).token))
 	req.URL = &url.URL{Path: path, RawQuery: query.Encode()}
 	req.RequestURI = req.URL.RequestURI()
-	req.Header = http.Header{"Authorization": {"Bearer " + ss.secret}}
+	req.Header = http.Header{}
 	if v := r.Header.Get("If-None-Match"); v != "" {
 		req.Header.Set("If-None-Match", v)
 	}

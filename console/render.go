@@ -136,7 +136,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 	l := layout{Title: title, Section: section(r.URL.Path), Data: data}
 	if ss := current(r.Context()); ss != nil {
-		l.User, l.CSRF = ss.name, ss.csrf
+		l.User, l.CSRF = ss.Name, ss.CSRF
 	}
 	var buf bytes.Buffer
 	if err := p.t.ExecuteTemplate(&buf, "layout.html", l); err != nil {

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vouch-dev/vouch/auth"
@@ -25,31 +24,24 @@ const (
 	CSRFCookie    = "vouch_csrf" // for the sign-in form, before there is a session
 )
 
-// session is a signed-in auditor. The token's secret is kept here, in the
-// server's memory only, so that every request is checked against the
-// token as it is now (revoked, expired) and downloads go through the API
-// with it.
+// session is a signed-in auditor: the stored session (auth.Session), the
+// id from the browser's cookie, and the token as it is now.
 type session struct {
-	id        string
-	secret    string
-	name      string // the token's name: who is signed in
-	csrf      string
-	created   time.Time
-	lastSeen  time.Time
-	expiresAt time.Time
+	auth.Session
+	id    string     // the cookie's; the store knows only its hash
+	token auth.Token // checked again on every request
 }
 
-// sessions keeps sessions in memory: a restart or another replica means
-// signing in again.
+// touchEvery is how old a session's last-seen time may get before a
+// request stores a new one: a write per minute of use, not per page.
+const touchEvery = time.Minute
+
+// sessions keeps sessions in the database, so that whichever replica
+// serves a request knows who signed in, and a restart signs nobody out.
 type sessions struct {
+	store     auth.SessionStore
 	idle, max time.Duration
 	now       func() time.Time
-	mu        sync.Mutex
-	byID      map[string]*session
-}
-
-func newSessions(idle, max time.Duration, now func() time.Time) *sessions {
-	return &sessions{idle: idle, max: max, now: now, byID: map[string]*session{}}
 }
 
 // randomID returns 256 random bits, URL-safe.
@@ -59,46 +51,43 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (s *sessions) create(secret, name string) *session {
+// create starts a session for the token with tokenHash, and sweeps away
+// the sessions that have ended.
+func (s *sessions) create(ctx context.Context, tokenHash, name string) (*session, error) {
 	now := s.now()
-	ss := &session{id: randomID(), secret: secret, name: name, csrf: randomID(), created: now, lastSeen: now, expiresAt: now.Add(s.max)}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, old := range s.byID { // sweep what has expired
-		if s.expired(old, now) {
-			delete(s.byID, id)
+	if err := s.store.DeleteExpiredSessions(ctx, now.Add(-s.idle), now); err != nil {
+		return nil, err
+	}
+	id := randomID()
+	ss := auth.Session{IDHash: auth.Hash(id), TokenHash: tokenHash, Name: name, CSRF: randomID(),
+		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(s.max)}
+	if err := s.store.CreateSession(ctx, ss); err != nil {
+		return nil, err
+	}
+	return &session{Session: ss, id: id}, nil
+}
+
+// get returns the live session with id and marks it used, or
+// errNoSession.
+func (s *sessions) get(ctx context.Context, id string) (*session, error) {
+	ss, err := s.store.Session(ctx, auth.Hash(id))
+	if errors.Is(err, auth.ErrNotFound) {
+		return nil, errNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if now.Sub(ss.LastSeen) > s.idle || !now.Before(ss.ExpiresAt) {
+		return nil, errors.Join(errNoSession, s.store.DeleteSession(ctx, ss.IDHash))
+	}
+	if now.Sub(ss.LastSeen) >= touchEvery {
+		if err := s.store.TouchSession(ctx, ss.IDHash, now); err != nil {
+			return nil, err
 		}
+		ss.LastSeen = now
 	}
-	s.byID[ss.id] = ss
-	return ss
-}
-
-func (s *sessions) expired(ss *session, now time.Time) bool {
-	return now.Sub(ss.lastSeen) > s.idle || !now.Before(ss.expiresAt)
-}
-
-// get returns the live session with id and marks it used.
-func (s *sessions) get(id string) (*session, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss, ok := s.byID[id]
-	if !ok {
-		return nil, false
-	}
-	now := s.now()
-	if s.expired(ss, now) {
-		delete(s.byID, id)
-		return nil, false
-	}
-	ss.lastSeen = now
-	copied := *ss
-	return &copied, true
-}
-
-func (s *sessions) delete(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.byID, id)
+	return &session{Session: ss, id: id}, nil
 }
 
 func (c *Console) cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
@@ -120,6 +109,10 @@ func (c *Console) auth(h func(http.ResponseWriter, *http.Request)) http.Handler 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		ss, err := c.session(r)
+		if err != nil && !errors.Is(err, errNoSession) {
+			c.fail(w, r, err)
+			return
+		}
 		if err != nil {
 			if ck, e := r.Cookie(SessionCookie); e == nil && ck.Value != "" {
 				http.SetCookie(w, c.cookie(r, SessionCookie, "", -1))
@@ -138,16 +131,19 @@ func (c *Console) session(r *http.Request) (*session, error) {
 	if err != nil || ck.Value == "" {
 		return nil, errNoSession
 	}
-	ss, ok := c.sessions.get(ck.Value)
-	if !ok {
-		return nil, errNoSession
+	ss, err := c.sessions.get(r.Context(), ck.Value)
+	if err != nil {
+		return nil, err
 	}
-	t, err := c.cfg.Tokens.Authenticate(r.Context(), ss.secret)
+	t, err := c.cfg.Tokens.AuthenticateHash(r.Context(), ss.TokenHash)
+	if errors.Is(err, auth.ErrUnavailable) {
+		return nil, err
+	}
 	if err != nil || !t.Allows(auth.ScopeAuditRead) {
-		c.sessions.delete(ss.id)
-		c.log.Info("console session ended: the token is no longer valid", "token", ss.name)
-		return nil, errNoSession
+		c.log.Info("console session ended: the token is no longer valid", "token", ss.Name)
+		return nil, errors.Join(errNoSession, c.sessions.store.DeleteSession(r.Context(), ss.IDHash))
 	}
+	ss.token = t
 	return ss, nil
 }
 
@@ -226,9 +222,16 @@ func (c *Console) signInPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if old, err := r.Cookie(SessionCookie); err == nil {
-		c.sessions.delete(old.Value)
+		if err := c.sessions.store.DeleteSession(r.Context(), auth.Hash(old.Value)); err != nil {
+			c.fail(w, r, err)
+			return
+		}
 	}
-	ss := c.sessions.create(secret, t.Name)
+	ss, err := c.sessions.create(r.Context(), t.Hash, t.Name)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
 	http.SetCookie(w, c.cookie(r, SessionCookie, ss.id, 0))
 	http.SetCookie(w, c.cookie(r, CSRFCookie, "", -1))
 	c.log.Info("console sign-in", "token", t.Name, "remote", clientAddr(r))
@@ -254,19 +257,26 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/sign-in", http.StatusSeeOther)
 		return
 	}
-	ss, ok := c.sessions.get(ck.Value)
-	if !ok {
+	ss, err := c.sessions.get(r.Context(), ck.Value)
+	if errors.Is(err, errNoSession) {
 		http.SetCookie(w, c.cookie(r, SessionCookie, "", -1))
 		http.Redirect(w, r, "/sign-in", http.StatusSeeOther)
 		return
 	}
-	if !sameOrigin(r) || !equalSecret(ss.csrf, r.PostFormValue("csrf")) {
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if !sameOrigin(r) || !equalSecret(ss.CSRF, r.PostFormValue("csrf")) {
 		c.renderError(w, r, http.StatusForbidden, "The sign-out form was not sent from this console. Use the Sign out button.")
 		return
 	}
-	c.sessions.delete(ss.id)
+	if err := c.sessions.store.DeleteSession(r.Context(), ss.IDHash); err != nil {
+		c.fail(w, r, err)
+		return
+	}
 	http.SetCookie(w, c.cookie(r, SessionCookie, "", -1))
-	c.log.Info("console sign-out", "token", ss.name, "remote", clientAddr(r))
+	c.log.Info("console sign-out", "token", ss.Name, "remote", clientAddr(r))
 	http.Redirect(w, r, "/sign-in?signed-out=1", http.StatusSeeOther)
 }
 

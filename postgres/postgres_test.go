@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/postgres"
@@ -180,6 +181,18 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	}
 	if _, err := journal.InclusionProof(ctx, app, 2, 6); err != nil {
 		t.Fatalf("vouch_app proof: %v", err)
+	}
+	now := time.Now()
+	ss := auth.Session{IDHash: auth.Hash("id"), TokenHash: auth.Hash("token"), Name: "auditor", CSRF: "c", CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}
+	for what, err := range map[string]error{
+		"creating":    app.CreateSession(ctx, ss),
+		"touching":    app.TouchSession(ctx, ss.IDHash, now.Add(time.Minute)),
+		"sweeping":    app.DeleteExpiredSessions(ctx, now.Add(-time.Hour), now),
+		"signing out": app.DeleteSession(ctx, ss.IDHash),
+	} {
+		if err != nil {
+			t.Errorf("vouch_app %s a console session: %v", what, err)
+		}
 	}
 	for _, stmt := range []string{
 		`UPDATE journal_entries SET kind = 'x' WHERE idx = 0`,

@@ -35,3 +35,6 @@ GRANT SELECT, INSERT ON decisions, decision_digests TO vouch_app;
 
 -- The digests snapshot records name (migration 0009).
 GRANT SELECT, INSERT ON snapshot_digests TO vouch_app;
+
+-- Console sessions (migration 0011): created, touched and ended.
+GRANT SELECT, INSERT, UPDATE, DELETE ON console_sessions TO vouch_app;

@@ -52,6 +52,7 @@ type store interface {
 	evidence.Store
 	evidence.BlobStore
 	auth.Store
+	auth.SessionStore
 	drift.Store
 	drift.AdmittedLookup
 	drift.DecisionStore
@@ -199,7 +200,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	// The auditor's console serves every path the API does not.
 	auditorConsole, err := console.New(console.Config{
-		Tokens: tokens, Journal: st, Evidence: st, Blobs: st, Decisions: st, Drift: driftService,
+		Tokens: tokens, Sessions: st, Journal: st, Evidence: st, Blobs: st, Decisions: st, Drift: driftService,
 		Environments: envs.Names(), PublicKey: publicKey, API: apiServer,
 		// api_insecure off loopback means a proxy terminates TLS in front.
 		SecureCookies: cfg.APITLS || (cfg.APIInsecure && !loopback(cfg.APIAddr)), Logger: log,

@@ -30,6 +30,7 @@ type Store interface {
 	evidence.Store
 	evidence.BlobStore
 	auth.Store
+	auth.SessionStore
 	drift.Store
 	evidence.RefLister
 	drift.DecisionStore
@@ -54,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"EvidenceIngestionRules", testIngestionRules},
 		{"EvidenceAudit", testEvidenceAudit},
 		{"Tokens", testTokens},
+		{"Sessions", testSessions},
 		{"ProofsVerify", testProofs},
 		{"Checkpoints", testCheckpoints},
 		{"ExportVerifies", testExportVerifies},
@@ -543,6 +545,67 @@ func testTokens(t *testing.T, s Store) {
 	}
 	if err := svc.Seed(ctx, "admin", "0123456789abcdef0123456789abcdef", []auth.Scope{auth.ScopeAdmin}); err != nil {
 		t.Errorf("seeding the same admin token twice: %v", err)
+	}
+}
+
+func testSessions(t *testing.T, s Store) {
+	ctx := context.Background()
+	a := auth.Session{IDHash: auth.Hash("a"), TokenHash: auth.Hash("token"), Name: "auditor", CSRF: "csrf-a",
+		CreatedAt: t0, LastSeen: t0, ExpiresAt: t0.Add(24 * time.Hour)}
+	b := a
+	b.IDHash, b.CSRF, b.LastSeen = auth.Hash("b"), "csrf-b", t0.Add(2*time.Hour)
+	for _, ss := range []auth.Session{a, b} {
+		if err := s.CreateSession(ctx, ss); err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+	}
+	if err := s.CreateSession(ctx, a); err == nil {
+		t.Error("CreateSession with an id already stored: no error")
+	}
+	got, err := s.Session(ctx, a.IDHash)
+	if err != nil {
+		t.Fatalf("Session: %v", err)
+	}
+	if diff := cmp.Diff(a, got); diff != "" {
+		t.Errorf("Session (-created +got):\n%s", diff)
+	}
+	if _, err := s.Session(ctx, auth.Hash("c")); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("unknown session: err = %v, want ErrNotFound", err)
+	}
+	// Touching never moves last_seen back (replicas race).
+	for _, at := range []time.Time{t0.Add(time.Hour), t0.Add(time.Minute)} {
+		if err := s.TouchSession(ctx, a.IDHash, at); err != nil {
+			t.Fatalf("TouchSession: %v", err)
+		}
+	}
+	if got, err := s.Session(ctx, a.IDHash); err != nil || !got.LastSeen.Equal(t0.Add(time.Hour)) {
+		t.Errorf("after touches at +1h and +1m: last seen %v, %v; want %v", got.LastSeen, err, t0.Add(time.Hour))
+	}
+	// Idle since before +90m: a (last seen +1h) goes, b (+2h) stays.
+	if err := s.DeleteExpiredSessions(ctx, t0.Add(90*time.Minute), t0.Add(3*time.Hour)); err != nil {
+		t.Fatalf("DeleteExpiredSessions: %v", err)
+	}
+	if _, err := s.Session(ctx, a.IDHash); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("idle session after the sweep: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Session(ctx, b.IDHash); err != nil {
+		t.Errorf("live session after the sweep: %v", err)
+	}
+	// Past its expiry b goes too, however recently seen.
+	if err := s.DeleteExpiredSessions(ctx, t0, b.ExpiresAt); err != nil {
+		t.Fatalf("DeleteExpiredSessions: %v", err)
+	}
+	if _, err := s.Session(ctx, b.IDHash); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("expired session after the sweep: err = %v, want ErrNotFound", err)
+	}
+	if err := s.CreateSession(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSession(ctx, a.IDHash); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	if _, err := s.Session(ctx, a.IDHash); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("deleted session: err = %v, want ErrNotFound", err)
 	}
 }
 
