@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,7 +35,21 @@ type Service struct {
 	// when a trusted key signed them (Verified).
 	RequireSignature func(name string) bool
 
-	blobs BlobLookup
+	blobs   BlobLookup
+	history Reader
+}
+
+// Reader reads the evidence stored for a digest (the evidence store).
+type Reader interface {
+	Evidence(ctx context.Context, digest string) (Evidence, error)
+}
+
+// WithHistory lets Attest tell a retry from a new run: an attestation is
+// taken for a retry only when it repeats the latest of its name for the
+// digest, so a test passing again after a failure is a new attestation.
+// Without it, one repeating any earlier attestation is taken for a retry.
+func WithHistory(r Reader) ServiceOption {
+	return func(s *Service) { s.history = r }
 }
 
 // ServiceOption configures a Service.
@@ -167,8 +182,9 @@ func (r *AttestationReport) validate() error {
 	return v.err()
 }
 
-// Attest records an attestation. The identical attestation posted again
-// returns the stored record with created false.
+// Attest records an attestation. Posted again while it is the latest of
+// its name for the digest (a retry), it returns the stored record with
+// created false; after another result of that name, it is recorded anew.
 func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport) (a Attestation, created bool, err error) {
 	if err := r.validate(); err != nil {
 		return Attestation{}, false, err
@@ -184,15 +200,19 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 		Digest: r.Digest, Name: r.Name, Type: r.Type, Passed: *r.Passed, URL: r.URL,
 		Payload: r.Payload, Blob: r.Blob, Verified: r.Verified, KeyID: r.KeyID, ReportedBy: actor, ReportedAt: s.now(),
 	}
-	key, err := contentKey("attestation", struct {
-		Digest, Name, Type, URL string
-		Passed                  bool
-		Payload                 json.RawMessage
-		Blob, KeyID             string
-		Verified                bool
-	}{a.Digest, a.Name, a.Type, a.URL, a.Passed, a.Payload, a.Blob, a.KeyID, a.Verified})
+	key, err := attestationKey(a)
 	if err != nil {
 		return Attestation{}, false, err
+	}
+	latest, ok, err := s.latestAttestation(ctx, a.Digest, a.Name)
+	if err != nil {
+		return Attestation{}, false, err
+	}
+	if ok {
+		if k, err := attestationKey(latest); err == nil && k == key {
+			return latest, false, nil
+		}
+		key += ":after:" + strconv.FormatUint(latest.ID, 10)
 	}
 	res, err := s.record(ctx, KindAttestation, "", key, a.ReportedAt, &a)
 	if err != nil {
@@ -207,6 +227,40 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 	}
 	a.ID = res.Index
 	return a, true, nil
+}
+
+// attestationKey identifies an attestation's content: who reported it
+// and when are not part of it.
+func attestationKey(a Attestation) (string, error) {
+	return contentKey("attestation", struct {
+		Digest, Name, Type, URL string
+		Passed                  bool
+		Payload                 json.RawMessage
+		Blob, KeyID             string
+		Verified                bool
+	}{a.Digest, a.Name, a.Type, a.URL, a.Passed, a.Payload, a.Blob, a.KeyID, a.Verified})
+}
+
+// latestAttestation returns the latest attestation named name for digest
+// (WithHistory).
+func (s *Service) latestAttestation(ctx context.Context, digest, name string) (Attestation, bool, error) {
+	if s.history == nil {
+		return Attestation{}, false, nil
+	}
+	ev, err := s.history.Evidence(ctx, digest)
+	if errors.Is(err, ErrNotFound) {
+		return Attestation{}, false, nil
+	}
+	if err != nil {
+		return Attestation{}, false, fmt.Errorf("look up attestations of %s: %w: %w", digest, ErrUnavailable, err)
+	}
+	var latest Attestation
+	for _, a := range ev.Attestations {
+		if a.Name == name && a.ID >= latest.ID {
+			latest = a
+		}
+	}
+	return latest, latest.Name != "", nil
 }
 
 // checkBlob fails unless the blob digest, when set, names a stored blob.

@@ -164,7 +164,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		appender.Close(ctx)
 		return err
 	}
-	evidenceService := evidence.NewService(appender, envs.Names(), nil, evidence.WithBlobs(st))
+	evidenceService := evidence.NewService(appender, envs.Names(), nil, evidence.WithBlobs(st), evidence.WithHistory(st))
 	evidenceService.RequireSignature = trusted.SignatureRequired
 	var limiter ratelimit.Limiter
 	switch {

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ConcurrentAppenders", testConcurrentAppenders},
 		{"EvidenceIsProjected", testEvidence},
 		{"EvidenceIngestionRules", testIngestionRules},
+		{"AttestationReruns", testAttestationReruns},
 		{"EvidenceAudit", testEvidenceAudit},
 		{"Tokens", testTokens},
 		{"Sessions", testSessions},
@@ -429,6 +430,51 @@ func testEvidence(t *testing.T, s Store) {
 		if len(es) != 1 || es[0].Index != id {
 			t.Errorf("no journal entry %d for an evidence record", id)
 		}
+	}
+}
+
+// testAttestationReruns: the same result posted again while it is the
+// latest of its name is a retry; after another result of that name it is
+// a new attestation, and the latest again (issue: a passing re-run after
+// a failure was taken for the first pass, and the failure stayed latest).
+func testAttestationReruns(t *testing.T, s Store) {
+	ctx := context.Background()
+	a := journal.NewAppender(s, journal.AppenderOptions{})
+	defer a.Close(ctx)
+	svc := evidence.NewService(a, nil, nil, evidence.WithHistory(s))
+	yes, no := true, false
+	report := func(passed *bool, payload string) (evidence.Attestation, bool) {
+		t.Helper()
+		att, created, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest(1), Name: "unit-tests", Type: "junit", Passed: passed, Payload: json.RawMessage(payload)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return att, created
+	}
+	pass1, created := report(&yes, `{"tests": 12}`)
+	if !created {
+		t.Fatal("first attestation not created")
+	}
+	if retry, created := report(&yes, `{"tests":12}`); created || retry.ID != pass1.ID {
+		t.Errorf("the same pass again (a retry) = id %d created %v, want id %d not created", retry.ID, created, pass1.ID)
+	}
+	fail, created := report(&no, `{"tests":12,"failures":1}`)
+	if !created || fail.ID <= pass1.ID {
+		t.Fatalf("a failure after the pass = id %d created %v, want a new attestation", fail.ID, created)
+	}
+	pass2, created := report(&yes, `{"tests":12}`)
+	if !created || pass2.ID <= fail.ID {
+		t.Errorf("the pass again after the failure = id %d created %v, want a new attestation after %d", pass2.ID, created, fail.ID)
+	}
+	if retry, created := report(&yes, `{"tests":12}`); created || retry.ID != pass2.ID {
+		t.Errorf("a retry of the re-run = id %d created %v, want id %d not created", retry.ID, created, pass2.ID)
+	}
+	ev, err := s.Evidence(ctx, digest(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Attestations) != 3 {
+		t.Errorf("stored attestations = %+v, want pass, fail, pass", ev.Attestations)
 	}
 }
 
