@@ -40,7 +40,7 @@ func approveCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		return errHelp{approveHelp}
 	}
-	fs := newFlagSetHelp("vouch approve", stderr, approveHelp)
+	fs := newFlagSet("vouch approve")
 	var cf clientFlags
 	cf.register(fs)
 	env := fs.String("environment", "", "the environment the decision is for (required)")
@@ -110,6 +110,16 @@ func expiry(v string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t, nil
 	}
+	d, err := lifetime("--expires", v, ", or an RFC 3339 time")
+	if err != nil {
+		return time.Time{}, err
+	}
+	return now.Add(d).UTC().Truncate(time.Second), nil
+}
+
+// lifetime reads a flag's positive duration, also in days ("7d"); what
+// else the flag accepts is named by alternatives in the error.
+func lifetime(flag, v, alternatives string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if days, ok := strings.CutSuffix(v, "d"); ok && err != nil {
 		var n int
@@ -118,9 +128,9 @@ func expiry(v string, now time.Time) (time.Time, error) {
 		}
 	}
 	if err != nil || d <= 0 {
-		return time.Time{}, usageError{fmt.Sprintf("--expires %q: want a duration such as 72h or 7d, or an RFC 3339 time", v)}
+		return 0, usageError{fmt.Sprintf("%s %q: want a positive duration such as 72h or 7d%s", flag, v, alternatives)}
 	}
-	return now.Add(d).UTC().Truncate(time.Second), nil
+	return d, nil
 }
 
 func approvalsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -130,7 +140,7 @@ func approvalsCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	if args[0] != "list" {
 		return usageError{fmt.Sprintf("unknown approvals command %q\n\n%s", args[0], approveHelp)}
 	}
-	fs := newFlagSetHelp("vouch approvals list", stderr, approveHelp)
+	fs := newFlagSet("vouch approvals list")
 	var cf clientFlags
 	cf.register(fs)
 	d := fs.String("digest", "", "only decisions about this artifact (sha256:… or IMAGE@sha256:…)")

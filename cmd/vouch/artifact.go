@@ -46,7 +46,7 @@ func fingerprintCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
 		return errHelp{fingerprintHelp}
 	}
-	fs := newFlagSetHelp("vouch fingerprint", stderr, fingerprintHelp)
+	fs := newFlagSet("vouch fingerprint")
 	output := fs.String("o", "table", "output format: table (the digest alone) or json")
 	ociRef := fs.String("oci-ref", "", "OCI layout: the image's ref name or platform, when the layout holds several")
 	if err := parseFlagsHelp(fs, args, fingerprintHelp); err != nil {
@@ -201,7 +201,7 @@ func artifactCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		return errHelp{artifactHelp}
 	}
-	fs := newFlagSetHelp("vouch artifact "+args[0], stderr, artifactHelp)
+	fs := newFlagSet("vouch artifact "+args[0])
 	var cf clientFlags
 	cf.register(fs)
 	var subj subject

@@ -43,7 +43,7 @@ Examples:
 var sha256DigestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 
 func assertCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSetHelp("vouch assert", stderr, assertHelp)
+	fs := newFlagSet("vouch assert")
 	var cf clientFlags
 	cf.register(fs)
 	env := fs.String("environment", os.Getenv("VOUCH_ENVIRONMENT"), "environment to assert against (env VOUCH_ENVIRONMENT)")
@@ -125,7 +125,7 @@ func (m *manifestFiles) String() string     { return strings.Join(*m, ",") }
 func (m *manifestFiles) Set(v string) error { *m = append(*m, v); return nil }
 
 func reviewCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSetHelp("vouch review", stderr, reviewHelp)
+	fs := newFlagSet("vouch review")
 	var cf clientFlags
 	cf.register(fs)
 	var files manifestFiles

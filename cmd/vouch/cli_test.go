@@ -40,7 +40,7 @@ func newAPIServer(t *testing.T) apiServer {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api.New(api.Config{
-		Evidence: evidence.NewService(appender, []string{"prod"}, nil, evidence.WithBlobs(db)), EvidenceStore: db, Blobs: db,
+		Evidence: evidence.NewService(appender, []string{"prod"}, nil, evidence.WithBlobs(db), evidence.WithHistory(db)), EvidenceStore: db, Blobs: db,
 		Journal: db, Tokens: tokens, Ready: db.Ping,
 	}))
 	t.Cleanup(srv.Close)
@@ -132,6 +132,31 @@ func TestAttestArguments(t *testing.T) {
 	}
 	if out, _, code := s.vouch("attest", "junit", "--name", "unit-tests", "--digest", d, junitFile, "--exit-code"); code != 1 {
 		t.Errorf("pytest.xml has failures: exit %d %q, want 1 with --exit-code", code, out)
+	}
+}
+
+// TestTokenCreateExpiry: a lifetime that is not positive is refused (it
+// made a token that never expires), and days are accepted.
+func TestTokenCreateExpiry(t *testing.T) {
+	s := newAPIServer(t)
+	for _, v := range []string{"-5h", "0s", "0d", "soon"} {
+		if _, errOut, code := s.vouch("token", "create", "--name", "bad", "--scopes", "audit:read", "--expires-in", v); code != 2 || !strings.Contains(errOut, "--expires-in") {
+			t.Errorf("--expires-in %s: exit %d %q, want 2 naming --expires-in", v, code, errOut)
+		}
+	}
+	out, errOut, code := s.vouch("token", "create", "--name", "auditor", "--scopes", "audit:read", "--expires-in", "3d", "-o", "json")
+	var created struct {
+		ExpiresAt *time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal([]byte(out), &created); code != 0 || err != nil || created.ExpiresAt == nil {
+		t.Fatalf("--expires-in 3d: exit %d %q %q, want a token with an expiry", code, out, errOut)
+	}
+	if d := time.Until(*created.ExpiresAt); d < 71*time.Hour || d > 72*time.Hour {
+		t.Errorf("--expires-in 3d: expires in %s", d)
+	}
+	out, _, _ = s.vouch("token", "list")
+	if strings.Contains(out, "bad") {
+		t.Errorf("a refused token was created:\n%s", out)
 	}
 }
 
@@ -254,9 +279,15 @@ func TestExitCodes(t *testing.T) {
 	}
 	for _, args := range [][]string{{"artifact"}, {"attest", "--help"}, {"approve", "-h"}, {"search", "--help"}, {"fingerprint", "-h"}} {
 		out.Reset()
-		if code := run(context.Background(), args, &out, &errOut); code != 0 || !strings.Contains(out.String(), "Examples:") {
-			t.Errorf("vouch %v: exit %d, want help with examples:\n%s", args, code, out.String())
+		errOut.Reset()
+		if code := run(context.Background(), args, &out, &errOut); code != 0 || strings.Count(out.String(), "Examples:") != 1 || errOut.Len() > 0 {
+			t.Errorf("vouch %v: exit %d, want help with examples once on stdout, nothing on stderr:\n%s\nstderr: %s", args, code, out.String(), errOut.String())
 		}
+	}
+	errOut.Reset()
+	if code := run(context.Background(), []string{"token", "create", "--nope"}, &out, &errOut); code != 2 ||
+		strings.Count(errOut.String(), "-nope") != 1 || strings.Count(errOut.String(), "Usage:") != 1 {
+		t.Errorf("vouch token create --nope: exit %d, want 2 with the error and the usage once:\n%s", code, errOut.String())
 	}
 	for _, args := range [][]string{{"artifact", "publish"}, {"artifact", "report"}, {"artifact", "get"}, {"search"}, {"attest", "junit", "--nope"}} {
 		if code := run(context.Background(), append(args, "--token", "x"), &out, &errOut); code != 2 {

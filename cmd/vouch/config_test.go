@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -157,7 +156,7 @@ func TestParseFlagsInterspersed(t *testing.T) {
 		{[]string{"--", "prod"}, "table", "", []string{"prod"}},
 		{nil, "table", "", nil},
 	} {
-		fs := newFlagSetHelp("t", io.Discard, "help")
+		fs := newFlagSet("t")
 		out := fs.String("o", "table", "")
 		env := fs.String("environment", "", "")
 		if err := parseFlagsHelp(fs, tc.args, "help"); err != nil {
@@ -167,7 +166,7 @@ func TestParseFlagsInterspersed(t *testing.T) {
 			t.Errorf("%q: -o %s --environment %q args %q; want %s %q %q", tc.args, *out, *env, fs.Args(), tc.wantOut, tc.wantE, tc.wantArgs)
 		}
 	}
-	fs := newFlagSetHelp("t", io.Discard, "help")
+	fs := newFlagSet("t")
 	if err := parseFlagsHelp(fs, []string{"prod", "--nope"}, "help"); err == nil {
 		t.Error("an unknown flag after a positional argument was accepted")
 	}

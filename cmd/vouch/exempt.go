@@ -33,7 +33,7 @@ Examples:
 `
 
 func exemptCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSetHelp("vouch exempt", stderr, exemptHelp)
+	fs := newFlagSet("vouch exempt")
 	var cf clientFlags
 	cf.register(fs)
 	var r exempt.Request
@@ -72,7 +72,7 @@ func exemptionsCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		return errHelp{exemptHelp}
 	}
-	fs := newFlagSetHelp("vouch exemptions "+args[0], stderr, exemptHelp)
+	fs := newFlagSet("vouch exemptions "+args[0])
 	var cf clientFlags
 	cf.register(fs)
 	all := fs.Bool("all", false, "list: expired and revoked ones too")

@@ -32,7 +32,7 @@ Examples:
 `
 
 func attestIntoto(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSetHelp("vouch attest intoto", stderr, attestIntotoHelp)
+	fs := newFlagSet("vouch attest intoto")
 	var cf clientFlags
 	cf.register(fs)
 	name := fs.String("name", "", "attestation name (default slsa-provenance for SLSA provenance)")

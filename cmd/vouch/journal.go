@@ -66,17 +66,14 @@ func journalCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	return usageError{fmt.Sprintf("unknown journal command %q\n\n%s", args[0], journalHelp)}
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	return newFlagSetHelp(name, stderr, journalHelp)
-}
-
 func parseFlags(fs *flag.FlagSet, args []string) error { return parseFlagsHelp(fs, args, journalHelp) }
 
-// newFlagSetHelp returns a flag set that prints help on -h.
-func newFlagSetHelp(name string, stderr io.Writer, help string) *flag.FlagSet {
+// newFlagSet returns a flag set that prints nothing itself: parseFlagsHelp
+// turns -h into help and a bad flag into a usage error, each reported once.
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, help) }
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
 }
 
@@ -91,7 +88,7 @@ func parseFlagsHelp(fs *flag.FlagSet, args []string, help string) error {
 			if errors.Is(err, flag.ErrHelp) {
 				return errHelp{help}
 			}
-			return usageError{err.Error()}
+			return usageError{err.Error() + "\n\n" + help}
 		}
 		rest := fs.Args()
 		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
@@ -107,7 +104,7 @@ func parseFlagsHelp(fs *flag.FlagSet, args []string, help string) error {
 }
 
 func journalKey(args []string, stdout io.Writer) error {
-	fs := newFlagSet("vouch journal key", io.Discard)
+	fs := newFlagSet("vouch journal key")
 	dataDir := fs.String("data-dir", envOr("VOUCH_DATA_DIR", "vouch-data"), "data directory holding journal.key")
 	keyFile := fs.String("journal-key-file", os.Getenv("VOUCH_JOURNAL_KEY_FILE"), "the signing key file (default <data-dir>/journal.key)")
 	if err := parseFlags(fs, args); err != nil {
@@ -130,7 +127,7 @@ func journalKey(args []string, stdout io.Writer) error {
 }
 
 func journalExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("vouch journal export", stderr)
+	fs := newFlagSet("vouch journal export")
 	var cf clientFlags
 	cf.register(fs)
 	from := fs.String("from", "", "first entry: a journal index or an RFC 3339 time")
@@ -169,7 +166,7 @@ func journalExport(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("vouch journal verify", stderr)
+	fs := newFlagSet("vouch journal verify")
 	publicKey := fs.String("public-key", os.Getenv("VOUCH_JOURNAL_PUBLIC_KEY"), "verifier key (or a file holding it), as `vouch journal key` prints")
 	checkpoint := fs.String("checkpoint", "", "a checkpoint file you kept from before: the journal must have grown from it")
 	dataDir := fs.String("data-dir", "", "verify the SQLite store in this data directory")
@@ -273,7 +270,7 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 // journalVerifyPackage verifies an audit package: the zip the console
 // gives, or the directory it unpacks to.
 func journalVerifyPackage(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("vouch journal verify-package", stderr)
+	fs := newFlagSet("vouch journal verify-package")
 	publicKey := fs.String("public-key", os.Getenv("VOUCH_JOURNAL_PUBLIC_KEY"), "verifier key (or a file holding it), as `vouch journal key` prints")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -50,7 +50,7 @@ Examples:
 `
 
 func policyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSetHelp("vouch policy replay", stderr, policyReplayHelp)
+	fs := newFlagSet("vouch policy replay")
 	var cf clientFlags
 	cf.register(fs)
 	dir := fs.String("policy-dir", "", "the candidate's Rego modules (required; an empty directory replays the built-in policy alone)")

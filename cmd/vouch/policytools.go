@@ -95,7 +95,7 @@ func policyDirArg(args []string) (string, error) {
 }
 
 func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSetHelp("vouch policy test", stderr, policyHelp)
+	fs := newFlagSet("vouch policy test")
 	builtin := fs.Bool("builtin", false, "run the built-in library's tests too")
 	verbose := fs.Bool("v", false, "list every test")
 	coverage := fs.Bool("coverage", false, "list the lines no test covers")
@@ -183,7 +183,7 @@ func lineList(rows []int) string {
 }
 
 func policyCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSetHelp("vouch policy check", stderr, policyHelp)
+	fs := newFlagSet("vouch policy check")
 	if err := parseFlagsHelp(fs, args, policyHelp); err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func policyCheck(args []string, stdout, stderr io.Writer) error {
 }
 
 func policyFmt(args []string, stdout, stderr io.Writer) error {
-	flags := newFlagSetHelp("vouch policy fmt", stderr, policyHelp)
+	flags := newFlagSet("vouch policy fmt")
 	check := flags.Bool("check", false, "list the files that need formatting and fail; write nothing")
 	if err := parseFlagsHelp(flags, args, policyHelp); err != nil {
 		return err
@@ -266,7 +266,7 @@ func policyFmt(args []string, stdout, stderr io.Writer) error {
 }
 
 func policyEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSetHelp("vouch policy eval", stderr, policyHelp)
+	fs := newFlagSet("vouch policy eval")
 	var cf clientFlags
 	cf.register(fs)
 	inputFile := fs.String("input", "", "AdmissionReview or Kubernetes object (JSON or YAML; - for stdin)")

@@ -38,7 +38,7 @@ func searchCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		return errHelp{searchHelp}
 	}
-	fs := newFlagSetHelp("vouch search", stderr, searchHelp)
+	fs := newFlagSet("vouch search")
 	var cf clientFlags
 	cf.register(fs)
 	if err := parseFlagsHelp(fs, args, searchHelp); err != nil {

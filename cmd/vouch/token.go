@@ -67,12 +67,12 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		return errHelp{tokenHelp}
 	}
-	fs := newFlagSetHelp("vouch token "+args[0], stderr, tokenHelp)
+	fs := newFlagSet("vouch token "+args[0])
 	var cf clientFlags
 	cf.register(fs)
 	name := fs.String("name", "", "token name: the identity recorded with what the token posts")
 	scopes := fs.String("scopes", "", "comma-separated scopes")
-	expires := fs.Duration("expires-in", 0, "lifetime, e.g. 720h (default: no expiry)")
+	expires := fs.String("expires-in", "", "lifetime, e.g. 720h or 30d (default: no expiry)")
 	if err := parseFlagsHelp(fs, args[1:], tokenHelp); err != nil {
 		return err
 	}
@@ -86,8 +86,12 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return usageError{"token create needs --name and --scopes"}
 		}
 		req := api.TokenRequest{Name: *name, Scopes: auth.ParseScopes(*scopes)}
-		if *expires > 0 {
-			req.ExpiresIn = expires.String()
+		if *expires != "" {
+			d, err := lifetime("--expires-in", *expires, "")
+			if err != nil {
+				return err
+			}
+			req.ExpiresIn = d.String()
 		}
 		var t api.CreatedToken
 		if _, err := c.Do(ctx, http.MethodPost, "/api/v1/tokens", req, &t); err != nil {
