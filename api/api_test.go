@@ -307,6 +307,24 @@ func TestAuthentication(t *testing.T) {
 	if code, _ := f.postJSON("/api/v1/artifacts", "auditor", body); code != 403 {
 		t.Errorf("audit:read token posting evidence = %d, want 403", code)
 	}
+	// The scheme is case-insensitive (RFC 9110); a scheme alone or another one is not a token.
+	for _, tt := range []struct {
+		header string
+		want   int
+	}{{"bearer " + f.tokens["ci"], 201}, {"BEARER " + f.tokens["ci"], 200}, {"Bearer", 401}, {"Basic " + f.tokens["ci"], 401}, {f.tokens["ci"], 401}} {
+		header, want := tt.header, tt.want
+		req, _ := http.NewRequest("POST", f.srv.URL+"/api/v1/artifacts", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", header)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Authorization %.12q… = %d, want %d", header, resp.StatusCode, want)
+		}
+	}
 	if code, _ := f.postJSON("/api/v1/approvals", "ci", `{}`); code != 403 {
 		t.Errorf("evidence:write token approving = %d, want 403", code)
 	}

@@ -44,8 +44,8 @@ func (s *Server) require(scopes ...auth.Scope) gin.HandlerFunc {
 // one a request made inside the process carries (auth.WithToken: the
 // console's downloads for a signed-in auditor).
 func (s *Server) authenticate(c *gin.Context) (auth.Token, error) {
-	secret, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if !ok || strings.TrimSpace(secret) == "" {
+	scheme, secret, _ := strings.Cut(c.GetHeader("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" { // schemes are case-insensitive (RFC 9110)
 		if t, ok := auth.TokenFrom(c.Request.Context()); ok {
 			return t, nil
 		}

@@ -201,7 +201,7 @@ func artifactCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		return errHelp{artifactHelp}
 	}
-	fs := newFlagSet("vouch artifact "+args[0])
+	fs := newFlagSet("vouch artifact " + args[0])
 	var cf clientFlags
 	cf.register(fs)
 	var subj subject

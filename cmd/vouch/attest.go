@@ -90,7 +90,7 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	default:
 		return usageError{fmt.Sprintf("unknown attest format %q\n\n%s", format, attestHelp)}
 	}
-	fs := newFlagSet("vouch attest "+format)
+	fs := newFlagSet("vouch attest " + format)
 	var cf clientFlags
 	cf.register(fs)
 	var subj subject

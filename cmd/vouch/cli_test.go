@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"net"
+	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,9 +25,17 @@ import (
 type apiServer struct {
 	url, token string
 	db         *sqlite.DB
+	srv        *httptest.Server
 }
 
 func newAPIServer(t *testing.T) apiServer {
+	t.Helper()
+	return startAPIServer(t, httptest.NewServer)
+}
+
+// startAPIServer serves the API on a SQLite store with start
+// (httptest.NewServer or NewTLSServer).
+func startAPIServer(t *testing.T, start func(http.Handler) *httptest.Server) apiServer {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "vouch.db")})
@@ -39,12 +50,12 @@ func newAPIServer(t *testing.T) apiServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{
+	srv := start(api.New(api.Config{
 		Evidence: evidence.NewService(appender, []string{"prod"}, nil, evidence.WithBlobs(db), evidence.WithHistory(db)), EvidenceStore: db, Blobs: db,
 		Journal: db, Tokens: tokens, Ready: db.Ping,
 	}))
 	t.Cleanup(srv.Close)
-	return apiServer{url: srv.URL, token: secret, db: db}
+	return apiServer{url: srv.URL, token: secret, db: db, srv: srv}
 }
 
 // vouch runs a command against s and returns its output and exit status.
@@ -157,6 +168,34 @@ func TestTokenCreateExpiry(t *testing.T) {
 	out, _, _ = s.vouch("token", "list")
 	if strings.Contains(out, "bad") {
 		t.Errorf("a refused token was created:\n%s", out)
+	}
+}
+
+// TestTrustedCA: a server whose certificate the system does not trust is
+// reached with --ca (VOUCH_CA); a --server that is not an http(s) URL is a
+// usage error, not an unreachable server.
+func TestTrustedCA(t *testing.T) {
+	s := startAPIServer(t, httptest.NewTLSServer)
+	ca := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := s.vouch("token", "list"); code != 3 || !strings.Contains(errOut, "certificate") {
+		t.Errorf("without --ca: exit %d %q, want 3 naming the certificate", code, errOut)
+	}
+	if out, errOut, code := s.vouch("token", "list", "--ca", ca); code != 0 || !strings.Contains(out, "admin") {
+		t.Errorf("with --ca: exit %d %q %q, want the token list", code, out, errOut)
+	}
+	t.Setenv("VOUCH_CA", ca)
+	if _, errOut, code := s.vouch("token", "list"); code != 0 {
+		t.Errorf("with VOUCH_CA: exit %d %q", code, errOut)
+	}
+	if _, errOut, code := s.vouch("token", "list", "--ca", filepath.Join(t.TempDir(), "none.crt")); code != 2 || !strings.Contains(errOut, "--ca") {
+		t.Errorf("--ca of a missing file: exit %d %q, want 2", code, errOut)
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"token", "list", "--server", "localhost:8080", "--token", s.token}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "http:// or https://") {
+		t.Errorf("--server without a scheme: exit %d %q, want 2", code, errOut.String())
 	}
 }
 

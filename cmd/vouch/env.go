@@ -31,7 +31,7 @@ func envCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		return errHelp{envHelp}
 	}
-	fs := newFlagSet("vouch env "+args[0])
+	fs := newFlagSet("vouch env " + args[0])
 	var cf clientFlags
 	cf.register(fs)
 	since := fs.String("since", "7d", "env log: how far back")

@@ -72,7 +72,7 @@ func exemptionsCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		return errHelp{exemptHelp}
 	}
-	fs := newFlagSet("vouch exemptions "+args[0])
+	fs := newFlagSet("vouch exemptions " + args[0])
 	var cf clientFlags
 	cf.register(fs)
 	all := fs.Bool("all", false, "list: expired and revoked ones too")

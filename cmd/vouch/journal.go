@@ -259,8 +259,12 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	took := time.Since(start)
 	n := rep.To - rep.From
-	fmt.Fprintf(stdout, "OK: entries %d to %d of journal %q verify against its checkpoint of %d entries (root %s), signed by %s\n",
-		rep.From, rep.To, rep.Origin, rep.TreeSize, rep.Root, v.Name())
+	what := "no entries" // an empty range: only the checkpoint is checked
+	if n > 0 {
+		what = fmt.Sprintf("entries %d to %d", rep.From, rep.To-1)
+	}
+	fmt.Fprintf(stdout, "OK: %s of journal %q verify against its checkpoint of %d entries (root %s), signed by %s\n",
+		what, rep.Origin, rep.TreeSize, rep.Root, v.Name())
 	fmt.Fprintf(stdout, "  %d entries in full, %d elided to their hash, %d checkpoints checked along the way\n", rep.Entries, rep.Elided, rep.Checkpoints)
 	printKnown(stdout, opts.Known)
 	fmt.Fprintf(stdout, "verified in %s (%.0f entries/s)\n", took.Round(time.Millisecond), float64(n)/took.Seconds())

@@ -25,7 +25,9 @@ Usage:
   vouch token create --name N --scopes S[,S…] [--expires-in 720h]
   vouch token list
   vouch token revoke ID
-  vouch journal key | export | verify  the tamper-evident journal: public key, export, offline verification
+  vouch journal key | export | verify | verify-package
+                                       the tamper-evident journal: public key, export, offline verification
+                                       of an export or of an artifact's audit package
   vouch env list | state | diff | log | compliance
                                        what runs in an environment, what ran at any time, and is it compliant
   vouch snapshot k8s | paths           report what runs where Vouch does not (a cluster, servers' files)

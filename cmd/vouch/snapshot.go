@@ -52,7 +52,7 @@ func snapshotCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		return errHelp{snapshotHelp}
 	}
-	fs := newFlagSet("vouch snapshot "+args[0])
+	fs := newFlagSet("vouch snapshot " + args[0])
 	var cf clientFlags
 	cf.register(fs)
 	env := fs.String("environment", os.Getenv("VOUCH_ENVIRONMENT"), "environment to report (env VOUCH_ENVIRONMENT)")

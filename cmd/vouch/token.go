@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -21,7 +23,7 @@ import (
 
 // clientFlags are the flags of commands that talk to a Vouch server.
 type clientFlags struct {
-	server, token, dataDir, output string
+	server, token, dataDir, output, ca string
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
@@ -29,6 +31,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.token, "token", os.Getenv("VOUCH_TOKEN"), "API token (env VOUCH_TOKEN); default: <data-dir>/admin.token")
 	fs.StringVar(&f.dataDir, "data-dir", envOr("VOUCH_DATA_DIR", "vouch-data"), "where to find admin.token when no token is given")
 	fs.StringVar(&f.output, "o", "table", "output format: table or json")
+	fs.StringVar(&f.ca, "ca", os.Getenv("VOUCH_CA"), "PEM file of CA certificates to trust besides the system's, e.g. vouch-data/ca.crt for an api_tls server with a generated certificate (env VOUCH_CA)")
 }
 
 func (f *clientFlags) client() (*client.Client, error) {
@@ -43,7 +46,28 @@ func (f *clientFlags) client() (*client.Client, error) {
 		}
 		tok = strings.TrimSpace(string(b))
 	}
-	return client.New(f.server, tok), nil
+	u, err := url.Parse(f.server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageError{fmt.Sprintf("--server %q: want an http:// or https:// URL, e.g. https://vouch.example.com", f.server)}
+	}
+	c := client.New(f.server, tok)
+	if f.ca != "" {
+		pem, err := os.ReadFile(f.ca)
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("--ca: %v", err)}
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageError{fmt.Sprintf("--ca %s: no PEM certificate in it", f.ca)}
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		c.HTTP.Transport = tr
+	}
+	return c, nil
 }
 
 func envOr(name, def string) string {
@@ -67,7 +91,7 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		return errHelp{tokenHelp}
 	}
-	fs := newFlagSet("vouch token "+args[0])
+	fs := newFlagSet("vouch token " + args[0])
 	var cf clientFlags
 	cf.register(fs)
 	name := fs.String("name", "", "token name: the identity recorded with what the token posts")
