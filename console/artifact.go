@@ -304,8 +304,11 @@ this package):
     vouch journal verify-package --public-key "$(cat trusted.pub)" %s/
 
 It checks the checkpoint's signature, every leaf hash, every inclusion
-proof against the signed root, and the sha256 of every blob. The entries
-are the proof; evidence.json is the same facts, easier to read. Entries newer than the checkpoint have
+proof against the signed root, the sha256 of every blob, and that every
+provenance, attestation, approval and decision in evidence.json is what
+its journal entry records. The entries are the proof; evidence.json is
+the same facts, easier to read (where the artifact ran comes from drift
+snapshots, not in this package). Entries newer than the checkpoint have
 no proof yet: download a new package later to prove them.
 
 To check that this checkpoint is part of the journal you audit (not a

@@ -733,9 +733,33 @@ func TestAuditPackage(t *testing.T) {
 		t.Errorf("VerifyPackage of an edited approval = %v, want ErrPackage", err)
 	}
 	pkg["entries.jsonl"] = &fstest.MapFile{Data: orig}
-	pkg["checkpoint"] = &fstest.MapFile{Data: bytes.Replace(pkg["checkpoint"].Data, []byte("\n"), []byte("\n\n"), 1)}
+	cp := pkg["checkpoint"].Data
+	pkg["checkpoint"] = &fstest.MapFile{Data: bytes.Replace(cp, []byte("\n"), []byte("\n\n"), 1)}
 	if _, err := console.VerifyPackage(pkg, v); !errors.Is(err, console.ErrPackage) {
 		t.Errorf("VerifyPackage with a forged checkpoint = %v, want ErrPackage", err)
+	}
+	pkg["checkpoint"] = &fstest.MapFile{Data: cp}
+	// evidence.json's records are checked against their entries: an edited
+	// one, or one whose entry is missing, fails.
+	ev := pkg["evidence.json"].Data
+	for what, edited := range map[string][]byte{
+		"an approval's reason":    bytes.Replace(ev, []byte("CAB-101"), []byte("CAB-999"), 1),
+		"an attestation's result": bytes.Replace(ev, []byte(`"passed": true`), []byte(`"passed": false`), 1),
+		"a decision's outcome":    bytes.Replace(ev, []byte(`"allowed": true`), []byte(`"allowed": false`), 1),
+	} {
+		if bytes.Equal(edited, ev) {
+			t.Fatalf("evidence.json has no %s to edit:\n%s", what, ev)
+		}
+		pkg["evidence.json"] = &fstest.MapFile{Data: edited}
+		if _, err := console.VerifyPackage(pkg, v); !errors.Is(err, console.ErrPackage) || !strings.Contains(err.Error(), "evidence.json") {
+			t.Errorf("VerifyPackage with %s edited in evidence.json = %v, want ErrPackage naming evidence.json", what, err)
+		}
+	}
+	pkg["evidence.json"] = &fstest.MapFile{Data: ev}
+	lines := bytes.SplitAfter(orig, []byte("\n"))
+	pkg["entries.jsonl"] = &fstest.MapFile{Data: bytes.Join(lines[1:], nil)}
+	if _, err := console.VerifyPackage(pkg, v); !errors.Is(err, console.ErrPackage) || !strings.Contains(err.Error(), "lacks") {
+		t.Errorf("VerifyPackage without the entry of an evidence.json record = %v, want ErrPackage", err)
 	}
 }
 

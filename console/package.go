@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/vouch-dev/vouch/drift"
+	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 )
 
@@ -44,8 +46,10 @@ var ErrPackage = errors.New("audit package does not verify")
 // console gives) offline: the checkpoint's signature by v; every entry's
 // leaf hash recomputed from its leaf bytes, and its inclusion proof
 // against the signed root; and every document named by an attestation
-// entry present with that sha256. evidence.json is a readable copy of the
-// entries and is not what is verified.
+// entry present with that sha256; and that every record of evidence.json
+// — provenance, attestations, approvals, decisions — is its entry's, as
+// the entry's leaf says. evidence.json's summary of where the artifact
+// ran comes from snapshots, which the package does not carry.
 func VerifyPackage(fsys fs.FS, v note.Verifier) (PackageReport, error) {
 	var rep PackageReport
 	fail := func(format string, a ...any) (PackageReport, error) {
@@ -64,6 +68,7 @@ func VerifyPackage(fsys fs.FS, v note.Verifier) (PackageReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	byIndex := map[uint64]journal.Entry{}
 	sc := bufio.NewScanner(bytes.NewReader(lines))
 	sc.Buffer(nil, 64<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -89,6 +94,7 @@ func VerifyPackage(fsys fs.FS, v note.Verifier) (PackageReport, error) {
 			}
 			rep.Proven++
 		}
+		byIndex[e.Index] = parsed
 		if parsed.Kind != "attestation" {
 			continue
 		}
@@ -114,5 +120,78 @@ func VerifyPackage(fsys fs.FS, v note.Verifier) (PackageReport, error) {
 	if err := sc.Err(); err != nil {
 		return rep, err
 	}
+	if err := checkEvidenceFile(fsys, byIndex); err != nil {
+		return fail("%v", err)
+	}
 	return rep, nil
+}
+
+// checkEvidenceFile checks that each record of evidence.json is the one
+// its entry (by index) holds.
+func checkEvidenceFile(fsys fs.FS, entries map[uint64]journal.Entry) error {
+	raw, err := fs.ReadFile(fsys, "evidence.json")
+	if err != nil {
+		return fmt.Errorf("evidence.json: %v", err)
+	}
+	var file struct {
+		evidence.Evidence
+		Decisions []drift.Decision `json:"decisions"`
+	}
+	if err := json.Unmarshal(raw, &file); err != nil {
+		return fmt.Errorf("evidence.json: %v", err)
+	}
+	same := func(what string, id uint64, shown any, fromEntry func(journal.Entry) (any, error)) error {
+		e, ok := entries[id]
+		if !ok {
+			return fmt.Errorf("evidence.json: the %s names entry %d, which the package lacks", what, id)
+		}
+		rec, err := fromEntry(e)
+		if err != nil {
+			return fmt.Errorf("evidence.json: entry %d: %v", id, err)
+		}
+		a, errA := journal.Canonical(shown)
+		b, errB := journal.Canonical(rec)
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			return fmt.Errorf("evidence.json: the %s with id %d is not what journal entry %d records: it was altered", what, id, id)
+		}
+		return nil
+	}
+	record := func(kind journal.Kind, newRecord func() any) func(journal.Entry) (any, error) {
+		return func(e journal.Entry) (any, error) {
+			if e.Kind != kind {
+				return nil, fmt.Errorf("is a %s entry, not a %s", e.Kind, kind)
+			}
+			r := newRecord()
+			return r, evidence.DecodeEntry(e, r)
+		}
+	}
+	if a := file.Artifact; a != nil {
+		if err := same("artifact", a.ID, a, record(evidence.KindArtifact, func() any { return new(evidence.Artifact) })); err != nil {
+			return err
+		}
+	}
+	for _, a := range file.Attestations {
+		if err := same("attestation", a.ID, a, record(evidence.KindAttestation, func() any { return new(evidence.Attestation) })); err != nil {
+			return err
+		}
+	}
+	for _, a := range file.Approvals {
+		if err := same("approval", a.ID, a, record(evidence.KindApproval, func() any { return new(evidence.Approval) })); err != nil {
+			return err
+		}
+	}
+	for _, d := range file.Decisions {
+		d.Digests = nil // the decisions log lists the images, not their digests
+		err := same("decision", d.Index, d, func(e journal.Entry) (any, error) {
+			if dec, ok := drift.ParseDecision(e); ok {
+				dec.Digests = nil
+				return dec, nil
+			}
+			return nil, fmt.Errorf("is not an admission decision")
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
