@@ -70,6 +70,19 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	// Listen first: an address in use stops the start before anything is
+	// created, opened or journaled.
+	webhookListener, err := net.Listen("tcp", cfg.WebhookAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (webhook_addr, --webhook-addr): %w", cfg.WebhookAddr, err)
+	}
+	defer webhookListener.Close() // after Shutdown closed it, or when the start failed
+	apiListener, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (api_addr, --api-addr): %w", cfg.APIAddr, err)
+	}
+	defer apiListener.Close()
+	listeners := []net.Listener{webhookListener, apiListener}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -277,16 +290,6 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if cfg.APITLS {
 		servers[1].TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certSource.GetCertificate}
 		apiScheme = "https"
-	}
-	listeners := make([]net.Listener, len(servers))
-	for i, s := range servers {
-		if listeners[i], err = net.Listen("tcp", s.Addr); err != nil {
-			for _, l := range listeners[:i] {
-				l.Close()
-			}
-			appender.Close(ctx)
-			return fmt.Errorf("listen: %w", err)
-		}
 	}
 	if cfg.DebugAddr != "" {
 		go servePprof(cfg.DebugAddr, log)

@@ -80,4 +80,15 @@ func TestTLSEverywhere(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "listens beyond loopback without TLS") {
 		t.Errorf("serve with a plain-HTTP API on all interfaces: exit %d\n%s", code, out)
 	}
+
+	// An address in use stops the start before anything is created: no
+	// token, key, certificate or database in the new data directory.
+	dir := t.TempDir()
+	out, code = v.run("serve", "--data-dir", dir, "--webhook-addr", v.webhook, "--api-addr", "127.0.0.1:0")
+	if code == 0 || !strings.Contains(out, "webhook_addr") || !strings.Contains(out, "address already in use") || strings.Contains(out, "database is closed") {
+		t.Errorf("serve on the webhook address in use: exit %d\n%s", code, out)
+	}
+	if made, _ := os.ReadDir(dir); len(made) > 0 {
+		t.Errorf("serve that could not listen left %v in its data directory", made)
+	}
 }
