@@ -269,8 +269,10 @@ func TestValidationErrors(t *testing.T) {
 			t.Errorf("approval %s = %d %v, want 422 on %s", tt.body, code, out, tt.field)
 		}
 	}
-	if code, out := f.postJSON("/api/v1/approvals", "rm", `{"digest":"`+digest(1)+`","environment":"prod","decision":"approved","expires_at":"tomorrow"}`); code != 400 {
-		t.Errorf("unparseable time = %d %v, want 400", code, out)
+	code, out := f.postJSON("/api/v1/approvals", "rm", `{"digest":"`+digest(1)+`","environment":"prod","decision":"approved","expires_at":"tomorrow"}`)
+	errs, _ := out["errors"].([]any)
+	if code != 400 || len(errs) != 1 || errs[0].(map[string]any)["field"] != "expires_at" || !strings.Contains(fmt.Sprint(out["detail"]), "RFC 3339") {
+		t.Errorf("unparseable time = %d %v, want 400 on expires_at asking for RFC 3339", code, out)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -39,7 +40,7 @@ type problemKind struct {
 }
 
 var (
-	problemInvalidBody  = problemKind{"malformed-request", "The request body is not valid JSON for this endpoint", http.StatusBadRequest}
+	problemInvalidBody  = problemKind{"malformed-request", "The request body is malformed", http.StatusBadRequest}
 	problemInvalidQuery = problemKind{"invalid-parameter", "A query or path parameter is invalid", http.StatusBadRequest}
 	problemValidation   = problemKind{"validation", "The request has invalid fields", http.StatusUnprocessableEntity}
 	problemUnauthorized = problemKind{"unauthorized", "A valid bearer token is required", http.StatusUnauthorized}
@@ -153,7 +154,7 @@ func decodeJSON(c *gin.Context, maxBytes int64, v any) error {
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonError(err, body)
 	}
 	if dec.More() {
 		return &bodyError{kind: problemInvalidBody, msg: "request body has data after the JSON object"}
@@ -183,11 +184,27 @@ func checkText(body []byte) error {
 	return nil
 }
 
-// jsonError turns an encoding/json error into a message naming the field.
-func jsonError(err error) error {
+// jsonError turns an encoding/json error on body into a message naming
+// the field.
+func jsonError(err error, body []byte) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var tim *time.ParseError
 	switch {
+	case errors.As(err, &tim):
+		// encoding/json does not say which field a time came from: the
+		// top-level member holding that string does.
+		var members map[string]json.RawMessage
+		json.Unmarshal(body, &members)
+		want, _ := json.Marshal(tim.Value)
+		for name, raw := range members {
+			if bytes.Equal(bytes.TrimSpace(raw), want) {
+				detail := fmt.Sprintf("must be an RFC 3339 time such as 2026-12-01T17:00:00Z, not %s", want)
+				return &bodyError{kind: problemInvalidBody, msg: fmt.Sprintf("field %q %s", name, detail),
+					fields: []evidence.FieldError{{Field: name, Detail: detail}}}
+			}
+		}
+		return &bodyError{kind: problemInvalidBody, msg: fmt.Sprintf("a time must be in RFC 3339 form such as 2026-12-01T17:00:00Z, not %s", want)}
 	case errors.Is(err, io.EOF):
 		return &bodyError{kind: problemInvalidBody, msg: "request body is empty: send a JSON object"}
 	case errors.As(err, &syn):

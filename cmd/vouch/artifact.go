@@ -138,8 +138,11 @@ func (s subject) resolve() (string, error) {
 			n++
 		}
 	}
-	if n != 1 {
+	switch {
+	case n == 0:
 		return "", usageError{"name the artifact with one of --digest, --file, --dir or --oci"}
+	case n > 1:
+		return "", usageError{"name the artifact once: give only one of --digest, --file, --dir or --oci"}
 	}
 	if s.ociRef != "" && s.oci == "" {
 		return "", usageError{"--oci-ref goes with --oci"}

@@ -110,7 +110,7 @@ func TestAttestArguments(t *testing.T) {
 	}{
 		{"no name", []string{"attest", "junit", "--digest", d, junitFile}, 2, "needs --name"},
 		{"no subject", []string{"attest", "junit", "--name", "unit-tests", junitFile}, 2, "one of --digest, --file, --dir or --oci"},
-		{"two subjects", []string{"attest", "junit", "--name", "unit-tests", "--digest", d, "--file", junitFile, junitFile}, 2, "one of --digest"},
+		{"two subjects", []string{"attest", "junit", "--name", "unit-tests", "--digest", d, "--file", junitFile, junitFile}, 2, "name the artifact once"},
 		{"bad digest", []string{"attest", "junit", "--name", "unit-tests", "--digest", "sha256:abc", junitFile}, 2, `--digest "sha256:abc"`},
 		{"no report", []string{"attest", "junit", "--name", "unit-tests", "--digest", d}, 2, "needs the report file"},
 		{"missing report", []string{"attest", "junit", "--name", "unit-tests", "--digest", d, "nope.xml"}, 2, "nope.xml: no such file"},
