@@ -61,7 +61,7 @@ func newFixture(t *testing.T, configure ...func(*fixture, *api.Config)) *fixture
 		f.tokens[name] = secret
 	}
 	cfg := api.Config{
-		Evidence: evidence.NewService(appender, []string{"default", "prod"}, nil, evidence.WithBlobs(db)), EvidenceStore: db, Journal: db, Tokens: tokens,
+		Evidence: evidence.NewService(appender, []string{"default", "prod"}, nil, evidence.WithBlobs(db), evidence.WithHistory(db)), EvidenceStore: db, Journal: db, Tokens: tokens,
 		Blobs: db, Drift: &drift.Service{Store: db, Recorder: &drift.Recorder{Journal: appender, Store: db}, Environments: []string{"default", "prod"}},
 		Ready: db.Ping, MaxBodyBytes: 4096, MaxBlobBytes: 8192,
 	}
@@ -293,6 +293,23 @@ func TestTransportLimits(t *testing.T) {
 	}
 	if code, _, _ := f.do("GET", "/readyz", "", "", ""); code != 200 {
 		t.Errorf("readyz = %d", code)
+	}
+}
+
+// TestLogsThePeerAddress: X-Forwarded-For is anyone's to send, so the
+// request log names the peer, not the header's address.
+func TestLogsThePeerAddress(t *testing.T) {
+	var logs bytes.Buffer
+	f := newFixture(t, func(_ *fixture, cfg *api.Config) { cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	req, _ := http.NewRequest("GET", f.srv.URL+"/api/v1/journal/entries", nil) // health checks are not logged
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !strings.Contains(logs.String(), `"remote":"127.0.0.1"`) || strings.Contains(logs.String(), "6.6.6.6") {
+		t.Errorf("request log:\n%s\nwant the peer 127.0.0.1, not the forwarded address", logs.String())
 	}
 }
 

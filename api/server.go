@@ -91,6 +91,7 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, engine: gin.New(), replaying: make(chan struct{}, 1)}
 	e := s.engine
 	e.HandleMethodNotAllowed = true
+	e.SetTrustedProxies(nil) // the client address is the peer's: X-Forwarded-For is anyone's to forge
 	e.Use(s.recover, s.logRequests)
 	e.NoRoute(func(c *gin.Context) {
 		writeProblem(c, Problem{Type: ProblemBase + problemNotFound.slug, Title: problemNotFound.title, Status: http.StatusNotFound,

@@ -296,6 +296,10 @@ func TestSignInRedirectsOnlyWithinTheConsole(t *testing.T) {
 		"/artifacts?q=web":     "/artifacts?q=web",
 		"//evil.example/":      "/",
 		"/\\evil.example":      "/",
+		"/\t/evil.example":     "/",
+		"/%09/evil.example":    "/%09/evil.example", // an escaped tab stays a path
+		"/a\\b":                "/",
+		"/\n/evil.example":     "/",
 		"https://evil.example": "/",
 		"/sign-out":            "/",
 		"":                     "/",

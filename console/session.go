@@ -283,9 +283,10 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
 // safeNext keeps a post-sign-in redirect on this console: a local path,
 // never another site ("//evil.example", "/\evil.example").
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.HasPrefix(next, "/sign-") || strings.ContainsAny(next, "\r\n") {
-		return "/"
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.HasPrefix(next, "/sign-") || strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return "/" // browsers drop tabs and newlines and read \ as /: "/\t/evil.example" is //evil.example
 	}
 	return next
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	neturl "net/url"
 	"sort"
 	"time"
 
@@ -208,10 +210,14 @@ func (m *Monitor) deliver(ctx context.Context, target NotifierConfig, n Notifica
 func post(ctx context.Context, c *http.Client, url string, payload []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
 	if err != nil {
-		return err
+		return errors.New("invalid notification URL") // the URL may be a credential (Slack's is): never repeat it
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.Do(req)
+	var uerr *neturl.Error
+	if errors.As(err, &uerr) {
+		return fmt.Errorf("%s %s://%s: %w", uerr.Op, req.URL.Scheme, req.URL.Host, uerr.Err)
+	}
 	if err != nil {
 		return err
 	}

@@ -206,6 +206,10 @@ func (h *httpPublisher) Publish(ctx context.Context, c Checkpoint) error {
 		}
 		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 		resp, err := h.client.Do(req)
+		var uerr *url.Error
+		if errors.As(err, &uerr) { // name the host only: the URL may carry a credential
+			err = fmt.Errorf("%s %s://%s: %w", uerr.Op, req.URL.Scheme, req.URL.Host, uerr.Err)
+		}
 		if err != nil {
 			last = err
 			continue

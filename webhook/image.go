@@ -38,6 +38,9 @@ type parsedImage struct {
 
 const maxParsedImages = 10000
 
+// maxImageRef is the longest image reference accepted.
+const maxImageRef = 4096
+
 // parseImageCached is ParseImage with memoisation.
 func parseImageCached(ref string) (Image, error) {
 	parsedImages.Lock()
@@ -47,6 +50,9 @@ func parseImageCached(ref string) (Image, error) {
 		return p.img, p.err
 	}
 	img, err := ParseImage(ref)
+	if len(ref) > maxImageRef {
+		return img, err // not kept: the cache holds references of a sensible size only
+	}
 	parsedImages.Lock()
 	if len(parsedImages.m) >= maxParsedImages {
 		clear(parsedImages.m)
@@ -64,8 +70,8 @@ func ParseImage(ref string) (Image, error) {
 	if ref == "" {
 		return img, fmt.Errorf("image reference is empty")
 	}
-	if len(ref) > 4096 {
-		return img, fmt.Errorf("image reference is longer than 4096 characters")
+	if len(ref) > maxImageRef {
+		return img, fmt.Errorf("image reference is longer than %d characters", maxImageRef)
 	}
 	rest := ref
 	if i := strings.IndexByte(rest, '@'); i >= 0 {

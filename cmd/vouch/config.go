@@ -386,6 +386,9 @@ func (c *Config) validate() error {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
 			return fmt.Errorf("debug_addr (--debug-addr): %q is not host:port", c.DebugAddr)
 		}
+		if !loopback(c.DebugAddr) {
+			return fmt.Errorf("debug_addr (--debug-addr): %q is not a loopback address: pprof has no authentication and shows the command line and memory; use 127.0.0.1:PORT (kubectl port-forward reaches it)", c.DebugAddr)
+		}
 	}
 	if c.APIAddr == c.WebhookAddr {
 		return fmt.Errorf("webhook_addr (--webhook-addr): must differ from api_addr, both are %q", c.APIAddr)

@@ -70,6 +70,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		env     map[string]string
 		wantErr string
 	}{
+		{"pprof off loopback", []string{"--debug-addr", ":6060"}, nil, "debug_addr (--debug-addr): \":6060\" is not a loopback address"},
 		{"bad address", []string{"--api-addr", "8080"}, nil, "api_addr (--api-addr)"},
 		{"same addresses", []string{"--api-addr", ":1", "--webhook-addr", ":1"}, nil, "webhook_addr (--webhook-addr): must differ"},
 		{"half TLS", []string{"--tls-cert-file", "/etc/hosts"}, nil, "tls_cert_file and tls_key_file"},

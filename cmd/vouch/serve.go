@@ -280,11 +280,15 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		}
 		webhookTLS.ClientCAs, webhookTLS.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
+	// A client gets ReadTimeout to send a whole request: a slow one cannot
+	// hold a connection and its buffer. The apiserver sends a review at
+	// once and waits at most 30 s; the API's largest body is a blob. The
+	// API has no write timeout: an export streams for as long as it takes.
 	servers := []*http.Server{
-		{Addr: cfg.WebhookAddr, Handler: webhookMux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
-			TLSConfig: webhookTLS, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
-		{Addr: cfg.APIAddr, Handler: auditorConsole, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+		{Addr: cfg.WebhookAddr, Handler: webhookMux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, WriteTimeout: 35 * time.Second,
+			IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10, TLSConfig: webhookTLS, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+		{Addr: cfg.APIAddr, Handler: auditorConsole, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 2 * time.Minute,
+			IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
 	}
 	apiScheme := "http"
 	if cfg.APITLS {
