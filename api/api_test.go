@@ -405,7 +405,7 @@ func TestStoreDownIs503(t *testing.T) {
 	appender := journal.NewAppender(evidenceDB, journal.AppenderOptions{})
 	defer appender.Close(ctx)
 	srv := httptest.NewServer(api.New(api.Config{Evidence: evidence.NewService(appender, nil, nil), EvidenceStore: evidenceDB,
-		Journal: evidenceDB, Tokens: tokens, Ready: evidenceDB.Ping, Logger: slog.New(slog.DiscardHandler)}))
+		Journal: evidenceDB, Tokens: tokens, Ready: func(context.Context) error { return nil }, Degraded: evidenceDB.Ping, Logger: slog.New(slog.DiscardHandler)}))
 	defer srv.Close()
 	evidenceDB.Close()
 
@@ -420,8 +420,14 @@ func TestStoreDownIs503(t *testing.T) {
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("report with the store down = %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	if code := httpGet(t, srv.URL+"/readyz"); code != 503 {
-		t.Errorf("readyz with the store down = %d, want 503", code)
+	resp, err = http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"degraded"`) {
+		t.Errorf("readyz with the store down = %d %s, want 200 degraded", resp.StatusCode, body)
 	}
 }
 

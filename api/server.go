@@ -55,8 +55,12 @@ type Config struct {
 	RateLimitPerMinute int
 	// Exemptions serves /exemptions; nil leaves them out.
 	Exemptions ExemptionService
-	// Ready reports whether Vouch can serve (store reachable, policy loaded).
+	// Ready reports whether Vouch can serve: /readyz fails while it errs.
 	Ready func(ctx context.Context) error
+	// Degraded, when set, reports what works only in part while Vouch
+	// still serves (the store unreachable: admissions are spooled). It
+	// shows in /readyz, which stays 200 so the webhook keeps its endpoints.
+	Degraded func(ctx context.Context) error
 	// Metrics serves /metrics when set.
 	Metrics http.Handler
 	// MaxBodyBytes limits request bodies; DefaultMaxBodyBytes when 0.
@@ -163,6 +167,12 @@ func (s *Server) ready(c *gin.Context) {
 		writeProblem(c, Problem{Type: ProblemBase + problemUnavailable.slug, Title: "Not ready", Status: http.StatusServiceUnavailable,
 			Detail: err.Error(), Instance: c.Request.URL.Path})
 		return
+	}
+	if s.cfg.Degraded != nil {
+		if err := s.cfg.Degraded(ctx); err != nil {
+			c.JSON(http.StatusOK, gin.H{"status": "degraded", "reason": err.Error()})
+			return
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }

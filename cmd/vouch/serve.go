@@ -194,12 +194,19 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Drift: driftService, Reviewer: hook, Exemptions: exemptions, Replayer: replayer,
 		Evidence: evidenceService, Trust: trusted, EvidenceStore: st, Journal: st, Tokens: tokens,
 		Blobs: st, MaxBlobBytes: int64(cfg.MaxBlobSize),
+		// Ready to admit once a policy is loaded, also while the store is
+		// down: decisions are spooled, and a NotReady pod would leave the
+		// webhook without endpoints, refusing every change.
 		Ready: func(ctx context.Context) error {
-			if err := st.Ping(ctx); err != nil {
-				return fmt.Errorf("store unreachable: %w", err)
-			}
 			if engine.Version() == "" {
 				return errors.New("no policy loaded")
+			}
+			return nil
+		},
+		Degraded: func(ctx context.Context) error {
+			if err := st.Ping(ctx); err != nil {
+				log.Warn("readiness: store unreachable", "error", err)
+				return errors.New("store unreachable: admission decisions are spooled in the data directory; evidence cannot be recorded")
 			}
 			return nil
 		},

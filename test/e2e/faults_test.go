@@ -123,6 +123,8 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	resp.Body.Close()
 	evidenceStatus, retryAfter := resp.StatusCode, resp.Header.Get("Retry-After")
+	// Still ready: a NotReady pod would take the webhook's endpoints away.
+	readyCode, readyBody := v.get("", "/readyz")
 	time.Sleep(1500 * time.Millisecond)
 	a.mu.Lock()
 	during = len(a.allowed) - before
@@ -136,6 +138,9 @@ func TestDatabaseOutage(t *testing.T) {
 
 	if len(a.errors) > 0 {
 		t.Errorf("admissions refused during the outage: %q", a.errors)
+	}
+	if readyCode != 200 || readyBody["status"] != "degraded" || !strings.Contains(fmt.Sprint(readyBody["reason"]), "spooled") {
+		t.Errorf("readyz during the outage = %d %v, want 200 degraded, naming the spool", readyCode, readyBody)
 	}
 	if during == 0 {
 		t.Error("no admission was answered during the outage")
