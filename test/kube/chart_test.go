@@ -278,6 +278,44 @@ func renderString(t *testing.T, v any) string {
 	return string(b)
 }
 
+// TestChartReporterBesideServer: with both on, nothing that selects the
+// server's pods (the webhook Service, the PDB) selects a reporter pod: a
+// webhook call sent to one would be refused.
+func TestChartReporterBesideServer(t *testing.T) {
+	objs, err := render(t, map[string]any{
+		"reporter": map[string]any{"enabled": true, "environment": "prod-eu", "server": "https://vouch.example.com", "tokenSecret": map[string]any{"name": "vouch-reporter"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := get(objs["CronJob/vouch-reporter"], "spec", "jobTemplate", "spec", "template", "metadata", "labels").(map[string]any)
+	server := get(objs["Deployment/vouch"], "spec", "template", "metadata", "labels").(map[string]any)
+	for _, sel := range []struct {
+		name     string
+		selector map[string]any
+	}{
+		{"Service", get(objs["Service/vouch"], "spec", "selector").(map[string]any)},
+		{"PodDisruptionBudget", get(objs["PodDisruptionBudget/vouch"], "spec", "selector", "matchLabels").(map[string]any)},
+		{"Deployment", get(objs["Deployment/vouch"], "spec", "selector", "matchLabels").(map[string]any)},
+	} {
+		if !matches(sel.selector, server) {
+			t.Errorf("the %s's selector %v does not select the server's pods %v", sel.name, sel.selector, server)
+		}
+		if matches(sel.selector, pod) {
+			t.Errorf("the %s's selector %v selects the reporter's pods %v", sel.name, sel.selector, pod)
+		}
+	}
+}
+
+func matches(selector, labels map[string]any) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
 // TestChartReporter renders the reporter-only install: a CronJob running
 // "vouch snapshot k8s" with read-only access, and nothing of the server.
 func TestChartReporter(t *testing.T) {
