@@ -43,7 +43,7 @@ type CertRotator struct {
 	DNSNames      []string
 	Logger        *slog.Logger
 	Now           func() time.Time
-	CheckInterval time.Duration // how often to check; 1h when 0
+	CheckInterval time.Duration // how often to check; DefaultCertCheckInterval when 0
 }
 
 // Ensure makes the Secret hold a valid bundle and every webhook of the
@@ -122,21 +122,28 @@ func (r *CertRotator) patchCABundle(ctx context.Context, ca []byte) error {
 	return nil
 }
 
+// DefaultCertCheckInterval is how often the certificate and the webhook's
+// caBundle are checked: a webhook configuration recreated without its
+// caBundle (kubectl replace, a GitOps sync) fails every call until then.
+// A check is two reads from the apiserver.
+const DefaultCertCheckInterval = 30 * time.Second
+
 // Run ensures the certificate now and every CheckInterval until ctx ends.
 func (r *CertRotator) Run(ctx context.Context) {
 	interval := r.CheckInterval
 	if interval <= 0 {
-		interval = time.Hour
+		interval = DefaultCertCheckInterval
 	}
 	for {
+		wait := interval
 		if err := r.Ensure(ctx); err != nil && ctx.Err() == nil {
 			r.Logger.Error("webhook certificate", "error", err)
-			interval = min(interval, 10*time.Second) // retry sooner
+			wait = min(interval, 10*time.Second) // retry sooner
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(interval):
+		case <-time.After(wait):
 		}
 	}
 }
