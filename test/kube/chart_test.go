@@ -307,6 +307,20 @@ func TestChartReporterBesideServer(t *testing.T) {
 	}
 }
 
+// TestChartPDBLetsDrainsThrough: one replica gets no PodDisruptionBudget
+// (minAvailable 1 would block every drain); two get one.
+func TestChartPDBLetsDrainsThrough(t *testing.T) {
+	for replicas, want := range map[int]bool{1: false, 2: true} {
+		objs, err := render(t, map[string]any{"replicaCount": replicas})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, got := objs["PodDisruptionBudget/vouch"]; got != want {
+			t.Errorf("%d replicas: PodDisruptionBudget rendered %v, want %v", replicas, got, want)
+		}
+	}
+}
+
 func matches(selector, labels map[string]any) bool {
 	for k, v := range selector {
 		if labels[k] != v {
