@@ -35,6 +35,22 @@ func loadChart(t *testing.T) *chart.Chart {
 // over the defaults, and returns the objects by "Kind/name".
 func render(t *testing.T, values map[string]any) (map[string]map[string]any, error) {
 	t.Helper()
+	return renderRaw(t, withShared(values))
+}
+
+// withShared adds to values what a chart with more than one replica must
+// have (TestChartRefusesSplitReplicas): the database and the journal key.
+func withShared(values map[string]any) map[string]any {
+	out := map[string]any{"database": map[string]any{"existingSecret": "db"}, "journalKey": map[string]any{"existingSecret": "key"}}
+	for k, v := range values {
+		out[k] = v
+	}
+	return out
+}
+
+// renderRaw renders the chart with exactly values over its defaults.
+func renderRaw(t *testing.T, values map[string]any) (map[string]map[string]any, error) {
+	t.Helper()
 	c := loadChart(t)
 	vals, err := chartutil.ToRenderValues(c, values, chartutil.ReleaseOptions{Name: "vouch", Namespace: "vouch-system", IsInstall: true}, chartutil.DefaultCapabilities)
 	if err != nil {
@@ -318,6 +334,26 @@ func TestChartPDBLetsDrainsThrough(t *testing.T) {
 		if _, got := objs["PodDisruptionBudget/vouch"]; got != want {
 			t.Errorf("%d replicas: PodDisruptionBudget rendered %v, want %v", replicas, got, want)
 		}
+	}
+}
+
+// TestChartRefusesSplitReplicas: more than one replica without a shared
+// database or journal key would split the journal; the chart refuses it
+// and says what to set. One replica on SQLite is a trial install.
+func TestChartRefusesSplitReplicas(t *testing.T) {
+	for _, tt := range []struct {
+		values map[string]any
+		want   string
+	}{
+		{nil, "database.existingSecret is empty"},
+		{map[string]any{"database": map[string]any{"existingSecret": "db"}}, "journalKey.existingSecret is empty"},
+	} {
+		if _, err := renderRaw(t, tt.values); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("render %v: %v, want an error saying %q", tt.values, err, tt.want)
+		}
+	}
+	if _, err := renderRaw(t, map[string]any{"replicaCount": 1}); err != nil {
+		t.Errorf("one replica on SQLite: %v", err)
 	}
 }
 
