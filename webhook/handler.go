@@ -295,9 +295,34 @@ func (h *Handler) skipReason(req *admissionv1.AdmissionRequest) string {
 		return "not a workload kind"
 	case req.SubResource != "" && !(req.Kind.Kind == "Pod" && req.SubResource == "ephemeralcontainers"):
 		return "subresource " + req.SubResource
+	case req.SubResource == "" && controllerManager(req.UserInfo.Username):
+		return "made by " + req.UserInfo.Username + " from its owner's template"
 	}
 	return ""
 }
+
+// workloadControllers are the kube-controller-manager's identities that
+// create and update workloads from other workloads' templates: the
+// ReplicaSets of a Deployment, the Pods of a ReplicaSet, StatefulSet,
+// DaemonSet or Job, the Jobs of a CronJob. Their requests are not changes
+// anyone made (the template they copy was evaluated when someone changed
+// it): evaluating them would let a change freeze or an aged scan stop
+// self-healing and autoscaling. Drift snapshots still check what runs.
+// Only the apiserver sets a request's user; impersonating these needs the
+// cluster-admin right to impersonate service accounts.
+var workloadControllers = map[string]bool{
+	"system:kube-controller-manager":                              true, // without --use-service-account-credentials
+	"system:serviceaccount:kube-system:deployment-controller":     true,
+	"system:serviceaccount:kube-system:replicaset-controller":     true,
+	"system:serviceaccount:kube-system:replication-controller":    true,
+	"system:serviceaccount:kube-system:statefulset-controller":    true,
+	"system:serviceaccount:kube-system:daemon-set-controller":     true,
+	"system:serviceaccount:kube-system:job-controller":            true,
+	"system:serviceaccount:kube-system:cronjob-controller":        true,
+	"system:serviceaccount:kube-system:generic-garbage-collector": true,
+}
+
+func controllerManager(user string) bool { return workloadControllers[user] }
 
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 

@@ -243,6 +243,9 @@ func TestNotEvaluated(t *testing.T) {
 		{"delete", string(review("n3", "default", "DELETE", false, "nginx"))},
 		{"scale subresource", strings.Replace(string(review("n4", "default", "UPDATE", false, "nginx")), `"namespace"`, `"subResource":"scale","namespace"`, 1)},
 		{"config map", strings.Replace(string(review("n5", "default", "CREATE", false, "nginx")), `"kind":"Deployment"}`, `"kind":"ConfigMap"}`, 1)},
+		{"a ReplicaSet's pod, made by its controller", asUser(review("n6", "default", "CREATE", false, "nginx"), "system:serviceaccount:kube-system:replicaset-controller")},
+		{"a Deployment's ReplicaSet, updated by its controller", asUser(review("n7", "default", "UPDATE", false, "nginx"), "system:serviceaccount:kube-system:deployment-controller")},
+		{"the controller manager without per-controller credentials", asUser(review("n8", "default", "CREATE", false, "nginx"), "system:kube-controller-manager")},
 	}
 	for _, tt := range tests {
 		if resp := f.decide([]byte(tt.body)); !resp.Allowed {
@@ -251,6 +254,25 @@ func TestNotEvaluated(t *testing.T) {
 	}
 	if n := len(f.decisions()); n != 0 {
 		t.Errorf("journal holds %d decisions, want none", n)
+	}
+}
+
+// asUser makes body a request by user.
+func asUser(body []byte, user string) string {
+	return strings.Replace(string(body), `"username":"alice"`, fmt.Sprintf(`"username":%q`, user), 1)
+}
+
+// TestOthersAreEvaluated: only the controller manager's own identities
+// skip evaluation; a name that merely looks like one does not.
+func TestOthersAreEvaluated(t *testing.T) {
+	f := newFixture(t)
+	for i, user := range []string{"alice", "system:serviceaccount:default:replicaset-controller", "system:serviceaccount:kube-system:replicaset-controller-x", "replicaset-controller"} {
+		if resp := f.decide([]byte(asUser(review(fmt.Sprintf("e%d", i), "default", "CREATE", false, "nginx"), user))); resp.Allowed {
+			t.Errorf("a Deployment with an unreported image, by %q: admitted", user)
+		}
+	}
+	if n := len(f.decisions()); n != 4 {
+		t.Errorf("journal holds %d decisions, want 4", n)
 	}
 }
 
