@@ -45,6 +45,7 @@ type Config struct {
 	JournalMaxDelay     Duration               `json:"journal_max_delay"`
 	IntegrityInterval   Duration               `json:"integrity_check_interval"`
 	ShutdownTimeout     Duration               `json:"shutdown_timeout"`
+	ShutdownDelay       Duration               `json:"shutdown_delay"`
 	DebugAddr           string                 `json:"debug_addr"`
 	Kubeconfig          string                 `json:"kubeconfig"`
 	LeaderElection      bool                   `json:"leader_election"`
@@ -239,6 +240,7 @@ var serveSettings = []setting{
 	{"integrity-check-interval", "integrity_check_interval", "how often the leader verifies the whole stored journal and audits the evidence against it, alerting when they do not verify (default \"24h\"; 0: never)", duration(func(c *Config) *Duration { return &c.IntegrityInterval })},
 	{"journal-max-delay", "journal_max_delay", "how long a journal batch may wait for more entries (default 0: commit at once)", duration(func(c *Config) *Duration { return &c.JournalMaxDelay })},
 	{"shutdown-timeout", "shutdown_timeout", "how long in-flight requests get to finish at shutdown (default \"25s\")", duration(func(c *Config) *Duration { return &c.ShutdownTimeout })},
+	{"shutdown-delay", "shutdown_delay", "at shutdown, how long to go on serving with /readyz failing before closing the listeners, so that Kubernetes takes the pod out of the Services first (default 0; the chart sets 5s)", duration(func(c *Config) *Duration { return &c.ShutdownDelay })},
 	{"evidence-cache-size", "evidence_cache_size", "digests of evidence cached in memory; 0 turns the cache off (default 100000)", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -478,6 +480,9 @@ func (c *Config) validate() error {
 	}
 	if d := time.Duration(c.IntegrityInterval); d != 0 && (d < time.Minute || d > 30*24*time.Hour) {
 		return fmt.Errorf("integrity_check_interval (--integrity-check-interval): %s is neither 0 nor between 1m and 720h", d)
+	}
+	if d := time.Duration(c.ShutdownDelay); d < 0 || d > time.Minute {
+		return fmt.Errorf("shutdown_delay (--shutdown-delay): %s is not between 0 and 1m", d)
 	}
 	if d := time.Duration(c.ShutdownTimeout); d < time.Second || d > 10*time.Minute {
 		return fmt.Errorf("shutdown_timeout (--shutdown-timeout): %s is not between 1s and 10m", d)

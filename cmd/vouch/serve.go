@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -83,6 +84,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	defer apiListener.Close()
 	listeners := []net.Listener{webhookListener, apiListener}
+	var draining atomic.Bool // shutting down: /readyz fails, requests are still served
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -198,6 +200,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		// down: decisions are spooled, and a NotReady pod would leave the
 		// webhook without endpoints, refusing every change.
 		Ready: func(ctx context.Context) error {
+			if draining.Load() {
+				return errors.New("shutting down")
+			}
 			if engine.Version() == "" {
 				return errors.New("no policy loaded")
 			}
@@ -326,6 +331,15 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
+		if d := time.Duration(cfg.ShutdownDelay); d > 0 {
+			// Kubernetes removes a terminating pod from its Services
+			// while it already runs: until the endpoints are gone, the
+			// apiserver still calls this replica, and a closed port
+			// refuses the change.
+			draining.Store(true)
+			log.Info("shutting down: serving on while the pod leaves its Services", "delay", d.String())
+			time.Sleep(d)
+		}
 		log.Info("shutting down")
 	case serveErr = <-errc:
 		log.Error("server failed; shutting down", "error", serveErr)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -226,4 +227,20 @@ func envValue(env []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// TestShutdownDelay: after SIGTERM a replica serves on for --shutdown-delay
+// with /readyz failing, so Kubernetes takes it out of the webhook's Service
+// before its port closes; then it stops cleanly.
+func TestShutdownDelay(t *testing.T) {
+	v := start(t, "", "--shutdown-delay", "3s")
+	v.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, func() bool { return strings.Contains(v.log.String(), "serving on while the pod leaves its Services") })
+	if code, out := v.get("", "/readyz"); code != 503 || !strings.Contains(fmt.Sprint(out["detail"]), "shutting down") {
+		t.Errorf("readyz during the shutdown delay = %d %v, want 503 shutting down", code, out)
+	}
+	if resp, err := v.review("during-delay", "default", nil, "nginx:1.27"); err != nil || resp.Allowed {
+		t.Errorf("webhook during the shutdown delay: %+v, %v; want an answer (a denial)", resp, err)
+	}
+	v.stop()
 }

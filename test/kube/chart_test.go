@@ -269,7 +269,17 @@ func TestChartSchemaAndLint(t *testing.T) {
 			t.Errorf("values %v pass the schema", bad)
 		}
 	}
-	result := lint.AllWithKubeVersion(chartDir(), map[string]any{}, "vouch-system", &chartutil.DefaultCapabilities.KubeVersion)
+	// The environment settings docs/policy.md documents pass (the binary checks them strictly).
+	documented := map[string]any{"config": map[string]any{"environments": []any{map[string]any{
+		"name": "prod", "namespaces": []any{"shop-*"}, "mode": "enforce", "break_glass": true,
+		"require": map[string]any{"digest": true, "provenance": true, "attestations": []any{"unit-tests"}, "verified_attestations": []any{"sbom"},
+			"approval": true, "four_eyes": true, "registries": []any{"registry.example.com/"}, "no_latest": true, "max_age": map[string]any{"security-scan": "168h"}},
+		"freeze": []any{map[string]any{"cron": "0 18 * * 5", "duration": "62h", "reason": "weekend"}},
+	}}}}
+	if err := chartutil.ValidateAgainstSchema(loadChart(t), documented); err != nil {
+		t.Errorf("documented environment settings fail the schema: %v", err)
+	}
+	result := lint.AllWithKubeVersion(chartDir(), withShared(nil), "vouch-system", &chartutil.DefaultCapabilities.KubeVersion)
 	for _, m := range result.Messages {
 		if m.Severity >= support.WarningSev {
 			t.Errorf("helm lint: %s", m)
