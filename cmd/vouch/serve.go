@@ -324,6 +324,10 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if cfg.DatabaseURL != "" {
 		store = "postgres"
 	}
+	if cfg.WebhookClientCAFile == "" && !loopback(cfg.WebhookAddr) {
+		log.Warn("the webhook accepts reviews from any client that reaches it, and journals its decisions about them: " +
+			"set webhook_client_ca_file (the apiserver's client certificate, mTLS), or restrict who reaches the port (docs/install.md)")
+	}
 	log.Info("vouch started", "version", version,
 		"webhook", "https://"+listeners[0].Addr().String()+"/validate", "api", apiScheme+"://"+listeners[1].Addr().String(),
 		"store", store, "policy_version", engine.Version(), "environments", strings.Join(envs.Names(), ","), "ca_file", caFile)

@@ -347,6 +347,27 @@ func TestChartPDBLetsDrainsThrough(t *testing.T) {
 	}
 }
 
+// TestChartWebhookClientCA: webhook.clientCA mounts the ConfigMap and
+// turns mTLS on.
+func TestChartWebhookClientCA(t *testing.T) {
+	objs, err := render(t, map[string]any{"webhook": map[string]any{"clientCA": map[string]any{"configMap": "apiserver-client-ca", "key": "ca.crt"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := get(objs["Deployment/vouch"], "spec", "template", "spec").(map[string]any)
+	args := strings.Join(toStrings(get(pod, "containers", 0, "args")), " ")
+	if !strings.Contains(args, "--webhook-client-ca-file=/etc/vouch/webhook-client-ca/ca.crt") {
+		t.Errorf("args = %s, want the client CA file", args)
+	}
+	if vols := renderString(t, pod["volumes"]); !strings.Contains(vols, "apiserver-client-ca") {
+		t.Errorf("volumes = %s, want the ConfigMap", vols)
+	}
+	objs, _ = render(t, nil)
+	if args := strings.Join(toStrings(get(objs["Deployment/vouch"], "spec", "template", "spec", "containers", 0, "args")), " "); strings.Contains(args, "client-ca") {
+		t.Errorf("default args = %s, want no client CA", args)
+	}
+}
+
 // TestChartRefusesSplitReplicas: more than one replica without a shared
 // database or journal key would split the journal; the chart refuses it
 // and says what to set. One replica on SQLite is a trial install.
