@@ -3,6 +3,8 @@ package kube
 import (
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 // TestChartObjectsAreValid creates every object the chart renders with a
@@ -33,3 +35,62 @@ func TestChartObjectsAreValid(t *testing.T) {
 		}
 	}
 }
+
+// TestChartRBACGrantsWhatVouchUses applies the chart's RBAC to the real
+// apiserver and asks it, as Vouch's ServiceAccount, for each call the code
+// makes (drift/watch.go, kube/leader.go, kube/certs.go): all allowed; and
+// for what it does not make: refused.
+func TestChartRBACGrantsWhatVouchUses(t *testing.T) {
+	needCluster(t)
+	const ns = "vouch-rbac"
+	kubectl(t, "create", "namespace", ns)
+	objs, err := render(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []string
+	for _, k := range []string{"ServiceAccount/vouch", "ClusterRole/vouch", "ClusterRoleBinding/vouch", "Role/vouch", "RoleBinding/vouch"} {
+		o := objs[k]
+		if meta, ok := o["metadata"].(map[string]any); ok && meta["namespace"] != nil {
+			meta["namespace"] = ns
+		}
+		for _, s := range toAny(o["subjects"]) {
+			s.(map[string]any)["namespace"] = ns
+		}
+		b, _ := yaml.Marshal(o)
+		docs = append(docs, string(b))
+	}
+	mustKubectlApply(t, strings.Join(docs, "---\n"))
+	t.Cleanup(func() {
+		kubectl(t, "delete", "clusterrole,clusterrolebinding", "vouch", "--ignore-not-found")
+		kubectl(t, "delete", "namespace", ns, "--wait=false")
+	})
+	as := "--as=system:serviceaccount:" + ns + ":vouch"
+	can := func(args ...string) bool {
+		out, _ := kubectl(t, append(append([]string{"auth", "can-i"}, args...), as)...)
+		return strings.TrimSpace(out) == "yes"
+	}
+	for _, call := range [][]string{
+		{"list", "pods", "--all-namespaces"}, {"watch", "pods", "--all-namespaces"},
+		{"list", "replicasets.apps", "--all-namespaces"}, {"watch", "deployments.apps", "--all-namespaces"},
+		{"list", "jobs.batch", "--all-namespaces"},
+		{"create", "leases.coordination.k8s.io", "-n", ns}, {"get", "leases.coordination.k8s.io/vouch", "-n", ns}, {"update", "leases.coordination.k8s.io/vouch", "-n", ns},
+		{"create", "secrets", "-n", ns}, {"get", "secrets/vouch-tls", "-n", ns}, {"update", "secrets/vouch-tls", "-n", ns},
+		{"get", "validatingwebhookconfigurations.admissionregistration.k8s.io/vouch"}, {"patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/vouch"},
+	} {
+		if !can(call...) {
+			t.Errorf("Vouch's ServiceAccount may not %v: the code needs it", call)
+		}
+	}
+	for _, call := range [][]string{
+		{"get", "secrets/other", "-n", ns}, {"list", "secrets", "-n", ns}, {"get", "secrets", "-n", "default"},
+		{"list", "namespaces"}, {"list", "statefulsets.apps", "--all-namespaces"}, {"create", "pods", "-n", ns},
+		{"patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/other"}, {"create", "events", "-n", ns},
+	} {
+		if can(call...) {
+			t.Errorf("Vouch's ServiceAccount may %v: nothing in the code needs it", call)
+		}
+	}
+}
+
+func toAny(v any) []any { a, _ := v.([]any); return a }

@@ -24,7 +24,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "vouch.fullname" .) .Values.serviceAccount.name -}}
 {{- else -}}
-{{- default "default" .Values.serviceAccount.name -}}
+{{- required "serviceAccount.name is required with serviceAccount.create=false: the ClusterRole would otherwise go to the namespace's default ServiceAccount" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
 
