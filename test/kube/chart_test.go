@@ -230,7 +230,7 @@ func TestChartOptions(t *testing.T) {
 	if get(w, "webhooks", 0, "failurePolicy") != "Ignore" {
 		t.Error("failurePolicy value not applied")
 	}
-	if got := strings.Join(toStrings(get(w, "webhooks", 0, "namespaceSelector", "matchExpressions", 0, "values")), ","); got != "kube-system,vouch-system,sandbox" {
+	if got := strings.Join(toStrings(get(w, "webhooks", 0, "namespaceSelector", "matchExpressions", 0, "values")), ","); got != "kube-system,sandbox,vouch-system" {
 		t.Errorf("excluded namespaces = %s", got)
 	}
 	c := get(objs["Deployment/vouch"], "spec", "template", "spec", "containers", 0).(map[string]any)
@@ -365,6 +365,25 @@ func TestChartWebhookClientCA(t *testing.T) {
 	objs, _ = render(t, nil)
 	if args := strings.Join(toStrings(get(objs["Deployment/vouch"], "spec", "template", "spec", "containers", 0, "args")), " "); strings.Contains(args, "client-ca") {
 		t.Errorf("default args = %s, want no client CA", args)
+	}
+}
+
+// TestChartExemptNamespacesAgree: the namespaces the webhook is not sent
+// are the ones the server exempts (and does not snapshot), whether they
+// come from webhook.excludeNamespaces or config.exempt_namespaces.
+func TestChartExemptNamespacesAgree(t *testing.T) {
+	objs, err := render(t, map[string]any{"webhook": map[string]any{"excludeNamespaces": []any{"istio-system"}},
+		"config": map[string]any{"exempt_namespaces": []any{"cert-manager"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	selector := toStrings(get(objs["ValidatingWebhookConfiguration/vouch"], "webhooks", 0, "namespaceSelector", "matchExpressions", 0, "values"))
+	if got := strings.Join(selector, ","); got != "kube-system,istio-system,cert-manager,vouch-system" {
+		t.Errorf("webhook namespaceSelector NotIn %s", got)
+	}
+	args := strings.Join(toStrings(get(objs["Deployment/vouch"], "spec", "template", "spec", "containers", 0, "args")), " ")
+	if !strings.Contains(args, "--exempt-namespaces=kube-system,istio-system,cert-manager ") {
+		t.Errorf("args = %s, want the same exempt namespaces", args)
 	}
 }
 

@@ -43,3 +43,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "vouch.apiScheme" -}}{{ if .Values.api.tls }}HTTPS{{ else }}HTTP{{ end }}{{- end -}}
+
+{{/* The namespaces Vouch leaves alone, besides its own: never sent to the
+webhook, never evaluated, never snapshotted. One list for the webhook's
+namespaceSelector and the server's --exempt-namespaces. */}}
+{{- define "vouch.exemptNamespaces" -}}
+{{- concat (list "kube-system") .Values.webhook.excludeNamespaces (default (list) .Values.config.exempt_namespaces) | uniq | join "," -}}
+{{- end -}}
