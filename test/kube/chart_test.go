@@ -209,11 +209,12 @@ func TestChartOptions(t *testing.T) {
 	objs, err := render(t, map[string]any{
 		"certificates":   map[string]any{"mode": "cert-manager", "certManager": map[string]any{"issuerRef": map[string]any{"name": "ca", "kind": "ClusterIssuer"}}},
 		"serviceMonitor": map[string]any{"enabled": true},
-		"networkPolicy":  map[string]any{"enabled": true},
-		"webhook":        map[string]any{"failurePolicy": "Ignore", "excludeNamespaces": []any{"sandbox"}},
-		"database":       map[string]any{"existingSecret": "vouch-db"},
-		"journalKey":     map[string]any{"existingSecret": "vouch-journal-key"},
-		"image":          map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
+		"networkPolicy": map[string]any{"enabled": true, "apiFrom": []any{map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"ci": "true"}}}},
+			"webhookFrom": []any{map[string]any{"ipBlock": map[string]any{"cidr": "10.0.0.0/24"}}}},
+		"webhook":    map[string]any{"failurePolicy": "Ignore", "excludeNamespaces": []any{"sandbox"}},
+		"database":   map[string]any{"existingSecret": "vouch-db"},
+		"journalKey": map[string]any{"existingSecret": "vouch-journal-key"},
+		"image":      map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -384,6 +385,24 @@ func TestChartExemptNamespacesAgree(t *testing.T) {
 	args := strings.Join(toStrings(get(objs["Deployment/vouch"], "spec", "template", "spec", "containers", 0, "args")), " ")
 	if !strings.Contains(args, "--exempt-namespaces=kube-system,istio-system,cert-manager ") {
 		t.Errorf("args = %s, want the same exempt namespaces", args)
+	}
+}
+
+// TestChartNetworkPolicy: webhookFrom narrows the webhook port; an empty
+// apiFrom is refused (it would close the API to everyone).
+func TestChartNetworkPolicy(t *testing.T) {
+	objs, err := render(t, map[string]any{"networkPolicy": map[string]any{"enabled": true,
+		"apiFrom":     []any{map[string]any{"namespaceSelector": map[string]any{}}},
+		"webhookFrom": []any{map[string]any{"ipBlock": map[string]any{"cidr": "10.0.0.0/24"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := renderString(t, get(objs["NetworkPolicy/vouch"], "spec", "ingress"))
+	if !strings.Contains(rules, "10.0.0.0/24") || !strings.Contains(rules, "port: webhook") || !strings.Contains(rules, "port: api") {
+		t.Errorf("ingress rules:\n%s", rules)
+	}
+	if _, err := render(t, map[string]any{"networkPolicy": map[string]any{"enabled": true}}); err == nil || !strings.Contains(err.Error(), "networkPolicy.apiFrom is empty") {
+		t.Errorf("networkPolicy without apiFrom: %v, want it refused", err)
 	}
 }
 
