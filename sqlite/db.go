@@ -48,6 +48,18 @@ func New(ctx context.Context, cfg Config) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	if !cfg.ReadOnly {
+		// The journal, tokens' hashes and evidence are the owner's alone;
+		// SQLite gives its -wal and -shm files the database file's mode.
+		f, err := os.OpenFile(cfg.Path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		f.Close()
+		if err := os.Chmod(cfg.Path, 0o600); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+	}
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)

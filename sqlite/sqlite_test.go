@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,6 +43,30 @@ func TestReopenKeepsData(t *testing.T) {
 	got, _ := db.TreeState(ctx)
 	if got.Size != 3 || got.Root != want.Root {
 		t.Errorf("after reopen: size %d root %s, want 3 %s", got.Size, got.Root, want.Root)
+	}
+}
+
+// TestFilesAreTheOwners: the database and its WAL files are readable by
+// their owner only, also a database created before with a wider mode.
+func TestFilesAreTheOwners(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vouch.db")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlite.New(context.Background(), sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.AppendSome(t, db, 1)
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(f), st.Mode().Perm())
+		}
 	}
 }
 

@@ -71,6 +71,12 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	// It holds the admin token, the CA and journal keys and the database.
+	if st, err := os.Stat(cfg.DataDir); err == nil && st.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+			log.Warn("the data directory is open to other users and could not be closed", "dir", cfg.DataDir, "mode", st.Mode().Perm().String(), "error", err)
+		}
+	}
 	// Listen first: an address in use stops the start before anything is
 	// created, opened or journaled.
 	webhookListener, err := net.Listen("tcp", cfg.WebhookAddr)
