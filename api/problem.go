@@ -105,6 +105,8 @@ func (s *Server) fail(c *gin.Context, err error) {
 	case problemUnavailable:
 		s.log.Warn("request not completed", "method", c.Request.Method, "path", c.FullPath(), "error", err)
 		c.Header("Retry-After", "1")
+		// The cause names database hosts and drivers: the log has it.
+		detail = "A store Vouch depends on did not answer, so nothing was recorded; retry (Retry-After). The server log has the cause."
 	case problemBusy:
 		c.Header("Retry-After", "10")
 	case problemUnauthorized:

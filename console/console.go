@@ -189,6 +189,10 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := c.cfg.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	securityHeaders(sw.Header())
+	if r.TLS != nil || c.cfg.SecureCookies {
+		// Served over HTTPS (here or by the proxy in front): browsers keep to it.
+		sw.Header().Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	c.mux.ServeHTTP(sw, r)
 	if !strings.HasPrefix(r.URL.Path, "/assets/") {
 		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status,

@@ -506,6 +506,13 @@ func TestSecurityHeaders(t *testing.T) {
 			t.Errorf("GET %s = %d", path, resp.StatusCode)
 		}
 	}
+	if h := resp.Header.Get("Strict-Transport-Security"); h != "" {
+		t.Errorf("plain HTTP answered with Strict-Transport-Security %q", h)
+	}
+	tlsFixture := newFixture(t, true)
+	if resp, _ := tlsFixture.get(tlsFixture.client(), "/sign-in"); resp.Header.Get("Strict-Transport-Security") != "max-age=31536000" {
+		t.Errorf("over TLS: Strict-Transport-Security = %q", resp.Header.Get("Strict-Transport-Security"))
+	}
 }
 
 func TestTheAPIIsServedBesideTheConsole(t *testing.T) {
