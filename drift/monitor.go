@@ -42,6 +42,9 @@ type NotifierConfig struct {
 	Name string `json:"name"`
 	Type string `json:"type"` // webhook (JSON) or slack (incoming webhook)
 	URL  string `json:"url"`
+	// URLFile names a file holding the URL instead (a mounted Secret): a
+	// Slack webhook URL is a credential.
+	URLFile string `json:"url_file,omitempty"`
 }
 
 // Monitor evaluates every environment's compliance periodically (on the

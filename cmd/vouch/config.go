@@ -446,7 +446,18 @@ func (c *Config) validate() error {
 	if d := time.Duration(c.SnapshotInterval); d < time.Second || d > 24*time.Hour {
 		return fmt.Errorf("snapshot_interval (--snapshot-interval): %s is not between 1s and 24h", d)
 	}
-	for i, n := range c.Notifications {
+	for i := range c.Notifications {
+		n := &c.Notifications[i]
+		if n.URLFile != "" {
+			if n.URL != "" {
+				return fmt.Errorf("notifications[%d]: set url or url_file, not both", i)
+			}
+			b, err := os.ReadFile(n.URLFile)
+			if err != nil {
+				return fmt.Errorf("notifications[%d].url_file: %w", i, err)
+			}
+			n.URL = strings.TrimSpace(string(b))
+		}
 		u, err := url.Parse(n.URL)
 		switch {
 		case n.Name == "":
@@ -454,7 +465,8 @@ func (c *Config) validate() error {
 		case n.Type != "webhook" && n.Type != "slack":
 			return fmt.Errorf("notifications[%d].type: %q is not webhook or slack", i, n.Type)
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			return fmt.Errorf("notifications[%d].url: %q is not an http(s) URL", i, n.URL)
+			// Not repeated: the URL may be a credential.
+			return fmt.Errorf("notifications[%d].url: not an http(s) URL", i)
 		}
 	}
 	if c.MaxBlobSize < 1<<10 || c.MaxBlobSize > 1<<30 {

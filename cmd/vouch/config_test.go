@@ -196,3 +196,30 @@ func TestInsecureAPIIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestNotificationURLFromFile: a notifier's URL (a Slack webhook URL is a
+// credential) can come from a file, a mounted Secret; an invalid one is
+// refused without repeating it.
+func TestNotificationURLFromFile(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "slack-url")
+	os.WriteFile(secret, []byte("https://hooks.slack.com/services/T000/B000/SECRET\n"), 0o600)
+	load := func(notifier string) (Config, error) {
+		file := filepath.Join(dir, "vouch.yaml")
+		os.WriteFile(file, []byte("notifications:\n  - "+notifier+"\n"), 0o644)
+		return loadConfig([]string{"--config", file}, env(nil))
+	}
+	cfg, err := load(`{name: chan, type: slack, url_file: ` + secret + `}`)
+	if err != nil || len(cfg.Notifications) != 1 || cfg.Notifications[0].URL != "https://hooks.slack.com/services/T000/B000/SECRET" {
+		t.Fatalf("url_file: %+v, %v", cfg.Notifications, err)
+	}
+	for notifier, want := range map[string]string{
+		`{name: chan, type: slack, url: "https://a.example", url_file: ` + secret + `}`: "not both",
+		`{name: chan, type: slack, url_file: /nonexistent}`:                             "notifications[0].url_file",
+		`{name: chan, type: slack, url: "hooks.slack.com/services/SECRET"}`:             "not an http(s) URL",
+	} {
+		if _, err := load(notifier); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("%s: %v, want an error saying %q without the URL", notifier, err, want)
+		}
+	}
+}

@@ -406,6 +406,23 @@ func TestChartNetworkPolicy(t *testing.T) {
 	}
 }
 
+// TestChartSecretMounts: a notifier's URL comes from a mounted Secret, not
+// the ConfigMap.
+func TestChartSecretMounts(t *testing.T) {
+	objs, err := render(t, map[string]any{"secretMounts": []any{map[string]any{"name": "slack", "secret": "vouch-slack"}},
+		"config": map[string]any{"notifications": []any{map[string]any{"name": "ops", "type": "slack", "url_file": "/etc/vouch/secrets/slack/url"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := renderString(t, get(objs["Deployment/vouch"], "spec", "template", "spec"))
+	if !strings.Contains(pod, "secretName: vouch-slack") || !strings.Contains(pod, "mountPath: /etc/vouch/secrets/slack") {
+		t.Errorf("pod spec lacks the secret mount:\n%s", pod)
+	}
+	if _, err := render(t, map[string]any{"secretMounts": []any{map[string]any{"name": "Bad Name", "secret": "s"}}}); err == nil {
+		t.Error("a secret mount named 'Bad Name' passes the schema")
+	}
+}
+
 // TestChartRefusesSplitReplicas: more than one replica without a shared
 // database or journal key would split the journal; the chart refuses it
 // and says what to set. One replica on SQLite is a trial install.
