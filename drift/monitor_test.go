@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/vouch-dev/vouch/journal"
 )
 
@@ -31,5 +34,29 @@ func TestFailedDeliveryKeepsTheURLSecret(t *testing.T) {
 	}
 	if strings.Contains(string(j[0].Body), secret) || strings.Contains(logs.String(), secret) {
 		t.Errorf("the URL's secret path was journaled or logged:\n%s\n%s", j[0].Body, logs.String())
+	}
+}
+
+// TestStripCached: the informers keep pods without their managed fields
+// and last-applied copy, and with everything snapshots read.
+func TestStripCached(t *testing.T) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "prod",
+			Annotations:     map[string]string{lastAppliedConfig: strings.Repeat("x", 4096), "team": "payments"},
+			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "web"}}},
+		Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "registry.example.com/web:1"}}},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "web", ImageID: "docker-pullable://registry.example.com/web@" + d1}}},
+	}
+	got, err := stripCached(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := got.(*corev1.Pod)
+	if p.ManagedFields != nil || p.Annotations[lastAppliedConfig] != "" || p.Annotations["team"] != "payments" {
+		t.Errorf("stripped metadata = %+v", p.ObjectMeta)
+	}
+	if p.Spec.Containers[0].Image == "" || p.Status.ContainerStatuses[0].ImageID == "" || len(p.OwnerReferences) != 1 {
+		t.Errorf("stripped what snapshots read: %+v", p)
 	}
 }

@@ -32,7 +32,7 @@ type Watcher struct {
 
 // NewWatcher prepares informers; Start runs them.
 func NewWatcher(client kubernetes.Interface, resync time.Duration) *Watcher {
-	f := informers.NewSharedInformerFactory(client, resync)
+	f := informers.NewSharedInformerFactoryWithOptions(client, resync, informers.WithTransform(stripCached))
 	w := &Watcher{
 		pods:        f.Core().V1().Pods().Lister(),
 		replicaSets: f.Apps().V1().ReplicaSets().Lister(),
@@ -55,6 +55,23 @@ func NewWatcher(client kubernetes.Interface, resync time.Duration) *Watcher {
 	}
 	return w
 }
+
+// stripCached drops from a watched object what snapshots never read and
+// what makes up much of its size: the managed fields and kubectl's copy of
+// the last applied configuration. The leader caches every pod in the
+// cluster, so this is most of its memory in a large one.
+func stripCached(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		o.SetManagedFields(nil)
+		if a := o.GetAnnotations(); a[lastAppliedConfig] != "" {
+			delete(a, lastAppliedConfig)
+			o.SetAnnotations(a)
+		}
+	}
+	return obj, nil
+}
+
+const lastAppliedConfig = "kubectl.kubernetes.io/last-applied-configuration"
 
 func (w *Watcher) poke() {
 	select {
