@@ -3,7 +3,9 @@ package policy_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -89,5 +91,41 @@ func TestCheckModuleName(t *testing.T) {
 		if err := policy.CheckModuleName(tt.name); (err != nil) != tt.wantErr {
 			t.Errorf("CheckModuleName(%q) = %v, want error %v", tt.name, err, tt.wantErr)
 		}
+	}
+}
+
+// TestConfigMapVolume reads a policy directory laid out as the kubelet
+// mounts a ConfigMap (the chart's policy.configMap): each file a symlink
+// into ..data, itself a symlink to a timestamped directory that an update
+// replaces at once. The update is picked up; the hidden copies never are.
+func TestConfigMapVolume(t *testing.T) {
+	dir := t.TempDir()
+	version := func(stamp, rule string) {
+		t.Helper()
+		write(t, filepath.Join(dir, stamp, "team.rego"), "package vouch.admission\ndeny contains \""+rule+"\" if not input.workload.labels.team\n")
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(stamp, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil { // atomic, as the kubelet swaps it
+			t.Fatal(err)
+		}
+	}
+	version("..2026_11_26_06_00_00.1", "no team")
+	if err := os.Symlink(filepath.Join("..data", "team.rego"), filepath.Join(dir, "team.rego")); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, dir)
+	mods, err := policy.ReadDir(dir)
+	if err != nil || len(mods) != 1 || !strings.Contains(mods["team.rego"], "no team") {
+		t.Fatalf("ReadDir = %v, %v; want team.rego alone", mods, err)
+	}
+	first := e.Version()
+	version("..2026_11_26_06_01_00.2", "a team label is required")
+	if changed, err := e.Reload(context.Background()); err != nil || !changed || e.Version() == first {
+		t.Fatalf("after the ConfigMap changed: Reload = %v, %v", changed, err)
+	}
+	if mods, _ := policy.ReadDir(dir); len(mods) != 1 || !strings.Contains(mods["team.rego"], "a team label is required") {
+		t.Errorf("ReadDir after the update = %v", mods)
 	}
 }

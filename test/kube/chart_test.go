@@ -423,6 +423,22 @@ func TestChartSecretMounts(t *testing.T) {
 	}
 }
 
+// TestChartPolicyConfigMap: policy.configMap mounts your Rego as the
+// policy directory.
+func TestChartPolicyConfigMap(t *testing.T) {
+	objs, err := render(t, map[string]any{"policy": map[string]any{"configMap": "vouch-policy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := get(objs["Deployment/vouch"], "spec", "template", "spec").(map[string]any)
+	if args := strings.Join(toStrings(get(pod, "containers", 0, "args")), " "); !strings.Contains(args, "--policy-dir=/etc/vouch/policy") {
+		t.Errorf("args = %s, want the policy directory", args)
+	}
+	if vols := renderString(t, pod["volumes"]); !strings.Contains(vols, "name: vouch-policy") {
+		t.Errorf("volumes = %s, want the ConfigMap", vols)
+	}
+}
+
 // TestChartRefusesSplitReplicas: more than one replica without a shared
 // database or journal key would split the journal; the chart refuses it
 // and says what to set. One replica on SQLite is a trial install.
