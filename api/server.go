@@ -55,6 +55,9 @@ type Config struct {
 	RateLimitPerMinute int
 	// Exemptions serves /exemptions; nil leaves them out.
 	Exemptions ExemptionService
+	// TrustedProxies are the addresses or CIDRs of the proxies in front,
+	// whose X-Forwarded-For names the client (for the request log).
+	TrustedProxies []string
 	// Ready reports whether Vouch can serve: /readyz fails while it errs.
 	Ready func(ctx context.Context) error
 	// Degraded, when set, reports what works only in part while Vouch
@@ -95,7 +98,12 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, engine: gin.New(), replaying: make(chan struct{}, 1)}
 	e := s.engine
 	e.HandleMethodNotAllowed = true
-	e.SetTrustedProxies(nil) // the client address is the peer's: X-Forwarded-For is anyone's to forge
+	// The client address is the peer's, or what a trusted proxy says it
+	// is: X-Forwarded-For from anyone else is forged at will.
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		cfg.Logger.Error("trusted proxies ignored", "error", err)
+		e.SetTrustedProxies(nil)
+	}
 	e.Use(s.recover, s.logRequests)
 	e.NoRoute(func(c *gin.Context) {
 		writeProblem(c, Problem{Type: ProblemBase + problemNotFound.slug, Title: problemNotFound.title, Status: http.StatusNotFound,

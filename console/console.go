@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -82,6 +83,9 @@ type Config struct {
 	// 0); SessionMax ends any session this long after sign-in
 	// (DefaultSessionMax when 0).
 	SessionIdle, SessionMax time.Duration
+	// TrustedProxies are the proxies in front (an ingress): a request from
+	// one is from the address it puts in X-Forwarded-For.
+	TrustedProxies []netip.Prefix
 	// SecureCookies marks cookies Secure even on plain HTTP requests (for
 	// a TLS-terminating proxy in front); requests over TLS always get it.
 	SecureCookies bool
@@ -196,7 +200,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mux.ServeHTTP(sw, r)
 	if !strings.HasPrefix(r.URL.Path, "/assets/") {
 		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"duration_ms", float64(c.cfg.Now().Sub(start).Microseconds()) / 1000, "remote", clientAddr(r)}
+			"duration_ms", float64(c.cfg.Now().Sub(start).Microseconds()) / 1000, "remote", c.client(r)}
 		c.log.Info("console request", attrs...)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -826,5 +827,48 @@ func TestDecisionsPages(t *testing.T) {
 	if strings.Count(body, "<tr>")-1 != 10 || !strings.Contains(body, "prod/app-09<") || strings.Contains(body, "prod/app-10<") ||
 		strings.Contains(body, `rel="next"`) || !strings.Contains(body, "← Newest") {
 		t.Errorf("second page: want the oldest 10, a link back to the newest and none to older:\n%s", body)
+	}
+}
+
+// TestSignInLimitPerClientBehindAProxy: behind a trusted proxy, sign-in
+// attempts are limited per client (X-Forwarded-For), so one client cannot
+// lock everyone out; from anyone else the header is ignored, so varying it
+// does not get around the limit.
+func TestSignInLimitPerClientBehindAProxy(t *testing.T) {
+	f := newFixture(t, false)
+	attempt := func(srv *httptest.Server, forwardedFor string) int {
+		req, _ := http.NewRequest("POST", srv.URL+"/sign-in", strings.NewReader("token=wrong"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	cfg := f.cfg
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	c, err := console.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxied := httptest.NewServer(c)
+	defer proxied.Close()
+	for i := 0; i < console.DefaultSignInLimit; i++ {
+		attempt(proxied, "203.0.113.1")
+	}
+	if got := attempt(proxied, "203.0.113.1"); got != http.StatusTooManyRequests {
+		t.Errorf("attempt %d from one client behind the proxy = %d, want 429", console.DefaultSignInLimit+1, got)
+	}
+	if got := attempt(proxied, "10.9.8.7, 203.0.113.2"); got == http.StatusTooManyRequests {
+		t.Error("another client behind the proxy was limited too")
+	}
+
+	for i := 0; i <= console.DefaultSignInLimit; i++ {
+		attempt(f.srv, fmt.Sprintf("198.51.100.%d", i))
+	}
+	if got := attempt(f.srv, "198.51.100.200"); got != http.StatusTooManyRequests {
+		t.Errorf("untrusted peer varying X-Forwarded-For = %d, want 429", got)
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"math"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -190,9 +190,9 @@ func (c *Console) renderSignIn(w http.ResponseWriter, r *http.Request, status in
 func (c *Console) signInPost(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if ok, retry := c.signIn.Allow(r.Context(), "sign-in:"+clientHost(r)); !ok {
+	if ok, retry := c.signIn.Allow(r.Context(), "sign-in:"+c.client(r)); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
-		c.log.Warn("console sign-in rate limited", "remote", clientAddr(r))
+		c.log.Warn("console sign-in rate limited", "remote", c.client(r))
 		c.renderSignIn(w, r, http.StatusTooManyRequests, "Too many sign-in attempts from your address. Wait a minute and try again.")
 		return
 	}
@@ -207,7 +207,7 @@ func (c *Console) signInPost(w http.ResponseWriter, r *http.Request) {
 		reason = "the form's CSRF token is not the cookie's"
 	}
 	if reason != "" {
-		c.log.Warn("console sign-in refused: failed the CSRF check", "remote", clientAddr(r), "reason", reason)
+		c.log.Warn("console sign-in refused: failed the CSRF check", "remote", c.client(r), "reason", reason)
 		c.renderSignIn(w, r, http.StatusForbidden, "The sign-in form expired. Please try again.")
 		return
 	}
@@ -217,7 +217,7 @@ func (c *Console) signInPost(w http.ResponseWriter, r *http.Request) {
 		err = errors.New("the token lacks audit:read")
 	}
 	if err != nil {
-		c.log.Info("console sign-in failed", "remote", clientAddr(r), "reason", signInReason(err))
+		c.log.Info("console sign-in failed", "remote", c.client(r), "reason", signInReason(err))
 		c.renderSignIn(w, r, http.StatusUnauthorized, "That token is not valid, or it does not hold the audit:read scope.")
 		return
 	}
@@ -234,7 +234,7 @@ func (c *Console) signInPost(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, c.cookie(r, SessionCookie, ss.id, 0))
 	http.SetCookie(w, c.cookie(r, CSRFCookie, "", -1))
-	c.log.Info("console sign-in", "token", t.Name, "remote", clientAddr(r))
+	c.log.Info("console sign-in", "token", t.Name, "remote", c.client(r))
 	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
 }
 
@@ -276,7 +276,7 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, c.cookie(r, SessionCookie, "", -1))
-	c.log.Info("console sign-out", "token", ss.Name, "remote", clientAddr(r))
+	c.log.Info("console sign-out", "token", ss.Name, "remote", c.client(r))
 	http.Redirect(w, r, "/sign-in?signed-out=1", http.StatusSeeOther)
 }
 
@@ -291,11 +291,36 @@ func safeNext(next string) string {
 	return next
 }
 
-func clientAddr(r *http.Request) string { return r.RemoteAddr }
-
-func clientHost(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
+// client is the address of the request's client: its peer's, or, when the
+// peer is a trusted proxy (Config.TrustedProxies), the nearest address in
+// X-Forwarded-For that is not one. Sign-in attempts are limited per client.
+func (c *Console) client(r *http.Request) string {
+	addr, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
 	}
-	return r.RemoteAddr
+	ip := addr.Addr().Unmap()
+	if !c.trusted(ip) {
+		return ip.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a forged or garbled entry: the last trusted hop is the client
+		}
+		if ip = hop.Unmap(); !c.trusted(ip) {
+			break
+		}
+	}
+	return ip.String()
+}
+
+func (c *Console) trusted(ip netip.Addr) bool {
+	for _, p := range c.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -39,6 +40,7 @@ type Config struct {
 	PolicyDir           string                 `json:"policy_dir"`
 	Namespace           string                 `json:"namespace"`
 	ExemptNamespaces    []string               `json:"exempt_namespaces"`
+	TrustedProxies      []string               `json:"trusted_proxies"`
 	LogLevel            string                 `json:"log_level"`
 	LogFormat           string                 `json:"log_format"`
 	JournalMaxBatch     int                    `json:"journal_max_batch"`
@@ -226,6 +228,7 @@ var serveSettings = []setting{
 	{"tls-dns-names", "tls_dns_names", "comma-separated extra names (or IPs) for the generated certificate, e.g. vouch.vouch-system.svc", list(func(c *Config) *[]string { return &c.TLSDNSNames })},
 	{"policy-dir", "policy_dir", "directory of extra Rego modules, reloaded when they change", str(func(c *Config) *string { return &c.PolicyDir })},
 	{"namespace", "namespace", "Vouch's own namespace, never evaluated (default \"vouch-system\")", str(func(c *Config) *string { return &c.Namespace })},
+	{"trusted-proxies", "trusted_proxies", "comma-separated addresses or CIDRs of the proxies in front of the API (an ingress): their requests are from the address they put in X-Forwarded-For, for the logs and the console's sign-in limit (default: none)", list(func(c *Config) *[]string { return &c.TrustedProxies })},
 	{"exempt-namespaces", "exempt_namespaces", "comma-separated namespaces never evaluated (default \"kube-system\")", list(func(c *Config) *[]string { return &c.ExemptNamespaces })},
 	{"log-level", "log_level", "debug, info, warn or error (default \"info\")", str(func(c *Config) *string { return &c.LogLevel })},
 	{"log-format", "log_format", "json or text (default \"json\")", str(func(c *Config) *string { return &c.LogFormat })},
@@ -392,6 +395,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("debug_addr (--debug-addr): %q is not a loopback address: pprof has no authentication and shows the command line and memory; use 127.0.0.1:PORT (kubectl port-forward reaches it)", c.DebugAddr)
 		}
 	}
+	if _, err := c.trustedProxies(); err != nil {
+		return err
+	}
 	if c.APIAddr == c.WebhookAddr {
 		return fmt.Errorf("webhook_addr (--webhook-addr): must differ from api_addr, both are %q", c.APIAddr)
 	}
@@ -539,4 +545,21 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// trustedProxies parses trusted_proxies: addresses or CIDRs.
+func (c *Config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, v := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, fmt.Errorf("trusted_proxies[%d] (--trusted-proxies): %q is not an address or CIDR", i, v)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

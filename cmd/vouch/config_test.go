@@ -70,6 +70,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		env     map[string]string
 		wantErr string
 	}{
+		{"bad trusted proxy", []string{"--trusted-proxies", "10.0.0.0/8,ingress"}, nil, "trusted_proxies[1] (--trusted-proxies): \"ingress\" is not an address or CIDR"},
 		{"pprof off loopback", []string{"--debug-addr", ":6060"}, nil, "debug_addr (--debug-addr): \":6060\" is not a loopback address"},
 		{"bad address", []string{"--api-addr", "8080"}, nil, "api_addr (--api-addr)"},
 		{"same addresses", []string{"--api-addr", ":1", "--webhook-addr", ":1"}, nil, "webhook_addr (--webhook-addr): must differ"},
@@ -221,5 +222,16 @@ func TestNotificationURLFromFile(t *testing.T) {
 		if _, err := load(notifier); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "SECRET") {
 			t.Errorf("%s: %v, want an error saying %q without the URL", notifier, err, want)
 		}
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	cfg, err := loadConfig([]string{"--trusted-proxies", "10.1.2.3, 192.168.0.0/16,::ffff:10.0.0.1"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cfg.trustedProxies()
+	if err != nil || fmt.Sprint(got) != "[10.1.2.3/32 192.168.0.0/16 10.0.0.1/32]" {
+		t.Errorf("trustedProxies = %v, %v", got, err)
 	}
 }

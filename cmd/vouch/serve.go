@@ -198,7 +198,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	// evidence admissions need.
 	replayer := &replay.Replayer{Journal: st, Evidence: st, Webhook: hook, Current: engine, Builtin: vrego.FS, Environments: envs.Names()}
 	apiServer := api.New(api.Config{
-		RateLimit: limiter, RateLimitPerMinute: cfg.APIRateLimit,
+		RateLimit: limiter, RateLimitPerMinute: cfg.APIRateLimit, TrustedProxies: cfg.TrustedProxies,
 		Drift: driftService, Reviewer: hook, Exemptions: exemptions, Replayer: replayer,
 		Evidence: evidenceService, Trust: trusted, EvidenceStore: st, Journal: st, Tokens: tokens,
 		Blobs: st, MaxBlobBytes: int64(cfg.MaxBlobSize),
@@ -229,10 +229,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		appender.Close(ctx)
 		return err
 	}
+	trustedProxies, _ := cfg.trustedProxies() // validated by loadConfig
 	// The auditor's console serves every path the API does not.
 	auditorConsole, err := console.New(console.Config{
 		Tokens: tokens, Sessions: st, Journal: st, Evidence: st, Blobs: st, Decisions: st, Drift: driftService,
-		Environments: envs.Names(), PublicKey: publicKey, API: apiServer,
+		Environments: envs.Names(), PublicKey: publicKey, API: apiServer, TrustedProxies: trustedProxies,
 		// api_insecure off loopback means a proxy terminates TLS in front.
 		SecureCookies: cfg.APITLS || (cfg.APIInsecure && !loopback(cfg.APIAddr)), Logger: log,
 	})
