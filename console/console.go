@@ -193,7 +193,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := c.cfg.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	securityHeaders(sw.Header())
-	if r.TLS != nil || c.cfg.SecureCookies {
+	if c.secure(r) {
 		// Served over HTTPS (here or by the proxy in front): browsers keep to it.
 		sw.Header().Set("Strict-Transport-Security", "max-age=31536000")
 	}

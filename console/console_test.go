@@ -186,12 +186,16 @@ func TestSignInSetsASessionCookie(t *testing.T) {
 			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/decisions?outcome=denied" {
 				t.Fatalf("sign-in = %d to %q, want 303 to /decisions?outcome=denied", resp.StatusCode, resp.Header.Get("Location"))
 			}
-			ck := cookieNamed(resp, console.SessionCookie)
-			if ck == nil {
-				t.Fatalf("no session cookie in %v", resp.Header["Set-Cookie"])
+			name := console.SessionCookie
+			if tls {
+				name = "__Host-" + name // this host only: no sibling subdomain can plant one
 			}
-			if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" || ck.Secure != tls {
-				t.Errorf("session cookie = %+v, want HttpOnly, SameSite=Strict, Path=/, Secure=%v", ck, tls)
+			ck := cookieNamed(resp, name)
+			if ck == nil {
+				t.Fatalf("no cookie %s in %v", name, resp.Header["Set-Cookie"])
+			}
+			if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" || ck.Secure != tls || ck.Domain != "" {
+				t.Errorf("session cookie = %+v, want HttpOnly, SameSite=Strict, Path=/, no Domain, Secure=%v", ck, tls)
 			}
 			if strings.Contains(ck.Value, f.tokens["auditor"]) || len(ck.Value) < 40 {
 				t.Errorf("session cookie value %q: want a random id, not the token", ck.Value)

@@ -17,8 +17,8 @@ import (
 	"github.com/vouch-dev/vouch/auth"
 )
 
-// Cookie names. The session cookie holds only a random id; the token
-// stays on the server.
+// Cookie names (over HTTPS with the __Host- prefix). The session cookie
+// holds only a random id.
 const (
 	SessionCookie = "vouch_session"
 	CSRFCookie    = "vouch_csrf" // for the sign-in form, before there is a session
@@ -91,9 +91,23 @@ func (s *sessions) get(ctx context.Context, id string) (*session, error) {
 }
 
 func (c *Console) cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true,
-		Secure: r.TLS != nil || c.cfg.SecureCookies, SameSite: http.SameSiteStrictMode}
+	return &http.Cookie{Name: c.cookieName(r, name), Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true,
+		Secure: c.secure(r), SameSite: http.SameSiteStrictMode}
 }
+
+// cookieName is name with the __Host- prefix over HTTPS: browsers then
+// accept the cookie only from this host, Secure, for every path, so a
+// sibling subdomain cannot plant one (sign an auditor in as someone else).
+func (c *Console) cookieName(r *http.Request, name string) string {
+	if c.secure(r) {
+		return "__Host-" + name
+	}
+	return name
+}
+
+// secure reports whether the browser reached the console over HTTPS (here,
+// or at the proxy in front).
+func (c *Console) secure(r *http.Request) bool { return r.TLS != nil || c.cfg.SecureCookies }
 
 type ctxKey struct{}
 
@@ -114,7 +128,7 @@ func (c *Console) auth(h func(http.ResponseWriter, *http.Request)) http.Handler 
 			return
 		}
 		if err != nil {
-			if ck, e := r.Cookie(SessionCookie); e == nil && ck.Value != "" {
+			if ck, e := r.Cookie(c.cookieName(r, SessionCookie)); e == nil && ck.Value != "" {
 				http.SetCookie(w, c.cookie(r, SessionCookie, "", -1))
 			}
 			http.Redirect(w, r, "/sign-in?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -127,7 +141,7 @@ func (c *Console) auth(h func(http.ResponseWriter, *http.Request)) http.Handler 
 var errNoSession = errors.New("no session")
 
 func (c *Console) session(r *http.Request) (*session, error) {
-	ck, err := r.Cookie(SessionCookie)
+	ck, err := r.Cookie(c.cookieName(r, SessionCookie))
 	if err != nil || ck.Value == "" {
 		return nil, errNoSession
 	}
@@ -197,7 +211,7 @@ func (c *Console) signInPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var reason string
-	ck, err := r.Cookie(CSRFCookie)
+	ck, err := r.Cookie(c.cookieName(r, CSRFCookie))
 	switch {
 	case err != nil:
 		reason = "no CSRF cookie"
@@ -221,7 +235,7 @@ func (c *Console) signInPost(w http.ResponseWriter, r *http.Request) {
 		c.renderSignIn(w, r, http.StatusUnauthorized, "That token is not valid, or it does not hold the audit:read scope.")
 		return
 	}
-	if old, err := r.Cookie(SessionCookie); err == nil {
+	if old, err := r.Cookie(c.cookieName(r, SessionCookie)); err == nil {
 		if err := c.sessions.store.DeleteSession(r.Context(), auth.Hash(old.Value)); err != nil {
 			c.fail(w, r, err)
 			return
@@ -252,7 +266,7 @@ func signInReason(err error) string {
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	ck, err := r.Cookie(SessionCookie)
+	ck, err := r.Cookie(c.cookieName(r, SessionCookie))
 	if err != nil {
 		http.Redirect(w, r, "/sign-in", http.StatusSeeOther)
 		return
