@@ -64,9 +64,12 @@ type Config struct {
 	ExemptNamespaces []string
 	// MaxBodyBytes limits request bodies; DefaultMaxBodyBytes when 0.
 	MaxBodyBytes int64
-	Logger       *slog.Logger
-	Observer     Observer
-	Now          func() time.Time
+	// MaxInFlight limits the reviews read and decided at once;
+	// DefaultMaxInFlight when 0. More are answered 429 at once.
+	MaxInFlight int
+	Logger      *slog.Logger
+	Observer    Observer
+	Now         func() time.Time
 	// Exemptions, when set, admits the images exempted in an environment.
 	Exemptions Exemptions
 	// Alerts, when set, is told about break-glass admissions and
@@ -88,10 +91,16 @@ type Alerter interface {
 // own limit for objects is 3 MiB, and a review can carry two of them.
 const DefaultMaxBodyBytes = 7 << 20
 
+// DefaultMaxInFlight bounds the memory many connections that each send a
+// large body can take: far above what an apiserver sends at once (one
+// review per change, each answered in milliseconds).
+const DefaultMaxInFlight = 512
+
 // Handler is the admission webhook.
 type Handler struct {
-	cfg   Config
-	allow map[string][]string // normalised allow-list per environment
+	cfg      Config
+	allow    map[string][]string // normalised allow-list per environment
+	inFlight chan struct{}
 }
 
 // New returns a Handler.
@@ -102,13 +111,16 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, allow: map[string][]string{}}
+	h := &Handler{cfg: cfg, allow: map[string][]string{}, inFlight: make(chan struct{}, cfg.MaxInFlight)}
 	for _, env := range cfg.Environments.All() {
 		for _, p := range env.Allow {
 			h.allow[env.Name] = append(h.allow[env.Name], normalizePattern(p))

@@ -36,7 +36,7 @@ type fixture struct {
 	appender *journal.Appender
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, configure ...func(*webhook.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "vouch.db")})
@@ -59,11 +59,15 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := webhook.New(webhook.Config{
+	cfg := webhook.Config{
 		Policy: engine, Evidence: db, Journal: appender, Environments: envs,
 		ExemptNamespaces: []string{"kube-system", "vouch-system"}, MaxBodyBytes: 64 << 10, Now: clock,
 		Logger: slog.New(slog.DiscardHandler),
-	})
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	h, err := webhook.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,6 +299,35 @@ func TestEphemeralContainersSubresourceChecksOnlyNewContainers(t *testing.T) {
 	// The pod's own unpinned container is not re-checked by the subresource.
 	if resp := f.decide(body("e2", `{"name":"debug","image":"`+d+`"}`)); !resp.Allowed {
 		t.Errorf("debug container with evidence denied: %+v", resp.Result)
+	}
+}
+
+// TestInFlightLimit: with MaxInFlight reviews being read, one more is
+// answered 429 at once (a valid AdmissionReview), without reading its body.
+func TestInFlightLimit(t *testing.T) {
+	f := newFixture(t, func(c *webhook.Config) { c.MaxInFlight = 1 })
+	slow, release := io.Pipe()
+	done := make(chan int)
+	go func() {
+		req := httptest.NewRequest(http.MethodPost, "/validate", slow)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		f.handler.ServeHTTP(rec, req)
+		done <- rec.Code
+	}()
+	body := review("slow", "default", "CREATE", false, "nginx")
+	release.Write(body[:1]) // returns once the handler reads: it holds the one slot
+	resp, out := f.post(review("busy", "default", "CREATE", false, "nginx"), "application/json")
+	if resp.StatusCode != http.StatusTooManyRequests || out.Response.Allowed || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a review beyond the limit = %d %+v, want 429 with Retry-After, not allowed", resp.StatusCode, out.Response)
+	}
+	release.Write(body[1:])
+	release.Close()
+	if code := <-done; code != http.StatusOK {
+		t.Errorf("the slow review = %d, want 200", code)
+	}
+	if resp, _ := f.post(review("after", "default", "CREATE", false, "nginx"), "application/json"); resp.StatusCode != http.StatusOK {
+		t.Errorf("a review after the slow one finished = %d, want 200", resp.StatusCode)
 	}
 }
 

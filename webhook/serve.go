@@ -28,6 +28,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Errorf("content type %q is not supported: send application/json", r.Header.Get("Content-Type"))))
 		return
 	}
+	select {
+	case h.inFlight <- struct{}{}:
+		defer func() { <-h.inFlight }()
+	default:
+		h.cfg.Logger.Warn("webhook busy: review refused", "in_flight", h.cfg.MaxInFlight, "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "1")
+		writeReview(w, http.StatusTooManyRequests, errored("", http.StatusTooManyRequests,
+			fmt.Errorf("vouch is deciding %d reviews already; retry", h.cfg.MaxInFlight)))
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
