@@ -78,6 +78,9 @@ func fingerprintCommand(args []string, stdout, stderr io.Writer) error {
 // in an OCI image layout (a directory holding an oci-layout file).
 func fingerprintPath(path, ociRef string) (digest, kind string, err error) {
 	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", "", usageError{fmt.Sprintf("%s: no such file or directory", path)} // as for a report file: the command line is wrong
+	}
 	if err != nil {
 		return "", "", err
 	}
@@ -165,6 +168,9 @@ func (s subject) resolve() (string, error) {
 		d, err = fingerprint.Dir(s.dir)
 	default:
 		d, err = ociLayout(s.oci, s.ociRef)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", usageError{err.Error()} // a path on the command line that is not there
 	}
 	return d, err
 }

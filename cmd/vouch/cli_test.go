@@ -114,6 +114,7 @@ func TestAttestArguments(t *testing.T) {
 		{"bad digest", []string{"attest", "junit", "--name", "unit-tests", "--digest", "sha256:abc", junitFile}, 2, `--digest "sha256:abc"`},
 		{"no report", []string{"attest", "junit", "--name", "unit-tests", "--digest", d}, 2, "needs the report file"},
 		{"missing report", []string{"attest", "junit", "--name", "unit-tests", "--digest", d, "nope.xml"}, 2, "nope.xml: no such file"},
+		{"missing subject file", []string{"attest", "junit", "--name", "unit-tests", "--file", "nope.tar.gz", junitFile}, 2, "nope.tar.gz: no such file"},
 		{"not junit", []string{"attest", "junit", "--name", "unit-tests", "--digest", d, "../../evidence/sarif/testdata/semgrep.sarif"}, 1, "semgrep.sarif"},
 		{"two sarif files", []string{"attest", "sarif", "--name", "scan", "--digest", d, "a.sarif", "b.sarif"}, 2, "reads one file"},
 		{"bad fail-on", []string{"attest", "sarif", "--name", "scan", "--digest", d, "--fail-on", "fatal", "../../evidence/sarif/testdata/semgrep.sarif"}, 2, "--fail-on"},
@@ -273,7 +274,7 @@ func TestFingerprintCommand(t *testing.T) {
 		{[]string{"../../go.mod", "--oci-ref", "1.4.2"}, "", 2},
 		{[]string{}, "", 2},
 		{[]string{"a", "b"}, "", 2},
-		{[]string{"no-such-file"}, "", 1},
+		{[]string{"no-such-file"}, "", 2}, // a path that is not there: the command line is wrong
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
