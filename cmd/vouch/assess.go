@@ -201,7 +201,7 @@ func reviewCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 func readManifest(name string, stdin io.Reader) ([]json.RawMessage, error) {
 	var r io.Reader = stdin
 	if name != "-" {
-		b, err := os.ReadFile(name)
+		b, err := readDocument(name)
 		if err != nil {
 			return nil, err
 		}

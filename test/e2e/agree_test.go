@@ -161,7 +161,7 @@ spec:
 		{[]string{"assert", image(1)}, 2, "needs one IMAGE or DIGEST and --environment"},
 		{[]string{"assert", image(1), "--environment", "nowhere", "--token", ci}, 1, `unknown environment "nowhere"`},
 		{[]string{"review", "--token", ci}, 2, "review needs -f MANIFEST"},
-		{[]string{"review", "-f", filepath.Join(dir, "missing.yaml"), "--token", ci}, 1, "no such file"},
+		{[]string{"review", "-f", filepath.Join(dir, "missing.yaml"), "--token", ci}, 2, "no such file"},
 	} {
 		out, code := v.run(tc.args...)
 		if code != tc.code || !strings.Contains(out, tc.want) {
