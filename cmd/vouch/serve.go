@@ -98,7 +98,10 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	defer st.Close()
 
 	m := metrics.New()
-	runCtx, cancel := context.WithCancel(ctx)
+	// The background work (cache invalidation, the spool's drainer, leader
+	// duties) runs until the shutdown delay is over, not just until the
+	// signal: the replica still decides meanwhile.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var journalStore journal.Store = st
 	var lookup webhook.EvidenceLookup = st
@@ -355,6 +358,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	case serveErr = <-errc:
 		log.Error("server failed; shutting down", "error", serveErr)
 	}
+	cancel()
 	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(cfg.ShutdownTimeout))
 	defer stop()
 	for _, s := range servers {
