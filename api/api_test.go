@@ -416,7 +416,11 @@ func TestStoreDownIs503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	problem, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if strings.Contains(string(problem), "sql") || !strings.Contains(string(problem), "nothing was recorded") {
+		t.Errorf("503 problem %s: want it to say nothing was recorded, without the database's error", problem)
+	}
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("report with the store down = %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
