@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/policy"
 )
 
 const approveHelp = `Usage:
@@ -120,13 +120,7 @@ func expiry(v string, now time.Time) (time.Time, error) {
 // lifetime reads a flag's positive duration, also in days ("7d"); what
 // else the flag accepts is named by alternatives in the error.
 func lifetime(flag, v, alternatives string) (time.Duration, error) {
-	d, err := time.ParseDuration(v)
-	if days, ok := strings.CutSuffix(v, "d"); ok && err != nil {
-		var n int
-		if n, err = strconv.Atoi(days); err == nil {
-			d = time.Duration(n) * 24 * time.Hour
-		}
-	}
+	d, err := policy.ParseDuration(v)
 	if err != nil || d <= 0 {
 		return 0, usageError{fmt.Sprintf("%s %q: want a positive duration such as 72h or 7d%s", flag, v, alternatives)}
 	}
