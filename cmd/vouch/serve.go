@@ -590,13 +590,21 @@ func (a *alerter) Alert(ctx context.Context, event string, rec webhook.Record, i
 
 // loadCAPool reads PEM CA certificates.
 func loadCAPool(file string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
+	pool := x509.NewCertPool()
+	if err := addCAs(pool, file); err != nil {
 		return nil, fmt.Errorf("webhook_client_ca_file: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("webhook_client_ca_file: %s holds no PEM certificate", file)
-	}
 	return pool, nil
+}
+
+// addCAs adds the PEM CA certificates in file to pool.
+func addCAs(pool *x509.CertPool, file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return nil
 }

@@ -52,16 +52,12 @@ func (f *clientFlags) client() (*client.Client, error) {
 	}
 	c := client.New(f.server, tok)
 	if f.ca != "" {
-		pem, err := os.ReadFile(f.ca)
-		if err != nil {
-			return nil, usageError{fmt.Sprintf("--ca: %v", err)}
-		}
 		pool, err := x509.SystemCertPool()
 		if err != nil {
 			pool = x509.NewCertPool()
 		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usageError{fmt.Sprintf("--ca %s: no PEM certificate in it", f.ca)}
+		if err := addCAs(pool, f.ca); err != nil {
+			return nil, usageError{fmt.Sprintf("--ca: %v", err)}
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
