@@ -320,17 +320,17 @@ func startFloor(tlsFiles certs.Files) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	err = p.waitUp(10*time.Second, 20*time.Millisecond, func() error {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			return &target{name: "floor", url: "https://" + addr + "/", proc: p}, nil
 		}
-		if time.Now().After(deadline) || p.exited() {
-			p.stop()
-			return nil, fmt.Errorf("floor server not ready: %v\n%s", err, p.output())
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return &target{name: "floor", url: "https://" + addr + "/", proc: p}, nil
 }
 
 // floorAnswer is the floor server's one answer.
@@ -362,20 +362,19 @@ func startOPA(bin, dir, dataFile string, tlsFiles certs.Files) (*target, error) 
 	}
 	// OPA answers /health once the policy and data are loaded.
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig(tlsFiles.CACert)}}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	err = p.waitUp(2*time.Minute, 100*time.Millisecond, func() error {
 		resp, err := client.Get("https://" + addr + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) || p.exited() {
-			p.stop()
-			return nil, fmt.Errorf("opa not ready: %v\n%s", err, p.output())
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/health: HTTP %d", resp.StatusCode)
 		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &target{name: "opa", url: "https://" + addr + "/", proc: p}, nil
 }
@@ -793,6 +792,22 @@ func startProcess(name, cpus string, env []string, bin string, args ...string) (
 	}
 	go func() { p.cmd.Wait(); close(p.done) }()
 	return p, nil
+}
+
+// waitUp calls up every interval until it succeeds; when the process
+// exits or timeout passes first, it stops the process and fails with its
+// output.
+func (p *process) waitUp(timeout, interval time.Duration, up func() error) error {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(interval) {
+		err := up()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || p.exited() {
+			p.stop()
+			return fmt.Errorf("%s not ready: %v\n%s", p.name, err, p.output())
+		}
+	}
 }
 
 func (p *process) exited() bool {
