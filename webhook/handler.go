@@ -307,7 +307,7 @@ func (h *Handler) skipReason(req *admissionv1.AdmissionRequest) string {
 		return "not a workload kind"
 	case req.SubResource != "" && !(req.Kind.Kind == "Pod" && req.SubResource == "ephemeralcontainers"):
 		return "subresource " + req.SubResource
-	case req.SubResource == "" && controllerManager(req.UserInfo.Username):
+	case req.SubResource == "" && workloadControllers[req.UserInfo.Username]:
 		return "made by " + req.UserInfo.Username + " from its owner's template"
 	}
 	return ""
@@ -333,8 +333,6 @@ var workloadControllers = map[string]bool{
 	"system:serviceaccount:kube-system:cronjob-controller":        true,
 	"system:serviceaccount:kube-system:generic-garbage-collector": true,
 }
-
-func controllerManager(user string) bool { return workloadControllers[user] }
 
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
