@@ -27,7 +27,15 @@ type StoreReport struct {
 // hash, indices contiguous from 0, every stored tree node, every stored
 // checkpoint (signature by v's key and root at its size), the tree state,
 // and opts.Known. progress, when set, is called after each page.
+//
+// The store may be live: Vouch appends while it is checked. The check
+// covers the tree as it was when it began. The latest checkpoint is read
+// before the tree state, so that one signed meanwhile is not mistaken for
+// a rollback, and an entry found past the tree is an insertion only if
+// the tree state, read again, does not hold it: an append stores its
+// entries and the tree state together.
 func VerifyStore(ctx context.Context, src StoreSource, v note.Verifier, opts VerifyOptions, progress func(done, total uint64)) (StoreReport, error) {
+	latest, latestErr := src.LatestCheckpoint(ctx)
 	st, err := src.TreeState(ctx)
 	if err != nil {
 		return StoreReport{}, err
@@ -36,8 +44,7 @@ func VerifyStore(ctx context.Context, src StoreSource, v note.Verifier, opts Ver
 	if k := opts.Known; k != nil && k.Size > st.Size {
 		return rep, verifyErr(-1, "the store holds %d entries, but the checkpoint you hold has %d: the journal was truncated or rolled back", st.Size, k.Size)
 	}
-	latest, err := src.LatestCheckpoint(ctx)
-	if err == nil && latest.Size > st.Size {
+	if latestErr == nil && latest.Size > st.Size {
 		return rep, verifyErr(-1, "the store holds %d entries, but it keeps a checkpoint of %d: the journal was truncated or rolled back", st.Size, latest.Size)
 	}
 	cps := &checkpointPager{src: src, from: 1}
@@ -113,7 +120,13 @@ func VerifyStore(ctx context.Context, src StoreSource, v note.Verifier, opts Ver
 	if extra, err := src.Leaves(ctx, st.Size, 1); err != nil {
 		return rep, err
 	} else if len(extra) > 0 {
-		return rep, verifyErr(int64(extra[0].Index), "stored beyond the tree size %d: inserted outside Vouch", st.Size)
+		now, err := src.TreeState(ctx)
+		if err != nil {
+			return rep, err
+		}
+		if extra[0].Index >= now.Size { // not appended since the check began
+			return rep, verifyErr(int64(extra[0].Index), "stored beyond the tree size %d: inserted outside Vouch", now.Size)
+		}
 	}
 	root, err := rng.GetRootHash(nil)
 	if err != nil {

@@ -262,6 +262,11 @@ func testStoreTamperMatrix(t *testing.T, open func(t *testing.T) Store) {
 			tp.SetTreeState(t, st)
 			tp.DeleteCheckpointsFrom(t, old.Size+1)
 		}, known: true, wantErr: "rolled back"},
+		{name: "an entry stored past the tree", tamper: func(t *testing.T, s Store, tp Tamperer, cps []journal.Checkpoint) {
+			st, _ := journal.EmptyTree().Extend(leafHashes(t, s, 49))
+			tp.SetTreeState(t, st)
+			tp.DeleteCheckpointsFrom(t, 50)
+		}, wantErr: "entry 49: stored beyond the tree size 49"},
 		{name: "rolled back, checkpoints kept", tamper: func(t *testing.T, s Store, tp Tamperer, cps []journal.Checkpoint) {
 			st, _ := journal.EmptyTree().Extend(leafHashes(t, s, cps[2].Size))
 			tp.SetTreeState(t, st)
@@ -296,6 +301,57 @@ func testStoreTamperMatrix(t *testing.T, open func(t *testing.T) Store) {
 			}
 		})
 	}
+}
+
+// testVerifyWhileAppending verifies a live store: entries appended and a
+// checkpoint signed after the check read the tree state are not taken
+// for tampering (the scheduled integrity check runs on a busy leader).
+func testVerifyWhileAppending(t *testing.T, s Store) {
+	ctx := context.Background()
+	k := newKeys(t, "vouch.test/store")
+	cps := buildJournal(t, s, k)
+	before, err := s.TreeState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var more []journal.Entry
+	for i := 0; i < 5; i++ {
+		more = append(more, entry(t, "admission", fmt.Sprintf("admission:later-%d", i), 100+i))
+	}
+	appendBatch(t, s, more...)
+	if _, _, err := journal.NewCheckpointer(s, k.signer, journal.CheckpointerOptions{}).Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live := &appendedMeanwhile{Store: s, tree: before, checkpoint: cps[len(cps)-1]}
+	rep, err := journal.VerifyStore(ctx, live, k.verifier, journal.VerifyOptions{}, nil)
+	if err != nil || rep.Size != before.Size {
+		t.Errorf("VerifyStore while appending = %+v, %v; want the %d entries there when it began, verified", rep, err, before.Size)
+	}
+}
+
+// appendedMeanwhile is a store in which more entries are appended and
+// checkpointed right after VerifyStore first reads the tree state: until
+// then it answers with the tree and latest checkpoint of before.
+type appendedMeanwhile struct {
+	Store
+	tree       journal.TreeState
+	checkpoint journal.Checkpoint
+	appended   bool
+}
+
+func (a *appendedMeanwhile) TreeState(ctx context.Context) (journal.TreeState, error) {
+	if !a.appended {
+		a.appended = true
+		return a.tree, nil
+	}
+	return a.Store.TreeState(ctx)
+}
+
+func (a *appendedMeanwhile) LatestCheckpoint(ctx context.Context) (journal.Checkpoint, error) {
+	if !a.appended {
+		return a.checkpoint, nil
+	}
+	return a.Store.LatestCheckpoint(ctx)
 }
 
 func leafHashes(t *testing.T, s Store, n uint64) []journal.Hash {

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Tokens", testTokens},
 		{"Sessions", testSessions},
 		{"ProofsVerify", testProofs},
+		{"VerifyWhileAppending", testVerifyWhileAppending},
 		{"Checkpoints", testCheckpoints},
 		{"ExportVerifies", testExportVerifies},
 		{"ExportTamperMatrix", testExportTamperMatrix},
