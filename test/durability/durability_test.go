@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vouch-dev/vouch/journal"
@@ -233,6 +234,11 @@ func TestKilledWriterLosesNothingAcknowledged(t *testing.T) {
 				}
 				cmd.Wait()
 			}
+			if backend == "postgres" {
+				// The killed writer's server process may still commit the
+				// batch it was sent: afterwards is once it has gone.
+				waitForOtherBackends(t, target)
+			}
 			s, err := openStore(ctx, backend, target)
 			if err != nil {
 				t.Fatal(err)
@@ -250,5 +256,29 @@ func TestKilledWriterLosesNothingAcknowledged(t *testing.T) {
 			}
 			t.Logf("3 writers killed mid-batch: %d acknowledged appends all present among %d entries; the log verifies", len(acked), rep.Size)
 		})
+	}
+}
+
+// waitForOtherBackends waits until no other session is connected to the
+// database at url.
+func waitForOtherBackends(t *testing.T, url string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions of the killed writers still connected after 30s", n)
+		}
 	}
 }
