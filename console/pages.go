@@ -17,6 +17,7 @@ import (
 	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/policy"
 )
 
 // parseWhen reads a time as a form sends it: a datetime-local value
@@ -32,12 +33,7 @@ func parseWhen(v string, def, now time.Time) (time.Time, error) {
 			return t.UTC(), nil
 		}
 	}
-	if days, ok := strings.CutSuffix(v, "d"); ok {
-		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
-			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
-		}
-	}
-	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+	if d, err := policy.ParseDuration(v); err == nil {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not a date and time (2026-11-19T10:00, in UTC) or a duration back from now (24h, 7d)", v)

@@ -188,7 +188,11 @@ type httpPublisher struct {
 	client *http.Client
 }
 
-func (h *httpPublisher) String() string { return "POST " + h.url }
+// String names the host only: the URL's path or query may be a credential.
+func (h *httpPublisher) String() string {
+	u, _ := url.Parse(h.url) // parsed by NewPublisher
+	return "POST " + u.Scheme + "://" + u.Host
+}
 
 func (h *httpPublisher) Publish(ctx context.Context, c Checkpoint) error {
 	var last error
