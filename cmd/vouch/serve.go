@@ -301,6 +301,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 			return err
 		}
 		webhookTLS.ClientCAs, webhookTLS.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	} else if !loopback(cfg.WebhookAddr) {
+		log.Warn("the webhook accepts reviews from any client that reaches it, and journals its decisions about them: " +
+			"set webhook_client_ca_file (the apiserver's client certificate, mTLS), or restrict who reaches the port (docs/install.md)")
 	}
 	// A client gets ReadTimeout to send a whole request: a slow one cannot
 	// hold a connection and its buffer. The apiserver sends a review at
@@ -333,10 +336,6 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	store := "sqlite:" + filepath.Join(cfg.DataDir, "vouch.db")
 	if cfg.DatabaseURL != "" {
 		store = "postgres"
-	}
-	if cfg.WebhookClientCAFile == "" && !loopback(cfg.WebhookAddr) {
-		log.Warn("the webhook accepts reviews from any client that reaches it, and journals its decisions about them: " +
-			"set webhook_client_ca_file (the apiserver's client certificate, mTLS), or restrict who reaches the port (docs/install.md)")
 	}
 	log.Info("vouch started", "version", version,
 		"webhook", "https://"+listeners[0].Addr().String()+"/validate", "api", apiScheme+"://"+listeners[1].Addr().String(),

@@ -92,3 +92,35 @@ func TestTLSEverywhere(t *testing.T) {
 		t.Errorf("serve that could not listen left %v in its data directory", made)
 	}
 }
+
+// TestStartWarnsAndCloses: a webhook reachable beyond loopback without
+// mTLS is warned about at start, and a data directory open to other users
+// is closed (it holds the admin token, the keys and the database).
+func TestStartWarnsAndCloses(t *testing.T) {
+	const warning = "the webhook accepts reviews from any client that reaches it"
+	_, port, _ := strings.Cut(freeAddr(t), ":")
+	v := start(t, "", "--webhook-addr", "0.0.0.0:"+port)
+	if !strings.Contains(v.log.String(), warning) {
+		t.Errorf("no warning about a webhook open to any client:\n%s", v.log)
+	}
+	v.kill()
+	if err := os.Chmod(v.dataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v.log.Reset()
+	v.launch()
+	if st, err := os.Stat(v.dataDir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("data directory after start: %v, %v; want mode 0700", st.Mode().Perm(), err)
+	}
+
+	caPEM, _ := clientCA(t)
+	caFile := filepath.Join(t.TempDir(), "client-ca.pem")
+	os.WriteFile(caFile, caPEM, 0o644)
+	_, port, _ = strings.Cut(freeAddr(t), ":")
+	if v := start(t, "", "--webhook-addr", "0.0.0.0:"+port, "--webhook-client-ca-file", caFile); strings.Contains(v.log.String(), warning) {
+		t.Errorf("warned with mTLS on:\n%s", v.log)
+	}
+	if v := start(t, ""); strings.Contains(v.log.String(), warning) {
+		t.Errorf("warned about a loopback webhook:\n%s", v.log)
+	}
+}
