@@ -64,6 +64,8 @@ func (s *Server) driftFail(c *gin.Context, err error) {
 	switch {
 	case errors.Is(err, drift.ErrUnknownEnvironment), errors.Is(err, drift.ErrNoSnapshot):
 		err = fmt.Errorf("%w: %v", errNotFound, err)
+	case errors.Is(err, drift.ErrReservedEnvironment):
+		err = &bodyError{kind: problemConflict, msg: err.Error()}
 	}
 	s.fail(c, err)
 }

@@ -602,6 +602,11 @@ func (f *fixture) seed() seeded {
 func TestPages(t *testing.T) {
 	f := newFixture(t, false)
 	s := f.seed()
+	if _, err := f.drift.Recorder.Record(context.Background(), drift.Snapshot{Environment: drift.ExemptEnvironment, Time: time.Now(), Workloads: []drift.Workload{
+		{Namespace: "kube-system", Kind: "Deployment", Name: "coredns", Pods: 2, Containers: []drift.Container{{Name: "coredns", Image: "registry.k8s.io/coredns:v1.12.0"}}},
+	}}, ""); err != nil {
+		t.Fatal(err)
+	}
 	c := f.client()
 	f.signIn(c, "auditor", "/")
 	at := s.between.Format("2006-01-02T15:04:05.000000")
@@ -615,6 +620,8 @@ func TestPages(t *testing.T) {
 		{"/environments/prod", 200, []string{"What runs now", "registry.example.com/shop/web@" + s.v2, "busybox:1.36", "unknown", "admitted", "denied", "started"}, nil},
 		{"/environments/prod?at=" + url.QueryEscape(at), 200, []string{"What ran at", "registry.example.com/shop/web@" + s.v1}, []string{"registry.example.com/shop/web@" + s.v2 + "</td>"}},
 		{"/environments/prod?at=yesterday-ish", 200, []string{"As of: ", "is not a date"}, nil},
+		{"/", 200, []string{`<a href="/environments/exempt">exempt</a>`, "1 recorded, not evaluated"}, nil},
+		{"/environments/exempt", 200, []string{"exempt from admission control", "registry.k8s.io/coredns:v1.12.0", `badge muted">exempt`}, []string{"0 undocumented"}},
 		{"/environments/nowhere", 404, []string{"There is no environment"}, nil},
 		{"/environments/prod/diff?from=" + url.QueryEscape(at), 200, []string{"Changed (1)", s.v1[:19], s.v2[:19]}, nil},
 		{"/decisions", 200, []string{"uid-v2-denied", "has no release approval for prod"}[1:], nil},

@@ -21,10 +21,17 @@ const (
 	StatusUnknown      = "unknown"      // no provenance: nobody reported building it
 	StatusNonCompliant = "non-compliant"
 	StatusCompliant    = "compliant"
+	StatusExempt       = "exempt" // in a namespace exempt from admission control: recorded, not evaluated
 )
 
 // Statuses lists every status, worst first.
-var Statuses = []string{StatusFailed, StatusUndocumented, StatusUnknown, StatusNonCompliant, StatusCompliant}
+var Statuses = []string{StatusFailed, StatusUndocumented, StatusUnknown, StatusNonCompliant, StatusCompliant, StatusExempt}
+
+// ExemptEnvironment is where snapshots put the workloads of the namespaces
+// exempt from admission control (kube-system, Vouch's own): what runs
+// there is recorded, so it can be asked about, but never evaluated. No
+// configured environment may have this name.
+const ExemptEnvironment = "exempt"
 
 // ArtifactStatus is the compliance of one running container image.
 type ArtifactStatus struct {
@@ -82,6 +89,17 @@ func (c Checker) Check(ctx context.Context, s Snapshot) (Report, error) {
 	r := Report{Environment: s.Environment, AsOf: s.Time, Counts: map[string]int{}, Artifacts: []ArtifactStatus{}}
 	for _, st := range Statuses {
 		r.Counts[st] = 0
+	}
+	if s.Environment == ExemptEnvironment {
+		for _, w := range s.Workloads {
+			for _, ct := range w.Containers {
+				r.Artifacts = append(r.Artifacts, ArtifactStatus{Namespace: w.Namespace, Workload: w.Kind + "/" + w.Name, Container: ct.Name,
+					Image: ct.Image, Digest: ct.Digest, Status: StatusExempt, Statuses: []string{StatusExempt},
+					Reasons: []string{"namespace " + w.Namespace + " is exempt from admission control (exempt_namespaces): not evaluated"}})
+			}
+		}
+		r.Counts[StatusExempt] = len(r.Artifacts)
+		return r, nil
 	}
 	digests := s.Digests()
 	found, err := c.Evidence.Lookup(ctx, digests)

@@ -103,6 +103,9 @@ func (m *Monitor) Evaluate(ctx context.Context) {
 		if m.Gauges != nil {
 			m.Gauges(rep.Environment, rep.Counts)
 		}
+		if rep.Environment == ExemptEnvironment {
+			continue // not evaluated: its changes are in the journal and its timeline, not news
+		}
 		prev, seen := m.last[rep.Environment]
 		m.last[rep.Environment] = rep
 		problems := newProblems(prev, rep)

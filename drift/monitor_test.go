@@ -3,6 +3,7 @@ package drift
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -58,5 +59,30 @@ func TestStripCached(t *testing.T) {
 	}
 	if p.Spec.Containers[0].Image == "" || p.Status.ContainerStatuses[0].ImageID == "" || len(p.OwnerReferences) != 1 {
 		t.Errorf("stripped what snapshots read: %+v", p)
+	}
+}
+
+// TestExemptEnvironment: what runs in the exempt namespaces is reported
+// as exempt, without asking the evidence or the policy, raises no
+// notification, and no reporter may write it.
+func TestExemptEnvironment(t *testing.T) {
+	snap := Snapshot{Environment: ExemptEnvironment, Workloads: []Workload{
+		{Namespace: "kube-system", Kind: "DaemonSet", Name: "kube-proxy", Containers: []Container{{Name: "kube-proxy", Image: "registry.k8s.io/kube-proxy:v1.34.0", Digest: d1}}},
+		{Namespace: "kube-system", Kind: "Deployment", Name: "coredns", Failed: "CrashLoopBackOff", Containers: []Container{{Name: "coredns", Image: "registry.k8s.io/coredns:v1.12.0"}}},
+	}}
+	rep, err := Checker{}.Check(context.Background(), snap) // no evidence, no admitted decisions, no policy
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Counts[StatusExempt] != 2 || rep.Counts[StatusFailed] != 0 || rep.Counts[StatusUndocumented] != 0 || len(rep.Artifacts) != 2 {
+		t.Fatalf("report = %+v", rep)
+	}
+	for _, a := range rep.Artifacts {
+		if a.Status != StatusExempt || len(a.Reasons) != 1 || !strings.Contains(a.Reasons[0], "namespace kube-system is exempt") {
+			t.Errorf("artifact = %+v", a)
+		}
+	}
+	if _, err := (&Service{}).Report(context.Background(), ExemptEnvironment, "ci", snap.Workloads); !errors.Is(err, ErrReservedEnvironment) {
+		t.Errorf("report into %q: %v", ExemptEnvironment, err)
 	}
 }

@@ -35,6 +35,10 @@ type JournalReader interface {
 // configured nor has snapshots.
 var ErrUnknownEnvironment = errors.New("unknown environment")
 
+// ErrReservedEnvironment is returned for a report into ExemptEnvironment:
+// only Vouch's own snapshots write it.
+var ErrReservedEnvironment = errors.New("reserved environment")
+
 func (s *Service) known(ctx context.Context, env string) error {
 	for _, e := range s.Environments {
 		if e == env {
@@ -275,6 +279,9 @@ func (s *Service) summary(ctx context.Context, env string) Summary {
 // environment Vouch does not watch itself. Unchanged content is not
 // recorded again (only as a heartbeat).
 func (s *Service) Report(ctx context.Context, env, reporter string, workloads []Workload) (Result, error) {
+	if env == ExemptEnvironment {
+		return Result{}, fmt.Errorf("%w %q: it holds what Vouch itself sees in the exempt namespaces; report under another name", ErrReservedEnvironment, env)
+	}
 	if err := s.known(ctx, env); err != nil {
 		return Result{}, err
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -531,7 +532,11 @@ func (c *Config) journalKeyFile() string {
 }
 
 func (c *Config) environments() (*policy.Environments, error) {
-	return policy.NewEnvironments(c.DefaultEnvironment, c.Environments)
+	envs, err := policy.NewEnvironments(c.DefaultEnvironment, c.Environments)
+	if err == nil && slices.Contains(envs.Names(), drift.ExemptEnvironment) {
+		return nil, fmt.Errorf("environment %q: the name is reserved for what runs in exempt_namespaces", drift.ExemptEnvironment)
+	}
+	return envs, err
 }
 
 // loopback reports whether addr (host:port) listens on loopback only.

@@ -91,6 +91,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"namespace pattern", []string{"--config", yaml("environments: [{name: prod, namespaces: ['a b']}]\n")}, nil, "environments[0].namespaces[0]"},
 		{"namespace claimed twice", []string{"--config", yaml("environments: [{name: a, namespaces: [x]}, {name: b, namespaces: [x]}]\n")}, nil, `environments[1].namespaces[0]: "x" is already claimed by environment "a"`},
 		{"duplicate environment", []string{"--config", yaml("environments: [{name: a, namespaces: [x]}, {name: a, namespaces: [y]}]\n")}, nil, "environments[1].name"},
+		{"reserved environment name", []string{"--config", yaml("environments: [{name: exempt, namespaces: [x]}]\n")}, nil, `environment "exempt": the name is reserved`},
+		{"reserved default environment", []string{"--config", yaml("default_environment: exempt\n")}, nil, `environment "exempt": the name is reserved`},
 		{"attestation name", []string{"--config", yaml("environments: [{name: a, namespaces: [x], require: {attestations: ['Unit Tests']}}]\n")}, nil, "environments[0].require.attestations[0]"},
 		{"allow with digest", []string{"--config", yaml("environments: [{name: a, namespaces: [x], allow: ['x@sha256:00']}]\n")}, nil, "environments[0].allow[0]"},
 		{"missing config file", []string{"--config", "/nope.yaml"}, nil, "config file"},

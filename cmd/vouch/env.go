@@ -57,14 +57,15 @@ func envCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if cf.output == "json" {
 			return writeJSON(stdout, out.Environments)
 		}
-		fmt.Fprintln(tw, "ENVIRONMENT\tLAST SNAPSHOT\tWORKLOADS\tCOMPLIANT\tNON-COMPLIANT\tUNKNOWN\tUNDOCUMENTED\tFAILED")
+		fmt.Fprintln(tw, "ENVIRONMENT\tLAST SNAPSHOT\tWORKLOADS\tCOMPLIANT\tNON-COMPLIANT\tUNKNOWN\tUNDOCUMENTED\tFAILED\tEXEMPT")
 		for _, s := range out.Environments {
 			last := "never"
 			if s.LastSnapshot != nil {
 				last = s.LastSnapshot.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", s.Environment, last, s.Workloads, s.Counts[drift.StatusCompliant],
-				s.Counts[drift.StatusNonCompliant], s.Counts[drift.StatusUnknown], s.Counts[drift.StatusUndocumented], s.Counts[drift.StatusFailed])
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", s.Environment, last, s.Workloads, s.Counts[drift.StatusCompliant],
+				s.Counts[drift.StatusNonCompliant], s.Counts[drift.StatusUnknown], s.Counts[drift.StatusUndocumented], s.Counts[drift.StatusFailed],
+				s.Counts[drift.StatusExempt])
 		}
 	case "state":
 		env, at, err := envAt(fs.Arg(0), true)

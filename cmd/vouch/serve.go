@@ -276,10 +276,10 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		exempt := append([]string{cfg.Namespace}, cfg.ExemptNamespaces...)
 		snapshotter := &drift.Snapshotter{
 			Watcher: drift.NewWatcher(kc, 10*time.Minute), Recorder: driftService.Recorder, Logger: log,
-			Interval: time.Duration(cfg.SnapshotInterval), Environments: admittedEnvironments(envs),
+			Interval: time.Duration(cfg.SnapshotInterval), Environments: append(admittedEnvironments(envs), drift.ExemptEnvironment),
 			EnvOf: func(ns string) string {
 				if slices.Contains(exempt, ns) {
-					return ""
+					return drift.ExemptEnvironment
 				}
 				return envs.For(ns).Name
 			},

@@ -182,6 +182,21 @@ notifications:
 		return got["Pod/web"] == "compliant" && got["Pod/tool"] == "undocumented" && got["Pod/crash"] == "failed" && got["Pod/pending"] == "undocumented"
 	})
 	t.Logf("compliance: %v", got)
+
+	// What runs in an exempt namespace is recorded, as exempt: never
+	// evaluated, and no reporter may write it.
+	kubectl(t, "-n", "kube-system", "create", "serviceaccount", "default")
+	mustKubectlApply(t, pod("kube-system", "dns", "registry.k8s.io/coredns:v1.12.0"))
+	waitFor(t, 30*time.Second, "the kube-system pod in the exempt environment", func() bool {
+		var rep struct {
+			Artifacts []struct{ Namespace, Workload, Status string }
+		}
+		return get("/api/v1/environments/exempt/compliance", &rep) == 200 && len(rep.Artifacts) == 1 &&
+			rep.Artifacts[0].Namespace == "kube-system" && rep.Artifacts[0].Workload == "Pod/dns" && rep.Artifacts[0].Status == "exempt"
+	})
+	if code, out := api(t, r, admin, "PUT", "/api/v1/environments/exempt/snapshot", `{"workloads":[]}`); code != http.StatusConflict {
+		t.Errorf("a report into the exempt environment: %d %v, want 409", code, out)
+	}
 	before := time.Now()
 
 	// Snapshots deduplicate: no new content record while nothing changes.
@@ -247,6 +262,11 @@ notifications:
 	})
 	rcv.mu.Lock()
 	first := rcv.received[0]
+	for _, n := range rcv.received {
+		if n["environment"] == "exempt" {
+			t.Errorf("a notification about the exempt namespaces: %v", n)
+		}
+	}
 	rcv.mu.Unlock()
 	if first["environment"] != "shop" || first["counts"] == nil {
 		t.Errorf("notification = %v", first)
