@@ -2,6 +2,8 @@ package journal
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 func TestHTTPPublisherRetriesServerErrors(t *testing.T) {
@@ -79,7 +84,40 @@ func TestDirPublisher(t *testing.T) {
 			t.Errorf("%s: %q, %v; want %q", name, b, err, want)
 		}
 	}
+	if err := p.Publish(context.Background(), Checkpoint{Size: 5, Note: []byte("five\n")}); err != nil {
+		t.Errorf("the same checkpoint again: %v", err)
+	}
+	if err := p.Publish(context.Background(), Checkpoint{Size: 5, Note: []byte("another five\n")}); err == nil {
+		t.Error("another checkpoint of a published size was accepted")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "checkpoint.5")); string(b) != "five\n" {
+		t.Errorf("checkpoint.5 replaced: %q", b)
+	}
 	if _, err := NewPublisher("ftp://example.com/x"); err == nil {
 		t.Error("ftp:// accepted")
+	}
+}
+
+func TestDirPublisherLatest(t *testing.T) {
+	p, _ := NewPublisher(t.TempDir())
+	lp := p.(LatestPublisher)
+	if _, err := lp.Latest(context.Background()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("nothing published: %v, want ErrNotFound", err)
+	}
+	skey, _, err := note.GenerateKey(rand.Reader, "vouch.test/dir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := note.NewSigner(skey)
+	cp, err := SignCheckpoint(signer, "vouch.test/dir", 42, Hash{1, 2, 3}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(context.Background(), cp); err != nil {
+		t.Fatal(err)
+	}
+	got, err := lp.Latest(context.Background())
+	if err != nil || got.Size != 42 || got.Root != cp.Root || got.Origin != "vouch.test/dir" {
+		t.Errorf("Latest = %+v, %v", got, err)
 	}
 }

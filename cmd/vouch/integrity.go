@@ -35,19 +35,23 @@ type integrityCheck struct {
 	known *journal.Checkpoint // the latest checkpoint seen by a check that passed
 }
 
-// Run checks the store every interval until ctx ends; the first check
-// comes one interval after Run starts, so that a restart does not add a
-// full read of the journal to its start.
+// firstIntegrityCheck is how long after Run starts the first check comes
+// (unless the interval is shorter): not at once, so that a restart does not
+// add a full read of the journal to its start, but soon, so that a leader
+// that changes more often than the interval still checks.
+const firstIntegrityCheck = 5 * time.Minute
+
+// Run checks the store every interval until ctx ends.
 func (c *integrityCheck) Run(ctx context.Context) {
-	t := time.NewTicker(c.interval)
-	defer t.Stop()
+	wait := min(c.interval, firstIntegrityCheck)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 		c.checkOnce(ctx)
+		wait = c.interval
 	}
 }
 

@@ -227,7 +227,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Metrics: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}), Observer: m, Logger: log,
 	})
 
-	checkpointer, publicKey, err := newCheckpointer(cfg, st, m, log)
+	// A journal the checkpointer will not sign is an integrity failure.
+	refused := func(ctx context.Context, err error) {
+		alerts.monitor.Alert(ctx, drift.Notification{Event: "integrity-check-failed", Summary: err.Error()})
+	}
+	checkpointer, publicKey, err := newCheckpointer(cfg, st, m, log, refused)
 	if err != nil {
 		appender.Close(ctx)
 		return err
@@ -395,7 +399,7 @@ func servePprof(addr string, log *slog.Logger) {
 
 // newCheckpointer loads (or creates) the checkpoint signing key and
 // returns the checkpointer with its publishers.
-func newCheckpointer(cfg Config, st store, m *metrics.Metrics, log *slog.Logger) (*journal.Checkpointer, string, error) {
+func newCheckpointer(cfg Config, st store, m *metrics.Metrics, log *slog.Logger, refused func(context.Context, error)) (*journal.Checkpointer, string, error) {
 	skey, created, err := journal.LoadOrCreateKey(cfg.journalKeyFile(), cfg.JournalOrigin)
 	if err != nil {
 		return nil, "", err
@@ -414,7 +418,7 @@ func newCheckpointer(cfg Config, st store, m *metrics.Metrics, log *slog.Logger)
 		pubs = append(pubs, p)
 	}
 	return journal.NewCheckpointer(st, signer, journal.CheckpointerOptions{
-		Interval: time.Duration(cfg.CheckpointInterval), Publishers: pubs, Logger: log, Observe: m.ObserveCheckpoint,
+		Interval: time.Duration(cfg.CheckpointInterval), Publishers: pubs, Logger: log, Observe: m.ObserveCheckpoint, Refused: refused,
 	}), vkey, nil
 }
 

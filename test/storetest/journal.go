@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -238,6 +240,80 @@ func testExportTamperMatrix(t *testing.T, s Store) {
 }
 
 // testStoreTamperMatrix changes the store itself and checks VerifyStore.
+// testCheckpointerRefusesRewrites: the checkpointer does not sign a
+// journal that does not extend a checkpoint it knows of — one it signed,
+// or one published to a directory — whether the history was rewritten
+// in the database, with every stored checkpoint deleted, or the store was
+// restored from an older backup. A published checkpoint is never replaced.
+func testCheckpointerRefusesRewrites(t *testing.T, open func(t *testing.T) Store) {
+	ctx := context.Background()
+	grow := func(t *testing.T, s Store, kind journal.Kind, from, n int) {
+		t.Helper()
+		var batch []journal.Entry
+		for i := from; i < from+n; i++ {
+			e := entry(t, kind, fmt.Sprintf("%s:%d", kind, i), i)
+			if err := e.Seal(); err != nil {
+				t.Fatal(err)
+			}
+			batch = append(batch, e)
+		}
+		appendBatch(t, s, batch...)
+	}
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, s Store, tp Tamperer, cps []journal.Checkpoint)
+	}{
+		{"an entry rewritten, the tree recomputed, every checkpoint deleted", func(t *testing.T, s Store, tp Tamperer, _ []journal.Checkpoint) {
+			leaves, _ := s.Leaves(ctx, 12, 1)
+			tp.ReplaceLeaf(t, 12, bytes.Replace(leaves[0].Data, []byte("entry 12"), []byte("entry 99"), 1))
+			st, _ := journal.EmptyTree().Extend(leafHashes(t, s, 51))
+			tp.SetTreeState(t, st)
+			tp.DeleteCheckpointsFrom(t, 0)
+			grow(t, s, "admission", 100, 3)
+		}},
+		{"restored from a backup older than the published checkpoint", func(t *testing.T, s Store, tp Tamperer, cps []journal.Checkpoint) {
+			old := cps[2]
+			for i := old.Size; i < 51; i++ {
+				tp.DeleteEntry(t, i)
+			}
+			st, _ := journal.EmptyTree().Extend(leafHashes(t, s, old.Size))
+			tp.SetTreeState(t, st)
+			tp.DeleteCheckpointsFrom(t, old.Size+1)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			k := newKeys(t, "vouch.test/store")
+			cps := buildJournal(t, s, k)
+			dir := t.TempDir()
+			pub, err := journal.NewPublisher(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signer := journal.NewCheckpointer(s, k.signer, journal.CheckpointerOptions{Publishers: []journal.Publisher{pub}})
+			grow(t, s, "admission", 50, 1)
+			if _, ok, err := signer.Checkpoint(ctx); !ok || err != nil {
+				t.Fatalf("checkpoint of 51 entries: %v %v", ok, err)
+			}
+			published, _ := os.ReadFile(filepath.Join(dir, "checkpoint.51"))
+			tc.tamper(t, s, s.(Tamperer), cps)
+
+			restarted := journal.NewCheckpointer(s, k.signer, journal.CheckpointerOptions{Publishers: []journal.Publisher{pub}})
+			for name, c := range map[string]*journal.Checkpointer{"the signer": signer, "a restarted signer": restarted} {
+				if cp, ok, err := c.Checkpoint(ctx); !errors.Is(err, journal.ErrInconsistent) {
+					t.Errorf("%s: signed %v (size %d), error %v; want ErrInconsistent", name, ok, cp.Size, err)
+				}
+			}
+			if now, _ := os.ReadFile(filepath.Join(dir, "checkpoint.51")); !bytes.Equal(now, published) {
+				t.Error("the published checkpoint.51 was replaced")
+			}
+			if latest, err := s.LatestCheckpoint(ctx); err == nil && latest.Size > 51 {
+				t.Errorf("a checkpoint of size %d was stored", latest.Size)
+			}
+		})
+	}
+}
+
 func testStoreTamperMatrix(t *testing.T, open func(t *testing.T) Store) {
 	cases := []struct {
 		name    string

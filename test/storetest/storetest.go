@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Periods", testPeriods},
 	}
 	t.Run("StoreTamperMatrix", func(t *testing.T) { testStoreTamperMatrix(t, open) })
+	t.Run("CheckpointerRefusesRewrites", func(t *testing.T) { testCheckpointerRefusesRewrites(t, open) })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
