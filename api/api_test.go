@@ -165,9 +165,16 @@ func TestArtifactIdempotencyAndConflict(t *testing.T) {
 	if code != 200 || again["id"] != first["id"] {
 		t.Errorf("same POST again = %d %v, want 200 and the stored record", code, again)
 	}
-	code, conflict := f.postJSON("/api/v1/artifacts", "ci", strings.Replace(body, "ci.example.com/1", "ci.example.com/2", 1))
-	if code != 409 || !strings.Contains(fmt.Sprint(conflict["detail"]), "different provenance") {
-		t.Errorf("different provenance = %d %v, want 409", code, conflict)
+	// A re-run of the job, or the image under another registry name: the
+	// same source, answered with the first record.
+	rerun := strings.Replace(strings.Replace(body, "ci.example.com/1", "ci.example.com/1/attempts/2", 1), "registry.example.com/app", "prod.example.com/app", 1)
+	code, again = f.postJSON("/api/v1/artifacts", "ci", rerun)
+	if code != 200 || again["id"] != first["id"] || again["build_url"] != "https://ci.example.com/1" {
+		t.Errorf("a re-run = %d %v, want 200 and the first record", code, again)
+	}
+	code, conflict := f.postJSON("/api/v1/artifacts", "ci", strings.Replace(body, "0123456789abcdef0123", "fedcba9876543210fedc", 1))
+	if code != 409 || !strings.Contains(fmt.Sprint(conflict["detail"]), "another source") {
+		t.Errorf("another commit = %d %v, want 409", code, conflict)
 	}
 }
 

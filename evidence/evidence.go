@@ -46,10 +46,13 @@ type Artifact struct {
 	ReportedAt time.Time `json:"reported_at"`
 }
 
-// sameProvenance reports whether a and b describe the same build.
-func (a Artifact) sameProvenance(b Artifact) bool {
-	return a.Name == b.Name && a.Digest == b.Digest && a.GitCommit == b.GitCommit && a.Author == b.Author &&
-		a.Repository == b.Repository && a.BuildURL == b.BuildURL && a.Pipeline == b.Pipeline
+// sameSource reports whether a and b claim the same bytes came from the
+// same source: the same commit of the same repository. A pipeline's re-run
+// (another build URL, attempt or actor) and the same image copied to
+// another registry name are the same source; another commit or repository
+// is a contradiction.
+func (a Artifact) sameSource(b Artifact) bool {
+	return a.Digest == b.Digest && a.GitCommit == b.GitCommit && a.Repository == b.Repository
 }
 
 // Attestation is a claim about an artifact: a test run, a scan, a review.

@@ -105,9 +105,10 @@ func (r ArtifactReport) validate() error {
 	return v.err()
 }
 
-// ReportArtifact records the provenance of an artifact. Reporting the same
-// provenance again returns the stored record with created false; different
-// provenance for a known digest fails with ErrConflict.
+// ReportArtifact records the provenance of an artifact. The first report
+// of a digest is its provenance: a later one from the same source (see
+// sameSource) returns the stored record with created false; one naming
+// another commit or repository fails with ErrConflict.
 func (s *Service) ReportArtifact(ctx context.Context, actor string, r ArtifactReport) (a Artifact, created bool, err error) {
 	if err := r.validate(); err != nil {
 		return Artifact{}, false, err
@@ -125,9 +126,9 @@ func (s *Service) ReportArtifact(ctx context.Context, actor string, r ArtifactRe
 		if err := DecodeEntry(res.Entry, &prev); err != nil {
 			return Artifact{}, false, err
 		}
-		if !prev.sameProvenance(a) {
-			return prev, false, fmt.Errorf("%w: digest %s was already reported by %q at %s with different provenance (name %q, git_commit %q, build_url %q)",
-				ErrConflict, a.Digest, prev.ReportedBy, prev.ReportedAt.Format(time.RFC3339), prev.Name, prev.GitCommit, prev.BuildURL)
+		if !prev.sameSource(a) {
+			return prev, false, fmt.Errorf("%w: digest %s was already reported by %q at %s as built from another source (repository %q, git_commit %q, build_url %q); the first report stands",
+				ErrConflict, a.Digest, prev.ReportedBy, prev.ReportedAt.Format(time.RFC3339), prev.Repository, prev.GitCommit, prev.BuildURL)
 		}
 		return prev, false, nil
 	}

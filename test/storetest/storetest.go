@@ -530,9 +530,13 @@ func testIngestionRules(t *testing.T, s Store) {
 	if err != nil || created || again.ID != first.ID || again.ReportedBy != "ci" {
 		t.Errorf("same report again = %+v created %v err %v; want the first record, not created", again, created, err)
 	}
-	r.BuildURL = "https://ci.example.com/6"
+	r.BuildURL, r.Author = "https://ci.example.com/5/attempts/2", "someone-else"
+	if again, created, err := svc.ReportArtifact(ctx, "ci", r); err != nil || created || again.BuildURL != "https://ci.example.com/5" {
+		t.Errorf("a re-run from the same source = %+v created %v err %v; want the first record", again, created, err)
+	}
+	r.Repository = "https://git.example.com/fork"
 	if _, _, err := svc.ReportArtifact(ctx, "ci", r); !errors.Is(err, evidence.ErrConflict) {
-		t.Errorf("different provenance for the same digest: err = %v, want ErrConflict", err)
+		t.Errorf("another source for the same digest: err = %v, want ErrConflict", err)
 	}
 	yes := true
 	at := evidence.AttestationReport{Digest: digest(5), Name: "scan", Passed: &yes}
