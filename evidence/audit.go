@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/vouch-dev/vouch/journal"
 )
@@ -34,23 +36,36 @@ func (e *AuditError) Error() string {
 	return fmt.Sprintf("%d evidence records are not the journal entries of their ids (the webhook uses them, so they were written around the journal): %s", e.Count, strings.Join(e.First, "; "))
 }
 
+// AuditSource is the store side of an audit: its evidence records, listed
+// and as the webhook reads them.
+type AuditSource interface {
+	RefLister
+	Lookuper
+}
+
 // Audit checks that every evidence record a store holds is the journal
-// entry of its id: of the same kind, for the same digest. Evidence is only
-// ever written through the journal, so a record that is not was put into
-// the tables by someone with database access; the webhook would decide
-// with it. Run it after journal.VerifyStore, which proves the leaves read
-// here. It returns the number of records checked.
-func Audit(ctx context.Context, refs RefLister, leaves journal.LeafReader, progress func(done int)) (int, error) {
+// entry of its id: of the same kind, for the same digest, and — for the
+// records the webhook reads (Lookup) — with the same content, field by
+// field. Evidence is only ever written through the journal, so a record
+// that is not was put into or changed in the tables by someone with
+// database access; the webhook would decide with it. Run it after
+// journal.VerifyStore, which proves the leaves read here. It returns the
+// number of records checked.
+func Audit(ctx context.Context, src AuditSource, leaves journal.LeafReader, progress func(done int)) (int, error) {
 	const page = 1000
 	n := 0
 	bad := &AuditError{}
 	for from := uint64(0); ; {
-		rs, err := refs.EvidenceRefs(ctx, from, page)
+		rs, err := src.EvidenceRefs(ctx, from, page)
+		if err != nil {
+			return n, err
+		}
+		stored, err := readRecords(ctx, src, rs)
 		if err != nil {
 			return n, err
 		}
 		for _, r := range rs {
-			if why := checkRef(ctx, leaves, r); why != "" {
+			if why := checkRef(ctx, leaves, r, stored[r.ID]); why != "" {
 				bad.Count++
 				if len(bad.First) < 5 {
 					bad.First = append(bad.First, fmt.Sprintf("%s %d for %s: %s", r.Kind, r.ID, r.Digest, why))
@@ -72,8 +87,83 @@ func Audit(ctx context.Context, refs RefLister, leaves journal.LeafReader, progr
 	return n, nil
 }
 
-// checkRef says why r is not the journal entry at its id, or "".
-func checkRef(ctx context.Context, leaves journal.LeafReader, r Ref) string {
+// readRecords reads the records of refs as the webhook reads them, by id.
+func readRecords(ctx context.Context, src Lookuper, refs []Ref) (map[uint64]any, error) {
+	var digests []string
+	seen := map[string]bool{}
+	for _, r := range refs {
+		if !seen[r.Digest] {
+			seen[r.Digest] = true
+			digests = append(digests, r.Digest)
+		}
+	}
+	found, err := src.Lookup(ctx, digests)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint64]any{}
+	for _, ev := range found {
+		if ev.Artifact != nil {
+			out[ev.Artifact.ID] = *ev.Artifact
+		}
+		for _, a := range ev.Attestations {
+			out[a.ID] = a
+		}
+		for _, a := range ev.Approvals {
+			out[a.ID] = a
+		}
+	}
+	return out, nil
+}
+
+// sameRecord reports whether a stored record has the content of the one
+// the journal entry holds. Times are compared to the microsecond (what
+// PostgreSQL keeps) and payloads, when read, as JSON values.
+func sameRecord(stored any, e journal.Entry) bool {
+	switch st := stored.(type) {
+	case Artifact:
+		var j Artifact
+		if DecodeEntry(e, &j) != nil {
+			return false
+		}
+		st.ReportedAt, j.ReportedAt = micro(st.ReportedAt), micro(j.ReportedAt)
+		return st == j
+	case Attestation:
+		var j Attestation
+		if DecodeEntry(e, &j) != nil || st.Payload != nil && !sameJSON(st.Payload, j.Payload) {
+			return false // (Lookup leaves payloads out: the webhook does not read them)
+		}
+		st.Payload, j.Payload = nil, nil
+		st.ReportedAt, j.ReportedAt = micro(st.ReportedAt), micro(j.ReportedAt)
+		return reflect.DeepEqual(st, j)
+	case Approval:
+		var j Approval
+		if DecodeEntry(e, &j) != nil {
+			return false
+		}
+		st.ApprovedAt, j.ApprovedAt = micro(st.ApprovedAt), micro(j.ApprovedAt)
+		if (st.ExpiresAt == nil) != (j.ExpiresAt == nil) || st.ExpiresAt != nil && !micro(*st.ExpiresAt).Equal(micro(*j.ExpiresAt)) {
+			return false
+		}
+		st.ExpiresAt, j.ExpiresAt = nil, nil
+		return st == j
+	}
+	return true
+}
+
+func micro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func sameJSON(a, b json.RawMessage) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b) || string(a) == "null" || string(b) == "null"
+	}
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
+}
+
+// checkRef says why r is not the journal entry at its id, or "". stored
+// is the record as the webhook reads it, or nil if it does not read it.
+func checkRef(ctx context.Context, leaves journal.LeafReader, r Ref, stored any) string {
 	ls, err := leaves.Leaves(ctx, r.ID, 1)
 	if err != nil {
 		return err.Error()
@@ -88,6 +178,9 @@ func checkRef(ctx context.Context, leaves journal.LeafReader, r Ref) string {
 	var body struct{ Digest string }
 	if err := json.Unmarshal(e.Body, &body); err != nil || e.Kind != r.Kind || body.Digest != r.Digest {
 		return fmt.Sprintf("the journal entry there is %s for %q", e.Kind, body.Digest)
+	}
+	if stored != nil && !sameRecord(stored, e) {
+		return "its content differs from the journal entry's (changed in the tables)"
 	}
 	return ""
 }

@@ -46,6 +46,8 @@ func (d *DB) DeleteCheckpointsFrom(t *testing.T, size uint64) {
 	d.tamper(t, fmt.Sprintf(`DELETE FROM journal_checkpoints WHERE size >= %d`, size))
 }
 
+func (d *DB) RewriteEvidence(t *testing.T, stmt string) { d.tamper(t, stmt) }
+
 func (d *DB) InsertArtifact(t *testing.T, id uint64, digest string) {
 	d.tamper(t, fmt.Sprintf(`INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at, author) VALUES (%d, '%s', 'registry.example.com/forged', '', '', '', '', 'dba', now(), '')`, id, digest))
 }

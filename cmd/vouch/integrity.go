@@ -24,7 +24,7 @@ import (
 type integrityCheck struct {
 	store interface {
 		journal.StoreSource
-		evidence.RefLister
+		evidence.AuditSource
 	}
 	verifier note.Verifier
 	interval time.Duration

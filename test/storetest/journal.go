@@ -33,6 +33,8 @@ type Tamperer interface {
 	// InsertArtifact puts an artifact row into the evidence tables without
 	// a journal entry.
 	InsertArtifact(t *testing.T, id uint64, digest string)
+	// RewriteEvidence runs an UPDATE on the evidence tables.
+	RewriteEvidence(t *testing.T, stmt string)
 }
 
 type keys struct {

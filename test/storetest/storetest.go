@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -492,10 +493,13 @@ func testEvidenceAudit(t *testing.T, s Store) {
 	if _, _, err := svc.ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "registry.example.com/app", Digest: digest(1)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest(1), Name: "unit-tests", Type: "junit", Passed: &yes}); err != nil {
+	test, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest(1), Name: "unit-tests", Type: "junit", Passed: &yes,
+		Payload: json.RawMessage(`{"tests": 12, "failures": 0}`)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Approve(ctx, "alice", evidence.ApprovalRequest{Digest: digest(1), Environment: "prod", Decision: "approved"}); err != nil {
+	approval, err := svc.Approve(ctx, "alice", evidence.ApprovalRequest{Digest: digest(1), Environment: "prod", Decision: "approved"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	admission := appendBatch(t, s, entry(t, journal.KindAdmission, "admission:x", 0))[0].Index
@@ -506,12 +510,20 @@ func testEvidenceAudit(t *testing.T, s Store) {
 	if !ok {
 		t.Fatalf("%T does not implement storetest.Tamperer", s)
 	}
-	tp.InsertArtifact(t, admission, digest(7))
-	tp.InsertArtifact(t, admission+1000, digest(8))
+	// Rows changed in place: a failed test made to pass, an approval
+	// turned from rejected to approved would change admissions.
+	tp.RewriteEvidence(t, fmt.Sprintf(`UPDATE attestations SET passed = NOT passed WHERE id = %d`, test.ID))
+	tp.RewriteEvidence(t, fmt.Sprintf(`UPDATE approvals SET decision = 'rejected' WHERE id = %d`, approval.ID))
 	n, err := evidence.Audit(ctx, s, s, nil)
 	var ae *evidence.AuditError
-	if n != 5 || !errors.As(err, &ae) || ae.Count != 2 {
-		t.Fatalf("Audit after two rows inserted around the journal = %d, %v; want 5 records, 2 not in the journal", n, err)
+	if n != 3 || !errors.As(err, &ae) || ae.Count != 2 || !strings.Contains(err.Error(), "content differs") {
+		t.Fatalf("Audit after two rows changed = %d, %v; want 3 records, 2 changed", n, err)
+	}
+	tp.InsertArtifact(t, admission, digest(7))
+	tp.InsertArtifact(t, admission+1000, digest(8))
+	n, err = evidence.Audit(ctx, s, s, nil)
+	if n != 5 || !errors.As(err, &ae) || ae.Count != 4 {
+		t.Fatalf("Audit after two rows inserted around the journal = %d, %v; want 5 records, 4 not the journal's", n, err)
 	}
 	t.Log(err)
 }
