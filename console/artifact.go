@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -150,6 +151,10 @@ func (c *Console) auditPackage(w http.ResponseWriter, r *http.Request) {
 		}
 		before = page.Next
 	}
+	// Only what the checkpoint proves: a record newer than it waits for
+	// the next package.
+	facts.Evidence = provenBy(facts.Evidence, cp.Size)
+	decisions = slices.DeleteFunc(decisions, func(d drift.Decision) bool { return d.Index >= cp.Size })
 	indices := evidenceIndices(facts.Evidence)
 	for _, d := range decisions {
 		indices = append(indices, d.Index)
@@ -236,6 +241,16 @@ func (c *Console) auditPackageByDigest(w http.ResponseWriter, r *http.Request) {
 
 // evidenceIndices are the journal indices of an artifact's evidence
 // records (a record's id is its journal index).
+// provenBy keeps the records of ev that a checkpoint of size holds.
+func provenBy(ev evidence.Evidence, size uint64) evidence.Evidence {
+	if ev.Artifact != nil && ev.Artifact.ID >= size {
+		ev.Artifact = nil
+	}
+	ev.Attestations = slices.DeleteFunc(slices.Clone(ev.Attestations), func(a evidence.Attestation) bool { return a.ID >= size })
+	ev.Approvals = slices.DeleteFunc(slices.Clone(ev.Approvals), func(a evidence.Approval) bool { return a.ID >= size })
+	return ev
+}
+
 func evidenceIndices(ev evidence.Evidence) []uint64 {
 	var out []uint64
 	if ev.Artifact != nil {
@@ -278,8 +293,10 @@ func (c *Console) packageEntries(ctx context.Context, indices []uint64, cp journ
 func packageReadme(dg string, cp journal.Checkpoint, entries, decisions int, at time.Time) string {
 	return fmt.Sprintf(`# Vouch audit package: %s
 
-Made %s by the Vouch console. It holds everything Vouch recorded about the
-artifact with this digest, in a form you can verify offline:
+Made %s by the Vouch console. It holds what Vouch recorded about the
+artifact with this digest up to the journal's checkpoint of %d entries, in
+a form you can verify offline (what was recorded after it is in the next
+package):
 
 - evidence.json — the provenance, attestations (with payloads), approvals,
   where the artifact was admitted and ran, and the %d latest admission
@@ -308,8 +325,10 @@ proof against the signed root, the sha256 of every blob, and that every
 provenance, attestation, approval and decision in evidence.json is what
 its journal entry records. The entries are the proof; evidence.json is
 the same facts, easier to read (where the artifact ran comes from drift
-snapshots, not in this package). Entries newer than the checkpoint have
-no proof yet: download a new package later to prove them.
+snapshots, not in this package), and that every entry and record concerns
+this digest. It proves that what the package shows was recorded; it cannot
+prove that nothing was left out: for that, verify a complete journal
+export (`+"`vouch journal export`"+`, `+"`vouch journal verify`"+`).
 
 To check that this checkpoint is part of the journal you audit (not a
 different history), compare it with a checkpoint you kept or the operator
@@ -320,7 +339,7 @@ Without the CLI: each line's leaf hash is SHA-256 of the byte 0x00 followed
 by the leaf; the inclusion proof combines it with each hash in turn as
 SHA-256(0x01 || left || right) (RFC 6962, section 2.1.1) up to the root in
 the checkpoint's third line (base64).
-`, dg, formatTime(at), decisions, PackageDecisions, entries, cp.Size, packageName(dg), packageName(dg))
+`, dg, formatTime(at), cp.Size, decisions, PackageDecisions, entries, cp.Size, packageName(dg), packageName(dg))
 }
 
 func packageName(dg string) string { return "vouch-audit-" + strings.TrimPrefix(dg, "sha256:")[:12] }

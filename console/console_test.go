@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -711,6 +712,12 @@ func TestJournalExportGoesThroughTheAPI(t *testing.T) {
 func TestAuditPackage(t *testing.T) {
 	f := newFixture(t, false)
 	s := f.seed()
+	// Recorded after the seed's checkpoint: not in the package yet.
+	yes := true
+	if _, _, err := evidence.NewService(f.appender, nil, nil).Attest(context.Background(), "ci",
+		evidence.AttestationReport{Digest: s.v2, Name: "late-scan", Type: "sarif", Passed: &yes}); err != nil {
+		t.Fatal(err)
+	}
 	c := f.client()
 	f.signIn(c, "auditor", "/")
 	resp, body := f.get(c, "/artifacts/"+s.v2+"/audit-package")
@@ -746,8 +753,11 @@ func TestAuditPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := console.VerifyPackage(pkg, v)
-	if err != nil || rep.Proven != 5 || len(rep.Unproven) != 0 {
-		t.Fatalf("VerifyPackage = %+v, %v; want 5 entries proven", rep, err)
+	if err != nil || rep.Proven != 5 || rep.Digest != s.v2 {
+		t.Fatalf("VerifyPackage = %+v, %v; want 5 entries about %s proven", rep, err, s.v2)
+	}
+	if bytes.Contains(files[dir+"evidence.json"], []byte("late-scan")) {
+		t.Error("evidence.json shows a record newer than the package's checkpoint")
 	}
 	// Any change to an entry's leaf is found.
 	orig := pkg["entries.jsonl"].Data
@@ -755,7 +765,20 @@ func TestAuditPackage(t *testing.T) {
 	if _, err := console.VerifyPackage(pkg, v); !errors.Is(err, console.ErrPackage) {
 		t.Errorf("VerifyPackage of an edited approval = %v, want ErrPackage", err)
 	}
+	// An entry the checkpoint does not cover proves nothing, and fails.
+	extra := regexp.MustCompile(`^\{"index":\d+`).ReplaceAll(bytes.SplitAfter(orig, []byte("\n"))[0], []byte(`{"index":100`))
+	pkg["entries.jsonl"] = &fstest.MapFile{Data: append(slices.Clone(orig), extra...)}
+	if _, err := console.VerifyPackage(pkg, v); !errors.Is(err, console.ErrPackage) || !strings.Contains(err.Error(), "nothing proves it") {
+		t.Errorf("VerifyPackage with an entry past the checkpoint = %v, want ErrPackage", err)
+	}
 	pkg["entries.jsonl"] = &fstest.MapFile{Data: orig}
+	// Every entry must be about the package's artifact.
+	ev0 := pkg["evidence.json"].Data
+	pkg["evidence.json"] = &fstest.MapFile{Data: bytes.ReplaceAll(ev0, []byte(s.v2), []byte(s.v1))}
+	if _, err := console.VerifyPackage(pkg, v); !errors.Is(err, console.ErrPackage) || !strings.Contains(err.Error(), "is not about") {
+		t.Errorf("VerifyPackage of another artifact's entries = %v, want ErrPackage", err)
+	}
+	pkg["evidence.json"] = &fstest.MapFile{Data: ev0}
 	cp := pkg["checkpoint"].Data
 	pkg["checkpoint"] = &fstest.MapFile{Data: bytes.Replace(cp, []byte("\n"), []byte("\n\n"), 1)}
 	if _, err := console.VerifyPackage(pkg, v); !errors.Is(err, console.ErrPackage) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -33,10 +34,10 @@ type packageEntry struct {
 
 // PackageReport is what VerifyPackage proved.
 type PackageReport struct {
+	Digest     string // the artifact every entry and record concerns
 	Checkpoint journal.Checkpoint
-	Proven     int      // entries proven in the signed tree
-	Unproven   []uint64 // entries newer than the checkpoint: no proof yet
-	Blobs      int      // documents whose sha256 matched
+	Proven     int // entries proven in the signed tree
+	Blobs      int // documents whose sha256 matched
 }
 
 // ErrPackage is wrapped by every reason an audit package fails to verify.
@@ -46,10 +47,14 @@ var ErrPackage = errors.New("audit package does not verify")
 // console gives) offline: the checkpoint's signature by v; every entry's
 // leaf hash recomputed from its leaf bytes, and its inclusion proof
 // against the signed root; and every document named by an attestation
-// entry present with that sha256; and that every record of evidence.json
-// — provenance, attestations, approvals, decisions — is its entry's, as
-// the entry's leaf says. evidence.json's summary of where the artifact
-// ran comes from snapshots, which the package does not carry.
+// entry present with that sha256; that every entry and every record of
+// evidence.json concerns the artifact evidence.json names; and that every
+// record of evidence.json — provenance, attestations, approvals,
+// decisions — is its entry's, as the entry's leaf says. An entry the
+// checkpoint does not cover fails: nothing proves it. evidence.json's
+// summary of where the artifact ran comes from snapshots, which the
+// package does not carry; and no package can prove that nothing about the
+// artifact was left out of it.
 func VerifyPackage(fsys fs.FS, v note.Verifier) (PackageReport, error) {
 	var rep PackageReport
 	fail := func(format string, a ...any) (PackageReport, error) {
@@ -64,6 +69,14 @@ func VerifyPackage(fsys fs.FS, v note.Verifier) (PackageReport, error) {
 		return fail("checkpoint: %v", err)
 	}
 	rep.Checkpoint = cp
+	ev, err := readEvidenceFile(fsys)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if _, ok := evidence.ParseDigest(ev.Digest); !ok {
+		return fail("evidence.json names no artifact digest (%q)", ev.Digest)
+	}
+	rep.Digest = ev.Digest
 	lines, err := fs.ReadFile(fsys, "entries.jsonl")
 	if err != nil {
 		return rep, err
@@ -85,7 +98,7 @@ func VerifyPackage(fsys fs.FS, v note.Verifier) (PackageReport, error) {
 		}
 		switch {
 		case e.Index >= cp.Size:
-			rep.Unproven = append(rep.Unproven, e.Index)
+			return fail("entry %d is past the checkpoint of %d entries: nothing proves it", e.Index, cp.Size)
 		case e.TreeSize != cp.Size:
 			return fail("entry %d: its proof is for a tree of %d entries, the checkpoint has %d", e.Index, e.TreeSize, cp.Size)
 		default:
@@ -93,6 +106,9 @@ func VerifyPackage(fsys fs.FS, v note.Verifier) (PackageReport, error) {
 				return fail("entry %d is not in the signed tree: %v", e.Index, err)
 			}
 			rep.Proven++
+		}
+		if !concerns(parsed, ev.Digest) {
+			return fail("entry %d (%s) is not about %s", e.Index, parsed.Kind, ev.Digest)
 		}
 		byIndex[e.Index] = parsed
 		if parsed.Kind != "attestation" {
@@ -120,26 +136,43 @@ func VerifyPackage(fsys fs.FS, v note.Verifier) (PackageReport, error) {
 	if err := sc.Err(); err != nil {
 		return rep, err
 	}
-	if err := checkEvidenceFile(fsys, byIndex); err != nil {
+	if err := checkEvidenceFile(ev, byIndex); err != nil {
 		return fail("%v", err)
 	}
 	return rep, nil
 }
 
+// evidenceFile is what VerifyPackage reads of evidence.json.
+type evidenceFile struct {
+	evidence.Evidence
+	Decisions []drift.Decision `json:"decisions"`
+}
+
+func readEvidenceFile(fsys fs.FS) (evidenceFile, error) {
+	var file evidenceFile
+	raw, err := fs.ReadFile(fsys, "evidence.json")
+	if err == nil {
+		err = json.Unmarshal(raw, &file)
+	}
+	if err != nil {
+		return file, fmt.Errorf("evidence.json: %v", err)
+	}
+	return file, nil
+}
+
+// concerns reports whether a journal entry is about the artifact dg: an
+// evidence record for it, or an admission decision whose images include it.
+func concerns(e journal.Entry, dg string) bool {
+	if d, ok := drift.ParseDecision(e); ok {
+		return slices.Contains(d.Digests, dg)
+	}
+	var body struct{ Digest string }
+	return json.Unmarshal(e.Body, &body) == nil && body.Digest == dg
+}
+
 // checkEvidenceFile checks that each record of evidence.json is the one
 // its entry (by index) holds.
-func checkEvidenceFile(fsys fs.FS, entries map[uint64]journal.Entry) error {
-	raw, err := fs.ReadFile(fsys, "evidence.json")
-	if err != nil {
-		return fmt.Errorf("evidence.json: %v", err)
-	}
-	var file struct {
-		evidence.Evidence
-		Decisions []drift.Decision `json:"decisions"`
-	}
-	if err := json.Unmarshal(raw, &file); err != nil {
-		return fmt.Errorf("evidence.json: %v", err)
-	}
+func checkEvidenceFile(file evidenceFile, entries map[uint64]journal.Entry) error {
 	same := func(what string, id uint64, shown any, fromEntry func(journal.Entry) (any, error)) error {
 		e, ok := entries[id]
 		if !ok {

@@ -316,11 +316,9 @@ func journalVerifyPackage(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "OK: %d entries are in the journal %q as signed by %s at %d entries (root %s); %d documents match their sha256; evidence.json's records are the entries'\n",
-		rep.Proven, rep.Checkpoint.Origin, v.Name(), rep.Checkpoint.Size, rep.Checkpoint.Root, rep.Blobs)
-	if len(rep.Unproven) > 0 {
-		fmt.Fprintf(stdout, "  %d entries are newer than the checkpoint and not proven yet (%v): download a new package later\n", len(rep.Unproven), rep.Unproven)
-	}
+	fmt.Fprintf(stdout, "OK: %d entries about %s are in the journal %q as signed by %s at %d entries (root %s); %d documents match their sha256; evidence.json's records are the entries'\n",
+		rep.Proven, rep.Digest, rep.Checkpoint.Origin, v.Name(), rep.Checkpoint.Size, rep.Checkpoint.Root, rep.Blobs)
+	fmt.Fprintln(stdout, "  This proves what the package shows was recorded, not that nothing was left out: verify a journal export for that.")
 	return nil
 }
 
