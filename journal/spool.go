@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,11 @@ import (
 // While anything is spooled, new entries are spooled behind it, so the
 // journal's order is the order of the answers.
 //
+// An entry the store would refuse (ErrRefused) is never spooled, where it
+// would block every later entry: Append screens it first. One the screen
+// missed is set aside when the store refuses it on draining, in a
+// refused-<date>.jsonl file next to the spool, and the others drain on.
+//
 // If the spool cannot be written either, Append fails: the caller must
 // refuse the change (fail closed).
 type Spool struct {
@@ -32,6 +38,8 @@ type Spool struct {
 	timeout time.Duration
 	log     *slog.Logger
 	now     func() time.Time
+	screen  func(Entry) error
+	observe func(pending, setAside int)
 
 	mu      sync.Mutex
 	f       *os.File
@@ -46,6 +54,20 @@ type SpoolOptions struct {
 	// spooled (DefaultSpoolAfter when 0).
 	After  time.Duration
 	Logger *slog.Logger
+	// Screen, when set, tells without a round trip an entry the store
+	// would refuse; its error should wrap ErrRefused. When nil, the
+	// store's own Screen is used if it is a Screener.
+	Screen func(Entry) error
+	// Observe, when set, is told how many entries wait in the spool
+	// whenever that changes, and how many were just set aside. It is
+	// called with the spool locked and must not call back into it.
+	Observe func(pending, setAside int)
+}
+
+// Screener is a store that can tell, without a round trip, an entry it
+// would refuse: Screen's error then wraps ErrRefused.
+type Screener interface {
+	Screen(Entry) error
 }
 
 // DefaultSpoolAfter leaves room within the apiserver's webhook timeout.
@@ -63,7 +85,11 @@ func OpenSpool(path string, inner interface {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Spool{inner: inner, store: store, path: path, timeout: opts.After, log: opts.Logger, now: time.Now, keys: map[string]int{}}
+	if sc, ok := store.(Screener); ok && opts.Screen == nil {
+		opts.Screen = sc.Screen
+	}
+	s := &Spool{inner: inner, store: store, path: path, timeout: opts.After, log: opts.Logger, now: time.Now,
+		screen: opts.Screen, observe: opts.Observe, keys: map[string]int{}}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("journal spool: %w", err)
 	}
@@ -74,6 +100,7 @@ func OpenSpool(path string, inner interface {
 	for _, e := range entries {
 		s.add(e)
 	}
+	s.observed(0)
 	if len(entries) > 0 {
 		s.log.Warn("entries spooled while the journal store was unreachable are waiting to be sequenced", "spool", path, "entries", len(entries))
 		// Rewrite without a torn last line, if there was one.
@@ -122,8 +149,18 @@ func (s *Spool) Pending() int {
 }
 
 // Append appends e through the store, or spools it when something is
-// spooled already or the store does not answer within the spool delay.
+// spooled already or the store does not answer within the spool delay. An
+// entry the store would refuse is refused (ErrRefused), whatever the spool
+// holds.
 func (s *Spool) Append(ctx context.Context, e Entry) (Appended, error) {
+	if s.screen != nil {
+		if err := s.screen(e); err != nil {
+			if !errors.Is(err, ErrRefused) {
+				err = fmt.Errorf("%w: %w", ErrRefused, err)
+			}
+			return Appended{}, err
+		}
+	}
 	s.mu.Lock()
 	spooling := len(s.pending) > 0
 	s.mu.Unlock()
@@ -155,6 +192,7 @@ func (s *Spool) spool(e Entry) (Appended, error) {
 		return Appended{}, fmt.Errorf("the journal store is unreachable and the spool %s cannot be written: %w", s.path, err)
 	}
 	s.add(e)
+	s.observed(0)
 	return Appended{Entry: e, Spooled: true}, nil
 }
 
@@ -163,6 +201,14 @@ func (s *Spool) add(e Entry) {
 		s.keys[e.Key] = len(s.pending)
 	}
 	s.pending = append(s.pending, e)
+}
+
+// observed tells Observe the spool's depth; s.mu is held (or s is not
+// shared yet).
+func (s *Spool) observed(setAside int) {
+	if s.observe != nil {
+		s.observe(len(s.pending), setAside)
+	}
 }
 
 // write appends e's leaf to the file and fsyncs it.
@@ -216,7 +262,11 @@ func (s *Spool) rewrite() error {
 }
 
 // Drain sequences the spooled entries into the store, oldest first, in
-// batches, and removes them from the spool as they commit.
+// batches, and removes them from the spool as they commit. An entry the
+// store refuses (ErrRefused) is found by halving its batch, set aside in
+// a refused-<date>.jsonl file next to the spool, logged and left out; the
+// others drain on. Drain returns an error wrapping ErrRefused only if a
+// refused entry could not be set aside: it then stays spooled.
 func (s *Spool) Drain(ctx context.Context) error {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
@@ -228,25 +278,111 @@ func (s *Spool) Drain(ctx context.Context) error {
 		if n == 0 {
 			return nil
 		}
-		if _, err := s.store.AppendBatch(ctx, batch); err != nil {
-			return err
-		}
-		s.mu.Lock()
-		s.pending = s.pending[n:]
-		s.keys = make(map[string]int, len(s.pending))
-		for i, e := range s.pending {
-			if e.Key != "" {
-				s.keys[e.Key] = i
+		done, refused, err := s.commit(ctx, batch)
+		if len(refused) > 0 {
+			if serr := s.setAside(refused); serr != nil {
+				return fmt.Errorf("%w, and could not be set aside: %w", ErrRefused, serr)
 			}
 		}
-		err := s.rewrite()
-		left := len(s.pending)
-		s.mu.Unlock()
-		if err != nil {
-			return fmt.Errorf("journal spool: %w", err)
+		if done > 0 {
+			s.mu.Lock()
+			s.pending = s.pending[done:]
+			s.keys = make(map[string]int, len(s.pending))
+			for i, e := range s.pending {
+				if e.Key != "" {
+					s.keys[e.Key] = i
+				}
+			}
+			werr := s.rewrite()
+			left := len(s.pending)
+			s.observed(len(refused))
+			s.mu.Unlock()
+			if werr != nil {
+				return fmt.Errorf("journal spool: %w", werr)
+			}
+			s.log.Info("spooled entries sequenced into the journal", "entries", done-len(refused), "set_aside", len(refused), "left", left)
 		}
-		s.log.Info("spooled entries sequenced into the journal", "entries", n, "left", left)
+		if err != nil {
+			return err
+		}
 	}
+}
+
+// refusal is a spooled entry the store refused, and why.
+type refusal struct {
+	entry Entry
+	err   error
+}
+
+// commit appends batch. When the store refuses it, commit halves it until
+// the refused entries are alone, committing the others in order. It
+// returns how many leading entries of batch are done with (committed or
+// refused) and the refused ones among them; err is the error that stopped
+// it (the store unreachable).
+func (s *Spool) commit(ctx context.Context, batch []Entry) (done int, refused []refusal, err error) {
+	_, err = s.store.AppendBatch(ctx, batch)
+	switch {
+	case err == nil:
+		return len(batch), nil, nil
+	case !errors.Is(err, ErrRefused) || ctx.Err() != nil:
+		return 0, nil, err
+	case len(batch) == 1:
+		return 1, []refusal{{batch[0], err}}, nil
+	}
+	h := len(batch) / 2
+	done, refused, err = s.commit(ctx, batch[:h])
+	if err != nil {
+		return done, refused, err
+	}
+	more, refusedMore, err := s.commit(ctx, batch[h:])
+	return done + more, append(refused, refusedMore...), err
+}
+
+// setAside appends refused entries to refused-<date>.jsonl next to the
+// spool, one JSON object a line (the leaf, why, and when), fsynced.
+func (s *Spool) setAside(refused []refusal) error {
+	now := s.now().UTC()
+	path := filepath.Join(filepath.Dir(s.path), "refused-"+now.Format(time.DateOnly)+".jsonl")
+	var buf bytes.Buffer
+	for _, r := range refused {
+		line, err := json.Marshal(struct {
+			SetAside string          `json:"set_aside"`
+			Error    string          `json:"error"`
+			Leaf     json.RawMessage `json:"leaf"`
+		}{now.Format(time.RFC3339Nano), r.err.Error(), r.entry.Leaf})
+		if err != nil {
+			return err
+		}
+		buf.Write(line)
+		buf.WriteByte('\n')
+	}
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if statErr != nil { // new: make its directory entry durable too
+		if d, err := os.Open(filepath.Dir(path)); err == nil {
+			d.Sync()
+			d.Close()
+		}
+	}
+	for _, r := range refused {
+		s.log.Error("the journal store refused a spooled entry; set aside, the others drain on",
+			"key", r.entry.Key, "kind", r.entry.Kind, "time", r.entry.Time, "set_aside_in", path, "error", r.err)
+	}
+	return nil
 }
 
 // Run drains the spool every interval until ctx ends.
@@ -255,7 +391,12 @@ func (s *Spool) Run(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	for {
 		if s.Pending() > 0 {
-			if err := s.Drain(ctx); err != nil && ctx.Err() == nil {
+			err := s.Drain(ctx)
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case errors.Is(err, ErrRefused):
+				s.log.Error("the journal store refused a spooled entry that could not be set aside; entries stay spooled", "entries", s.Pending(), "error", err)
+			default:
 				s.log.Warn("journal store still unreachable; entries stay spooled", "entries", s.Pending(), "error", err)
 			}
 		}

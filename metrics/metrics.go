@@ -21,6 +21,8 @@ type Metrics struct {
 	journalAppends   *prometheus.CounterVec
 	journalBatch     prometheus.Histogram
 	journalCommit    prometheus.Histogram
+	spoolEntries     prometheus.Gauge
+	spoolRefused     prometheus.Counter
 	checkpointSize   prometheus.Gauge
 	compliance       *prometheus.GaugeVec
 	publishErrors    prometheus.Counter
@@ -61,6 +63,14 @@ func New() *Metrics {
 			Help:    "Time to durably commit one journal batch.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1},
 		}),
+		spoolEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vouch_journal_spool_entries",
+			Help: "Decisions waiting in this replica's spool for the journal store (spooled while it was unreachable).",
+		}),
+		spoolRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vouch_journal_spool_refused_total",
+			Help: "Spooled entries the journal store refused on draining, set aside in refused-<date>.jsonl in the data directory.",
+		}),
 		checkpointSize: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vouch_journal_checkpoint_size",
 			Help: "Tree size of the latest signed journal checkpoint.",
@@ -83,7 +93,7 @@ func New() *Metrics {
 		}),
 	}
 	reg.MustRegister(m.admissions, m.admissionLatency, m.evidence, m.journalAppends, m.journalBatch, m.journalCommit,
-		m.checkpointSize, m.publishErrors, m.compliance, m.integrityChecks, m.integrityOK,
+		m.spoolEntries, m.spoolRefused, m.checkpointSize, m.publishErrors, m.compliance, m.integrityChecks, m.integrityOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -121,6 +131,13 @@ func (m *Metrics) ObserveJournalBatch(entries int, took time.Duration, err error
 	m.journalAppends.WithLabelValues("committed").Add(float64(entries))
 	m.journalBatch.Observe(float64(entries))
 	m.journalCommit.Observe(took.Seconds())
+}
+
+// ObserveSpool records the spool's depth and the entries just set aside;
+// it fits journal.SpoolOptions.Observe.
+func (m *Metrics) ObserveSpool(pending, setAside int) {
+	m.spoolEntries.Set(float64(pending))
+	m.spoolRefused.Add(float64(setAside))
 }
 
 // ObserveCheckpoint records a signed checkpoint and any publish error; it

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -65,48 +66,13 @@ func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]j
 		}
 		unique = append(unique, e)
 	}
-	n := len(unique)
-	kinds, times, envs, keys, leaves, hashes := make([]string, n), make([]time.Time, n), make([]string, n), make([]*string, n), make([][]byte, n), make([][]byte, n)
-	for i, e := range unique {
-		kinds[i], times[i], envs[i], leaves[i], hashes[i] = string(e.Kind), e.Time, e.Environment, e.Leaf, unique[i].LeafHash[:]
-		if e.Key != "" {
-			keys[i] = &unique[i].Key
-		}
-	}
 	// One round trip and one transaction: the statements of a batch run in
 	// the implicit transaction that ends at its Sync, all or nothing.
 	var b pgx.Batch
-	// Never read the whole journal. The sequencer's lookup of existing keys
-	// (key = ANY (p_key)) is planned once per connection, inside a PL/pgSQL
-	// function that hides the array from the planner; planned while the
-	// journal was nearly empty it was a sequential scan, and every later
-	// batch read the whole journal (15 ms per batch at 20,000 entries,
-	// seconds at millions). The projections join the batch to the journal
-	// by key, and for a large batch (a drained spool) would hash all of it.
-	// With sequential scans off, both go through the key's unique index,
-	// and a generic plan is as good as a custom one: each statement of the
-	// batch is planned once per connection, not on every batch (the pool's
-	// default is force_custom_plan, for the evidence lookups).
-	b.Queue(`SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)`)
-	b.Queue(`SELECT pos, entry_idx, existing, existing_leaf FROM vouch_journal_append($1, $2, $3, $4, $5, $6)`, kinds, times, envs, keys, leaves, hashes)
-	var admitted admittedRows
-	var decisions decisionRows
-	for _, e := range unique {
-		if e.Kind == journal.KindAdmission {
-			admitted.add(e)
-			decisions.add(e)
-			continue
-		}
-		if err := project(&b, e); err != nil {
-			return nil, err
-		}
-		if d := evidence.EntryDigest(e); d != "" {
-			// Delivered to every listening replica when the batch commits.
-			b.Queue(`SELECT pg_notify($1, $2)`, EvidenceChannel, d)
-		}
+	if err := queueAppend(&b, unique); err != nil {
+		return nil, err
 	}
-	admitted.queue(&b)
-	decisions.queue(&b)
+	n := len(unique)
 	br := c.SendBatch(ctx, &b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -151,6 +117,116 @@ func appendBatch(ctx context.Context, c *pgx.Conn, entries []journal.Entry) ([]j
 		out[i].Existing = out[i].Existing || repeat[i]
 	}
 	return out, nil
+}
+
+// queueAppend queues the statements that append unique (entries with
+// distinct keys) and project them: one round trip and one transaction.
+func queueAppend(b *pgx.Batch, unique []journal.Entry) error {
+	n := len(unique)
+	kinds, times, envs, keys, leaves, hashes := make([]string, n), make([]time.Time, n), make([]string, n), make([]*string, n), make([][]byte, n), make([][]byte, n)
+	for i, e := range unique {
+		kinds[i], times[i], envs[i], leaves[i], hashes[i] = string(e.Kind), e.Time, e.Environment, e.Leaf, unique[i].LeafHash[:]
+		if e.Key != "" {
+			keys[i] = &unique[i].Key
+		}
+	}
+	// Never read the whole journal. The sequencer's lookup of existing keys
+	// (key = ANY (p_key)) is planned once per connection, inside a PL/pgSQL
+	// function that hides the array from the planner; planned while the
+	// journal was nearly empty it was a sequential scan, and every later
+	// batch read the whole journal (15 ms per batch at 20,000 entries,
+	// seconds at millions). The projections join the batch to the journal
+	// by key, and for a large batch (a drained spool) would hash all of it.
+	// With sequential scans off, both go through the key's unique index,
+	// and a generic plan is as good as a custom one: each statement of the
+	// batch is planned once per connection, not on every batch (the pool's
+	// default is force_custom_plan, for the evidence lookups).
+	b.Queue(`SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)`)
+	b.Queue(`SELECT pos, entry_idx, existing, existing_leaf FROM vouch_journal_append($1, $2, $3, $4, $5, $6)`, kinds, times, envs, keys, leaves, hashes)
+	var admitted admittedRows
+	var decisions decisionRows
+	for _, e := range unique {
+		if e.Kind == journal.KindAdmission {
+			admitted.add(e)
+			decisions.add(e)
+			continue
+		}
+		if err := project(b, e); err != nil {
+			return err
+		}
+		if d := evidence.EntryDigest(e); d != "" {
+			// Delivered to every listening replica when the batch commits.
+			b.Queue(`SELECT pg_notify($1, $2)`, EvidenceChannel, d)
+		}
+	}
+	admitted.queue(b)
+	decisions.queue(b)
+	return nil
+}
+
+// Screen implements journal.Screener: it tells, without a round trip, an
+// entry PostgreSQL would refuse (a data exception, as AppendBatch reports
+// it): text it cannot hold — a NUL character or invalid UTF-8 — or a time
+// out of its range, in any value the append would send, projections
+// included.
+func (d *DB) Screen(e journal.Entry) error {
+	var b pgx.Batch
+	if err := queueAppend(&b, []journal.Entry{e}); err != nil {
+		return fmt.Errorf("postgres: %w: %w", journal.ErrRefused, err)
+	}
+	for _, q := range b.QueuedQueries {
+		for _, a := range q.Arguments {
+			if err := storable(a); err != nil {
+				return fmt.Errorf("postgres: %w: %w", journal.ErrRefused, err)
+			}
+		}
+	}
+	return nil
+}
+
+// storable reports a query argument PostgreSQL would refuse.
+func storable(a any) error {
+	switch v := a.(type) {
+	case string:
+		if i := strings.IndexByte(v, 0); i >= 0 {
+			return fmt.Errorf("a text value has a NUL character (at byte %d), which PostgreSQL cannot store", i)
+		}
+		if !utf8.ValidString(v) {
+			return errors.New("a text value is not valid UTF-8")
+		}
+	case *string:
+		if v != nil {
+			return storable(*v)
+		}
+	case time.Time:
+		// PostgreSQL's timestamptz runs from 4713 BC to 294276 AD.
+		if y := v.Year(); y < -4712 || y > 294276 {
+			return fmt.Errorf("time %s is out of PostgreSQL's range", v)
+		}
+	case *time.Time:
+		if v != nil {
+			return storable(*v)
+		}
+	case []string:
+		for _, x := range v {
+			if err := storable(x); err != nil {
+				return err
+			}
+		}
+	case []*string:
+		for _, x := range v {
+			if err := storable(x); err != nil {
+				return err
+			}
+		}
+	case []time.Time:
+		for _, x := range v {
+			if err := storable(x); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // TreeState implements journal.Store.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -349,6 +350,84 @@ func waitAlone(t *testing.T, c *pgx.Conn) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d other connections still open", n)
+		}
+	}
+}
+
+// TestSpoolDrainSetsAsideRefused: a spool holding good, refused, good
+// entries (left by a version that spooled what PostgreSQL refuses) drains
+// into PostgreSQL: both good entries are journaled, the refused one is set
+// aside in refused-<date>.jsonl, and the spool is not stuck.
+func TestSpoolDrainSetsAsideRefused(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	db := open(t, server.Database(t))
+	a := journal.NewAppender(db, journal.AppenderOptions{})
+	defer a.Close(ctx)
+	dir := t.TempDir()
+	path := dir + "/journal.spool"
+	var spooled []byte
+	for _, key := range []string{"admission:b1", "admission:nul\x00", "admission:b2"} {
+		e := journal.Entry{Kind: journal.KindAdmission, Time: time.Now(), Key: key, Body: []byte(`{"uid":"x"}`)}
+		if err := e.Seal(); err != nil {
+			t.Fatal(err)
+		}
+		spooled = append(append(spooled, e.Leaf...), '\n')
+	}
+	if err := os.WriteFile(path, spooled, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var setAside int
+	s, err := journal.OpenSpool(path, a, db, journal.SpoolOptions{Observe: func(_, n int) { setAside += n }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Drain(ctx); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	es, err := db.Entries(ctx, journal.Query{Limit: 10})
+	if err != nil || len(es) != 2 || es[0].Key != "admission:b1" || es[1].Key != "admission:b2" {
+		t.Fatalf("journal after the drain: %v %+v", err, es)
+	}
+	if s.Pending() != 0 || setAside != 1 {
+		t.Errorf("%d pending, %d set aside; want 0 and 1", s.Pending(), setAside)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "refused-*.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("refused files: %v", files)
+	}
+	data, _ := os.ReadFile(files[0])
+	if n := strings.Count(string(data), "\n"); n != 1 || !strings.Contains(string(data), `admission:nul\u0000`) || !strings.Contains(string(data), "22021") {
+		t.Errorf("%s (%d lines):\n%s", files[0], n, data)
+	}
+	if res, err := s.Append(ctx, journal.Entry{Kind: journal.KindAdmission, Key: "admission:b3", Body: []byte(`{"uid":"x"}`)}); err != nil || res.Spooled {
+		t.Errorf("after the drain: %+v %v", res, err)
+	}
+}
+
+// TestScreenAgreesWithAppend: Screen refuses, without a round trip, what
+// AppendBatch refuses, in the entry's columns and in its projections, and
+// passes what it stores.
+func TestScreenAgreesWithAppend(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	db := open(t, server.Database(t))
+	for i, e := range []journal.Entry{
+		{Kind: journal.KindAdmission, Key: "admission:a", Body: []byte(`{"uid":"x","images":[{"image":"r/a","digest":"sha256:1"}]}`)},
+		{Kind: journal.KindAdmission, Key: "admission:b\x00", Body: []byte(`{"uid":"x"}`)},
+		{Kind: journal.KindAdmission, Key: "admission:c", Environment: "p\x00", Body: []byte(`{"uid":"x"}`)},
+		{Kind: journal.KindAdmission, Key: "admission:d", Body: []byte(`{"uid":"x","images":[{"image":"r/a","digest":"sha256:\u0000"}]}`)},
+		{Kind: journal.KindAdmission, Key: "admission:e", Body: []byte(`{"uid":"x\u0000","name":"\u0000"}`)}, // the decisions log replaces NUL
+		{Kind: journal.KindAdmission, Key: "admission:f\xff", Body: []byte(`{"uid":"x"}`)},
+	} {
+		e.Time = time.Now()
+		if err := e.Seal(); err != nil {
+			t.Fatal(err)
+		}
+		screened := db.Screen(e)
+		_, appended := db.AppendBatch(ctx, []journal.Entry{e})
+		if (screened == nil) != (appended == nil) || (screened != nil && !errors.Is(screened, journal.ErrRefused)) {
+			t.Errorf("entry %d (%q): Screen = %v, AppendBatch = %v", i, e.Key, screened, appended)
 		}
 	}
 }

@@ -132,7 +132,13 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	})
 	// Decisions go through a spool: while the store is unreachable they are
 	// kept, fsynced, in the data directory and sequenced when it is back.
-	spool, err := journal.OpenSpool(filepath.Join(cfg.DataDir, "journal.spool"), appender, journalStore, journal.SpoolOptions{Logger: log})
+	// An entry the store would refuse is refused before it is spooled
+	// (journalStore may wrap st, hiding its Screen).
+	spoolOpts := journal.SpoolOptions{Logger: log, Observe: m.ObserveSpool}
+	if sc, ok := st.(journal.Screener); ok {
+		spoolOpts.Screen = sc.Screen
+	}
+	spool, err := journal.OpenSpool(filepath.Join(cfg.DataDir, "journal.spool"), appender, journalStore, spoolOpts)
 	if err != nil {
 		appender.Close(ctx)
 		return err

@@ -1,0 +1,61 @@
+package metrics_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/vouch-dev/vouch/metrics"
+)
+
+// value returns the value of the series name{labels} (labels as
+// `a="x",b="y"`, sorted by name), or -1 when there is none.
+func value(t *testing.T, m *metrics.Metrics, name, labels string) float64 {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			var ls []string
+			for _, l := range s.GetLabel() {
+				ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			if strings.Join(ls, ",") != labels {
+				continue
+			}
+			switch {
+			case s.Counter != nil:
+				return s.Counter.GetValue()
+			case s.Gauge != nil:
+				return s.Gauge.GetValue()
+			}
+		}
+	}
+	return -1
+}
+
+// TestSpool: the spool's depth is a gauge, the entries it set aside a
+// counter.
+func TestSpool(t *testing.T) {
+	m := metrics.New()
+	if v := value(t, m, "vouch_journal_spool_entries", ""); v != 0 {
+		t.Errorf("spool depth before any spooling = %v, want 0 (exported)", v)
+	}
+	m.ObserveSpool(3, 0)
+	if v := value(t, m, "vouch_journal_spool_entries", ""); v != 3 {
+		t.Errorf("spool depth = %v, want 3", v)
+	}
+	m.ObserveSpool(1, 1)
+	m.ObserveSpool(0, 1)
+	if v := value(t, m, "vouch_journal_spool_entries", ""); v != 0 {
+		t.Errorf("spool depth after draining = %v, want 0", v)
+	}
+	if v := value(t, m, "vouch_journal_spool_refused_total", ""); v != 2 {
+		t.Errorf("entries set aside = %v, want 2", v)
+	}
+}
