@@ -16,6 +16,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	admissions       *prometheus.CounterVec
+	throttled        prometheus.Counter
 	admissionLatency *prometheus.HistogramVec
 	evidence         *prometheus.CounterVec
 	journalAppends   *prometheus.CounterVec
@@ -38,8 +39,12 @@ func New() *Metrics {
 		Registry: reg,
 		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vouch_admissions_total",
-			Help: "Admission decisions by environment and decision (allowed, denied); dry runs are counted with dry_run=\"true\".",
+			Help: "Admission reviews answered, by environment and decision: allowed, denied (by the policy), error (refused: Vouch could not decide), unrecorded (refused: the decision could not be journaled); dry runs are counted with dry_run=\"true\".",
 		}, []string{"environment", "decision", "dry_run"}),
+		throttled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vouch_admissions_throttled_total",
+			Help: "Admission reviews answered 429 at once, unread, because the webhook's in-flight limit was reached.",
+		}),
 		admissionLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vouch_admission_duration_seconds",
 			Help:    "Time from receiving an admission request to answering it, journal commit included.",
@@ -92,18 +97,15 @@ func New() *Metrics {
 			Help: "When the stored journal and evidence last passed the scheduled check (Unix time).",
 		}),
 	}
-	reg.MustRegister(m.admissions, m.admissionLatency, m.evidence, m.journalAppends, m.journalBatch, m.journalCommit,
+	reg.MustRegister(m.admissions, m.throttled, m.admissionLatency, m.evidence, m.journalAppends, m.journalBatch, m.journalCommit,
 		m.spoolEntries, m.spoolRefused, m.checkpointSize, m.publishErrors, m.compliance, m.integrityChecks, m.integrityOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// ObserveAdmission records one admission decision.
-func (m *Metrics) ObserveAdmission(environment string, allowed, dryRun bool, took time.Duration) {
-	decision := "denied"
-	if allowed {
-		decision = "allowed"
-	}
+// ObserveAdmission records one answered admission review; decision is
+// one of webhook's Decision values.
+func (m *Metrics) ObserveAdmission(environment, decision string, dryRun bool, took time.Duration) {
 	dry := "false"
 	if dryRun {
 		dry = "true"
@@ -111,6 +113,9 @@ func (m *Metrics) ObserveAdmission(environment string, allowed, dryRun bool, too
 	m.admissions.WithLabelValues(environment, decision, dry).Inc()
 	m.admissionLatency.WithLabelValues(environment).Observe(took.Seconds())
 }
+
+// ObserveThrottled records a review answered 429 by the in-flight limit.
+func (m *Metrics) ObserveThrottled() { m.throttled.Inc() }
 
 // ObserveEvidence records one accepted evidence record.
 func (m *Metrics) ObserveEvidence(kind journal.Kind, created bool) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vouch-dev/vouch/metrics"
 )
@@ -57,5 +58,30 @@ func TestSpool(t *testing.T) {
 	}
 	if v := value(t, m, "vouch_journal_spool_refused_total", ""); v != 2 {
 		t.Errorf("entries set aside = %v, want 2", v)
+	}
+}
+
+// TestAdmissions: each decision the webhook reports is its own label
+// value; 429s are counted apart.
+func TestAdmissions(t *testing.T) {
+	m := metrics.New()
+	for _, d := range []string{"allowed", "denied", "error", "unrecorded", "unrecorded"} {
+		m.ObserveAdmission("prod", d, false, time.Millisecond)
+	}
+	m.ObserveAdmission("prod", "denied", true, time.Millisecond)
+	m.ObserveThrottled()
+	for labels, want := range map[string]float64{
+		`decision="allowed",dry_run="false",environment="prod"`:    1,
+		`decision="denied",dry_run="false",environment="prod"`:     1,
+		`decision="error",dry_run="false",environment="prod"`:      1,
+		`decision="unrecorded",dry_run="false",environment="prod"`: 2,
+		`decision="denied",dry_run="true",environment="prod"`:      1,
+	} {
+		if got := value(t, m, "vouch_admissions_total", labels); got != want {
+			t.Errorf("vouch_admissions_total{%s} = %v, want %v", labels, got, want)
+		}
+	}
+	if got := value(t, m, "vouch_admissions_throttled_total", ""); got != 1 {
+		t.Errorf("vouch_admissions_throttled_total = %v, want 1", got)
 	}
 }

@@ -45,10 +45,24 @@ type Appender interface {
 	Append(ctx context.Context, e journal.Entry) (journal.Appended, error)
 }
 
-// Observer is told about every decision (for metrics).
+// Observer is told about every answered review (for metrics).
 type Observer interface {
-	ObserveAdmission(environment string, allowed bool, dryRun bool, took time.Duration)
+	// ObserveAdmission is told each decision: one of the Decision values.
+	ObserveAdmission(environment, decision string, dryRun bool, took time.Duration)
+	// ObserveThrottled is told each review answered 429 at once because
+	// MaxInFlight reviews were being decided.
+	ObserveThrottled()
 }
+
+// The decisions an Observer is told. A change is refused on each but
+// DecisionAllowed: by the policy (denied), because Vouch could not decide
+// (error), or because it could not record its decision (unrecorded).
+const (
+	DecisionAllowed    = "allowed"
+	DecisionDenied     = "denied"
+	DecisionError      = "error"
+	DecisionUnrecorded = "unrecorded"
+)
 
 // Config wires a Handler.
 type Config struct {
@@ -174,6 +188,7 @@ func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest,
 		stored, index, retried, err := h.journal(ctx, rec, start)
 		if err != nil {
 			log().Error("could not journal the decision; refusing the change", "error", err)
+			h.observe(env.Name, DecisionUnrecorded, dryRun, h.cfg.Now().Sub(start))
 			return errored(req.UID, http.StatusInternalServerError,
 				fmt.Errorf("vouch could not record the decision in its journal, so the change is refused: %w", err))
 		}
@@ -185,9 +200,14 @@ func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest,
 		rec = stored
 	}
 	took := h.cfg.Now().Sub(start)
-	if h.cfg.Observer != nil {
-		h.cfg.Observer.ObserveAdmission(env.Name, rec.Allowed, dryRun, took)
+	decision := DecisionAllowed
+	switch {
+	case rec.Error != "" && !rec.Allowed:
+		decision = DecisionError
+	case !rec.Allowed:
+		decision = DecisionDenied
 	}
+	h.observe(env.Name, decision, dryRun, took)
 	if h.cfg.Logger.Enabled(ctx, slog.LevelInfo) {
 		log().Info("admission decided", "allowed", rec.Allowed, "dry_run", dryRun, "images", len(rec.Images),
 			"policy_version", rec.PolicyVersion, "duration_ms", float64(took.Microseconds())/1000)
@@ -201,6 +221,13 @@ func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest,
 		return allowed(req.UID, warnWith(rec))
 	}
 	return allowed(req.UID, rec.Warnings)
+}
+
+// observe tells the Observer, if any, about an answered review.
+func (h *Handler) observe(env, decision string, dryRun bool, took time.Duration) {
+	if h.cfg.Observer != nil {
+		h.cfg.Observer.ObserveAdmission(env, decision, dryRun, took)
+	}
 }
 
 // requestLogger returns the logger with the request's attributes, and the

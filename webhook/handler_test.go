@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/metrics"
 	"github.com/vouch-dev/vouch/policy"
 	vrego "github.com/vouch-dev/vouch/rego"
 	"github.com/vouch-dev/vouch/sqlite"
@@ -305,7 +307,8 @@ func TestEphemeralContainersSubresourceChecksOnlyNewContainers(t *testing.T) {
 // TestInFlightLimit: with MaxInFlight reviews being read, one more is
 // answered 429 at once (a valid AdmissionReview), without reading its body.
 func TestInFlightLimit(t *testing.T) {
-	f := newFixture(t, func(c *webhook.Config) { c.MaxInFlight = 1 })
+	m := metrics.New()
+	f := newFixture(t, func(c *webhook.Config) { c.MaxInFlight, c.Observer = 1, m })
 	slow, release := io.Pipe()
 	done := make(chan int)
 	go func() {
@@ -329,15 +332,80 @@ func TestInFlightLimit(t *testing.T) {
 	if resp, _ := f.post(review("after", "default", "CREATE", false, "nginx"), "application/json"); resp.StatusCode != http.StatusOK {
 		t.Errorf("a review after the slow one finished = %d, want 200", resp.StatusCode)
 	}
+	if scraped := scrape(t, m); !strings.Contains(scraped, "vouch_admissions_throttled_total 1\n") {
+		t.Errorf("/metrics does not count the 429 once:\n%s", grepLines(scraped, "vouch_admissions_throttled_total"))
+	}
 }
 
 func TestInternalErrorFailsClosed(t *testing.T) {
-	f := newFixture(t)
+	m := metrics.New()
+	f := newFixture(t, func(c *webhook.Config) { c.Observer = m })
 	f.db.Close() // the store is gone: evidence lookups and journal appends fail
 	resp := f.decide(review("x1", "default", "CREATE", false, "registry.example.com/app@"+digest(6)))
 	if resp.Allowed || resp.Result.Code != 500 || !strings.Contains(resp.Result.Message, "the change is refused") {
 		t.Errorf("response with a failed store = %+v, want a 500 denial that says the change is refused", resp)
 	}
+	// Refused because the decision could not be recorded: not a denial.
+	scraped := scrape(t, m)
+	if want := `vouch_admissions_total{decision="unrecorded",dry_run="false",environment="default"} 1`; !strings.Contains(scraped, want) {
+		t.Errorf("/metrics lacks %s:\n%s", want, grepLines(scraped, "vouch_admissions_total"))
+	}
+}
+
+// TestRefusalsAreCountedApart: vouch_admissions_total tells a policy
+// denial from a change refused because Vouch could not decide (error) and
+// one refused because it could not record the decision (unrecorded).
+func TestRefusalsAreCountedApart(t *testing.T) {
+	m := metrics.New()
+	f := newFixture(t, func(c *webhook.Config) { c.Observer = m })
+	f.decide(review("denied", "default", "CREATE", false, "nginx:1.27"))
+	f.decide(review("denied", "default", "CREATE", false, "nginx:1.27")) // a retry, answered from the journal
+	f.decide(review("no-evidence", "default", "CREATE", false, "registry.example.com/app@"+digest(7)))
+	f.decide(review("dry", "default", "CREATE", true, "nginx:1.27"))
+	// A Deployment without a template: Vouch cannot decide, and refuses.
+	broken := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+		"uid":"broken","kind":{"group":"apps","version":"v1","kind":"Deployment"},
+		"resource":{"group":"apps","version":"v1","resource":"deployments"},
+		"namespace":"default","name":"web","operation":"CREATE","userInfo":{"username":"alice"},
+		"object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{}}}}`)
+	if resp := f.decide(broken); resp.Allowed || resp.Result.Code != 500 {
+		t.Errorf("a Deployment without a template: %+v, want a 500 refusal", resp)
+	}
+	f.db.Close()
+	f.decide(review("unrecorded", "default", "CREATE", false, "nginx:1.27"))
+	scraped := scrape(t, m)
+	for _, want := range []string{
+		`vouch_admissions_total{decision="denied",dry_run="false",environment="default"} 3`,
+		`vouch_admissions_total{decision="denied",dry_run="true",environment="default"} 1`,
+		`vouch_admissions_total{decision="error",dry_run="false",environment="default"} 1`,
+		`vouch_admissions_total{decision="unrecorded",dry_run="false",environment="default"} 1`,
+	} {
+		if !strings.Contains(scraped, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(scraped, "vouch_admissions_total"))
+		}
+	}
+	if strings.Contains(scraped, `decision="allowed"`) {
+		t.Errorf("/metrics counts an allowed change:\n%s", grepLines(scraped, "vouch_admissions_total"))
+	}
+}
+
+// scrape returns m's /metrics page.
+func scrape(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	return rec.Body.String()
+}
+
+// grepLines returns the lines of s that start with prefix.
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // TestTransportErrors compares the exact JSON written on the wire.

@@ -33,6 +33,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { <-h.inFlight }()
 	default:
 		h.cfg.Logger.Warn("webhook busy: review refused", "in_flight", h.cfg.MaxInFlight, "remote", r.RemoteAddr)
+		if h.cfg.Observer != nil {
+			h.cfg.Observer.ObserveThrottled()
+		}
 		w.Header().Set("Retry-After", "1")
 		writeReview(w, http.StatusTooManyRequests, errored("", http.StatusTooManyRequests,
 			fmt.Errorf("vouch is deciding %d reviews already; retry", h.cfg.MaxInFlight)))
