@@ -303,11 +303,12 @@ func (v *vouch) review(uid, namespace string, annotations map[string]string, ima
 		cs = append(cs, fmt.Sprintf(`{"name":"c%d","image":%q}`, i, img))
 	}
 	ann, _ := json.Marshal(annotations)
-	body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":%q,
+	uidJSON, _ := json.Marshal(uid) // any UID, a NUL too
+	body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":%s,
 		"kind":{"group":"apps","version":"v1","kind":"Deployment"},"resource":{"group":"apps","version":"v1","resource":"deployments"},
 		"namespace":%q,"name":"web","operation":"CREATE","userInfo":{"username":"kubectl-user"},
 		"object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":%q,"annotations":%s},
-		"spec":{"template":{"spec":{"containers":[%s]}}}}}}`, uid, namespace, namespace, ann, strings.Join(cs, ","))
+		"spec":{"template":{"spec":{"containers":[%s]}}}}}}`, uidJSON, namespace, namespace, ann, strings.Join(cs, ","))
 	resp, err := v.https.Post("https://"+v.webhook+"/validate", "application/json", strings.NewReader(body))
 	if err != nil {
 		return nil, err

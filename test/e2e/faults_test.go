@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vouch-dev/vouch/journal"
 )
 
 // answers records, on the client side, what the webhook answered.
@@ -243,4 +249,103 @@ func TestShutdownDelay(t *testing.T) {
 		t.Errorf("webhook during the shutdown delay: %+v, %v; want an answer (a denial)", resp, err)
 	}
 	v.stop()
+}
+
+// TestRefusedDecisionDuringOutage: with PostgreSQL down, a review whose
+// UID PostgreSQL cannot store (a NUL) between two others is refused, not
+// spooled, and the two others are journaled when the database is back. A
+// spool holding such an entry (left by an older version) drains at the
+// next start: the entry is set aside in refused-<date>.jsonl, the others
+// are journaled.
+func TestRefusedDecisionDuringOutage(t *testing.T) {
+	v := start(t, pg.Database(t))
+	auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
+	pg.Pause()
+	resumed := false
+	defer func() {
+		if !resumed {
+			pg.Resume()
+		}
+	}()
+	for _, uid := range []string{"b1", "nul\x00", "b2"} {
+		resp := v.admit(uid, "default", "nginx:1.27")
+		switch {
+		case uid == "nul\x00" && (resp.Allowed || resp.Result.Code != 500 || !strings.Contains(resp.Result.Message, "could not record the decision")):
+			t.Errorf("%q during the outage: %+v, want a 500 refusal: the decision cannot be recorded", uid, resp.Result)
+		case uid != "nul\x00" && (resp.Allowed || resp.Result.Code == 500):
+			t.Errorf("%q during the outage: %+v, want denied by the policy", uid, resp.Result)
+		}
+	}
+	if err := pg.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	// The API's first requests may meet connections the restart closed.
+	journaled := func(uids ...string) func() bool {
+		return func() bool {
+			code, page := v.get(auditor, "/api/v1/journal/entries?kind=admission&limit=1000")
+			if code != 200 {
+				return false
+			}
+			n := map[string]int{}
+			for _, e := range page["entries"].([]any) {
+				n[e.(map[string]any)["body"].(map[string]any)["uid"].(string)]++
+			}
+			for _, uid := range uids {
+				if n[uid] != 1 {
+					return false
+				}
+			}
+			return len(n) == len(uids)
+		}
+	}
+	waitFor(t, journaled("b1", "b2"))
+	waitFor(t, func() bool { return strings.Contains(scrapeMetrics(t, v), "vouch_journal_spool_entries 0\n") })
+	if m := scrapeMetrics(t, v); !strings.Contains(m, `vouch_admissions_total{decision="unrecorded",dry_run="false",environment="default"} 1`) {
+		t.Errorf("the refused review is not counted as unrecorded:\n%s", m)
+	}
+	if strings.Contains(v.log.String(), "still unreachable") {
+		t.Error("the drain failed after the database was back")
+	}
+
+	// An older version's spool with the same three entries.
+	v.stop()
+	var spool []byte
+	for _, uid := range []string{"c1", "nul\x00", "c2"} {
+		body, _ := json.Marshal(map[string]any{"uid": uid, "environment": "default", "allowed": false})
+		e := journal.Entry{Kind: journal.KindAdmission, Time: time.Now(), Environment: "default", Key: "admission:" + uid, Body: body}
+		if err := e.Seal(); err != nil {
+			t.Fatal(err)
+		}
+		spool = append(append(spool, e.Leaf...), '\n')
+	}
+	if err := os.WriteFile(filepath.Join(v.dataDir, "journal.spool"), spool, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v.launch()
+	waitFor(t, journaled("b1", "b2", "c1", "c2"))
+	files, _ := filepath.Glob(filepath.Join(v.dataDir, "refused-*.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("refused files: %v", files)
+	}
+	if data, _ := os.ReadFile(files[0]); strings.Count(string(data), "\n") != 1 || !strings.Contains(string(data), `admission:nul\u0000`) {
+		t.Errorf("%s:\n%s", files[0], data)
+	}
+	if !strings.Contains(v.log.String(), "the journal store refused a spooled entry; set aside") {
+		t.Error("no ERROR about the entry set aside in the log")
+	}
+	waitFor(t, func() bool { return strings.Contains(scrapeMetrics(t, v), "vouch_journal_spool_refused_total 1\n") })
+	v.stop()
+}
+
+// scrapeMetrics returns the server's /metrics page.
+func scrapeMetrics(t *testing.T, v *vouch) string {
+	t.Helper()
+	resp, err := http.Get("http://" + v.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
