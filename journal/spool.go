@@ -150,17 +150,9 @@ func (s *Spool) Pending() int {
 
 // Append appends e through the store, or spools it when something is
 // spooled already or the store does not answer within the spool delay. An
-// entry the store would refuse is refused (ErrRefused), whatever the spool
-// holds.
+// entry the store refuses, or would refuse (the screen), is refused
+// (ErrRefused) rather than spooled.
 func (s *Spool) Append(ctx context.Context, e Entry) (Appended, error) {
-	if s.screen != nil {
-		if err := s.screen(e); err != nil {
-			if !errors.Is(err, ErrRefused) {
-				err = fmt.Errorf("%w: %w", ErrRefused, err)
-			}
-			return Appended{}, err
-		}
-	}
 	s.mu.Lock()
 	spooling := len(s.pending) > 0
 	s.mu.Unlock()
@@ -172,6 +164,14 @@ func (s *Spool) Append(ctx context.Context, e Entry) (Appended, error) {
 			return res, err // a refused entry would block the spool forever
 		}
 		s.log.Warn("journal store unreachable; spooling", "error", err, "key", e.Key)
+	}
+	if s.screen != nil { // the store cannot say: it is down, or busy with the spool
+		if err := s.screen(e); err != nil {
+			if !errors.Is(err, ErrRefused) {
+				err = fmt.Errorf("%w: %w", ErrRefused, err)
+			}
+			return Appended{}, err
+		}
 	}
 	return s.spool(e)
 }

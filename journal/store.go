@@ -13,7 +13,8 @@ var ErrNotFound = errors.New("journal: not found")
 
 // ErrRefused marks a store's refusal of an entry's content (PostgreSQL's
 // data exceptions, say): retrying cannot help, so appenders commit the
-// other entries of the batch without it and the spool does not keep it.
+// other entries of the batch without it, and the spool refuses it (see
+// Screener) or, found in the spool, sets it aside.
 var ErrRefused = errors.New("the journal store refused the entry")
 
 // Store persists the journal. Implementations live in the storage adapter
