@@ -78,7 +78,7 @@ func approveCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		r.ExpiresAt = &t
 	}
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func approvalsCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *env != "" {
 		q.Set("environment", *env)
 	}
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}

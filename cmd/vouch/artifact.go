@@ -231,7 +231,7 @@ func artifactCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		if fs.NArg() != 1 {
 			return usageError{"artifact report needs one artifact NAME, e.g. registry.example.com/team/app"}
 		}
-		c, err := cf.client()
+		c, err := cf.client(stderr)
 		if err != nil {
 			return err
 		}
@@ -245,6 +245,9 @@ func artifactCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		var a evidence.Artifact
 		code, err := c.Do(ctx, http.MethodPost, "/api/v1/artifacts", r, &a)
 		if err != nil {
+			return err
+		}
+		if err := answerFor("artifact", r.Digest, a.Digest); err != nil {
 			return err
 		}
 		if cf.output == "json" {
@@ -269,7 +272,7 @@ func artifactCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		if !ok {
 			return usageError{fmt.Sprintf("%q: want sha256: and 64 hex characters (or IMAGE@sha256:…)", fs.Arg(0))}
 		}
-		c, err := cf.client()
+		c, err := cf.client(stderr)
 		if err != nil {
 			return err
 		}
@@ -353,4 +356,14 @@ func readDocument(path string) ([]byte, error) {
 		return nil, usageError{fmt.Sprintf("%s: no such file", path)}
 	}
 	return b, err
+}
+
+// answerFor checks that the record the server answered with is of the
+// digest sent: an answer of something else (an HTML page, a list) decodes
+// to an empty record, and must not pass for "recorded".
+func answerFor(what, sent, answered string) error {
+	if answered == sent {
+		return nil
+	}
+	return fmt.Errorf("the server answered, but not with the %s of %s (it named %q): it may not have been recorded; check that --server (VOUCH_SERVER) is the address of Vouch's API", what, sent, answered)
 }

@@ -53,7 +53,7 @@ func assertCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if fs.NArg() != 1 || *env == "" {
 		return usageError{"assert needs one IMAGE or DIGEST and --environment"}
 	}
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func reviewCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	if len(objects) == 0 {
 		return usageError{fmt.Sprintf("%s: no Kubernetes objects found", strings.Join(files, ", "))}
 	}
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}

@@ -128,7 +128,7 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if format == "generic" && fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("attest generic takes no arguments (the document goes in --file), got %q", fs.Arg(0))}
 	}
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}
@@ -159,6 +159,9 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var a evidence.Attestation
 	code, err := c.Do(ctx, http.MethodPost, "/api/v1/attestations", at.report, &a)
 	if err != nil {
+		return err
+	}
+	if err := answerFor("attestation", at.report.Digest, a.Digest); err != nil {
 		return err
 	}
 	if cf.output == "json" {

@@ -38,7 +38,7 @@ func envCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlagsHelp(fs, args[1:], envHelp); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func exemptCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return usageError{fmt.Sprintf("--expires %q: want a duration such as 24h or 7d", *expires)}
 	}
 	r.ExpiresAt = time.Now().Add(d)
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func exemptionsCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err := parseFlagsHelp(fs, args[1:], exemptHelp); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}

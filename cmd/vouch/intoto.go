@@ -55,7 +55,7 @@ func attestIntoto(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if !json.Valid(body) {
 		return usageError{fmt.Sprintf("%s is not JSON: want a DSSE envelope ({\"payloadType\", \"payload\", \"signatures\"})", fs.Arg(0))}
 	}
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func journalExport(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 		opts.Known = &known
 	}
 	if *server != "" {
-		opts.Consistency = consistencyFetcher(ctx, *server, *token)
+		opts.Consistency = consistencyFetcher(ctx, *server, *token, stderr)
 	}
 	start := time.Now()
 
@@ -341,10 +341,10 @@ func verifyFailed(stdout io.Writer, err error) error {
 }
 
 // consistencyFetcher gets consistency proofs from a Vouch server.
-func consistencyFetcher(ctx context.Context, server, token string) func(a, b uint64) ([]journal.Hash, error) {
+func consistencyFetcher(ctx context.Context, server, token string, stderr io.Writer) func(a, b uint64) ([]journal.Hash, error) {
 	c := clientFlags{server: server, token: token, output: "json"}
 	return func(a, b uint64) ([]journal.Hash, error) {
-		cl, err := c.client()
+		cl, err := c.client(stderr)
 		if err != nil {
 			return nil, err
 		}

@@ -4,9 +4,11 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -59,15 +61,18 @@ From CI pipelines (docs/ci.md):
   vouch search COMMIT_OR_DIGEST_PREFIX artifacts by commit or digest, and where they ran
 
 Client commands take --server (VOUCH_SERVER, default http://localhost:8080),
---token (VOUCH_TOKEN) and -o table|json. Run "vouch <command> --help" for a
+--token (VOUCH_TOKEN), --ca (VOUCH_CA), --timeout (VOUCH_TIMEOUT, default
+30s a request) and -o table|json. Run "vouch <command> --help" for a
 command's flags and examples.
 
 Exit status:
   0  done (a failed attestation recorded is done: see attest --exit-code)
   1  failed: refused by the server (invalid, conflict, forbidden, not
      found), a verification or a check that failed, a file that cannot be read
-  2  usage: the command line is wrong
-  3  the server is unreachable or failed (HTTP 5xx): retrying may help
+  2  usage: the command line or the setup is wrong (a --server that
+     redirects, a server certificate not trusted: see --ca)
+  3  the server is unreachable, failed (HTTP 5xx) or rate limited (HTTP
+     429), after automatic retries: retrying later may help
 `
 
 func main() {
@@ -82,7 +87,8 @@ func main() {
 }
 
 // run executes one command and returns the exit status: 0 success, 1 a
-// failure, 2 a usage error, 3 the server unreachable or failing (see help).
+// failure, 2 a usage or setup error, 3 the server unreachable, failing or
+// rate limiting (see help).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, help)
@@ -142,6 +148,7 @@ func exitCode(err error, stdout, stderr io.Writer) int {
 	var u usageError
 	var s exitStatus
 	var p *client.Problem
+	var r *client.RedirectError
 	switch {
 	case err == nil:
 		return 0
@@ -155,12 +162,31 @@ func exitCode(err error, stdout, stderr io.Writer) int {
 		return int(s) // the reason is printed already
 	case errors.Is(err, errVerifyFailed), errors.Is(err, errDenied):
 		return 1 // the reason is printed already
-	case errors.Is(err, client.ErrUnreachable), errors.As(err, &p) && p.Status >= 500:
+	case errors.As(err, &r):
+		fmt.Fprintf(stderr, "vouch: %v: set VOUCH_SERVER (--server) to %s\n", err, first(r.Server, "the address it redirects to"))
+		return 2
+	case errors.Is(err, client.ErrUntrusted):
+		fmt.Fprintf(stderr, "vouch: %v\n%s", err, untrustedHint(err))
+		return 2
+	case errors.Is(err, client.ErrUnreachable), errors.As(err, &p) && (p.Status >= 500 || p.Status == http.StatusTooManyRequests):
 		fmt.Fprintln(stderr, "vouch:", err)
 		return 3
 	}
 	fmt.Fprintln(stderr, "vouch:", err)
 	return 1
+}
+
+// untrustedHint says how to make the server's certificate trusted.
+func untrustedHint(err error) string {
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &host):
+		return "  the certificate is not for the host --server (VOUCH_SERVER) names: use a name it is for\n"
+	case errors.As(err, &invalid):
+		return "  the server's certificate is not valid: its operator must renew or replace it\n"
+	}
+	return "  give the CA that signed the server's certificate with --ca (VOUCH_CA), a PEM file\n"
 }
 
 // exitStatus ends a command with this status, its outcome printed already.

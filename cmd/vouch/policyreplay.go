@@ -94,7 +94,7 @@ func policyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 		rep = &r
-	} else if rep, err = serverReplay(ctx, cf, req, progress); err != nil {
+	} else if rep, err = serverReplay(ctx, cf, req, progress, stderr); err != nil {
 		return err
 	}
 	if rep == nil {
@@ -113,8 +113,8 @@ func policyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 // serverReplay asks the server to replay, printing its progress.
-func serverReplay(ctx context.Context, cf clientFlags, req api.ReplayRequest, progress func(replay.Progress)) (*replay.Report, error) {
-	c, err := cf.client()
+func serverReplay(ctx context.Context, cf clientFlags, req api.ReplayRequest, progress func(replay.Progress), stderr io.Writer) (*replay.Report, error) {
+	c, err := cf.client(stderr)
 	if err != nil {
 		return nil, err
 	}

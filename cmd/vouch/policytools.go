@@ -311,7 +311,7 @@ func policyEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	case serverSet || os.Getenv("VOUCH_SERVER") != "":
-		c, err := cf.client()
+		c, err := cf.client(stderr)
 		if err != nil {
 			return err
 		}

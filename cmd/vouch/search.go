@@ -47,7 +47,7 @@ func searchCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if fs.NArg() != 1 {
 		return usageError{"search needs one COMMIT_OR_DIGEST_PREFIX\n\n" + searchHelp}
 	}
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}

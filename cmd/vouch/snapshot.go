@@ -93,7 +93,7 @@ func snapshotCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if *dryRun {
 		return writeJSON(stdout, api.SnapshotReport{Workloads: workloads})
 	}
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/vouch-dev/vouch/api"
 	"github.com/vouch-dev/vouch/auth"
@@ -23,8 +24,11 @@ import (
 
 // clientFlags are the flags of commands that talk to a Vouch server.
 type clientFlags struct {
-	server, token, dataDir, output, ca string
+	server, token, dataDir, output, ca, timeout string
 }
+
+// retryBackoff is the clients' first wait after a failed connection.
+var retryBackoff = client.DefaultBackoff
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.server, "server", envOr("VOUCH_SERVER", "http://localhost:8080"), "Vouch API URL (env VOUCH_SERVER)")
@@ -32,25 +36,44 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.dataDir, "data-dir", envOr("VOUCH_DATA_DIR", "vouch-data"), "where to find admin.token when no token is given")
 	fs.StringVar(&f.output, "o", "table", "output format: table or json")
 	fs.StringVar(&f.ca, "ca", os.Getenv("VOUCH_CA"), "PEM file of CA certificates to trust besides the system's, e.g. vouch-data/ca.crt for an api_tls server with a generated certificate (env VOUCH_CA)")
+	fs.StringVar(&f.timeout, "timeout", os.Getenv("VOUCH_TIMEOUT"), "time allowed for each request, e.g. 30s or 2m (env VOUCH_TIMEOUT; default 30s)")
 }
 
-func (f *clientFlags) client() (*client.Client, error) {
+// client returns a client as the flags say; it notes its retries on
+// stderr.
+func (f *clientFlags) client(stderr io.Writer) (*client.Client, error) {
 	if f.output != "table" && f.output != "json" {
 		return nil, usageError{fmt.Sprintf("-o %q: want table or json", f.output)}
 	}
-	tok := f.token
+	// A secret saved with a line break (a CI variable, a file written on
+	// Windows) is still the secret: surrounding space is dropped, as the
+	// server drops it.
+	tok, from := strings.TrimSpace(f.token), "--token (VOUCH_TOKEN)"
 	if tok == "" {
-		b, err := os.ReadFile(filepath.Join(f.dataDir, "admin.token"))
+		path := filepath.Join(f.dataDir, "admin.token")
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, usageError{"no token: set VOUCH_TOKEN or --token (or run next to the server's data dir, which holds admin.token)"}
 		}
-		tok = strings.TrimSpace(string(b))
+		tok, from = strings.TrimSpace(string(b)), path
+	}
+	if strings.ContainsFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return nil, usageError{fmt.Sprintf("the token in %s has a space or a control character inside it: give the secret alone, on one line", from)}
 	}
 	u, err := url.Parse(f.server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageError{fmt.Sprintf("--server %q: want an http:// or https:// URL, e.g. https://vouch.example.com", f.server)}
 	}
+	timeout := client.DefaultTimeout
+	if f.timeout != "" {
+		if timeout, err = time.ParseDuration(f.timeout); err != nil || timeout <= 0 {
+			return nil, usageError{fmt.Sprintf("--timeout %q (VOUCH_TIMEOUT): want a positive duration, e.g. 30s or 2m", f.timeout)}
+		}
+	}
 	c := client.New(f.server, tok)
+	c.HTTP.Timeout = timeout
+	c.Backoff = retryBackoff
+	c.Notify = func(msg string) { fmt.Fprintln(stderr, "vouch:", msg) }
 	if f.ca != "" {
 		pool, err := x509.SystemCertPool()
 		if err != nil {
@@ -96,7 +119,7 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := parseFlagsHelp(fs, args[1:], tokenHelp); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, err := cf.client(stderr)
 	if err != nil {
 		return err
 	}
