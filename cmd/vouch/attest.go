@@ -152,6 +152,9 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	at.report.URL = first(*link, detectCI(os.Getenv).BuildURL)
 	if *upload {
+		if err := at.nameBlobs(); err != nil {
+			return err
+		}
 		if err := at.upload(ctx, c); err != nil {
 			return err
 		}
@@ -176,8 +179,10 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 			fmt.Fprintf(stdout, ": %s", at.summary)
 		}
 		fmt.Fprintf(stdout, " (journal entry %d)\n", a.ID)
-		for _, d := range at.docs {
-			fmt.Fprintf(stdout, "  %s: blob %s\n", d.path, evidence.BlobDigest(d.content))
+		if *upload { // else there is no blob to name
+			for _, d := range at.docs {
+				fmt.Fprintf(stdout, "  %s: blob %s\n", d.path, evidence.BlobDigest(d.content))
+			}
 		}
 	}
 	if err == nil && *exitCode && !a.Passed {
@@ -186,34 +191,44 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return err
 }
 
-// upload stores the documents as blobs, names the first in the
-// attestation and, when there are several, lists them all in the payload.
-func (at *attestation) upload(ctx context.Context, c *client.Client) error {
-	var files []map[string]string
-	for _, d := range at.docs {
-		var b api.BlobAnswer
-		if _, err := c.Upload(ctx, "/api/v1/blobs", d.mediaType, d.content, &b); err != nil {
-			return fmt.Errorf("upload %s: %w", d.path, err)
-		}
-		if b.Digest != evidence.BlobDigest(d.content) {
-			return fmt.Errorf("upload %s: the server stored it as %s, not as its digest %s", d.path, b.Digest, evidence.BlobDigest(d.content))
-		}
-		if at.report.Blob == "" {
-			at.report.Blob = b.Digest
-		}
-		files = append(files, map[string]string{"name": filepath.ToSlash(d.path), "blob": b.Digest})
-	}
-	if len(files) < 2 {
+// nameBlobs names the first document in the attestation and, when there
+// are several, lists them all in the payload, by the digests of their
+// content: before any upload, so that a list too long fails before
+// anything is sent.
+func (at *attestation) nameBlobs() error {
+	if len(at.docs) == 0 {
 		return nil
+	}
+	at.report.Blob = evidence.BlobDigest(at.docs[0].content)
+	if len(at.docs) < 2 {
+		return nil
+	}
+	files := make([]map[string]string, 0, len(at.docs))
+	for _, d := range at.docs {
+		files = append(files, map[string]string{"name": filepath.ToSlash(d.path), "blob": evidence.BlobDigest(d.content)})
 	}
 	p, err := withMember(at.report.Payload, "files", files)
 	if err != nil {
 		return err
 	}
 	if len(p) > evidence.MaxPayload {
-		return fmt.Errorf("the list of %d uploaded files does not fit in the payload (%d bytes, at most %d): merge the reports first, or use --upload=false", len(files), len(p), evidence.MaxPayload)
+		return usageError{fmt.Sprintf("the list of the %d files does not fit in the attestation's payload (%d bytes, at most %d); nothing was uploaded: name fewer files (merge the reports first), or give --upload=false to record the summary alone", len(files), len(p), evidence.MaxPayload)}
 	}
 	at.report.Payload = p
+	return nil
+}
+
+// upload stores the documents as blobs, each under its digest.
+func (at *attestation) upload(ctx context.Context, c *client.Client) error {
+	for _, d := range at.docs {
+		var b api.BlobAnswer
+		if _, err := c.Upload(ctx, "/api/v1/blobs", d.mediaType, d.content, &b); err != nil {
+			return fmt.Errorf("upload %s: %w", d.path, err)
+		}
+		if want := evidence.BlobDigest(d.content); b.Digest != want {
+			return fmt.Errorf("upload %s: the server stored it as %s, not as its digest %s", d.path, b.Digest, want)
+		}
+	}
 	return nil
 }
 
