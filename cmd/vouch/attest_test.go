@@ -1,12 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/vouch-dev/vouch/evidence"
 )
@@ -46,5 +49,42 @@ func TestAttestWithoutUpload(t *testing.T) {
 	out, _, _ = s.vouch("attest", "junit", "--name", "unit-tests", "--digest", d, "../../evidence/junit/testdata/pytest.xml")
 	if !strings.Contains(out, "pytest.xml: blob sha256:") {
 		t.Errorf("uploaded: stdout %q, want the blob named", out)
+	}
+}
+
+// TestAttestIntoto: a missing envelope is a usage error (exit 2), as for
+// every other command; -o json is snake_case, with the attestations'
+// name, type and verified, and lists that are [] when empty.
+func TestAttestIntoto(t *testing.T) {
+	s := newAPIServer(t)
+	if _, errOut, code := s.vouch("attest", "intoto", "no-such.dsse.json"); code != 2 || !strings.Contains(errOut, "no-such.dsse.json: no such file") {
+		t.Errorf("missing envelope: exit %d %q, want 2", code, errOut)
+	}
+	out, errOut, code := s.vouch("attest", "intoto", "../../evidence/intoto/testdata/openssl-ed25519.dsse.json", "-o", "json")
+	if code != 0 {
+		t.Fatalf("attest intoto: exit %d %s", code, errOut)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	atts, _ := got["attestations"].([]any)
+	arts, _ := got["artifacts"].([]any)
+	if len(atts) == 0 || len(arts) == 0 {
+		t.Fatalf("attest intoto -o json: no attestations or artifacts:\n%s", out)
+	}
+	att, art := atts[0].(map[string]any), arts[0].(map[string]any)
+	keys := map[string]any{
+		"name": got["name"], "verified": got["verified"], "warnings": got["warnings"],
+		"attestation name": att["name"], "attestation type": att["type"], "attestation verified": att["verified"],
+		"artifact has a name": art["name"] != nil, "artifact has a digest": art["digest"] != nil,
+	}
+	want := map[string]any{
+		"name": "slsa-provenance", "verified": false, "warnings": []any{},
+		"attestation name": "slsa-provenance", "attestation type": "in-toto", "attestation verified": false,
+		"artifact has a name": true, "artifact has a digest": true,
+	}
+	if diff := cmp.Diff(want, keys); diff != "" {
+		t.Errorf("attest intoto -o json (-want +got):\n%s\n%s", diff, out)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+
+	"github.com/vouch-dev/vouch/evidence"
 )
 
 const attestIntotoHelp = `Usage:
@@ -24,7 +26,8 @@ test-result predicate passes unless its result is FAILED; other predicates
 pass. "-" reads the envelope from stdin.
 
 Token scope: evidence:write. Exit status: 0 recorded, 1 refused or an
-error, 2 usage error, 3 the server unreachable or failing.
+error, 2 usage error (an envelope file that does not exist, too), 3 the
+server unreachable or failing.
 
 Examples:
   vouch attest intoto provenance.intoto.jsonl.dsse.json
@@ -47,7 +50,7 @@ func attestIntoto(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if fs.Arg(0) == "-" {
 		body, err = io.ReadAll(os.Stdin)
 	} else {
-		body, err = os.ReadFile(fs.Arg(0))
+		body, err = readDocument(fs.Arg(0))
 	}
 	if err != nil {
 		return err
@@ -64,23 +67,23 @@ func attestIntoto(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		path += "?name=" + url.QueryEscape(*name)
 	}
 	var res struct {
-		PredicateType    string `json:"predicate_type"`
-		Name             string `json:"name"`
-		Verified         bool   `json:"verified"`
-		KeyID            string `json:"key_id"`
-		SignatureProblem string `json:"signature_problem"`
-		Attestations     []struct {
-			Digest string `json:"digest"`
-			Passed bool   `json:"passed"`
-			ID     uint64 `json:"id"`
-		} `json:"attestations"`
-		Artifacts []struct{ Name, Digest string } `json:"artifacts"`
-		Warnings  []string                        `json:"warnings"`
+		PredicateType    string                 `json:"predicate_type"`
+		Name             string                 `json:"name"`
+		Verified         bool                   `json:"verified"`
+		KeyID            string                 `json:"key_id,omitempty"`
+		SignatureProblem string                 `json:"signature_problem,omitempty"`
+		Attestations     []evidence.Attestation `json:"attestations"`
+		Artifacts        []evidence.Artifact    `json:"artifacts"`
+		Warnings         []string               `json:"warnings"`
 	}
 	if _, err := c.Do(ctx, http.MethodPost, path, json.RawMessage(body), &res); err != nil {
 		return err
 	}
 	if cf.output == "json" {
+		// Lists are lists, empty or not: [] and never null.
+		res.Attestations = nonNil(res.Attestations)
+		res.Artifacts = nonNil(res.Artifacts)
+		res.Warnings = nonNil(res.Warnings)
 		return writeJSON(stdout, res)
 	}
 	signed := "verified: signed by trusted key " + res.KeyID
@@ -102,4 +105,12 @@ func attestIntoto(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "  warning: %s\n", w)
 	}
 	return nil
+}
+
+// nonNil returns s, or an empty slice for nil: JSON [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
