@@ -36,16 +36,26 @@ const DefaultCacheSize = 100000
 // admissions go on from the cache through a database outage. The admission
 // webhook re-checks every denial against the store, so a stale entry can
 // never deny a change; it can at most admit one for the few milliseconds a
-// change takes to reach a replica.
+// change takes to reach a replica. In front of a store that may itself
+// answer stale (a shared Redis cache), SetMaxAge bounds how long an answer
+// is kept.
 type Cache struct {
-	store Lookuper
-	max   int
+	store  Lookuper
+	max    int
+	maxAge time.Duration // 0: entries live until invalidated
+	epoch  time.Time     // entries are born at a monotonic offset from it
 
 	mu      sync.Mutex
-	items   map[string]Evidence
+	items   map[string]entry
 	flights map[string]*flight // store lookups under way, by digest
 	gen     uint64             // advanced by every invalidation, to drop fills that raced one
 	live    bool
+}
+
+// entry is a cached answer and when it was filled.
+type entry struct {
+	ev   Evidence
+	born time.Duration
 }
 
 // flight is one store lookup that concurrent misses of the same digests
@@ -62,8 +72,12 @@ func NewCache(store Lookuper, size int, live bool) *Cache {
 	if size <= 0 {
 		size = DefaultCacheSize
 	}
-	return &Cache{store: store, max: size, items: map[string]Evidence{}, flights: map[string]*flight{}, live: live}
+	return &Cache{store: store, max: size, epoch: time.Now(), items: map[string]entry{}, flights: map[string]*flight{}, live: live}
 }
+
+// SetMaxAge makes lookups ask the store again for entries older than age
+// (0, the default: never). Call it before the cache is used.
+func (c *Cache) SetMaxAge(age time.Duration) { c.maxAge = age }
 
 // Lookup implements Lookuper. The returned evidence is shared: callers must
 // not modify it. Concurrent misses of a digest are coalesced into one store
@@ -76,13 +90,17 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]Eviden
 		waits   []*flight
 		own     *flight
 	)
+	var now time.Duration
+	if c.maxAge > 0 {
+		now = time.Since(c.epoch)
+	}
 	c.mu.Lock()
 	live, gen := c.live, c.gen
 	if live {
 		for _, d := range digests {
-			if ev, ok := c.items[d]; ok {
-				if !ev.Empty() {
-					out[d] = ev
+			if e, ok := c.items[d]; ok && (c.maxAge == 0 || now-e.born <= c.maxAge) {
+				if !e.ev.Empty() {
+					out[d] = e.ev
 				}
 				continue
 			}
@@ -124,7 +142,7 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]Eviden
 				clear(c.items) // crude, but rare: the working set of a cluster is small
 			}
 			for _, d := range missing {
-				c.items[d] = own.found[d] // the zero Evidence for none
+				c.items[d] = entry{own.found[d], now} // the zero Evidence for none; aged from before the lookup
 			}
 		}
 		c.mu.Unlock()
@@ -178,12 +196,12 @@ func (c *Cache) held(digests []string) (map[string]Evidence, bool) {
 	defer c.mu.Unlock()
 	out := make(map[string]Evidence, len(digests))
 	for _, d := range digests {
-		ev, ok := c.items[d]
+		e, ok := c.items[d]
 		if !ok {
 			return nil, false
 		}
-		if !ev.Empty() {
-			out[d] = ev
+		if !e.ev.Empty() {
+			out[d] = e.ev
 		}
 	}
 	return out, true

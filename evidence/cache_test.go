@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
@@ -210,6 +211,32 @@ func TestCacheCoalescesLookups(t *testing.T) {
 			if len(got) != 1 || got[known].Artifact == nil {
 				t.Errorf("caller %d got %v, want the artifact of %s only", i, got, known)
 			}
+		}
+	})
+}
+
+func TestCacheMaxAge(t *testing.T) {
+	db := openStore(t)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := &countingStore{DB: db}
+		c := evidence.NewCache(store, 10, true)
+		c.SetMaxAge(time.Minute)
+		d := "sha256:" + strings.Repeat("c", 64)
+		for range 2 {
+			if _, err := c.Lookup(ctx, []string{d}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if store.lookups != 1 {
+			t.Fatalf("%d store lookups within the max age, want 1", store.lookups)
+		}
+		time.Sleep(time.Minute + time.Second)
+		if _, err := c.Lookup(ctx, []string{d}); err != nil {
+			t.Fatal(err)
+		}
+		if store.lookups != 2 {
+			t.Errorf("%d store lookups after the max age, want 2", store.lookups)
 		}
 	})
 }

@@ -1,7 +1,8 @@
 // Package ratelimit limits API requests per token: a fixed window of one
 // minute, counted in Redis so that all replicas share the count, or in
 // memory for a single replica. When Redis fails the limiter counts in
-// memory meanwhile: a broken limiter must not stop CI pipelines.
+// memory meanwhile, and leaves Redis alone for a second before trying it
+// again: a broken limiter must not stop CI pipelines, nor slow them.
 package ratelimit
 
 import (
@@ -61,7 +62,11 @@ type Redis struct {
 	fallback *Memory
 	log      *slog.Logger
 	down     atomic.Bool
+	retryAt  atomic.Int64 // while down, Redis is skipped until then (Unix nanoseconds)
 }
+
+// retryAfterFailure is how long a failed Redis is left alone.
+const retryAfterFailure = time.Second
 
 // NewRedis returns a limiter of limit requests per minute counted in rdb.
 func NewRedis(rdb redis.UniversalClient, limit int, log *slog.Logger) *Redis {
@@ -71,6 +76,9 @@ func NewRedis(rdb redis.UniversalClient, limit int, log *slog.Logger) *Redis {
 // Allow implements Limiter.
 func (r *Redis) Allow(ctx context.Context, key string) (bool, time.Duration) {
 	now := time.Now()
+	if r.down.Load() && now.UnixNano() < r.retryAt.Load() {
+		return r.fallback.Allow(ctx, key)
+	}
 	k := "vouch:ratelimit:" + key + ":" + strconv.FormatInt(now.Unix()/int64(Window.Seconds()), 10)
 	ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
@@ -78,6 +86,7 @@ func (r *Redis) Allow(ctx context.Context, key string) (bool, time.Duration) {
 	incr := pipe.Incr(ctx, k)
 	pipe.Expire(ctx, k, 2*Window)
 	if _, err := pipe.Exec(ctx); err != nil {
+		r.retryAt.Store(time.Now().Add(retryAfterFailure).UnixNano())
 		if !r.down.Swap(true) {
 			r.log.Warn("redis unavailable; rate limits are counted per replica meanwhile", "error", err)
 		}

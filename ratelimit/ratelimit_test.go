@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vouch-dev/vouch/ratelimit"
+	"github.com/vouch-dev/vouch/rediscache"
 	"github.com/vouch-dev/vouch/test/redistest"
 )
 
@@ -69,4 +71,62 @@ func TestRedisSharesTheCountAndSurvivesRedis(t *testing.T) {
 	if ok, _ := a.Allow(ctx, "after"); !ok {
 		t.Error("with Redis down, a request was refused")
 	}
+}
+
+// TestRedisHung: with Redis hung (SIGSTOP), one request waits for the
+// deadline and the limiter counts in memory for a while, without asking
+// Redis again.
+func TestRedisHung(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
+	}
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	opts, err := rediscache.ClientOptions(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	sent := &calls{}
+	rdb.AddHook(sent)
+	l := ratelimit.NewRedis(rdb, 100, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := context.Background()
+	if ok, _ := l.Allow(ctx, "ci"); !ok {
+		t.Fatal("refused")
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Resume()
+	before := sent.n.Load()
+	start := time.Now()
+	for i := 0; i < 20; i++ {
+		if ok, _ := l.Allow(ctx, "ci"); !ok {
+			t.Fatalf("request %d refused with Redis hung", i)
+		}
+	}
+	took := time.Since(start)
+	if n := sent.n.Load() - before; n != 1 {
+		t.Errorf("%d transactions sent to a hung Redis for 20 requests, want 1", n)
+	}
+	// Before, each request waited for go-redis's 5 s read timeout.
+	if took > time.Second {
+		t.Errorf("20 requests with Redis hung took %s", took)
+	}
+	t.Logf("20 requests with Redis hung: %s", took)
+}
+
+// calls counts the pipelines and commands a client sends.
+type calls struct{ n atomic.Int64 }
+
+func (c *calls) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *calls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
+}
+func (c *calls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
 }

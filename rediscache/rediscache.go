@@ -4,17 +4,36 @@
 // to forget the digest.
 //
 // Redis is an accelerator, never a dependency: every Redis call has a short
-// deadline, and any failure falls back to the store. A stale entry can at
-// worst admit a change for the moments an invalidation takes: the webhook
-// decides every denial again from the store, and entries expire after TTL.
+// deadline (ClientOptions makes go-redis honour it), any failure falls back
+// to the store, and after a failure Redis is left alone for a backoff of
+// one to five seconds before one call probes it again, so that a hung Redis
+// costs one deadline, not one per lookup.
+//
+// A failed invalidation never leaves a stale entry in use. Every replica
+// that hears of a change (its own write through Invalidate, the pub/sub
+// channel, the store's change feed through Forget) holds the digest as
+// pending: lookups of a pending digest skip Redis and ask the store until
+// this replica has deleted the key twice, the second time Settle later
+// (against a replica that read the store just before the commit and wrote
+// the old evidence back). Maintain retries the deletes until they succeed.
+// Past MaxPending digests, and when a replica starts (it cannot know what
+// deletes the process before it left undone), the replica bypasses Redis
+// until it has deleted every key of the cache.
+//
+// What remains: a Redis that loses deletes it acknowledged (a failover to a
+// replica that had not received them, a restart from an older save file)
+// can serve what it held, until the entries expire (TTL). The webhook
+// decides every denial again from the store, so such an entry can admit,
+// never deny.
 package rediscache
 
 import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/url"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,25 +54,84 @@ type Options struct {
 	// Timeout bounds each Redis call on the decision path (DefaultTimeout
 	// when 0); past it the store answers.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// MaxPending bounds the digests whose deletes are pending
+	// (DefaultMaxPending when 0); past it Redis is bypassed until flushed.
+	MaxPending int
+	Logger     *slog.Logger
 }
 
 // Defaults.
 const (
-	DefaultTTL     = 10 * time.Minute
-	DefaultTimeout = 50 * time.Millisecond
+	DefaultTTL        = 10 * time.Minute
+	DefaultTimeout    = 50 * time.Millisecond
+	DefaultMaxPending = 10000
+	// Settle is the wait before a digest's second delete.
+	Settle = 500 * time.Millisecond
+	// minBackoff and maxBackoff bound how long Redis is left alone after
+	// a failure.
+	minBackoff = time.Second
+	maxBackoff = 5 * time.Second
+	// batch bounds the keys of one DEL or SCAN.
+	batch = 1000
 )
+
+// ClientOptions parses a redis:// or rediss:// URL into options for a
+// client that fails fast: context deadlines honoured, and unless the URL
+// sets them, 500 ms dial, read and write timeouts, one retry, and a second
+// to wait for a pooled connection. go-redis's defaults (5 s, three retries,
+// deadlines ignored) would hold an admission past the webhook's timeout.
+func ClientOptions(rawURL string) (*redis.Options, error) {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	var q url.Values
+	if u, err := url.Parse(rawURL); err == nil {
+		q = u.Query()
+	}
+	set := func(name string, d *time.Duration, v time.Duration) {
+		if !q.Has(name) {
+			*d = v
+		}
+	}
+	set("dial_timeout", &opts.DialTimeout, 500*time.Millisecond)
+	set("read_timeout", &opts.ReadTimeout, 500*time.Millisecond)
+	set("write_timeout", &opts.WriteTimeout, 500*time.Millisecond)
+	set("pool_timeout", &opts.PoolTimeout, time.Second)
+	if !q.Has("max_retries") {
+		opts.MaxRetries = 1
+	}
+	opts.ContextTimeoutEnabled = true
+	return opts, nil
+}
 
 // Cache is an evidence.Lookuper backed by Redis in front of a store.
 type Cache struct {
 	rdb   redis.UniversalClient
 	store evidence.Lookuper
 	opts  Options
-	// down is set while Redis fails, to log the change once.
-	down atomic.Bool
+	wake  chan struct{} // tells Maintain of new work
+
+	mu       sync.Mutex
+	pending  map[string]pendingDelete
+	seq      uint64 // numbers Forget calls, so that an older delete does not settle a newer change
+	flushing bool   // Redis bypassed until every key is deleted
+	flushGen uint64 // advanced by every demand for a flush
+	// The breaker: while down, Redis is skipped until retryAt.
+	down    bool
+	retryAt time.Time
+	backoff time.Duration
 }
 
-// New returns a cache using rdb in front of store.
+// pendingDelete is a digest whose key this replica must delete from Redis.
+type pendingDelete struct {
+	seq     uint64
+	deleted time.Time // of the first successful delete; zero before it
+}
+
+// New returns a cache using rdb in front of store. It bypasses Redis until
+// Maintain, which must run, has deleted the keys a previous process may
+// have left stale.
 func New(rdb redis.UniversalClient, store evidence.Lookuper, opts Options) *Cache {
 	if opts.TTL <= 0 {
 		opts.TTL = DefaultTTL
@@ -61,27 +139,48 @@ func New(rdb redis.UniversalClient, store evidence.Lookuper, opts Options) *Cach
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = DefaultMaxPending
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Cache{rdb: rdb, store: store, opts: opts}
+	return &Cache{rdb: rdb, store: store, opts: opts, wake: make(chan struct{}, 1),
+		pending: map[string]pendingDelete{}, flushing: true, flushGen: 1}
 }
 
 // Lookup implements evidence.Lookuper: what Redis holds, the rest from the
-// store (and written to Redis for the other replicas).
+// store (and written to Redis for the other replicas). Pending digests, and
+// every digest while Redis is bypassed or failing, come from the store.
 func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]evidence.Evidence, error) {
 	if len(digests) == 0 {
 		return map[string]evidence.Evidence{}, nil
 	}
-	keys := make([]string, len(digests))
-	for i, d := range digests {
+	start := time.Now()
+	var ask, pending []string
+	c.mu.Lock()
+	if !c.flushing {
+		for _, d := range digests {
+			if _, ok := c.pending[d]; ok {
+				pending = append(pending, d)
+			} else {
+				ask = append(ask, d)
+			}
+		}
+	}
+	c.mu.Unlock()
+	if len(ask) == 0 || !c.allow() {
+		return c.store.Lookup(ctx, digests)
+	}
+	keys := make([]string, len(ask))
+	for i, d := range ask {
 		keys[i] = keyPrefix + d
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	vals, err := c.rdb.MGet(rctx, keys...).Result()
 	cancel()
 	if err != nil {
-		c.failed("read", err)
+		c.failed(ctx, "read", err)
 		return c.store.Lookup(ctx, digests)
 	}
 	c.recovered()
@@ -91,47 +190,70 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]eviden
 		s, ok := v.(string)
 		var ev evidence.Evidence
 		if !ok || json.Unmarshal([]byte(s), &ev) != nil {
-			missing = append(missing, digests[i])
+			missing = append(missing, ask[i])
 			continue
 		}
 		if !ev.Empty() {
-			out[digests[i]] = ev
+			out[ask[i]] = ev
 		}
 	}
-	if len(missing) == 0 {
+	if len(missing)+len(pending) == 0 {
 		return out, nil
 	}
-	found, err := c.store.Lookup(ctx, missing)
+	found, err := c.store.Lookup(ctx, append(missing, pending...))
 	if err != nil {
 		return nil, err
 	}
-	pipe := c.rdb.Pipeline()
+	for _, d := range pending {
+		if ev, ok := found[d]; ok {
+			out[d] = ev
+		}
+	}
 	for _, d := range missing {
-		ev := found[d] // the zero Evidence records "none"
-		b, err := json.Marshal(ev)
+		if ev, ok := found[d]; ok {
+			out[d] = ev
+		}
+	}
+	// What the store said may be older than a change heard meanwhile: not
+	// written for a digest pending now, nor at all after a slow lookup,
+	// which may have outlasted a change's two deletes.
+	if len(missing) == 0 || time.Since(start) > Settle/2 {
+		return out, nil
+	}
+	pipe := c.rdb.Pipeline()
+	c.mu.Lock()
+	for _, d := range missing {
+		if _, ok := c.pending[d]; ok || c.flushing {
+			continue
+		}
+		b, err := json.Marshal(found[d]) // the zero Evidence records "none"
 		if err != nil {
 			continue
 		}
 		pipe.Set(ctx, keyPrefix+d, b, c.opts.TTL)
-		if !ev.Empty() {
-			out[d] = ev
-		}
+	}
+	c.mu.Unlock()
+	if pipe.Len() == 0 {
+		return out, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	if _, err := pipe.Exec(wctx); err != nil {
-		c.failed("write", err)
+		c.failed(ctx, "write", err)
 	}
 	cancel()
 	return out, nil
 }
 
 // Invalidate forgets digests in Redis and tells every replica, once the
-// evidence is committed. The keys are deleted again a moment later: a
-// replica that read the store just before the commit may have written the
-// old evidence back in between.
+// evidence is committed. Until the deletes have succeeded, this replica
+// reads the digests from the store (Forget).
 func (c *Cache) Invalidate(ctx context.Context, digests ...string) {
 	if len(digests) == 0 {
 		return
+	}
+	seq := c.Forget(digests...)
+	if !c.allow() {
+		return // Maintain deletes them once Redis answers; the store's feed tells the replicas
 	}
 	keys := make([]string, len(digests))
 	for i, d := range digests {
@@ -144,19 +266,182 @@ func (c *Cache) Invalidate(ctx context.Context, digests ...string) {
 	pipe.Del(rctx, keys...)
 	pipe.Publish(rctx, Channel, strings.Join(digests, ","))
 	if _, err := pipe.Exec(rctx); err != nil {
-		c.failed("invalidate", err)
+		c.failed(ctx, "invalidate", err)
+		return
 	}
-	time.AfterFunc(500*time.Millisecond, func() {
+	c.recovered()
+	done := make([]due, len(digests))
+	for i, d := range digests {
+		done[i] = due{d, seq}
+	}
+	c.deleted(done)
+}
+
+// Forget marks digests changed: this replica reads them from the store,
+// not Redis, until Maintain has deleted their keys from Redis. Call it for
+// every change the store's change feed announces, before the in-process
+// cache forgets them. It returns the number of this change.
+func (c *Cache) Forget(digests ...string) uint64 {
+	c.mu.Lock()
+	c.seq++
+	seq := c.seq
+	for _, d := range digests {
+		c.pending[d] = pendingDelete{seq: seq}
+	}
+	if len(c.pending) > c.opts.MaxPending {
+		if !c.flushing {
+			c.opts.Logger.Warn("too many evidence changes wait to be deleted from redis; evidence comes from the store until the redis cache is emptied",
+				"pending", len(c.pending))
+		}
+		clear(c.pending)
+		c.flushing = true
+		c.flushGen++
+	}
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return seq
+}
+
+// Maintain deletes from Redis what Forget and New left to delete, retrying
+// after failures, until ctx ends.
+func (c *Cache) Maintain(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		case <-t.C:
+		}
+		for {
+			wait := c.maintain(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if wait == 0 {
+				continue
+			}
+			t.Stop()
+			if wait > 0 {
+				t.Reset(wait)
+			}
+			break
+		}
+	}
+}
+
+// due is a digest to delete, with the change it was marked for.
+type due struct {
+	digest string
+	seq    uint64
+}
+
+// maintain does one round of deletes and returns when to do the next: 0 at
+// once, a negative duration when nothing is left to do.
+func (c *Cache) maintain(ctx context.Context) time.Duration {
+	now := time.Now()
+	wait := time.Duration(-1)
+	var todo []due
+	c.mu.Lock()
+	flushing, gen := c.flushing, c.flushGen
+	for d, p := range c.pending {
+		if at := p.deleted.Add(Settle); !p.deleted.IsZero() && at.After(now) {
+			if w := at.Sub(now); wait < 0 || w < wait {
+				wait = w
+			}
+			continue
+		}
+		if len(todo) == batch {
+			wait = 0
+			break
+		}
+		todo = append(todo, due{d, p.seq})
+	}
+	c.mu.Unlock()
+	if !flushing && len(todo) == 0 {
+		return wait
+	}
+	if !c.allow() {
+		return c.untilRetry()
+	}
+	if flushing {
+		if err := c.flush(ctx); err != nil {
+			c.failed(ctx, "flush", err)
+			return c.untilRetry()
+		}
+		c.mu.Lock()
+		if c.flushGen == gen {
+			c.flushing = false
+			c.opts.Logger.Info("redis evidence cache emptied; lookups use it again")
+		}
+		c.mu.Unlock()
+	}
+	if len(todo) > 0 {
+		keys := make([]string, len(todo))
+		for i, t := range todo {
+			keys[i] = keyPrefix + t.digest
+		}
 		rctx, cancel := context.WithTimeout(ctx, 4*c.opts.Timeout)
-		defer cancel()
-		c.rdb.Del(rctx, keys...)
-	})
+		err := c.rdb.Del(rctx, keys...).Err()
+		cancel()
+		if err != nil {
+			c.failed(ctx, "invalidate", err)
+			return c.untilRetry()
+		}
+		c.deleted(todo)
+	}
+	c.recovered()
+	return 0
+}
+
+// flush deletes every key of the cache.
+func (c *Cache) flush(ctx context.Context) error {
+	var cursor uint64
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 10*c.opts.Timeout)
+		keys, next, err := c.rdb.Scan(rctx, cursor, keyPrefix+"*", batch).Result()
+		if err == nil && len(keys) > 0 {
+			err = c.rdb.Del(rctx, keys...).Err()
+		}
+		cancel()
+		if err != nil {
+			return err
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// deleted records successful deletes: a digest's first starts its Settle,
+// one after it ends its pending, unless the digest changed again meanwhile.
+func (c *Cache) deleted(ds []due) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range ds {
+		p, ok := c.pending[d.digest]
+		switch {
+		case !ok || p.seq != d.seq:
+		case p.deleted.IsZero():
+			p.deleted = now
+			c.pending[d.digest] = p
+		case now.Sub(p.deleted) >= Settle:
+			delete(c.pending, d.digest)
+		}
+	}
 }
 
 // Subscribe calls forget with the digests any replica changed, until ctx
-// ends, reconnecting after failures. Between a failure and the reconnect a
-// change can be missed here; the store's own change feed (PostgreSQL
-// LISTEN) keeps each replica's in-process cache exact regardless.
+// ends, reconnecting after failures, once it has marked them with Forget.
+// Between a failure and the reconnect a change can be missed here; the
+// store's own change feed (PostgreSQL LISTEN) keeps each replica's
+// in-process cache exact regardless.
 func (c *Cache) Subscribe(ctx context.Context, forget func(digests ...string)) {
 	for ctx.Err() == nil {
 		ps := c.rdb.Subscribe(ctx, Channel)
@@ -167,10 +452,12 @@ func (c *Cache) Subscribe(ctx context.Context, forget func(digests ...string)) {
 				if err != nil {
 					break
 				}
-				forget(strings.Split(msg.Payload, ",")...)
+				ds := strings.Split(msg.Payload, ",")
+				c.Forget(ds...)
+				forget(ds...)
 			}
 		} else if ctx.Err() == nil {
-			c.failed("subscribe", err)
+			c.failed(ctx, "subscribe", err)
 		}
 		ps.Close()
 		select {
@@ -180,14 +467,59 @@ func (c *Cache) Subscribe(ctx context.Context, forget func(digests ...string)) {
 	}
 }
 
-func (c *Cache) failed(op string, err error) {
-	if !c.down.Swap(true) {
-		c.opts.Logger.Warn("redis unavailable; evidence comes from the store", "op", op, "error", err)
+// Active reports whether lookups read Redis now: not while it is bypassed
+// until flushed, nor while the breaker leaves it alone after a failure.
+func (c *Cache) Active() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.flushing && !c.down
+}
+
+// allow reports whether to call Redis: always while it answers, and while
+// it fails once per backoff, to probe it.
+func (c *Cache) allow() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.down {
+		return true
 	}
+	now := time.Now()
+	if now.Before(c.retryAt) {
+		return false
+	}
+	c.retryAt = now.Add(c.backoff)
+	return true
+}
+
+// untilRetry is how long the breaker leaves Redis alone.
+func (c *Cache) untilRetry() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(time.Until(c.retryAt), 10*time.Millisecond)
+}
+
+// failed opens the breaker, or doubles its backoff, unless the call failed
+// only because its caller gave up.
+func (c *Cache) failed(ctx context.Context, op string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.down {
+		c.down, c.backoff = true, minBackoff
+		c.opts.Logger.Warn("redis unavailable; evidence comes from the store", "op", op, "error", err, "retry_in", c.backoff.String())
+	} else {
+		c.backoff = min(2*c.backoff, maxBackoff)
+	}
+	c.retryAt = time.Now().Add(c.backoff)
 }
 
 func (c *Cache) recovered() {
-	if c.down.Swap(false) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down {
+		c.down = false
 		c.opts.Logger.Info("redis available again")
 	}
 }

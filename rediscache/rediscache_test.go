@@ -2,6 +2,7 @@ package rediscache_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -52,10 +53,11 @@ func TestSharedCache(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	opts, _ := redis.ParseURL(srv.URL())
+	opts, _ := rediscache.ClientOptions(srv.URL())
 	store := &counting{Lookuper: st}
 	a := rediscache.New(redis.NewClient(opts), store, rediscache.Options{})
 	b := rediscache.New(redis.NewClient(opts), store, rediscache.Options{})
+	maintain(t, a, b)
 
 	// Replica A fills Redis, replica B reads it: the store is asked once,
 	// for the digest with evidence and for the one without.
@@ -110,4 +112,300 @@ func TestSharedCache(t *testing.T) {
 		t.Fatalf("lookup with Redis down: %v %+v", err, got)
 	}
 	a.Invalidate(ctx, d) // logs, does not fail
+}
+
+// maintain runs the caches' Maintain until the test ends, and waits until
+// they have emptied Redis of what a previous process may have left.
+func maintain(t *testing.T, caches ...*rediscache.Cache) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	for _, c := range caches {
+		go c.Maintain(ctx)
+	}
+	waitFor(t, "Redis in use", func() bool {
+		for _, c := range caches {
+			if !c.Active() {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not after 15 s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// calls counts the commands a client sends, pipelined ones included.
+type calls struct{ n atomic.Int64 }
+
+func (c *calls) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *calls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
+}
+func (c *calls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { c.n.Add(int64(len(cmds))); return next(ctx, cmds) }
+}
+
+const digest = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+
+// newStore returns a SQLite store holding an artifact that passed its unit
+// tests.
+func newStore(t *testing.T) *sqlite.DB {
+	t.Helper()
+	st, err := sqlite.New(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "vouch.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc := newService(t, st)
+	if _, _, err := svc.ReportArtifact(context.Background(), "ci", evidence.ArtifactReport{Name: "registry.example.com/app", Digest: digest}); err != nil {
+		t.Fatal(err)
+	}
+	unitTests(t, svc, true)
+	return st
+}
+
+// newService records evidence through a journal appending to store.
+func newService(t *testing.T, store journal.Store) *evidence.Service {
+	app := journal.NewAppender(store, journal.AppenderOptions{})
+	t.Cleanup(func() { app.Close(context.Background()) })
+	return evidence.NewService(app, nil, nil)
+}
+
+func unitTests(t *testing.T, svc *evidence.Service, passed bool) {
+	t.Helper()
+	if _, _, err := svc.Attest(context.Background(), "ci", evidence.AttestationReport{Digest: digest, Name: "unit-tests", Passed: &passed}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// failing reports whether ev holds the failed unit tests.
+func failing(ev evidence.Evidence) bool {
+	for _, a := range ev.Attestations {
+		if a.Name == "unit-tests" && !a.Passed {
+			return true
+		}
+	}
+	return false
+}
+
+// TestHungRedis: a Redis that stops answering (SIGSTOP: connections are
+// accepted, nothing is read) costs one short deadline; then the breaker
+// leaves it alone and the store answers at once.
+func TestHungRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
+	}
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	ctx := context.Background()
+	st := newStore(t)
+	opts, err := rediscache.ClientOptions(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	sent := &calls{}
+	rdb.AddHook(sent)
+	c := rediscache.New(rdb, st, rediscache.Options{})
+	maintain(t, c)
+	if got, err := c.Lookup(ctx, []string{digest}); err != nil || got[digest].Artifact == nil {
+		t.Fatalf("lookup: %v %+v", err, got)
+	}
+
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Resume() // Stop's SIGKILL ends a stopped process too; this is for order
+	before := sent.n.Load()
+	start := time.Now()
+	for i := 0; i < 50; i++ {
+		got, err := c.Lookup(ctx, []string{digest})
+		if err != nil || got[digest].Artifact == nil {
+			t.Fatalf("lookup %d with Redis hung: %v %+v", i, err, got)
+		}
+	}
+	c.Invalidate(ctx, digest)
+	took := time.Since(start)
+	// One read timed out; the breaker kept the other lookups and the
+	// invalidation off Redis (a probe may fall in a slow run).
+	if n := sent.n.Load() - before; n < 1 || n > 3 {
+		t.Errorf("%d commands sent to a hung Redis for 50 lookups and an invalidation, want 1 (a probe or two at most)", n)
+	}
+	if c.Active() {
+		t.Error("the cache still uses a Redis that does not answer")
+	}
+	// Before, each lookup waited for go-redis's 5 s read timeout.
+	if took > time.Second {
+		t.Errorf("50 lookups and an invalidation with Redis hung took %s", took)
+	}
+	t.Logf("50 lookups and an invalidation with Redis hung: %s, %d commands sent", took, sent.n.Load()-before)
+
+	// Back: the breaker probes again after its backoff and closes.
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Redis in use again", func() bool {
+		c.Lookup(ctx, []string{digest})
+		return c.Active()
+	})
+}
+
+// TestFailedInvalidationNeverServesStale: passing evidence is cached in
+// Redis; Redis hangs; a failing result is recorded and its invalidation
+// fails; Redis comes back with its old data. No lookup may return the
+// passing evidence again: not through the replica that wrote, nor one that
+// heard the change from the store's feed, nor one started meanwhile.
+func TestFailedInvalidationNeverServesStale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
+	}
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	ctx := context.Background()
+	opts, err := rediscache.ClientOptions(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := func() *redis.Client {
+		c := redis.NewClient(opts)
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	raw := client()
+	st := newStore(t)
+
+	// Replica A records evidence as vouch serve wires it: Redis
+	// invalidated after the commit, then its in-process cache. Replica B
+	// hears changes from the store's feed (Forget), as on PostgreSQL.
+	a := rediscache.New(client(), st, rediscache.Options{})
+	memA := evidence.NewCache(a, 100, true)
+	memA.SetMaxAge(30 * time.Second)
+	svcA := newService(t, memA.WrapJournal(evidence.InvalidateAfter(st, func(ds []string) { a.Invalidate(ctx, ds...) })))
+	b := rediscache.New(client(), st, rediscache.Options{})
+	maintain(t, a, b)
+	for _, l := range []evidence.Lookuper{memA, a, b} {
+		got, err := l.Lookup(ctx, []string{digest})
+		if err != nil || got[digest].Artifact == nil || failing(got[digest]) {
+			t.Fatalf("lookup before: %v %+v", err, got)
+		}
+	}
+	stale, err := raw.Get(ctx, "vouch:evidence:"+digest).Result()
+	if err != nil {
+		t.Fatalf("the passing evidence is not in Redis: %v", err)
+	}
+
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Resume()
+	paused := time.Now()
+	// C starts, as a replica restarted without A's pending deletes would;
+	// it does not hear of the change.
+	c := rediscache.New(client(), st, rediscache.Options{})
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go c.Maintain(cctx)
+	unitTests(t, svcA, false) // committed; the delete from Redis fails
+	b.Forget(digest)          // the store's feed reaches B
+	replicas := map[string]evidence.Lookuper{"A (in-process cache)": memA, "A": a, "B": b, "C": c}
+	check := func(when string) {
+		t.Helper()
+		for name, l := range replicas {
+			got, err := l.Lookup(ctx, []string{digest})
+			if err != nil {
+				t.Fatalf("%s, %s: %v", when, name, err)
+			}
+			if !failing(got[digest]) {
+				t.Fatalf("%s, %s answered the evidence from before the failing unit tests: %+v", when, name, got[digest])
+			}
+		}
+	}
+	check("Redis hung")
+
+	// Every call sent meanwhile has timed out (within 500 ms); the
+	// breakers leave Redis alone for a second after their failures. Redis
+	// comes back with its data, the passing evidence written back as a
+	// restored save file would hold it (what the hung server holds may
+	// lose the key to a DEL it finds in its socket buffer).
+	time.Sleep(time.Until(paused.Add(900 * time.Millisecond)))
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Set(ctx, "vouch:evidence:"+digest, stale, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Lookups without pause, so that they, not the background deletes,
+	// are the first to try Redis again when the breakers let them.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		check("Redis back with its old data")
+	}
+	// The deletes were retried: Redis is in use again, without the stale
+	// entry.
+	waitFor(t, "every replica using Redis again", func() bool { return a.Active() && b.Active() && c.Active() })
+	if v, err := raw.Get(ctx, "vouch:evidence:"+digest).Result(); err == nil && v == stale {
+		t.Error("the stale entry is still in Redis")
+	}
+	check("Redis in use again")
+}
+
+// TestTooManyPending: past MaxPending digests, Redis is bypassed until
+// every key of the cache is deleted.
+func TestTooManyPending(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
+	}
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	ctx := context.Background()
+	opts, _ := rediscache.ClientOptions(srv.URL())
+	raw := redis.NewClient(opts)
+	defer raw.Close()
+	c := rediscache.New(redis.NewClient(opts), newStore(t), rediscache.Options{MaxPending: 2})
+	maintain(t, c)
+	for i := range 3000 { // more than one SCAN's batch
+		raw.Set(ctx, fmt.Sprintf("vouch:evidence:sha256:%064d", i), "{}", time.Hour)
+	}
+	raw.Set(ctx, "other:key", "kept", time.Hour)
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Resume()
+	c.Forget("sha256:1", "sha256:2", "sha256:3")
+	if c.Active() {
+		t.Error("Redis in use with more digests pending than MaxPending")
+	}
+	if got, err := c.Lookup(ctx, []string{digest}); err != nil || got[digest].Artifact == nil {
+		t.Fatalf("lookup: %v %+v", err, got)
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Redis in use again", c.Active)
+	keys, err := raw.Keys(ctx, "vouch:evidence:*").Result()
+	if err != nil || len(keys) != 0 {
+		t.Errorf("%d keys left in the cache after its flush (%v)", len(keys), err)
+	}
+	if v, _ := raw.Get(ctx, "other:key").Result(); v != "kept" {
+		t.Error("the flush deleted a key outside the cache")
+	}
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/redis/go-redis/v9"
 	"sigs.k8s.io/yaml"
 
 	"github.com/vouch-dev/vouch/drift"
@@ -25,6 +24,7 @@ import (
 	"github.com/vouch-dev/vouch/evidence/trust"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/policy"
+	"github.com/vouch-dev/vouch/rediscache"
 )
 
 // Config is the configuration of `vouch serve`. Flags, VOUCH_* environment
@@ -484,7 +484,7 @@ func (c *Config) validate() error {
 			"set api_tls (--api-tls) to serve HTTPS with the webhook's certificate, or api_insecure (--api-insecure) if a proxy or mesh terminates TLS in front of it", c.APIAddr)
 	}
 	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+		if _, err := rediscache.ClientOptions(c.RedisURL); err != nil {
 			return fmt.Errorf("redis_url (--redis-url): %v", err)
 		}
 	}

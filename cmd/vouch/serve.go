@@ -62,6 +62,10 @@ type store interface {
 	Close() error
 }
 
+// redisEntryMaxAge bounds how long the in-process cache keeps an answer
+// that may have come from Redis.
+const redisEntryMaxAge = 30 * time.Second
+
 // serve runs the webhook and the API until ctx ends, then shuts down
 // gracefully: servers stop accepting, in-flight requests finish, pending
 // journal batches commit.
@@ -109,23 +113,38 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	var rdb *redis.Client
 	var sharedCache *rediscache.Cache
 	if cfg.RedisURL != "" {
-		opts, _ := redis.ParseURL(cfg.RedisURL) // validated by loadConfig
+		opts, _ := rediscache.ClientOptions(cfg.RedisURL) // validated by loadConfig
 		rdb = redis.NewClient(opts)
 		defer rdb.Close()
 		sharedCache = rediscache.New(rdb, st, rediscache.Options{Logger: log})
+		go sharedCache.Maintain(runCtx)
 		lookup, fresh = sharedCache, st
 		journalStore = evidence.InvalidateAfter(journalStore, func(digests []string) { sharedCache.Invalidate(ctx, digests...) })
 	}
+	pg, shared := st.(*postgres.DB)
+	var cache *evidence.Cache
 	if cfg.EvidenceCacheSize > 0 {
-		pg, shared := st.(*postgres.DB)
-		cache := evidence.NewCache(lookup, cfg.EvidenceCacheSize, !shared) // PostgreSQL: live once the change feed listens
-		if shared {
-			go pg.WatchEvidence(runCtx, func(d string) { cache.Invalidate(d) }, cache.SetLive, log)
-		}
+		cache = evidence.NewCache(lookup, cfg.EvidenceCacheSize, !shared) // PostgreSQL: live once the change feed listens
 		if sharedCache != nil {
+			// Redis may answer stale after a change its deletes missed.
+			cache.SetMaxAge(redisEntryMaxAge)
 			go sharedCache.Subscribe(runCtx, cache.Invalidate)
 		}
 		journalStore, lookup, fresh = cache.WrapJournal(journalStore), cache, st
+	}
+	// Every replica hears every change on PostgreSQL: it deletes the
+	// digest from Redis too (and reads it from the store until it has),
+	// then from its own cache.
+	if shared && (cache != nil || sharedCache != nil) {
+		changed, live := func(string) {}, func(bool) {}
+		if cache != nil {
+			changed, live = func(d string) { cache.Invalidate(d) }, cache.SetLive
+		}
+		if sharedCache != nil {
+			forget := changed
+			changed = func(d string) { sharedCache.Forget(d); forget(d) }
+		}
+		go pg.WatchEvidence(runCtx, changed, live, log)
 	}
 	appender := journal.NewAppender(journalStore, journal.AppenderOptions{
 		MaxBatch: cfg.JournalMaxBatch, MaxDelay: time.Duration(cfg.JournalMaxDelay), Observe: m.ObserveJournalBatch,

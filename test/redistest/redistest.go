@@ -73,6 +73,13 @@ func (s *Server) Kill() {
 	}
 }
 
+// Pause stops the server with SIGSTOP, as a hung server or a network black
+// hole would: connections are accepted by the kernel, nothing answers.
+func (s *Server) Pause() error { return syscall.Kill(s.cmd.Process.Pid, syscall.SIGSTOP) }
+
+// Resume continues a paused server, with the data it held.
+func (s *Server) Resume() error { return syscall.Kill(s.cmd.Process.Pid, syscall.SIGCONT) }
+
 // Stop kills the server and removes its directory.
 func (s *Server) Stop() {
 	s.Kill()
