@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vouch-dev/vouch/rediscache"
 	"github.com/vouch-dev/vouch/test/redistest"
 )
 
@@ -140,5 +144,81 @@ func TestReplicasShareRedis(t *testing.T) {
 			t.Errorf("burst of 45 over two replicas: %d allowed, %d limited (Retry-After %q, type %q); want 40 and 5", allowed, limited, retryAfter, problemType)
 		}
 		break
+	}
+}
+
+// TestRedisOutageDuringRejection: replica B caches an approval in Redis;
+// Redis hangs; a rejection is recorded through replica A, and neither A's
+// delete nor B's (on hearing PostgreSQL's NOTIFY) reaches Redis; Redis
+// comes back holding the approval. B must deny: it reads the digest from
+// the store until its own delete has succeeded. Before, B's in-process
+// cache refilled from Redis and admitted against the approval.
+func TestRedisOutageDuringRejection(t *testing.T) {
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	admin := strings.Repeat("r", 40)
+	t.Setenv("VOUCH_ADMIN_TOKEN", admin)
+	t.Setenv("VOUCH_TOKEN", admin)
+	db := pg.Database(t)
+	a := start(t, db, "--redis-url", srv.URL())
+	b := start(t, db, "--redis-url", srv.URL())
+	ci := a.cli("token", "create", "--name", "ci", "--scopes", "evidence:write")
+	rm := a.cli("token", "create", "--name", "rm", "--scopes", "approvals:write")
+
+	digest := "sha256:" + strings.Repeat("8", 64)
+	image := "registry.example.com/shop/web@" + digest
+	if code, out := a.post(ci, "/api/v1/artifacts", `{"name":"registry.example.com/shop/web","digest":"`+digest+`"}`); code != 201 {
+		t.Fatalf("artifact: %d %v", code, out)
+	}
+	a.post(ci, "/api/v1/attestations", `{"digest":"`+digest+`","name":"unit-tests","passed":true}`)
+	if code, out := a.post(rm, "/api/v1/approvals", `{"digest":"`+digest+`","environment":"prod","decision":"approved","reason":"CAB-1"}`); code != 201 {
+		t.Fatalf("approve: %d %v", code, out)
+	}
+	// B admits, and writes the approval to Redis: once the changes it heard
+	// are settled (each digest is read from the store until its second
+	// delete, half a second after the first).
+	time.Sleep(time.Second)
+	if resp := b.admit("r-1", "prod", image); !resp.Allowed {
+		t.Fatalf("B before the rejection: %s", resp.Result.Message)
+	}
+	opts, _ := rediscache.ClientOptions(srv.URL())
+	raw := redis.NewClient(opts)
+	defer raw.Close()
+	key := "vouch:evidence:" + digest
+	approved, err := raw.Get(context.Background(), key).Result()
+	if err != nil {
+		t.Fatalf("the approval is not in Redis: %v", err)
+	}
+
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Resume()
+	paused := time.Now()
+	if code, out := a.post(rm, "/api/v1/approvals", `{"digest":"`+digest+`","environment":"prod","decision":"rejected","reason":"CVE-2026-7"}`); code != 201 {
+		t.Fatalf("reject: %d %v", code, out)
+	}
+	// Past every deadline of the calls sent meanwhile, within the breakers'
+	// first second; Redis back with the approval, as a restored save file
+	// would hold it.
+	time.Sleep(time.Until(paused.Add(900 * time.Millisecond)))
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Set(context.Background(), key, approved, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, end := 0, time.Now().Add(3*time.Second); time.Now().Before(end); i++ {
+		for name, v := range map[string]*vouch{"A": a, "B": b} {
+			if resp := v.admit(fmt.Sprintf("r-2-%s-%d", name, i), "prod", image); resp.Allowed {
+				t.Fatalf("%s admitted against the approval in Redis after the rejection (decision %d)", name, i)
+			}
+		}
+	}
+	if v, _ := raw.Get(context.Background(), key).Result(); v == approved {
+		t.Error("the stale entry is still in Redis")
 	}
 }
