@@ -68,7 +68,7 @@ func (c *Console) verifyNow(ctx context.Context) Verification {
 		return v
 	}
 	signed, err := journal.OpenCheckpoint(latest.Note, verifier)
-	if !add("signature of the latest checkpoint", err, fmt.Sprintf("signed by %s: %d entries, root %s", verifier.Name(), latest.Size, latest.Root)) {
+	if !add("signature of the latest checkpoint", err, fmt.Sprintf("signed by %s: %d entries, root %s", journal.KeyID(verifier), latest.Size, latest.Root)) {
 		return v
 	}
 	st, err := c.cfg.Journal.TreeState(ctx)

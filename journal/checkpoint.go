@@ -45,6 +45,10 @@ func SignCheckpoint(s note.Signer, origin string, size uint64, root Hash, now ti
 	return Checkpoint{Origin: origin, Size: size, Root: root, Note: msg, Time: now.UTC().Truncate(time.Microsecond)}, nil
 }
 
+// KeyID names a verifier's key as note does: its name and key hash
+// (NAME+1a2b3c4d). Two keys can share a name, never a hash.
+func KeyID(v note.Verifier) string { return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()) }
+
 // OpenCheckpoint verifies a signed checkpoint with v and parses it. It fails
 // if the signature is missing, made by another key, or wrong, or if the
 // text is not a checkpoint.
@@ -53,7 +57,7 @@ func OpenCheckpoint(msg []byte, v note.Verifier) (Checkpoint, error) {
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
 		if errors.As(err, &unverified) {
-			return Checkpoint{}, fmt.Errorf("checkpoint is not signed by %s: %w", v.Name(), err)
+			return Checkpoint{}, fmt.Errorf("checkpoint is not signed by %s: %w", KeyID(v), err)
 		}
 		return Checkpoint{}, fmt.Errorf("checkpoint signature: %w", err)
 	}

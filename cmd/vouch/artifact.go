@@ -255,7 +255,7 @@ func artifactCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		what := "recorded"
 		if code == http.StatusOK {
-			what = "already recorded, the same"
+			what = "already recorded (the first report of this digest stands)"
 		}
 		fmt.Fprintf(stdout, "%s: artifact %s %s\n", what, a.Name, a.Digest)
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

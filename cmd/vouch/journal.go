@@ -264,7 +264,7 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 		what = fmt.Sprintf("entries %d to %d", rep.From, rep.To-1)
 	}
 	fmt.Fprintf(stdout, "OK: %s of journal %q verify against its checkpoint of %d entries (root %s), signed by %s\n",
-		what, rep.Origin, rep.TreeSize, rep.Root, v.Name())
+		what, rep.Origin, rep.TreeSize, rep.Root, journal.KeyID(v))
 	fmt.Fprintf(stdout, "  %d entries in full, %d elided to their hash, %d checkpoints checked along the way\n", rep.Entries, rep.Elided, rep.Checkpoints)
 	printKnown(stdout, opts.Known)
 	fmt.Fprintf(stdout, "verified in %s (%.0f entries/s)\n", took.Round(time.Millisecond), float64(n)/took.Seconds())
@@ -317,7 +317,7 @@ func journalVerifyPackage(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "OK: %d entries about %s are in the journal %q as signed by %s at %d entries (root %s); %d documents match their sha256; evidence.json's records are the entries'\n",
-		rep.Proven, rep.Digest, rep.Checkpoint.Origin, v.Name(), rep.Checkpoint.Size, rep.Checkpoint.Root, rep.Blobs)
+		rep.Proven, rep.Digest, rep.Checkpoint.Origin, journal.KeyID(v), rep.Checkpoint.Size, rep.Checkpoint.Root, rep.Blobs)
 	fmt.Fprintln(stdout, "  This proves what the package shows was recorded, not that nothing was left out: verify a journal export for that.")
 	return nil
 }
