@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 )
@@ -47,6 +48,7 @@ func (s *Server) postApproval(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	r.ApproverIdentities = c.MustGet(tokenKey).(auth.Token).Identities
 	a, err := s.cfg.Evidence.Approve(c.Request.Context(), caller(c), r)
 	if err != nil {
 		s.fail(c, err)

@@ -16,6 +16,9 @@ type TokenRequest struct {
 	Scopes []auth.Scope `json:"scopes"`
 	// ExpiresIn is a Go duration such as "720h"; no expiry when empty.
 	ExpiresIn string `json:"expires_in"`
+	// Identities name the person the token belongs to (emails, logins),
+	// for four eyes.
+	Identities []string `json:"identities"`
 }
 
 // CreatedToken is a new token with its secret, shown only this once.
@@ -38,12 +41,12 @@ func (s *Server) createToken(c *gin.Context) {
 			return
 		}
 	}
-	t, secret, err := s.cfg.Tokens.Create(c.Request.Context(), r.Name, r.Scopes, ttl)
+	t, secret, err := s.cfg.Tokens.Create(c.Request.Context(), r.Name, r.Scopes, ttl, r.Identities...)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.log.Info("token created", "token_id", t.ID, "name", t.Name, "scopes", t.Scopes, "by", caller(c))
+	s.log.Info("token created", "token_id", t.ID, "name", t.Name, "scopes", t.Scopes, "identities", t.Identities, "by", caller(c))
 	c.JSON(http.StatusCreated, CreatedToken{Token: t, Secret: secret})
 }
 

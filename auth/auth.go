@@ -53,7 +53,11 @@ type Token struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-	Hash      string     `json:"-"` // hex SHA-256 of the secret
+	// Identities name the person the token belongs to: emails and logins
+	// as CI reports commit authors, lower case. Four eyes compares them
+	// with the author of the commit an approval is for.
+	Identities []string `json:"identities,omitempty"`
+	Hash       string   `json:"-"` // hex SHA-256 of the secret
 }
 
 // Allows reports whether the token carries scope s (admin carries all).
@@ -95,12 +99,13 @@ func NewService(store Store, now func() time.Time) *Service {
 
 // Create makes a token and returns it with its secret, which is shown only
 // this once.
-func (s *Service) Create(ctx context.Context, name string, scopes []Scope, ttl time.Duration) (Token, string, error) {
-	if err := ValidateRequest(name, scopes, ttl); err != nil {
+func (s *Service) Create(ctx context.Context, name string, scopes []Scope, ttl time.Duration, identities ...string) (Token, string, error) {
+	identities = normalizeIdentities(identities)
+	if err := ValidateRequest(name, scopes, ttl, identities); err != nil {
 		return Token{}, "", err
 	}
 	secret := NewSecret()
-	t := Token{ID: randomHex(8), Name: name, Scopes: slices.Clone(scopes), CreatedAt: s.now().UTC().Truncate(time.Microsecond), Hash: Hash(secret)}
+	t := Token{ID: randomHex(8), Name: name, Scopes: slices.Clone(scopes), CreatedAt: s.now().UTC().Truncate(time.Microsecond), Hash: Hash(secret), Identities: identities}
 	if ttl > 0 {
 		exp := t.CreatedAt.Add(ttl)
 		t.ExpiresAt = &exp
@@ -163,8 +168,24 @@ func (s *Service) Revoke(ctx context.Context, id string) error {
 	return s.store.RevokeToken(ctx, id, s.now().UTC())
 }
 
+// MaxIdentities bounds a token's identities.
+const MaxIdentities = 10
+
+var identityRE = regexp.MustCompile(`^[^\s,\x00-\x1f\x7f]{1,256}$`)
+
+// normalizeIdentities lower-cases and trims identities, dropping repeats.
+func normalizeIdentities(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if id = strings.ToLower(strings.TrimSpace(id)); !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // ValidateRequest checks the parameters of a new token.
-func ValidateRequest(name string, scopes []Scope, ttl time.Duration) error {
+func ValidateRequest(name string, scopes []Scope, ttl time.Duration, identities []string) error {
 	var problems []string
 	if !nameRE.MatchString(name) {
 		problems = append(problems, fmt.Sprintf("name: %q must be 1-128 letters, digits, '.', '_', '@', ':' or '-'", name))
@@ -179,6 +200,14 @@ func ValidateRequest(name string, scopes []Scope, ttl time.Duration) error {
 	}
 	if ttl < 0 {
 		problems = append(problems, "expires_in: must not be negative")
+	}
+	if len(identities) > MaxIdentities {
+		problems = append(problems, fmt.Sprintf("identities: at most %d", MaxIdentities))
+	}
+	for _, id := range identities {
+		if !identityRE.MatchString(id) {
+			problems = append(problems, fmt.Sprintf("identities: %q must be an email or login: 1-256 characters, no spaces, commas or control characters", id))
+		}
 	}
 	if len(problems) > 0 {
 		return &InvalidError{Problems: problems}

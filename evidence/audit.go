@@ -146,7 +146,7 @@ func sameRecord(stored any, e journal.Entry) bool {
 			return false
 		}
 		st.ExpiresAt, j.ExpiresAt = nil, nil
-		return st == j
+		return reflect.DeepEqual(st, j)
 	}
 	return true
 }

@@ -91,6 +91,10 @@ type Approval struct {
 	Reason      string     `json:"reason,omitempty"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	Approver    string     `json:"approver"`
+	// ApproverIdentities are the person the approving token belongs to
+	// (its identities: emails, logins), which four eyes compares with the
+	// commit's author; none when the token names no person.
+	ApproverIdentities []string `json:"approver_identities,omitempty"`
 	// Emergency approvals let a change through a change freeze.
 	Emergency  bool      `json:"emergency,omitempty"`
 	ApprovedAt time.Time `json:"approved_at"`

@@ -291,6 +291,9 @@ type ApprovalRequest struct {
 	ExpiresAt   *time.Time `json:"expires_at"`
 	// Emergency lets the change through a change freeze; it needs a reason.
 	Emergency bool `json:"emergency"`
+	// ApproverIdentities are set by Vouch from the approving token; a
+	// client cannot set them.
+	ApproverIdentities []string `json:"-"`
 }
 
 func (s *Service) validateApproval(r ApprovalRequest, now time.Time) error {
@@ -325,7 +328,7 @@ func (s *Service) Approve(ctx context.Context, approver string, r ApprovalReques
 	}
 	a := Approval{
 		Digest: r.Digest, Environment: r.Environment, Decision: r.Decision, Reason: r.Reason,
-		Approver: approver, ApprovedAt: now, Emergency: r.Emergency,
+		Approver: approver, ApprovedAt: now, Emergency: r.Emergency, ApproverIdentities: slices.Clone(r.ApproverIdentities),
 	}
 	if r.ExpiresAt != nil {
 		t := r.ExpiresAt.UTC()

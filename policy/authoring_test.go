@@ -137,7 +137,7 @@ func TestFormat(t *testing.T) {
 func TestInputSchemaMatchesInput(t *testing.T) {
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	att := policy.AttestationInput{ID: 2, Name: "unit-tests", ReportedAt: at}
-	app := policy.ApprovalInput{ID: 3, Decision: "approved", ExpiresAt: &at, ApprovedAt: at}
+	app := policy.ApprovalInput{ID: 3, Decision: "approved", ExpiresAt: &at, ApprovedAt: at, ApproverIdentities: []string{"alice"}}
 	in := policy.Input{
 		Request: policy.Request{User: policy.User{Groups: []string{"g"}}},
 		Environment: policy.NewInputEnvironment(policy.Environment{Name: "prod", Require: policy.Requirements{

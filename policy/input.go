@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -124,8 +125,11 @@ type ApprovalInput struct {
 	Reason      string     `json:"reason"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	Approver    string     `json:"approver"`
-	ApprovedAt  time.Time  `json:"approved_at"`
-	Emergency   bool       `json:"emergency"` // lets a change through a freeze
+	// ApproverIdentities are the approving token's person (emails,
+	// logins, lower case); four eyes compares them with the author.
+	ApproverIdentities []string  `json:"approver_identities"`
+	ApprovedAt         time.Time `json:"approved_at"`
+	Emergency          bool      `json:"emergency"` // lets a change through a freeze
 }
 
 // Summarize fills the summaries of every artifact as of time at. A later
@@ -310,10 +314,13 @@ type termCache struct {
 const maxCachedTerms = 50000
 
 // approvalKey is an ApprovalInput made comparable.
+// approvalKey is an ApprovalInput as a map key.
 type approvalKey struct {
-	ApprovalInput
-	expires    time.Time
-	hasExpires bool
+	id                                      uint64
+	environment, decision, reason, approver string
+	identities                              string
+	approvedAt, expires                     time.Time
+	emergency, hasExpires                   bool
 }
 
 func newTermCache() *termCache {
@@ -366,8 +373,8 @@ func (c *termCache) attestation(x AttestationInput) *ast.Term {
 }
 
 func (c *termCache) approval(x ApprovalInput) *ast.Term {
-	k := approvalKey{ApprovalInput: x}
-	k.ExpiresAt = nil
+	k := approvalKey{id: x.ID, environment: x.Environment, decision: x.Decision, reason: x.Reason, approver: x.Approver,
+		identities: strings.Join(x.ApproverIdentities, ","), approvedAt: x.ApprovedAt, emergency: x.Emergency}
 	if x.ExpiresAt != nil {
 		k.expires, k.hasExpires = *x.ExpiresAt, true
 	}
@@ -379,6 +386,7 @@ func (c *termCache) approval(x ApprovalInput) *ast.Term {
 	m := map[string]any{
 		"id": x.ID, "environment": x.Environment, "decision": x.Decision, "reason": x.Reason,
 		"approver": x.Approver, "approved_at": timeString(x.ApprovedAt), "emergency": x.Emergency,
+		"approver_identities": identityList(x.ApproverIdentities),
 	}
 	if x.ExpiresAt != nil {
 		m["expires_at"] = timeString(*x.ExpiresAt)
@@ -408,6 +416,19 @@ func strMap(m map[string]string) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		out[k] = v
+	}
+	return out
+}
+
+// identityList is an approval's identities for the input: null when none
+// were recorded, as the input's JSON has it.
+func identityList(ids []string) any {
+	if ids == nil {
+		return nil
+	}
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
 	}
 	return out
 }

@@ -45,9 +45,9 @@ func project(b *pgx.Batch, e journal.Entry) error {
 	case evidence.KindApproval:
 		var a evidence.Approval
 		if err = evidence.DecodeEntry(e, &a); err == nil {
-			b.Queue(`INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency)
-				SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
-				e.Key, a.Digest, a.Environment, a.Decision, a.Reason, a.ExpiresAt, a.Approver, a.ApprovedAt, a.Emergency)
+			b.Queue(`INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency, approver_identities)
+				SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
+				e.Key, a.Digest, a.Environment, a.Decision, a.Reason, a.ExpiresAt, a.Approver, a.ApprovedAt, a.Emergency, nonNil(a.ApproverIdentities))
 		}
 	case drift.KindSnapshot:
 		var r drift.Record
@@ -184,7 +184,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	return evidence.Collect(arts, atts, apps), nil
 }
 
-const approvalColumns = `id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency`
+const approvalColumns = `id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency, approver_identities`
 
 // Approvals implements evidence.Store.
 func (d *DB) Approvals(ctx context.Context, f evidence.ApprovalFilter) ([]evidence.Approval, error) {
@@ -207,8 +207,10 @@ func scanApprovals(rows pgx.Rows) ([]evidence.Approval, error) {
 	var a evidence.Approval
 	var id int64
 	var exp *time.Time
-	_, err := pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &a.ApprovedAt, &a.Emergency}, func() error {
+	var identities []string
+	_, err := pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &a.ApprovedAt, &a.Emergency, &identities}, func() error {
 		x := a
+		x.ApproverIdentities = nilIfEmpty(identities)
 		x.ID, x.ApprovedAt, x.ExpiresAt = uint64(id), a.ApprovedAt.UTC(), utc(exp)
 		out = append(out, x)
 		return nil

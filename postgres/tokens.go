@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,12 +15,12 @@ import (
 
 var _ auth.Store = (*DB)(nil)
 
-const tokenColumns = `id, name, scopes, hash, created_at, expires_at, revoked_at`
+const tokenColumns = `id, name, scopes, hash, created_at, expires_at, revoked_at, identities`
 
 // CreateToken implements auth.Store.
 func (d *DB) CreateToken(ctx context.Context, t auth.Token) error {
-	_, err := d.pool.Exec(ctx, `INSERT INTO tokens (id, name, scopes, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		t.ID, t.Name, scopeStrings(t.Scopes), t.Hash, t.CreatedAt, t.ExpiresAt)
+	_, err := d.pool.Exec(ctx, `INSERT INTO tokens (id, name, scopes, hash, created_at, expires_at, identities) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		t.ID, t.Name, scopeStrings(t.Scopes), t.Hash, t.CreatedAt, t.ExpiresAt, nonNil(t.Identities))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "tokens_active_name" {
 		return auth.ErrNameTaken
@@ -73,10 +74,11 @@ func (d *DB) RevokeToken(ctx context.Context, id string, at time.Time) error {
 func scanTokens(rows pgx.Rows) ([]auth.Token, error) {
 	var out []auth.Token
 	var t auth.Token
-	var scopes []string
+	var scopes, identities []string
 	var exp, rev *time.Time
-	_, err := pgx.ForEachRow(rows, []any{&t.ID, &t.Name, &scopes, &t.Hash, &t.CreatedAt, &exp, &rev}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&t.ID, &t.Name, &scopes, &t.Hash, &t.CreatedAt, &exp, &rev, &identities}, func() error {
 		x := t
+		x.Identities = nilIfEmpty(identities)
 		x.CreatedAt = t.CreatedAt.UTC()
 		for _, s := range scopes {
 			x.Scopes = append(x.Scopes, auth.Scope(s))
@@ -105,4 +107,20 @@ func scopeStrings(s []auth.Scope) []string {
 		out[i] = string(x)
 	}
 	return out
+}
+
+// nonNil is a list for a NOT NULL array column.
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// nilIfEmpty reads an array column: empty is nil, as the records have it.
+func nilIfEmpty(l []string) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	return slices.Clone(l)
 }

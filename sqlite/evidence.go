@@ -43,9 +43,9 @@ func project(ctx context.Context, tx *sql.Tx, e journal.Entry) error {
 			if a.ExpiresAt != nil {
 				exp = micros(*a.ExpiresAt)
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				int64(a.ID), a.Digest, a.Environment, a.Decision, a.Reason, exp, a.Approver, micros(a.ApprovedAt), a.Emergency)
+			_, err = tx.ExecContext(ctx, `INSERT INTO approvals (id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency, approver_identities)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				int64(a.ID), a.Digest, a.Environment, a.Decision, a.Reason, exp, a.Approver, micros(a.ApprovedAt), a.Emergency, strings.Join(a.ApproverIdentities, ","))
 		}
 	case drift.KindSnapshot:
 		var r drift.Record
@@ -158,7 +158,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	return evidence.Collect(arts, atts, apps), nil
 }
 
-const approvalColumns = `id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency`
+const approvalColumns = `id, digest, environment, decision, reason, expires_at, approver, approved_at, emergency, approver_identities`
 
 // Approvals implements evidence.Store.
 func (d *DB) Approvals(ctx context.Context, f evidence.ApprovalFilter) ([]evidence.Approval, error) {
@@ -187,9 +187,11 @@ func scanApprovals(rows *sql.Rows) ([]evidence.Approval, error) {
 		var a evidence.Approval
 		var id, at int64
 		var exp sql.NullInt64
-		if err := rows.Scan(&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &at, &a.Emergency); err != nil {
+		var identities string
+		if err := rows.Scan(&id, &a.Digest, &a.Environment, &a.Decision, &a.Reason, &exp, &a.Approver, &at, &a.Emergency, &identities); err != nil {
 			return err
 		}
+		a.ApproverIdentities = splitList(identities)
 		a.ID, a.ApprovedAt, a.ExpiresAt = uint64(id), fromMicros(at), optTime(exp)
 		out = append(out, a)
 		return nil

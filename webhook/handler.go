@@ -548,7 +548,7 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 		}
 		a.Approvals = append(a.Approvals, policy.ApprovalInput{
 			ID: x.ID, Environment: x.Environment, Decision: x.Decision, Reason: x.Reason,
-			ExpiresAt: x.ExpiresAt, Approver: x.Approver, ApprovedAt: x.ApprovedAt, Emergency: x.Emergency,
+			ExpiresAt: x.ExpiresAt, Approver: x.Approver, ApproverIdentities: x.ApproverIdentities, ApprovedAt: x.ApprovedAt, Emergency: x.Emergency,
 		})
 	}
 }

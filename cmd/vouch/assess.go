@@ -118,17 +118,17 @@ Examples:
   kustomize build overlays/prod | vouch review -f - --namespace shop
 `
 
-// manifestFiles collects repeated -f flags.
-type manifestFiles []string
+// repeated collects a flag given more than once.
+type repeated []string
 
-func (m *manifestFiles) String() string     { return strings.Join(*m, ",") }
-func (m *manifestFiles) Set(v string) error { *m = append(*m, v); return nil }
+func (m *repeated) String() string     { return strings.Join(*m, ",") }
+func (m *repeated) Set(v string) error { *m = append(*m, v); return nil }
 
 func reviewCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("vouch review")
 	var cf clientFlags
 	cf.register(fs)
-	var files manifestFiles
+	var files repeated
 	fs.Var(&files, "f", "manifest file, or - for stdin (repeatable)")
 	env := fs.String("environment", os.Getenv("VOUCH_ENVIRONMENT"), "decide every object in this environment")
 	namespace := fs.String("namespace", "default", "namespace of objects that name none")

@@ -97,13 +97,20 @@ func envOr(name, def string) string {
 }
 
 const tokenHelp = `Usage:
-  vouch token create --name NAME --scopes SCOPE[,SCOPE…] [--expires-in 720h]
+  vouch token create --name NAME --scopes SCOPE[,SCOPE…] [--expires-in 720h] [--identity EMAIL|LOGIN]…
   vouch token list
   vouch token revoke ID
 
 Scopes: evidence:write, approvals:write, audit:read, snapshots:write, admin.
 create prints the secret alone on stdout, so that it can be captured:
   export VOUCH_TOKEN=$(vouch token create --name ci-app --scopes evidence:write)
+
+--identity names the person a token belongs to, as CI reports commit
+authors (email, login; repeat it for each). Four eyes compares an
+approval's identities with the commit's author, so a release manager's
+approvals:write token needs them:
+  vouch token create --name rm-alice --scopes approvals:write \
+    --identity alice@bank.example --identity alice
 `
 
 func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -116,6 +123,8 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	name := fs.String("name", "", "token name: the identity recorded with what the token posts")
 	scopes := fs.String("scopes", "", "comma-separated scopes")
 	expires := fs.String("expires-in", "", "lifetime, e.g. 720h or 30d (default: no expiry)")
+	var identities repeated
+	fs.Var(&identities, "identity", "the person the token belongs to: an email or login as CI reports commit authors, for four eyes (repeatable)")
 	if err := parseFlagsHelp(fs, args[1:], tokenHelp); err != nil {
 		return err
 	}
@@ -128,7 +137,7 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if *name == "" || *scopes == "" {
 			return usageError{"token create needs --name and --scopes"}
 		}
-		req := api.TokenRequest{Name: *name, Scopes: auth.ParseScopes(*scopes)}
+		req := api.TokenRequest{Name: *name, Scopes: auth.ParseScopes(*scopes), Identities: identities}
 		if *expires != "" {
 			d, err := lifetime("--expires-in", *expires, "")
 			if err != nil {
@@ -154,7 +163,7 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return writeJSON(stdout, out.Tokens)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tEXPIRES\tSTATE")
+		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tIDENTITIES\tCREATED\tEXPIRES\tSTATE")
 		for _, t := range out.Tokens {
 			state := "active"
 			if t.RevokedAt != nil {
@@ -170,7 +179,11 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			for i, s := range t.Scopes {
 				scopes[i] = string(s)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(scopes, ","), t.CreatedAt.Format(time.RFC3339), exp, state)
+			ids := strings.Join(t.Identities, ",")
+			if ids == "" {
+				ids = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(scopes, ","), ids, t.CreatedAt.Format(time.RFC3339), exp, state)
 		}
 		return tw.Flush()
 	case "revoke":

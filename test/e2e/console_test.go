@@ -300,7 +300,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	tb.follow(`a[href="/environments/prod"]`)
 	tb.wantText("What runs now", "registry.example.com/shop/web@"+abbrev(v2), "busybox:1.36", "unknown", "admitted", "denied", "started", "changed")
 	tb.shot("environment")
-	tb.do(chromedp.SetValue(chromedp.ID("at"), between.Format("2006-01-02T15:04:05")))
+	tb.do(chromedp.SetValue(chromedp.ID("at"), between.Format("2006-01-02T15:04:05"), chromedp.NodeVisible))
 	tb.follow(`form[aria-label="Time travel"] button[type=submit]`)
 	state := tb.text(`#workloads tbody`)
 	if !strings.Contains(state, "registry.example.com/shop/web@"+abbrev(v1)) || strings.Contains(state, abbrev(v2)) {
@@ -313,8 +313,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	tb.shot("environment-as-of")
 
 	// What changed between then and now.
-	tb.do(chromedp.SetValue(chromedp.ID("diff-from"), between.Format("2006-01-02T15:04:05")),
-		chromedp.SetValue(chromedp.ID("diff-to"), time.Now().UTC().Add(time.Minute).Format("2006-01-02T15:04:05")))
+	tb.do(chromedp.SetValue(chromedp.ID("diff-from"), between.Format("2006-01-02T15:04:05"), chromedp.NodeVisible),
+		chromedp.SetValue(chromedp.ID("diff-to"), time.Now().UTC().Add(time.Minute).Format("2006-01-02T15:04:05"), chromedp.NodeVisible))
 	tb.follow(`#compare + form button[type=submit]`)
 	tb.wantText("Changes in prod", "Started (0)", "Stopped (0)", "Changed (1)", "prod/Deployment/web")
 	tb.shot("diff")
@@ -322,7 +322,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The decisions log, filtered to denials.
 	tb.follow(`nav.main a[href="/decisions"]`)
 	tb.wantText("Admission decisions", "has no release approval for prod")
-	tb.do(chromedp.SetValue(chromedp.ID("f-outcome"), "denied"), chromedp.SetValue(chromedp.ID("f-env"), "prod"))
+	tb.do(chromedp.SetValue(chromedp.ID("f-outcome"), "denied", chromedp.NodeVisible), chromedp.SetValue(chromedp.ID("f-env"), "prod", chromedp.NodeVisible))
 	tb.follow(`form[aria-label="Filter decisions"] button[type=submit]`)
 	rows := tb.text(`main table tbody`)
 	if !strings.Contains(rows, "has no release approval for prod") || strings.Contains(rows, "allowed") || strings.Count(rows, "denied") != 1 {

@@ -90,21 +90,29 @@ notifications:
 
 	// Four eyes: the author of the commit may not approve its release.
 	ci := v.cli("token", "create", "--name", "ci", "--scopes", "evidence:write")
-	alice := v.cli("token", "create", "--name", "alice@example.com", "--scopes", "approvals:write")
-	bob := v.cli("token", "create", "--name", "bob@example.com", "--scopes", "approvals:write")
+	alice := v.cli("token", "create", "--name", "rm-alice", "--scopes", "approvals:write", "--identity", "alice@example.com", "--identity", "alice")
+	nobody := v.cli("token", "create", "--name", "rm-bob", "--scopes", "approvals:write") // names no person
+	carol := v.cli("token", "create", "--name", "rm-carol", "--scopes", "approvals:write", "--identity", "carol@example.com")
 	built := "registry.example.com/bank/core@sha256:" + strings.Repeat("b", 64)
 	_, _, code := v.execEnv([]string{"GITLAB_CI=true", "CI_COMMIT_AUTHOR=Alice Example <Alice@Example.com>"},
 		"artifact", "report", "registry.example.com/bank/core", "--digest", "sha256:"+strings.Repeat("b", 64), "--commit", strings.Repeat("c", 40), "--token", ci)
 	if code != 0 {
 		t.Fatalf("artifact report: exit %d", code)
 	}
+	v.cli("approve", built, "--environment", "bank", "--reason", "CAB-1", "--token", nobody)
+	if resp := v.admit("eyes-0", "bank", built); resp.Allowed || !strings.Contains(resp.Result.Message, "approved only by tokens that name no person (rm-bob)") {
+		t.Errorf("approved by a token that names no person: %+v", resp.Result)
+	}
 	v.cli("approve", built, "--environment", "bank", "--reason", "CAB-1", "--token", alice)
-	if resp := v.admit("eyes-1", "bank", built); resp.Allowed || !strings.Contains(resp.Result.Message, "was approved only by alice@example.com, who wrote commit "+strings.Repeat("c", 40)) {
+	if resp := v.admit("eyes-1", "bank", built); resp.Allowed || !strings.Contains(resp.Result.Message, "was approved only by rm-alice, who wrote commit "+strings.Repeat("c", 40)) {
 		t.Errorf("approved by the author: %+v", resp.Result)
 	}
-	v.cli("approve", built, "--environment", "bank", "--reason", "CAB-1", "--token", bob)
+	v.cli("approve", built, "--environment", "bank", "--reason", "CAB-1", "--token", carol)
 	if resp := v.admit("eyes-2", "bank", built); !resp.Allowed {
 		t.Errorf("approved by someone else: %s", resp.Result.Message)
+	}
+	if out := v.cli("token", "list"); !strings.Contains(out, "alice@example.com,alice") {
+		t.Errorf("vouch token list does not show identities:\n%s", out)
 	}
 
 	// Break-glass where it is allowed: admitted, journaled, alerted.

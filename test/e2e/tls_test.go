@@ -99,8 +99,13 @@ func TestTLSEverywhere(t *testing.T) {
 func TestStartWarnsAndCloses(t *testing.T) {
 	const warning = "the webhook accepts reviews from any client that reaches it"
 	_, port, _ := strings.Cut(freeAddr(t), ":")
+	// The log reaches the test through a pipe: wait for the start's last line.
+	started := func(v *vouch) string {
+		waitFor(t, func() bool { return strings.Contains(v.log.String(), `"msg":"vouch started"`) })
+		return v.log.String()
+	}
 	v := start(t, "", "--webhook-addr", "0.0.0.0:"+port)
-	if !strings.Contains(v.log.String(), warning) {
+	if !strings.Contains(started(v), warning) {
 		t.Errorf("no warning about a webhook open to any client:\n%s", v.log)
 	}
 	v.kill()
@@ -117,10 +122,10 @@ func TestStartWarnsAndCloses(t *testing.T) {
 	caFile := filepath.Join(t.TempDir(), "client-ca.pem")
 	os.WriteFile(caFile, caPEM, 0o644)
 	_, port, _ = strings.Cut(freeAddr(t), ":")
-	if v := start(t, "", "--webhook-addr", "0.0.0.0:"+port, "--webhook-client-ca-file", caFile); strings.Contains(v.log.String(), warning) {
+	if v := start(t, "", "--webhook-addr", "0.0.0.0:"+port, "--webhook-client-ca-file", caFile); strings.Contains(started(v), warning) {
 		t.Errorf("warned with mTLS on:\n%s", v.log)
 	}
-	if v := start(t, ""); strings.Contains(v.log.String(), warning) {
+	if v := start(t, ""); strings.Contains(started(v), warning) {
 		t.Errorf("warned about a loopback webhook:\n%s", v.log)
 	}
 }

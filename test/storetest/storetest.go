@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -381,9 +382,10 @@ func testEvidence(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 	exp := clock.Add(48 * time.Hour)
-	ap, err := svc.Approve(ctx, "alice", evidence.ApprovalRequest{Digest: digest(1), Environment: "prod", Decision: "approved", Reason: "CAB-1", ExpiresAt: &exp})
-	if err != nil {
-		t.Fatal(err)
+	ap, err := svc.Approve(ctx, "rm-alice", evidence.ApprovalRequest{Digest: digest(1), Environment: "prod", Decision: "approved", Reason: "CAB-1", ExpiresAt: &exp,
+		ApproverIdentities: []string{"alice@example.com", "alice"}})
+	if err != nil || !slices.Equal(ap.ApproverIdentities, []string{"alice@example.com", "alice"}) {
+		t.Fatalf("approval %+v, %v: want the approver's identities kept", ap, err)
 	}
 	other, _, err := svc.ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "registry.example.com/other", Digest: digest(2), GitCommit: "0123456789abcdef0123456789abcdef01234567"})
 	if err != nil {
@@ -570,9 +572,16 @@ func testTokens(t *testing.T, s Store) {
 	ctx := context.Background()
 	now := t0
 	svc := auth.NewService(s, func() time.Time { return now })
-	tok, secret, err := svc.Create(ctx, "ci-app", []auth.Scope{auth.ScopeEvidenceWrite}, time.Hour)
+	tok, secret, err := svc.Create(ctx, "ci-app", []auth.Scope{auth.ScopeEvidenceWrite}, time.Hour, " Alice@Example.com", "alice", "ALICE")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(tok.Identities, []string{"alice@example.com", "alice"}) {
+		t.Errorf("identities %q, want lower case, each once", tok.Identities)
+	}
+	var inv *auth.InvalidError
+	if _, _, err := svc.Create(ctx, "rm", []auth.Scope{auth.ScopeApprovalsWrite}, 0, "alice,bob"); !errors.As(err, &inv) {
+		t.Errorf("an identity with a comma: err = %v, want InvalidError", err)
 	}
 	got, err := svc.Authenticate(ctx, secret)
 	if err != nil {
