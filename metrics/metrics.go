@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,7 @@ type Metrics struct {
 	publishErrors    prometheus.Counter
 	integrityChecks  *prometheus.CounterVec
 	integrityOK      prometheus.Gauge
+	leader           prometheus.Gauge
 }
 
 // New registers Vouch's metrics, and the Go and process collectors, in a
@@ -96,9 +98,13 @@ func New() *Metrics {
 			Name: "vouch_integrity_check_last_passed_timestamp_seconds",
 			Help: "When the stored journal and evidence last passed the scheduled check (Unix time).",
 		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vouch_leader",
+			Help: "1 while this replica does the leader's work (snapshots, compliance, checkpoints, integrity checks), else 0.",
+		}),
 	}
 	reg.MustRegister(m.admissions, m.throttled, m.admissionLatency, m.evidence, m.journalAppends, m.journalBatch, m.journalCommit,
-		m.spoolEntries, m.spoolRefused, m.checkpointSize, m.publishErrors, m.compliance, m.integrityChecks, m.integrityOK,
+		m.spoolEntries, m.spoolRefused, m.checkpointSize, m.publishErrors, m.compliance, m.integrityChecks, m.integrityOK, m.leader,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -159,6 +165,16 @@ func (m *Metrics) SetCompliance(environment string, counts map[string]int) {
 	for status, n := range counts {
 		m.compliance.WithLabelValues(environment, status).Set(float64(n))
 	}
+}
+
+// Lead marks this replica the leader until ctx ends (leadership lost, or
+// shutdown); then the compliance gauges, which only the leader sets, are
+// cleared, so that a former leader does not go on reporting old counts.
+func (m *Metrics) Lead(ctx context.Context) {
+	m.leader.Set(1)
+	<-ctx.Done()
+	m.leader.Set(0)
+	m.compliance.Reset()
 }
 
 // ObserveIntegrityCheck records a scheduled integrity check: "passed",

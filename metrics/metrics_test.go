@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -83,5 +84,29 @@ func TestAdmissions(t *testing.T) {
 	}
 	if got := value(t, m, "vouch_admissions_throttled_total", ""); got != 1 {
 		t.Errorf("vouch_admissions_throttled_total = %v, want 1", got)
+	}
+}
+
+// TestLead: the leader gauge follows leadership, and a former leader no
+// longer reports compliance counts.
+func TestLead(t *testing.T) {
+	m := metrics.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Lead(ctx); close(done) }()
+	m.SetCompliance("prod", map[string]int{"compliant": 3})
+	for value(t, m, "vouch_leader", "") != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	if got := value(t, m, "vouch_compliance_artifacts", `environment="prod",status="compliant"`); got != 3 {
+		t.Fatalf("compliant in prod = %v, want 3", got)
+	}
+	cancel()
+	<-done
+	if got := value(t, m, "vouch_leader", ""); got != 0 {
+		t.Errorf("vouch_leader after leadership ended = %v, want 0", got)
+	}
+	if got := value(t, m, "vouch_compliance_artifacts", `environment="prod",status="compliant"`); got != -1 {
+		t.Errorf("compliance after leadership ended = %v, want no series", got)
 	}
 }

@@ -288,7 +288,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	monitor := &drift.Monitor{Service: driftService, Journal: appender, Notifiers: cfg.Notifications, Logger: log, Gauges: m.SetCompliance}
 	alerts.monitor = monitor
 	go exemptions.Run(runCtx, 2*time.Second, log)
-	singletons := []func(context.Context){checkpointer.Run, monitor.Run}
+	singletons := []func(context.Context){checkpointer.Run, monitor.Run, m.Lead}
 	if d := time.Duration(cfg.IntegrityInterval); d > 0 {
 		verifier, err := journal.NewVerifier(publicKey)
 		if err != nil {
