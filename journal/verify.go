@@ -52,7 +52,14 @@ type ExportReport struct {
 	From, To    uint64
 	Entries     uint64 // with their leaf
 	Elided      uint64 // as a leaf hash only
-	Checkpoints int    // interleaved checkpoints verified
+	// ElidedRanges are the elided entries, as ranges [first, last]: what
+	// the export does not show, whatever its header says it left out.
+	ElidedRanges [][2]uint64
+	// Kind and Environment are the filter the header names; the header is
+	// not signed, so they only say what the exporter claims it selected.
+	Kind        Kind
+	Environment string
+	Checkpoints int // interleaved checkpoints verified
 }
 
 // maxLine bounds one line of an export (an entry with a large payload).
@@ -83,7 +90,7 @@ func VerifyExport(r io.Reader, v note.Verifier, opts VerifyOptions) (ExportRepor
 		return ExportReport{}, verifyErr(-1, "header (origin %q, size %d, range %d-%d) does not match its signed checkpoint (origin %q, size %d)",
 			h.Origin, h.TreeSize, h.From, h.To, cp.Origin, cp.Size)
 	}
-	rep := ExportReport{Origin: cp.Origin, TreeSize: cp.Size, Root: cp.Root, From: h.From, To: h.To}
+	rep := ExportReport{Origin: cp.Origin, TreeSize: cp.Size, Root: cp.Root, From: h.From, To: h.To, Kind: h.Kind, Environment: h.Environment}
 
 	left, err1 := parseHexHashes(h.Left)
 	right, err2 := parseHexHashes(h.Right)
@@ -174,6 +181,11 @@ func VerifyExport(r io.Reader, v note.Verifier, opts VerifyOptions) (ExportRepor
 					rep.Entries++
 				} else {
 					rep.Elided++
+					if r := len(rep.ElidedRanges) - 1; r >= 0 && rep.ElidedRanges[r][1] == it.index-1 {
+						rep.ElidedRanges[r][1] = it.index
+					} else {
+						rep.ElidedRanges = append(rep.ElidedRanges, [2]uint64{it.index, it.index})
+					}
 				}
 				if known != nil && next == known.Size {
 					if err := checkRoot(next, known.Root, "the checkpoint you hold"); err != nil {

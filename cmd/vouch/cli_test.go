@@ -345,3 +345,18 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+func TestRangeList(t *testing.T) {
+	for _, tc := range []struct {
+		rs   [][2]uint64
+		max  int
+		want string
+	}{
+		{[][2]uint64{{7, 7}, {9, 9}, {12, 40}}, 20, "7, 9, 12-40"},
+		{[][2]uint64{{1, 1}, {3, 3}, {5, 6}}, 2, "1, 3, … (3 ranges in all)"},
+	} {
+		if got := rangeList(tc.rs, tc.max); got != tc.want {
+			t.Errorf("rangeList(%v, %d) = %q, want %q", tc.rs, tc.max, got, tc.want)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -266,6 +267,10 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stdout, "OK: %s of journal %q verify against its checkpoint of %d entries (root %s), signed by %s\n",
 		what, rep.Origin, rep.TreeSize, rep.Root, journal.KeyID(v))
 	fmt.Fprintf(stdout, "  %d entries in full, %d elided to their hash, %d checkpoints checked along the way\n", rep.Entries, rep.Elided, rep.Checkpoints)
+	if rep.Elided > 0 {
+		fmt.Fprintf(stdout, "  elided (present, not shown): %s; the export's header says it selected %s, which no signature covers\n",
+			rangeList(rep.ElidedRanges, 20), exportFilter(rep))
+	}
 	printKnown(stdout, opts.Known)
 	fmt.Fprintf(stdout, "verified in %s (%.0f entries/s)\n", took.Round(time.Millisecond), float64(n)/took.Seconds())
 	return nil
@@ -373,4 +378,36 @@ func openReadOnlyStore(ctx context.Context, dataDir, databaseURL string) (readOn
 		return nil, fmt.Errorf("no Vouch database in %s: %w", dataDir, err)
 	}
 	return sqlite.New(ctx, sqlite.Config{Path: path, ReadOnly: true})
+}
+
+// rangeList writes index ranges as "7, 9, 12-40", at most max of them.
+func rangeList(rs [][2]uint64, max int) string {
+	var parts []string
+	for i, r := range rs {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("… (%d ranges in all)", len(rs)))
+			break
+		}
+		if r[0] == r[1] {
+			parts = append(parts, strconv.FormatUint(r[0], 10))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", r[0], r[1]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// exportFilter says what an export's header claims it selected.
+func exportFilter(rep journal.ExportReport) string {
+	var f []string
+	if rep.Kind != "" {
+		f = append(f, "kind "+string(rep.Kind))
+	}
+	if rep.Environment != "" {
+		f = append(f, "environment "+rep.Environment)
+	}
+	if len(f) == 0 {
+		return "everything (no filter)"
+	}
+	return strings.Join(f, " and ")
 }

@@ -124,6 +124,18 @@ func testExportVerifies(t *testing.T, s Store) {
 		if rep.Entries != tt.entries || rep.Elided != tt.elided || uint64(rep.Checkpoints) != tt.cps || rep.TreeSize != last.Size || rep.Root != last.Root {
 			t.Errorf("%s: report %+v, want %d entries, %d elided, %d checkpoints of a %d-entry tree", tt.name, rep, tt.entries, tt.elided, tt.cps, last.Size)
 		}
+		// The elided entries are named, range by range, and the header's
+		// filter reported.
+		var named uint64
+		for i, r := range rep.ElidedRanges {
+			if r[1] < r[0] || i > 0 && r[0] <= rep.ElidedRanges[i-1][1]+1 {
+				t.Errorf("%s: elided ranges %v are not ordered, disjoint ranges", tt.name, rep.ElidedRanges)
+			}
+			named += r[1] - r[0] + 1
+		}
+		if named != tt.elided || rep.Kind != tt.req.Kind || rep.Environment != tt.req.Environment {
+			t.Errorf("%s: elided ranges %v (%d entries), filter %q/%q; want %d entries, filter %q/%q", tt.name, rep.ElidedRanges, named, rep.Kind, rep.Environment, tt.elided, tt.req.Kind, tt.req.Environment)
+		}
 	}
 	// An earlier checkpoint the verifier holds: checked inside the range,
 	// or with a consistency proof outside it.
