@@ -46,12 +46,12 @@ type VerifyOptions struct {
 
 // ExportReport describes a verified export.
 type ExportReport struct {
-	Origin      string
-	TreeSize    uint64
-	Root        Hash
-	From, To    uint64
-	Entries     uint64 // with their leaf
-	Elided      uint64 // as a leaf hash only
+	Origin   string
+	TreeSize uint64
+	Root     Hash
+	From, To uint64
+	Entries  uint64 // with their leaf
+	Elided   uint64 // as a leaf hash only
 	// ElidedRanges are the elided entries, as ranges [first, last]: what
 	// the export does not show, whatever its header says it left out.
 	ElidedRanges [][2]uint64
