@@ -48,6 +48,10 @@ func (d *DB) DeleteCheckpointsFrom(t *testing.T, size uint64) {
 
 func (d *DB) RewriteEvidence(t *testing.T, stmt string) { d.tamper(t, stmt) }
 
+func (d *DB) ReplaceSnapshotBody(t *testing.T, id uint64, body []byte) {
+	d.tamper(t, fmt.Sprintf(`UPDATE snapshots SET body = '\x%x' WHERE id = %d`, body, id))
+}
+
 func (d *DB) InsertArtifact(t *testing.T, id uint64, digest string) {
 	d.tamper(t, fmt.Sprintf(`INSERT INTO artifacts (id, digest, name, git_commit, repository, build_url, pipeline, reported_by, reported_at, author) VALUES (%d, '%s', 'registry.example.com/forged', '', '', '', '', 'dba', now(), '')`, id, digest))
 }

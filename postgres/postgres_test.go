@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vouch-dev/vouch/auth"
+	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/postgres"
@@ -215,6 +216,13 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	v, _ := journal.NewVerifier(vkey)
 	if rep, err := journal.VerifyStore(ctx, auditor, v, journal.VerifyOptions{}, nil); err != nil || rep.Size != 6 {
 		t.Errorf("vouch_auditor verifying: %+v, %v", rep, err)
+	}
+	// …and the audits of what verify checks against the journal.
+	if _, err := evidence.Audit(ctx, auditor, auditor, nil); err != nil {
+		t.Errorf("vouch_auditor auditing the evidence: %v", err)
+	}
+	if _, err := drift.AuditProjections(ctx, auditor, auditor); err != nil {
+		t.Errorf("vouch_auditor auditing the decisions and snapshots: %v", err)
 	}
 	if err := auditor.ExecForTest(ctx, `INSERT INTO journal_checkpoints VALUES (99, '\x00', '\x00', now())`); err == nil {
 		t.Error("vouch_auditor could insert")

@@ -19,6 +19,9 @@ GRANT EXECUTE ON FUNCTION vouch_journal_append(text[], timestamptz[], text[], te
 CREATE ROLE vouch_auditor LOGIN;
 GRANT USAGE ON SCHEMA public TO vouch_auditor;
 GRANT SELECT ON journal_entries, journal_nodes, journal_checkpoints, journal_tree TO vouch_auditor;
+-- …and the copies of it that verify audits: the evidence the webhook reads,
+-- the decisions log and the snapshot records the console reads.
+GRANT SELECT ON artifacts, attestations, approvals, decisions, decision_digests, snapshots TO vouch_auditor;
 
 -- Added with migration 0004.
 GRANT SELECT, INSERT ON snapshots TO vouch_app;

@@ -25,6 +25,7 @@ type integrityCheck struct {
 	store interface {
 		journal.StoreSource
 		evidence.AuditSource
+		drift.ProjectionSource
 	}
 	verifier note.Verifier
 	interval time.Duration
@@ -61,11 +62,12 @@ func (c *integrityCheck) checkOnce(ctx context.Context) {
 	size, records, err := c.check(ctx)
 	var verr *journal.VerifyError
 	var aerr *evidence.AuditError
+	var perr *drift.ProjectionError
 	switch {
 	case err == nil:
 		c.observe("passed", time.Now())
 		c.log.Info("integrity check passed", "entries", size, "evidence_records", records, "took", time.Since(start).Round(time.Millisecond))
-	case errors.As(err, &verr), errors.As(err, &aerr):
+	case errors.As(err, &verr), errors.As(err, &aerr), errors.As(err, &perr):
 		c.observe("failed", time.Now())
 		c.log.Error("integrity check failed: the stored journal or evidence was changed outside Vouch", "error", err)
 		c.alert(ctx, drift.Notification{Event: "integrity-check-failed", Summary: err.Error()})
@@ -87,6 +89,11 @@ func (c *integrityCheck) check(ctx context.Context) (uint64, int, error) {
 	if err != nil {
 		return rep.Size, n, fmt.Errorf("evidence: %w", err)
 	}
+	p, err := drift.AuditProjections(ctx, c.store, c.store)
+	if err != nil {
+		return rep.Size, n + p, fmt.Errorf("decisions and snapshots: %w", err)
+	}
+	n += p
 	if cp, err := c.store.LatestCheckpoint(ctx); err == nil && cp.Size <= rep.Size {
 		c.known = &cp // the next check must find the journal grown from it
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vouch-dev/vouch/console"
+	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/postgres"
@@ -238,6 +239,15 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 		fmt.Fprintf(stdout, "OK: each of the %d evidence records the webhook reads is the journal entry of its id\n", n)
+		n, err = drift.AuditProjections(ctx, st, st)
+		var pbad *drift.ProjectionError
+		if errors.As(err, &pbad) {
+			fmt.Fprintf(stdout, "FAILED: %s\n", pbad)
+			return errVerifyFailed
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "OK: each of the %d decisions and snapshot records the console reads is its journal entry\n", n)
 		fmt.Fprintf(stdout, "verified in %s (%.0f entries/s)\n", took.Round(time.Millisecond), float64(rep.Size)/took.Seconds())
 		return nil
 	}
@@ -365,7 +375,8 @@ type readOnlyStore interface {
 	journal.StoreSource
 	replay.Journal
 	replay.EvidenceLookup
-	evidence.RefLister
+	evidence.AuditSource
+	drift.ProjectionSource
 	Close() error
 }
 

@@ -58,7 +58,8 @@ func TestJournalAudit(t *testing.T) {
 			store = []string{"--database-url", url}
 		}
 		out = v.cli(append([]string{"journal", "verify", "--public-key", publicKey, "--checkpoint", filepath.Join(published, "checkpoint.21")}, store...)...)
-		if !strings.Contains(out, "OK: the store's journal of 22 entries verifies") || !strings.Contains(out, "evidence records the webhook reads is the journal entry of its id") {
+		if !strings.Contains(out, "OK: the store's journal of 22 entries verifies") || !strings.Contains(out, "evidence records the webhook reads is the journal entry of its id") ||
+			!strings.Contains(out, "decisions and snapshot records the console reads is its journal entry") {
 			t.Errorf("store verify output:\n%s", out)
 		}
 	})

@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -217,5 +219,54 @@ func testPeriods(t *testing.T, s Store) {
 	}
 	if got, complete, _ := svc.Periods(ctx, "prod", digest(1), t0.Add(time.Minute), 2); complete || len(got) != 1 || got[0].Until != nil {
 		t.Errorf("Periods of 2 records = %v, complete %v; want the first period open, incomplete", got, complete)
+	}
+}
+
+// testAuditProjections: the decisions log and the snapshot records, which
+// the console reads, are checked against their journal entries; a row
+// changed in its table is found.
+func testAuditProjections(t *testing.T, s Store) {
+	ctx := context.Background()
+	decisions := decisionHistory(t, s)
+	a := journal.NewAppender(s, journal.AppenderOptions{})
+	defer a.Close(ctx)
+	rec := &drift.Recorder{Journal: a, Store: s, Heartbeat: time.Hour, FullEvery: 3}
+	w := func(name string) drift.Workload {
+		return drift.Workload{Namespace: "ns", Kind: "Deployment", Name: name, Pods: 1, Started: t0,
+			Containers: []drift.Container{{Name: "c", Image: "registry.example.com/" + name, Digest: digest(1)}}}
+	}
+	var last uint64
+	for i, ws := range [][]drift.Workload{{w("db")}, {w("db"), w("web")}, {w("db"), w("web"), w("api")}} {
+		res, err := rec.Record(ctx, drift.Snapshot{Environment: "prod", Time: t0.Add(time.Duration(i) * time.Minute), Workloads: ws}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res.ID
+	}
+	n, err := drift.AuditProjections(ctx, s, s)
+	if err != nil || n != len(decisions)+3 {
+		t.Fatalf("AuditProjections = %d, %v; want %d rows, no error", n, err, len(decisions)+3)
+	}
+	tp, ok := s.(Tamperer)
+	if !ok {
+		t.Fatalf("%T does not implement storetest.Tamperer", s)
+	}
+	// A denial shown as allowed; a workload dropped from what ran.
+	tp.RewriteEvidence(t, `UPDATE decisions SET allowed = NOT allowed WHERE idx = 6`)
+	recs, err := s.Records(ctx, "prod", last, last)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("Records = %v, %v", recs, err)
+	}
+	r := recs[0].Record
+	if r.Diff == nil || len(r.Diff.Started) != 1 {
+		t.Fatalf("the last record is %+v, want a delta that starts api", r)
+	}
+	r.Diff.Started = []drift.Workload{}
+	body, _ := json.Marshal(r)
+	tp.ReplaceSnapshotBody(t, last, body)
+	_, err = drift.AuditProjections(ctx, s, s)
+	var pe *drift.ProjectionError
+	if !errors.As(err, &pe) || pe.Count != 2 || !strings.Contains(err.Error(), "decision 6") || !strings.Contains(err.Error(), fmt.Sprintf("snapshot record %d", last)) {
+		t.Fatalf("AuditProjections after two rows changed = %v; want the decision and the record named", err)
 	}
 }

@@ -33,8 +33,10 @@ type Tamperer interface {
 	// InsertArtifact puts an artifact row into the evidence tables without
 	// a journal entry.
 	InsertArtifact(t *testing.T, id uint64, digest string)
-	// RewriteEvidence runs an UPDATE on the evidence tables.
+	// RewriteEvidence runs an UPDATE on the evidence or decisions tables.
 	RewriteEvidence(t *testing.T, stmt string)
+	// ReplaceSnapshotBody stores body as the snapshot record id's.
+	ReplaceSnapshotBody(t *testing.T, id uint64, body []byte)
 }
 
 type keys struct {

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ArtifactPrefixes", testArtifactPrefixes},
 		{"Sightings", testSightings},
 		{"Decisions", testDecisions},
+		{"AuditProjections", testAuditProjections},
 		{"Periods", testPeriods},
 	}
 	t.Run("StoreTamperMatrix", func(t *testing.T) { testStoreTamperMatrix(t, open) })
