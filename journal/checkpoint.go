@@ -20,29 +20,36 @@ import (
 // Checkpoint is a signed tree head in the C2SP tlog-checkpoint format
 // (https://c2sp.org/tlog-checkpoint): a signed note (golang.org/x/mod/sumdb/note,
 // Ed25519) whose text is the origin, the tree size and the base64 root hash,
-// one per line.
+// one per line, and one extension line, "time <RFC 3339>": when it was
+// signed, under the signature (checkpoints signed before it was added have
+// none).
 type Checkpoint struct {
 	Origin string
 	Size   uint64
 	Root   Hash
 	// Note is the complete signed note, as published.
 	Note []byte
-	// Time is when it was signed (kept by the store; not part of the note).
+	// Time is when it was signed: the note's time line, or for an older
+	// stored checkpoint without one, when the store kept it.
 	Time time.Time
 }
 
+// timeLine starts the extension line that carries the signing time.
+const timeLine = "time "
+
 // checkpointText is the note text of a checkpoint.
-func checkpointText(origin string, size uint64, root Hash) string {
-	return fmt.Sprintf("%s\n%d\n%s\n", origin, size, base64.StdEncoding.EncodeToString(root[:]))
+func checkpointText(origin string, size uint64, root Hash, at time.Time) string {
+	return fmt.Sprintf("%s\n%d\n%s\n%s%s\n", origin, size, base64.StdEncoding.EncodeToString(root[:]), timeLine, at.Format(time.RFC3339Nano))
 }
 
 // SignCheckpoint signs the tree head (size, root) as origin.
 func SignCheckpoint(s note.Signer, origin string, size uint64, root Hash, now time.Time) (Checkpoint, error) {
-	msg, err := note.Sign(&note.Note{Text: checkpointText(origin, size, root)}, s)
+	at := now.UTC().Truncate(time.Microsecond)
+	msg, err := note.Sign(&note.Note{Text: checkpointText(origin, size, root, at)}, s)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("sign checkpoint: %w", err)
 	}
-	return Checkpoint{Origin: origin, Size: size, Root: root, Note: msg, Time: now.UTC().Truncate(time.Microsecond)}, nil
+	return Checkpoint{Origin: origin, Size: size, Root: root, Note: msg, Time: at}, nil
 }
 
 // KeyID names a verifier's key as note does: its name and key hash
@@ -86,6 +93,13 @@ func ParseCheckpoint(text string) (Checkpoint, error) {
 	}
 	c := Checkpoint{Origin: lines[0], Size: size}
 	copy(c.Root[:], root)
+	for _, ext := range strings.Split(strings.TrimSuffix(lines[3], "\n"), "\n") {
+		if v, ok := strings.CutPrefix(ext, timeLine); ok {
+			if c.Time, err = time.Parse(time.RFC3339Nano, v); err != nil {
+				return Checkpoint{}, fmt.Errorf("checkpoint: time %q is not RFC 3339", v)
+			}
+		}
+	}
 	return c, nil
 }
 
@@ -207,6 +221,9 @@ func StoredCheckpoint(size uint64, root, msg []byte, at time.Time) (Checkpoint, 
 	if c.Size != size || !bytes.Equal(c.Root[:], root) {
 		return Checkpoint{}, fmt.Errorf("stored checkpoint %d: its note says size %d root %s", size, c.Size, c.Root)
 	}
-	c.Note, c.Time = msg, at.UTC()
+	c.Note = msg
+	if c.Time.IsZero() {
+		c.Time = at.UTC()
+	}
 	return c, nil
 }

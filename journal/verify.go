@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -49,6 +50,7 @@ type ExportReport struct {
 	Origin   string
 	TreeSize uint64
 	Root     Hash
+	Signed   time.Time // the checkpoint's signed time; zero if it has none
 	From, To uint64
 	Entries  uint64 // with their leaf
 	Elided   uint64 // as a leaf hash only
@@ -90,7 +92,7 @@ func VerifyExport(r io.Reader, v note.Verifier, opts VerifyOptions) (ExportRepor
 		return ExportReport{}, verifyErr(-1, "header (origin %q, size %d, range %d-%d) does not match its signed checkpoint (origin %q, size %d)",
 			h.Origin, h.TreeSize, h.From, h.To, cp.Origin, cp.Size)
 	}
-	rep := ExportReport{Origin: cp.Origin, TreeSize: cp.Size, Root: cp.Root, From: h.From, To: h.To, Kind: h.Kind, Environment: h.Environment}
+	rep := ExportReport{Origin: cp.Origin, TreeSize: cp.Size, Root: cp.Root, Signed: cp.Time, From: h.From, To: h.To, Kind: h.Kind, Environment: h.Environment}
 
 	left, err1 := parseHexHashes(h.Left)
 	right, err2 := parseHexHashes(h.Right)

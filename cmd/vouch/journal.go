@@ -277,6 +277,7 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stdout, "OK: %s of journal %q verify against its checkpoint of %d entries (root %s), signed by %s\n",
 		what, rep.Origin, rep.TreeSize, rep.Root, journal.KeyID(v))
 	fmt.Fprintf(stdout, "  %d entries in full, %d elided to their hash, %d checkpoints checked along the way\n", rep.Entries, rep.Elided, rep.Checkpoints)
+	printSigned(stdout, rep.Signed)
 	if rep.Elided > 0 {
 		fmt.Fprintf(stdout, "  elided (present, not shown): %s; the export's header says it selected %s, which no signature covers\n",
 			rangeList(rep.ElidedRanges, 20), exportFilter(rep))
@@ -333,8 +334,18 @@ func journalVerifyPackage(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "OK: %d entries about %s are in the journal %q as signed by %s at %d entries (root %s); %d documents match their sha256; evidence.json's records are the entries'\n",
 		rep.Proven, rep.Digest, rep.Checkpoint.Origin, journal.KeyID(v), rep.Checkpoint.Size, rep.Checkpoint.Root, rep.Blobs)
+	printSigned(stdout, rep.Checkpoint.Time)
 	fmt.Fprintln(stdout, "  This proves what the package shows was recorded, not that nothing was left out: verify a journal export for that.")
 	return nil
+}
+
+// printSigned says when the checkpoint was signed (under its signature):
+// nothing journaled after that is covered.
+func printSigned(w io.Writer, at time.Time) {
+	if !at.IsZero() {
+		fmt.Fprintf(w, "  the checkpoint was signed at %s (%s ago): nothing journaled after that is covered\n",
+			at.UTC().Format(time.RFC3339), time.Since(at).Round(time.Second))
+	}
 }
 
 func printKnown(w io.Writer, known *journal.Checkpoint) {
