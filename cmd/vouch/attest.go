@@ -25,7 +25,8 @@ const attestHelp = `Usage:
   vouch attest junit   --name NAME SUBJECT [--url URL] results.xml…
       JUnit XML reports (Surefire, Gradle, pytest, go-junit-report, …),
       merged: totals of tests, failures, errors and skipped; passed when
-      no test failed and none had an error
+      no test failed and none had an error, and at least one ran
+      (--allow-empty passes a report without tests)
   vouch attest sarif   --name NAME SUBJECT [--fail-on error|warning|note|none] scan.sarif
       a SARIF 2.1.0 log: findings counted by level; passed when none
       reaches --fail-on (default error)
@@ -104,7 +105,10 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	exitCode := fs.Bool("exit-code", false, "exit 1 when the attestation failed")
 	upload := fs.Bool("upload", true, "upload the documents as blobs")
 	var failOn, passed, typ, doc, payload string
+	var allowEmpty bool
 	switch format {
+	case "junit":
+		fs.BoolVar(&allowEmpty, "allow-empty", false, "pass a report in which no test ran (by default it fails: a test glob that matched nothing must not pass a gate)")
 	case "sarif":
 		fs.StringVar(&failOn, "fail-on", string(sarif.DefaultFailOn), "the level from which findings fail: error, warning, note or none")
 	case "generic":
@@ -139,7 +143,7 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var at attestation
 	switch format {
 	case "junit":
-		at, err = junitAttestation(digest, *name, fs.Args())
+		at, err = junitAttestation(digest, *name, fs.Args(), allowEmpty)
 	case "sarif":
 		at, err = sarifAttestation(digest, *name, failOn, fs.Arg(0))
 	case "sbom":
@@ -267,7 +271,7 @@ func parseDocument[T any](path string, parse func(io.Reader) (T, error)) (T, []b
 	return v, b, nil
 }
 
-func junitAttestation(digest, name string, paths []string) (attestation, error) {
+func junitAttestation(digest, name string, paths []string, allowEmpty bool) (attestation, error) {
 	var at attestation
 	var reports []junit.Report
 	for _, p := range paths {
@@ -284,6 +288,11 @@ func junitAttestation(digest, name string, paths []string) (attestation, error) 
 	at.summary = fmt.Sprintf("%d tests, %d failures, %d errors, %d skipped", t.Tests, t.Failures, t.Errors, t.Skipped)
 	if len(paths) > 1 {
 		at.summary += fmt.Sprintf(" in %d files", len(paths))
+	}
+	if t.Tests == 0 && !allowEmpty {
+		no := false
+		at.report.Passed = &no
+		at.summary += ": no test ran, which fails (--allow-empty passes it)"
 	}
 	return at, nil
 }

@@ -88,3 +88,23 @@ func TestAttestIntoto(t *testing.T) {
 		t.Errorf("attest intoto -o json (-want +got):\n%s\n%s", diff, out)
 	}
 }
+
+// TestJUnitWithoutTests: a report in which no test ran fails (a glob
+// that matched nothing must not pass a gate), unless --allow-empty.
+func TestJUnitWithoutTests(t *testing.T) {
+	s := newAPIServer(t)
+	noCI(t)
+	empty := filepath.Join(t.TempDir(), "TEST-none.xml")
+	if err := os.WriteFile(empty, []byte(`<testsuite name="s" tests="0"></testsuite>`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := evidence.BlobDigest([]byte("app"))
+	out, errOut, code := s.vouch("attest", "junit", "--name", "unit-tests", "--digest", d, "--exit-code", empty)
+	if code != 1 || !strings.Contains(out, "FAILED unit-tests") || !strings.Contains(out, "no test ran") {
+		t.Errorf("no tests: exit %d, stdout %q, stderr %q; want FAILED, exit 1", code, out, errOut)
+	}
+	out, errOut, code = s.vouch("attest", "junit", "--name", "unit-tests", "--digest", d, "--allow-empty", "--exit-code", empty)
+	if code != 0 || !strings.Contains(out, "PASSED unit-tests") {
+		t.Errorf("no tests, --allow-empty: exit %d, stdout %q, stderr %q; want PASSED", code, out, errOut)
+	}
+}
