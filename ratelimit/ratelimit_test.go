@@ -34,14 +34,7 @@ func TestMemory(t *testing.T) {
 }
 
 func TestRedisSharesTheCountAndSurvivesRedis(t *testing.T) {
-	if testing.Short() {
-		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
-	}
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := redistest.ForTest(t)
 	opts, _ := redis.ParseURL(srv.URL())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a := ratelimit.NewRedis(redis.NewClient(opts), 5, log)
@@ -77,14 +70,7 @@ func TestRedisSharesTheCountAndSurvivesRedis(t *testing.T) {
 // deadline and the limiter counts in memory for a while, without asking
 // Redis again.
 func TestRedisHung(t *testing.T) {
-	if testing.Short() {
-		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
-	}
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := redistest.ForTest(t)
 	opts, err := rediscache.ClientOptions(srv.URL())
 	if err != nil {
 		t.Fatal(err)

@@ -30,14 +30,7 @@ func (c *counting) Lookup(ctx context.Context, digests []string) (map[string]evi
 }
 
 func TestSharedCache(t *testing.T) {
-	if testing.Short() {
-		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
-	}
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := redistest.ForTest(t)
 	ctx := context.Background()
 	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "vouch.db")})
 	if err != nil {
@@ -202,14 +195,7 @@ func failing(ev evidence.Evidence) bool {
 // accepted, nothing is read) costs one short deadline; then the breaker
 // leaves it alone and the store answers at once.
 func TestHungRedis(t *testing.T) {
-	if testing.Short() {
-		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
-	}
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := redistest.ForTest(t)
 	ctx := context.Background()
 	st := newStore(t)
 	opts, err := rediscache.ClientOptions(srv.URL())
@@ -270,14 +256,7 @@ func TestHungRedis(t *testing.T) {
 // passing evidence again: not through the replica that wrote, nor one that
 // heard the change from the store's feed, nor one started meanwhile.
 func TestFailedInvalidationNeverServesStale(t *testing.T) {
-	if testing.Short() {
-		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
-	}
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := redistest.ForTest(t)
 	ctx := context.Background()
 	opts, err := rediscache.ClientOptions(srv.URL())
 	if err != nil {
@@ -368,14 +347,7 @@ func TestFailedInvalidationNeverServesStale(t *testing.T) {
 // TestTooManyPending: past MaxPending digests, Redis is bypassed until
 // every key of the cache is deleted.
 func TestTooManyPending(t *testing.T) {
-	if testing.Short() {
-		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
-	}
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := redistest.ForTest(t)
 	ctx := context.Background()
 	opts, _ := rediscache.ClientOptions(srv.URL())
 	raw := redis.NewClient(opts)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,21 @@ type Server struct {
 	port int
 	cmd  *exec.Cmd
 	done chan error
+}
+
+// ForTest starts a server for t and stops it when t ends. With -short it
+// skips t; otherwise a server that cannot start fails t.
+func ForTest(t testing.TB) *Server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("Redis tests do not run with -short; without -short they fail when redis-server is missing")
+	}
+	srv, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv
 }
 
 // Start starts a server. Call Stop when done.
