@@ -26,6 +26,7 @@ type Metrics struct {
 	spoolEntries     prometheus.Gauge
 	spoolRefused     prometheus.Counter
 	checkpointSize   prometheus.Gauge
+	checkpointRefuse prometheus.Gauge
 	compliance       *prometheus.GaugeVec
 	publishErrors    prometheus.Counter
 	integrityChecks  *prometheus.CounterVec
@@ -82,6 +83,10 @@ func New() *Metrics {
 			Name: "vouch_journal_checkpoint_size",
 			Help: "Tree size of the latest signed journal checkpoint.",
 		}),
+		checkpointRefuse: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vouch_journal_checkpoint_refused",
+			Help: "1 while the leader refuses to sign: the stored journal does not extend a checkpoint signed before (rewritten, or restored from an older backup).",
+		}),
 		compliance: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vouch_compliance_artifacts",
 			Help: "Running artifacts by environment and compliance status (compliant, non-compliant, unknown, undocumented, failed).",
@@ -104,7 +109,7 @@ func New() *Metrics {
 		}),
 	}
 	reg.MustRegister(m.admissions, m.throttled, m.admissionLatency, m.evidence, m.journalAppends, m.journalBatch, m.journalCommit,
-		m.spoolEntries, m.spoolRefused, m.checkpointSize, m.publishErrors, m.compliance, m.integrityChecks, m.integrityOK, m.leader,
+		m.spoolEntries, m.spoolRefused, m.checkpointSize, m.checkpointRefuse, m.publishErrors, m.compliance, m.integrityChecks, m.integrityOK, m.leader,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -155,10 +160,15 @@ func (m *Metrics) ObserveSpool(pending, setAside int) {
 // fits journal.CheckpointerOptions.Observe.
 func (m *Metrics) ObserveCheckpoint(c journal.Checkpoint, publishErr error) {
 	m.checkpointSize.Set(float64(c.Size))
+	m.checkpointRefuse.Set(0)
 	if publishErr != nil {
 		m.publishErrors.Inc()
 	}
 }
+
+// CheckpointRefused records that the leader refuses to sign checkpoints,
+// until the next one it signs.
+func (m *Metrics) CheckpointRefused() { m.checkpointRefuse.Set(1) }
 
 // SetCompliance publishes an environment's compliance counts.
 func (m *Metrics) SetCompliance(environment string, counts map[string]int) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/metrics"
 )
 
@@ -108,5 +109,22 @@ func TestLead(t *testing.T) {
 	}
 	if got := value(t, m, "vouch_compliance_artifacts", `environment="prod",status="compliant"`); got != -1 {
 		t.Errorf("compliance after leadership ended = %v, want no series", got)
+	}
+}
+
+// TestCheckpointRefused: the gauge is 1 from a refusal until the next
+// checkpoint signed.
+func TestCheckpointRefused(t *testing.T) {
+	m := metrics.New()
+	if got := value(t, m, "vouch_journal_checkpoint_refused", ""); got != 0 {
+		t.Fatalf("at start = %v, want 0", got)
+	}
+	m.CheckpointRefused()
+	if got := value(t, m, "vouch_journal_checkpoint_refused", ""); got != 1 {
+		t.Errorf("after a refusal = %v, want 1", got)
+	}
+	m.ObserveCheckpoint(journal.Checkpoint{Size: 9}, nil)
+	if got := value(t, m, "vouch_journal_checkpoint_refused", ""); got != 0 {
+		t.Errorf("after a signed checkpoint = %v, want 0", got)
 	}
 }

@@ -254,6 +254,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 	// A journal the checkpointer will not sign is an integrity failure.
 	refused := func(ctx context.Context, err error) {
+		m.CheckpointRefused()
 		alerts.monitor.Alert(ctx, drift.Notification{Event: "integrity-check-failed", Summary: err.Error()})
 	}
 	checkpointer, publicKey, err := newCheckpointer(cfg, st, m, log, refused)
