@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -80,12 +83,12 @@ func (r *CertRotator) Ensure(ctx context.Context) error {
 		}
 		r.Logger.Info("renewed the webhook certificate", "secret", r.Namespace+"/"+r.Secret, "names", r.DNSNames)
 	}
-	return r.patchCABundle(ctx, nb.CACert)
+	return r.patchCABundle(ctx, nb.CACert, now())
 }
 
-// patchCABundle sets caBundle on every webhook of the configuration that
-// does not already carry the CA.
-func (r *CertRotator) patchCABundle(ctx context.Context, ca []byte) error {
+// patchCABundle makes every webhook of the configuration trust the CA
+// (caBundle: the CA, then the previous one while it is valid).
+func (r *CertRotator) patchCABundle(ctx context.Context, ca []byte, now time.Time) error {
 	if r.Webhook == "" {
 		return nil
 	}
@@ -106,9 +109,9 @@ func (r *CertRotator) patchCABundle(ctx context.Context, ca []byte) error {
 	stale := false
 	for _, w := range cfg.Webhooks {
 		h := hook{Name: w.Name}
-		h.ClientConfig.CABundle = ca
+		h.ClientConfig.CABundle = caBundle(ca, w.ClientConfig.CABundle, now)
 		patch.Webhooks = append(patch.Webhooks, h)
-		stale = stale || !bytes.Equal(w.ClientConfig.CABundle, ca)
+		stale = stale || !bytes.Equal(w.ClientConfig.CABundle, h.ClientConfig.CABundle)
 	}
 	if !stale {
 		return nil
@@ -120,6 +123,29 @@ func (r *CertRotator) patchCABundle(ctx context.Context, ca []byte) error {
 	}
 	r.Logger.Info("webhook configuration now trusts the CA", "webhook", r.Webhook)
 	return nil
+}
+
+// caBundle is ca followed by the first CA of the current bundle that is
+// another and still valid: after a new CA (the old one expiring, or the
+// Secret deleted), replicas serve the old CA's certificate until they
+// read the Secret again, and the apiserver must go on trusting it.
+func caBundle(ca, current []byte, now time.Time) []byte {
+	out := slices.Clone(ca)
+	var own []byte
+	if block, _ := pem.Decode(ca); block != nil {
+		own = block.Bytes
+	}
+	for rest := current; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return out
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil || !c.IsCA || now.After(c.NotAfter) || bytes.Equal(block.Bytes, own) {
+			continue
+		}
+		return append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: block.Bytes})...)
+	}
 }
 
 // DefaultCertCheckInterval is how often the certificate and the webhook's
