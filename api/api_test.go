@@ -376,6 +376,23 @@ func TestAuthentication(t *testing.T) {
 	if code, _, _ := f.do("DELETE", "/api/v1/tokens/nope", "admin", "", ""); code != 404 {
 		t.Errorf("revoke unknown = %d, want 404", code)
 	}
+	// A token that names its person: its approvals record the person; a
+	// client cannot claim identities in the approval itself.
+	code, created = f.postJSON("/api/v1/tokens", "admin", `{"name":"rm-alice","scopes":["approvals:write"],"identities":["Alice@Example.com","alice"]}`)
+	if code != 201 || fmt.Sprint(created["identities"]) != "[alice@example.com alice]" {
+		t.Fatalf("create token with identities = %d %v", code, created)
+	}
+	f.tokens["rm-alice"] = created["secret"].(string)
+	if code, _ := f.postJSON("/api/v1/approvals", "rm-alice", `{"digest":"`+digest(1)+`","environment":"prod","decision":"approved","approver_identities":["bob"]}`); code != 400 {
+		t.Errorf("an approval claiming identities = %d, want 400", code)
+	}
+	code, ap := f.postJSON("/api/v1/approvals", "rm-alice", `{"digest":"`+digest(1)+`","environment":"prod","decision":"approved"}`)
+	if code != 201 || ap["approver"] != "rm-alice" || fmt.Sprint(ap["approver_identities"]) != "[alice@example.com alice]" {
+		t.Errorf("approval by a token with identities = %d %v; want the token's identities", code, ap)
+	}
+	if code, out := f.postJSON("/api/v1/tokens", "admin", `{"name":"rm-x","scopes":["approvals:write"],"identities":["two words"]}`); code != 422 || !strings.Contains(fmt.Sprint(out["detail"]), "identities") {
+		t.Errorf("an identity with a space = %d %v, want 422 naming identities", code, out)
+	}
 	if code, _ := f.postJSON("/api/v1/tokens", "admin", `{"name":"ci","scopes":["audit:read"]}`); code != 409 {
 		t.Errorf("duplicate token name = %d, want 409", code)
 	}
@@ -386,8 +403,8 @@ func TestAuthentication(t *testing.T) {
 		t.Errorf("non-admin creating a token = %d, want 403", code)
 	}
 	code, list, _ := f.do("GET", "/api/v1/tokens", "admin", "", "")
-	if code != 200 || len(list["tokens"].([]any)) != 5 || strings.Contains(fmt.Sprint(list), "hash") {
-		t.Errorf("list tokens = %d %v, want 5 tokens and no hashes", code, list)
+	if code != 200 || len(list["tokens"].([]any)) != 6 || strings.Contains(fmt.Sprint(list), "hash") {
+		t.Errorf("list tokens = %d %v, want 6 tokens and no hashes", code, list)
 	}
 }
 
