@@ -75,3 +75,61 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRestoredStoreIsNotSigned is the restore from an older backup: the
+// leader refuses to sign over the published checkpoint, says so, sets the
+// metric, and the published checkpoint stays as it was.
+func TestRestoredStoreIsNotSigned(t *testing.T) {
+	published := t.TempDir()
+	v := start(t, "", "--checkpoint-interval", "200ms", "--checkpoint-publish", published)
+	latest := func() string {
+		b, _ := os.ReadFile(filepath.Join(published, "checkpoint"))
+		return string(b)
+	}
+	v.admit("before-backup", "default", "nginx:1.27")
+	waitFor(t, func() bool { return strings.Contains(latest(), "\n2\n") })
+	v.stop()
+	backup := t.TempDir()
+	for _, f := range []string{"vouch.db", "vouch.db-wal", "vouch.db-shm"} {
+		if b, err := os.ReadFile(filepath.Join(v.dataDir, f)); err == nil {
+			os.WriteFile(filepath.Join(backup, f), b, 0o600)
+		}
+	}
+
+	v.launch()
+	for i := 0; i < 5; i++ {
+		v.admit(fmt.Sprintf("after-backup-%d", i), "default", "nginx:1.27")
+	}
+	waitFor(t, func() bool { return strings.Contains(latest(), "\n7\n") })
+	v.stop()
+	snapshotDir := func() map[string]string {
+		out := map[string]string{}
+		files, _ := os.ReadDir(published)
+		for _, f := range files {
+			b, _ := os.ReadFile(filepath.Join(published, f.Name()))
+			out[f.Name()] = string(b)
+		}
+		return out
+	}
+	before := snapshotDir()
+
+	// The database restored from the backup: two entries, and the
+	// published checkpoint says seven.
+	for _, f := range []string{"vouch.db", "vouch.db-wal", "vouch.db-shm"} {
+		os.Remove(filepath.Join(v.dataDir, f))
+		if b, err := os.ReadFile(filepath.Join(backup, f)); err == nil {
+			os.WriteFile(filepath.Join(v.dataDir, f), b, 0o600)
+		}
+	}
+	v.log.Reset()
+	v.launch()
+	v.admit("after-restore", "default", "nginx:1.27")
+	waitFor(t, func() bool { return strings.Contains(v.log.String(), "refusing to sign a journal checkpoint") })
+	if m := scrapeMetrics(t, v); !strings.Contains(m, "vouch_journal_checkpoint_refused 1") {
+		t.Errorf("/metrics does not show the refusal")
+	}
+	time.Sleep(500 * time.Millisecond) // a few more intervals
+	if after := snapshotDir(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the publish directory changed after the restore:\n%v\nwas:\n%v", after, before)
+	}
+}
