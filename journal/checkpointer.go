@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -71,8 +72,10 @@ type Checkpointer struct {
 	store   CheckpointSource
 	signer  note.Signer
 	opts    CheckpointerOptions
-	signed  *Checkpoint // the last checkpoint this process signed
-	refusal string      // the reason of the refusal last reported
+	refusal string // the reason of the refusal Run last reported
+
+	mu     sync.Mutex  // one Checkpoint at a time (Run's, and the final one at shutdown)
+	signed *Checkpoint // the last checkpoint this process signed
 }
 
 // NewCheckpointer returns a checkpointer signing with s.
@@ -124,6 +127,8 @@ func (c *Checkpointer) Run(ctx context.Context) {
 // It fails with ErrInconsistent, and signs nothing, if the tree does not
 // extend a checkpoint it knows of.
 func (c *Checkpointer) Checkpoint(ctx context.Context) (Checkpoint, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	// Every checkpoint is read before the tree: one signed meanwhile (by a
 	// leader on its way out) is then never larger than the tree.
 	latest, err := c.store.LatestCheckpoint(ctx)
