@@ -129,7 +129,7 @@ func TestChartDefaults(t *testing.T) {
 			t.Errorf("default render lacks %s", want)
 		}
 	}
-	for _, absent := range []string{"ServiceMonitor/vouch", "NetworkPolicy/vouch", "Certificate/vouch"} {
+	for _, absent := range []string{"ServiceMonitor/vouch", "NetworkPolicy/vouch", "Certificate/vouch", "PrometheusRule/vouch"} {
 		if objs[absent] != nil {
 			t.Errorf("default render has %s", absent)
 		}
@@ -209,6 +209,7 @@ func TestChartOptions(t *testing.T) {
 	objs, err := render(t, map[string]any{
 		"certificates":   map[string]any{"mode": "cert-manager", "certManager": map[string]any{"issuerRef": map[string]any{"name": "ca", "kind": "ClusterIssuer"}}},
 		"serviceMonitor": map[string]any{"enabled": true},
+		"prometheusRule": map[string]any{"enabled": true, "integrityCheckIntervalSeconds": 3600},
 		"networkPolicy": map[string]any{"enabled": true, "apiFrom": []any{map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"ci": "true"}}}},
 			"webhookFrom": []any{map[string]any{"ipBlock": map[string]any{"cidr": "10.0.0.0/24"}}}},
 		"webhook":    map[string]any{"failurePolicy": "Ignore", "excludeNamespaces": []any{"sandbox"}},
@@ -219,9 +220,28 @@ func TestChartOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Certificate/vouch", "ServiceMonitor/vouch", "NetworkPolicy/vouch"} {
+	for _, want := range []string{"Certificate/vouch", "ServiceMonitor/vouch", "NetworkPolicy/vouch", "PrometheusRule/vouch"} {
 		if objs[want] == nil {
 			t.Errorf("render lacks %s", want)
+		}
+	}
+	// The alerts select this release's namespace and take their thresholds
+	// from the values: two integrity intervals, 60 % of the webhook timeout.
+	alerts := map[string]string{}
+	for _, r := range get(objs["PrometheusRule/vouch"], "spec", "groups", 0, "rules").([]any) {
+		rule := r.(map[string]any)
+		alerts[rule["alert"].(string)] = rule["expr"].(string)
+	}
+	for name, want := range map[string]string{
+		"VouchAdmissionsRefusedByFailure": `vouch_admissions_total{namespace="vouch-system",decision=~"error|unrecorded"}`,
+		"VouchJournalSpooling":            `max(vouch_journal_spool_entries{namespace="vouch-system"}) > 0`,
+		"VouchCheckpointRefused":          `max(vouch_journal_checkpoint_refused{namespace="vouch-system"}) > 0`,
+		"VouchIntegrityCheckStale":        `vouch_integrity_check_last_passed_timestamp_seconds{namespace="vouch-system"}) > 7200`,
+		"VouchWebhookSlow":                `[5m]))) > 3`,
+		"VouchNoLeader":                   `max(vouch_leader{namespace="vouch-system"}) < 1`,
+	} {
+		if !strings.Contains(alerts[name], want) {
+			t.Errorf("alert %s: expr %q, want it to contain %q", name, alerts[name], want)
 		}
 	}
 	w := objs["ValidatingWebhookConfiguration/vouch"]
