@@ -48,3 +48,20 @@ func Pending(fsys fs.FS, current int) ([]File, error) {
 	}
 	return out, nil
 }
+
+// Latest returns the highest version in fsys: the schema this binary knows.
+func Latest(fsys fs.FS) (int, error) {
+	all, err := Pending(fsys, 0)
+	if err != nil || len(all) == 0 {
+		return 0, err
+	}
+	return all[len(all)-1].Version, nil
+}
+
+// Versions are a database's schema version and the one a binary knows.
+// Found above Known means a newer Vouch migrated the database: this binary
+// works on it only as far as the migrations were backward compatible.
+type Versions struct{ Found, Known int }
+
+// Ahead reports whether the database is newer than the binary.
+func (v Versions) Ahead() bool { return v.Found > v.Known }

@@ -35,7 +35,8 @@ type Config struct {
 
 // DB is the PostgreSQL store.
 type DB struct {
-	pool *pgxpool.Pool
+	pool     *pgxpool.Pool
+	versions migration.Versions // set by migrate
 }
 
 // migrationLock is the advisory lock key held while migrating, so that
@@ -115,6 +116,11 @@ func (d *DB) migrate(ctx context.Context) error {
 	if err := conn.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
+	latest, err := migration.Latest(migrations)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	d.versions = migration.Versions{Found: max(current, latest), Known: latest}
 	files, err := migration.Pending(migrations, current)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
@@ -133,3 +139,7 @@ func (d *DB) migrate(ctx context.Context) error {
 	}
 	return nil
 }
+
+// SchemaVersions returns the database's schema version after migrating,
+// and the one this binary knows.
+func (d *DB) SchemaVersions() migration.Versions { return d.versions }

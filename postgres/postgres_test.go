@@ -439,3 +439,21 @@ func TestScreenAgreesWithAppend(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaVersions: a database a newer Vouch migrated (a rollback) is
+// reported as ahead of this binary, and opens.
+func TestSchemaVersions(t *testing.T) {
+	needServer(t)
+	url := server.Database(t)
+	db := open(t, url)
+	v := db.SchemaVersions()
+	if v.Ahead() || v.Known < 12 || v.Found != v.Known {
+		t.Fatalf("a fresh database: %+v", v)
+	}
+	if err := db.ExecForTest(context.Background(), `INSERT INTO schema_migrations (version) VALUES (999)`); err != nil {
+		t.Fatal(err)
+	}
+	if got := open(t, url).SchemaVersions(); !got.Ahead() || got.Found != 999 || got.Known != v.Known {
+		t.Errorf("a database migrated by a newer Vouch: %+v", got)
+	}
+}

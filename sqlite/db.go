@@ -37,7 +37,8 @@ type Config struct {
 
 // DB is the SQLite store.
 type DB struct {
-	db *sql.DB
+	db       *sql.DB
+	versions migration.Versions // set by migrate
 }
 
 // New opens (creating if needed) the database and applies migrations.
@@ -103,6 +104,11 @@ func (d *DB) migrate(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
+	latest, err := migration.Latest(migrations)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	d.versions = migration.Versions{Found: max(current, latest), Known: latest}
 	files, err := migration.Pending(migrations, current)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
@@ -133,3 +139,7 @@ func anySlice(ss []string) []any {
 	}
 	return out
 }
+
+// SchemaVersions returns the database's schema version after migrating,
+// and the one this binary knows.
+func (d *DB) SchemaVersions() migration.Versions { return d.versions }

@@ -104,3 +104,29 @@ func TestSnapshotDigestsBackfill(t *testing.T) {
 	db := open(t)
 	storetest.SnapshotDigestsBackfill(t, db, db.ExecForTest, "migrations/0009_snapshot_digests.sql")
 }
+
+// TestSchemaVersions: a database a newer Vouch migrated (a rollback) is
+// reported as ahead of this binary, and opens.
+func TestSchemaVersions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vouch.db")
+	ctx := context.Background()
+	db, err := sqlite.New(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := db.SchemaVersions()
+	if v.Ahead() || v.Known < 12 || v.Found != v.Known {
+		t.Fatalf("a fresh database: %+v", v)
+	}
+	if err := db.ExecForTest(ctx, `INSERT INTO schema_migrations (version) VALUES (999)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if db, err = sqlite.New(ctx, sqlite.Config{Path: path}); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := db.SchemaVersions(); !got.Ahead() || got.Found != 999 || got.Known != v.Known {
+		t.Errorf("a database migrated by a newer Vouch: %+v", got)
+	}
+}

@@ -37,6 +37,7 @@ import (
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/kube"
 	"github.com/vouch-dev/vouch/metrics"
+	"github.com/vouch-dev/vouch/migration"
 	"github.com/vouch-dev/vouch/policy"
 	"github.com/vouch-dev/vouch/postgres"
 	"github.com/vouch-dev/vouch/ratelimit"
@@ -58,6 +59,7 @@ type store interface {
 	drift.AdmittedLookup
 	drift.DecisionStore
 	evidence.RefLister
+	SchemaVersions() migration.Versions
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -100,6 +102,10 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	if v := st.SchemaVersions(); v.Ahead() {
+		log.Warn("a newer Vouch migrated the database: this binary knows its schema up to an older version, and works on it only as far as the migrations were backward compatible (docs/install.md, Upgrading); run the newer version",
+			"schema_version", v.Found, "known_version", v.Known)
+	}
 
 	m := metrics.New()
 	// The background work (cache invalidation, the spool's drainer, leader
