@@ -19,18 +19,6 @@ type ProjectionSource interface {
 	Decisions(ctx context.Context, q DecisionQuery) (DecisionPage, error)
 }
 
-// ProjectionError lists rows of the decisions log or the snapshot records
-// that are not what the journal entry of their index holds.
-type ProjectionError struct {
-	Count int
-	First []string
-}
-
-func (e *ProjectionError) Error() string {
-	return fmt.Sprintf("%d rows of the decisions log or the snapshot records are not their journal entries (the console and compliance read them, so they were changed around the journal): %s",
-		e.Count, strings.Join(e.First, "; "))
-}
-
 // AuditProjections checks every decision of the decisions log and every
 // full and delta snapshot record against the journal entry of its index,
 // field by field: what the console shows as "allowed, by …" or "ran" must
@@ -38,13 +26,8 @@ func (e *ProjectionError) Error() string {
 // leaves read here. It returns the number of rows checked.
 func AuditProjections(ctx context.Context, src ProjectionSource, leaves journal.LeafReader) (int, error) {
 	n := 0
-	bad := &ProjectionError{}
-	report := func(what string, index uint64, why string) {
-		bad.Count++
-		if len(bad.First) < 5 {
-			bad.First = append(bad.First, fmt.Sprintf("%s %d: %s", what, index, why))
-		}
-	}
+	bad := &journal.MismatchError{Summary: "rows of the decisions log or the snapshot records are not their journal entries (the console and compliance read them, so they were changed around the journal)"}
+	report := func(what string, index uint64, why string) { bad.Add(fmt.Sprintf("%s %d: %s", what, index, why)) }
 	for before := uint64(0); ; {
 		page, err := src.Decisions(ctx, DecisionQuery{Before: before, Limit: MaxDecisionLimit})
 		if err != nil {
@@ -52,10 +35,7 @@ func AuditProjections(ctx context.Context, src ProjectionSource, leaves journal.
 		}
 		for _, d := range page.Decisions {
 			n++
-			e, why := entryAt(ctx, leaves, d.Index)
-			if why == "" {
-				why = sameDecision(d, e)
-			}
+			why := compare(ctx, leaves, d.Index, func(e journal.Entry) string { return sameDecision(d, e) })
 			if why != "" {
 				report("decision", d.Index, why)
 			}
@@ -84,36 +64,24 @@ func AuditProjections(ctx context.Context, src ProjectionSource, leaves journal.
 			}
 			for _, r := range recs {
 				n++
-				e, why := entryAt(ctx, leaves, r.ID)
-				if why == "" {
-					why = sameRecord(r, e)
-				}
+				why := compare(ctx, leaves, r.ID, func(e journal.Entry) string { return sameRecord(r, e) })
 				if why != "" {
 					report("snapshot record", r.ID, why)
 				}
 			}
 		}
 	}
-	if bad.Count > 0 {
-		return n, bad
-	}
-	return n, nil
+	return n, bad.Err()
 }
 
-// entryAt reads the journal entry at index, or says why it cannot.
-func entryAt(ctx context.Context, leaves journal.LeafReader, index uint64) (journal.Entry, string) {
-	ls, err := leaves.Leaves(ctx, index, 1)
+// compare says why the row at index is not its journal entry (same
+// says it of the entry), or "".
+func compare(ctx context.Context, leaves journal.LeafReader, index uint64, same func(journal.Entry) string) string {
+	e, err := journal.EntryAt(ctx, leaves, index)
 	if err != nil {
-		return journal.Entry{}, err.Error()
+		return err.Error()
 	}
-	if len(ls) == 0 || ls[0].Index != index {
-		return journal.Entry{}, "the journal has no entry at that index"
-	}
-	e, err := journal.ParseLeaf(index, ls[0].Data)
-	if err != nil {
-		return journal.Entry{}, err.Error()
-	}
-	return e, ""
+	return same(e)
 }
 
 func sameDecision(row Decision, e journal.Entry) string {

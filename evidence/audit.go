@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strings"
 	"time"
 
 	"github.com/vouch-dev/vouch/journal"
@@ -23,17 +22,6 @@ type RefLister interface {
 	// EvidenceRefs returns up to limit records with ids from from, in id
 	// order (artifacts, attestations and approvals together).
 	EvidenceRefs(ctx context.Context, from uint64, limit int) ([]Ref, error)
-}
-
-// AuditError lists evidence records that are not the journal entry of
-// their id.
-type AuditError struct {
-	Count int      // records that do not match
-	First []string // the first few, described
-}
-
-func (e *AuditError) Error() string {
-	return fmt.Sprintf("%d evidence records are not the journal entries of their ids (the webhook uses them, so they were written around the journal): %s", e.Count, strings.Join(e.First, "; "))
 }
 
 // AuditSource is the store side of an audit: its evidence records, listed
@@ -54,7 +42,7 @@ type AuditSource interface {
 func Audit(ctx context.Context, src AuditSource, leaves journal.LeafReader, progress func(done int)) (int, error) {
 	const page = 1000
 	n := 0
-	bad := &AuditError{}
+	bad := &journal.MismatchError{Summary: "evidence records are not the journal entries of their ids (the webhook uses them, so they were written around the journal)"}
 	for from := uint64(0); ; {
 		rs, err := src.EvidenceRefs(ctx, from, page)
 		if err != nil {
@@ -66,10 +54,7 @@ func Audit(ctx context.Context, src AuditSource, leaves journal.LeafReader, prog
 		}
 		for _, r := range rs {
 			if why := checkRef(ctx, leaves, r, stored[r.ID]); why != "" {
-				bad.Count++
-				if len(bad.First) < 5 {
-					bad.First = append(bad.First, fmt.Sprintf("%s %d for %s: %s", r.Kind, r.ID, r.Digest, why))
-				}
+				bad.Add(fmt.Sprintf("%s %d for %s: %s", r.Kind, r.ID, r.Digest, why))
 			}
 		}
 		n += len(rs)
@@ -81,10 +66,7 @@ func Audit(ctx context.Context, src AuditSource, leaves journal.LeafReader, prog
 		}
 		from = rs[len(rs)-1].ID + 1
 	}
-	if bad.Count > 0 {
-		return n, bad
-	}
-	return n, nil
+	return n, bad.Err()
 }
 
 // readRecords reads the records of refs as the webhook reads them, by id.
@@ -164,14 +146,7 @@ func sameJSON(a, b json.RawMessage) bool {
 // checkRef says why r is not the journal entry at its id, or "". stored
 // is the record as the webhook reads it, or nil if it does not read it.
 func checkRef(ctx context.Context, leaves journal.LeafReader, r Ref, stored any) string {
-	ls, err := leaves.Leaves(ctx, r.ID, 1)
-	if err != nil {
-		return err.Error()
-	}
-	if len(ls) == 0 || ls[0].Index != r.ID {
-		return "the journal has no entry at that index"
-	}
-	e, err := journal.ParseLeaf(r.ID, ls[0].Data)
+	e, err := journal.EntryAt(ctx, leaves, r.ID)
 	if err != nil {
 		return err.Error()
 	}

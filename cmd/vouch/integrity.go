@@ -61,13 +61,12 @@ func (c *integrityCheck) checkOnce(ctx context.Context) {
 	start := time.Now()
 	size, records, err := c.check(ctx)
 	var verr *journal.VerifyError
-	var aerr *evidence.AuditError
-	var perr *drift.ProjectionError
+	var merr *journal.MismatchError
 	switch {
 	case err == nil:
 		c.observe("passed", time.Now())
 		c.log.Info("integrity check passed", "entries", size, "evidence_records", records, "took", time.Since(start).Round(time.Millisecond))
-	case errors.As(err, &verr), errors.As(err, &aerr), errors.As(err, &perr):
+	case errors.As(err, &verr), errors.As(err, &merr):
 		c.observe("failed", time.Now())
 		c.log.Error("integrity check failed: the stored journal or evidence was changed outside Vouch", "error", err)
 		c.alert(ctx, drift.Notification{Event: "integrity-check-failed", Summary: err.Error()})

@@ -231,21 +231,12 @@ func journalVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 				last = time.Now()
 			}
 		})
-		var bad *evidence.AuditError
-		if errors.As(err, &bad) {
-			fmt.Fprintf(stdout, "FAILED: %s\n", bad)
-			return errVerifyFailed
-		} else if err != nil {
-			return err
+		if err != nil {
+			return verifyFailed(stdout, err)
 		}
 		fmt.Fprintf(stdout, "OK: each of the %d evidence records the webhook reads is the journal entry of its id\n", n)
-		n, err = drift.AuditProjections(ctx, st, st)
-		var pbad *drift.ProjectionError
-		if errors.As(err, &pbad) {
-			fmt.Fprintf(stdout, "FAILED: %s\n", pbad)
-			return errVerifyFailed
-		} else if err != nil {
-			return err
+		if n, err = drift.AuditProjections(ctx, st, st); err != nil {
+			return verifyFailed(stdout, err)
 		}
 		fmt.Fprintf(stdout, "OK: each of the %d decisions and snapshot records the console reads is its journal entry\n", n)
 		fmt.Fprintf(stdout, "verified in %s (%.0f entries/s)\n", took.Round(time.Millisecond), float64(rep.Size)/took.Seconds())
@@ -357,13 +348,20 @@ func printKnown(w io.Writer, known *journal.Checkpoint) {
 // errVerifyFailed is a verification failure, already printed.
 var errVerifyFailed = errors.New("verification failed")
 
+// verifyFailed prints a failed verification or audit (exit 1); any other
+// error is returned as it is.
 func verifyFailed(stdout io.Writer, err error) error {
 	var ve *journal.VerifyError
-	if errors.As(err, &ve) {
+	var me *journal.MismatchError
+	switch {
+	case errors.As(err, &ve):
 		fmt.Fprintf(stdout, "FAILED: %s\n", ve)
-		return errVerifyFailed
+	case errors.As(err, &me):
+		fmt.Fprintf(stdout, "FAILED: %s\n", me)
+	default:
+		return err
 	}
-	return err
+	return errVerifyFailed
 }
 
 // consistencyFetcher gets consistency proofs from a Vouch server.

@@ -265,7 +265,7 @@ func testAuditProjections(t *testing.T, s Store) {
 	body, _ := json.Marshal(r)
 	tp.ReplaceSnapshotBody(t, last, body)
 	_, err = drift.AuditProjections(ctx, s, s)
-	var pe *drift.ProjectionError
+	var pe *journal.MismatchError
 	if !errors.As(err, &pe) || pe.Count != 2 || !strings.Contains(err.Error(), "decision 6") || !strings.Contains(err.Error(), fmt.Sprintf("snapshot record %d", last)) {
 		t.Fatalf("AuditProjections after two rows changed = %v; want the decision and the record named", err)
 	}

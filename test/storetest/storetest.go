@@ -518,7 +518,7 @@ func testEvidenceAudit(t *testing.T, s Store) {
 	tp.RewriteEvidence(t, fmt.Sprintf(`UPDATE attestations SET passed = NOT passed WHERE id = %d`, test.ID))
 	tp.RewriteEvidence(t, fmt.Sprintf(`UPDATE approvals SET decision = 'rejected' WHERE id = %d`, approval.ID))
 	n, err := evidence.Audit(ctx, s, s, nil)
-	var ae *evidence.AuditError
+	var ae *journal.MismatchError
 	if n != 3 || !errors.As(err, &ae) || ae.Count != 2 || !strings.Contains(err.Error(), "content differs") {
 		t.Fatalf("Audit after two rows changed = %d, %v; want 3 records, 2 changed", n, err)
 	}
