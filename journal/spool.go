@@ -254,11 +254,17 @@ func (s *Spool) rewrite() error {
 	if err := os.Rename(tmp, s.path); err != nil {
 		return err
 	}
-	if d, err := os.Open(filepath.Dir(s.path)); err == nil {
+	syncDir(filepath.Dir(s.path))
+	return nil
+}
+
+// syncDir makes the directory's entries durable (a file created or
+// renamed in it), as far as the platform allows.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return nil
 }
 
 // Drain sequences the spooled entries into the store, oldest first, in
@@ -373,10 +379,7 @@ func (s *Spool) setAside(refused []refusal) error {
 		return err
 	}
 	if statErr != nil { // new: make its directory entry durable too
-		if d, err := os.Open(filepath.Dir(path)); err == nil {
-			d.Sync()
-			d.Close()
-		}
+		syncDir(filepath.Dir(path))
 	}
 	for _, r := range refused {
 		s.log.Error("the journal store refused a spooled entry; set aside, the others drain on",

@@ -208,22 +208,19 @@ func storable(a any) error {
 			return storable(*v)
 		}
 	case []string:
-		for _, x := range v {
-			if err := storable(x); err != nil {
-				return err
-			}
-		}
+		return storableEach(v)
 	case []*string:
-		for _, x := range v {
-			if err := storable(x); err != nil {
-				return err
-			}
-		}
+		return storableEach(v)
 	case []time.Time:
-		for _, x := range v {
-			if err := storable(x); err != nil {
-				return err
-			}
+		return storableEach(v)
+	}
+	return nil
+}
+
+func storableEach[T any](xs []T) error {
+	for _, x := range xs {
+		if err := storable(x); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -200,16 +200,12 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]eviden
 	if len(missing)+len(pending) == 0 {
 		return out, nil
 	}
-	found, err := c.store.Lookup(ctx, append(missing, pending...))
+	asked := append(missing, pending...)
+	found, err := c.store.Lookup(ctx, asked)
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range pending {
-		if ev, ok := found[d]; ok {
-			out[d] = ev
-		}
-	}
-	for _, d := range missing {
+	for _, d := range asked {
 		if ev, ok := found[d]; ok {
 			out[d] = ev
 		}

@@ -213,9 +213,9 @@ func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest,
 			"policy_version", rec.PolicyVersion, "duration_ms", float64(took.Microseconds())/1000)
 	}
 	switch {
-	case rec.Error != "" && !rec.Allowed:
+	case decision == DecisionError:
 		return errored(req.UID, http.StatusInternalServerError, fmt.Errorf("vouch could not decide, so the change is refused: %s", rec.Error))
-	case !rec.Allowed:
+	case decision == DecisionDenied:
 		return denied(req.UID, rec.Messages, rec.Warnings)
 	case rec.PolicyDenied && (rec.Mode == policy.ModeWarn || rec.BreakGlass != ""):
 		return allowed(req.UID, warnWith(rec))
