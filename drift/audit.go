@@ -85,9 +85,22 @@ func compare(ctx context.Context, leaves journal.LeafReader, index uint64, same 
 }
 
 func sameDecision(row Decision, e journal.Entry) string {
+	if e.Kind != journal.KindAdmission {
+		return fmt.Sprintf("the journal entry there is %s, not an admission decision", e.Kind)
+	}
+	if !SameDecision(row, e) {
+		return "it differs from the journal entry (changed in the table)"
+	}
+	return ""
+}
+
+// SameDecision reports whether a decision as the decisions log keeps it
+// (its digests aside, kept in a table of their own) is what the admission
+// entry records.
+func SameDecision(row Decision, e journal.Entry) bool {
 	d, ok := ParseDecision(e)
 	if !ok {
-		return fmt.Sprintf("the journal entry there is %s, not an admission decision", e.Kind)
+		return false
 	}
 	row.Digests, d.Digests = nil, nil // the log keeps them in a table of their own
 	for i, m := range d.Messages {
@@ -96,10 +109,7 @@ func sameDecision(row Decision, e journal.Entry) string {
 	row.Time, d.Time = micro(row.Time), micro(d.Time)
 	a, errA := journal.Canonical(row)
 	b, errB := journal.Canonical(d)
-	if errA != nil || errB != nil || !bytes.Equal(a, b) {
-		return "it differs from the journal entry (changed in the table)"
-	}
-	return ""
+	return errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
 func sameRecord(row StoredRecord, e journal.Entry) string {

@@ -98,29 +98,31 @@ func readRecords(ctx context.Context, src Lookuper, refs []Ref) (map[uint64]any,
 	return out, nil
 }
 
-// sameRecord reports whether a stored record has the content of the one
-// the journal entry holds. Times are compared to the microsecond (what
+// SameRecord reports whether a record (Artifact, Attestation or Approval)
+// has the content of the one the journal entry, of its kind, holds; an
+// attestation's payload only withPayload (Lookup leaves payloads out: the
+// webhook does not read them). Times are compared to the microsecond (what
 // PostgreSQL keeps) and payloads, when read, as JSON values.
-func sameRecord(stored any, e journal.Entry) bool {
+func SameRecord(stored any, e journal.Entry, withPayload bool) bool {
 	switch st := stored.(type) {
 	case Artifact:
 		var j Artifact
-		if DecodeEntry(e, &j) != nil {
+		if e.Kind != KindArtifact || DecodeEntry(e, &j) != nil {
 			return false
 		}
 		st.ReportedAt, j.ReportedAt = micro(st.ReportedAt), micro(j.ReportedAt)
 		return st == j
 	case Attestation:
 		var j Attestation
-		if DecodeEntry(e, &j) != nil || st.Payload != nil && !sameJSON(st.Payload, j.Payload) {
-			return false // (Lookup leaves payloads out: the webhook does not read them)
+		if e.Kind != KindAttestation || DecodeEntry(e, &j) != nil || withPayload && !sameJSON(st.Payload, j.Payload) {
+			return false
 		}
 		st.Payload, j.Payload = nil, nil
 		st.ReportedAt, j.ReportedAt = micro(st.ReportedAt), micro(j.ReportedAt)
 		return reflect.DeepEqual(st, j)
 	case Approval:
 		var j Approval
-		if DecodeEntry(e, &j) != nil {
+		if e.Kind != KindApproval || DecodeEntry(e, &j) != nil {
 			return false
 		}
 		st.ApprovedAt, j.ApprovedAt = micro(st.ApprovedAt), micro(j.ApprovedAt)
@@ -150,11 +152,10 @@ func checkRef(ctx context.Context, leaves journal.LeafReader, r Ref, stored any)
 	if err != nil {
 		return err.Error()
 	}
-	var body struct{ Digest string }
-	if err := json.Unmarshal(e.Body, &body); err != nil || e.Kind != r.Kind || body.Digest != r.Digest {
-		return fmt.Sprintf("the journal entry there is %s for %q", e.Kind, body.Digest)
+	if dg := EntryDigest(e); e.Kind != r.Kind || dg != r.Digest {
+		return fmt.Sprintf("the journal entry there is %s for %q", e.Kind, dg)
 	}
-	if stored != nil && !sameRecord(stored, e) {
+	if stored != nil && !SameRecord(stored, e, false) {
 		return "its content differs from the journal entry's (changed in the tables)"
 	}
 	return ""
