@@ -49,13 +49,20 @@ func Pending(fsys fs.FS, current int) ([]File, error) {
 	return out, nil
 }
 
-// Latest returns the highest version in fsys: the schema this binary knows.
-func Latest(fsys fs.FS) (int, error) {
+// Plan returns the versions (current, the database's; the highest in fsys,
+// the binary's) and the migrations to apply: Pending, read once.
+func Plan(fsys fs.FS, current int) (Versions, []File, error) {
 	all, err := Pending(fsys, 0)
-	if err != nil || len(all) == 0 {
-		return 0, err
+	if err != nil {
+		return Versions{}, nil, err
 	}
-	return all[len(all)-1].Version, nil
+	var v Versions
+	if len(all) > 0 {
+		v.Known = all[len(all)-1].Version
+	}
+	v.Found = max(current, v.Known)
+	first := sort.Search(len(all), func(i int) bool { return all[i].Version > current })
+	return v, all[first:], nil
 }
 
 // Versions are a database's schema version and the one a binary knows.

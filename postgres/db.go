@@ -116,15 +116,11 @@ func (d *DB) migrate(ctx context.Context) error {
 	if err := conn.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	latest, err := migration.Latest(migrations)
+	versions, files, err := migration.Plan(migrations, current)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	d.versions = migration.Versions{Found: max(current, latest), Known: latest}
-	files, err := migration.Pending(migrations, current)
-	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
+	d.versions = versions
 	for _, f := range files {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, f.SQL); err != nil {

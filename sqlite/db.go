@@ -104,15 +104,11 @@ func (d *DB) migrate(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	latest, err := migration.Latest(migrations)
+	versions, files, err := migration.Plan(migrations, current)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	d.versions = migration.Versions{Found: max(current, latest), Known: latest}
-	files, err := migration.Pending(migrations, current)
-	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
+	d.versions = versions
 	for _, f := range files {
 		if _, err := tx.ExecContext(ctx, f.SQL); err != nil {
 			return fmt.Errorf("sqlite: migration %s: %w", f.Name, err)
