@@ -626,7 +626,7 @@ func TestPages(t *testing.T) {
 		{"/environments/nowhere", 404, []string{"There is no environment"}, nil},
 		{"/environments/prod/diff?from=" + url.QueryEscape(at), 200, []string{"Changed (1)", s.v1[:19], s.v2[:19]}, nil},
 		{"/decisions", 200, []string{"uid-v2-denied", "has no release approval for prod"}[1:], nil},
-		{"/decisions?outcome=denied", 200, []string{"has no release approval for prod"}, []string{`badge ok">allowed`}},
+		{"/decisions?outcome=denied", 200, []string{"has no release approval for prod", `class="no-print">why?</a>`}, []string{`badge ok">allowed`}},
 		{"/decisions?outcome=allowed&environment=prod&namespace=prod", 200, []string{`badge ok">allowed`}, []string{`badge bad">denied`}},
 		{"/decisions?q=ALICE", 200, []string{"alice@example.com"}, nil},
 		{"/decisions?q=nobody-at-all", 200, []string{"No decisions match."}, nil},

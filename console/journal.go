@@ -225,6 +225,8 @@ type entryData struct {
 	Checkpoint *journal.Checkpoint
 	Proof      []journal.Hash
 	Verified   error
+	// Why explains an admission decision.
+	Why *explanation
 }
 
 // entry shows one journal entry as it is hashed, with its inclusion proof
@@ -250,6 +252,14 @@ func (c *Console) entry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := entryData{Entry: e}
+	title := fmt.Sprintf("Journal entry %d", i)
+	if e.Kind == journal.KindAdmission {
+		if d.Why, err = c.explain(r.Context(), e); err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		title = fmt.Sprintf("Admission decision %d", i)
+	}
 	if cp, err := c.cfg.Journal.LatestCheckpoint(r.Context()); err == nil && cp.Size > i {
 		d.Checkpoint = &cp
 		d.Proof, d.Verified = journal.InclusionProof(r.Context(), c.cfg.Journal, i, cp.Size)
@@ -257,5 +267,5 @@ func (c *Console) entry(w http.ResponseWriter, r *http.Request) {
 			d.Verified = c.included(r.Context(), i, cp)
 		}
 	}
-	c.render(w, r, http.StatusOK, "entry", fmt.Sprintf("Journal entry %d", i), d)
+	c.render(w, r, http.StatusOK, "entry", title, d)
 }

@@ -60,9 +60,10 @@ var funcs = template.FuncMap{
 		}
 		return buf.String()
 	},
-	"join": strings.Join,
-	"add":  func(a, b int) int { return a + b },
-	"sub":  func(a, b uint64) uint64 { return a - b },
+	"join":  strings.Join,
+	"lower": strings.ToLower,
+	"add":   func(a, b int) int { return a + b },
+	"sub":   func(a, b uint64) uint64 { return a - b },
 	"deref": func(t *time.Time) time.Time {
 		if t == nil {
 			return time.Time{}

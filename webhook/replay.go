@@ -122,3 +122,25 @@ func keep[T any](s []T, ok func(T) bool) []T {
 	}
 	return s
 }
+
+// Artifacts returns the policy's view of each image of the journaled
+// decision rec as the decision had it: the evidence it used (the records
+// rec.Evidence names, taken from found) summarised as of at, its time — the
+// latest attestation of each name, the approval in force — for the console
+// to explain the decision. Allow-listed and exempt images carry no
+// evidence, as in the decision.
+func (rec Record) Artifacts(found map[string]evidence.Evidence, at time.Time) []policy.ArtifactInput {
+	in := &policy.Input{Artifacts: make([]policy.ArtifactInput, len(rec.Images))}
+	used := func(id uint64) bool { return slices.Contains(rec.Evidence, id) }
+	for i, ri := range rec.Images {
+		img, _ := ParseImage(ri.Image)
+		a := policy.ArtifactInput{Container: ri.Container, ContainerType: ri.ContainerType, Image: ri.Image, Name: img.Name, Tag: img.Tag,
+			Digest: ri.Digest, Allowed: ri.Allowed, Attestations: []policy.AttestationInput{}, Approvals: []policy.ApprovalInput{}}
+		if ev, ok := found[ri.Digest]; ok && !ri.Allowed && ri.Digest != "" {
+			addEvidence(&a, asOf(ev, used), rec.Environment)
+		}
+		in.Artifacts[i] = a
+	}
+	in.Summarize(at)
+	return in.Artifacts
+}

@@ -57,7 +57,7 @@ func (p *policyJournal) record(ctx context.Context) error {
 	}
 	p.last, p.lastIdx = &cur, res.Index+1
 	p.log.Info("policy change journaled", "version", cur.Version, "journal_index", res.Index,
-		"added", change.Added, "removed", change.Removed, "modified", change.Modified, "mode_changes", change.ModeChanges)
+		"added", change.Added, "removed", change.Removed, "modified", change.Modified, "mode_changes", change.ModeChanges, "environment_changes", change.EnvironmentChanges)
 	return nil
 }
 

@@ -385,6 +385,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Why the release was allowed: the latest decision about it, explained.
+	tb.follow(`section[aria-labelledby="decisions"] tbody tr:first-child a[href^="/journal/entries/"]`)
+	why := tb.wantText("Admission decision: Allowed: the policy denied nothing", "asked to create Deployment prod/web", "prod required:",
+		"a release approval for prod in force", "approved by release-manager", "CAB-102: second release", "built from https://git.example.com/shop/web at commit 2",
+		"What the decision had, image by image", "as recorded")
+	if strings.Contains(why, "not recorded") || strings.Contains(why, "does not hold everything") {
+		t.Errorf("the decision's explanation lacks what it cites:\n%s", why)
+	}
+	tb.shot("decision")
+
 	// Journal integrity: verify now.
 	tb.follow(`nav.main a[href="/journal"]`)
 	tb.wantText("Latest signed checkpoint", "vouch journal verify --public-key")

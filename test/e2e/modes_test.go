@@ -181,6 +181,10 @@ notifications:
 			if modes := fmt.Sprint(body["modes"]); !strings.Contains(modes, "staging:warn") || !strings.Contains(modes, "dev:audit") || !strings.Contains(modes, "prod:enforce") {
 				t.Errorf("policy entry modes = %s", modes)
 			}
+			// and each environment's definition, so that relaxing one is journaled too
+			if prod := fmt.Sprint(body["environments"].(map[string]any)["prod"]); !strings.Contains(prod, "require:map[") || !strings.Contains(fmt.Sprint(body["environment_changes"]), "prod") {
+				t.Errorf("policy entry: prod defined as %s, environment_changes %v", prod, body["environment_changes"])
+			}
 		}
 	}
 	for uid, want := range map[string]string{

@@ -1,0 +1,146 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/policy"
+	"github.com/vouch-dev/vouch/webhook"
+)
+
+// TestDecisionExplained opens admission entries and checks that each says
+// why it was allowed or denied: the verdict, what the environment required
+// as the journal held it then, and for each image the evidence the decision
+// used, citing entries — not evidence recorded after it.
+func TestDecisionExplained(t *testing.T) {
+	f := newFixture(t, false)
+	ctx := context.Background()
+	svc := evidence.NewService(f.appender, []string{"prod", "staging"}, nil)
+	appendEntry := func(e journal.Entry) uint64 {
+		t.Helper()
+		res, err := f.appender.Append(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Index
+	}
+	journalPolicy := func(envs ...policy.Environment) uint64 {
+		st := policy.State{Version: "sha256:" + strings.Repeat("c", 64), Files: map[string]string{"builtin": "sha256:1"}, Modes: map[string]string{}}
+		if envs != nil {
+			st.Environments = map[string]policy.Environment{}
+		}
+		for _, e := range envs {
+			st.Modes[e.Name], st.Environments[e.Name] = e.EffectiveMode(), e
+		}
+		change, _ := policy.Compare(nil, st)
+		body, _ := json.Marshal(change)
+		return appendEntry(journal.Entry{Kind: policy.KindPolicy, Key: fmt.Sprintf("policy:%d", time.Now().UnixNano()), Body: body})
+	}
+	admit := func(rec webhook.Record) uint64 {
+		rec.Operation, rec.Kind, rec.Namespace, rec.Name, rec.User = "CREATE", "Deployment", "prod", "web", "alice@example.com"
+		rec.Environment, rec.PolicyVersion = "prod", "sha256:"+strings.Repeat("c", 64)
+		body, _ := json.Marshal(rec)
+		return appendEntry(journal.Entry{Kind: journal.KindAdmission, Environment: "prod", Key: "admission:" + rec.UID, Body: body})
+	}
+	get := func(i uint64) string {
+		t.Helper()
+		c := f.client()
+		f.signIn(c, "auditor", "/")
+		resp, body := f.get(c, fmt.Sprintf("/journal/entries/%d", i))
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET entry %d = %d:\n%s", i, resp.StatusCode, body)
+		}
+		return body
+	}
+	check := func(name, body string, contains, absent []string) {
+		t.Helper()
+		for _, s := range contains {
+			if !strings.Contains(body, s) {
+				t.Errorf("%s: page lacks %q", name, s)
+			}
+		}
+		for _, s := range absent {
+			if strings.Contains(body, s) {
+				t.Errorf("%s: page has %q", name, s)
+			}
+		}
+	}
+
+	prod := policy.Environment{Name: "prod", Allow: []string{"registry.k8s.io/pause"},
+		Require: policy.Requirements{Digest: true, Provenance: true, Attestations: []string{"unit-tests"}, Approval: true, FourEyes: true}}
+	policyIdx := journalPolicy(policy.BuiltinDefault("default"), prod)
+
+	digest := "sha256:" + strings.Repeat("3c", 32)
+	art, _, err := svc.ReportArtifact(ctx, "ci", evidence.ArtifactReport{Name: "registry.example.com/shop/web", Digest: digest,
+		Repository: "github.com/shop/web", GitCommit: strings.Repeat("a", 40), Author: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed, failed := true, false
+	attest := func(name string, ok *bool) evidence.Attestation {
+		a, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest, Name: name, Type: "junit", Passed: ok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	firstRun, rerun, scan := attest("unit-tests", &failed), attest("unit-tests", &passed), attest("security-scan", &passed)
+	approval, err := svc.Approve(ctx, "release-manager", evidence.ApprovalRequest{Digest: digest, Environment: "prod", Decision: evidence.Approved,
+		Reason: "CAB-7", ApproverIdentities: []string{"bob@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := []webhook.RecordImage{
+		{Container: "web", ContainerType: "container", Image: "registry.example.com/shop/web@" + digest, Digest: digest},
+		{Container: "pause", ContainerType: "init", Image: "registry.k8s.io/pause:3.10", Allowed: true},
+	}
+	allowed := admit(webhook.Record{UID: "uid-allowed", Images: images, Allowed: true,
+		Evidence: []uint64{art.ID, firstRun.ID, rerun.ID, scan.ID, approval.ID}})
+	later := attest("unit-tests", &failed) // after the decision: not what it saw
+
+	body := get(allowed)
+	check("allowed", body, []string{
+		"Admission decision: <span class=\"badge ok\">Allowed: the policy denied nothing</span>",
+		"alice@example.com asked to create Deployment <strong>prod/web</strong>",
+		fmt.Sprintf(`journaled in entry <a href="/journal/entries/%d">%d</a>`, policyIdx, policyIdx),
+		"<li>images pinned by digest</li>", "<li>a release approval for prod in force: approved, unexpired, not followed by a rejection</li>",
+		"<li>four eyes: the approver is not the commit&#39;s author</li>", "registry.k8s.io/pause (allow-list)",
+		"registry.example.com/shop/web built from github.com/shop/web at commit " + strings.Repeat("a", 40) + " by alice@example.com; reported by ci at ",
+		"latest report: passed, unsigned, by ci", "1 earlier report(s) superseded",
+		fmt.Sprintf(`<a href="/journal/entries/%d">%d</a>`, rerun.ID, rerun.ID),
+		"Attestation security-scan</td>\n    <td>not required</td>",
+		"approved by release-manager (bob@example.com)", ": CAB-7", "two people", "approved by release-manager (bob@example.com); commit by alice@example.com",
+		`<span class="badge warn">allow-listed</span>`,
+		"<h2>Journal entry " + fmt.Sprint(allowed) + ", as recorded</h2>", "<h3>init container pause:", "<h3>container web:",
+	}, []string{
+		fmt.Sprintf(`<a href="/journal/entries/%d">%d</a>`, later.ID, later.ID),
+		"not recorded", "does not hold everything",
+	})
+
+	// A denial, under a policy entry journaled before Vouch recorded
+	// environment definitions, citing an entry that is no evidence.
+	journalPolicy()
+	denied := admit(webhook.Record{UID: "uid-denied", Images: images[:1], Messages: []string{`container "web": image … was approved only by release-manager, who wrote commit aaaa it was built from`},
+		Evidence: []uint64{art.ID, allowed}})
+	body = get(denied)
+	check("denied", body, []string{
+		`<span class="badge bad">Denied</span>`, "Why it was denied", "was approved only by release-manager",
+		"predates the journaling of environment definitions: what prod required is not recorded",
+		fmt.Sprintf("entry %d, cited as evidence, is of kind admission", allowed),
+		"no approval for prod was recorded", "none reported"[:0],
+	}, []string{"<li>images pinned by digest</li>", "<th scope=\"col\">In prod</th>"})
+
+	// Warn mode: admitted although the policy denied.
+	warned := admit(webhook.Record{UID: "uid-warn", Images: images[:1], Allowed: true, Mode: policy.ModeWarn, PolicyDenied: true,
+		Messages: []string{"has no release approval for prod"}, Evidence: []uint64{art.ID}})
+	check("warn", get(warned), []string{"Admitted in warn mode, although the policy denied it", "What the policy denied"}, nil)
+
+	// Other entries are shown as before.
+	check("evidence entry", get(art.ID), []string{fmt.Sprintf("Journal entry %d", art.ID)}, []string{"Admission decision"})
+}
