@@ -54,7 +54,7 @@ func newFixture(t *testing.T, configure ...func(*fixture, *api.Config)) *fixture
 		"auditor": {auth.ScopeAuditRead},
 		"admin":   {auth.ScopeAdmin},
 	} {
-		_, secret, err := tokens.Create(ctx, name, scopes, 0)
+		_, secret, err := tokens.Create(ctx, auth.Request{Name: name, Scopes: scopes})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -422,7 +422,7 @@ func TestStoreDownIs503(t *testing.T) {
 	tokenDB, evidenceDB := open(), open()
 	defer tokenDB.Close()
 	tokens := auth.NewService(tokenDB, nil)
-	_, secret, err := tokens.Create(ctx, "ci", []auth.Scope{auth.ScopeEvidenceWrite}, 0)
+	_, secret, err := tokens.Create(ctx, auth.Request{Name: "ci", Scopes: []auth.Scope{auth.ScopeEvidenceWrite}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +479,7 @@ func TestJournalProofsAndExport(t *testing.T) {
 	}
 	defer db.Close()
 	tokens := auth.NewService(db, nil)
-	_, secret, _ := tokens.Create(ctx, "auditor", []auth.Scope{auth.ScopeAuditRead, auth.ScopeEvidenceWrite}, 0)
+	_, secret, _ := tokens.Create(ctx, auth.Request{Name: "auditor", Scopes: []auth.Scope{auth.ScopeAuditRead, auth.ScopeEvidenceWrite}})
 	appender := journal.NewAppender(db, journal.AppenderOptions{})
 	defer appender.Close(ctx)
 	srv := httptest.NewServer(api.New(api.Config{Evidence: evidence.NewService(appender, nil, nil), EvidenceStore: db, Journal: db, Tokens: tokens,

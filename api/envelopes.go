@@ -90,6 +90,14 @@ func (s *Server) postEnvelope(c *gin.Context) {
 		invalid("payload", err)
 		return
 	}
+	var digests []string
+	for _, r := range recs.Attestations {
+		digests = append(digests, r.Digest)
+	}
+	if err := s.checkScope(c, recs.Artifacts, digests); err != nil {
+		s.fail(c, err)
+		return
+	}
 	res := envelopeResult{PredicateType: st.PredicateType, Name: name, Verified: v.Verified, KeyID: v.KeyID, SignatureProblem: v.Problem}
 	ctx := c.Request.Context()
 	for _, r := range recs.Artifacts {

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -15,6 +18,10 @@ import (
 func (s *Server) postArtifact(c *gin.Context) {
 	var r evidence.ArtifactReport
 	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &r); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.checkScope(c, []evidence.ArtifactReport{r}, nil); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -33,6 +40,10 @@ func (s *Server) postAttestation(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := s.checkScope(c, nil, []string{r.Digest}); err != nil {
+		s.fail(c, err)
+		return
+	}
 	a, created, err := s.cfg.Evidence.Attest(c.Request.Context(), caller(c), r)
 	if err != nil {
 		s.fail(c, err)
@@ -48,6 +59,10 @@ func (s *Server) postApproval(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := s.checkScope(c, nil, []string{r.Digest}); err != nil {
+		s.fail(c, err)
+		return
+	}
 	r.ApproverIdentities = c.MustGet(tokenKey).(auth.Token).Identities
 	a, err := s.cfg.Evidence.Approve(c.Request.Context(), caller(c), r)
 	if err != nil {
@@ -56,6 +71,44 @@ func (s *Server) postApproval(c *gin.Context) {
 	}
 	s.observe(evidence.KindApproval, true)
 	c.JSON(http.StatusCreated, a)
+}
+
+// checkScope refuses what a token limited to repositories may not write:
+// a build report of another repository, or of none, and evidence about a
+// digest whose build was not reported or is of another repository. builds
+// are the build reports of the same request, which count as reported.
+// Evidence with an invalid digest is left to the service to refuse.
+func (s *Server) checkScope(c *gin.Context, builds []evidence.ArtifactReport, digests []string) error {
+	t := c.MustGet(tokenKey).(auth.Token)
+	if len(t.Repositories) == 0 {
+		return nil
+	}
+	limit := fmt.Sprintf("token %q may write evidence only about builds of %s", t.Name, strings.Join(t.Repositories, ", "))
+	reported := map[string]string{}
+	for _, b := range builds {
+		if !t.MatchRepository(b.Repository) {
+			if b.Repository == "" {
+				return fmt.Errorf("%w: %s, and the report of %s names no repository: report it with its repository (vouch artifact report --repository, or from CI, which sets it)", errForbidden, limit, b.Digest)
+			}
+			return fmt.Errorf("%w: %s; the report of %s names repository %q", errForbidden, limit, b.Digest, b.Repository)
+		}
+		reported[b.Digest] = b.Repository
+	}
+	for _, d := range digests {
+		if _, ok := reported[d]; ok || !evidence.ValidDigest(d) {
+			continue
+		}
+		ev, err := s.cfg.EvidenceStore.Evidence(c.Request.Context(), d)
+		switch {
+		case err != nil && !errors.Is(err, evidence.ErrNotFound):
+			return err
+		case ev.Artifact == nil:
+			return fmt.Errorf("%w: %s; no build of %s was reported: report the build first (vouch artifact report), with a token for its repository", errForbidden, limit, d)
+		case !t.MatchRepository(ev.Artifact.Repository):
+			return fmt.Errorf("%w: %s; %s was built from %s", errForbidden, limit, d, cmp.Or(ev.Artifact.Repository, "no reported repository"))
+		}
+	}
+	return nil
 }
 
 func (s *Server) getArtifact(c *gin.Context) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/exempt"
 )
@@ -24,6 +25,10 @@ func (s *Server) createExemption(c *gin.Context) {
 	var r exempt.Request
 	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &r); err != nil {
 		s.fail(c, err)
+		return
+	}
+	if t := c.MustGet(tokenKey).(auth.Token); len(t.Repositories) > 0 {
+		s.fail(c, fmt.Errorf("%w: token %q is limited to repositories; an exemption admits images whatever their source, so it needs a token that is not", errForbidden, t.Name))
 		return
 	}
 	e, err := s.cfg.Exemptions.Create(c.Request.Context(), caller(c), r)

@@ -19,6 +19,9 @@ type TokenRequest struct {
 	// Identities name the person the token belongs to (emails, logins),
 	// for four eyes.
 	Identities []string `json:"identities"`
+	// Repositories limit the evidence the token may write to the builds
+	// of these repositories (patterns such as github.com/org/*).
+	Repositories []string `json:"repositories"`
 }
 
 // CreatedToken is a new token with its secret, shown only this once.
@@ -41,12 +44,12 @@ func (s *Server) createToken(c *gin.Context) {
 			return
 		}
 	}
-	t, secret, err := s.cfg.Tokens.Create(c.Request.Context(), r.Name, r.Scopes, ttl, r.Identities...)
+	t, secret, err := s.cfg.Tokens.Create(c.Request.Context(), auth.Request{Name: r.Name, Scopes: r.Scopes, TTL: ttl, Identities: r.Identities, Repositories: r.Repositories})
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.log.Info("token created", "token_id", t.ID, "name", t.Name, "scopes", t.Scopes, "identities", t.Identities, "by", caller(c))
+	s.log.Info("token created", "token_id", t.ID, "name", t.Name, "scopes", t.Scopes, "identities", t.Identities, "repositories", t.Repositories, "by", caller(c))
 	c.JSON(http.StatusCreated, CreatedToken{Token: t, Secret: secret})
 }
 

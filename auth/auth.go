@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -57,7 +58,11 @@ type Token struct {
 	// as CI reports commit authors, lower case. Four eyes compares them
 	// with the author of the commit an approval is for.
 	Identities []string `json:"identities,omitempty"`
-	Hash       string   `json:"-"` // hex SHA-256 of the secret
+	// Repositories limit what the token may write evidence about to the
+	// builds of these source repositories (patterns, see
+	// MatchRepository); none means any.
+	Repositories []string `json:"repositories,omitempty"`
+	Hash         string   `json:"-"` // hex SHA-256 of the secret
 }
 
 // Allows reports whether the token carries scope s (admin carries all).
@@ -97,21 +102,34 @@ func NewService(store Store, now func() time.Time) *Service {
 	return &Service{store: store, now: now}
 }
 
+// Request asks for a token.
+type Request struct {
+	Name   string
+	Scopes []Scope
+	TTL    time.Duration // 0: no expiry
+	// Identities name the person the token belongs to (emails, logins).
+	Identities []string
+	// Repositories limit the token's evidence to these repositories'
+	// builds (patterns).
+	Repositories []string
+}
+
 // Create makes a token and returns it with its secret, which is shown only
 // this once.
-func (s *Service) Create(ctx context.Context, name string, scopes []Scope, ttl time.Duration, identities ...string) (Token, string, error) {
-	identities = normalizeIdentities(identities)
-	if err := ValidateRequest(name, scopes, ttl, identities); err != nil {
+func (s *Service) Create(ctx context.Context, r Request) (Token, string, error) {
+	r.Identities, r.Repositories = normalizeList(r.Identities, strings.ToLower), normalizeList(r.Repositories, RepositoryKey)
+	if err := r.validate(); err != nil {
 		return Token{}, "", err
 	}
 	secret := NewSecret()
-	t := Token{ID: randomHex(8), Name: name, Scopes: slices.Clone(scopes), CreatedAt: s.now().UTC().Truncate(time.Microsecond), Hash: Hash(secret), Identities: identities}
-	if ttl > 0 {
-		exp := t.CreatedAt.Add(ttl)
+	t := Token{ID: randomHex(8), Name: r.Name, Scopes: slices.Clone(r.Scopes), CreatedAt: s.now().UTC().Truncate(time.Microsecond), Hash: Hash(secret),
+		Identities: r.Identities, Repositories: r.Repositories}
+	if r.TTL > 0 {
+		exp := t.CreatedAt.Add(r.TTL)
 		t.ExpiresAt = &exp
 	}
 	if err := s.store.CreateToken(ctx, t); err != nil {
-		return Token{}, "", fmt.Errorf("create token %q: %w", name, err)
+		return Token{}, "", fmt.Errorf("create token %q: %w", r.Name, err)
 	}
 	return t, secret, nil
 }
@@ -173,46 +191,96 @@ const MaxIdentities = 10
 
 var identityRE = regexp.MustCompile(`^[^\s,\x00-\x1f\x7f]{1,256}$`)
 
-// normalizeIdentities lower-cases and trims identities, dropping repeats.
-func normalizeIdentities(ids []string) []string {
+// MaxRepositories bounds a token's repositories.
+const MaxRepositories = 50
+
+var repositoryRE = regexp.MustCompile(`^[^\s,\x00-\x1f\x7f]{1,512}$`)
+
+// normalizeList trims the elements of list and applies norm to them,
+// dropping repeats.
+func normalizeList(list []string, norm func(string) string) []string {
 	var out []string
-	for _, id := range ids {
-		if id = strings.ToLower(strings.TrimSpace(id)); !slices.Contains(out, id) {
-			out = append(out, id)
+	for _, x := range list {
+		if x = norm(strings.TrimSpace(x)); !slices.Contains(out, x) {
+			out = append(out, x)
 		}
 	}
 	return out
 }
 
-// ValidateRequest checks the parameters of a new token.
-func ValidateRequest(name string, scopes []Scope, ttl time.Duration, identities []string) error {
+// validate checks the parameters of a new token.
+func (r Request) validate() error {
 	var problems []string
-	if !nameRE.MatchString(name) {
-		problems = append(problems, fmt.Sprintf("name: %q must be 1-128 letters, digits, '.', '_', '@', ':' or '-'", name))
+	if !nameRE.MatchString(r.Name) {
+		problems = append(problems, fmt.Sprintf("name: %q must be 1-128 letters, digits, '.', '_', '@', ':' or '-'", r.Name))
 	}
-	if len(scopes) == 0 {
+	if len(r.Scopes) == 0 {
 		problems = append(problems, "scopes: at least one is required ("+scopeList()+")")
 	}
-	for _, sc := range scopes {
+	for _, sc := range r.Scopes {
 		if !slices.Contains(AllScopes, sc) {
 			problems = append(problems, fmt.Sprintf("scopes: %q is not a scope (%s)", sc, scopeList()))
 		}
 	}
-	if ttl < 0 {
+	if r.TTL < 0 {
 		problems = append(problems, "expires_in: must not be negative")
 	}
-	if len(identities) > MaxIdentities {
+	if len(r.Identities) > MaxIdentities {
 		problems = append(problems, fmt.Sprintf("identities: at most %d", MaxIdentities))
 	}
-	for _, id := range identities {
+	for _, id := range r.Identities {
 		if !identityRE.MatchString(id) {
 			problems = append(problems, fmt.Sprintf("identities: %q must be an email or login: 1-256 characters, no spaces, commas or control characters", id))
 		}
+	}
+	if len(r.Repositories) > MaxRepositories {
+		problems = append(problems, fmt.Sprintf("repositories: at most %d", MaxRepositories))
+	}
+	for _, p := range r.Repositories {
+		if _, err := path.Match(p, ""); err != nil || !repositoryRE.MatchString(p) || !strings.Contains(p, "/") {
+			problems = append(problems, fmt.Sprintf("repositories: %q must be a repository such as github.com/org/repo, or a pattern such as github.com/org/* ('*' within one path segment): no spaces, commas or control characters", p))
+		}
+	}
+	if slices.Contains(r.Scopes, ScopeAdmin) && len(r.Repositories) > 0 {
+		problems = append(problems, "repositories: an admin token cannot be limited to repositories (it can create tokens)")
 	}
 	if len(problems) > 0 {
 		return &InvalidError{Problems: problems}
 	}
 	return nil
+}
+
+// RepositoryKey is the form repositories are compared in: lower case,
+// without the URL scheme, credentials, ".git" suffix or trailing slash, so
+// that https://github.com/Org/Repo.git, git@github.com:org/repo and
+// github.com/org/repo are the same repository.
+func RepositoryKey(repo string) string {
+	r := strings.ToLower(strings.TrimSpace(repo))
+	if i := strings.Index(r, "://"); i >= 0 {
+		r = r[i+3:]
+	} else if at, colon := strings.Index(r, "@"), strings.Index(r, ":"); at >= 0 && colon > at && !strings.Contains(r[:colon], "/") {
+		r = r[:colon] + "/" + r[colon+1:] // scp-like git@host:path
+	}
+	if at := strings.Index(r, "@"); at >= 0 && at < strings.IndexByte(r+"/", '/') {
+		r = r[at+1:] // user[:password]@host
+	}
+	r = strings.TrimSuffix(strings.TrimRight(r, "/"), ".git")
+	return strings.TrimRight(r, "/")
+}
+
+// MatchRepository reports whether the token may write evidence about a
+// build of repository: always when it names no repositories, else when
+// one of its patterns matches the repository's RepositoryKey ('*' matches
+// within one path segment, as in path.Match).
+func (t Token) MatchRepository(repository string) bool {
+	if len(t.Repositories) == 0 {
+		return true
+	}
+	key := RepositoryKey(repository)
+	return key != "" && slices.ContainsFunc(t.Repositories, func(p string) bool {
+		ok, _ := path.Match(p, key)
+		return ok
+	})
 }
 
 // InvalidError lists what is wrong with a token request.

@@ -275,7 +275,7 @@ func benchConsole(b *testing.B) (h http.Handler, mid time.Time, cookie *http.Coo
 		b.Fatal(err)
 	}
 	tokens := auth.NewService(db, nil)
-	_, secret, err := tokens.Create(ctx, fmt.Sprintf("auditor-%d", time.Now().UnixNano()), []auth.Scope{auth.ScopeAuditRead}, 0)
+	_, secret, err := tokens.Create(ctx, auth.Request{Name: fmt.Sprintf("auditor-%d", time.Now().UnixNano()), Scopes: []auth.Scope{auth.ScopeAuditRead}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func newFixture(t *testing.T, tls bool) *fixture {
 		"ci":      {auth.ScopeEvidenceWrite},
 		"admin":   {auth.ScopeAdmin},
 	} {
-		tok, secret, err := f.auth.Create(ctx, name, scopes, 0)
+		tok, secret, err := f.auth.Create(ctx, auth.Request{Name: name, Scopes: scopes})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,12 +15,12 @@ import (
 
 var _ auth.Store = (*DB)(nil)
 
-const tokenColumns = `id, name, scopes, hash, created_at, expires_at, revoked_at, identities`
+const tokenColumns = `id, name, scopes, hash, created_at, expires_at, revoked_at, identities, repositories`
 
 // CreateToken implements auth.Store.
 func (d *DB) CreateToken(ctx context.Context, t auth.Token) error {
-	_, err := d.pool.Exec(ctx, `INSERT INTO tokens (id, name, scopes, hash, created_at, expires_at, identities) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		t.ID, t.Name, scopeStrings(t.Scopes), t.Hash, t.CreatedAt, t.ExpiresAt, nonNil(t.Identities))
+	_, err := d.pool.Exec(ctx, `INSERT INTO tokens (id, name, scopes, hash, created_at, expires_at, identities, repositories) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		t.ID, t.Name, scopeStrings(t.Scopes), t.Hash, t.CreatedAt, t.ExpiresAt, nonNil(t.Identities), nonNil(t.Repositories))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "tokens_active_name" {
 		return auth.ErrNameTaken
@@ -74,11 +74,11 @@ func (d *DB) RevokeToken(ctx context.Context, id string, at time.Time) error {
 func scanTokens(rows pgx.Rows) ([]auth.Token, error) {
 	var out []auth.Token
 	var t auth.Token
-	var scopes, identities []string
+	var scopes, identities, repositories []string
 	var exp, rev *time.Time
-	_, err := pgx.ForEachRow(rows, []any{&t.ID, &t.Name, &scopes, &t.Hash, &t.CreatedAt, &exp, &rev, &identities}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&t.ID, &t.Name, &scopes, &t.Hash, &t.CreatedAt, &exp, &rev, &identities, &repositories}, func() error {
 		x := t
-		x.Identities = nilIfEmpty(identities)
+		x.Identities, x.Repositories = nilIfEmpty(identities), nilIfEmpty(repositories)
 		x.CreatedAt = t.CreatedAt.UTC()
 		for _, s := range scopes {
 			x.Scopes = append(x.Scopes, auth.Scope(s))

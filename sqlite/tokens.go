@@ -13,7 +13,7 @@ import (
 
 var _ auth.Store = (*DB)(nil)
 
-const tokenColumns = `id, name, scopes, hash, created_at, expires_at, revoked_at, identities`
+const tokenColumns = `id, name, scopes, hash, created_at, expires_at, revoked_at, identities, repositories`
 
 // CreateToken implements auth.Store.
 func (d *DB) CreateToken(ctx context.Context, t auth.Token) error {
@@ -21,8 +21,8 @@ func (d *DB) CreateToken(ctx context.Context, t auth.Token) error {
 	if t.ExpiresAt != nil {
 		exp = micros(*t.ExpiresAt)
 	}
-	_, err := d.db.ExecContext(ctx, `INSERT INTO tokens (id, name, scopes, hash, created_at, expires_at, identities) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, joinScopes(t.Scopes), t.Hash, micros(t.CreatedAt), exp, strings.Join(t.Identities, ","))
+	_, err := d.db.ExecContext(ctx, `INSERT INTO tokens (id, name, scopes, hash, created_at, expires_at, identities, repositories) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Name, joinScopes(t.Scopes), t.Hash, micros(t.CreatedAt), exp, strings.Join(t.Identities, ","), strings.Join(t.Repositories, ","))
 	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: tokens.name") {
 		return auth.ErrNameTaken
 	}
@@ -76,13 +76,13 @@ func scanTokens(rows *sql.Rows) ([]auth.Token, error) {
 	var out []auth.Token
 	err := eachRow(rows, func() error {
 		var t auth.Token
-		var scopes, identities string
+		var scopes, identities, repositories string
 		var created int64
 		var exp, rev sql.NullInt64
-		if err := rows.Scan(&t.ID, &t.Name, &scopes, &t.Hash, &created, &exp, &rev, &identities); err != nil {
+		if err := rows.Scan(&t.ID, &t.Name, &scopes, &t.Hash, &created, &exp, &rev, &identities, &repositories); err != nil {
 			return err
 		}
-		t.Identities = splitList(identities)
+		t.Identities, t.Repositories = splitList(identities), splitList(repositories)
 		t.Scopes = auth.ParseScopes(scopes)
 		t.CreatedAt = fromMicros(created)
 		t.ExpiresAt = optTime(exp)

@@ -46,7 +46,7 @@ func startAPIServer(t *testing.T, start func(http.Handler) *httptest.Server) api
 	appender := journal.NewAppender(db, journal.AppenderOptions{})
 	t.Cleanup(func() { appender.Close(ctx) })
 	tokens := auth.NewService(db, nil)
-	_, secret, err := tokens.Create(ctx, "admin", []auth.Scope{auth.ScopeAdmin}, 0)
+	_, secret, err := tokens.Create(ctx, auth.Request{Name: "admin", Scopes: []auth.Scope{auth.ScopeAdmin}})
 	if err != nil {
 		t.Fatal(err)
 	}

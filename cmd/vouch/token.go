@@ -97,7 +97,7 @@ func envOr(name, def string) string {
 }
 
 const tokenHelp = `Usage:
-  vouch token create --name NAME --scopes SCOPE[,SCOPE…] [--expires-in 720h] [--identity EMAIL|LOGIN]…
+  vouch token create --name NAME --scopes SCOPE[,SCOPE…] [--expires-in 720h] [--identity EMAIL|LOGIN]… [--repository REPO]…
   vouch token list
   vouch token revoke ID
 
@@ -111,6 +111,14 @@ approval's identities with the commit's author, so a release manager's
 approvals:write token needs them:
   vouch token create --name rm-alice --scopes approvals:write \
     --identity alice@bank.example --identity alice
+
+--repository limits a token to the builds of source repositories (repeat
+it; '*' matches within one path segment): it may report only builds of
+them, attest and approve only those builds, and create no exemptions. One
+token per team or repository keeps a leaked pipeline secret from vouching
+for other teams' images:
+  vouch token create --name ci-payments --scopes evidence:write \
+    --repository github.com/bank/payments-*
 `
 
 func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -125,6 +133,8 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	expires := fs.String("expires-in", "", "lifetime, e.g. 720h or 30d (default: no expiry)")
 	var identities repeated
 	fs.Var(&identities, "identity", "the person the token belongs to: an email or login as CI reports commit authors, for four eyes (repeatable)")
+	var repositories repeated
+	fs.Var(&repositories, "repository", "limit the token to evidence about builds of this source repository, e.g. github.com/org/repo or github.com/org/* (repeatable)")
 	if err := parseFlagsHelp(fs, args[1:], tokenHelp); err != nil {
 		return err
 	}
@@ -137,7 +147,7 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if *name == "" || *scopes == "" {
 			return usageError{"token create needs --name and --scopes"}
 		}
-		req := api.TokenRequest{Name: *name, Scopes: auth.ParseScopes(*scopes), Identities: identities}
+		req := api.TokenRequest{Name: *name, Scopes: auth.ParseScopes(*scopes), Identities: identities, Repositories: repositories}
 		if *expires != "" {
 			d, err := lifetime("--expires-in", *expires, "")
 			if err != nil {
@@ -152,7 +162,11 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if cf.output == "json" {
 			return writeJSON(stdout, t)
 		}
-		fmt.Fprintf(stderr, "created token %s (%s) with scopes %s; the secret is shown only once:\n", t.Name, t.ID, *scopes)
+		limited := ""
+		if len(t.Repositories) > 0 {
+			limited = ", limited to builds of " + strings.Join(t.Repositories, ", ")
+		}
+		fmt.Fprintf(stderr, "created token %s (%s) with scopes %s%s; the secret is shown only once:\n", t.Name, t.ID, *scopes, limited)
 		fmt.Fprintln(stdout, t.Secret)
 	case "list":
 		var out struct{ Tokens []auth.Token }
@@ -163,7 +177,7 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return writeJSON(stdout, out.Tokens)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tIDENTITIES\tCREATED\tEXPIRES\tSTATE")
+		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tIDENTITIES\tREPOSITORIES\tCREATED\tEXPIRES\tSTATE")
 		for _, t := range out.Tokens {
 			state := "active"
 			if t.RevokedAt != nil {
@@ -179,11 +193,8 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			for i, s := range t.Scopes {
 				scopes[i] = string(s)
 			}
-			ids := strings.Join(t.Identities, ",")
-			if ids == "" {
-				ids = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(scopes, ","), ids, t.CreatedAt.Format(time.RFC3339), exp, state)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(scopes, ","), listOrDash(t.Identities), listOrDash(t.Repositories),
+				t.CreatedAt.Format(time.RFC3339), exp, state)
 		}
 		return tw.Flush()
 	case "revoke":
@@ -198,6 +209,13 @@ func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return usageError{fmt.Sprintf("unknown token command %q\n\n%s", args[0], tokenHelp)}
 	}
 	return nil
+}
+
+func listOrDash(list []string) string {
+	if len(list) == 0 {
+		return "-"
+	}
+	return strings.Join(list, ",")
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -22,7 +22,7 @@ func TestPipelineCLI(t *testing.T) {
 }
 
 func testPipelineCLI(t *testing.T, v *vouch) {
-	ci := v.cli("token", "create", "--name", "ci-web", "--scopes", "evidence:write")
+	ci := v.cli("token", "create", "--name", "ci-web", "--scopes", "evidence:write", "--repository", "github.com/shop/*")
 	rm := v.cli("token", "create", "--name", "release-manager", "--scopes", "approvals:write")
 	auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
 
@@ -66,7 +66,13 @@ func testPipelineCLI(t *testing.T, v *vouch) {
 		art["build_url"] != "https://github.com/shop/web/actions/runs/118" || art["pipeline"] != "release" || art["reported_by"] != "ci-web" {
 		t.Fatalf("stored artifact = %d %v, want the GitHub Actions provenance", code, ev)
 	}
-	v.cli("artifact", "report", "shop-site", "--dir", site, "--commit", strings.Repeat("9", 40), "--token", ci)
+	v.cli("artifact", "report", "shop-site", "--dir", site, "--commit", strings.Repeat("9", 40), "--repository", "git@github.com:shop/site.git", "--token", ci)
+	// The token is for the shop's repositories only.
+	other := []string{"GITHUB_ACTIONS=true", "GITHUB_SHA=" + commit, "GITHUB_SERVER_URL=https://github.com", "GITHUB_REPOSITORY=cards/app", "GITHUB_RUN_ID=7"}
+	if out, errOut, code := v.execEnv(other, "artifact", "report", "registry.example.com/cards/app", "--digest", "sha256:"+strings.Repeat("c4", 32), "--token", ci); code == 0 ||
+		!strings.Contains(out+errOut, `token "ci-web" may write evidence only about builds of github.com/shop/*; the report of sha256:c4c4`) {
+		t.Errorf("a build of another repository with the shop's token: exit %d\n%s%s", code, out, errOut)
+	}
 
 	// Evidence: a failing test run, then the rerun that passed.
 	junitDir := "../../evidence/junit/testdata/"

@@ -573,15 +573,19 @@ func testTokens(t *testing.T, s Store) {
 	ctx := context.Background()
 	now := t0
 	svc := auth.NewService(s, func() time.Time { return now })
-	tok, secret, err := svc.Create(ctx, "ci-app", []auth.Scope{auth.ScopeEvidenceWrite}, time.Hour, " Alice@Example.com", "alice", "ALICE")
+	tok, secret, err := svc.Create(ctx, auth.Request{Name: "ci-app", Scopes: []auth.Scope{auth.ScopeEvidenceWrite}, TTL: time.Hour,
+		Identities: []string{" Alice@Example.com", "alice", "ALICE"}, Repositories: []string{"https://GitHub.com/Shop/web.git", "github.com/shop/*"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(tok.Identities, []string{"alice@example.com", "alice"}) {
 		t.Errorf("identities %q, want lower case, each once", tok.Identities)
 	}
+	if !slices.Equal(tok.Repositories, []string{"github.com/shop/web", "github.com/shop/*"}) {
+		t.Errorf("repositories %q, want them as compared: lower case, no scheme or .git", tok.Repositories)
+	}
 	var inv *auth.InvalidError
-	if _, _, err := svc.Create(ctx, "rm", []auth.Scope{auth.ScopeApprovalsWrite}, 0, "alice,bob"); !errors.As(err, &inv) {
+	if _, _, err := svc.Create(ctx, auth.Request{Name: "rm", Scopes: []auth.Scope{auth.ScopeApprovalsWrite}, Identities: []string{"alice,bob"}}); !errors.As(err, &inv) {
 		t.Errorf("an identity with a comma: err = %v, want InvalidError", err)
 	}
 	got, err := svc.Authenticate(ctx, secret)
@@ -591,7 +595,7 @@ func testTokens(t *testing.T, s Store) {
 	if diff := cmp.Diff(tok, got); diff != "" {
 		t.Errorf("Authenticate (-created +got):\n%s", diff)
 	}
-	if _, _, err := svc.Create(ctx, "ci-app", []auth.Scope{auth.ScopeAuditRead}, 0); !errors.Is(err, auth.ErrNameTaken) {
+	if _, _, err := svc.Create(ctx, auth.Request{Name: "ci-app", Scopes: []auth.Scope{auth.ScopeAuditRead}}); !errors.Is(err, auth.ErrNameTaken) {
 		t.Errorf("second token with the same name: err = %v, want ErrNameTaken", err)
 	}
 	if _, err := svc.Authenticate(ctx, secret+"x"); !errors.Is(err, auth.ErrUnauthenticated) {
@@ -607,7 +611,7 @@ func testTokens(t *testing.T, s Store) {
 	if err := svc.Revoke(ctx, "nope"); !errors.Is(err, auth.ErrNotFound) {
 		t.Errorf("revoke unknown id: err = %v, want ErrNotFound", err)
 	}
-	if _, _, err := svc.Create(ctx, "ci-app", []auth.Scope{auth.ScopeAuditRead}, 0); err != nil {
+	if _, _, err := svc.Create(ctx, auth.Request{Name: "ci-app", Scopes: []auth.Scope{auth.ScopeAuditRead}}); err != nil {
 		t.Errorf("name of a revoked token is not reusable: %v", err)
 	}
 	list, err := svc.List(ctx)

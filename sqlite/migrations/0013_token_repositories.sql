@@ -1,0 +1,5 @@
+-- A pipeline token may be limited to the builds of some source
+-- repositories (patterns such as github.com/org/*, in the form
+-- auth.RepositoryKey gives, comma-separated): it may write evidence only
+-- about them.
+ALTER TABLE tokens ADD COLUMN repositories TEXT NOT NULL DEFAULT '';
