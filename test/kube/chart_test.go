@@ -155,6 +155,11 @@ func TestChartDefaults(t *testing.T) {
 	if get(d, "spec", "template", "spec", "affinity", "podAntiAffinity") == nil {
 		t.Error("no pod anti-affinity by default")
 	}
+	spread, _ := get(d, "spec", "template", "spec", "topologySpreadConstraints", 0).(map[string]any)
+	if get(spread, "topologyKey") != "topology.kubernetes.io/zone" || get(spread, "whenUnsatisfiable") != "ScheduleAnyway" ||
+		get(spread, "labelSelector", "matchLabels", "app.kubernetes.io/name") != "vouch" {
+		t.Errorf("topology spread by default = %v, want a soft spread over zones", spread)
+	}
 	args := strings.Join(toStrings(c["args"]), " ")
 	for _, want := range []string{"--leader-election=true", "--webhook-secret=vouch-tls", "--webhook-configuration=vouch", "--tls-dns-names=vouch,vouch.vouch-system,vouch.vouch-system.svc", "--api-tls"} {
 		if !strings.Contains(args, want) {
@@ -420,6 +425,20 @@ func TestChartNetworkPolicy(t *testing.T) {
 	rules := renderString(t, get(objs["NetworkPolicy/vouch"], "spec", "ingress"))
 	if !strings.Contains(rules, "10.0.0.0/24") || !strings.Contains(rules, "port: webhook") || !strings.Contains(rules, "port: api") {
 		t.Errorf("ingress rules:\n%s", rules)
+	}
+	if types := renderString(t, get(objs["NetworkPolicy/vouch"], "spec", "policyTypes")); strings.Contains(types, "Egress") {
+		t.Errorf("egress restricted without networkPolicy.egressTo: %s", types)
+	}
+	objs, err = render(t, map[string]any{"networkPolicy": map[string]any{"enabled": true,
+		"apiFrom":  []any{map[string]any{"namespaceSelector": map[string]any{}}},
+		"egressTo": []any{map[string]any{"to": []any{map[string]any{"ipBlock": map[string]any{"cidr": "10.96.0.1/32"}}}, "ports": []any{map[string]any{"port": 443}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	np := objs["NetworkPolicy/vouch"]
+	if types, egress := renderString(t, get(np, "spec", "policyTypes")), renderString(t, get(np, "spec", "egress")); !strings.Contains(types, "Egress") ||
+		!strings.Contains(egress, "port: 53") || !strings.Contains(egress, "10.96.0.1/32") || !strings.Contains(egress, "port: 443") {
+		t.Errorf("with egressTo: policyTypes %s, egress:\n%s; want DNS and the listed peer", types, egress)
 	}
 	if _, err := render(t, map[string]any{"networkPolicy": map[string]any{"enabled": true}}); err == nil || !strings.Contains(err.Error(), "networkPolicy.apiFrom is empty") {
 		t.Errorf("networkPolicy without apiFrom: %v, want it refused", err)
