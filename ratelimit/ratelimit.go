@@ -1,8 +1,9 @@
 // Package ratelimit limits API requests per token: a fixed window of one
 // minute, counted in Redis so that all replicas share the count, or in
 // memory for a single replica. When Redis fails the limiter counts in
-// memory meanwhile, and leaves Redis alone for a second before trying it
-// again: a broken limiter must not stop CI pipelines, nor slow them.
+// memory meanwhile, and leaves Redis alone for a second before one request
+// tries it again (redisbreaker): a broken limiter must not stop CI
+// pipelines, nor slow them.
 package ratelimit
 
 import (
@@ -10,10 +11,11 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/vouch-dev/vouch/redisbreaker"
 )
 
 // Window is the counting period.
@@ -61,22 +63,23 @@ type Redis struct {
 	limit    int
 	fallback *Memory
 	log      *slog.Logger
-	down     atomic.Bool
-	retryAt  atomic.Int64 // while down, Redis is skipped until then (Unix nanoseconds)
+	breaker  *redisbreaker.Breaker
 }
 
-// retryAfterFailure is how long a failed Redis is left alone.
+// retryAfterFailure is how long a failed Redis is left alone, the same
+// after every failure.
 const retryAfterFailure = time.Second
 
 // NewRedis returns a limiter of limit requests per minute counted in rdb.
 func NewRedis(rdb redis.UniversalClient, limit int, log *slog.Logger) *Redis {
-	return &Redis{rdb: rdb, limit: limit, fallback: NewMemory(limit), log: log}
+	return &Redis{rdb: rdb, limit: limit, fallback: NewMemory(limit), log: log,
+		breaker: redisbreaker.New(retryAfterFailure, retryAfterFailure, time.Now)}
 }
 
 // Allow implements Limiter.
 func (r *Redis) Allow(ctx context.Context, key string) (bool, time.Duration) {
 	now := time.Now()
-	if r.down.Load() && now.UnixNano() < r.retryAt.Load() {
+	if !r.breaker.Allow() {
 		return r.fallback.Allow(ctx, key)
 	}
 	k := "vouch:ratelimit:" + key + ":" + strconv.FormatInt(now.Unix()/int64(Window.Seconds()), 10)
@@ -86,13 +89,12 @@ func (r *Redis) Allow(ctx context.Context, key string) (bool, time.Duration) {
 	incr := pipe.Incr(ctx, k)
 	pipe.Expire(ctx, k, 2*Window)
 	if _, err := pipe.Exec(ctx); err != nil {
-		r.retryAt.Store(time.Now().Add(retryAfterFailure).UnixNano())
-		if !r.down.Swap(true) {
+		if opened, _ := r.breaker.Failure(); opened {
 			r.log.Warn("redis unavailable; rate limits are counted per replica meanwhile", "error", err)
 		}
 		return r.fallback.Allow(ctx, key)
 	}
-	if r.down.Swap(false) {
+	if r.breaker.Success() {
 		r.log.Info("redis available again; rate limits are shared")
 	}
 	if incr.Val() <= int64(r.limit) {

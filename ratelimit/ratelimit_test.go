@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,24 +71,8 @@ func TestRedisSharesTheCountAndSurvivesRedis(t *testing.T) {
 // deadline and the limiter counts in memory for a while, without asking
 // Redis again.
 func TestRedisHung(t *testing.T) {
-	srv := redistest.ForTest(t)
-	opts, err := rediscache.ClientOptions(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	sent := &calls{}
-	rdb.AddHook(sent)
-	l := ratelimit.NewRedis(rdb, 100, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l, sent := hung(t, 100)
 	ctx := context.Background()
-	if ok, _ := l.Allow(ctx, "ci"); !ok {
-		t.Fatal("refused")
-	}
-	if err := srv.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Resume()
 	before := sent.n.Load()
 	start := time.Now()
 	for i := 0; i < 20; i++ {
@@ -104,6 +89,66 @@ func TestRedisHung(t *testing.T) {
 		t.Errorf("20 requests with Redis hung took %s", took)
 	}
 	t.Logf("20 requests with Redis hung: %s", took)
+}
+
+// TestRedisHungOneProbe: once the pause after a failure is over, one of
+// many concurrent requests probes the hung Redis; the others count in
+// memory without asking it.
+func TestRedisHungOneProbe(t *testing.T) {
+	l, sent := hung(t, 1000)
+	ctx := context.Background()
+	l.Allow(ctx, "ci") // times out and opens the breaker
+	time.Sleep(1100 * time.Millisecond)
+	before := sent.n.Load()
+	const requests = 20
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	start := make(chan struct{})
+	for range requests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if ok, _ := l.Allow(ctx, "ci"); !ok {
+				refused.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if n := refused.Load(); n != 0 {
+		t.Errorf("%d of %d requests refused with Redis hung", n, requests)
+	}
+	// Before, each of them sent its transaction and waited for the deadline.
+	// A second probe only if the run stalled for a whole pause.
+	if n := sent.n.Load() - before; n < 1 || n > 2 {
+		t.Errorf("%d transactions sent to a hung Redis by %d concurrent requests after the pause, want 1 (the probe)", n, requests)
+	}
+}
+
+// hung returns a limiter of limit requests per minute that has counted one
+// request in Redis, and what its client sends; Redis is hung (SIGSTOP)
+// until the test ends.
+func hung(t *testing.T, limit int) (*ratelimit.Redis, *calls) {
+	t.Helper()
+	srv := redistest.ForTest(t)
+	opts, err := rediscache.ClientOptions(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	sent := &calls{}
+	rdb.AddHook(sent)
+	l := ratelimit.NewRedis(rdb, limit, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if ok, _ := l.Allow(context.Background(), "ci"); !ok {
+		t.Fatal("refused")
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Resume() })
+	return l, sent
 }
 
 // calls counts the pipelines and commands a client sends.

@@ -6,8 +6,8 @@
 // Redis is an accelerator, never a dependency: every Redis call has a short
 // deadline (ClientOptions makes go-redis honour it), any failure falls back
 // to the store, and after a failure Redis is left alone for a backoff of
-// one to five seconds before one call probes it again, so that a hung Redis
-// costs one deadline, not one per lookup.
+// one to five seconds before one call probes it again (redisbreaker), so
+// that a hung Redis costs one deadline, not one per lookup.
 //
 // A failed invalidation never leaves a stale entry in use. Every replica
 // that hears of a change (its own write through Invalidate, the pub/sub
@@ -39,6 +39,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/redisbreaker"
 )
 
 // Keys and channel.
@@ -111,16 +112,14 @@ type Cache struct {
 	store evidence.Lookuper
 	opts  Options
 	wake  chan struct{} // tells Maintain of new work
+	// breaker leaves Redis alone after a failure.
+	breaker *redisbreaker.Breaker
 
 	mu       sync.Mutex
 	pending  map[string]pendingDelete
 	seq      uint64 // numbers Forget calls, so that an older delete does not settle a newer change
 	flushing bool   // Redis bypassed until every key is deleted
 	flushGen uint64 // advanced by every demand for a flush
-	// The breaker: while down, Redis is skipped until retryAt.
-	down    bool
-	retryAt time.Time
-	backoff time.Duration
 }
 
 // pendingDelete is a digest whose key this replica must delete from Redis.
@@ -146,6 +145,7 @@ func New(rdb redis.UniversalClient, store evidence.Lookuper, opts Options) *Cach
 		opts.Logger = slog.Default()
 	}
 	return &Cache{rdb: rdb, store: store, opts: opts, wake: make(chan struct{}, 1),
+		breaker: redisbreaker.New(minBackoff, maxBackoff, time.Now),
 		pending: map[string]pendingDelete{}, flushing: true, flushGen: 1}
 }
 
@@ -169,7 +169,7 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]eviden
 		}
 	}
 	c.mu.Unlock()
-	if len(ask) == 0 || !c.allow() {
+	if len(ask) == 0 || !c.breaker.Allow() {
 		return c.store.Lookup(ctx, digests)
 	}
 	keys := make([]string, len(ask))
@@ -248,7 +248,7 @@ func (c *Cache) Invalidate(ctx context.Context, digests ...string) {
 		return
 	}
 	seq := c.Forget(digests...)
-	if !c.allow() {
+	if !c.breaker.Allow() {
 		return // Maintain deletes them once Redis answers; the store's feed tells the replicas
 	}
 	keys := make([]string, len(digests))
@@ -361,7 +361,7 @@ func (c *Cache) maintain(ctx context.Context) time.Duration {
 	if !flushing && len(todo) == 0 {
 		return wait
 	}
-	if !c.allow() {
+	if !c.breaker.Allow() {
 		return c.untilRetry()
 	}
 	if flushing {
@@ -468,30 +468,12 @@ func (c *Cache) Subscribe(ctx context.Context, forget func(digests ...string)) {
 func (c *Cache) Active() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.flushing && !c.down
-}
-
-// allow reports whether to call Redis: always while it answers, and while
-// it fails once per backoff, to probe it.
-func (c *Cache) allow() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.down {
-		return true
-	}
-	now := time.Now()
-	if now.Before(c.retryAt) {
-		return false
-	}
-	c.retryAt = now.Add(c.backoff)
-	return true
+	return !c.flushing && !c.breaker.Open()
 }
 
 // untilRetry is how long the breaker leaves Redis alone.
 func (c *Cache) untilRetry() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return max(time.Until(c.retryAt), 10*time.Millisecond)
+	return max(c.breaker.RetryIn(), 10*time.Millisecond)
 }
 
 // failed opens the breaker, or doubles its backoff, unless the call failed
@@ -500,22 +482,13 @@ func (c *Cache) failed(ctx context.Context, op string, err error) {
 	if ctx.Err() != nil {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.down {
-		c.down, c.backoff = true, minBackoff
-		c.opts.Logger.Warn("redis unavailable; evidence comes from the store", "op", op, "error", err, "retry_in", c.backoff.String())
-	} else {
-		c.backoff = min(2*c.backoff, maxBackoff)
+	if opened, backoff := c.breaker.Failure(); opened {
+		c.opts.Logger.Warn("redis unavailable; evidence comes from the store", "op", op, "error", err, "retry_in", backoff.String())
 	}
-	c.retryAt = time.Now().Add(c.backoff)
 }
 
 func (c *Cache) recovered() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.down {
-		c.down = false
+	if c.breaker.Success() {
 		c.opts.Logger.Info("redis available again")
 	}
 }
