@@ -25,7 +25,9 @@ const approveHelp = `Usage:
       release decisions, newest first
 
 --expires is a duration (72h, 7d) or an RFC 3339 time; without it the
-approval does not expire.
+approval does not expire. approve -o json prints the decision's fields
+and "created": true, as the other commands that record evidence do (a
+decision is never a repeat).
 
 Flags: --server (VOUCH_SERVER), --token (VOUCH_TOKEN; approve needs
 approvals:write, list audit:read), -o table|json.
@@ -83,11 +85,12 @@ func approveCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	var a evidence.Approval
-	if _, err := c.Do(ctx, http.MethodPost, "/api/v1/approvals", r, &a); err != nil {
+	code, err := c.Do(ctx, http.MethodPost, "/api/v1/approvals", r, &a)
+	if err != nil {
 		return err
 	}
 	if cf.output == "json" {
-		return writeJSON(stdout, a)
+		return writeJSON(stdout, approvalAnswer{a, code == http.StatusCreated})
 	}
 	decision := a.Decision
 	if a.Emergency {

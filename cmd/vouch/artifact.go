@@ -195,7 +195,9 @@ const artifactHelp = `Usage:
 In GitHub Actions, GitLab CI, Jenkins and Azure Pipelines, --commit,
 --author, --repository, --build-url and --pipeline default to the build's
 own values (docs/ci.md lists the variables); flags given win. The author
-is what four-eyes checks compare with the approver.
+is what four-eyes checks compare with the approver. Reporting a digest
+again prints "already recorded" (the first report stands); with -o json,
+the artifact's fields and "created": true, or false for a repeat.
 
 Flags: --server (VOUCH_SERVER), --token (VOUCH_TOKEN; report needs
 evidence:write, get audit:read), -o table|json.
@@ -250,11 +252,12 @@ func artifactCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		if err := answerFor("artifact", r.Digest, a.Digest); err != nil {
 			return err
 		}
+		created := code == http.StatusCreated
 		if cf.output == "json" {
-			return writeJSON(stdout, a)
+			return writeJSON(stdout, artifactAnswer{a, created})
 		}
 		what := "recorded"
-		if code == http.StatusOK {
+		if !created {
 			what = "already recorded (the first report of this digest stands)"
 		}
 		fmt.Fprintf(stdout, "%s: artifact %s %s\n", what, a.Name, a.Digest)
@@ -357,6 +360,25 @@ func readDocument(path string) ([]byte, error) {
 	}
 	return b, err
 }
+
+// The answers of the commands that record evidence, as -o json prints
+// them: the record's fields, and "created", false when the server
+// answered with the record it already kept (HTTP 200: a repeat, printed
+// "already recorded") rather than a new one (HTTP 201).
+type (
+	artifactAnswer struct {
+		evidence.Artifact
+		Created bool `json:"created"`
+	}
+	attestationAnswer struct {
+		evidence.Attestation
+		Created bool `json:"created"`
+	}
+	approvalAnswer struct {
+		evidence.Approval
+		Created bool `json:"created"`
+	}
+)
 
 // answerFor checks that the record the server answered with is of the
 // digest sent: an answer of something else (an HTML page, a list) decodes

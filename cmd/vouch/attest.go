@@ -53,7 +53,9 @@ the first. --upload=false records the summary alone.
 --url defaults to the CI build's URL (docs/ci.md). The command prints
 what it recorded; a failed attestation is recorded too, and prints
 "recorded: FAILED …" with exit status 0 — give --exit-code to exit 1
-when the attestation failed (to stop the pipeline there).
+when the attestation failed (to stop the pipeline there). Repeating the
+latest attestation of its name prints "already recorded"; with -o json,
+the attestation's fields and "created": true, or false for a repeat.
 
 Flags: --server (VOUCH_SERVER), --token (VOUCH_TOKEN; scope
 evidence:write), -o table|json.
@@ -171,11 +173,12 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := answerFor("attestation", at.report.Digest, a.Digest); err != nil {
 		return err
 	}
+	created := code == http.StatusCreated
 	if cf.output == "json" {
-		err = writeJSON(stdout, a)
+		err = writeJSON(stdout, attestationAnswer{a, created})
 	} else {
 		what := "recorded"
-		if code == http.StatusOK {
+		if !created {
 			what = "already recorded"
 		}
 		fmt.Fprintf(stdout, "%s: %s %s (%s) for %s", what, passedWord(a.Passed), a.Name, a.Type, a.Digest)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/vouch-dev/vouch/api"
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
@@ -240,6 +242,64 @@ func TestApproveArguments(t *testing.T) {
 	}
 	if out, _, code := s.vouch("approvals", "list", "--digest", d); code != 0 || !strings.Contains(out, "prod         approved  admin") {
 		t.Errorf("approvals list: exit %d\n%s", code, out)
+	}
+}
+
+// TestRecordedJSON: -o json of the commands that record evidence prints
+// the record's fields, as it did, and "created": false when the server
+// answered with the record it already kept ("already recorded").
+func TestRecordedJSON(t *testing.T) {
+	s := newAPIServer(t)
+	noCI(t)
+	d := evidence.BlobDigest([]byte("app"))
+	report := []string{"artifact", "report", "registry.example.com/shop/web", "--digest", d, "--commit", strings.Repeat("4b", 20), "-o", "json"}
+	attest := []string{"attest", "generic", "--name", "review", "--digest", d, "--passed=true", "-o", "json"}
+	approve := []string{"approve", d, "--environment", "prod", "--reason", "CAB-1234", "-o", "json"}
+	artifact := func() any { return new(evidence.Artifact) }
+	attestation := func() any { return new(evidence.Attestation) }
+	approval := func() any { return new(evidence.Approval) }
+	tests := []struct {
+		name        string
+		args        []string
+		record      func() any // a record of the type the command prints
+		wantCreated bool
+	}{
+		{"artifact report", report, artifact, true},
+		{"artifact report again", report, artifact, false},
+		{"attest generic", attest, attestation, true},
+		{"attest generic again", attest, attestation, false},
+		{"approve", approve, approval, true},
+		{"approve again", approve, approval, true}, // a new decision
+	}
+	for _, tt := range tests {
+		out, errOut, code := s.vouch(tt.args...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", tt.name, code, errOut)
+		}
+		var got map[string]any
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%s: %v\n%s", tt.name, err, out)
+		}
+		if got["created"] != tt.wantCreated {
+			t.Errorf("%s: created = %v, want %v\n%s", tt.name, got["created"], tt.wantCreated, out)
+		}
+		delete(got, "created")
+		// The rest is the record as it was printed before "created" was added.
+		rec := tt.record()
+		if err := json.Unmarshal([]byte(out), rec); err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want map[string]any
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: -o json but created (-record +got):\n%s", tt.name, diff)
+		}
 	}
 }
 

@@ -90,12 +90,22 @@ func testPipelineCLI(t *testing.T, v *vouch) {
 			Tests int
 			Files []struct{ Name, Blob string }
 		}
+		Created bool
 	}
-	if err := json.Unmarshal([]byte(v.cli("attest", "junit", "--digest", wantFile, "--name", "unit-tests", gradle, "-o", "json", "--token", ci)), &att); err != nil {
+	passing := []string{"attest", "junit", "--digest", wantFile, "--name", "unit-tests", gradle, "-o", "json", "--token", ci}
+	if err := json.Unmarshal([]byte(v.cli(passing...)), &att); err != nil {
 		t.Fatal(err)
 	}
-	if !att.Passed || att.Payload.Tests != 3 || att.Blob == "" || len(att.Payload.Files) != 0 {
-		t.Errorf("attest junit (passing) = %+v, want passed, 3 tests, a blob", att)
+	if !att.Passed || att.Payload.Tests != 3 || att.Blob == "" || len(att.Payload.Files) != 0 || !att.Created {
+		t.Errorf("attest junit (passing) = %+v, want passed, 3 tests, a blob, created", att)
+	}
+	// The same step again (a retried job): the attestation already kept, not created.
+	passingID := att.ID
+	if err := json.Unmarshal([]byte(v.cli(passing...)), &att); err != nil {
+		t.Fatal(err)
+	}
+	if att.ID != passingID || att.Created {
+		t.Errorf("attest junit (passing) again = %+v, want attestation %d, not created", att, passingID)
 	}
 	if got := v.download(auditor, att.Blob); got != readFile(t, gradle) {
 		t.Errorf("blob %s is not the uploaded report", att.Blob)
