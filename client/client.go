@@ -175,10 +175,7 @@ func (c *Client) Upload(ctx context.Context, path, mediaType string, content []b
 // send sends a request, and again while retrying may help (see Client).
 func (c *Client) send(ctx context.Context, method, path, contentType string, body []byte, out any) (int, error) {
 	attempts := max(c.Attempts, 1)
-	now, sleep := c.now, c.sleep
-	if now == nil {
-		now = time.Now
-	}
+	now, sleep := c.timeNow, c.sleep
 	if sleep == nil {
 		sleep = sleepCtx
 	}
@@ -234,6 +231,14 @@ func retryable(method, path string, err error) (why string, wait time.Duration, 
 	return "", 0, false
 }
 
+// timeNow is the time by the client's clock.
+func (c *Client) timeNow() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -278,7 +283,7 @@ func (c *Client) sendOnce(ctx context.Context, method, path, contentType string,
 		} else if len(data) > 0 {
 			p.Detail = strings.TrimSpace(string(data))
 		}
-		return resp.StatusCode, p.of(resp)
+		return resp.StatusCode, p.of(resp, c.timeNow())
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -389,28 +394,29 @@ func (c *Client) doLong(req *http.Request, path string) (*http.Response, error) 
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
-		return nil, problem(resp)
+		return nil, problem(resp, c.timeNow())
 	}
 	return resp, nil
 }
 
-// problem reads an error answer as a *Problem.
-func problem(resp *http.Response) *Problem {
+// problem reads an error answer, received at now, as a *Problem.
+func problem(resp *http.Response, now time.Time) *Problem {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	p := &Problem{}
 	if json.Unmarshal(data, p) != nil {
 		p.Detail = strings.TrimSpace(string(data))
 	}
-	return p.of(resp)
+	return p.of(resp, now)
 }
 
 // of completes a problem read from resp's body with what its status line
 // and headers say; the status is the answer's, whatever the body claims.
-func (p *Problem) of(resp *http.Response) *Problem {
+// now, when resp was received, is what a Retry-After date is counted from.
+func (p *Problem) of(resp *http.Response, now time.Time) *Problem {
 	p.Status = resp.StatusCode
 	if p.Title == "" {
 		p.Title = http.StatusText(resp.StatusCode)
 	}
-	p.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+	p.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), now)
 	return p
 }

@@ -257,6 +257,35 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
+// TestRetryAfterDate: a Retry-After date is counted from the client's
+// clock, not from time.Now, in a retry's wait and in a Problem.
+func TestRetryAfterDate(t *testing.T) {
+	now := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC) // long past: by time.Now, the date would be too
+	date := now.Add(12 * time.Second).Format(http.TimeFormat)
+	s := &scripted{answers: []answer{{status: 429, retryAfter: date}, {status: 201}}}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	c := New(srv.URL, "secret")
+	c.now = func() time.Time { return now }
+	var waits []time.Duration
+	c.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+	if _, err := c.Do(context.Background(), http.MethodPost, "/api/v1/attestations", map[string]string{}, nil); err != nil {
+		t.Fatalf("Do() = %v, want the second answer", err)
+	}
+	if want := []time.Duration{12 * time.Second}; !cmp.Equal(waits, want) {
+		t.Errorf("Do() with Retry-After %q at %v waited %v, want %v", date, now, waits, want)
+	}
+
+	s = &scripted{answers: []answer{{status: 503, retryAfter: date}}}
+	srv2 := httptest.NewServer(s)
+	defer srv2.Close()
+	c.Server = srv2.URL
+	var p *Problem
+	if err := c.Stream(context.Background(), "/api/v1/journal/export", io.Discard); !errors.As(err, &p) || p.RetryAfter != 12*time.Second {
+		t.Errorf("Stream() = %v, want a Problem with RetryAfter 12s (Retry-After %q at %v)", err, date, now)
+	}
+}
+
 func TestIdempotent(t *testing.T) {
 	for _, tt := range []struct {
 		method, path string
