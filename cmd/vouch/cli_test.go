@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/vouch-dev/vouch/api"
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/exempt"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/sqlite"
 )
@@ -54,7 +56,7 @@ func startAPIServer(t *testing.T, start func(http.Handler) *httptest.Server) api
 	}
 	srv := start(api.New(api.Config{
 		Evidence: evidence.NewService(appender, []string{"prod"}, nil, evidence.WithBlobs(db), evidence.WithHistory(db)), EvidenceStore: db, Blobs: db,
-		Journal: db, Tokens: tokens, Ready: db.Ping,
+		Journal: db, Tokens: tokens, Ready: db.Ping, Exemptions: exempt.New(appender, db, []string{"prod"}),
 	}))
 	t.Cleanup(srv.Close)
 	return apiServer{url: srv.URL, token: secret, db: db, srv: srv}
@@ -300,6 +302,33 @@ func TestRecordedJSON(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s: -o json but created (-record +got):\n%s", tt.name, diff)
 		}
+	}
+}
+
+// TestExemptExpiry: exempt --expires is read as token create --expires-in
+// is (lifetime): a positive duration, also in days; the server holds the
+// limit of 30 days.
+func TestExemptExpiry(t *testing.T) {
+	s := newAPIServer(t)
+	args := func(expires string) []string {
+		return []string{"exempt", "--environment", "prod", "--image", "registry.example.com/vendor/*", "--reason", "INC-4711", "--expires", expires, "-o", "json"}
+	}
+	for _, v := range []string{"soon", "-1h", "0", "0d", "d"} {
+		if _, errOut, code := s.vouch(args(v)...); code != 2 || !strings.Contains(errOut, fmt.Sprintf("--expires %q: want a positive duration such as 72h or 7d", v)) {
+			t.Errorf("exempt --expires %q: exit %d %q, want 2 naming --expires", v, code, errOut)
+		}
+	}
+	if _, errOut, code := s.vouch(args("31d")...); code != 1 || !strings.Contains(errOut, "must be within 720h0m0s of now") {
+		t.Errorf("exempt --expires 31d: exit %d %q, want 1: the server's limit", code, errOut)
+	}
+	before := time.Now()
+	out, errOut, code := s.vouch(args("7d")...)
+	var e exempt.Exemption
+	if code != 0 || json.Unmarshal([]byte(out), &e) != nil {
+		t.Fatalf("exempt --expires 7d: exit %d %s %s", code, out, errOut)
+	}
+	if week := 7 * 24 * time.Hour; e.ExpiresAt.Before(before.Add(week).Truncate(time.Second)) || e.ExpiresAt.After(time.Now().Add(week)) {
+		t.Errorf("exempt --expires 7d between %v and now: expires at %v, want a week later", before, e.ExpiresAt)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/vouch-dev/vouch/exempt"
-	"github.com/vouch-dev/vouch/policy"
 )
 
 const exemptHelp = `Usage:
@@ -48,9 +47,9 @@ func exemptCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if r.Environment == "" || r.Reason == "" || *expires == "" || (r.Image == "") == (r.Digest == "") || fs.NArg() > 0 {
 		return usageError{"exempt needs --environment, --image or --digest, --reason and --expires"}
 	}
-	d, err := policy.ParseDuration(*expires)
-	if err != nil || d <= 0 {
-		return usageError{fmt.Sprintf("--expires %q: want a duration such as 24h or 7d", *expires)}
+	d, err := lifetime("--expires", *expires, "") // at most exempt.MaxDuration: the server says so
+	if err != nil {
+		return err
 	}
 	r.ExpiresAt = time.Now().Add(d)
 	c, err := cf.client(stderr)
