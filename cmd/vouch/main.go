@@ -14,6 +14,10 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	// Trusted roots for outbound TLS (receivers, checkpoint publishing,
+	// PostgreSQL) where the system has none, as in the container image.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"github.com/vouch-dev/vouch/client"
 )
 
