@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vouch-dev/vouch/auth"
+	"github.com/vouch-dev/vouch/oidc"
 )
 
 const tokenKey = "vouch.token"
@@ -51,7 +53,17 @@ func (s *Server) authenticate(c *gin.Context) (auth.Token, error) {
 		}
 		return auth.Token{}, fmt.Errorf("%w: send \"Authorization: Bearer <token>\"", auth.ErrUnauthenticated)
 	}
-	return s.cfg.Tokens.Authenticate(c.Request.Context(), strings.TrimSpace(secret))
+	secret = strings.TrimSpace(secret)
+	if s.cfg.OIDC != nil && oidc.LooksLikeToken(secret) {
+		return s.cfg.OIDC.Authenticate(c.Request.Context(), secret)
+	}
+	return s.cfg.Tokens.Authenticate(c.Request.Context(), secret)
+}
+
+// OIDCVerifier authenticates CI jobs' OpenID Connect ID tokens
+// (oidc.Verifier).
+type OIDCVerifier interface {
+	Authenticate(ctx context.Context, idToken string) (auth.Token, error)
 }
 
 // caller returns the authenticated token's name: the identity recorded as

@@ -40,6 +40,9 @@ type Config struct {
 	MaxBlobBytes int64
 	Journal      journal.Store
 	Tokens       *auth.Service
+	// OIDC authenticates CI jobs by their OpenID Connect ID tokens; nil
+	// accepts Vouch tokens only.
+	OIDC OIDCVerifier
 	// Drift serves /environments; nil leaves those endpoints out.
 	Drift DriftService
 	// Reviewer serves /assert and /review; nil leaves them out.

@@ -1,6 +1,12 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -72,4 +78,41 @@ func first(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// githubIDToken asks GitHub Actions for the job's OpenID Connect ID token
+// for audience (the job needs `permissions: id-token: write`), to call
+// Vouch with instead of a stored secret (oidc_issuers on the server).
+func githubIDToken(ctx context.Context, getenv func(string) string, audience string) (string, error) {
+	reqURL, reqToken := getenv("ACTIONS_ID_TOKEN_REQUEST_URL"), getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+	if reqURL == "" || reqToken == "" {
+		return "", errors.New("ACTIONS_ID_TOKEN_REQUEST_URL is not set: run in GitHub Actions with `permissions: id-token: write`")
+	}
+	u, err := url.Parse(reqURL)
+	if err != nil {
+		return "", fmt.Errorf("ACTIONS_ID_TOKEN_REQUEST_URL: %w", err)
+	}
+	q := u.Query()
+	q.Set("audience", audience)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+reqToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("ask GitHub Actions for an ID token: %w", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Value string `json:"value"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("ask GitHub Actions for an ID token: %s", resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&out); err != nil || out.Value == "" {
+		return "", fmt.Errorf("ask GitHub Actions for an ID token: no token in the answer (%v)", err)
+	}
+	return out.Value, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/trust"
 	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/oidc"
 	"github.com/vouch-dev/vouch/policy"
 	"github.com/vouch-dev/vouch/rediscache"
 )
@@ -72,6 +73,7 @@ type Config struct {
 	Environments        []policy.Environment   `json:"environments"`
 	TrustedKeys         []trust.KeyConfig      `json:"trusted_keys"`
 	RequireSignatures   []string               `json:"require_signatures"`
+	OIDCIssuers         []oidc.IssuerConfig    `json:"oidc_issuers"`
 
 	// AdminToken seeds an admin token (VOUCH_ADMIN_TOKEN only: a secret
 	// does not belong in flags or config files).
@@ -515,7 +517,19 @@ func (c *Config) validate() error {
 	if _, err := c.trust(); err != nil {
 		return err
 	}
+	if _, err := c.oidc(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// oidc is the verifier of CI jobs' ID tokens, nil when no issuer is
+// trusted.
+func (c *Config) oidc() (*oidc.Verifier, error) {
+	if len(c.OIDCIssuers) == 0 {
+		return nil, nil
+	}
+	return oidc.New(c.OIDCIssuers)
 }
 
 // trust loads the trusted keys.

@@ -231,7 +231,16 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	// Replays read the store, not the cache: old digests would evict the
 	// evidence admissions need.
 	replayer := &replay.Replayer{Journal: st, Evidence: st, Webhook: hook, Current: engine, Builtin: vrego.FS, Environments: envs.Names()}
+	verifier, err := cfg.oidc()
+	if err != nil {
+		return err
+	}
+	var ciTokens api.OIDCVerifier
+	if verifier != nil {
+		ciTokens = verifier
+	}
 	apiServer := api.New(api.Config{
+		OIDC:      ciTokens,
 		RateLimit: limiter, RateLimitPerMinute: cfg.APIRateLimit, TrustedProxies: cfg.TrustedProxies,
 		Drift: driftService, Reviewer: hook, Exemptions: exemptions, Replayer: replayer,
 		Evidence: evidenceService, Trust: trusted, EvidenceStore: st, Journal: st, Tokens: tokens,

@@ -49,6 +49,19 @@ func (f *clientFlags) client(stderr io.Writer) (*client.Client, error) {
 	// Windows) is still the secret: surrounding space is dropped, as the
 	// server drops it.
 	tok, from := strings.TrimSpace(f.token), "--token (VOUCH_TOKEN)"
+	switch oidc := os.Getenv("VOUCH_OIDC"); {
+	case tok != "" || oidc == "":
+	case oidc == "github":
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		idToken, err := githubIDToken(ctx, os.Getenv, envOr("VOUCH_OIDC_AUDIENCE", "vouch"))
+		if err != nil {
+			return nil, fmt.Errorf("VOUCH_OIDC=github: %w", err)
+		}
+		tok, from = idToken, "GitHub Actions' ID token (VOUCH_OIDC=github)"
+	default:
+		return nil, usageError{fmt.Sprintf("VOUCH_OIDC=%q: the one value is github (GitLab CI: give the ID token as VOUCH_TOKEN)", oidc)}
+	}
 	if tok == "" {
 		path := filepath.Join(f.dataDir, "admin.token")
 		b, err := os.ReadFile(path)

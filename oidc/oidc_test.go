@@ -1,0 +1,149 @@
+package oidc_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vouch-dev/vouch/auth"
+	"github.com/vouch-dev/vouch/oidc"
+	"github.com/vouch-dev/vouch/test/oidctest"
+)
+
+func TestAuthenticate(t *testing.T) {
+	is := oidctest.New(t)
+	now := time.Now()
+	clock := now
+	v, err := oidc.New([]oidc.IssuerConfig{{Issuer: is.URL(), Name: "github", Subjects: []string{"repo:bank/*:ref:refs/heads/main"},
+		RepositoryClaim: "repository", RepositoryPrefix: "github.com/", CAFile: is.CAFile}}, oidc.WithClock(func() time.Time { return clock }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	exp := now.Add(5 * time.Minute)
+	good := is.GitHubClaims("bank/payments", "refs/heads/main", exp)
+
+	for _, kid := range []string{"r1", "e1"} {
+		tok, err := v.Authenticate(ctx, is.Sign(t, kid, "", good))
+		if err != nil {
+			t.Fatalf("%s: %v", kid, err)
+		}
+		if tok.Name != "github:repo:bank/payments:ref:refs/heads/main" || !slices.Equal(tok.Scopes, []auth.Scope{auth.ScopeEvidenceWrite}) ||
+			!slices.Equal(tok.Repositories, []string{"github.com/bank/payments"}) || tok.ExpiresAt == nil || tok.ExpiresAt.Unix() != exp.Unix() || !strings.HasPrefix(tok.ID, "oidc-") {
+			t.Errorf("%s: token %+v", kid, tok)
+		}
+		if !tok.MatchRepository("https://github.com/bank/payments") || tok.MatchRepository("https://github.com/bank/cards") {
+			t.Errorf("%s: the token is not limited to its repository", kid)
+		}
+	}
+
+	with := func(k string, v any) map[string]any {
+		c := map[string]any{}
+		for key, val := range good {
+			c[key] = val
+		}
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+		return c
+	}
+	tampered := is.Sign(t, "r1", "", good)
+	parts := strings.Split(tampered, ".")
+	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(mustDecode(t, parts[1])), "bank/payments", "bank/cardsxyz", 2)))
+	other := oidctest.New(t)
+	for _, tc := range []struct {
+		name, token, says string
+	}{
+		{"another branch", is.Sign(t, "r1", "", with("sub", "repo:bank/payments:ref:refs/heads/feature")), `subject "repo:bank/payments:ref:refs/heads/feature" is not among those trusted`},
+		{"another organisation", is.Sign(t, "e1", "", with("sub", "repo:evil/payments:ref:refs/heads/main")), "is not among those trusted"},
+		{"another audience", is.Sign(t, "r1", "", with("aud", []string{"sigstore"})), `not for audience "vouch"`},
+		{"expired", is.Sign(t, "r1", "", with("exp", now.Add(-2*time.Minute).Unix())), "expired at"},
+		{"no exp", is.Sign(t, "r1", "", with("exp", nil)), "no valid exp"},
+		{"not yet valid", is.Sign(t, "r1", "", with("nbf", now.Add(10*time.Minute).Unix())), "not valid before"},
+		{"no repository claim", is.Sign(t, "r1", "", with("repository", nil)), `no "repository" claim`},
+		{"untrusted issuer", other.Sign(t, "r1", "", other.GitHubClaims("bank/payments", "refs/heads/main", exp)), "is not trusted (oidc_issuers)"},
+		{"iss claimed, signed by another issuer's key", other.Sign(t, "r1", "", good), "bad signature"},
+		{"tampered claims", strings.Join(parts, "."), "bad signature"},
+		{"alg none", unsigned(good, "none"), "want RS256"},
+		{"HS256 with the public key", is.Sign(t, "r1", "HS256", good), "want RS256"},
+		{"unknown key", reKid(t, is.Sign(t, "e1", "", good), "e9"), `has no key "e9"`},
+		{"a Vouch token", "vouch_" + strings.Repeat("a", 43), "not a JWT"},
+	} {
+		_, err := v.Authenticate(ctx, tc.token)
+		if !errors.Is(err, auth.ErrUnauthenticated) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: err = %v; want unauthenticated, saying %q", tc.name, err, tc.says)
+		}
+	}
+
+	// A rotated key is fetched when first seen, but the keys are not
+	// fetched again for every unknown kid.
+	hits := is.Hits.Load()
+	is.AddKeys(t, "r2")
+	if _, err := v.Authenticate(ctx, is.Sign(t, "r2", "", good)); !errors.Is(err, auth.ErrUnauthenticated) || is.Hits.Load() != hits {
+		t.Errorf("a new key right after a fetch: err %v, %d fetches; want refused without fetching", err, is.Hits.Load()-hits)
+	}
+	clock = clock.Add(oidc.RefetchAfter)
+	if _, err := v.Authenticate(ctx, is.Sign(t, "r2", "", good)); err != nil || is.Hits.Load() != hits+1 {
+		t.Errorf("a new key %s later: err %v, %d fetches; want accepted after one fetch", oidc.RefetchAfter, err, is.Hits.Load()-hits)
+	}
+
+	// An issuer that cannot be reached is unavailable, not a refusal.
+	down := oidctest.New(t)
+	vd, _ := oidc.New([]oidc.IssuerConfig{{Issuer: down.URL(), Name: "gl", Subjects: []string{"*"}, CAFile: down.CAFile}})
+	down.Server.Close()
+	if _, err := vd.Authenticate(ctx, down.Sign(t, "r1", "", down.GitHubClaims("a/b", "refs/heads/main", exp))); !errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("issuer down: err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  oidc.IssuerConfig
+		says string
+	}{
+		{oidc.IssuerConfig{Issuer: "http://issuer.example", Name: "x", Subjects: []string{"*"}}, "must be an https URL"},
+		{oidc.IssuerConfig{Issuer: "https://issuer.example", Subjects: []string{"*"}}, "name: a short name"},
+		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x"}, "subjects: list the subjects"},
+		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"["}}, "not a valid pattern"},
+		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, Scopes: []auth.Scope{auth.ScopeAdmin}}, `"admin" is not a scope a CI job can be given`},
+		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, RepositoryClaim: "repository"}, "go together"},
+	} {
+		if _, err := oidc.New([]oidc.IssuerConfig{tc.cfg}); err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.says)
+		}
+	}
+}
+
+func mustDecode(t *testing.T, s string) []byte {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// unsigned is a token with claims and alg, and no signature.
+func unsigned(claims map[string]any, alg string) string {
+	h, _ := json.Marshal(map[string]string{"alg": alg, "kid": "r1"})
+	c, _ := json.Marshal(claims)
+	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c) + "."
+}
+
+// reKid changes a token's header to name another key, keeping its claims
+// and signature.
+func reKid(t *testing.T, token, kid string) string {
+	parts := strings.Split(token, ".")
+	var h map[string]string
+	json.Unmarshal(mustDecode(t, parts[0]), &h)
+	h["kid"] = kid
+	b, _ := json.Marshal(h)
+	parts[0] = base64.RawURLEncoding.EncodeToString(b)
+	return strings.Join(parts, ".")
+}
