@@ -75,17 +75,7 @@ func (s *Server) postEnvelope(c *gin.Context) {
 		invalid("signatures", fmt.Errorf("attestations %q must be signed by a trusted key: %s", name, v.Problem))
 		return
 	}
-	// The envelope itself is kept, so that anyone can verify it again.
-	blob := ""
-	if s.cfg.Blobs != nil {
-		b := evidence.NewBlob(body, "application/vnd.dsse.envelope.v1+json", caller(c), time.Now())
-		if _, err := s.cfg.Blobs.PutBlob(c.Request.Context(), b); err != nil {
-			s.fail(c, fmt.Errorf("store the envelope: %w: %w", evidence.ErrUnavailable, err))
-			return
-		}
-		blob = b.Digest
-	}
-	recs, err := trust.Reports(st, name, blob, v)
+	recs, err := trust.Reports(st, name, "", v)
 	if err != nil {
 		invalid("payload", err)
 		return
@@ -97,6 +87,17 @@ func (s *Server) postEnvelope(c *gin.Context) {
 	if err := s.checkScope(c, recs.Artifacts, digests); err != nil {
 		s.fail(c, err)
 		return
+	}
+	// The envelope itself is kept, so that anyone can verify it again.
+	if s.cfg.Blobs != nil {
+		b := evidence.NewBlob(body, "application/vnd.dsse.envelope.v1+json", caller(c), time.Now())
+		if _, err := s.cfg.Blobs.PutBlob(c.Request.Context(), b); err != nil {
+			s.fail(c, fmt.Errorf("store the envelope: %w: %w", evidence.ErrUnavailable, err))
+			return
+		}
+		for i := range recs.Attestations {
+			recs.Attestations[i].Blob = b.Digest
+		}
 	}
 	res := envelopeResult{PredicateType: st.PredicateType, Name: name, Verified: v.Verified, KeyID: v.KeyID, SignatureProblem: v.Problem}
 	ctx := c.Request.Context()

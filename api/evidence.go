@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -75,16 +76,18 @@ func (s *Server) postApproval(c *gin.Context) {
 
 // checkScope refuses what a token limited to repositories may not write:
 // a build report of another repository, or of none, and evidence about a
-// digest whose build was not reported or is of another repository. builds
-// are the build reports of the same request, which count as reported.
-// Evidence with an invalid digest is left to the service to refuse.
+// digest whose build is of another repository or was not reported. builds
+// are the build reports of the same request: they count as reported only
+// for a digest the store holds no build of (a digest already reported
+// keeps its first report). Evidence with an invalid digest is left to the
+// service to refuse.
 func (s *Server) checkScope(c *gin.Context, builds []evidence.ArtifactReport, digests []string) error {
 	t := c.MustGet(tokenKey).(auth.Token)
 	if len(t.Repositories) == 0 {
 		return nil
 	}
 	limit := fmt.Sprintf("token %q may write evidence only about builds of %s", t.Name, strings.Join(t.Repositories, ", "))
-	reported := map[string]string{}
+	reported := map[string]bool{}
 	for _, b := range builds {
 		if !t.MatchRepository(b.Repository) {
 			if b.Repository == "" {
@@ -92,20 +95,21 @@ func (s *Server) checkScope(c *gin.Context, builds []evidence.ArtifactReport, di
 			}
 			return fmt.Errorf("%w: %s; the report of %s names repository %q", errForbidden, limit, b.Digest, b.Repository)
 		}
-		reported[b.Digest] = b.Repository
+		reported[b.Digest] = true
+		digests = append(digests, b.Digest)
 	}
-	for _, d := range digests {
-		if _, ok := reported[d]; ok || !evidence.ValidDigest(d) {
+	for _, d := range slices.Compact(slices.Sorted(slices.Values(digests))) {
+		if !evidence.ValidDigest(d) {
 			continue
 		}
 		ev, err := s.cfg.EvidenceStore.Evidence(c.Request.Context(), d)
 		switch {
 		case err != nil && !errors.Is(err, evidence.ErrNotFound):
 			return err
-		case ev.Artifact == nil:
-			return fmt.Errorf("%w: %s; no build of %s was reported: report the build first (vouch artifact report), with a token for its repository", errForbidden, limit, d)
-		case !t.MatchRepository(ev.Artifact.Repository):
+		case ev.Artifact != nil && !t.MatchRepository(ev.Artifact.Repository):
 			return fmt.Errorf("%w: %s; %s was built from %s", errForbidden, limit, d, cmp.Or(ev.Artifact.Repository, "no reported repository"))
+		case ev.Artifact == nil && !reported[d]:
+			return fmt.Errorf("%w: %s; no build of %s was reported: report the build first (vouch artifact report), with a token for its repository", errForbidden, limit, d)
 		}
 	}
 	return nil

@@ -27,8 +27,8 @@ func (s *Server) createExemption(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if t := c.MustGet(tokenKey).(auth.Token); len(t.Repositories) > 0 {
-		s.fail(c, fmt.Errorf("%w: token %q is limited to repositories; an exemption admits images whatever their source, so it needs a token that is not", errForbidden, t.Name))
+	if err := unlimited(c, "create"); err != nil {
+		s.fail(c, err)
 		return
 	}
 	e, err := s.cfg.Exemptions.Create(c.Request.Context(), caller(c), r)
@@ -57,6 +57,10 @@ func (s *Server) revokeExemption(c *gin.Context) {
 		s.fail(c, &bodyError{kind: problemInvalidQuery, msg: fmt.Sprintf("exemption id %q is not a number", c.Param("id"))})
 		return
 	}
+	if err := unlimited(c, "revoke"); err != nil {
+		s.fail(c, err)
+		return
+	}
 	e, err := s.cfg.Exemptions.Revoke(c.Request.Context(), caller(c), id)
 	if errors.Is(err, evidence.ErrNotFound) {
 		s.fail(c, fmt.Errorf("%w: no exemption %d", errNotFound, id))
@@ -67,4 +71,14 @@ func (s *Server) revokeExemption(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, e)
+}
+
+// unlimited refuses a token limited to repositories: exemptions admit
+// images whatever their source, so no team's token may create or revoke
+// them.
+func unlimited(c *gin.Context, verb string) error {
+	if t := c.MustGet(tokenKey).(auth.Token); len(t.Repositories) > 0 {
+		return fmt.Errorf("%w: token %q is limited to repositories; exemptions admit images whatever their source, so to %s one takes a token that is not", errForbidden, t.Name, verb)
+	}
+	return nil
 }

@@ -244,6 +244,9 @@ func (r Request) validate() error {
 	if slices.Contains(r.Scopes, ScopeAdmin) && len(r.Repositories) > 0 {
 		problems = append(problems, "repositories: an admin token cannot be limited to repositories (it can create tokens)")
 	}
+	if slices.Contains(r.Scopes, ScopeSnapshotsWrite) && len(r.Repositories) > 0 {
+		problems = append(problems, "repositories: a snapshots:write token reports what runs, which no repository limits: create it without repositories")
+	}
 	if len(problems) > 0 {
 		return &InvalidError{Problems: problems}
 	}

@@ -48,7 +48,8 @@ type IssuerConfig struct {
 	Name string `json:"name"`
 	// Audience the token must be for (aud); "vouch" when empty.
 	Audience string `json:"audience"`
-	// Subjects are the sub claims accepted, as path.Match patterns:
+	// Subjects are the sub claims accepted, as patterns in which '*'
+	// matches within one part between ':' or '/' (path.Match):
 	// "repo:bank/*:ref:refs/heads/main". Required: an issuer such as
 	// GitHub's issues tokens to every repository on it.
 	Subjects []string `json:"subjects"`
@@ -57,8 +58,8 @@ type IssuerConfig struct {
 	// RepositoryClaim names the claim holding the job's repository
 	// ("repository" on GitHub, "project_path" on GitLab), and
 	// RepositoryPrefix what goes before it ("github.com/"): the token is
-	// limited to that repository's builds (auth.Token.Repositories). Both
-	// empty: not limited.
+	// limited to that repository's builds (auth.Token.Repositories).
+	// Both are required.
 	RepositoryClaim  string `json:"repository_claim"`
 	RepositoryPrefix string `json:"repository_prefix"`
 	// CAFile is a PEM file of CAs to trust for the issuer, besides the
@@ -71,6 +72,10 @@ type IssuerConfig struct {
 const (
 	Leeway       = time.Minute
 	RefetchAfter = 30 * time.Second
+	// MaxKeyAge is how long fetched keys are used before they are fetched
+	// again, so that a key the issuer withdrew stops being trusted.
+	MaxKeyAge    = time.Hour
+	fetchTimeout = 10 * time.Second
 	maxToken     = 16 << 10
 	maxDocument  = 1 << 20
 )
@@ -92,9 +97,12 @@ type issuer struct {
 	cfg    IssuerConfig
 	client *http.Client
 
-	mu      sync.Mutex
-	keys    map[string]crypto.PublicKey // by kid
-	fetched time.Time
+	mu       sync.Mutex
+	keys     map[string]crypto.PublicKey // by kid
+	fetched  time.Time                   // when keys were fetched
+	tried    time.Time                   // the last fetch started
+	fetching chan struct{}               // closed when the fetch in flight ends; nil when none is
+	fetchErr error                       // how the last fetch failed
 }
 
 // New checks the configurations and returns their verifier. Keys are
@@ -120,7 +128,7 @@ func New(cfgs []IssuerConfig, opts ...Option) (*Verifier, error) {
 			return nil, fmt.Errorf("%s.subjects: list the subjects (sub claims) to accept, e.g. \"repo:bank/*:ref:refs/heads/main\": the issuer issues tokens to others too", field)
 		}
 		for _, s := range c.Subjects {
-			if _, err := path.Match(s, ""); err != nil {
+			if _, err := path.Match(segments(s), ""); err != nil {
 				return nil, fmt.Errorf("%s.subjects: %q is not a valid pattern: %v", field, s, err)
 			}
 		}
@@ -133,8 +141,8 @@ func New(cfgs []IssuerConfig, opts ...Option) (*Verifier, error) {
 				return nil, fmt.Errorf("%s.scopes: %q is not a scope a CI job can be given", field, s)
 			}
 		}
-		if (c.RepositoryClaim == "") != (c.RepositoryPrefix == "") {
-			return nil, fmt.Errorf("%s: repository_claim and repository_prefix go together (GitHub: \"repository\" and \"github.com/\")", field)
+		if c.RepositoryClaim == "" || c.RepositoryPrefix == "" {
+			return nil, fmt.Errorf("%s: repository_claim and repository_prefix are required, so that a job writes evidence only about its own repository (GitHub: \"repository\" and \"github.com/\"; GitLab: \"project_path\" and your GitLab's host and \"/\")", field)
 		}
 		client, err := httpClient(c.CAFile)
 		if err != nil {
@@ -166,21 +174,22 @@ func httpClient(caFile string) (*http.Client, error) {
 	}}, nil
 }
 
-// LooksLikeToken reports whether a bearer secret is a JWT rather than a
-// Vouch token.
-func LooksLikeToken(s string) bool {
-	return !strings.HasPrefix(s, auth.Prefix) && strings.Count(s, ".") == 2 && len(s) <= maxToken
-}
+// segments makes '*' in a subject pattern, and the subject, stop at ':' as
+// path.Match stops it at '/'.
+func segments(s string) string { return strings.ReplaceAll(s, ":", "/") }
 
-// claims are the ID token's claims Vouch reads; Extra holds them all, for
-// the repository claim.
-type claims struct {
-	Issuer    string          `json:"iss"`
-	Subject   string          `json:"sub"`
-	Audience  json.RawMessage `json:"aud"`
-	Expires   *json.Number    `json:"exp"`
-	NotBefore *json.Number    `json:"nbf"`
-	Extra     map[string]any  `json:"-"`
+// LooksLikeToken reports whether a bearer secret is a JWT rather than a
+// Vouch token: three parts, the first a JSON header naming an algorithm.
+func LooksLikeToken(s string) bool {
+	head, _, ok := strings.Cut(s, ".")
+	if strings.HasPrefix(s, auth.Prefix) || strings.Count(s, ".") != 2 || len(s) > maxToken || !ok {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	return err == nil && json.Unmarshal(b, &h) == nil && h.Alg != ""
 }
 
 // Authenticate verifies an ID token and returns the API identity it
@@ -198,23 +207,22 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (auth.Token, er
 		Alg string `json:"alg"`
 		Kid string `json:"kid"`
 	}
-	var c claims
+	var c map[string]json.RawMessage // claims by their exact names
 	hb, err1 := base64.RawURLEncoding.DecodeString(parts[0])
 	pb, err2 := base64.RawURLEncoding.DecodeString(parts[1])
 	sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return deny("not base64url: %v", err)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(pb)))
-	dec.UseNumber()
-	if json.Unmarshal(hb, &header) != nil || dec.Decode(&c) != nil || json.Unmarshal(pb, &c.Extra) != nil {
+	if json.Unmarshal(hb, &header) != nil || json.Unmarshal(pb, &c) != nil || c == nil {
 		return deny("its header or claims are not JSON objects")
 	}
-	is, ok := v.issuers[c.Issuer]
+	iss, _ := claimString(c, "iss")
+	is, ok := v.issuers[iss]
 	if !ok {
-		return deny("issuer %q is not trusted (oidc_issuers)", c.Issuer)
+		return deny("issuer %q is not trusted (oidc_issuers)", iss)
 	}
-	key, err := is.key(ctx, header.Kid, v.now())
+	key, err := is.key(header.Kid, v.now())
 	if err != nil {
 		return auth.Token{}, err
 	}
@@ -222,45 +230,56 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (auth.Token, er
 		return deny("%v", err)
 	}
 	now := v.now()
-	exp, err := unixTime(c.Expires)
+	exp, hasExp, err := claimTime(c, "exp")
 	switch {
-	case err != nil || c.Expires == nil:
+	case err != nil || !hasExp:
 		return deny("no valid exp")
 	case !now.Before(exp.Add(Leeway)):
 		return deny("expired at %s", exp.UTC().Format(time.RFC3339))
 	}
-	if nbf, err := unixTime(c.NotBefore); err != nil {
+	if nbf, has, err := claimTime(c, "nbf"); err != nil {
 		return deny("invalid nbf")
-	} else if c.NotBefore != nil && now.Add(Leeway).Before(nbf) {
+	} else if has && now.Add(Leeway).Before(nbf) {
 		return deny("not valid before %s", nbf.UTC().Format(time.RFC3339))
 	}
-	if !audienceHas(c.Audience, is.cfg.Audience) {
+	if !audienceHas(c["aud"], is.cfg.Audience) {
 		return deny("not for audience %q", is.cfg.Audience)
 	}
-	if c.Subject == "" || !slices.ContainsFunc(is.cfg.Subjects, func(p string) bool { ok, _ := path.Match(p, c.Subject); return ok }) {
-		return deny("subject %q is not among those trusted for %s", c.Subject, is.cfg.Issuer)
+	sub, _ := claimString(c, "sub")
+	if sub == "" || !slices.ContainsFunc(is.cfg.Subjects, func(p string) bool { ok, _ := path.Match(segments(p), segments(sub)); return ok }) {
+		return deny("subject %q is not among those trusted for %s", sub, is.cfg.Issuer)
 	}
-	sum := sha256.Sum256([]byte(c.Issuer + "\n" + c.Subject))
-	t := auth.Token{ID: "oidc-" + hex.EncodeToString(sum[:8]), Name: is.cfg.Name + ":" + c.Subject, Scopes: slices.Clone(is.cfg.Scopes), ExpiresAt: &exp, CreatedAt: now}
-	if claim := is.cfg.RepositoryClaim; claim != "" {
-		repo, _ := c.Extra[claim].(string)
-		if repo == "" {
-			return deny("no %q claim: the token cannot be limited to its repository", claim)
-		}
-		t.Repositories = []string{auth.RepositoryKey(is.cfg.RepositoryPrefix + repo)}
+	repo, ok := claimString(c, is.cfg.RepositoryClaim)
+	if !ok || repo == "" {
+		return deny("no %q claim: the token cannot be limited to its repository", is.cfg.RepositoryClaim)
 	}
-	return t, nil
+	sum := sha256.Sum256([]byte(iss + "\n" + sub))
+	return auth.Token{ID: "oidc-" + hex.EncodeToString(sum[:8]), Name: is.cfg.Name + ":" + sub, Scopes: slices.Clone(is.cfg.Scopes), ExpiresAt: &exp, CreatedAt: now,
+		// The claim is a name, not a pattern: its metacharacters match themselves.
+		Repositories: []string{patternEscaper.Replace(auth.RepositoryKey(is.cfg.RepositoryPrefix + repo))}}, nil
 }
 
-func unixTime(n *json.Number) (time.Time, error) {
-	if n == nil {
-		return time.Time{}, nil
+var patternEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`)
+
+// claimString is a claim that is a JSON string.
+func claimString(c map[string]json.RawMessage, name string) (string, bool) {
+	var s string
+	err := json.Unmarshal(c[name], &s)
+	return s, err == nil && c[name] != nil
+}
+
+// claimTime is a NumericDate claim (seconds since 1970, a JSON number);
+// has is false when the claim is absent.
+func claimTime(c map[string]json.RawMessage, name string) (t time.Time, has bool, err error) {
+	raw, ok := c[name]
+	if !ok {
+		return time.Time{}, false, nil
 	}
-	f, err := n.Float64()
-	if err != nil {
-		return time.Time{}, err
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil || f < 0 || f > 1e11 {
+		return time.Time{}, true, fmt.Errorf("%s is not a date", name)
 	}
-	return time.Unix(int64(f), 0), nil
+	return time.Unix(int64(f), 0), true, nil
 }
 
 // audienceHas reports whether aud (a string or an array of strings) holds
@@ -299,25 +318,52 @@ func verifySignature(alg string, key crypto.PublicKey, signed string, sig []byte
 	return nil
 }
 
-// key returns the issuer's key kid, fetching the keys when kid is unknown
-// and they were not fetched in the last RefetchAfter.
-func (is *issuer) key(ctx context.Context, kid string, now time.Time) (crypto.PublicKey, error) {
+// key returns the issuer's key kid. Keys are fetched when none are held,
+// when they are older than MaxKeyAge, and when kid is unknown — no more
+// often than every RefetchAfter, whether the last fetch worked or not. One
+// fetch runs at a time, in the background of the requests: a request whose
+// key is held never waits for it; one that needs the fetch waits for its
+// end (up to its timeout). Stale keys stay in use while a fetch fails.
+func (is *issuer) key(kid string, now time.Time) (crypto.PublicKey, error) {
+	is.mu.Lock()
+	k, ok := is.keys[kid]
+	stale := is.keys == nil || now.Sub(is.fetched) >= MaxKeyAge
+	if (!ok || stale) && is.fetching == nil && now.Sub(is.tried) >= RefetchAfter {
+		is.tried, is.fetching = now, make(chan struct{})
+		go is.refresh(now)
+	}
+	wait := is.fetching
+	is.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	if wait != nil {
+		<-wait
+	}
 	is.mu.Lock()
 	defer is.mu.Unlock()
 	if k, ok := is.keys[kid]; ok {
 		return k, nil
 	}
-	if is.keys == nil || now.Sub(is.fetched) >= RefetchAfter {
-		keys, err := is.fetch(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("%w: keys of OIDC issuer %s: %v", auth.ErrUnavailable, is.cfg.Issuer, err)
-		}
-		is.keys, is.fetched = keys, now
-	}
-	if k, ok := is.keys[kid]; ok {
-		return k, nil
+	if is.keys == nil {
+		return nil, fmt.Errorf("%w: keys of OIDC issuer %s: %v", auth.ErrUnavailable, is.cfg.Issuer, is.fetchErr)
 	}
 	return nil, fmt.Errorf("%w: OIDC token: issuer %s has no key %q", auth.ErrUnauthenticated, is.cfg.Issuer, kid)
+}
+
+// refresh fetches the keys, replacing the whole set when it works.
+func (is *issuer) refresh(now time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+	defer cancel()
+	keys, err := is.fetch(ctx)
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if err == nil {
+		is.keys, is.fetched = keys, now
+	}
+	is.fetchErr = err
+	close(is.fetching)
+	is.fetching = nil
 }
 
 // fetch reads the issuer's discovery document, then its JWKS.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -75,11 +76,23 @@ func TestAuthenticate(t *testing.T) {
 		{"HS256 with the public key", is.Sign(t, "r1", "HS256", good), "want RS256"},
 		{"unknown key", reKid(t, is.Sign(t, "e1", "", good), "e9"), `has no key "e9"`},
 		{"a Vouch token", "vouch_" + strings.Repeat("a", 43), "not a JWT"},
+		{"'*' does not cross ':'", is.Sign(t, "r1", "", with("sub", "repo:bank/payments:environment:x:ref:refs/heads/main")), "is not among those trusted"},
+		{"exp as a string", is.Sign(t, "r1", "", with("exp", fmt.Sprint(exp.Unix()))), "no valid exp"},
 	} {
 		_, err := v.Authenticate(ctx, tc.token)
 		if !errors.Is(err, auth.ErrUnauthenticated) || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%s: err = %v; want unauthenticated, saying %q", tc.name, err, tc.says)
 		}
+	}
+
+	// Claims are read by their exact names: a "SUB" beside "sub" is not the subject.
+	twice := with("SUB", "repo:bank/cards:ref:refs/heads/main")
+	if tok, err := v.Authenticate(ctx, is.Sign(t, "r1", "", twice)); err != nil || tok.Name != "github:repo:bank/payments:ref:refs/heads/main" {
+		t.Errorf("a token with sub and SUB = %+v, %v; want the sub claim's subject", tok, err)
+	}
+	// A repository claim is a name, not a pattern.
+	if tok, err := v.Authenticate(ctx, is.Sign(t, "r1", "", with("repository", "bank/*"))); err != nil || tok.MatchRepository("github.com/bank/payments") || !tok.MatchRepository("github.com/bank/*") {
+		t.Errorf("repository claim bank/*: %+v, %v; want it to match only itself", tok, err)
 	}
 
 	// A rotated key is fetched when first seen, but the keys are not
@@ -94,12 +107,77 @@ func TestAuthenticate(t *testing.T) {
 		t.Errorf("a new key %s later: err %v, %d fetches; want accepted after one fetch", oidc.RefetchAfter, err, is.Hits.Load()-hits)
 	}
 
-	// An issuer that cannot be reached is unavailable, not a refusal.
-	down := oidctest.New(t)
-	vd, _ := oidc.New([]oidc.IssuerConfig{{Issuer: down.URL(), Name: "gl", Subjects: []string{"*"}, CAFile: down.CAFile}})
-	down.Server.Close()
-	if _, err := vd.Authenticate(ctx, down.Sign(t, "r1", "", down.GitHubClaims("a/b", "refs/heads/main", exp))); !errors.Is(err, auth.ErrUnavailable) {
-		t.Errorf("issuer down: err = %v, want ErrUnavailable", err)
+	// A key the issuer withdrew stops being trusted once the keys are
+	// MaxKeyAge old: the next use fetches them again, in the background.
+	late := is.GitHubClaims("bank/payments", "refs/heads/main", clock.Add(oidc.MaxKeyAge+5*time.Minute))
+	withdrawn := is.Sign(t, "e1", "", late)
+	is.RemoveKey("e1")
+	clock = clock.Add(oidc.MaxKeyAge)
+	hits = is.Hits.Load()
+	v.Authenticate(ctx, withdrawn) // may still pass: the keys it holds are used while they are fetched
+	waitFor(t, func() bool { return is.Hits.Load() == hits+1 })
+	if _, err := v.Authenticate(ctx, withdrawn); !errors.Is(err, auth.ErrUnauthenticated) || !strings.Contains(err.Error(), `has no key "e1"`) {
+		t.Errorf("a withdrawn key after %s: err = %v, want refused", oidc.MaxKeyAge, err)
+	}
+
+	// While a fetch is slow, tokens whose key is held are not held up.
+	is.Hold = make(chan struct{})
+	clock = clock.Add(oidc.RefetchAfter)
+	go v.Authenticate(ctx, reKid(t, is.Sign(t, "r1", "", late), "r7")) // unknown: waits for the fetch
+	waitFor(t, func() bool { return is.Hits.Load() == hits+2 })
+	done := make(chan error)
+	go func() { _, err := v.Authenticate(ctx, is.Sign(t, "r1", "", late)); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("a held key during a fetch: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("a token whose key is held waited for another's key fetch")
+	}
+	close(is.Hold)
+}
+
+func TestIssuerUnavailable(t *testing.T) {
+	ctx := context.Background()
+	exp := time.Now().Add(5 * time.Minute)
+	is := oidctest.New(t)
+	is.Fail.Store(true)
+	v, err := oidc.New([]oidc.IssuerConfig{{Issuer: is.URL(), Name: "gl", Subjects: []string{"*"}, RepositoryClaim: "repository", RepositoryPrefix: "github.com/", CAFile: is.CAFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An issuer whose keys cannot be fetched is unavailable, not a
+	// refusal, and failing fetches are not repeated for every request.
+	for i := range 20 {
+		if _, err := v.Authenticate(ctx, is.Sign(t, "r1", "", is.GitHubClaims("a/b", "refs/heads/main", exp))); !errors.Is(err, auth.ErrUnavailable) {
+			t.Fatalf("request %d, issuer failing: err = %v, want ErrUnavailable", i, err)
+		}
+	}
+	if n := is.Hits.Load(); n != 1 {
+		t.Errorf("%d key fetches for 20 requests within %s, want 1", n, oidc.RefetchAfter)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+	}
+}
+
+func TestLooksLikeToken(t *testing.T) {
+	for s, want := range map[string]bool{
+		"eyJhbGciOiJSUzI1NiJ9.e30.c2ln":          true, // {"alg":"RS256"}.{}.sig
+		"vouch_abc.def.ghi":                      false,
+		"0123456789abcdef.0123456789.abcdef0123": false, // a long secret with two dots: not a JWT header
+		"eyJ0eXAiOiJKV1QifQ.e30.c2ln":            false, // {"typ":"JWT"}: no alg
+	} {
+		if got := oidc.LooksLikeToken(s); got != want {
+			t.Errorf("LooksLikeToken(%q) = %v, want %v", s, got, want)
+		}
 	}
 }
 
@@ -113,7 +191,7 @@ func TestConfig(t *testing.T) {
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x"}, "subjects: list the subjects"},
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"["}}, "not a valid pattern"},
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, Scopes: []auth.Scope{auth.ScopeAdmin}}, `"admin" is not a scope a CI job can be given`},
-		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, RepositoryClaim: "repository"}, "go together"},
+		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, RepositoryClaim: "repository"}, "repository_claim and repository_prefix are required"},
 	} {
 		if _, err := oidc.New([]oidc.IssuerConfig{tc.cfg}); err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.says)

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -154,10 +155,7 @@ func (l layout) putJSON(mediaType string, v any) (descriptor, error) {
 
 // build writes the layout and returns the image index's digest.
 func build(o options) (string, error) {
-	if o.out == "" || o.out == "/" || o.out == "." {
-		return "", errors.New("--out must name a directory of its own")
-	}
-	if err := os.RemoveAll(o.out); err != nil {
+	if err := clearOut(o.out); err != nil {
 		return "", err
 	}
 	l := layout{dir: o.out}
@@ -200,6 +198,22 @@ func build(o options) (string, error) {
 	return index.Digest, writeJSONFile(filepath.Join(o.out, "oci-layout"), map[string]string{"imageLayoutVersion": "1.0.0"})
 }
 
+// clearOut removes the layout a previous build left in dir; it refuses to
+// remove anything else.
+func clearOut(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); len(entries) > 0 && err != nil {
+		return fmt.Errorf("--out %s is neither empty nor an image layout this command wrote: choose another directory", dir)
+	}
+	return os.RemoveAll(dir)
+}
+
 func writeJSONFile(name string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -208,15 +222,29 @@ func writeJSONFile(name string, v any) error {
 	return os.WriteFile(name, b, 0o644)
 }
 
-// goBuild builds the vouch command for p, static and reproducible.
+// buildSettings are the environment variables that change what go build
+// makes; the build sets them all itself, so that the caller's environment
+// cannot change the image.
+var buildSettings = []string{"CGO_ENABLED", "GOOS", "GOARCH", "GOARM", "GOAMD64", "GOARM64", "GO386", "GOEXPERIMENT", "GOFLAGS", "GODEBUG"}
+
+// goBuild builds the vouch command for p, static and reproducible: no VCS
+// stamp (it would record the checkout's untracked files), trimmed paths,
+// each architecture's baseline unless the platform names a variant.
 func goBuild(o options, p platform, out string) error {
-	cmd := exec.Command(o.goCmd, "build", "-trimpath", "-ldflags", "-s -w -X main.version="+o.version, "-o", out, o.pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture)
+	cmd := exec.Command(o.goCmd, "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -X main.version="+o.version, "-o", out, o.pkg)
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); !slices.Contains(buildSettings, name) {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture, "GOFLAGS=-mod=readonly")
 	switch {
-	case p.Variant != "" && p.Architecture == "arm":
-		cmd.Env = append(cmd.Env, "GOARM="+strings.TrimPrefix(p.Variant, "v"))
-	case p.Variant != "" && p.Architecture == "amd64":
-		cmd.Env = append(cmd.Env, "GOAMD64="+p.Variant)
+	case p.Architecture == "arm":
+		cmd.Env = append(cmd.Env, "GOARM="+cmp.Or(strings.TrimPrefix(p.Variant, "v"), "7"))
+	case p.Architecture == "amd64":
+		cmd.Env = append(cmd.Env, "GOAMD64="+cmp.Or(p.Variant, "v1"))
+	case p.Variant != "":
+		return fmt.Errorf("platform %s: variants are known for arm and amd64 only", p)
 	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {

@@ -332,7 +332,9 @@ func TestRefusedDecisionDuringOutage(t *testing.T) {
 		t.Errorf("%s:\n%s", files[0], data)
 	}
 	// The log comes through a pipe: the line may arrive after the journal shows the drain.
-	waitFor(t, func() bool { return strings.Contains(v.log.String(), "the journal store refused a spooled entry; set aside") })
+	waitFor(t, func() bool {
+		return strings.Contains(v.log.String(), "the journal store refused a spooled entry; set aside")
+	})
 	waitFor(t, func() bool { return strings.Contains(scrapeMetrics(t, v), "vouch_journal_spool_refused_total 1\n") })
 	v.stop()
 }

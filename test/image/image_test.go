@@ -133,6 +133,18 @@ func TestImage(t *testing.T) {
 		t.Errorf("rebuilt image %s, want %s: the build is not reproducible", again, digest)
 	}
 
+	// It replaces a layout it wrote, nothing else.
+	precious := t.TempDir()
+	os.WriteFile(filepath.Join(precious, "notes.txt"), []byte("keep"), 0o644)
+	cmd := exec.Command("go", "run", "./cmd/vouch-image", "--out", precious, "--platforms", "linux/amd64")
+	cmd.Dir = repoRoot()
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "neither empty nor an image layout") {
+		t.Errorf("--out on a directory of other files: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(precious, "notes.txt")); err != nil {
+		t.Errorf("the directory's file is gone: %v", err)
+	}
+
 	// A registry takes it, and serves it at the same digest.
 	srv := httptest.NewServer(registry.New())
 	defer srv.Close()

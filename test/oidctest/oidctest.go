@@ -34,9 +34,13 @@ type Issuer struct {
 	rsa    map[string]*rsa.PrivateKey
 	ec     map[string]*ecdsa.PrivateKey
 	Hits   atomic.Int32 // JWKS fetches
+	// Fail makes the JWKS answer 500; Hold, when set, holds each JWKS
+	// request until it is closed.
+	Fail atomic.Bool
+	Hold chan struct{}
 }
 
-// NewIssuer starts an issuer with an RSA key "r1" and a P-256 key "e1".
+// New starts an issuer with an RSA key "r1" and a P-256 key "e1".
 func New(t testing.TB) *Issuer {
 	t.Helper()
 	is := &Issuer{rsa: map[string]*rsa.PrivateKey{}, ec: map[string]*ecdsa.PrivateKey{}}
@@ -47,6 +51,13 @@ func New(t testing.TB) *Issuer {
 	})
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
 		is.Hits.Add(1)
+		if is.Hold != nil {
+			<-is.Hold
+		}
+		if is.Fail.Load() {
+			http.Error(w, "unavailable", http.StatusInternalServerError)
+			return
+		}
 		is.mu.Lock()
 		defer is.mu.Unlock()
 		var keys []map[string]string
@@ -74,6 +85,14 @@ func New(t testing.TB) *Issuer {
 
 // URL is the issuer (iss).
 func (is *Issuer) URL() string { return is.Server.URL }
+
+// RemoveKey withdraws a key from the JWKS.
+func (is *Issuer) RemoveKey(kid string) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	delete(is.rsa, kid)
+	delete(is.ec, kid)
+}
 
 // AddKeys publishes new keys: an RSA key for a kid starting with "r", a
 // P-256 one otherwise.
