@@ -37,6 +37,7 @@ type Config struct {
 type DB struct {
 	pool     *pgxpool.Pool
 	versions migration.Versions // set by migrate
+	applied  []string           // the migrations New applied
 }
 
 // migrationLock is the advisory lock key held while migrating, so that
@@ -132,8 +133,29 @@ func (d *DB) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("postgres: migration %s: %w", f.Name, err)
 		}
+		d.applied = append(d.applied, f.Name)
 	}
 	return nil
+}
+
+// Applied returns the migrations New applied, in order.
+func (d *DB) Applied() []string { return d.applied }
+
+// SchemaStatus returns the database's schema version, the one this binary
+// knows, and the migrations New would apply, changing nothing.
+func (d *DB) SchemaStatus(ctx context.Context) (migration.Versions, []migration.File, error) {
+	var exists bool
+	var current int
+	err := d.pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists)
+	if err == nil && exists {
+		err = d.pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current)
+	}
+	if err != nil {
+		return migration.Versions{}, nil, fmt.Errorf("postgres: schema version: %w", err)
+	}
+	v, files, err := migration.Plan(migrations, current)
+	v.Found = current
+	return v, files, err
 }
 
 // SchemaVersions returns the database's schema version after migrating,

@@ -39,6 +39,7 @@ type Config struct {
 type DB struct {
 	db       *sql.DB
 	versions migration.Versions // set by migrate
+	applied  []string           // the migrations New applied
 }
 
 // New opens (creating if needed) the database and applies migrations.
@@ -116,11 +117,33 @@ func (d *DB) migrate(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, f.Version); err != nil {
 			return fmt.Errorf("sqlite: migration %s: %w", f.Name, err)
 		}
+		d.applied = append(d.applied, f.Name)
 	}
 	if err := tx.Commit(); err != nil {
+		d.applied = nil
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	return nil
+}
+
+// Applied returns the migrations New applied, in order.
+func (d *DB) Applied() []string { return d.applied }
+
+// SchemaStatus returns the database's schema version, the one this binary
+// knows, and the migrations New would apply, changing nothing.
+func (d *DB) SchemaStatus(ctx context.Context) (migration.Versions, []migration.File, error) {
+	var exists bool
+	var current int
+	err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&exists)
+	if err == nil && exists {
+		err = d.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current)
+	}
+	if err != nil {
+		return migration.Versions{}, nil, fmt.Errorf("sqlite: schema version: %w", err)
+	}
+	v, files, err := migration.Plan(migrations, current)
+	v.Found = current
+	return v, files, err
 }
 
 // placeholders returns "?,?,…" with n marks.

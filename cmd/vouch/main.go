@@ -28,6 +28,7 @@ const help = `Vouch — change control for regulated Kubernetes.
 
 Usage:
   vouch serve [flags]                  run the admission webhook and the API
+  vouch migrate [--status]             apply the database's schema migrations, then exit
   vouch token create --name N --scopes S[,S…] [--expires-in 720h]
   vouch token list
   vouch token revoke ID
@@ -107,6 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "token":
 		err = tokenCommand(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		err = migrateCommand(ctx, args[1:], stdout)
 	case "journal":
 		err = journalCommand(ctx, args[1:], stdout, stderr)
 	case "env":

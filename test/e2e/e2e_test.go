@@ -120,7 +120,12 @@ func start(t *testing.T, databaseURL string, extra ...string) *vouch {
 // startConfig starts vouch serve with the given YAML configuration.
 func startConfig(t *testing.T, config, databaseURL string, extra ...string) *vouch {
 	t.Helper()
-	dataDir := t.TempDir()
+	return startIn(t, t.TempDir(), config, databaseURL, extra...)
+}
+
+// startIn is startConfig on a data directory of the caller's.
+func startIn(t *testing.T, dataDir, config, databaseURL string, extra ...string) *vouch {
+	t.Helper()
 	cfgFile := filepath.Join(dataDir, "vouch.yaml")
 	if err := os.WriteFile(cfgFile, []byte(config), 0o644); err != nil {
 		t.Fatal(err)

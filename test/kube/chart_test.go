@@ -596,3 +596,39 @@ func TestChartPersistence(t *testing.T) {
 		t.Error("a size that is not a quantity passed the schema")
 	}
 }
+
+// TestChartMigrationJob: with migrations.job.enabled, a pre-install and
+// pre-upgrade Job runs `vouch migrate` on the shared database before the
+// replicas start.
+func TestChartMigrationJob(t *testing.T) {
+	objs, err := render(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := objs["Job/vouch-migrate"]; ok {
+		t.Error("a migration Job by default")
+	}
+	objs, err = render(t, map[string]any{"migrations": map[string]any{"job": map[string]any{"enabled": true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := objs["Job/vouch-migrate"]
+	if job == nil {
+		t.Fatal("no Job/vouch-migrate")
+	}
+	if hooks := get(job, "metadata", "annotations", "helm.sh/hook"); hooks != "pre-install,pre-upgrade" {
+		t.Errorf("hook = %v", hooks)
+	}
+	pod := get(job, "spec", "template", "spec").(map[string]any)
+	c := get(pod, "containers", 0).(map[string]any)
+	if args := toStrings(c["args"]); len(args) != 1 || args[0] != "migrate" || get(c, "env", 0, "valueFrom", "secretKeyRef", "name") != "db" ||
+		pod["automountServiceAccountToken"] != false || pod["restartPolicy"] != "Never" || get(c, "securityContext", "readOnlyRootFilesystem") != true {
+		t.Errorf("migration Job pod = %v", pod)
+	}
+	if get(job, "spec", "template", "metadata", "labels", "app.kubernetes.io/name") == "vouch" {
+		t.Error("the Job's pod carries the replicas' selector labels: the Service would send it admissions")
+	}
+	if _, err := renderRaw(t, map[string]any{"replicaCount": 1, "migrations": map[string]any{"job": map[string]any{"enabled": true}}}); err == nil || !strings.Contains(err.Error(), "migrations.job.enabled needs database.existingSecret") {
+		t.Errorf("a migration Job without a database: %v, want it refused", err)
+	}
+}
