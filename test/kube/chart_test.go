@@ -628,6 +628,13 @@ func TestChartMigrationJob(t *testing.T) {
 	if get(job, "spec", "template", "metadata", "labels", "app.kubernetes.io/name") == "vouch" {
 		t.Error("the Job's pod carries the replicas' selector labels: the Service would send it admissions")
 	}
+	objs, err = render(t, map[string]any{"migrations": map[string]any{"job": map[string]any{"enabled": true, "existingSecret": "db-owner", "secretKey": "url"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref := get(objs["Job/vouch-migrate"], "spec", "template", "spec", "containers", 0, "env", 0, "valueFrom", "secretKeyRef").(map[string]any); ref["name"] != "db-owner" || ref["key"] != "url" {
+		t.Errorf("the Job's database URL with migrations.job.existingSecret = %v, want the owner's", ref)
+	}
 	if _, err := renderRaw(t, map[string]any{"replicaCount": 1, "migrations": map[string]any{"job": map[string]any{"enabled": true}}}); err == nil || !strings.Contains(err.Error(), "migrations.job.enabled needs database.existingSecret") {
 		t.Errorf("a migration Job without a database: %v, want it refused", err)
 	}
