@@ -29,6 +29,8 @@ const help = `Vouch — change control for regulated Kubernetes.
 Usage:
   vouch serve [flags]                  run the admission webhook and the API
   vouch migrate [--status]             apply the database's schema migrations, then exit
+  vouch health [--server U] [--webhook U] [--ca F]
+                                       is a running Vouch ready? (no token needed)
   vouch token create --name N --scopes S[,S…] [--expires-in 720h]
   vouch token list
   vouch token revoke ID
@@ -108,6 +110,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "token":
 		err = tokenCommand(ctx, args[1:], stdout, stderr)
+	case "health":
+		err = healthCommand(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		err = migrateCommand(ctx, args[1:], stdout)
 	case "journal":

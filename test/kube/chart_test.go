@@ -639,3 +639,28 @@ func TestChartMigrationJob(t *testing.T) {
 		t.Errorf("a migration Job without a database: %v, want it refused", err)
 	}
 }
+
+// TestChartHelmTest: `helm test` runs `vouch health` against the Service,
+// verifying the webhook's TLS with the CA of the TLS Secret.
+func TestChartHelmTest(t *testing.T) {
+	for _, apiTLS := range []bool{true, false} {
+		objs, err := render(t, map[string]any{"api": map[string]any{"tls": apiTLS}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod := objs["Pod/vouch-test-health"]
+		if pod == nil {
+			t.Fatal("no Pod/vouch-test-health")
+		}
+		scheme := map[bool]string{true: "https", false: "http"}[apiTLS]
+		args := strings.Join(toStrings(get(pod, "spec", "containers", 0, "args")), " ")
+		if get(pod, "metadata", "annotations", "helm.sh/hook") != "test" ||
+			args != "health --server="+scheme+"://vouch.vouch-system.svc:8080 --webhook=https://vouch.vouch-system.svc:443 --ca=/etc/vouch/tls/ca.crt" ||
+			get(pod, "spec", "volumes", 0, "secret", "secretName") != "vouch-tls" || get(pod, "spec", "automountServiceAccountToken") != false {
+			t.Errorf("api.tls=%v: helm test pod = %v", apiTLS, pod)
+		}
+		if get(pod, "metadata", "labels", "app.kubernetes.io/name") == "vouch" {
+			t.Error("the test pod carries the replicas' labels")
+		}
+	}
+}
