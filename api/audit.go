@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 )
@@ -171,6 +172,14 @@ func (s *Server) exportBound(c *gin.Context, name string) (uint64, error) {
 // auditExport streams the journal: JSONL that verifies against the signed
 // checkpoint it carries (`vouch journal verify`), or CSV for spreadsheets.
 func (s *Server) auditExport(c *gin.Context) {
+	t := c.MustGet(tokenKey).(auth.Token)
+	release, ok := s.exports.Acquire(t.ID)
+	if !ok {
+		c.Header("Retry-After", "10")
+		s.fail(c, fmt.Errorf("%w: token %q has %d exports streaming already; wait for one to finish", errRateLimited, t.Name, MaxConcurrentExports))
+		return
+	}
+	defer release()
 	from, err := s.exportBound(c, "from")
 	if err != nil {
 		s.fail(c, err)

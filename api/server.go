@@ -84,7 +84,13 @@ type Server struct {
 	log       *slog.Logger
 	engine    *gin.Engine
 	replaying chan struct{} // holds a token while a replay runs
+	exports   *ratelimit.Concurrency
 }
+
+// MaxConcurrentExports is how many journal exports a token may have
+// streaming at once; the per-minute rate limit counts each as one request,
+// however large.
+const MaxConcurrentExports = 2
 
 // New builds the API handler.
 func New(cfg Config) *Server {
@@ -98,7 +104,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, log: cfg.Logger, engine: gin.New(), replaying: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, log: cfg.Logger, engine: gin.New(), replaying: make(chan struct{}, 1), exports: ratelimit.NewConcurrency(MaxConcurrentExports)}
 	e := s.engine
 	e.HandleMethodNotAllowed = true
 	// The client address is the peer's, or what a trusted proxy says it

@@ -125,7 +125,29 @@ type Console struct {
 	pages    map[string]*page
 	sessions *sessions
 	signIn   ratelimit.Limiter
-	assets   http.Handler
+	// heavy bounds the heavy downloads (decisions, audit packages) a
+	// token runs at once; journal exports are bounded by the API.
+	heavy  *ratelimit.Concurrency
+	assets http.Handler
+}
+
+// MaxConcurrentDownloads is how many decisions downloads and audit packages
+// a signed-in token may have running at once.
+const MaxConcurrentDownloads = 2
+
+// download runs a heavy download, at most MaxConcurrentDownloads at once
+// per token.
+func (c *Console) download(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		release, ok := c.heavy.Acquire(current(r.Context()).token.ID)
+		if !ok {
+			w.Header().Set("Retry-After", "10")
+			c.renderError(w, r, http.StatusTooManyRequests, fmt.Sprintf("You have %d downloads running; try again when one has finished.", MaxConcurrentDownloads))
+			return
+		}
+		defer release()
+		h(w, r)
+	}
 }
 
 // New builds the console.
@@ -155,6 +177,7 @@ func New(cfg Config) (*Console, error) {
 	sub, _ := fs.Sub(assetFiles, "assets")
 	c := &Console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), pages: pages,
 		sessions: &sessions{store: cfg.Sessions, idle: cfg.SessionIdle, max: cfg.SessionMax, now: cfg.Now}, signIn: ratelimit.NewMemory(cfg.SignInLimit),
+		heavy:  ratelimit.NewConcurrency(MaxConcurrentDownloads),
 		assets: http.StripPrefix("/assets/", http.FileServerFS(sub))}
 	m := c.mux
 	m.HandleFunc("GET /assets/", c.serveAsset)
@@ -166,15 +189,15 @@ func New(cfg Config) (*Console, error) {
 	m.Handle("GET /environments/{env}/diff", c.auth(c.diff))
 	m.Handle("GET /artifacts", c.auth(c.artifactSearch))
 	m.Handle("GET /artifacts/{digest}", c.auth(c.artifact))
-	m.Handle("GET /artifacts/{digest}/audit-package", c.auth(c.auditPackage))
+	m.Handle("GET /artifacts/{digest}/audit-package", c.auth(c.download(c.auditPackage)))
 	m.Handle("GET /blobs/{digest}", c.auth(c.blob))
 	m.Handle("GET /decisions", c.auth(c.decisions))
-	m.Handle("GET /decisions/export", c.auth(c.decisionsExport))
+	m.Handle("GET /decisions/export", c.auth(c.download(c.decisionsExport)))
 	m.Handle("GET /journal", c.auth(c.integrity))
 	m.Handle("GET /journal/entries/{index}", c.auth(c.entry))
 	m.Handle("GET /downloads", c.auth(c.downloads))
 	m.Handle("GET /downloads/export", c.auth(c.export))
-	m.Handle("GET /downloads/audit-package", c.auth(c.auditPackageByDigest))
+	m.Handle("GET /downloads/audit-package", c.auth(c.download(c.auditPackageByDigest)))
 	m.Handle("GET /downloads/public-key", c.auth(c.publicKey))
 	m.Handle("GET /downloads/checkpoint", c.auth(c.checkpoint))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
