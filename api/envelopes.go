@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/intoto"
 	"github.com/vouch-dev/vouch/evidence/trust"
@@ -75,7 +76,7 @@ func (s *Server) postEnvelope(c *gin.Context) {
 		invalid("signatures", fmt.Errorf("attestations %q must be signed by a trusted key: %s", name, v.Problem))
 		return
 	}
-	recs, err := trust.Reports(st, name, "", v)
+	recs, err := trust.Reports(st, name, v)
 	if err != nil {
 		invalid("payload", err)
 		return
@@ -104,6 +105,12 @@ func (s *Server) postEnvelope(c *gin.Context) {
 	for _, r := range recs.Artifacts {
 		a, created, err := s.cfg.Evidence.ReportArtifact(ctx, caller(c), r)
 		if errors.Is(err, evidence.ErrConflict) {
+			if len(c.MustGet(tokenKey).(auth.Token).Repositories) > 0 {
+				// Reported from another source since checkScope looked: the
+				// token's attestations would be about another team's build.
+				s.fail(c, fmt.Errorf("%w: %s was reported from another source meanwhile: nothing more of this envelope was recorded", errForbidden, r.Digest))
+				return
+			}
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: provenance differs from what was reported before; the first report stands", r.Digest))
 			continue
 		}

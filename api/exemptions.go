@@ -27,7 +27,7 @@ func (s *Server) createExemption(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := unlimited(c, "create"); err != nil {
+	if err := refuseLimited(c, "create"); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -57,7 +57,7 @@ func (s *Server) revokeExemption(c *gin.Context) {
 		s.fail(c, &bodyError{kind: problemInvalidQuery, msg: fmt.Sprintf("exemption id %q is not a number", c.Param("id"))})
 		return
 	}
-	if err := unlimited(c, "revoke"); err != nil {
+	if err := refuseLimited(c, "revoke"); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -73,10 +73,10 @@ func (s *Server) revokeExemption(c *gin.Context) {
 	c.JSON(http.StatusOK, e)
 }
 
-// unlimited refuses a token limited to repositories: exemptions admit
+// refuseLimited refuses a token limited to repositories: exemptions admit
 // images whatever their source, so no team's token may create or revoke
 // them.
-func unlimited(c *gin.Context, verb string) error {
+func refuseLimited(c *gin.Context, verb string) error {
 	if t := c.MustGet(tokenKey).(auth.Token); len(t.Repositories) > 0 {
 		return fmt.Errorf("%w: token %q is limited to repositories; exemptions admit images whatever their source, so to %s one takes a token that is not", errForbidden, t.Name, verb)
 	}

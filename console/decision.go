@@ -293,13 +293,19 @@ func rows(a policy.ArtifactInput, env *policy.Environment, envName string, at ti
 	} else {
 		out = append(out, factRow{What: "Provenance", Required: required(req.Provenance), Fact: "no build of this digest was reported", State: "bad", Badge: "none"})
 	}
-	names := slices.Concat(req.Attestations, req.VerifiedAttestations)
+	// Each attestation name once: required, signed, of bounded age, or only reported.
+	var names []string
+	for _, name := range slices.Concat(req.Attestations, req.VerifiedAttestations, slices.Sorted(maps.Keys(req.MaxAge))) {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
 	for _, x := range a.Attestations {
 		if !slices.Contains(names, x.Name) {
 			names = append(names, x.Name)
 		}
 	}
-	for _, name := range slices.Compact(names) {
+	for _, name := range names {
 		out = append(out, attestationRow(a, name, req, required, at))
 	}
 	if req.Approval || len(a.Approvals) > 0 || env == nil {
@@ -318,14 +324,16 @@ func byAuthor(author string) string {
 	return " by " + author
 }
 
-// attestationRow says what the latest report of an attestation name was.
+// attestationRow says what the latest report of an attestation name was,
+// and whether it was too old for the environment's max_age.
 func attestationRow(a policy.ArtifactInput, name string, req policy.Requirements, required func(bool) string, at time.Time) factRow {
 	signed := slices.Contains(req.VerifiedAttestations, name)
-	row := factRow{What: "Attestation " + name, Required: required(signed || slices.Contains(req.Attestations, name))}
+	maxAge, bounded := req.MaxAge[name]
+	row := factRow{What: "Attestation " + name, Required: required(signed || bounded || slices.Contains(req.Attestations, name))}
 	if signed {
 		row.Required += ", signed"
 	}
-	if maxAge, ok := req.MaxAge[name]; ok && row.Required != "" {
+	if bounded {
 		row.Required += ", at most " + time.Duration(maxAge).String() + " old"
 	}
 	x, ok := a.LatestAttestations[name]
@@ -342,6 +350,9 @@ func attestationRow(a policy.ArtifactInput, name string, req policy.Requirements
 		sig = "signed by key " + x.KeyID
 	}
 	row.Fact = fmt.Sprintf("latest report: %s, %s, by %s at %s (%s before the change)", row.Badge, sig, x.ReportedBy, formatTime(x.ReportedAt), at.Sub(x.ReportedAt).Round(time.Second))
+	if bounded && at.Sub(x.ReportedAt) > time.Duration(maxAge) {
+		row.State, row.Badge = "bad", "too old"
+	}
 	row.Entries = []uint64{x.ID}
 	if earlier := countName(a.Attestations, name) - 1; earlier > 0 {
 		row.Fact += fmt.Sprintf("; %d earlier report(s) superseded", earlier)

@@ -73,7 +73,8 @@ func TestDecisionExplained(t *testing.T) {
 	}
 
 	prod := policy.Environment{Name: "prod", Allow: []string{"registry.k8s.io/pause"},
-		Require: policy.Requirements{Digest: true, Provenance: true, Attestations: []string{"unit-tests"}, Approval: true, FourEyes: true}}
+		Require: policy.Requirements{Digest: true, Provenance: true, Attestations: []string{"unit-tests"}, VerifiedAttestations: []string{"unit-tests"},
+			Approval: true, FourEyes: true, MaxAge: map[string]policy.Duration{"security-scan": policy.Duration(time.Nanosecond), "pen-test": policy.Duration(time.Hour)}}}
 	policyIdx := journalPolicy(policy.BuiltinDefault("default"), prod)
 
 	digest := "sha256:" + strings.Repeat("3c", 32)
@@ -114,7 +115,9 @@ func TestDecisionExplained(t *testing.T) {
 		"registry.example.com/shop/web built from github.com/shop/web at commit " + strings.Repeat("a", 40) + " by alice@example.com; reported by ci at ",
 		"latest report: passed, unsigned, by ci", "1 earlier report(s) superseded",
 		fmt.Sprintf(`<a href="/journal/entries/%d">%d</a>`, rerun.ID, rerun.ID),
-		"Attestation security-scan</td>\n    <td>not required</td>",
+		"Attestation security-scan</td>\n    <td>required, at most 1ns old</td>\n    <td><span class=\"badge bad\">too old</span>",
+		"Attestation pen-test</td>\n    <td>required, at most 1h0m0s old</td>\n    <td><span class=\"badge bad\">none</span>",
+		"Attestation unit-tests</td>\n    <td>required, signed</td>",
 		"approved by release-manager (bob@example.com)", ": CAB-7", "two people", "approved by release-manager (bob@example.com); commit by alice@example.com",
 		`<span class="badge warn">allow-listed</span>`,
 		"<h2>Journal entry " + fmt.Sprint(allowed) + ", as recorded</h2>", "<h3>init container pause:", "<h3>container web:",
@@ -122,6 +125,10 @@ func TestDecisionExplained(t *testing.T) {
 		fmt.Sprintf(`<a href="/journal/entries/%d">%d</a>`, later.ID, later.ID),
 		"not recorded", "does not hold everything",
 	})
+
+	if n := strings.Count(body, "Attestation unit-tests</td>"); n != 1 {
+		t.Errorf("unit-tests, required and signed, has %d rows, want 1", n)
+	}
 
 	// A denial, under a policy entry journaled before Vouch recorded
 	// environment definitions, citing an entry that is no evidence.
@@ -133,7 +140,7 @@ func TestDecisionExplained(t *testing.T) {
 		`<span class="badge bad">Denied</span>`, "Why it was denied", "was approved only by release-manager",
 		"predates the journaling of environment definitions: what prod required is not recorded",
 		fmt.Sprintf("entry %d, cited as evidence, is of kind admission", allowed),
-		"no approval for prod was recorded", "none reported"[:0],
+		"no approval for prod was recorded",
 	}, []string{"<li>images pinned by digest</li>", "<th scope=\"col\">In prod</th>"})
 
 	// Warn mode: admitted although the policy denied.

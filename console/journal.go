@@ -225,8 +225,9 @@ type entryData struct {
 	Checkpoint *journal.Checkpoint
 	Proof      []journal.Hash
 	Verified   error
-	// Why explains an admission decision.
-	Why *explanation
+	// Why explains an admission decision; WhyFailed says it could not.
+	Why       *explanation
+	WhyFailed string
 }
 
 // entry shows one journal entry as it is hashed, with its inclusion proof
@@ -255,8 +256,9 @@ func (c *Console) entry(w http.ResponseWriter, r *http.Request) {
 	title := fmt.Sprintf("Journal entry %d", i)
 	if e.Kind == journal.KindAdmission {
 		if d.Why, err = c.explain(r.Context(), e); err != nil {
-			c.fail(w, r, err)
-			return
+			// The entry, its proof and its bytes are still worth showing.
+			c.log.Error("console: explain a decision", "index", i, "error", err)
+			d.WhyFailed = "This decision could not be explained; the server log has the details. The entry as recorded follows."
 		}
 		title = fmt.Sprintf("Admission decision %d", i)
 	}

@@ -137,7 +137,8 @@ func New(cfgs []IssuerConfig, opts ...Option) (*Verifier, error) {
 			c.Scopes = []auth.Scope{auth.ScopeEvidenceWrite}
 		}
 		for _, s := range c.Scopes {
-			if s == auth.ScopeAdmin || !slices.Contains(auth.AllScopes, s) {
+			// snapshots:write is not limited by repository, as every OIDC token is.
+			if s == auth.ScopeAdmin || s == auth.ScopeSnapshotsWrite || !slices.Contains(auth.AllScopes, s) {
 				return nil, fmt.Errorf("%s.scopes: %q is not a scope a CI job can be given", field, s)
 			}
 		}
@@ -169,7 +170,7 @@ func httpClient(caFile string) (*http.Client, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return &http.Client{Transport: tr, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+	return &http.Client{Transport: tr, Timeout: fetchTimeout, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return errors.New("redirects are not followed")
 	}}, nil
 }
@@ -222,7 +223,7 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (auth.Token, er
 	if !ok {
 		return deny("issuer %q is not trusted (oidc_issuers)", iss)
 	}
-	key, err := is.key(header.Kid, v.now())
+	key, err := is.key(ctx, header.Kid, v.now())
 	if err != nil {
 		return auth.Token{}, err
 	}
@@ -324,7 +325,7 @@ func verifySignature(alg string, key crypto.PublicKey, signed string, sig []byte
 // fetch runs at a time, in the background of the requests: a request whose
 // key is held never waits for it; one that needs the fetch waits for its
 // end (up to its timeout). Stale keys stay in use while a fetch fails.
-func (is *issuer) key(kid string, now time.Time) (crypto.PublicKey, error) {
+func (is *issuer) key(ctx context.Context, kid string, now time.Time) (crypto.PublicKey, error) {
 	is.mu.Lock()
 	k, ok := is.keys[kid]
 	stale := is.keys == nil || now.Sub(is.fetched) >= MaxKeyAge
@@ -338,7 +339,11 @@ func (is *issuer) key(kid string, now time.Time) (crypto.PublicKey, error) {
 		return k, nil
 	}
 	if wait != nil {
-		<-wait
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	is.mu.Lock()
 	defer is.mu.Unlock()

@@ -121,7 +121,8 @@ func TestAuthenticate(t *testing.T) {
 	}
 
 	// While a fetch is slow, tokens whose key is held are not held up.
-	is.Hold = make(chan struct{})
+	hold := make(chan struct{})
+	is.Hold.Store(&hold)
 	clock = clock.Add(oidc.RefetchAfter)
 	go v.Authenticate(ctx, reKid(t, is.Sign(t, "r1", "", late), "r7")) // unknown: waits for the fetch
 	waitFor(t, func() bool { return is.Hits.Load() == hits+2 })
@@ -135,7 +136,13 @@ func TestAuthenticate(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("a token whose key is held waited for another's key fetch")
 	}
-	close(is.Hold)
+	// A request that waits for the fetch gives up when its caller does.
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := v.Authenticate(gone, reKid(t, is.Sign(t, "r1", "", late), "r8")); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled request waiting for a fetch: err = %v, want context.Canceled", err)
+	}
+	close(hold)
 }
 
 func TestIssuerUnavailable(t *testing.T) {
@@ -191,6 +198,7 @@ func TestConfig(t *testing.T) {
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x"}, "subjects: list the subjects"},
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"["}}, "not a valid pattern"},
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, Scopes: []auth.Scope{auth.ScopeAdmin}}, `"admin" is not a scope a CI job can be given`},
+		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, Scopes: []auth.Scope{auth.ScopeSnapshotsWrite}}, `"snapshots:write" is not a scope a CI job can be given`},
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, RepositoryClaim: "repository"}, "repository_claim and repository_prefix are required"},
 	} {
 		if _, err := oidc.New([]oidc.IssuerConfig{tc.cfg}); err == nil || !strings.Contains(err.Error(), tc.says) {
@@ -200,6 +208,7 @@ func TestConfig(t *testing.T) {
 }
 
 func mustDecode(t *testing.T, s string) []byte {
+	t.Helper()
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		t.Fatal(err)
@@ -217,6 +226,7 @@ func unsigned(claims map[string]any, alg string) string {
 // reKid changes a token's header to name another key, keeping its claims
 // and signature.
 func reKid(t *testing.T, token, kid string) string {
+	t.Helper()
 	parts := strings.Split(token, ".")
 	var h map[string]string
 	json.Unmarshal(mustDecode(t, parts[0]), &h)

@@ -225,7 +225,7 @@ func writeJSONFile(name string, v any) error {
 // buildSettings are the environment variables that change what go build
 // makes; the build sets them all itself, so that the caller's environment
 // cannot change the image.
-var buildSettings = []string{"CGO_ENABLED", "GOOS", "GOARCH", "GOARM", "GOAMD64", "GOARM64", "GO386", "GOEXPERIMENT", "GOFLAGS", "GODEBUG"}
+var buildSettings = []string{"CGO_ENABLED", "GOOS", "GOARCH", "GOARM", "GOAMD64", "GOARM64", "GO386", "GOEXPERIMENT", "GOFLAGS", "GODEBUG", "GOWORK", "GOTOOLCHAIN"}
 
 // goBuild builds the vouch command for p, static and reproducible: no VCS
 // stamp (it would record the checkout's untracked files), trimmed paths,
@@ -237,7 +237,7 @@ func goBuild(o options, p platform, out string) error {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture, "GOFLAGS=-mod=readonly")
+	cmd.Env = append(cmd.Env, "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture, "GOFLAGS=-mod=readonly", "GOWORK=off", "GOTOOLCHAIN=local")
 	switch {
 	case p.Architecture == "arm":
 		cmd.Env = append(cmd.Env, "GOARM="+cmp.Or(strings.TrimPrefix(p.Variant, "v"), "7"))

@@ -19,13 +19,14 @@ const healthHelp = `Usage:
 Checks a running Vouch without a token: the API's /readyz (ready; degraded,
 when the store is unreachable and decisions are spooled; or not ready) and,
 with --webhook, the webhook's /healthz over TLS, verified against --ca. Exit
-0 when ready or degraded (with a warning on stderr), 1 otherwise. The chart's
-"helm test" runs it.
+0 when ready or degraded (with a warning on stderr), 1 when not ready or not
+reachable, 2 for a usage error. The chart's "helm test" runs it.
 
   --server   the API (env VOUCH_SERVER, default http://localhost:8080)
   --webhook  the webhook's base URL, e.g. https://vouch.vouch-system.svc
   --ca       PEM file of CAs to trust besides the system's (env VOUCH_CA),
              e.g. the generated vouch-data/ca.crt or the TLS Secret's ca.crt
+  --timeout  time allowed for each check (default 10s)
 `
 
 func healthCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,9 +65,12 @@ func healthCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		failed = append(failed, fmt.Sprintf("API %s: not ready: %s", *server, detail))
 	}
 	if *webhook != "" {
-		if _, _, err := probe(ctx, client, strings.TrimRight(*webhook, "/")+"/healthz"); err != nil {
+		switch status, _, err := probe(ctx, client, strings.TrimRight(*webhook, "/")+"/healthz"); {
+		case err != nil:
 			failed = append(failed, fmt.Sprintf("webhook %s: %v", *webhook, err))
-		} else {
+		case status == "not ready":
+			failed = append(failed, fmt.Sprintf("webhook %s: not serving", *webhook))
+		default:
 			fmt.Fprintf(stdout, "webhook %s: serving (TLS verified)\n", *webhook)
 		}
 	}
@@ -76,9 +80,10 @@ func healthCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
-// probe GETs a health endpoint: the status and detail it answers
-// ("ready", "degraded", or a problem's title), or an error when it cannot
-// be reached or answers neither 200 nor 503.
+// probe GETs a health endpoint: the status it answers ("ready" or
+// "degraded" with the reason, from a 200's JSON; "not ready" with the
+// problem's detail, from a 503), or an error when it cannot be reached or
+// answers another status.
 func probe(ctx context.Context, client *http.Client, url string) (status, detail string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -89,13 +94,13 @@ func probe(ctx context.Context, client *http.Client, url string) (status, detail
 		return "", "", err
 	}
 	defer resp.Body.Close()
-	var body struct{ Status, Reason, Title, Detail any }
-	json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
+	var body struct{ Status, Reason, Detail string }
+	json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body) // the webhook's /healthz is plain text
 	switch resp.StatusCode {
 	case http.StatusOK:
-		return fmt.Sprint(body.Status), fmt.Sprint(body.Reason), nil
+		return body.Status, body.Reason, nil
 	case http.StatusServiceUnavailable:
-		return "not ready", fmt.Sprint(body.Detail), nil
+		return "not ready", body.Detail, nil
 	}
 	return "", "", fmt.Errorf("%s answered %s", url, resp.Status)
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/vouch-dev/vouch/policy"
 )
 
-// policyJournal journals the policy state (bundle files, environment
-// modes) whenever it differs from the last journaled one: at start, and
-// after every reload.
+// policyJournal journals the policy state (bundle files, environments'
+// definitions and modes) whenever it differs from the last journaled one:
+// at start, and after every reload.
 type policyJournal struct {
 	appender *journal.Appender
 	store    journal.Store

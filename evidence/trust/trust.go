@@ -146,10 +146,11 @@ type Records struct {
 }
 
 // Reports turns a statement into an attestation per subject (type
-// "in-toto", bound by the subject's sha256, blob the envelope) and, for
+// "in-toto", bound by the subject's sha256; the caller sets Blob to the
+// stored envelope) and, for
 // SLSA provenance, the subjects' provenance. An attestation passes unless
 // its predicate says it failed (a test-result with result FAILED).
-func Reports(st intoto.Statement, name, blob string, v Verdict) (Records, error) {
+func Reports(st intoto.Statement, name string, v Verdict) (Records, error) {
 	passed := true
 	summary := map[string]any{"predicate_type": st.PredicateType, "signed": v.Verified}
 	if v.Problem != "" {
@@ -187,7 +188,7 @@ func Reports(st intoto.Statement, name, blob string, v Verdict) (Records, error)
 		}
 		payload, _ := json.Marshal(s)
 		r.Attestations = append(r.Attestations, evidence.AttestationReport{
-			Digest: d, Name: name, Type: "in-toto", Passed: &passed, Payload: payload, Blob: blob,
+			Digest: d, Name: name, Type: "in-toto", Passed: &passed, Payload: payload,
 			Verified: v.Verified, KeyID: v.KeyID,
 		})
 	}

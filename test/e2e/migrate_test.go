@@ -37,11 +37,14 @@ func TestMigrate(t *testing.T) {
 		if out, err := migrate("extra"); err == nil || !strings.Contains(out, "migrate takes no arguments") {
 			t.Errorf("an argument: %v\n%s", err, out)
 		}
-		// The server starts on it, applying nothing more.
+		// The server starts on it, and the schema is as the Job left it.
 		srv := startIn(t, dataDir, config, url)
 		srv.stop()
 		if strings.Contains(srv.log.String(), "newer Vouch") {
 			t.Errorf("vouch serve warned about the schema:\n%s", srv.log)
+		}
+		if out, err := migrate("--status"); err != nil || !strings.Contains(out, "schema at version 13; nothing to apply") {
+			t.Errorf("status after serving: %v\n%s", err, out)
 		}
 	})
 }

@@ -35,9 +35,9 @@ type Issuer struct {
 	ec     map[string]*ecdsa.PrivateKey
 	Hits   atomic.Int32 // JWKS fetches
 	// Fail makes the JWKS answer 500; Hold, when set, holds each JWKS
-	// request until it is closed.
+	// request until the channel is closed.
 	Fail atomic.Bool
-	Hold chan struct{}
+	Hold atomic.Pointer[chan struct{}]
 }
 
 // New starts an issuer with an RSA key "r1" and a P-256 key "e1".
@@ -51,8 +51,8 @@ func New(t testing.TB) *Issuer {
 	})
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
 		is.Hits.Add(1)
-		if is.Hold != nil {
-			<-is.Hold
+		if hold := is.Hold.Load(); hold != nil {
+			<-*hold
 		}
 		if is.Fail.Load() {
 			http.Error(w, "unavailable", http.StatusInternalServerError)
@@ -97,6 +97,7 @@ func (is *Issuer) RemoveKey(kid string) {
 // AddKeys publishes new keys: an RSA key for a kid starting with "r", a
 // P-256 one otherwise.
 func (is *Issuer) AddKeys(t testing.TB, kids ...string) {
+	t.Helper()
 	is.mu.Lock()
 	defer is.mu.Unlock()
 	for _, kid := range kids {
