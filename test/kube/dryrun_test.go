@@ -13,12 +13,16 @@ import (
 func TestChartObjectsAreValid(t *testing.T) {
 	needCluster(t)
 	kubectl(t, "create", "namespace", "vouch-system")
+	// A cluster's controller-manager gives every namespace this account; the
+	// test's apiserver runs none. The hook and test pods use it.
+	kubectl(t, "create", "serviceaccount", "default", "-n", "vouch-system")
 	for _, values := range []map[string]any{
 		nil,
 		{"networkPolicy": map[string]any{"enabled": true, "apiFrom": []any{map[string]any{"namespaceSelector": map[string]any{}}}},
 			"database": map[string]any{"existingSecret": "db"}, "journalKey": map[string]any{"existingSecret": "key"},
 			"reporter": map[string]any{"enabled": true, "environment": "prod-eu", "server": "https://vouch.example.com", "tokenSecret": map[string]any{"name": "t"}}},
-		{"database": map[string]any{"existingSecret": "db"}, "persistence": map[string]any{"enabled": true, "storageClassName": "standard"}},
+		{"database": map[string]any{"existingSecret": "db"}, "persistence": map[string]any{"enabled": true, "storageClassName": "standard"},
+			"migrations": map[string]any{"job": map[string]any{"enabled": true}}},
 	} {
 		out, err := applyYAML(t, renderYAML(t, values), "--dry-run=server", "-n", "vouch-system")
 		if err != nil {
