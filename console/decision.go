@@ -235,6 +235,7 @@ func definition(env policy.Environment) []string {
 	add(len(r.Registries) > 0, "images from %s", strings.Join(r.Registries, ", "))
 	add(r.NoLatest, "no image tagged :latest")
 	add(r.Provenance, "provenance: a build of the digest reported by CI")
+	add(r.Source, "source: the build report names its repository and commit")
 	add(len(r.Attestations) > 0, "attestations whose latest report passed: %s", strings.Join(r.Attestations, ", "))
 	add(len(r.VerifiedAttestations) > 0, "attestations whose latest report passed and is signed by a trusted key: %s", strings.Join(r.VerifiedAttestations, ", "))
 	for _, name := range slices.Sorted(maps.Keys(r.MaxAge)) {
@@ -292,6 +293,15 @@ func rows(a policy.ArtifactInput, env *policy.Environment, envName string, at ti
 		out = append(out, factRow{What: "Provenance", Required: required(req.Provenance), Fact: fact, State: "ok", Badge: "reported", Entries: []uint64{p.ID}})
 	} else {
 		out = append(out, factRow{What: "Provenance", Required: required(req.Provenance), Fact: "no build of this digest was reported", State: "bad", Badge: "none"})
+	}
+	if req.Source {
+		row := factRow{What: "Source", Required: "required", Fact: "no build reported", State: "bad", Badge: "unknown"}
+		if p := a.Provenance; p != nil && p.Repository != "" && p.GitCommit != "" {
+			row.Fact, row.State, row.Badge, row.Entries = p.Repository+" at "+p.GitCommit, "ok", "named", []uint64{p.ID}
+		} else if p != nil {
+			row.Fact, row.Entries = "the build report does not name both its repository and its commit", []uint64{p.ID}
+		}
+		out = append(out, row)
 	}
 	// Each attestation name once: required, signed, of bounded age, or only reported.
 	var names []string

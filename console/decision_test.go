@@ -73,7 +73,7 @@ func TestDecisionExplained(t *testing.T) {
 	}
 
 	prod := policy.Environment{Name: "prod", Allow: []string{"registry.k8s.io/pause"},
-		Require: policy.Requirements{Digest: true, Provenance: true, Attestations: []string{"unit-tests"}, VerifiedAttestations: []string{"unit-tests"},
+		Require: policy.Requirements{Digest: true, Provenance: true, Source: true, Attestations: []string{"unit-tests"}, VerifiedAttestations: []string{"unit-tests"},
 			Approval: true, FourEyes: true, MaxAge: map[string]policy.Duration{"security-scan": policy.Duration(time.Nanosecond), "pen-test": policy.Duration(time.Hour)}}}
 	policyIdx := journalPolicy(policy.BuiltinDefault("default"), prod)
 
@@ -110,7 +110,8 @@ func TestDecisionExplained(t *testing.T) {
 		"Admission decision: <span class=\"badge ok\">Allowed: the policy denied nothing</span>",
 		"alice@example.com asked to create Deployment <strong>prod/web</strong>",
 		fmt.Sprintf(`journaled in entry <a href="/journal/entries/%d">%d</a>`, policyIdx, policyIdx),
-		"<li>images pinned by digest</li>", "<li>a release approval for prod in force: approved, unexpired, not followed by a rejection</li>",
+		"<li>images pinned by digest</li>", "<li>source: the build report names its repository and commit</li>",
+		"Source</td>\n    <td>required</td>\n    <td><span class=\"badge ok\">named</span></td>\n    <td>github.com/shop/web at " + strings.Repeat("a", 40), "<li>a release approval for prod in force: approved, unexpired, not followed by a rejection</li>",
 		"<li>four eyes: the approver is not the commit&#39;s author</li>", "registry.k8s.io/pause (allow-list)",
 		"registry.example.com/shop/web built from github.com/shop/web at commit " + strings.Repeat("a", 40) + " by alice@example.com; reported by ci at ",
 		"latest report: passed, unsigned, by ci", "1 earlier report(s) superseded",

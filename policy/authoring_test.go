@@ -141,7 +141,7 @@ func TestInputSchemaMatchesInput(t *testing.T) {
 	in := policy.Input{
 		Request: policy.Request{User: policy.User{Groups: []string{"g"}}},
 		Environment: policy.NewInputEnvironment(policy.Environment{Name: "prod", Require: policy.Requirements{
-			Attestations: []string{"a"}, VerifiedAttestations: []string{"b"}, Registries: []string{"r/*"}, NoLatest: true,
+			Attestations: []string{"a"}, VerifiedAttestations: []string{"b"}, Registries: []string{"r/*"}, NoLatest: true, Source: true,
 			MaxAge: map[string]policy.Duration{"a": policy.Duration(time.Hour)}, FourEyes: true}}),
 		Workload: policy.Workload{Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"a": "b"}},
 		Artifacts: []policy.ArtifactInput{{

@@ -51,8 +51,11 @@ func (e Environment) EffectiveMode() string {
 
 // Requirements is what the built-in policy checks for each image.
 type Requirements struct {
-	Digest       bool     `json:"digest"`                 // pinned by digest
-	Provenance   bool     `json:"provenance"`             // build reported by CI
+	Digest     bool `json:"digest"`     // pinned by digest
+	Provenance bool `json:"provenance"` // build reported by CI
+	// Source: the build report names its repository and commit (a name
+	// and a digest alone do not say where an artifact came from).
+	Source       bool     `json:"source,omitempty"`
 	Attestations []string `json:"attestations,omitempty"` // each present, latest passed
 	// VerifiedAttestations are attestations whose latest must also be
 	// signed by a trusted key (trusted_keys).
@@ -269,6 +272,9 @@ func Checklist(env Environment, violations []Violation) []RequirementStatus {
 	}
 	if r.Provenance {
 		names = append(names, "provenance")
+	}
+	if r.Source {
+		names = append(names, "source")
 	}
 	for _, a := range r.Attestations {
 		names = append(names, "attestation "+a)

@@ -227,6 +227,9 @@ func (r Requirements) document() map[string]any {
 	if r.NoLatest {
 		m["no_latest"] = true
 	}
+	if r.Source {
+		m["source"] = true
+	}
 	if len(r.MaxAge) > 0 {
 		ages := make(map[string]any, len(r.MaxAge))
 		for k, v := range r.MaxAge {

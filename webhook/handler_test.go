@@ -519,3 +519,28 @@ func mustEnvs(t *testing.T) *policy.Environments {
 	}
 	return envs
 }
+
+// TestSourceRequirement: with require.source, a build reported by name and
+// digest alone does not admit; one naming its repository and commit does.
+func TestSourceRequirement(t *testing.T) {
+	f := newFixture(t, func(cfg *webhook.Config) {
+		envs, err := policy.NewEnvironments("default", []policy.Environment{{Name: "default", Require: policy.Requirements{Digest: true, Provenance: true, Source: true}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Environments = envs
+	})
+	f.report(digest(7), false, false) // name and digest only
+	img := "registry.example.com/app@" + digest(7)
+	resp := f.decide(review("s1", "default", "CREATE", false, img))
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "its build report names no repository or commit, so where it was built from is unknown") {
+		t.Fatalf("a build without its source: %+v", resp)
+	}
+	if _, _, err := f.evidence.ReportArtifact(context.Background(), "ci", evidence.ArtifactReport{Name: "registry.example.com/app", Digest: digest(8),
+		Repository: "https://git.example.com/app", GitCommit: strings.Repeat("b", 40)}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := f.decide(review("s2", "default", "CREATE", false, "registry.example.com/app@"+digest(8))); !resp.Allowed {
+		t.Fatalf("a build naming its source: %+v", resp.Result)
+	}
+}
