@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,7 +15,7 @@ import (
 )
 
 const attestIntotoHelp = `Usage:
-  vouch attest intoto ENVELOPE.json [--name NAME]
+  vouch attest intoto ENVELOPE.json|ENVELOPES.intoto.jsonl [--name NAME]
 
 Records a DSSE envelope holding an in-toto Statement (v1 or v0.1): an
 attestation for each subject, bound by its sha256 digest. Vouch checks the
@@ -23,7 +25,10 @@ it, and is refused when NAME requires a signature (require_signatures).
 SLSA provenance (v1, v0.2) also records each subject's provenance (commit,
 repository, build URL); its NAME defaults to slsa-provenance. An in-toto
 test-result predicate passes unless its result is FAILED; other predicates
-pass. "-" reads the envelope from stdin.
+pass. A JSON Lines file (.intoto.jsonl, as the SLSA GitHub generator writes)
+holds one envelope a line: each is recorded in turn, and the first refused
+stops the rest (those before it stay recorded; the message says which line).
+"-" reads from stdin.
 
 Token scope: evidence:write. Exit status: 0 recorded, 1 refused or an
 error, 2 usage error (an envelope file that does not exist, too), 3 the
@@ -55,8 +60,9 @@ func attestIntoto(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if !json.Valid(body) {
-		return usageError{fmt.Sprintf("%s is not JSON: want a DSSE envelope ({\"payloadType\", \"payload\", \"signatures\"})", fs.Arg(0))}
+	envelopes, err := splitEnvelopes(body)
+	if err != nil {
+		return usageError{fmt.Sprintf("%s: %v", fs.Arg(0), err)}
 	}
 	c, err := cf.client(stderr)
 	if err != nil {
@@ -66,26 +72,75 @@ func attestIntoto(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *name != "" {
 		path += "?name=" + url.QueryEscape(*name)
 	}
-	var res struct {
-		PredicateType    string                 `json:"predicate_type"`
-		Name             string                 `json:"name"`
-		Verified         bool                   `json:"verified"`
-		KeyID            string                 `json:"key_id,omitempty"`
-		SignatureProblem string                 `json:"signature_problem,omitempty"`
-		Attestations     []evidence.Attestation `json:"attestations"`
-		Artifacts        []evidence.Artifact    `json:"artifacts"`
-		Warnings         []string               `json:"warnings"`
-	}
-	if _, err := c.Do(ctx, http.MethodPost, path, json.RawMessage(body), &res); err != nil {
-		return err
-	}
-	if cf.output == "json" {
+	var results []envelopeAnswer
+	for i, env := range envelopes {
+		var res envelopeAnswer
+		if _, err := c.Do(ctx, http.MethodPost, path, env, &res); err != nil {
+			if len(envelopes) > 1 {
+				return fmt.Errorf("line %d of %s (lines before it are recorded): %w", i+1, fs.Arg(0), err)
+			}
+			return err
+		}
 		// Lists are lists, empty or not: [] and never null.
-		res.Attestations = nonNil(res.Attestations)
-		res.Artifacts = nonNil(res.Artifacts)
-		res.Warnings = nonNil(res.Warnings)
-		return writeJSON(stdout, res)
+		res.Attestations, res.Artifacts, res.Warnings = nonNil(res.Attestations), nonNil(res.Artifacts), nonNil(res.Warnings)
+		results = append(results, res)
 	}
+	switch {
+	case cf.output == "json" && len(results) == 1:
+		return writeJSON(stdout, results[0])
+	case cf.output == "json":
+		return writeJSON(stdout, results)
+	}
+	for i, res := range results {
+		if len(results) > 1 {
+			fmt.Fprintf(stdout, "line %d: ", i+1)
+		}
+		res.print(stdout)
+	}
+	return nil
+}
+
+// envelopeAnswer is what POST /envelopes answers.
+type envelopeAnswer struct {
+	PredicateType    string                 `json:"predicate_type"`
+	Name             string                 `json:"name"`
+	Verified         bool                   `json:"verified"`
+	KeyID            string                 `json:"key_id,omitempty"`
+	SignatureProblem string                 `json:"signature_problem,omitempty"`
+	Attestations     []evidence.Attestation `json:"attestations"`
+	Artifacts        []evidence.Artifact    `json:"artifacts"`
+	Warnings         []string               `json:"warnings"`
+}
+
+// MaxEnvelopes bounds the envelopes of one JSON Lines file.
+const MaxEnvelopes = 100
+
+// splitEnvelopes reads one JSON envelope, or JSON Lines of them.
+func splitEnvelopes(body []byte) ([]json.RawMessage, error) {
+	if json.Valid(body) {
+		return []json.RawMessage{body}, nil
+	}
+	var out []json.RawMessage
+	for i, line := range bytes.Split(body, []byte("\n")) {
+		if line = bytes.TrimSpace(line); len(line) == 0 {
+			continue
+		}
+		if !json.Valid(line) {
+			return nil, fmt.Errorf("line %d is not JSON: want a DSSE envelope ({\"payloadType\", \"payload\", \"signatures\"}), or one a line", i+1)
+		}
+		out = append(out, line)
+	}
+	switch {
+	case len(out) == 0:
+		return nil, errors.New("no envelope: want a DSSE envelope ({\"payloadType\", \"payload\", \"signatures\"}), or one a line")
+	case len(out) > MaxEnvelopes:
+		return nil, fmt.Errorf("%d envelopes; at most %d a file", len(out), MaxEnvelopes)
+	}
+	return out, nil
+}
+
+// print writes the answer for people.
+func (res envelopeAnswer) print(stdout io.Writer) {
 	signed := "verified: signed by trusted key " + res.KeyID
 	if !res.Verified {
 		signed = "NOT verified: " + res.SignatureProblem
@@ -104,7 +159,6 @@ func attestIntoto(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stdout, "  warning: %s\n", w)
 	}
-	return nil
 }
 
 // nonNil returns s, or an empty slice for nil: JSON [] rather than null.

@@ -226,3 +226,46 @@ func indent(s, prefix string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestIntotoJSONLines records a JSON Lines file of envelopes, as the SLSA
+// GitHub generator writes (.intoto.jsonl): each line in turn.
+func TestIntotoJSONLines(t *testing.T) {
+	v := start(t, "")
+	ci := v.cli("token", "create", "--name", "ci", "--scopes", "evidence:write")
+	auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
+	dir := t.TempDir()
+	var lines []string
+	for _, f := range []string{"gitlab-runner-v1", "tekton-chains-v1"} {
+		statement, err := os.ReadFile("../../evidence/intoto/testdata/" + f + ".statement.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(envelope(t, dir, f+".json", statement, nil))
+		lines = append(lines, string(b))
+	}
+	jsonl := filepath.Join(dir, "provenance.intoto.jsonl")
+	os.WriteFile(jsonl, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	out := v.cli("attest", "intoto", jsonl, "--token", ci)
+	if !strings.Contains(out, `line 1: recorded "slsa-provenance"`) || !strings.Contains(out, `line 2: recorded "slsa-provenance"`) {
+		t.Errorf("vouch attest intoto of two lines:\n%s", out)
+	}
+	for _, d := range []string{"sha256:b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c", "sha256:fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"} {
+		if code, ev := v.get(auditor, "/api/v1/artifacts/"+d); code != 200 || ev["artifact"] == nil {
+			t.Errorf("%s after the JSON Lines: %d %v", d, code, ev)
+		}
+	}
+	var results []map[string]any
+	if err := json.Unmarshal([]byte(v.cli("attest", "intoto", jsonl, "-o", "json", "--token", ci)), &results); err != nil || len(results) != 2 {
+		t.Errorf("-o json of two lines = %v, %v; want an array of two answers", results, err)
+	}
+	// A line that is not JSON stops it before anything is sent; one the
+	// server refuses stops the lines after it, and says which.
+	os.WriteFile(jsonl, []byte(lines[0]+"\nnot json\n"), 0o644)
+	if out, code := v.run("attest", "intoto", jsonl, "--token", ci); code != 2 || !strings.Contains(out, "line 2 is not JSON") {
+		t.Errorf("a line that is not JSON: exit %d\n%s", code, out)
+	}
+	os.WriteFile(jsonl, []byte(lines[0]+"\n{\"payloadType\":\"x\",\"payload\":\"\",\"signatures\":[]}\n"+lines[1]+"\n"), 0o644)
+	if out, code := v.run("attest", "intoto", jsonl, "--token", ci); code != 1 || !strings.Contains(out, "line 2 of "+jsonl+" (lines before it are recorded)") {
+		t.Errorf("a line the server refuses: exit %d\n%s", code, out)
+	}
+}
