@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,17 +36,10 @@ func healthCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := parseFlagsHelp(fs, args, healthHelp); err != nil {
 		return err
 	}
-	pool, err := x509.SystemCertPool()
+	tr, err := caTransport(*ca)
 	if err != nil {
-		pool = x509.NewCertPool()
+		return err
 	}
-	if *ca != "" {
-		if err := addCAs(pool, *ca); err != nil {
-			return usageError{fmt.Sprintf("--ca: %v", err)}
-		}
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	client := &http.Client{Transport: tr, Timeout: *timeout}
 
 	var failed []string

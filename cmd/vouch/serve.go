@@ -641,6 +641,23 @@ func loadCAPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// caTransport is an HTTP transport that trusts the system's CAs and the PEM
+// CA certificates in file (none when file is ""): the client commands' --ca.
+func caTransport(file string) (*http.Transport, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if file != "" {
+		if err := addCAs(pool, file); err != nil {
+			return nil, usageError{fmt.Sprintf("--ca: %v", err)}
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr, nil
+}
+
 // addCAs adds the PEM CA certificates in file to pool.
 func addCAs(pool *x509.CertPool, file string) error {
 	b, err := os.ReadFile(file)

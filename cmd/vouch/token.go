@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -88,15 +86,10 @@ func (f *clientFlags) client(stderr io.Writer) (*client.Client, error) {
 	c.Backoff = retryBackoff
 	c.Notify = func(msg string) { fmt.Fprintln(stderr, "vouch:", msg) }
 	if f.ca != "" {
-		pool, err := x509.SystemCertPool()
+		tr, err := caTransport(f.ca)
 		if err != nil {
-			pool = x509.NewCertPool()
+			return nil, err
 		}
-		if err := addCAs(pool, f.ca); err != nil {
-			return nil, usageError{fmt.Sprintf("--ca: %v", err)}
-		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		c.HTTP.Transport = tr
 	}
 	return c, nil
