@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,8 +9,6 @@ import (
 	"strings"
 
 	"github.com/vouch-dev/vouch/migration"
-	"github.com/vouch-dev/vouch/postgres"
-	"github.com/vouch-dev/vouch/sqlite"
 )
 
 const migrateHelp = `Usage:
@@ -34,7 +31,6 @@ Migrations take an advisory lock: replicas starting meanwhile wait.
 type schemaStore interface {
 	SchemaStatus(ctx context.Context) (migration.Versions, []migration.File, error)
 	Applied() []string
-	Close() error
 }
 
 func migrateCommand(ctx context.Context, args []string, stdout io.Writer) error {
@@ -48,24 +44,22 @@ func migrateCommand(ctx context.Context, args []string, stdout io.Writer) error 
 	if fs.NArg() > 0 {
 		return usageError{"migrate takes no arguments\n\n" + migrateHelp}
 	}
-	var st schemaStore
-	var err error
 	where := "PostgreSQL"
-	switch {
-	case *databaseURL != "":
-		st, err = postgres.New(ctx, postgres.Config{URL: *databaseURL, ReadOnly: *status})
-	default:
-		path := filepath.Join(*dataDir, "vouch.db")
-		where = path
-		if _, statErr := os.Stat(path); *status && errors.Is(statErr, os.ErrNotExist) {
-			return fmt.Errorf("no Vouch database in %s", *dataDir)
-		}
-		st, err = sqlite.New(ctx, sqlite.Config{Path: path, ReadOnly: *status})
+	if *databaseURL == "" {
+		where = filepath.Join(*dataDir, "vouch.db")
+	}
+	var opened interface{ Close() error }
+	var err error
+	if *status {
+		opened, err = openReadOnlyStore(ctx, *dataDir, *databaseURL)
+	} else {
+		opened, err = openStore(ctx, Config{DataDir: *dataDir, DatabaseURL: *databaseURL})
 	}
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer opened.Close()
+	st := opened.(schemaStore) // both stores report their schema
 	v, pending, err := st.SchemaStatus(ctx)
 	if err != nil {
 		return err
