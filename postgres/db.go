@@ -104,18 +104,14 @@ func (d *DB) migrate(ctx context.Context) error {
 
 	// Only create what is missing: a least-privilege role (roles.sql) may
 	// not create anything, and needs nothing once migrations are applied.
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+	current, exists, err := schemaVersion(ctx, conn)
+	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	if !exists {
 		if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 			return fmt.Errorf("postgres: migrate: %w", err)
 		}
-	}
-	var current int
-	if err := conn.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	versions, files, err := migration.Plan(migrations, current)
 	if err != nil {
@@ -138,18 +134,25 @@ func (d *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// schemaVersion reads the highest migration applied; exists is false
+// before any (no schema_migrations table yet).
+func schemaVersion(ctx context.Context, q interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}) (version int, exists bool, err error) {
+	if err := q.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return 0, false, err
+	}
+	err = q.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version)
+	return version, true, err
+}
+
 // Applied returns the migrations New applied, in order.
 func (d *DB) Applied() []string { return d.applied }
 
 // SchemaStatus returns the database's schema version, the one this binary
 // knows, and the migrations New would apply, changing nothing.
 func (d *DB) SchemaStatus(ctx context.Context) (migration.Versions, []migration.File, error) {
-	var exists bool
-	var current int
-	err := d.pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists)
-	if err == nil && exists {
-		err = d.pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current)
-	}
+	current, _, err := schemaVersion(ctx, d.pool)
 	if err != nil {
 		return migration.Versions{}, nil, fmt.Errorf("postgres: schema version: %w", err)
 	}

@@ -101,8 +101,8 @@ func (d *DB) migrate(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	var current int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+	current, _, err := schemaVersion(ctx, tx)
+	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	versions, files, err := migration.Plan(migrations, current)
@@ -126,18 +126,26 @@ func (d *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// schemaVersion reads the highest migration applied; exists is false
+// before any (no schema_migrations table yet).
+func schemaVersion(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}) (version int, exists bool, err error) {
+	err = q.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&exists)
+	if err != nil || !exists {
+		return 0, false, err
+	}
+	err = q.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version)
+	return version, true, err
+}
+
 // Applied returns the migrations New applied, in order.
 func (d *DB) Applied() []string { return d.applied }
 
 // SchemaStatus returns the database's schema version, the one this binary
 // knows, and the migrations New would apply, changing nothing.
 func (d *DB) SchemaStatus(ctx context.Context) (migration.Versions, []migration.File, error) {
-	var exists bool
-	var current int
-	err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&exists)
-	if err == nil && exists {
-		err = d.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current)
-	}
+	current, _, err := schemaVersion(ctx, d.db)
 	if err != nil {
 		return migration.Versions{}, nil, fmt.Errorf("sqlite: schema version: %w", err)
 	}
