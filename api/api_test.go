@@ -110,6 +110,28 @@ func (f *fixture) do(method, path, token, contentType, body string) (int, map[st
 	return resp.StatusCode, out, resp.Header
 }
 
+// inBackground sends a request as the named token from another goroutine
+// and delivers its status (0 when it could not be sent): a request held in
+// flight while the test sends others.
+func (f *fixture) inBackground(method, path, token, contentType, body string) <-chan int {
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		req.Header.Set("Authorization", "Bearer "+f.tokens[token])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	return done
+}
+
 func (f *fixture) postJSON(path, token, body string) (int, map[string]any) {
 	f.t.Helper()
 	code, out, _ := f.do("POST", path, token, "application/json", body)

@@ -47,21 +47,7 @@ func TestConcurrentExportsPerToken(t *testing.T) {
 	if _, _, err := journal.NewCheckpointer(f.db, signer, journal.CheckpointerOptions{}).Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	export := func(token string) <-chan int {
-		done := make(chan int, 1)
-		go func() {
-			req, _ := http.NewRequest("GET", f.srv.URL+"/api/v1/audit/export", nil)
-			req.Header.Set("Authorization", "Bearer "+f.tokens[token])
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				done <- 0
-				return
-			}
-			resp.Body.Close()
-			done <- resp.StatusCode
-		}()
-		return done
-	}
+	export := func(token string) <-chan int { return f.inBackground("GET", "/api/v1/audit/export", token, "", "") }
 	var held []<-chan int
 	for range api.MaxConcurrentExports {
 		held = append(held, export("auditor"))

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -181,19 +180,7 @@ func (b blockingReplayer) Candidate(ctx context.Context, modules map[string]stri
 func TestReplayOneAtATime(t *testing.T) {
 	b := blockingReplayer{entered: make(chan struct{}), release: make(chan struct{})}
 	f := replayFixture(t, func(r api.Replayer) api.Replayer { b.Replayer = r; return b })
-	done := make(chan int)
-	go func() {
-		req, _ := http.NewRequest("POST", f.srv.URL+"/api/v1/policy/replay", bytes.NewReader([]byte(replayBody(map[string]string{}, ""))))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+f.tokens["auditor"])
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
+	done := f.inBackground("POST", "/api/v1/policy/replay", "auditor", "application/json", replayBody(map[string]string{}, ""))
 	<-b.entered
 	code, out, h := f.do("POST", "/api/v1/policy/replay", "auditor", "application/json", replayBody(map[string]string{}, ""))
 	if code != 429 || !strings.Contains(fmt.Sprint(out["detail"]), "another policy replay is running") {
