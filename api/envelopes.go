@@ -12,10 +12,11 @@ import (
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/intoto"
+	"github.com/vouch-dev/vouch/evidence/sigstore"
 	"github.com/vouch-dev/vouch/evidence/trust"
 )
 
-// MaxEnvelopeBytes bounds a DSSE envelope.
+// MaxEnvelopeBytes bounds a DSSE envelope or a Sigstore bundle.
 const MaxEnvelopeBytes = 4 << 20
 
 // envelopeResult is what one envelope recorded.
@@ -25,33 +26,45 @@ type envelopeResult struct {
 	Verified         bool                   `json:"verified"`
 	KeyID            string                 `json:"key_id,omitempty"`
 	SignatureProblem string                 `json:"signature_problem,omitempty"`
+	Signer           *sigstore.Signer       `json:"signer,omitempty"`
 	Attestations     []evidence.Attestation `json:"attestations"`
 	Artifacts        []evidence.Artifact    `json:"artifacts,omitempty"`
 	Warnings         []string               `json:"warnings,omitempty"`
 }
 
-// postEnvelope records a DSSE envelope holding an in-toto statement: an
-// attestation for each subject, verified when a key trusted for its name
-// signed it, and for SLSA provenance the subjects' provenance. Each record
-// is idempotent, so a retry after a failure completes the set.
+// postEnvelope records a DSSE envelope holding an in-toto statement, or a
+// Sigstore bundle holding one: an attestation for each subject, verified
+// when a key or keyless identity trusted for its name signed it, and for
+// SLSA provenance the subjects' provenance. Each record is idempotent, so a
+// retry after a failure completes the set.
 func (s *Server) postEnvelope(c *gin.Context) {
 	switch ct := c.ContentType(); ct {
-	case "application/json", "application/vnd.dsse.envelope.v1+json", "application/vnd.dsse+json":
+	case "application/json", "application/vnd.dsse.envelope.v1+json", "application/vnd.dsse+json",
+		"application/vnd.dev.sigstore.bundle+json", "application/vnd.dev.sigstore.bundle.v0.3+json":
 	default:
-		s.fail(c, &bodyError{kind: problemMediaType, msg: fmt.Sprintf("content type %q is not supported: send the DSSE envelope as application/json", ct)})
+		s.fail(c, &bodyError{kind: problemMediaType, msg: fmt.Sprintf("content type %q is not supported: send the DSSE envelope or Sigstore bundle as application/json", ct)})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxEnvelopeBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			s.fail(c, &bodyError{kind: problemTooLarge, msg: fmt.Sprintf("a DSSE envelope may be at most %d bytes", MaxEnvelopeBytes)})
+			s.fail(c, &bodyError{kind: problemTooLarge, msg: fmt.Sprintf("an envelope or bundle may be at most %d bytes", MaxEnvelopeBytes)})
 			return
 		}
 		s.fail(c, &bodyError{kind: problemInvalidBody, msg: "reading the body: " + err.Error()})
 		return
 	}
-	env, err := intoto.ParseEnvelope(body)
+	var env intoto.Envelope
+	var bundle *sigstore.Bundle
+	mediaType := "application/vnd.dsse.envelope.v1+json"
+	if sigstore.IsBundle(body) {
+		if bundle, err = sigstore.ParseBundle(body); err == nil {
+			env, mediaType = bundle.Envelope, bundle.MediaType
+		}
+	} else {
+		env, err = intoto.ParseEnvelope(body)
+	}
 	if err != nil {
 		s.fail(c, &bodyError{kind: problemInvalidBody, msg: err.Error()})
 		return
@@ -71,9 +84,14 @@ func (s *Server) postEnvelope(c *gin.Context) {
 			return
 		}
 	}
-	v := s.cfg.Trust.Check(env, name)
+	var v trust.Verdict
+	if bundle != nil {
+		v = s.cfg.Trust.CheckBundle(bundle, name)
+	} else {
+		v = s.cfg.Trust.Check(env, name)
+	}
 	if !v.Verified && s.cfg.Trust.SignatureRequired(name) {
-		invalid("signatures", fmt.Errorf("attestations %q must be signed by a trusted key: %s", name, v.Problem))
+		invalid("signatures", fmt.Errorf("attestations %q must be signed by a trusted key or identity: %s", name, v.Problem))
 		return
 	}
 	recs, err := trust.Reports(st, name, v)
@@ -91,7 +109,7 @@ func (s *Server) postEnvelope(c *gin.Context) {
 	}
 	// The envelope itself is kept, so that anyone can verify it again.
 	if s.cfg.Blobs != nil {
-		b := evidence.NewBlob(body, "application/vnd.dsse.envelope.v1+json", caller(c), time.Now())
+		b := evidence.NewBlob(body, mediaType, caller(c), time.Now())
 		if _, err := s.cfg.Blobs.PutBlob(c.Request.Context(), b); err != nil {
 			s.fail(c, fmt.Errorf("store the envelope: %w: %w", evidence.ErrUnavailable, err))
 			return
@@ -100,7 +118,7 @@ func (s *Server) postEnvelope(c *gin.Context) {
 			recs.Attestations[i].Blob = b.Digest
 		}
 	}
-	res := envelopeResult{PredicateType: st.PredicateType, Name: name, Verified: v.Verified, KeyID: v.KeyID, SignatureProblem: v.Problem}
+	res := envelopeResult{PredicateType: st.PredicateType, Name: name, Verified: v.Verified, KeyID: v.KeyID, SignatureProblem: v.Problem, Signer: v.Signer}
 	ctx := c.Request.Context()
 	for _, r := range recs.Artifacts {
 		a, created, err := s.cfg.Evidence.ReportArtifact(ctx, caller(c), r)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/evidence/sigstore"
 	"github.com/vouch-dev/vouch/evidence/trust"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/oidc"
@@ -72,6 +73,8 @@ type Config struct {
 	DefaultEnvironment  string                 `json:"default_environment"`
 	Environments        []policy.Environment   `json:"environments"`
 	TrustedKeys         []trust.KeyConfig      `json:"trusted_keys"`
+	TrustedIdentities   []sigstore.Identity    `json:"trusted_identities"`
+	SigstoreTrustedRoot string                 `json:"sigstore_trusted_root"`
 	RequireSignatures   []string               `json:"require_signatures"`
 	OIDCIssuers         []oidc.IssuerConfig    `json:"oidc_issuers"`
 
@@ -532,9 +535,17 @@ func (c *Config) oidc() (*oidc.Verifier, error) {
 	return oidc.New(c.OIDCIssuers)
 }
 
-// trust loads the trusted keys.
+// trust loads the trusted keys and identities.
 func (c *Config) trust() (*trust.Trust, error) {
-	return trust.New(trust.Config{Keys: c.TrustedKeys, Required: c.RequireSignatures})
+	var root []byte
+	if c.SigstoreTrustedRoot != "" {
+		b, err := os.ReadFile(c.SigstoreTrustedRoot)
+		if err != nil {
+			return nil, fmt.Errorf("sigstore_trusted_root: %w", err)
+		}
+		root = b
+	}
+	return trust.New(trust.Config{Keys: c.TrustedKeys, Identities: c.TrustedIdentities, TrustedRoot: root, Required: c.RequireSignatures})
 }
 
 // journalKeyFile is where the checkpoint signing key lives.

@@ -10,23 +10,30 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/evidence/sigstore"
 )
 
 const attestIntotoHelp = `Usage:
-  vouch attest intoto ENVELOPE.json|ENVELOPES.intoto.jsonl [--name NAME]
+  vouch attest intoto ENVELOPE.json|BUNDLE.json|FILE.jsonl [--name NAME]
 
-Records a DSSE envelope holding an in-toto Statement (v1 or v0.1): an
-attestation for each subject, bound by its sha256 digest. Vouch checks the
-signatures against the keys it trusts for NAME (trusted_keys in its
-configuration); the attestation is "verified" only if one of them signed
-it, and is refused when NAME requires a signature (require_signatures).
+Records a DSSE envelope holding an in-toto Statement (v1 or v0.1), or a
+Sigstore bundle holding one (GitHub artifact attestations, cosign attest
+--new-bundle-format): an attestation for each subject, bound by its sha256
+digest. Vouch checks the signature against the keys it trusts for NAME
+(trusted_keys in its configuration) or, for a bundle signed keyless, the
+certificate's CI identity against trusted_identities; the attestation is
+"verified" only if one of them signed it, and is refused when NAME
+requires a signature (require_signatures).
 SLSA provenance (v1, v0.2) also records each subject's provenance (commit,
 repository, build URL); its NAME defaults to slsa-provenance. An in-toto
 test-result predicate passes unless its result is FAILED; other predicates
-pass. A JSON Lines file (.intoto.jsonl, as the SLSA GitHub generator writes)
-holds one envelope a line: each is recorded in turn, and the first refused
+pass. A JSON Lines file (.intoto.jsonl, as the SLSA GitHub generator writes;
+the .jsonl of bundles gh attestation download writes) holds one envelope or
+bundle a line: each is recorded in turn, and the first refused
 stops the rest (those before it stay recorded; the message says which line).
 "-" reads from stdin.
 
@@ -37,6 +44,7 @@ server unreachable or failing.
 Examples:
   vouch attest intoto provenance.intoto.jsonl.dsse.json
   cosign attest … && vouch attest intoto --name unit-tests test-result.dsse.json
+  vouch attest intoto "${{ steps.attest.outputs.bundle-path }}"   # actions/attest-build-provenance
 `
 
 func attestIntoto(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -107,6 +115,7 @@ type envelopeAnswer struct {
 	Verified         bool                   `json:"verified"`
 	KeyID            string                 `json:"key_id,omitempty"`
 	SignatureProblem string                 `json:"signature_problem,omitempty"`
+	Signer           *sigstore.Signer       `json:"signer,omitempty"`
 	Attestations     []evidence.Attestation `json:"attestations"`
 	Artifacts        []evidence.Artifact    `json:"artifacts"`
 	Warnings         []string               `json:"warnings"`
@@ -126,13 +135,13 @@ func splitEnvelopes(body []byte) ([]json.RawMessage, error) {
 			continue
 		}
 		if !json.Valid(line) {
-			return nil, fmt.Errorf("line %d is not JSON: want a DSSE envelope ({\"payloadType\", \"payload\", \"signatures\"}), or one a line", i+1)
+			return nil, fmt.Errorf("line %d is not JSON: want a DSSE envelope ({\"payloadType\", \"payload\", \"signatures\"}) or a Sigstore bundle, or one a line", i+1)
 		}
 		out = append(out, line)
 	}
 	switch {
 	case len(out) == 0:
-		return nil, errors.New("no envelope: want a DSSE envelope ({\"payloadType\", \"payload\", \"signatures\"}), or one a line")
+		return nil, errors.New("no envelope: want a DSSE envelope ({\"payloadType\", \"payload\", \"signatures\"}) or a Sigstore bundle, or one a line")
 	case len(out) > MaxEnvelopes:
 		return nil, fmt.Errorf("%d envelopes; at most %d a file", len(out), MaxEnvelopes)
 	}
@@ -142,8 +151,12 @@ func splitEnvelopes(body []byte) ([]json.RawMessage, error) {
 // print writes the answer for people.
 func (res envelopeAnswer) print(stdout io.Writer) {
 	signed := "verified: signed by trusted key " + res.KeyID
-	if !res.Verified {
+	switch {
+	case !res.Verified:
 		signed = "NOT verified: " + res.SignatureProblem
+	case res.Signer != nil:
+		signed = fmt.Sprintf("verified: signed keyless by %s (trusted identity %s) at %s, witnessed by %s",
+			res.Signer.Subject, res.KeyID, res.Signer.SignedAt.Format(time.RFC3339), strings.Join(res.Signer.Witnesses, ", "))
 	}
 	fmt.Fprintf(stdout, "recorded %q (%s) for %d subjects; %s\n", res.Name, res.PredicateType, len(res.Attestations), signed)
 	for _, a := range res.Attestations {

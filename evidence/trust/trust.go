@@ -1,6 +1,8 @@
 // Package trust decides what a signed attestation is worth: which public
-// keys Vouch trusts for which attestations (trusted_keys in the
-// configuration), which attestations must be signed (require_signatures),
+// keys and which keyless signers Vouch trusts for which attestations
+// (trusted_keys and trusted_identities in the configuration, the latter
+// verified against sigstore_trusted_root), which attestations must be
+// signed (require_signatures),
 // and what a DSSE envelope with an in-toto statement records — an
 // attestation for each subject, and for SLSA provenance the artifacts'
 // provenance too.
@@ -15,6 +17,7 @@ import (
 
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/intoto"
+	"github.com/vouch-dev/vouch/evidence/sigstore"
 )
 
 // KeyConfig is one entry of trusted_keys.
@@ -32,6 +35,13 @@ type KeyConfig struct {
 // Config is the signature part of Vouch's configuration.
 type Config struct {
 	Keys []KeyConfig `json:"trusted_keys"`
+	// Identities are the keyless signers trusted: CI jobs' OIDC identities
+	// in the certificates of Sigstore bundles.
+	Identities []sigstore.Identity `json:"trusted_identities"`
+	// TrustedRoot is the Sigstore trusted root(s) that bundles' certificates,
+	// log entries and timestamps are verified against (the content of
+	// sigstore_trusted_root, JSON or JSON Lines).
+	TrustedRoot []byte `json:"-"`
 	// Required names the attestations accepted only when signed by a
 	// trusted key ("*" for all).
 	Required []string `json:"require_signatures"`
@@ -42,10 +52,12 @@ type key struct {
 	names []string
 }
 
-// Trust holds the trusted keys.
+// Trust holds the trusted keys and identities.
 type Trust struct {
-	keys     []key
-	required []string
+	keys       []key
+	identities []*sigstore.Identity
+	sigstore   *sigstore.Verifier
+	required   []string
 }
 
 // New loads the keys. Errors name the configuration field.
@@ -81,6 +93,28 @@ func New(cfg Config) (*Trust, error) {
 		pub.ID = k.Name
 		t.keys = append(t.keys, key{pub: pub, names: k.Attestations})
 	}
+	for i := range cfg.Identities {
+		id := cfg.Identities[i]
+		field := fmt.Sprintf("trusted_identities[%d]", i)
+		if err := id.Compile(); err != nil {
+			return nil, fmt.Errorf("%s.%w", field, err)
+		}
+		if seen[id.Name] {
+			return nil, fmt.Errorf("%s.name: %q is used twice (names of keys and identities are key_id)", field, id.Name)
+		}
+		seen[id.Name] = true
+		t.identities = append(t.identities, &id)
+	}
+	switch {
+	case len(cfg.TrustedRoot) > 0:
+		v, err := sigstore.NewVerifier(cfg.TrustedRoot)
+		if err != nil {
+			return nil, fmt.Errorf("sigstore_trusted_root: %w", err)
+		}
+		t.sigstore = v
+	case len(t.identities) > 0:
+		return nil, errors.New("trusted_identities: sigstore_trusted_root is required to verify them (for GitHub: gh attestation trusted-root > trusted_root.jsonl)")
+	}
 	for i, n := range cfg.Required {
 		if n == "" {
 			return nil, fmt.Errorf("require_signatures[%d]: is empty", i)
@@ -97,8 +131,9 @@ func (t *Trust) SignatureRequired(name string) bool {
 // Verdict is what a signature check found.
 type Verdict struct {
 	Verified bool
-	KeyID    string // the trusted key that verified it
-	Problem  string // why not, when not verified
+	KeyID    string           // the trusted key or identity that verified it
+	Signer   *sigstore.Signer // who signed keyless, when verified so
+	Problem  string           // why not, when not verified
 }
 
 // Check verifies an envelope for an attestation of name against the keys
@@ -120,6 +155,31 @@ func (t *Trust) Check(e intoto.Envelope, name string) Verdict {
 		return Verdict{Problem: err.Error()}
 	}
 	return Verdict{Verified: true, KeyID: k.ID}
+}
+
+// CheckBundle verifies a Sigstore bundle for an attestation of name: a
+// certificate-signed bundle against the identities trusted for that name,
+// a key-signed one against the keys.
+func (t *Trust) CheckBundle(b *sigstore.Bundle, name string) Verdict {
+	if b.KeySigned() {
+		return t.Check(b.Envelope, name)
+	}
+	var ids []*sigstore.Identity
+	if t != nil {
+		for _, id := range t.identities {
+			if id.Signs(name) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return Verdict{Problem: fmt.Sprintf("no trusted identity is configured for attestation %q (trusted_identities)", name)}
+	}
+	s, err := t.sigstore.Verify(b, ids)
+	if err != nil {
+		return Verdict{Problem: err.Error()}
+	}
+	return Verdict{Verified: true, KeyID: s.Identity, Signer: &s}
 }
 
 // ErrNoName means the envelope's predicate type has no default name.
@@ -155,6 +215,9 @@ func Reports(st intoto.Statement, name string, v Verdict) (Records, error) {
 	summary := map[string]any{"predicate_type": st.PredicateType, "signed": v.Verified}
 	if v.Problem != "" {
 		summary["signature_problem"] = v.Problem
+	}
+	if v.Signer != nil {
+		summary["signer"] = v.Signer
 	}
 	if st.PredicateType == TestResultV01 {
 		var p struct {

@@ -19,6 +19,7 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"math/big"
 	"net/url"
 	"testing"
@@ -141,6 +142,26 @@ func (s *Sigstore) Attest(t testing.TB, job Job, statement []byte) []byte {
 		}},
 	}
 	out, err := protojson.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// BlobSignature turns a bundle into one that signs a blob (cosign
+// sign-blob): a message signature in place of its envelope.
+func BlobSignature(t testing.TB, bundle []byte) []byte {
+	t.Helper()
+	var b map[string]any
+	if err := json.Unmarshal(bundle, &b); err != nil {
+		t.Fatal(err)
+	}
+	delete(b, "dsseEnvelope")
+	b["messageSignature"] = map[string]any{
+		"messageDigest": map[string]any{"algorithm": "SHA2_256", "digest": base64.StdEncoding.EncodeToString(make([]byte, 32))},
+		"signature":     base64.StdEncoding.EncodeToString([]byte("sig")),
+	}
+	out, err := json.Marshal(b)
 	if err != nil {
 		t.Fatal(err)
 	}
