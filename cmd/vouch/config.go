@@ -261,6 +261,7 @@ var serveSettings = []setting{
 	{"api-tls", "api_tls", "serve the API over HTTPS with the webhook's serving certificate", boolean(func(c *Config) *bool { return &c.APITLS })},
 	{"api-insecure", "api_insecure", "allow plain HTTP for the API on a non-loopback address, when a proxy or mesh terminates TLS in front of it", boolean(func(c *Config) *bool { return &c.APIInsecure })},
 	{"webhook-client-ca-file", "webhook_client_ca_file", "PEM CA of the client certificates the webhook accepts (mTLS: only the apiserver's); default: any client", str(func(c *Config) *string { return &c.WebhookClientCAFile })},
+	{"sigstore-trusted-root", "sigstore_trusted_root", "Sigstore trusted root(s) that keyless attestations (trusted_identities) are verified against: a trusted_root.json, or JSON Lines of them as gh attestation trusted-root prints", str(func(c *Config) *string { return &c.SigstoreTrustedRoot })},
 	{"redis-url", "redis_url", "Redis shared by the replicas: an evidence cache, change notifications and the API rate limit (redis://[:password@]host:6379/0; rediss:// for TLS)", str(func(c *Config) *string { return &c.RedisURL })},
 	{"api-rate-limit", "api_rate_limit", "API requests per minute per token, shared through Redis when set; 0 turns the limit off (default 3000)", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)

@@ -478,6 +478,28 @@ func TestChartPolicyConfigMap(t *testing.T) {
 	}
 }
 
+// TestChartSigstoreTrustedRoot: sigstore.trustedRoot.configMap mounts the
+// trusted roots and points --sigstore-trusted-root at them.
+func TestChartSigstoreTrustedRoot(t *testing.T) {
+	objs, err := render(t, map[string]any{"sigstore": map[string]any{"trustedRoot": map[string]any{"configMap": "vouch-sigstore"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := get(objs["Deployment/vouch"], "spec", "template", "spec").(map[string]any)
+	if args := strings.Join(toStrings(get(pod, "containers", 0, "args")), " "); !strings.Contains(args, "--sigstore-trusted-root=/etc/vouch/sigstore/trusted_root.jsonl") {
+		t.Errorf("args = %s, want the trusted root", args)
+	}
+	if mounts := renderString(t, get(pod, "containers", 0, "volumeMounts")); !strings.Contains(mounts, "mountPath: /etc/vouch/sigstore") {
+		t.Errorf("volumeMounts = %s", mounts)
+	}
+	if vols := renderString(t, pod["volumes"]); !strings.Contains(vols, "name: vouch-sigstore") {
+		t.Errorf("volumes = %s, want the ConfigMap", vols)
+	}
+	if _, err := render(t, map[string]any{"sigstore": map[string]any{"trustedRoot": map[string]any{"configMap": "x", "key": ""}}}); err == nil {
+		t.Error("an empty key passes the schema")
+	}
+}
+
 // TestChartRefusesSplitReplicas: more than one replica without a shared
 // database or journal key would split the journal; the chart refuses it
 // and says what to set. One replica on SQLite is a trial install.
