@@ -357,7 +357,7 @@ func attestationRow(a policy.ArtifactInput, name string, req policy.Requirements
 	}
 	sig := "unsigned"
 	if x.Verified {
-		sig = "signed by key " + x.KeyID
+		sig = "signed by " + x.KeyID
 	}
 	row.Fact = fmt.Sprintf("latest report: %s, %s, by %s at %s (%s before the change)", row.Badge, sig, x.ReportedBy, formatTime(x.ReportedAt), at.Sub(x.ReportedAt).Round(time.Second))
 	if bounded && at.Sub(x.ReportedAt) > time.Duration(maxAge) {

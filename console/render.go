@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/vouch-dev/vouch/evidence"
 )
 
 // page is a parsed page template: the layout and the page's content.
@@ -35,7 +37,8 @@ var funcs = template.FuncMap{
 		}
 		return formatTime(*t)
 	},
-	"short": shortDigest,
+	"short":    shortDigest,
+	"signedBy": signedBy,
 	// abbrev shortens every full sha256 digest in a text (an image
 	// reference, a policy message) to its first 12 hex characters.
 	"abbrev": func(s string) string { return fullDigest.ReplaceAllString(s, "sha256:$1…") },
@@ -176,4 +179,24 @@ func (c *Console) renderError(w http.ResponseWriter, r *http.Request, status int
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, err error) {
 	c.log.Error("console request failed", "path", r.URL.Path, "error", err)
 	c.renderError(w, r, http.StatusInternalServerError, "Vouch could not answer this; the server log has the details.")
+}
+
+// signedBy names who signed a verified attestation: the trusted key, or
+// the keyless identity and the CI workflow its certificate named.
+func signedBy(a evidence.Attestation) string {
+	var p struct {
+		Signer *struct {
+			Subject          string `json:"subject"`
+			SourceRepository string `json:"source_repository"`
+			SourceCommit     string `json:"source_commit"`
+		} `json:"signer"`
+	}
+	if json.Unmarshal(a.Payload, &p) != nil || p.Signer == nil {
+		return "key " + a.KeyID
+	}
+	s := a.KeyID + ", keyless: " + p.Signer.Subject
+	if c := p.Signer.SourceCommit; c != "" {
+		s += " at " + c[:min(len(c), 12)]
+	}
+	return s
 }
