@@ -35,9 +35,16 @@ const attestHelp = `Usage:
       passed: an SBOM records, it does not judge)
   vouch attest generic --name NAME SUBJECT --passed=true|false [--type T] [--file DOC] [--payload JSON]
       any other evidence: a manual review, a pen-test report, a sign-off
+  vouch attest pr      --name NAME SUBJECT [--min-approvals N] [--commit SHA] [--repository R]
+      code review, from the forge: the pull requests (GitHub) or merge
+      requests (GitLab) that brought the commit in, and who approved them;
+      passed when one was merged with N approvals (default 1) by people
+      other than its author — on GitHub, approvals of its final commit
+      (--allow-stale-approvals counts earlier ones). The forge's token:
+      GITHUB_TOKEN or GH_TOKEN; VOUCH_GITLAB_TOKEN or GITLAB_TOKEN (read_api)
   vouch attest intoto ENVELOPE
-      a signed in-toto statement (DSSE), verified against trusted keys:
-      see "vouch attest intoto --help"
+      a signed in-toto statement (DSSE) or Sigstore bundle, verified against
+      trusted keys or identities: see "vouch attest intoto --help"
 
 SUBJECT is the artifact: --digest D (sha256:… or IMAGE@sha256:…), or
 --file F, --dir D, --oci DIR [--oci-ref R], fingerprinted here as
@@ -50,7 +57,8 @@ sarif, sbom and generic --file; for junit, every input file is uploaded,
 the payload lists them ("files": [{"name", "blob"}]) and "blob" names
 the first. --upload=false records the summary alone.
 
---url defaults to the CI build's URL (docs/ci.md). The command prints
+--url defaults to the CI build's URL (docs/ci.md); for pr, the merged
+request's. --commit and --repository default to the CI build's. The command prints
 what it recorded; a failed attestation is recorded too, and prints
 "recorded: FAILED …" with exit status 0 — give --exit-code to exit 1
 when the attestation failed (to stop the pipeline there). Repeating the
@@ -65,6 +73,7 @@ Examples:
   vouch attest sarif --digest "$DIGEST" --name security-scan --fail-on error trivy.sarif
   vouch attest sbom --digest "$DIGEST" --name sbom bom.cdx.json
   vouch attest generic --digest "$DIGEST" --name pen-test --passed=true --file pentest-2026-q4.pdf
+  GITHUB_TOKEN=… vouch attest pr --digest "$DIGEST" --name code-review --min-approvals 2
 `
 
 // document is a file to upload as a blob.
@@ -89,7 +98,7 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	switch format {
 	case "intoto":
 		return attestIntoto(ctx, args[1:], stdout, stderr)
-	case "junit", "sarif", "sbom", "generic":
+	case "junit", "sarif", "sbom", "generic", "pr":
 	default:
 		return usageError{fmt.Sprintf("unknown attest format %q\n\n%s", format, attestHelp)}
 	}
@@ -108,7 +117,10 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	upload := fs.Bool("upload", true, "upload the documents as blobs")
 	var failOn, passed, typ, doc, payload string
 	var allowEmpty bool
+	var rf reviewFlags
 	switch format {
+	case "pr":
+		rf.register(fs)
 	case "junit":
 		fs.BoolVar(&allowEmpty, "allow-empty", false, "pass a report in which no test ran (by default it fails: a test glob that matched nothing must not pass a gate)")
 	case "sarif":
@@ -125,14 +137,18 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *name == "" {
 		return usageError{fmt.Sprintf("attest %s needs --name: the name environments require, e.g. unit-tests", format)}
 	}
-	if format != "generic" && fs.NArg() == 0 {
+	if (format == "generic" || format == "pr") && fs.NArg() > 0 {
+		hint := ""
+		if format == "generic" {
+			hint = " (the document goes in --file)"
+		}
+		return usageError{fmt.Sprintf("attest %s takes no arguments%s, got %q", format, hint, fs.Arg(0))}
+	}
+	if format != "generic" && format != "pr" && fs.NArg() == 0 {
 		return usageError{fmt.Sprintf("attest %s needs the report file(s) to read", format)}
 	}
 	if format != "junit" && format != "generic" && fs.NArg() > 1 {
 		return usageError{fmt.Sprintf("attest %s reads one file, got %d", format, fs.NArg())}
-	}
-	if format == "generic" && fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("attest generic takes no arguments (the document goes in --file), got %q", fs.Arg(0))}
 	}
 	c, err := cf.client(stderr)
 	if err != nil {
@@ -152,11 +168,13 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		at, err = sbomAttestation(digest, *name, fs.Arg(0))
 	case "generic":
 		at, err = genericAttestation(digest, *name, typ, passed, doc, payload)
+	case "pr":
+		at, err = reviewAttestation(ctx, digest, *name, rf, os.Getenv)
 	}
 	if err != nil {
 		return err
 	}
-	at.report.URL = first(*link, detectCI(os.Getenv).BuildURL)
+	at.report.URL = first(*link, at.report.URL, detectCI(os.Getenv).BuildURL)
 	if *upload {
 		if err := at.nameBlobs(); err != nil {
 			return err

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/evidence/review"
+)
+
+// reviewFlags are the flags of `vouch attest pr`.
+type reviewFlags struct {
+	forge, repository, commit, apiURL string
+	minApprovals                      int
+	allowStale                        bool
+}
+
+func (f *reviewFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.forge, "forge", "", "github or gitlab (default: the CI system's, else from --repository)")
+	fs.StringVar(&f.repository, "repository", "", "owner/name (GitHub) or group/project (GitLab), or its URL (default: the CI build's)")
+	fs.StringVar(&f.commit, "commit", "", "the commit built (default: the CI build's)")
+	fs.StringVar(&f.apiURL, "api-url", "", "the forge's API (default: GITHUB_API_URL or https://api.github.com; CI_API_V4_URL or https://gitlab.com/api/v4)")
+	fs.IntVar(&f.minApprovals, "min-approvals", 1, "approvals required from people other than the request's author")
+	fs.BoolVar(&f.allowStale, "allow-stale-approvals", false, "GitHub: count approvals of an earlier head commit of the pull request too")
+}
+
+// reviewAttestation asks the forge how commit was reviewed: an attestation
+// of type pull-request, passed when a merged request had the approvals.
+// The forge's token comes from the environment, never a flag.
+func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, getenv func(string) string) (attestation, error) {
+	ci := detectCI(getenv)
+	commit := first(f.commit, ci.Commit)
+	if commit == "" {
+		return attestation{}, usageError{"attest pr needs --commit: the commit that was built (outside CI)"}
+	}
+	if f.minApprovals < 1 {
+		return attestation{}, usageError{"--min-approvals must be at least 1"}
+	}
+	forge := f.forge
+	if forge == "" {
+		switch {
+		case ci.System == "GitLab CI", strings.Contains(f.repository, "gitlab"):
+			forge = "gitlab"
+		default:
+			forge = "github"
+		}
+	}
+	c := &review.Client{HTTP: &http.Client{Timeout: 30 * time.Second}}
+	var r review.Review
+	var err error
+	switch forge {
+	case "github":
+		repo := repoPath(first(f.repository, getenv("GITHUB_REPOSITORY")))
+		c.BaseURL = first(f.apiURL, getenv("GITHUB_API_URL"), "https://api.github.com")
+		token := first(getenv("GITHUB_TOKEN"), getenv("GH_TOKEN"))
+		if token == "" {
+			return attestation{}, usageError{"attest pr needs GITHUB_TOKEN (or GH_TOKEN) to read the pull requests: in GitHub Actions, env: {GITHUB_TOKEN: ${{ github.token }}} and permissions: {pull-requests: read}"}
+		}
+		c.Header, c.Token = "Authorization", "Bearer "+token
+		if repo == "" {
+			return attestation{}, usageError{"attest pr needs --repository owner/name (outside GitHub Actions)"}
+		}
+		r, err = c.GitHub(ctx, repo, commit, f.allowStale)
+	case "gitlab":
+		project := repoPath(first(f.repository, getenv("CI_PROJECT_PATH")))
+		c.BaseURL = first(f.apiURL, getenv("CI_API_V4_URL"), "https://gitlab.com/api/v4")
+		c.Header, c.Token = "PRIVATE-TOKEN", first(getenv("VOUCH_GITLAB_TOKEN"), getenv("GITLAB_TOKEN"))
+		if c.Token == "" {
+			return attestation{}, usageError{"attest pr needs VOUCH_GITLAB_TOKEN (or GITLAB_TOKEN): a project access token with read_api, to read the merge requests and their approvals"}
+		}
+		if project == "" {
+			return attestation{}, usageError{"attest pr needs --repository group/project (outside GitLab CI)"}
+		}
+		r, err = c.GitLab(ctx, project, commit)
+	default:
+		return attestation{}, usageError{fmt.Sprintf("--forge %q: want github or gitlab", forge)}
+	}
+	if err != nil {
+		return attestation{}, fmt.Errorf("asking %s about commit %s: %w", forge, commit, err)
+	}
+	r.Judge(f.minApprovals)
+	payload, err := json.Marshal(r)
+	if err != nil {
+		return attestation{}, err
+	}
+	if len(payload) > evidence.MaxPayload {
+		return attestation{}, fmt.Errorf("the review of commit %s (%d requests) does not fit in an attestation's payload (%d bytes, at most %d)", commit, len(r.Requests), len(payload), evidence.MaxPayload)
+	}
+	at := attestation{
+		report:  evidence.AttestationReport{Digest: digest, Name: name, Type: "pull-request", Passed: &r.Passed, Payload: payload},
+		summary: r.Reason,
+	}
+	for _, q := range r.Requests {
+		if q.State == "merged" {
+			at.report.URL = q.URL
+			break
+		}
+	}
+	return at, nil
+}
+
+// repoPath is a repository's path on its forge: owner/name from
+// "owner/name", "https://github.com/owner/name(.git)" or
+// "git@github.com:owner/name.git".
+func repoPath(s string) string {
+	s = strings.TrimSuffix(strings.TrimSpace(s), ".git")
+	if u, err := url.Parse(s); err == nil && u.Host != "" {
+		s = u.Path
+	} else if _, after, ok := strings.Cut(s, ":"); ok && strings.Contains(s, "@") {
+		s = after
+	}
+	return strings.Trim(s, "/")
+}

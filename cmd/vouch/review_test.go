@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/vouch-dev/vouch/evidence/review"
+	"github.com/vouch-dev/vouch/test/forgetest"
+)
+
+func TestRepoPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"octo-org/payments-api":                    "octo-org/payments-api",
+		"https://github.com/octo-org/payments-api": "octo-org/payments-api",
+		"https://gitlab.com/bank/cards/api.git":    "bank/cards/api",
+		"git@github.com:octo-org/payments-api.git": "octo-org/payments-api",
+		"https://github.example.com/octo/api/":     "octo/api",
+		"":                                         "",
+	} {
+		if got := repoPath(in); got != want {
+			t.Errorf("repoPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// In GitHub Actions, attest pr takes the repository, commit, API and token
+// from the job's environment.
+func TestReviewAttestationInGitHubActions(t *testing.T) {
+	gh := forgetest.GitHub(t, "octo-org/payments-api")
+	gh.Add(forgetest.Request{Number: 42, Author: "alice", Commits: []string{"c0ffee"}, Head: "c0ffee", MergedBy: "mona",
+		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: "c0ffee"}}})
+	env := map[string]string{
+		"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "octo-org/payments-api", "GITHUB_SHA": "c0ffee",
+		"GITHUB_API_URL": gh.URL, "GITHUB_TOKEN": gh.Token,
+	}
+	getenv := func(k string) string { return env[k] }
+	at, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r review.Review
+	json.Unmarshal(at.report.Payload, &r)
+	if !*at.report.Passed || at.report.Type != "pull-request" || at.report.URL != "https://github.com/octo-org/payments-api/pull/42" ||
+		r.Forge != "github" || r.Commit != "c0ffee" || at.summary != "#42 merged, approved by bob" {
+		t.Errorf("attestation %+v, payload %+v", at.report, r)
+	}
+
+	for _, tc := range []struct {
+		flags reviewFlags
+		unset string
+		want  string
+	}{
+		{reviewFlags{minApprovals: 1}, "GITHUB_TOKEN", "needs GITHUB_TOKEN (or GH_TOKEN)"},
+		{reviewFlags{minApprovals: 1}, "GITHUB_SHA", "needs --commit"},
+		{reviewFlags{minApprovals: 0}, "", "--min-approvals must be at least 1"},
+		{reviewFlags{minApprovals: 1, forge: "bitbucket"}, "", `--forge "bitbucket": want github or gitlab`},
+		{reviewFlags{minApprovals: 1, forge: "gitlab"}, "", "needs VOUCH_GITLAB_TOKEN"},
+	} {
+		saved := env[tc.unset]
+		delete(env, tc.unset)
+		_, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", tc.flags, getenv)
+		var usage usageError
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v without %s: %v, want a usage error saying %q", tc.flags, tc.unset, err, tc.want)
+		}
+		if tc.unset != "" {
+			env[tc.unset] = saved
+		}
+	}
+	env["GITHUB_TOKEN"] = "wrong"
+	if _, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv); err == nil ||
+		!strings.Contains(err.Error(), "asking github about commit c0ffee: GET /repos/octo-org/payments-api/commits/c0ffee/pulls: 401 Unauthorized: Bad credentials") {
+		t.Errorf("a wrong token: %v", err)
+	}
+}

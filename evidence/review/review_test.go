@@ -1,0 +1,121 @@
+package review
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/vouch-dev/vouch/test/forgetest"
+)
+
+const (
+	merge = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"
+	head  = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+	early = "2c26b46b68ffc68ff99b453c1d30413413422d70"
+)
+
+func TestGitHub(t *testing.T) {
+	gh := forgetest.GitHub(t, "octo-org/payments-api")
+	gh.Add(forgetest.Request{
+		Number: 42, Title: "Pay by card", Author: "alice", Commits: []string{early, head, merge}, Head: head, Base: "main", MergedBy: "mona",
+		Reviews: []forgetest.Review{
+			{User: "carol", State: "APPROVED", Commit: early}, // then alice pushed: stale
+			{User: "bob", State: "COMMENTED", Commit: early},
+			{User: "bob", State: "APPROVED", Commit: head},
+			{User: "dave", State: "APPROVED", Commit: head},
+			{User: "dave", State: "CHANGES_REQUESTED", Commit: head}, // his last verdict
+			{User: "erin", State: "APPROVED", Commit: head},
+			{User: "erin", State: "DISMISSED", Commit: head},
+			{User: "Alice", State: "APPROVED", Commit: head}, // the author herself
+			{User: "frank", State: "COMMENTED", Commit: head},
+		},
+	})
+	gh.Add(forgetest.Request{Number: 43, Title: "Draft", Author: "zed", Commits: []string{"open1"}, Head: "open1", Open: true})
+	c := &Client{BaseURL: gh.URL, Header: "Authorization", Token: "Bearer " + gh.Token}
+	ctx := context.Background()
+
+	r, err := c.GitHub(ctx, "octo-org/payments-api", merge, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Request{
+		Number: 42, URL: "https://github.com/octo-org/payments-api/pull/42", Title: "Pay by card", Author: "alice", State: "merged",
+		Base: "main", Head: head, MergedBy: "mona", MergedAt: r.Requests[0].MergedAt,
+		Approvers: []string{"bob"}, StaleApprovers: []string{"carol"},
+	}
+	if len(r.Requests) != 1 || !reflect.DeepEqual(r.Requests[0], want) || r.Requests[0].MergedAt.IsZero() {
+		t.Fatalf("requests %+v, want %+v", r.Requests, want)
+	}
+	r.Judge(1)
+	if !r.Passed || r.Reason != "#42 merged, approved by bob" {
+		t.Errorf("one approval: %v %q", r.Passed, r.Reason)
+	}
+	r.Judge(2)
+	if r.Passed || r.Reason != "#42 was merged with 1 approval(s) by someone other than its author alice, 2 required (carol approved an earlier commit of it only)" {
+		t.Errorf("two approvals: %v %q", r.Passed, r.Reason)
+	}
+	stale, err := c.GitHub(ctx, "octo-org/payments-api", merge, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stale.Judge(2); !stale.Passed || !reflect.DeepEqual(stale.Requests[0].Approvers, []string{"carol", "bob"}) {
+		t.Errorf("stale approvals allowed: %+v", stale)
+	}
+
+	for _, tc := range []struct{ commit, reason string }{
+		{"0000000000000000000000000000000000000000", "no pull or merge request contains commit 0000000000000000000000000000000000000000: it was pushed without review"},
+		{"open1", "#43 contains commit open1 but is open, not merged"},
+	} {
+		r, err := c.GitHub(ctx, "octo-org/payments-api", tc.commit, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Judge(1); r.Passed || r.Reason != tc.reason {
+			t.Errorf("%s: %v %q", tc.commit, r.Passed, r.Reason)
+		}
+	}
+
+	// Errors say what the forge said, and what to check.
+	if _, err := c.GitHub(ctx, "octo-org/other", merge, false); err == nil || !strings.Contains(err.Error(), "404 Not Found: Not Found (does the token have read access") {
+		t.Errorf("another repository: %v", err)
+	}
+	bad := &Client{BaseURL: gh.URL, Header: "Authorization", Token: "Bearer wrong"}
+	if _, err := bad.GitHub(ctx, "octo-org/payments-api", merge, false); err == nil || !strings.Contains(err.Error(), "401 Unauthorized: Bad credentials") {
+		t.Errorf("bad token: %v", err)
+	}
+	if _, err := c.GitHub(ctx, "payments-api", merge, false); err == nil || !strings.Contains(err.Error(), "want owner/name") {
+		t.Errorf("repository without owner: %v", err)
+	}
+}
+
+func TestGitLab(t *testing.T) {
+	gl := forgetest.GitLab(t, "bank/cards/api")
+	gl.Add(forgetest.Request{Number: 7, Title: "Limits", Author: "alice", Commits: []string{head, merge}, Head: head, Base: "main", MergedBy: "mona",
+		Approvers: []string{"bob", "alice", "bob"}})
+	c := &Client{BaseURL: gl.URL, Header: "PRIVATE-TOKEN", Token: gl.Token}
+	r, err := c.GitLab(context.Background(), "bank/cards/api", merge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Requests) != 1 {
+		t.Fatalf("requests %+v", r.Requests)
+	}
+	q := r.Requests[0]
+	if q.State != "merged" || q.MergedBy != "mona" || !reflect.DeepEqual(q.Approvers, []string{"bob"}) || q.URL != "https://gitlab.example.com/bank/cards/api/-/merge_requests/7" {
+		t.Errorf("request %+v", q)
+	}
+	if r.Judge(1); !r.Passed {
+		t.Errorf("judge: %q", r.Reason)
+	}
+	if r.Judge(2); r.Passed || !strings.Contains(r.Reason, "1 approval(s) by someone other than its author alice, 2 required") {
+		t.Errorf("two required: %q", r.Reason)
+	}
+	// The project path is one URL-encoded segment.
+	if got := gl.Calls[0]; got != "/projects/bank%2Fcards%2Fapi/repository/commits/"+merge+"/merge_requests" {
+		t.Errorf("path %s", got)
+	}
+	if _, err := c.GitLab(context.Background(), "", merge); err == nil {
+		t.Error("no project")
+	}
+}

@@ -1,0 +1,234 @@
+// Package forgetest serves the parts of GitHub's and GitLab's REST APIs
+// that review evidence reads — the pull or merge requests of a commit,
+// one request, its reviews or approvals — from requests a test sets up,
+// answering as the real APIs do (their documented JSON, 404 and 401
+// bodies). The real forges cannot be reached from CI.
+package forgetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Review is one review of a GitHub pull request.
+type Review struct {
+	User   string
+	State  string // APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED
+	Commit string // the head it reviewed
+}
+
+// Request is a pull or merge request.
+type Request struct {
+	Number   int
+	Title    string
+	Author   string
+	Commits  []string // the commits it brought (merge commit included)
+	Head     string
+	Base     string
+	MergedBy string // "" = not merged
+	Open     bool   // not merged: open, else closed
+	Reviews  []Review
+	// Approvers is GitLab's approved_by list.
+	Approvers []string
+}
+
+// Forge is a GitHub or GitLab API on loopback.
+type Forge struct {
+	URL   string // the API base URL
+	Token string // the token it requires
+	mu    sync.Mutex
+	repo  string
+	reqs  []Request
+	Calls []string // the paths asked for
+}
+
+// GitHub serves GitHub's API for repository repo ("owner/name"), with a
+// token in "Authorization: Bearer".
+func GitHub(t testing.TB, repo string) *Forge {
+	f := &Forge{Token: "ghs_forgetest", repo: repo}
+	f.serve(t, f.github)
+	return f
+}
+
+// GitLab serves GitLab's v4 API for project ("group/project"), with a
+// token in PRIVATE-TOKEN.
+func GitLab(t testing.TB, project string) *Forge {
+	f := &Forge{Token: "glpat-forgetest", repo: project}
+	f.serve(t, f.gitlab)
+	return f
+}
+
+func (f *Forge) serve(t testing.TB, h http.HandlerFunc) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.Calls = append(f.Calls, r.URL.EscapedPath())
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		h(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+}
+
+// Add adds a request.
+func (f *Forge) Add(r Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reqs = append(f.reqs, r)
+}
+
+func (f *Forge) find(pred func(Request) bool) []Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Request
+	for _, r := range f.reqs {
+		if pred(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func contains(commits []string, c string) bool {
+	for _, x := range commits {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+var mergedAt = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+func write(w http.ResponseWriter, status int, v any) {
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer "+f.Token {
+		write(w, 401, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
+		return
+	}
+	prefix := "/repos/" + f.repo + "/"
+	rest, ok := strings.CutPrefix(r.URL.Path, prefix)
+	parts := strings.Split(rest, "/")
+	notFound := func() {
+		write(w, 404, map[string]string{"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+	}
+	if !ok {
+		notFound()
+		return
+	}
+	user := func(login string) any {
+		if login == "" {
+			return nil
+		}
+		return map[string]any{"login": login, "type": "User"}
+	}
+	pull := func(q Request) map[string]any {
+		state, merged := "closed", any(nil)
+		if q.Open {
+			state = "open"
+		}
+		if q.MergedBy != "" {
+			merged = mergedAt
+		}
+		return map[string]any{
+			"number": q.Number, "title": q.Title, "state": state, "user": user(q.Author), "merged_at": merged,
+			"html_url": fmt.Sprintf("https://github.com/%s/pull/%d", f.repo, q.Number),
+			"head":     map[string]any{"sha": q.Head}, "base": map[string]any{"ref": q.Base},
+			"merged_by": user(q.MergedBy),
+		}
+	}
+	switch {
+	case len(parts) == 3 && parts[0] == "commits" && parts[2] == "pulls":
+		out := []any{}
+		for _, q := range f.find(func(q Request) bool { return contains(q.Commits, parts[1]) }) {
+			p := pull(q)
+			delete(p, "merged_by") // the list does not say who merged
+			out = append(out, p)
+		}
+		write(w, 200, out)
+	case len(parts) >= 2 && parts[0] == "pulls":
+		n, _ := strconv.Atoi(parts[1])
+		qs := f.find(func(q Request) bool { return q.Number == n })
+		if len(qs) == 0 {
+			notFound()
+			return
+		}
+		if len(parts) == 2 {
+			write(w, 200, pull(qs[0]))
+			return
+		}
+		out := []any{}
+		for i, rv := range qs[0].Reviews {
+			out = append(out, map[string]any{"id": i + 1, "user": user(rv.User), "state": rv.State, "commit_id": rv.Commit,
+				"submitted_at": mergedAt.Add(time.Duration(i-len(qs[0].Reviews)) * time.Minute)})
+		}
+		write(w, 200, out)
+	default:
+		notFound()
+	}
+}
+
+func (f *Forge) gitlab(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("PRIVATE-TOKEN") != f.Token {
+		write(w, 401, map[string]string{"message": "401 Unauthorized"})
+		return
+	}
+	// GitLab names the project by its URL-encoded path.
+	prefix := "/projects/" + strings.ReplaceAll(f.repo, "/", "%2F") + "/"
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), prefix)
+	parts := strings.Split(rest, "/")
+	if !ok {
+		write(w, 404, map[string]string{"message": "404 Project Not Found"})
+		return
+	}
+	user := func(name string) any {
+		if name == "" {
+			return nil
+		}
+		return map[string]any{"username": name, "name": name}
+	}
+	switch {
+	case len(parts) == 4 && parts[0] == "repository" && parts[1] == "commits" && parts[3] == "merge_requests":
+		out := []any{}
+		for _, q := range f.find(func(q Request) bool { return contains(q.Commits, parts[2]) }) {
+			state, merged := "closed", any(nil)
+			if q.Open {
+				state = "opened"
+			}
+			if q.MergedBy != "" {
+				state, merged = "merged", mergedAt
+			}
+			out = append(out, map[string]any{
+				"iid": q.Number, "title": q.Title, "state": state, "author": user(q.Author), "merge_user": user(q.MergedBy),
+				"merged_at": merged, "sha": q.Head, "target_branch": q.Base,
+				"web_url": fmt.Sprintf("https://gitlab.example.com/%s/-/merge_requests/%d", f.repo, q.Number),
+			})
+		}
+		write(w, 200, out)
+	case len(parts) == 3 && parts[0] == "merge_requests" && parts[2] == "approvals":
+		n, _ := strconv.Atoi(parts[1])
+		qs := f.find(func(q Request) bool { return q.Number == n })
+		if len(qs) == 0 {
+			write(w, 404, map[string]string{"message": "404 Not found"})
+			return
+		}
+		by := []any{}
+		for _, a := range qs[0].Approvers {
+			by = append(by, map[string]any{"user": user(a)})
+		}
+		write(w, 200, map[string]any{"iid": n, "approved": len(by) > 0, "approved_by": by})
+	default:
+		write(w, 404, map[string]string{"message": "404 Not found"})
+	}
+}
