@@ -38,8 +38,8 @@ const attestHelp = `Usage:
   vouch attest pr      --name NAME SUBJECT [--min-approvals N] [--commit SHA] [--repository R]
       code review, from the forge: the pull requests (GitHub) or merge
       requests (GitLab) that brought the commit in, and who approved them;
-      passed when one was merged with N approvals (default 1) by people
-      other than its author — on GitHub, approvals of its final commit
+      passed when one was merged (into the branch CI builds, or --base)
+      with N approvals (default 1) by people other than its author — on GitHub, approvals of its final commit
       (--allow-stale-approvals counts earlier ones). The forge's token:
       GITHUB_TOKEN or GH_TOKEN; VOUCH_GITLAB_TOKEN or GITLAB_TOKEN (read_api)
   vouch attest intoto ENVELOPE

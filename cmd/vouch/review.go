@@ -16,15 +16,16 @@ import (
 
 // reviewFlags are the flags of `vouch attest pr`.
 type reviewFlags struct {
-	forge, repository, commit, apiURL string
-	minApprovals                      int
-	allowStale                        bool
+	forge, repository, commit, apiURL, base string
+	minApprovals                            int
+	allowStale                              bool
 }
 
 func (f *reviewFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.forge, "forge", "", "github or gitlab (default: the CI system's, else from --repository)")
 	fs.StringVar(&f.repository, "repository", "", "owner/name (GitHub) or group/project (GitLab), or its URL (default: the CI build's)")
 	fs.StringVar(&f.commit, "commit", "", "the commit built (default: the CI build's)")
+	fs.StringVar(&f.base, "base", "", "count only requests merged into this branch (default: the branch CI builds; \"\" outside CI: any)")
 	fs.StringVar(&f.apiURL, "api-url", "", "the forge's API (default: GITHUB_API_URL or https://api.github.com; CI_API_V4_URL or https://gitlab.com/api/v4)")
 	fs.IntVar(&f.minApprovals, "min-approvals", 1, "approvals required from people other than the request's author")
 	fs.BoolVar(&f.allowStale, "allow-stale-approvals", false, "GitHub: count approvals of an earlier head commit of the pull request too")
@@ -84,7 +85,7 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 	if err != nil {
 		return attestation{}, fmt.Errorf("asking %s about commit %s: %w", forge, commit, err)
 	}
-	r.Judge(f.minApprovals)
+	r.Judge(f.minApprovals, first(f.base, ciBranch(getenv)))
 	payload, err := json.Marshal(r)
 	if err != nil {
 		return attestation{}, err
@@ -103,6 +104,15 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 		}
 	}
 	return at, nil
+}
+
+// ciBranch is the branch a CI job builds, "" for a tag or a merge
+// request's pipeline.
+func ciBranch(getenv func(string) string) string {
+	if ref, ok := strings.CutPrefix(getenv("GITHUB_REF"), "refs/heads/"); ok && getenv("GITHUB_ACTIONS") == "true" {
+		return ref
+	}
+	return getenv("CI_COMMIT_BRANCH") // GitLab: unset for tags and merge request pipelines
 }
 
 // repoPath is a repository's path on its forge: owner/name from

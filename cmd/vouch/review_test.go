@@ -30,10 +30,10 @@ func TestRepoPath(t *testing.T) {
 // from the job's environment.
 func TestReviewAttestationInGitHubActions(t *testing.T) {
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
-	gh.Add(forgetest.Request{Number: 42, Author: "alice", Commits: []string{"c0ffee"}, Head: "c0ffee", MergedBy: "mona",
+	gh.Add(forgetest.Request{Number: 42, Author: "alice", Commits: []string{"c0ffee"}, Head: "c0ffee", Base: "main", MergedBy: "mona",
 		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: "c0ffee"}}})
 	env := map[string]string{
-		"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "octo-org/payments-api", "GITHUB_SHA": "c0ffee",
+		"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "octo-org/payments-api", "GITHUB_SHA": "c0ffee", "GITHUB_REF": "refs/heads/main",
 		"GITHUB_API_URL": gh.URL, "GITHUB_TOKEN": gh.Token,
 	}
 	getenv := func(k string) string { return env[k] }
@@ -44,9 +44,19 @@ func TestReviewAttestationInGitHubActions(t *testing.T) {
 	var r review.Review
 	json.Unmarshal(at.report.Payload, &r)
 	if !*at.report.Passed || at.report.Type != "pull-request" || at.report.URL != "https://github.com/octo-org/payments-api/pull/42" ||
-		r.Forge != "github" || r.Commit != "c0ffee" || at.summary != "#42 merged, approved by bob" {
+		r.Forge != "github" || r.Commit != "c0ffee" || r.Base != "main" || at.summary != "#42 merged, approved by bob" {
 		t.Errorf("attestation %+v, payload %+v", at.report, r)
 	}
+	// A build of another branch needs a request merged into it.
+	env["GITHUB_REF"] = "refs/heads/release"
+	if at, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv); err != nil || *at.report.Passed ||
+		!strings.HasPrefix(at.summary, "#42 was merged into main, not release") {
+		t.Errorf("built from release: %+v %q, %v", at.report.Passed, at.summary, err)
+	}
+	if at, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1, base: "main"}, getenv); err != nil || !*at.report.Passed {
+		t.Errorf("--base main: %q, %v", at.summary, err)
+	}
+	env["GITHUB_REF"] = "refs/heads/main"
 
 	for _, tc := range []struct {
 		flags reviewFlags

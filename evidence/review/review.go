@@ -48,22 +48,27 @@ type Review struct {
 	Repository string    `json:"repository"`
 	Commit     string    `json:"commit"`
 	Requests   []Request `json:"requests"`
-	// MinApprovals is the rule judged: a merged request with at least
-	// this many approvers other than its author.
-	MinApprovals int  `json:"min_approvals"`
-	Passed       bool `json:"passed"`
+	// MinApprovals is the rule judged: a request merged (into Base, when
+	// given) with at least this many approvers other than its author.
+	MinApprovals int    `json:"min_approvals"`
+	Base         string `json:"base,omitempty"`
+	Passed       bool   `json:"passed"`
 	// Reason says why it passed (the request) or why not.
 	Reason string `json:"reason"`
 }
 
-// Judge decides the review: passed when one of the merged requests has
-// at least min approvers.
-func (r *Review) Judge(min int) {
-	r.MinApprovals, r.Passed = min, false
-	var merged []Request
+// Judge decides the review: passed when one of the requests merged into
+// base (any branch when "") has at least min approvers.
+func (r *Review) Judge(min int, base string) {
+	r.MinApprovals, r.Base, r.Passed = min, base, false
+	var merged, elsewhere []Request
 	for _, q := range r.Requests {
-		if q.State == "merged" {
+		switch {
+		case q.State != "merged":
+		case base == "" || q.Base == base:
 			merged = append(merged, q)
+		default:
+			elsewhere = append(elsewhere, q)
 		}
 	}
 	for _, q := range merged {
@@ -76,6 +81,8 @@ func (r *Review) Judge(min int) {
 	switch {
 	case len(r.Requests) == 0:
 		r.Reason = fmt.Sprintf("no pull or merge request contains commit %s: it was pushed without review", r.Commit)
+	case len(merged) == 0 && len(elsewhere) > 0:
+		r.Reason = fmt.Sprintf("#%d was merged into %s, not %s: no reviewed request brought commit %s into %s", elsewhere[0].Number, elsewhere[0].Base, base, r.Commit, base)
 	case len(merged) == 0:
 		r.Reason = fmt.Sprintf("#%d contains commit %s but is %s, not merged", r.Requests[0].Number, r.Commit, r.Requests[0].State)
 	default:

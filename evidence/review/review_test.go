@@ -47,11 +47,11 @@ func TestGitHub(t *testing.T) {
 	if len(r.Requests) != 1 || !reflect.DeepEqual(r.Requests[0], want) || r.Requests[0].MergedAt.IsZero() {
 		t.Fatalf("requests %+v, want %+v", r.Requests, want)
 	}
-	r.Judge(1)
+	r.Judge(1, "")
 	if !r.Passed || r.Reason != "#42 merged, approved by bob" {
 		t.Errorf("one approval: %v %q", r.Passed, r.Reason)
 	}
-	r.Judge(2)
+	r.Judge(2, "")
 	if r.Passed || r.Reason != "#42 was merged with 1 approval(s) by someone other than its author alice, 2 required (carol approved an earlier commit of it only)" {
 		t.Errorf("two approvals: %v %q", r.Passed, r.Reason)
 	}
@@ -59,8 +59,12 @@ func TestGitHub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stale.Judge(2); !stale.Passed || !reflect.DeepEqual(stale.Requests[0].Approvers, []string{"carol", "bob"}) {
+	if stale.Judge(2, "main"); !stale.Passed || !reflect.DeepEqual(stale.Requests[0].Approvers, []string{"carol", "bob"}) {
 		t.Errorf("stale approvals allowed: %+v", stale)
+	}
+
+	if r.Judge(1, "release"); r.Passed || r.Reason != "#42 was merged into main, not release: no reviewed request brought commit "+merge+" into release" {
+		t.Errorf("another base: %v %q", r.Passed, r.Reason)
 	}
 
 	for _, tc := range []struct{ commit, reason string }{
@@ -71,7 +75,7 @@ func TestGitHub(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Judge(1); r.Passed || r.Reason != tc.reason {
+		if r.Judge(1, ""); r.Passed || r.Reason != tc.reason {
 			t.Errorf("%s: %v %q", tc.commit, r.Passed, r.Reason)
 		}
 	}
@@ -105,10 +109,10 @@ func TestGitLab(t *testing.T) {
 	if q.State != "merged" || q.MergedBy != "mona" || !reflect.DeepEqual(q.Approvers, []string{"bob"}) || q.URL != "https://gitlab.example.com/bank/cards/api/-/merge_requests/7" {
 		t.Errorf("request %+v", q)
 	}
-	if r.Judge(1); !r.Passed {
+	if r.Judge(1, ""); !r.Passed {
 		t.Errorf("judge: %q", r.Reason)
 	}
-	if r.Judge(2); r.Passed || !strings.Contains(r.Reason, "1 approval(s) by someone other than its author alice, 2 required") {
+	if r.Judge(2, ""); r.Passed || !strings.Contains(r.Reason, "1 approval(s) by someone other than its author alice, 2 required") {
 		t.Errorf("two required: %q", r.Reason)
 	}
 	// The project path is one URL-encoded segment.

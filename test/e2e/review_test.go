@@ -31,7 +31,7 @@ environments:
 `, "")
 	ci := v.cli("token", "create", "--name", "ci", "--scopes", "evidence:write")
 	job := func(commit string) []string {
-		return []string{"GITHUB_ACTIONS=true", "GITHUB_REPOSITORY=octo-org/payments-api", "GITHUB_SERVER_URL=https://github.com", "GITHUB_SHA=" + commit,
+		return []string{"GITHUB_ACTIONS=true", "GITHUB_REPOSITORY=octo-org/payments-api", "GITHUB_SERVER_URL=https://github.com", "GITHUB_SHA=" + commit, "GITHUB_REF=refs/heads/main",
 			"GITHUB_RUN_ID=7", "GITHUB_API_URL=" + gh.URL, "GITHUB_TOKEN=" + gh.Token, "VOUCH_TOKEN=" + ci}
 	}
 	build := func(commit, digest string) string {
