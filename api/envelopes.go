@@ -86,9 +86,9 @@ func (s *Server) postEnvelope(c *gin.Context) {
 	}
 	var v trust.Verdict
 	if bundle != nil {
-		v = s.cfg.Trust.CheckBundle(bundle, name)
+		v = s.cfg.Trust.CheckBundle(bundle, st, name)
 	} else {
-		v = s.cfg.Trust.Check(env, name)
+		v = s.cfg.Trust.Check(env, st, name)
 	}
 	if !v.Verified && s.cfg.Trust.SignatureRequired(name) {
 		invalid("signatures", fmt.Errorf("attestations %q must be signed by a trusted key or identity: %s", name, v.Problem))

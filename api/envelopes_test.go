@@ -18,7 +18,7 @@ import (
 func TestSigstoreBundles(t *testing.T) {
 	ss := sigstoretest.New(t)
 	tr, err := trust.New(trust.Config{
-		Identities:  []sigstore.Identity{{Name: "octo-release", Issuer: sigstoretest.GitHubIssuer, SubjectRegexp: `https://github\.com/octo-org/.+`}},
+		Identities:  []sigstore.Identity{{Name: "octo-release", Issuer: sigstoretest.GitHubIssuer, SubjectRegexp: `https://github\.com/octo-org/.+`, Attestations: []string{"slsa-provenance"}}},
 		TrustedRoot: ss.TrustedRoot(t),
 	})
 	if err != nil {
@@ -47,7 +47,7 @@ func TestSigstoreBundles(t *testing.T) {
 			t.Errorf("%s: %d %v", tc.name, code, out)
 		}
 	}
-	if code, out := f.postJSON("/api/v1/envelopes?name=unit-tests", "ci", string(sigstoretest.New(t).Attest(t, job, statement))); code != 201 ||
+	if code, out := f.postJSON("/api/v1/envelopes", "ci", string(sigstoretest.New(t).Attest(t, job, statement))); code != 201 ||
 		out["verified"] != false || !strings.Contains(fmt.Sprint(out["signature_problem"]), "does not verify") {
 		t.Errorf("a bundle of another Sigstore: %d %v", code, out)
 	}

@@ -96,8 +96,11 @@ type Identity struct {
 	// regular expression (RE2) the whole subject must match. One of them.
 	Subject       string `json:"subject,omitempty"`
 	SubjectRegexp string `json:"subject_regexp,omitempty"`
-	// Attestations are the names the identity may sign; empty means any.
-	Attestations []string `json:"attestations,omitempty"`
+	// Attestations are the names the identity may sign (required: one CI
+	// workflow signs whatever it is asked to). PredicateTypes, when given,
+	// are the in-toto predicate types it may sign for them.
+	Attestations   []string `json:"attestations"`
+	PredicateTypes []string `json:"predicate_types,omitempty"`
 
 	match verify.CertificateIdentity
 }
@@ -112,6 +115,8 @@ func (id *Identity) Compile() error {
 		return errors.New("issuer: is required (https://token.actions.githubusercontent.com for GitHub Actions)")
 	case (id.Subject == "") == (id.SubjectRegexp == ""):
 		return errors.New("give subject or subject_regexp, one of them")
+	case len(id.Attestations) == 0:
+		return errors.New("attestations: list the attestation names it may sign, e.g. [slsa-provenance]")
 	}
 	re := ""
 	if id.SubjectRegexp != "" {
@@ -130,9 +135,10 @@ func (id *Identity) Compile() error {
 	return nil
 }
 
-// Signs reports whether the identity may sign attestations of name.
-func (id *Identity) Signs(name string) bool {
-	return len(id.Attestations) == 0 || slices.Contains(id.Attestations, name)
+// Signs reports whether the identity may sign attestations of name with
+// the predicate type.
+func (id *Identity) Signs(name, predicateType string) bool {
+	return slices.Contains(id.Attestations, name) && (len(id.PredicateTypes) == 0 || slices.Contains(id.PredicateTypes, predicateType))
 }
 
 // Signer is who signed a verified bundle, from its certificate.

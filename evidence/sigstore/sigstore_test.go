@@ -19,6 +19,8 @@ const (
 		"ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12" + `"}}],"predicateType":"https://example.com/test-result","predicate":{}}`
 )
 
+var provenanceOnly = []string{"slsa-provenance"}
+
 func read(t *testing.T, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + name)
@@ -56,7 +58,7 @@ func TestRealGitHubProvenance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exact := identity(t, Identity{Name: "sigstore-js", Issuer: sigstoretest.GitHubIssuer, Subject: sigstoreJSWorkflow})
+	exact := identity(t, Identity{Name: "sigstore-js", Issuer: sigstoretest.GitHubIssuer, Subject: sigstoreJSWorkflow, Attestations: provenanceOnly})
 	s, err := v.Verify(b, []*Identity{exact})
 	if err != nil {
 		t.Fatal(err)
@@ -78,11 +80,11 @@ func TestRealGitHubProvenance(t *testing.T) {
 		id   Identity
 		want string // "" = refused
 	}{
-		{Identity{Name: "org", Issuer: sigstoretest.GitHubIssuer, SubjectRegexp: `https://github\.com/sigstore/[^/]+/\.github/workflows/release\.yml@refs/heads/main`}, "org"},
-		{Identity{Name: "prefix", Issuer: sigstoretest.GitHubIssuer, SubjectRegexp: `https://github\.com/sigstore/`}, ""},
-		{Identity{Name: "inside", Issuer: sigstoretest.GitHubIssuer, SubjectRegexp: `sigstore-js`}, ""},
-		{Identity{Name: "issuer", Issuer: "https://gitlab.com", Subject: sigstoreJSWorkflow}, ""},
-		{Identity{Name: "other", Issuer: sigstoretest.GitHubIssuer, Subject: appWorkflow}, ""},
+		{Identity{Name: "org", Issuer: sigstoretest.GitHubIssuer, SubjectRegexp: `https://github\.com/sigstore/[^/]+/\.github/workflows/release\.yml@refs/heads/main`, Attestations: provenanceOnly}, "org"},
+		{Identity{Name: "prefix", Issuer: sigstoretest.GitHubIssuer, SubjectRegexp: `https://github\.com/sigstore/`, Attestations: provenanceOnly}, ""},
+		{Identity{Name: "inside", Issuer: sigstoretest.GitHubIssuer, SubjectRegexp: `sigstore-js`, Attestations: provenanceOnly}, ""},
+		{Identity{Name: "issuer", Issuer: "https://gitlab.com", Subject: sigstoreJSWorkflow, Attestations: provenanceOnly}, ""},
+		{Identity{Name: "other", Issuer: sigstoretest.GitHubIssuer, Subject: appWorkflow, Attestations: provenanceOnly}, ""},
 	} {
 		s, err := v.Verify(b, []*Identity{identity(t, tc.id)})
 		if tc.want == "" {
@@ -139,7 +141,7 @@ func TestVerifyKeyless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := identity(t, Identity{Name: "acme-release", Issuer: sigstoretest.GitHubIssuer, SubjectRegexp: `https://github\.com/acme/[^/]+/\.github/workflows/release\.yml@refs/heads/main`})
+	id := identity(t, Identity{Name: "acme-release", Issuer: sigstoretest.GitHubIssuer, SubjectRegexp: `https://github\.com/acme/[^/]+/\.github/workflows/release\.yml@refs/heads/main`, Attestations: provenanceOnly})
 	job := sigstoretest.Job{Subject: appWorkflow, Repository: "https://github.com/acme/app", Commit: "0123456789abcdef0123456789abcdef01234567"}
 	b, err := ParseBundle(ss.Attest(t, job, []byte(statement)))
 	if err != nil {
@@ -212,14 +214,16 @@ func TestIdentityCompile(t *testing.T) {
 		{Identity{Name: "n", Subject: "s"}, "issuer: is required"},
 		{Identity{Name: "n", Issuer: "i"}, "give subject or subject_regexp"},
 		{Identity{Name: "n", Issuer: "i", Subject: "s", SubjectRegexp: "s"}, "give subject or subject_regexp"},
-		{Identity{Name: "n", Issuer: "i", SubjectRegexp: "("}, "subject_regexp: error parsing regexp"},
+		{Identity{Name: "n", Issuer: "i", SubjectRegexp: "(", Attestations: []string{"a"}}, "subject_regexp: error parsing regexp"},
+		{Identity{Name: "n", Issuer: "i", Subject: "s"}, "attestations: list the attestation names"},
 	} {
 		if err := tc.id.Compile(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.id, err, tc.want)
 		}
 	}
 	id := Identity{Name: "n", Issuer: "i", Subject: "s", Attestations: []string{"slsa-provenance"}}
-	if !id.Signs("slsa-provenance") || id.Signs("unit-tests") || !(&Identity{}).Signs("any") {
+	typed := Identity{Name: "n", Issuer: "i", Subject: "s", Attestations: []string{"slsa-provenance"}, PredicateTypes: []string{intoto.SLSAProvenanceV1}}
+	if !id.Signs("slsa-provenance", "x") || id.Signs("unit-tests", "x") || !typed.Signs("slsa-provenance", intoto.SLSAProvenanceV1) || typed.Signs("slsa-provenance", "https://spdx.dev/Document") {
 		t.Error("Signs")
 	}
 }

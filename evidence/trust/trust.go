@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
+	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/intoto"
 	"github.com/vouch-dev/vouch/evidence/sigstore"
@@ -30,6 +32,9 @@ type KeyConfig struct {
 	PublicKeyFile string `json:"public_key_file,omitempty"`
 	// Attestations are the names the key may sign; empty means any.
 	Attestations []string `json:"attestations,omitempty"`
+	// PredicateTypes, when given, are the in-toto predicate types it may
+	// sign for them.
+	PredicateTypes []string `json:"predicate_types,omitempty"`
 }
 
 // Config is the signature part of Vouch's configuration.
@@ -50,6 +55,7 @@ type Config struct {
 type key struct {
 	pub   intoto.PublicKey
 	names []string
+	types []string
 }
 
 // Trust holds the trusted keys and identities.
@@ -91,7 +97,7 @@ func New(cfg Config) (*Trust, error) {
 			return nil, fmt.Errorf("%s: %w", field, err)
 		}
 		pub.ID = k.Name
-		t.keys = append(t.keys, key{pub: pub, names: k.Attestations})
+		t.keys = append(t.keys, key{pub: pub, names: k.Attestations, types: k.PredicateTypes})
 	}
 	for i := range cfg.Identities {
 		id := cfg.Identities[i]
@@ -136,19 +142,19 @@ type Verdict struct {
 	Problem  string           // why not, when not verified
 }
 
-// Check verifies an envelope for an attestation of name against the keys
-// trusted for that name.
-func (t *Trust) Check(e intoto.Envelope, name string) Verdict {
+// Check verifies an envelope holding st for an attestation of name
+// against the keys trusted for that name and st's predicate type.
+func (t *Trust) Check(e intoto.Envelope, st intoto.Statement, name string) Verdict {
 	var keys []intoto.PublicKey
 	if t != nil {
 		for _, k := range t.keys {
-			if len(k.names) == 0 || slices.Contains(k.names, name) {
+			if (len(k.names) == 0 || slices.Contains(k.names, name)) && (len(k.types) == 0 || slices.Contains(k.types, st.PredicateType)) {
 				keys = append(keys, k.pub)
 			}
 		}
 	}
 	if len(keys) == 0 {
-		return Verdict{Problem: fmt.Sprintf("no trusted key is configured for attestation %q", name)}
+		return Verdict{Problem: fmt.Sprintf("no trusted key is configured for attestation %q of predicate type %s (trusted_keys)", name, st.PredicateType)}
 	}
 	k, err := e.Verify(keys...)
 	if err != nil {
@@ -157,29 +163,55 @@ func (t *Trust) Check(e intoto.Envelope, name string) Verdict {
 	return Verdict{Verified: true, KeyID: k.ID}
 }
 
-// CheckBundle verifies a Sigstore bundle for an attestation of name: a
-// certificate-signed bundle against the identities trusted for that name,
-// a key-signed one against the keys.
-func (t *Trust) CheckBundle(b *sigstore.Bundle, name string) Verdict {
+// CheckBundle verifies a Sigstore bundle holding st for an attestation of
+// name: a certificate-signed bundle against the identities trusted for
+// that name and st's predicate type, a key-signed one against the keys.
+func (t *Trust) CheckBundle(b *sigstore.Bundle, st intoto.Statement, name string) Verdict {
 	if b.KeySigned() {
-		return t.Check(b.Envelope, name)
+		return t.Check(b.Envelope, st, name)
 	}
 	var ids []*sigstore.Identity
 	if t != nil {
 		for _, id := range t.identities {
-			if id.Signs(name) {
+			if id.Signs(name, st.PredicateType) {
 				ids = append(ids, id)
 			}
 		}
 	}
 	if len(ids) == 0 {
-		return Verdict{Problem: fmt.Sprintf("no trusted identity is configured for attestation %q (trusted_identities)", name)}
+		return Verdict{Problem: fmt.Sprintf("no trusted identity is configured for attestation %q of predicate type %s (trusted_identities)", name, st.PredicateType)}
 	}
 	s, err := t.sigstore.Verify(b, ids)
 	if err != nil {
 		return Verdict{Problem: err.Error()}
 	}
+	if problem := boundToSigner(s, st); problem != "" {
+		return Verdict{Problem: problem}
+	}
 	return Verdict{Verified: true, KeyID: s.Identity, Signer: &s}
+}
+
+// boundToSigner checks provenance against the certificate that signed it:
+// the certificate names the repository and commit the signing workflow
+// ran from, and SLSA provenance must name the same — else a workflow of
+// one repository could vouch for another repository's build.
+func boundToSigner(s sigstore.Signer, st intoto.Statement) string {
+	if st.PredicateType != intoto.SLSAProvenanceV1 && st.PredicateType != intoto.SLSAProvenanceV02 {
+		return ""
+	}
+	arts, err := st.Artifacts()
+	if err != nil {
+		return "" // Reports refuses the statement, saying why
+	}
+	for _, a := range arts {
+		if s.SourceRepository != "" && a.Repository != "" && auth.RepositoryKey(a.Repository) != auth.RepositoryKey(s.SourceRepository) {
+			return fmt.Sprintf("the provenance names repository %s, but the certificate was issued to a workflow of %s", a.Repository, s.SourceRepository)
+		}
+		if s.SourceCommit != "" && a.GitCommit != "" && !strings.EqualFold(a.GitCommit, s.SourceCommit) {
+			return fmt.Sprintf("the provenance names commit %s, but the certificate was issued to a workflow run at commit %s", a.GitCommit, s.SourceCommit)
+		}
+	}
+	return ""
 }
 
 // ErrNoName means the envelope's predicate type has no default name.

@@ -120,6 +120,10 @@ require_signatures: ["slsa-provenance"]
 			"signed by https://github.com/octo-org/payments-api/.github/workflows/ci.yml@refs/heads/main (issuer https://token.actions.githubusercontent.com), which no trusted identity"},
 		{"fork", ss.Attest(t, sigstoretest.Job{Subject: "https://github.com/mallory/payments-api/.github/workflows/release.yml@refs/heads/main"}, statement), "which no trusted identity"},
 		{"other-sigstore", sigstoretest.New(t).Attest(t, job, statement), "the Sigstore bundle does not verify: trusted root 1 (https://fulcio.test): "},
+		// A trusted workflow of another repository of the organisation
+		// vouching for this repository's build.
+		{"sandbox", ss.Attest(t, sigstoretest.Job{Subject: "https://github.com/octo-org/sandbox/.github/workflows/release.yml@refs/heads/main", Repository: "https://github.com/octo-org/sandbox"}, statement),
+			"the provenance names repository https://github.com/octo-org/payments-api, but the certificate was issued to a workflow of https://github.com/octo-org/sandbox"},
 	} {
 		out, code := v.run("attest", "intoto", bundleFile(tc.name+".json", tc.data), "--token", ci)
 		if code != 1 || !strings.Contains(out, `attestations "slsa-provenance" must be signed by a trusted key or identity`) || !strings.Contains(out, tc.want) {
@@ -128,7 +132,7 @@ require_signatures: ["slsa-provenance"]
 	}
 	// A name no identity is trusted for is recorded, not verified.
 	out = v.cli("attest", "intoto", "--name", "sbom", bundleFile("sbom.json", ss.Attest(t, job, statement)), "--token", ci)
-	if !strings.Contains(out, `NOT verified: no trusted identity is configured for attestation "sbom" (trusted_identities)`) {
+	if !strings.Contains(out, `NOT verified: no trusted identity is configured for attestation "sbom" of predicate type https://slsa.dev/provenance/v1 (trusted_identities)`) {
 		t.Errorf("a bundle for another name:\n%s", out)
 	}
 }
