@@ -2,6 +2,8 @@ package review
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,7 +20,7 @@ const (
 func TestGitHub(t *testing.T) {
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
 	gh.Add(forgetest.Request{
-		Number: 42, Title: "Pay by card", Author: "alice", Commits: []string{early, head, merge}, Head: head, Base: "main", MergedBy: "mona",
+		Number: 42, Title: "Pay by card", Author: "alice", Commits: []string{early, head, merge}, Head: head, MergeCommit: merge, Base: "main", MergedBy: "mona",
 		Reviews: []forgetest.Review{
 			{User: "carol", State: "APPROVED", Commit: early}, // then alice pushed: stale
 			{User: "bob", State: "COMMENTED", Commit: early},
@@ -29,6 +31,7 @@ func TestGitHub(t *testing.T) {
 			{User: "erin", State: "DISMISSED", Commit: head},
 			{User: "Alice", State: "APPROVED", Commit: head}, // the author herself
 			{User: "frank", State: "COMMENTED", Commit: head},
+			{User: "dependabot[bot]", Bot: true, State: "APPROVED", Commit: head}, // bots do not count
 		},
 	})
 	gh.Add(forgetest.Request{Number: 43, Title: "Draft", Author: "zed", Commits: []string{"open1"}, Head: "open1", Open: true})
@@ -41,7 +44,7 @@ func TestGitHub(t *testing.T) {
 	}
 	want := Request{
 		Number: 42, URL: "https://github.com/octo-org/payments-api/pull/42", Title: "Pay by card", Author: "alice", State: "merged",
-		Base: "main", Head: head, MergedBy: "mona", MergedAt: r.Requests[0].MergedAt,
+		Base: "main", Head: head, MergedBy: "mona", MergedAt: r.Requests[0].MergedAt, Merged: []string{merge},
 		Approvers: []string{"bob"}, StaleApprovers: []string{"carol"},
 	}
 	if len(r.Requests) != 1 || !reflect.DeepEqual(r.Requests[0], want) || r.Requests[0].MergedAt.IsZero() {
@@ -70,6 +73,9 @@ func TestGitHub(t *testing.T) {
 	for _, tc := range []struct{ commit, reason string }{
 		{"0000000000000000000000000000000000000000", "no pull or merge request contains commit 0000000000000000000000000000000000000000: it was pushed without review"},
 		{"open1", "#43 contains commit open1 but is open, not merged"},
+		// A commit inside the pull request, before its last push: that
+		// tree was never approved.
+		{early, "commit " + early + " is inside #42 but is not what it merged (head " + head + "): that tree was never approved as a whole; build the merge result"},
 	} {
 		r, err := c.GitHub(ctx, "octo-org/payments-api", tc.commit, false)
 		if err != nil {
@@ -78,6 +84,28 @@ func TestGitHub(t *testing.T) {
 		if r.Judge(1, ""); r.Passed || r.Reason != tc.reason {
 			t.Errorf("%s: %v %q", tc.commit, r.Passed, r.Reason)
 		}
+	}
+
+	// Every page of reviews is read: bob's approval on the first page is
+	// withdrawn on the second.
+	busy := forgetest.Request{Number: 44, Author: "alice", Commits: []string{"busy"}, Head: "busy", MergeCommit: "busy", Base: "main", MergedBy: "mona",
+		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: "busy"}}}
+	for range 150 {
+		busy.Reviews = append(busy.Reviews, forgetest.Review{User: "carol", State: "COMMENTED", Commit: "busy"})
+	}
+	busy.Reviews = append(busy.Reviews, forgetest.Review{User: "bob", State: "CHANGES_REQUESTED", Commit: "busy"})
+	gh.Add(busy)
+	if r, err := c.GitHub(ctx, "octo-org/payments-api", "busy", false); err != nil || len(r.Requests) != 1 || len(r.Requests[0].Approvers) != 0 {
+		t.Errorf("reviews over two pages: %+v, %v", r, err)
+	}
+	// A list too long to read is an error, never judged on part of it.
+	huge := forgetest.Request{Number: 45, Author: "alice", Commits: []string{"huge"}, Head: "huge", MergeCommit: "huge", MergedBy: "mona"}
+	for range maxPages*perPage + 1 {
+		huge.Reviews = append(huge.Reviews, forgetest.Review{User: "carol", State: "COMMENTED", Commit: "huge"})
+	}
+	gh.Add(huge)
+	if _, err := c.GitHub(ctx, "octo-org/payments-api", "huge", false); err == nil || !strings.Contains(err.Error(), "more than 10 pages of 100: too many to judge") {
+		t.Errorf("1,001 reviews: %v", err)
 	}
 
 	// Errors say what the forge said, and what to check.
@@ -95,7 +123,7 @@ func TestGitHub(t *testing.T) {
 
 func TestGitLab(t *testing.T) {
 	gl := forgetest.GitLab(t, "bank/cards/api")
-	gl.Add(forgetest.Request{Number: 7, Title: "Limits", Author: "alice", Commits: []string{head, merge}, Head: head, Base: "main", MergedBy: "mona",
+	gl.Add(forgetest.Request{Number: 7, Title: "Limits", Author: "alice", Commits: []string{head, merge}, Head: head, MergeCommit: merge, Base: "main", MergedBy: "mona",
 		Approvers: []string{"bob", "alice", "bob"}})
 	c := &Client{BaseURL: gl.URL, Header: "PRIVATE-TOKEN", Token: gl.Token}
 	r, err := c.GitLab(context.Background(), "bank/cards/api", merge)
@@ -121,5 +149,26 @@ func TestGitLab(t *testing.T) {
 	}
 	if _, err := c.GitLab(context.Background(), "", merge); err == nil {
 		t.Error("no project")
+	}
+}
+
+// The token goes to the forge only: not over plain HTTP beyond loopback,
+// not along a redirect to another host.
+func TestTokenStaysWithTheForge(t *testing.T) {
+	var leaked []string
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked = append(leaked, r.Header.Get("PRIVATE-TOKEN"))
+		w.Write([]byte("[]"))
+	}))
+	defer elsewhere.Close()
+	gl := forgetest.GitLab(t, "bank/api")
+	gl.RedirectTo = elsewhere.URL
+	c := &Client{BaseURL: gl.URL, Header: "PRIVATE-TOKEN", Token: gl.Token}
+	if _, err := c.GitLab(context.Background(), "bank/api", merge); err == nil || !strings.Contains(err.Error(), "not followed") || len(leaked) > 0 {
+		t.Errorf("redirect to another host: %v; the other host saw %q", err, leaked)
+	}
+	plain := &Client{BaseURL: "http://gitlab.example.com/api/v4", Header: "PRIVATE-TOKEN", Token: "glpat-x"}
+	if _, err := plain.GitLab(context.Background(), "bank/api", merge); err == nil || !strings.Contains(err.Error(), "use https") {
+		t.Errorf("plain HTTP: %v", err)
 	}
 }

@@ -18,7 +18,7 @@ func TestCodeReviewEvidence(t *testing.T) {
 	)
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
 	gh.Add(forgetest.Request{Number: 42, Title: "Pay by card", Author: "alice", Commits: []string{"4b825dc642cb6eb9a060e54bf8d69288fbee4904", reviewed},
-		Head: "4b825dc642cb6eb9a060e54bf8d69288fbee4904", Base: "main", MergedBy: "mona",
+		Head: "4b825dc642cb6eb9a060e54bf8d69288fbee4904", MergeCommit: reviewed, Base: "main", MergedBy: "mona",
 		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: "4b825dc642cb6eb9a060e54bf8d69288fbee4904"}}})
 	v := startConfig(t, `
 environments:

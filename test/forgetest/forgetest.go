@@ -20,21 +20,23 @@ import (
 // Review is one review of a GitHub pull request.
 type Review struct {
 	User   string
+	Bot    bool   // a GitHub App (type Bot)
 	State  string // APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED
 	Commit string // the head it reviewed
 }
 
 // Request is a pull or merge request.
 type Request struct {
-	Number   int
-	Title    string
-	Author   string
-	Commits  []string // the commits it brought (merge commit included)
-	Head     string
-	Base     string
-	MergedBy string // "" = not merged
-	Open     bool   // not merged: open, else closed
-	Reviews  []Review
+	Number      int
+	Title       string
+	Author      string
+	Commits     []string // the commits it brought (merge commit included)
+	Head        string
+	MergeCommit string // what merging it made on the base
+	Base        string
+	MergedBy    string // "" = not merged
+	Open        bool   // not merged: open, else closed
+	Reviews     []Review
 	// Approvers is GitLab's approved_by list.
 	Approvers []string
 }
@@ -43,10 +45,13 @@ type Request struct {
 type Forge struct {
 	URL   string // the API base URL
 	Token string // the token it requires
-	mu    sync.Mutex
-	repo  string
-	reqs  []Request
-	Calls []string // the paths asked for
+	// RedirectTo, when set, answers every request with a redirect to the
+	// same path there.
+	RedirectTo string
+	mu         sync.Mutex
+	repo       string
+	reqs       []Request
+	Calls      []string // the paths asked for
 }
 
 // GitHub serves GitHub's API for repository repo ("owner/name"), with a
@@ -69,7 +74,12 @@ func (f *Forge) serve(t testing.TB, h http.HandlerFunc) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.Calls = append(f.Calls, r.URL.EscapedPath())
+		redirect := f.RedirectTo
 		f.mu.Unlock()
+		if redirect != "" {
+			http.Redirect(w, r, redirect+r.URL.RequestURI(), http.StatusFound)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		h(w, r)
 	}))
@@ -112,6 +122,24 @@ func write(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// page writes one page of a list, as both forges paginate: per_page
+// (default 20) and page (from 1), and a Link header to the next page.
+func (f *Forge) page(w http.ResponseWriter, r *http.Request, items []any) {
+	q := r.URL.Query()
+	size, _ := strconv.Atoi(q.Get("per_page"))
+	if size <= 0 {
+		size = 20
+	}
+	n, _ := strconv.Atoi(q.Get("page"))
+	n = max(n, 1)
+	from, to := min((n-1)*size, len(items)), min(n*size, len(items))
+	if to < len(items) {
+		q.Set("page", strconv.Itoa(n+1))
+		w.Header().Set("Link", fmt.Sprintf(`<%s%s?%s>; rel="next"`, f.URL, r.URL.EscapedPath(), q.Encode()))
+	}
+	write(w, 200, append([]any{}, items[from:to]...))
+}
+
 func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "Bearer "+f.Token {
 		write(w, 401, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
@@ -133,6 +161,7 @@ func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 		}
 		return map[string]any{"login": login, "type": "User"}
 	}
+	bot := func(login string) any { return map[string]any{"login": login, "type": "Bot"} }
 	pull := func(q Request) map[string]any {
 		state, merged := "closed", any(nil)
 		if q.Open {
@@ -145,7 +174,7 @@ func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 			"number": q.Number, "title": q.Title, "state": state, "user": user(q.Author), "merged_at": merged,
 			"html_url": fmt.Sprintf("https://github.com/%s/pull/%d", f.repo, q.Number),
 			"head":     map[string]any{"sha": q.Head}, "base": map[string]any{"ref": q.Base},
-			"merged_by": user(q.MergedBy),
+			"merged_by": user(q.MergedBy), "merge_commit_sha": q.MergeCommit,
 		}
 	}
 	switch {
@@ -156,7 +185,7 @@ func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 			delete(p, "merged_by") // the list does not say who merged
 			out = append(out, p)
 		}
-		write(w, 200, out)
+		f.page(w, r, out)
 	case len(parts) >= 2 && parts[0] == "pulls":
 		n, _ := strconv.Atoi(parts[1])
 		qs := f.find(func(q Request) bool { return q.Number == n })
@@ -170,10 +199,14 @@ func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 		}
 		out := []any{}
 		for i, rv := range qs[0].Reviews {
-			out = append(out, map[string]any{"id": i + 1, "user": user(rv.User), "state": rv.State, "commit_id": rv.Commit,
+			u := user(rv.User)
+			if rv.Bot {
+				u = bot(rv.User)
+			}
+			out = append(out, map[string]any{"id": i + 1, "user": u, "state": rv.State, "commit_id": rv.Commit,
 				"submitted_at": mergedAt.Add(time.Duration(i-len(qs[0].Reviews)) * time.Minute)})
 		}
-		write(w, 200, out)
+		f.page(w, r, out)
 	default:
 		notFound()
 	}
@@ -211,11 +244,11 @@ func (f *Forge) gitlab(w http.ResponseWriter, r *http.Request) {
 			}
 			out = append(out, map[string]any{
 				"iid": q.Number, "title": q.Title, "state": state, "author": user(q.Author), "merge_user": user(q.MergedBy),
-				"merged_at": merged, "sha": q.Head, "target_branch": q.Base,
+				"merged_at": merged, "sha": q.Head, "target_branch": q.Base, "merge_commit_sha": q.MergeCommit, "squash_commit_sha": nil,
 				"web_url": fmt.Sprintf("https://gitlab.example.com/%s/-/merge_requests/%d", f.repo, q.Number),
 			})
 		}
-		write(w, 200, out)
+		f.page(w, r, out)
 	case len(parts) == 3 && parts[0] == "merge_requests" && parts[2] == "approvals":
 		n, _ := strconv.Atoi(parts[1])
 		qs := f.find(func(q Request) bool { return q.Number == n })

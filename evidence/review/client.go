@@ -1,0 +1,168 @@
+package review
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Client calls a forge's API.
+type Client struct {
+	HTTP    *http.Client
+	BaseURL string // https://api.github.com, https://gitlab.example.com/api/v4
+	// Header is the authentication header and its value, e.g.
+	// Authorization: Bearer …, PRIVATE-TOKEN: ….
+	Header, Token string
+}
+
+const (
+	// perPage is the page size asked for.
+	perPage = 100
+	// maxPages bounds the pages read of one list; a longer list is an
+	// error, never judged on part of it.
+	maxPages = 10
+	// maxBody bounds one answer.
+	maxBody = 8 << 20
+)
+
+// base parses BaseURL: https, or http on loopback only (the token would
+// cross the network in clear).
+func (c *Client) base() (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(c.BaseURL, "/"))
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("the forge's API URL %q is not a URL", c.BaseURL)
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+		return nil, fmt.Errorf("the forge's API URL %q: use https (the token must not cross the network in clear)", c.BaseURL)
+	}
+	return u, nil
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
+// client is c.HTTP following redirects within the forge only: a redirect
+// elsewhere would take the token with it (Go keeps headers such as
+// PRIVATE-TOKEN across hosts).
+func (c *Client) client(base *url.URL) *http.Client {
+	hc := http.Client{}
+	if c.HTTP != nil {
+		hc = *c.HTTP
+	}
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != base.Scheme || req.URL.Host != base.Host {
+			return fmt.Errorf("the forge redirected to %s, outside %s: not followed", req.URL.Redacted(), base.Host)
+		}
+		if len(via) >= 5 {
+			return errors.New("too many redirects")
+		}
+		return nil
+	}
+	return &hc
+}
+
+// list reads every page of a JSON list at path (GitHub's and GitLab's Link
+// headers), up to maxPages.
+func list[T any](ctx context.Context, c *Client, github bool, path string) ([]T, error) {
+	var all []T
+	next := path
+	for page := 0; next != ""; page++ {
+		if page == maxPages {
+			return nil, fmt.Errorf("GET %s: more than %d pages of %d: too many to judge", path, maxPages, perPage)
+		}
+		var items []T
+		var err error
+		if next, err = c.get(ctx, github, next, &items); err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+	}
+	return all, nil
+}
+
+// get decodes a JSON answer from GitHub (github) or GitLab at path (or at
+// an absolute URL on the forge, a next page) and returns the next page's
+// URL, "" when none. Errors name the status and the forge's message, never
+// the token.
+func (c *Client) get(ctx context.Context, github bool, path string, into any) (string, error) {
+	base, err := c.base()
+	if err != nil {
+		return "", err
+	}
+	target := base.String() + path
+	if strings.HasPrefix(path, "https://") || strings.HasPrefix(path, "http://") {
+		target = path
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return "", err
+	}
+	if req.URL.Scheme != base.Scheme || req.URL.Host != base.Host {
+		return "", fmt.Errorf("the forge's next page %s is outside %s: not followed", req.URL.Redacted(), base.Host)
+	}
+	req.Header.Set("Accept", "application/json")
+	if github {
+		req.Header.Set("Accept", "application/vnd.github+json")
+		req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
+	}
+	if c.Token != "" {
+		req.Header.Set(c.Header, c.Token)
+	}
+	resp, err := c.client(base).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return "", err
+	}
+	if len(body) > maxBody {
+		return "", fmt.Errorf("GET %s: the answer is larger than %d bytes", req.URL.Path, maxBody)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var m struct {
+			Message string `json:"message"`
+		}
+		json.Unmarshal(body, &m)
+		msg := m.Message
+		if msg == "" {
+			msg = strings.TrimSpace(string(body[:min(len(body), 200)]))
+		}
+		hint := ""
+		switch resp.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			hint = " (does the token have read access to the repository and its pull or merge requests?)"
+		}
+		return "", fmt.Errorf("GET %s: %s: %s%s", req.URL.Path, resp.Status, msg, hint)
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		return "", fmt.Errorf("GET %s: %w", req.URL.Path, err)
+	}
+	return nextLink(resp.Header.Get("Link")), nil
+}
+
+// nextLink is the rel="next" URL of a Link header (RFC 8288), as GitHub
+// and GitLab paginate.
+func nextLink(header string) string {
+	for _, part := range strings.Split(header, ",") {
+		target, params, ok := strings.Cut(strings.TrimSpace(part), ";")
+		if !ok {
+			continue
+		}
+		for _, p := range strings.Split(params, ";") {
+			if k, v, _ := strings.Cut(strings.TrimSpace(p), "="); k == "rel" && strings.Trim(v, `"`) == "next" {
+				return strings.Trim(strings.TrimSpace(target), "<>")
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,94 @@
+package review
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+type ghUser struct {
+	Login string `json:"login"`
+	Type  string `json:"type"` // User, Bot, Organization
+}
+
+// GitHub asks GitHub which pull requests brought commit into repo
+// ("owner/name") and who approved them. GitHub lists the merged pull
+// request of a commit on the default branch; for other branches, only
+// open ones.
+func (c *Client) GitHub(ctx context.Context, repo, commit string, allowStale bool) (Review, error) {
+	owner, name, ok := strings.Cut(repo, "/")
+	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		return Review{}, fmt.Errorf("repository %q: want owner/name", repo)
+	}
+	prefix := "/repos/" + url.PathEscape(owner) + "/" + url.PathEscape(name)
+	r := Review{Forge: "github", Repository: repo, Commit: commit}
+	pulls, err := list[struct {
+		Number      int                  `json:"number"`
+		HTMLURL     string               `json:"html_url"`
+		Title       string               `json:"title"`
+		State       string               `json:"state"`
+		User        ghUser               `json:"user"`
+		Merged      time.Time            `json:"merged_at"`
+		MergeCommit string               `json:"merge_commit_sha"`
+		Head        struct{ SHA string } `json:"head"`
+		Base        struct{ Ref string } `json:"base"`
+	}](ctx, c, true, fmt.Sprintf("%s/commits/%s/pulls?per_page=%d", prefix, url.PathEscape(commit), perPage))
+	if err != nil {
+		return Review{}, err
+	}
+	for _, p := range pulls {
+		q := Request{Number: p.Number, URL: p.HTMLURL, Title: p.Title, Author: p.User.Login, State: p.State, Base: p.Base.Ref, Head: p.Head.SHA, Approvers: []string{}}
+		if !p.Merged.IsZero() {
+			q.State, q.MergedAt = "merged", p.Merged
+			if p.MergeCommit != "" {
+				q.Merged = []string{p.MergeCommit}
+			}
+			var detail struct {
+				MergedBy ghUser `json:"merged_by"`
+			}
+			if _, err := c.get(ctx, true, fmt.Sprintf("%s/pulls/%d", prefix, p.Number), &detail); err != nil {
+				return Review{}, err
+			}
+			q.MergedBy = detail.MergedBy.Login
+		}
+		reviews, err := list[struct {
+			User     ghUser `json:"user"`
+			State    string `json:"state"`
+			CommitID string `json:"commit_id"`
+		}](ctx, c, true, fmt.Sprintf("%s/pulls/%d/reviews?per_page=%d", prefix, p.Number, perPage))
+		if err != nil {
+			return Review{}, err
+		}
+		// Reviews come oldest first: each reviewer's last verdict stands.
+		verdict := map[string]string{} // reviewer → commit approved, or "" for none
+		var order []string
+		for _, rv := range reviews {
+			who := rv.User.Login
+			if who == "" || rv.User.Type == "Bot" || strings.EqualFold(who, q.Author) {
+				continue
+			}
+			if _, seen := verdict[who]; !seen {
+				order, verdict[who] = append(order, who), ""
+			}
+			switch rv.State {
+			case "APPROVED":
+				verdict[who] = rv.CommitID
+			case "CHANGES_REQUESTED", "DISMISSED":
+				verdict[who] = ""
+			}
+		}
+		for _, who := range order {
+			switch at := verdict[who]; {
+			case at == "":
+			case at == q.Head || allowStale:
+				q.Approvers = append(q.Approvers, who)
+			default:
+				q.StaleApprovers = append(q.StaleApprovers, who)
+			}
+		}
+		r.Requests = append(r.Requests, q)
+	}
+	return r, nil
+}
