@@ -205,10 +205,14 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 	if err != nil {
 		return Attestation{}, false, err
 	}
-	latest, ok, err := s.latestAttestation(ctx, a.Digest, a.Name)
+	ev, err := s.recorded(ctx, a.Digest)
 	if err != nil {
 		return Attestation{}, false, err
 	}
+	if err := reviewOfTheBuild(a, ev.Artifact); err != nil {
+		return Attestation{}, false, err
+	}
+	latest, ok := latestNamed(ev, a.Name)
 	if ok {
 		if k, err := attestationKey(latest); err == nil && k == key {
 			return latest, false, nil
@@ -242,26 +246,51 @@ func attestationKey(a Attestation) (string, error) {
 	}{a.Digest, a.Name, a.Type, a.URL, a.Passed, a.Payload, a.Blob, a.KeyID, a.Verified})
 }
 
-// latestAttestation returns the latest attestation named name for digest
-// (WithHistory).
-func (s *Service) latestAttestation(ctx context.Context, digest, name string) (Attestation, bool, error) {
+// recorded returns what is recorded about digest (WithHistory): nothing
+// without history.
+func (s *Service) recorded(ctx context.Context, digest string) (Evidence, error) {
 	if s.history == nil {
-		return Attestation{}, false, nil
+		return Evidence{}, nil
 	}
 	ev, err := s.history.Evidence(ctx, digest)
 	if errors.Is(err, ErrNotFound) {
-		return Attestation{}, false, nil
+		return Evidence{}, nil
 	}
 	if err != nil {
-		return Attestation{}, false, fmt.Errorf("look up attestations of %s: %w: %w", digest, ErrUnavailable, err)
+		return Evidence{}, fmt.Errorf("look up attestations of %s: %w: %w", digest, ErrUnavailable, err)
 	}
+	return ev, nil
+}
+
+// latestNamed returns the latest attestation named name.
+func latestNamed(ev Evidence, name string) (Attestation, bool) {
 	var latest Attestation
 	for _, a := range ev.Attestations {
 		if a.Name == name && a.ID >= latest.ID {
 			latest = a
 		}
 	}
-	return latest, latest.Name != "", nil
+	return latest, latest.Name != ""
+}
+
+// reviewOfTheBuild refuses a code review (type pull-request, vouch attest
+// pr) of another commit than the one the artifact was reported built from:
+// a review of one commit must not pass for another's build.
+func reviewOfTheBuild(a Attestation, built *Artifact) error {
+	if a.Type != "pull-request" || built == nil || built.GitCommit == "" {
+		return nil
+	}
+	var review struct {
+		Commit string `json:"commit"`
+	}
+	if json.Unmarshal(a.Payload, &review) != nil || review.Commit == "" {
+		return &ValidationError{Fields: []FieldError{{Field: "payload.commit", Detail: "a pull-request attestation names the commit it reviewed"}}}
+	}
+	if !strings.EqualFold(review.Commit, built.GitCommit) {
+		return &ValidationError{Fields: []FieldError{{Field: "payload.commit", Detail: fmt.Sprintf(
+			"the review is of commit %s, but %s was reported built from commit %s", review.Commit, a.Digest, built.GitCommit)}}}
+	}
+	return nil
 }
 
 // checkBlob fails unless the blob digest, when set, names a stored blob.

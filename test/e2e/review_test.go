@@ -67,6 +67,13 @@ environments:
 		t.Errorf("webhook, unreviewed build: allowed %v: %s", resp.Allowed, resp.Result.Message)
 	}
 
+	// A review of one commit does not pass for a build of another: the
+	// server compares it with the commit the artifact was reported from.
+	if out, errOut, code := v.execEnv(job(reviewed), "attest", "pr", "--digest", bad, "--name", "code-review"); code != 1 ||
+		!strings.Contains(errOut, "the review is of commit "+reviewed+", but sha256:"+strings.Repeat("b2", 32)+" was reported built from commit "+pushed) {
+		t.Errorf("a review of another commit: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// Without the forge's token nothing is recorded, and it says what to set.
 	env := job(reviewed)
 	env = append(env[:len(env)-2], env[len(env)-1])
