@@ -174,6 +174,26 @@ func TestVerifyKeyless(t *testing.T) {
 	refused("other workflow", ss.Attest(t, sigstoretest.Job{Subject: "https://github.com/acme/app/.github/workflows/ci.yml@refs/heads/main"}, []byte(statement)), v, "which no trusted identity")
 	refused("other issuer", ss.Attest(t, sigstoretest.Job{Subject: appWorkflow, Issuer: "https://oidc.example.com"}, []byte(statement)), v, "(issuer https://oidc.example.com)")
 
+	// GitHub's own root (private repositories) has no log: a timestamp from
+	// its authority is enough.
+	timestamps, err := NewVerifier(ss.TrustedRootWith(t, false, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noLog, err := ParseBundle(ss.Attest(t, sigstoretest.Job{Subject: appWorkflow, NoLog: true}, []byte(statement)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := timestamps.Verify(noLog, []*Identity{id}); err != nil || len(s.Witnesses) != 1 {
+		t.Errorf("timestamp-only root: %+v, %v", s, err)
+	}
+	// A root with CT logs requires the certificate's SCT.
+	ct, err := NewVerifier(ss.TrustedRootWith(t, true, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused("no SCT", ss.Attest(t, job, []byte(statement)), ct, "signed certificate timestamp")
+
 	// Trusted roots as JSON Lines (gh attestation trusted-root): a bundle of
 	// either verifies; when none does, each root's reason is given.
 	both, err := NewVerifier(append(append(other.TrustedRoot(t), '\n'), ss.TrustedRoot(t)...))

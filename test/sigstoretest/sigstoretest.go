@@ -70,9 +70,22 @@ func New(t testing.TB) *Sigstore {
 // authority, its log and its timestamp authority (no CT log: the
 // certificates carry no SCTs).
 func (s *Sigstore) TrustedRoot(t testing.TB) []byte {
+	return s.TrustedRootWith(t, true, false)
+}
+
+// TrustedRootWith is the trusted root with or without the transparency log
+// (without: as GitHub's own root, timestamps only) and with or without a
+// CT log (with: as Sigstore's public root, which requires SCTs).
+func (s *Sigstore) TrustedRootWith(t testing.TB, withLog, withCT bool) []byte {
 	t.Helper()
-	logs := map[string]*root.TransparencyLog{}
+	logs, ct := map[string]*root.TransparencyLog{}, map[string]*root.TransparencyLog{}
+	if withCT {
+		ct = s.virtual.CTLogs()
+	}
 	for id, l := range s.virtual.RekorLogs() {
+		if !withLog {
+			break
+		}
 		c := *l
 		// The virtual log's ID is its hex form; a trusted root holds bytes.
 		if c.ID, _ = hex.DecodeString(string(l.ID)); c.ID == nil {
@@ -84,7 +97,7 @@ func (s *Sigstore) TrustedRoot(t testing.TB) []byte {
 		Root: s.root, Intermediates: []*x509.Certificate{s.inter}, URI: "https://fulcio.test",
 		ValidityPeriodStart: s.root.NotBefore, ValidityPeriodEnd: s.root.NotAfter,
 	}}
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, cas, nil, s.virtual.TimestampingAuthorities(), logs)
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, cas, ct, s.virtual.TimestampingAuthorities(), logs)
 	if err != nil {
 		t.Fatal(err)
 	}
