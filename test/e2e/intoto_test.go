@@ -96,12 +96,7 @@ require_signatures: ["slsa-provenance"]
 	ci := v.cli("token", "create", "--name", "ci", "--scopes", "evidence:write")
 	auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
 
-	statement, err := os.ReadFile("../../evidence/intoto/testdata/github-attest-build-provenance.statement.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const digest = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
-	image := "ghcr.io/octo-org/payments-api@" + digest
+	statement, digest, image := githubProvenance(t)
 
 	// Signed SLSA provenance: verified, and the provenance recorded.
 	provFile := envelope(t, dir, "prov.json", statement, provSigner)
@@ -217,6 +212,19 @@ require_signatures: ["slsa-provenance"]
 	if out, code := v.run("attest", "intoto", filepath.Join(dir, "tests.pub"), "--token", ci); code != 2 || !strings.Contains(out, "is not JSON") {
 		t.Errorf("attest intoto of a PEM file: exit %d %s", code, out)
 	}
+}
+
+// githubProvenance is the SLSA provenance actions/attest-build-provenance
+// writes (octo-org/payments-api at 4b825dc…), the digest of its subject
+// and the image.
+func githubProvenance(t *testing.T) (statement []byte, digest, image string) {
+	t.Helper()
+	statement, err := os.ReadFile("../../evidence/intoto/testdata/github-attest-build-provenance.statement.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+	return statement, digest, "ghcr.io/octo-org/payments-api@" + digest
 }
 
 func indent(s, prefix string) string {

@@ -43,13 +43,8 @@ require_signatures: ["slsa-provenance"]
 	ci := v.cli("token", "create", "--name", "ci", "--scopes", "evidence:write")
 	auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
 
-	statement, err := os.ReadFile("../../evidence/intoto/testdata/github-attest-build-provenance.statement.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const digest = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+	statement, digest, image := githubProvenance(t)
 	const workflow = "https://github.com/octo-org/payments-api/.github/workflows/release.yml@refs/heads/main"
-	image := "ghcr.io/octo-org/payments-api@" + digest
 	bundleFile := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		os.WriteFile(p, append(b, '\n'), 0o644)
