@@ -243,6 +243,9 @@ func definition(env policy.Environment) []string {
 	}
 	add(r.Approval, "a release approval for %s in force: approved, unexpired, not followed by a rejection", env.Name)
 	add(r.FourEyes, "four eyes: the approver is not the commit's author")
+	if cr := r.CodeReview; cr != nil {
+		add(true, "code review: merged through a pull or merge request approved by at least %d person(s) other than its author (%s)", cr.MinApprovals, cr.Attestation)
+	}
 	add(len(env.Allow) > 0, "exempt from these: images named %s (allow-list)", strings.Join(env.Allow, ", "))
 	for _, f := range env.Freeze {
 		add(true, "change freeze: %s", f.Reason)
@@ -323,6 +326,9 @@ func rows(a policy.ArtifactInput, env *policy.Environment, envName string, at ti
 	}
 	if req.FourEyes {
 		out = append(out, fourEyesRow(a))
+	}
+	if req.CodeReview != nil {
+		out = append(out, codeReviewRow(a, *req.CodeReview))
 	}
 	return out
 }
@@ -418,6 +424,27 @@ func approver(p policy.ApprovalInput) string {
 		return p.Approver
 	}
 	return p.Approver + " (" + strings.Join(p.ApproverIdentities, ", ") + ")"
+}
+
+// codeReviewRow sets the latest code review's approvals beside the
+// environment's minimum, as the code-review rule compares them.
+func codeReviewRow(a policy.ArtifactInput, cr policy.CodeReview) factRow {
+	row := factRow{What: "Code review", Required: fmt.Sprintf("required, %d approval(s)", cr.MinApprovals), State: "bad"}
+	x, ok := a.LatestAttestations[cr.Attestation]
+	switch {
+	case !ok:
+		row.Fact, row.Badge = "no "+cr.Attestation+" attestation", "none"
+		return row
+	case x.Type != policy.ReviewType:
+		row.Fact, row.Badge = fmt.Sprintf("the latest %s is of type %s, not a review from the forge", cr.Attestation, x.Type), "not a review"
+	case x.Approvals < cr.MinApprovals:
+		row.Fact, row.Badge = fmt.Sprintf("%d approval(s) by people other than the author", x.Approvals), "too few"
+	default:
+		row.Fact, row.State, row.Badge = fmt.Sprintf("%d approval(s) by people other than the author", x.Approvals), "ok", "reviewed"
+	}
+	row.Fact += fmt.Sprintf(", as the forge said to %s at %s", x.ReportedBy, formatTime(x.ReportedAt))
+	row.Entries = []uint64{x.ID}
+	return row
 }
 
 // fourEyesRow sets the approvers in force beside the commit's author, as

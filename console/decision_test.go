@@ -74,7 +74,8 @@ func TestDecisionExplained(t *testing.T) {
 
 	prod := policy.Environment{Name: "prod", Allow: []string{"registry.k8s.io/pause"},
 		Require: policy.Requirements{Digest: true, Provenance: true, Source: true, Attestations: []string{"unit-tests"}, VerifiedAttestations: []string{"unit-tests"},
-			Approval: true, FourEyes: true, MaxAge: map[string]policy.Duration{"security-scan": policy.Duration(time.Nanosecond), "pen-test": policy.Duration(time.Hour)}}}
+			Approval: true, FourEyes: true, MaxAge: map[string]policy.Duration{"security-scan": policy.Duration(time.Nanosecond), "pen-test": policy.Duration(time.Hour)},
+			CodeReview: &policy.CodeReview{Attestation: "code-review", MinApprovals: 2}}}
 	policyIdx := journalPolicy(policy.BuiltinDefault("default"), prod)
 
 	digest := "sha256:" + strings.Repeat("3c", 32)
@@ -92,6 +93,11 @@ func TestDecisionExplained(t *testing.T) {
 		return a
 	}
 	firstRun, rerun, scan := attest("unit-tests", &failed), attest("unit-tests", &passed), attest("security-scan", &passed)
+	review, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest, Name: "code-review", Type: evidence.TypePullRequest, Passed: &passed,
+		Payload: json.RawMessage(`{"approvals":1,"commit":"` + strings.Repeat("a", 40) + `"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	approval, err := svc.Approve(ctx, "release-manager", evidence.ApprovalRequest{Digest: digest, Environment: "prod", Decision: evidence.Approved,
 		Reason: "CAB-7", ApproverIdentities: []string{"bob@example.com"}})
 	if err != nil {
@@ -102,7 +108,7 @@ func TestDecisionExplained(t *testing.T) {
 		{Container: "pause", ContainerType: "init", Image: "registry.k8s.io/pause:3.10", Allowed: true},
 	}
 	allowed := admit(webhook.Record{UID: "uid-allowed", Images: images, Allowed: true,
-		Evidence: []uint64{art.ID, firstRun.ID, rerun.ID, scan.ID, approval.ID}})
+		Evidence: []uint64{art.ID, firstRun.ID, rerun.ID, scan.ID, review.ID, approval.ID}})
 	later := attest("unit-tests", &failed) // after the decision: not what it saw
 
 	body := get(allowed)
@@ -113,6 +119,8 @@ func TestDecisionExplained(t *testing.T) {
 		"<li>images pinned by digest</li>", "<li>source: the build report names its repository and commit</li>",
 		"Source</td>\n    <td>required</td>\n    <td><span class=\"badge ok\">named</span></td>\n    <td>github.com/shop/web at " + strings.Repeat("a", 40), "<li>a release approval for prod in force: approved, unexpired, not followed by a rejection</li>",
 		"<li>four eyes: the approver is not the commit&#39;s author</li>", "registry.k8s.io/pause (allow-list)",
+		"<li>code review: merged through a pull or merge request approved by at least 2 person(s) other than its author (code-review)</li>",
+		"Code review</td>\n    <td>required, 2 approval(s)</td>\n    <td><span class=\"badge bad\">too few</span></td>\n    <td>1 approval(s) by people other than the author, as the forge said to ci at ",
 		"registry.example.com/shop/web built from github.com/shop/web at commit " + strings.Repeat("a", 40) + " by alice@example.com; reported by ci at ",
 		"latest report: passed, unsigned, by ci", "1 earlier report(s) superseded",
 		fmt.Sprintf(`<a href="/journal/entries/%d">%d</a>`, rerun.ID, rerun.ID),

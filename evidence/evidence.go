@@ -55,6 +55,10 @@ func (a Artifact) sameSource(b Artifact) bool {
 	return a.Digest == b.Digest && a.GitCommit == b.GitCommit && a.Repository == b.Repository
 }
 
+// TypePullRequest is the attestation type of a code review from the forge
+// (vouch attest pr): its payload is a review.Review.
+const TypePullRequest = "pull-request"
+
 // Attestation is a claim about an artifact: a test run, a scan, a review.
 // It binds to an artifact by digest and may arrive before the artifact.
 type Attestation struct {

@@ -277,7 +277,7 @@ func latestNamed(ev Evidence, name string) (Attestation, bool) {
 // pr) of another commit than the one the artifact was reported built from:
 // a review of one commit must not pass for another's build.
 func reviewOfTheBuild(a Attestation, built *Artifact) error {
-	if a.Type != "pull-request" || built == nil || built.GitCommit == "" {
+	if a.Type != TypePullRequest || built == nil || built.GitCommit == "" {
 		return nil
 	}
 	var review struct {

@@ -72,6 +72,20 @@ type Requirements struct {
 	// FourEyes refuses an artifact approved by the author of the commit
 	// it was built from.
 	FourEyes bool `json:"four_eyes,omitempty"`
+	// CodeReview requires the commit an artifact was built from to have
+	// been merged through a reviewed pull or merge request (vouch attest
+	// pr).
+	CodeReview *CodeReview `json:"code_review,omitempty"`
+}
+
+// CodeReview is the code_review requirement: the latest attestation named
+// Attestation (default "code-review") is a review from the forge (type
+// pull-request) with at least MinApprovals (default 1) approvers other
+// than the request's author. The minimum is the environment's, whatever
+// the pipeline asked for.
+type CodeReview struct {
+	Attestation  string `json:"attestation"`
+	MinApprovals int    `json:"min_approvals"`
 }
 
 // Duration is a time.Duration written as "168h" in configuration and in
@@ -175,6 +189,17 @@ func NewEnvironments(defaultName string, list []Environment) (*Environments, err
 		for k, r := range env.Require.Registries {
 			if r == "" || strings.ContainsAny(r, " \t@") {
 				return nil, fmt.Errorf("%s.require.registries[%d]: %q is not a repository pattern (e.g. registry.example.com/*)", field, k, r)
+			}
+		}
+		if cr := env.Require.CodeReview; cr != nil {
+			if cr.Attestation == "" {
+				cr.Attestation = "code-review"
+			}
+			if cr.MinApprovals == 0 {
+				cr.MinApprovals = 1
+			}
+			if !envNameRE.MatchString(cr.Attestation) || cr.MinApprovals < 1 {
+				return nil, fmt.Errorf("%s.require.code_review: want {attestation: <name>, min_approvals: <at least 1>}", field)
 			}
 		}
 		for name, d := range env.Require.MaxAge {
@@ -290,6 +315,9 @@ func Checklist(env Environment, violations []Violation) []RequirementStatus {
 	}
 	if r.FourEyes {
 		names = append(names, "four eyes")
+	}
+	if r.CodeReview != nil {
+		names = append(names, "code review")
 	}
 	if len(env.Freeze) > 0 {
 		names = append(names, "no change freeze")

@@ -103,6 +103,10 @@ type Provenance struct {
 	ReportedAt time.Time `json:"reported_at"`
 }
 
+// ReviewType is the attestation type of a code review from the forge
+// (evidence.TypePullRequest, vouch attest pr).
+const ReviewType = "pull-request"
+
 // AttestationInput is one attestation, oldest first.
 type AttestationInput struct {
 	ID         uint64    `json:"id"`
@@ -115,6 +119,9 @@ type AttestationInput struct {
 	KeyID      string    `json:"key_id"`   // that key, "" when not verified
 	ReportedBy string    `json:"reported_by"`
 	ReportedAt time.Time `json:"reported_at"`
+	// Approvals, for a code review (type pull-request), is how many people
+	// other than its author approved the request that merged the commit.
+	Approvals int `json:"approvals,omitempty"`
 }
 
 // ApprovalInput is one release decision, oldest first.
@@ -240,6 +247,9 @@ func (r Requirements) document() map[string]any {
 	if r.FourEyes {
 		m["four_eyes"] = true
 	}
+	if cr := r.CodeReview; cr != nil {
+		m["code_review"] = map[string]any{"attestation": cr.Attestation, "min_approvals": cr.MinApprovals}
+	}
 	return m
 }
 
@@ -363,11 +373,15 @@ func (c *termCache) attestation(x AttestationInput) *ast.Term {
 	if t, ok := c.att[x]; ok {
 		return t
 	}
-	t := toTerm(map[string]any{
+	m := map[string]any{
 		"id": x.ID, "name": x.Name, "type": x.Type, "passed": x.Passed, "url": x.URL,
 		"blob": x.Blob, "verified": x.Verified, "key_id": x.KeyID,
 		"reported_by": x.ReportedBy, "reported_at": timeString(x.ReportedAt),
-	})
+	}
+	if x.Type == ReviewType {
+		m["approvals"] = x.Approvals
+	}
+	t := toTerm(m)
 	if c.full() {
 		c.reset()
 	}

@@ -119,7 +119,9 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 		return nil, err
 	}
 
-	payload := "NULL"
+	// Decisions read no payloads, but for code reviews' (their approvals
+	// count): the others can be large.
+	payload := "CASE WHEN type = '" + evidence.TypePullRequest + "' THEN payload END"
 	if payloads {
 		payload = "payload"
 	}

@@ -539,7 +539,7 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 	for _, x := range ev.Attestations {
 		a.Attestations = append(a.Attestations, policy.AttestationInput{
 			ID: x.ID, Name: x.Name, Type: x.Type, Passed: x.Passed, URL: x.URL, Blob: x.Blob, Verified: x.Verified, KeyID: x.KeyID,
-			ReportedBy: x.ReportedBy, ReportedAt: x.ReportedAt,
+			ReportedBy: x.ReportedBy, ReportedAt: x.ReportedAt, Approvals: reviewApprovals(x),
 		})
 	}
 	for _, x := range ev.Approvals {
@@ -551,6 +551,19 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 			ExpiresAt: x.ExpiresAt, Approver: x.Approver, ApproverIdentities: x.ApproverIdentities, ApprovedAt: x.ApprovedAt, Emergency: x.Emergency,
 		})
 	}
+}
+
+// reviewApprovals is how many people approved the request of a code
+// review (its payload's "approvals"); 0 for other attestations.
+func reviewApprovals(x evidence.Attestation) int {
+	if x.Type != evidence.TypePullRequest {
+		return 0
+	}
+	var r struct {
+		Approvals int `json:"approvals"`
+	}
+	json.Unmarshal(x.Payload, &r)
+	return r.Approvals
 }
 
 func containerSubject(c Container) string {

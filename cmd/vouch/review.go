@@ -94,7 +94,7 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 		return attestation{}, fmt.Errorf("the review of commit %s (%d requests) does not fit in an attestation's payload (%d bytes, at most %d)", commit, len(r.Requests), len(payload), evidence.MaxPayload)
 	}
 	at := attestation{
-		report:  evidence.AttestationReport{Digest: digest, Name: name, Type: "pull-request", Passed: &r.Passed, Payload: payload},
+		report:  evidence.AttestationReport{Digest: digest, Name: name, Type: evidence.TypePullRequest, Passed: &r.Passed, Payload: payload},
 		summary: r.Reason,
 	}
 	for _, q := range r.Requests {

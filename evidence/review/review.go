@@ -58,6 +58,10 @@ type Review struct {
 	MinApprovals int    `json:"min_approvals"`
 	Base         string `json:"base,omitempty"`
 	Passed       bool   `json:"passed"`
+	// Approvals is the most approvers of a request that merged the
+	// commit (into Base): what an environment's code_review requirement
+	// compares with its own minimum.
+	Approvals int `json:"approvals"`
 	// Reason says why it passed (the request) or why not.
 	Reason string `json:"reason"`
 }
@@ -65,7 +69,7 @@ type Review struct {
 // Judge decides the review: passed when a request that merged the commit
 // into base (any branch when "") has at least min approvers.
 func (r *Review) Judge(min int, base string) {
-	r.MinApprovals, r.Base, r.Passed = min, base, false
+	r.MinApprovals, r.Base, r.Passed, r.Approvals = min, base, false, 0
 	var merged, elsewhere, inside []Request
 	for _, q := range r.Requests {
 		switch {
@@ -77,6 +81,9 @@ func (r *Review) Judge(min int, base string) {
 		default:
 			elsewhere = append(elsewhere, q)
 		}
+	}
+	for _, q := range merged {
+		r.Approvals = max(r.Approvals, len(q.Approvers))
 	}
 	for _, q := range merged {
 		if len(q.Approvers) >= min {

@@ -9,17 +9,22 @@ import (
 
 // TestCodeReviewEvidence: in a GitHub Actions job, `vouch attest pr` asks
 // GitHub which pull request brought the built commit and who approved it;
-// an environment that requires the attestation admits the build reviewed
-// by someone other than its author, and denies one pushed without review.
+// an environment that requires code review by two people admits the build
+// two others approved, and denies one pushed without review and one that
+// a single reviewer approved — whatever minimum the pipeline judged with.
 func TestCodeReviewEvidence(t *testing.T) {
 	const (
 		reviewed = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"
 		pushed   = "60303ae22b998861bce3b28f33eec1be758a213c"
+		once     = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4"
 	)
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
 	gh.Add(forgetest.Request{Number: 42, Title: "Pay by card", Author: "alice", Commits: []string{"4b825dc642cb6eb9a060e54bf8d69288fbee4904", reviewed},
 		Head: "4b825dc642cb6eb9a060e54bf8d69288fbee4904", MergeCommit: reviewed, Base: "main", MergedBy: "mona",
-		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: "4b825dc642cb6eb9a060e54bf8d69288fbee4904"}}})
+		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: "4b825dc642cb6eb9a060e54bf8d69288fbee4904"},
+			{User: "carol", State: "APPROVED", Commit: "4b825dc642cb6eb9a060e54bf8d69288fbee4904"}}})
+	gh.Add(forgetest.Request{Number: 43, Title: "Fees", Author: "alice", Commits: []string{once}, Head: once, Base: "main", MergedBy: "alice",
+		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: once}}})
 	v := startConfig(t, `
 environments:
   - name: prod
@@ -27,7 +32,7 @@ environments:
     require:
       digest: true
       provenance: true
-      attestations: ["code-review"]
+      code_review: {min_approvals: 2}
 `, "")
 	ci := v.cli("token", "create", "--name", "ci", "--scopes", "evidence:write")
 	job := func(commit string) []string {
@@ -45,7 +50,7 @@ environments:
 
 	good := build(reviewed, "sha256:"+strings.Repeat("a1", 32))
 	out, errOut, code := v.execEnv(job(reviewed), "attest", "pr", "--digest", good, "--name", "code-review")
-	if code != 0 || !strings.Contains(out, "recorded: PASSED code-review (pull-request) for sha256:"+strings.Repeat("a1", 32)+": #42 merged, approved by bob") {
+	if code != 0 || !strings.Contains(out, "recorded: PASSED code-review (pull-request) for sha256:"+strings.Repeat("a1", 32)+": #42 merged, approved by bob, carol") {
 		t.Errorf("attest pr of a reviewed commit: exit %d\n%s%s", code, out, errOut)
 	}
 	if strings.Contains(out+errOut, gh.Token) {
@@ -63,8 +68,18 @@ environments:
 	if code != 1 || !strings.Contains(out, "FAILED code-review (pull-request)") || !strings.Contains(out, "no pull or merge request contains commit "+pushed+": it was pushed without review") {
 		t.Errorf("attest pr of a pushed commit: exit %d\n%s%s", code, out, errOut)
 	}
-	if resp := v.admit("review-2", "prod", bad); resp.Allowed || !strings.Contains(resp.Result.Message, "code-review") {
+	if resp := v.admit("review-2", "prod", bad); resp.Allowed || !strings.Contains(resp.Result.Message, "has no pull or merge request that merged its commit with an approval by someone other than its author") {
 		t.Errorf("webhook, unreviewed build: allowed %v: %s", resp.Allowed, resp.Result.Message)
+	}
+
+	// One approval: the pipeline's default minimum passes it; prod wants two.
+	single := build(once, "sha256:"+strings.Repeat("c3", 32))
+	if out, errOut, code := v.execEnv(job(once), "attest", "pr", "--digest", single, "--name", "code-review"); code != 0 || !strings.Contains(out, "PASSED") {
+		t.Errorf("attest pr, one approval: exit %d\n%s%s", code, out, errOut)
+	}
+	if resp := v.admit("review-3", "prod", single); resp.Allowed || !strings.Contains(resp.Result.Message, "was merged with 1 approval(s) by people other than the author of its pull request") ||
+		!strings.Contains(resp.Result.Message, "code review by 2 person(s) other than the author is required in prod") {
+		t.Errorf("webhook, one approval: allowed %v: %s", resp.Allowed, resp.Result.Message)
 	}
 
 	// A review of one commit does not pass for a build of another: the

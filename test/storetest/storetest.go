@@ -382,6 +382,12 @@ func testEvidence(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A code review's payload is read for decisions (its approvals count).
+	review, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest(1), Name: "code-review", Type: evidence.TypePullRequest, Passed: &yes,
+		Payload: json.RawMessage(`{"approvals":2,"commit":"0123456789abcdef0123456789abcdef01234567"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	exp := clock.Add(48 * time.Hour)
 	ap, err := svc.Approve(ctx, "rm-alice", evidence.ApprovalRequest{Digest: digest(1), Environment: "prod", Decision: "approved", Reason: "CAB-1", ExpiresAt: &exp,
 		ApproverIdentities: []string{"alice@example.com", "alice"}})
@@ -400,7 +406,7 @@ func testEvidence(t *testing.T, s Store) {
 	att1NoPayload := att1
 	att1NoPayload.Payload = nil
 	want := map[string]evidence.Evidence{
-		digest(1): {Digest: digest(1), Artifact: &art, Attestations: []evidence.Attestation{att1NoPayload, att2}, Approvals: []evidence.Approval{ap}},
+		digest(1): {Digest: digest(1), Artifact: &art, Attestations: []evidence.Attestation{att1NoPayload, att2, review}, Approvals: []evidence.Approval{ap}},
 		digest(2): {Digest: digest(2), Artifact: &other},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
