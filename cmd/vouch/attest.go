@@ -36,12 +36,13 @@ const attestHelp = `Usage:
   vouch attest generic --name NAME SUBJECT --passed=true|false [--type T] [--file DOC] [--payload JSON]
       any other evidence: a manual review, a pen-test report, a sign-off
   vouch attest pr      --name NAME SUBJECT [--min-approvals N] [--commit SHA] [--repository R]
-      code review, from the forge: the pull requests (GitHub) or merge
-      requests (GitLab) that brought the commit in, and who approved them;
+      code review, from the forge: the pull requests (GitHub, Azure DevOps)
+      or merge requests (GitLab) that brought the commit in, and who approved them;
       passed when one was merged (into the branch CI builds, or --base)
       with N approvals (default 1) by people other than its author — on GitHub, approvals of its final commit
       (--allow-stale-approvals counts earlier ones). The forge's token:
-      GITHUB_TOKEN or GH_TOKEN; VOUCH_GITLAB_TOKEN or GITLAB_TOKEN (read_api)
+      GITHUB_TOKEN or GH_TOKEN; VOUCH_GITLAB_TOKEN or GITLAB_TOKEN (read_api);
+      SYSTEM_ACCESSTOKEN or AZURE_DEVOPS_EXT_PAT
   vouch attest intoto ENVELOPE
       a signed in-toto statement (DSSE) or Sigstore bundle, verified against
       trusted keys or identities: see "vouch attest intoto --help"

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -22,11 +24,11 @@ type reviewFlags struct {
 }
 
 func (f *reviewFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.forge, "forge", "", "github or gitlab (default: the CI system's, else from --repository)")
-	fs.StringVar(&f.repository, "repository", "", "owner/name (GitHub) or group/project (GitLab), or its URL (default: the CI build's)")
+	fs.StringVar(&f.forge, "forge", "", "github, gitlab or azure (default: the CI system's, else from --repository)")
+	fs.StringVar(&f.repository, "repository", "", "owner/name (GitHub), group/project (GitLab) or project/repository (Azure DevOps), or its URL (default: the CI build's)")
 	fs.StringVar(&f.commit, "commit", "", "the commit built (default: the CI build's)")
 	fs.StringVar(&f.base, "base", "", "count only requests merged into this branch (default: the branch CI builds; \"\" outside CI: any)")
-	fs.StringVar(&f.apiURL, "api-url", "", "the forge's API (default: GITHUB_API_URL or https://api.github.com; CI_API_V4_URL or https://gitlab.com/api/v4)")
+	fs.StringVar(&f.apiURL, "api-url", "", "the forge's API (default: GITHUB_API_URL or https://api.github.com; CI_API_V4_URL or https://gitlab.com/api/v4; Azure DevOps: SYSTEM_COLLECTIONURI)")
 	fs.IntVar(&f.minApprovals, "min-approvals", 1, "approvals required from people other than the request's author")
 	fs.BoolVar(&f.allowStale, "allow-stale-approvals", false, "GitHub: count approvals of an earlier head commit of the pull request too")
 }
@@ -48,6 +50,8 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 		switch {
 		case ci.System == "GitLab CI", strings.Contains(f.repository, "gitlab"):
 			forge = "gitlab"
+		case ci.System == "Azure Pipelines", strings.Contains(f.repository, "dev.azure.com"):
+			forge = "azure"
 		default:
 			forge = "github"
 		}
@@ -79,8 +83,24 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 			return attestation{}, usageError{"attest pr needs --repository group/project (outside GitLab CI)"}
 		}
 		r, err = c.GitLab(ctx, project, commit)
+	case "azure":
+		repo := azureRepo(first(f.repository, path.Join(getenv("SYSTEM_TEAMPROJECT"), getenv("BUILD_REPOSITORY_NAME"))))
+		c.BaseURL = first(f.apiURL, getenv("SYSTEM_COLLECTIONURI"))
+		c.Header = "Authorization"
+		switch {
+		case getenv("SYSTEM_ACCESSTOKEN") != "":
+			c.Token = "Bearer " + getenv("SYSTEM_ACCESSTOKEN")
+		case getenv("AZURE_DEVOPS_EXT_PAT") != "":
+			c.Token = "Basic " + base64.StdEncoding.EncodeToString([]byte(":"+getenv("AZURE_DEVOPS_EXT_PAT")))
+		default:
+			return attestation{}, usageError{"attest pr needs SYSTEM_ACCESSTOKEN (in Azure Pipelines: env: {SYSTEM_ACCESSTOKEN: $(System.AccessToken)}) or AZURE_DEVOPS_EXT_PAT (a PAT with Code: Read)"}
+		}
+		if c.BaseURL == "" || repo == "" {
+			return attestation{}, usageError{"attest pr needs --api-url (the collection, https://dev.azure.com/ORG) and --repository project/repository (outside Azure Pipelines)"}
+		}
+		r, err = c.Azure(ctx, repo, commit)
 	default:
-		return attestation{}, usageError{fmt.Sprintf("--forge %q: want github or gitlab", forge)}
+		return attestation{}, usageError{fmt.Sprintf("--forge %q: want github, gitlab or azure", forge)}
 	}
 	if err != nil {
 		return attestation{}, fmt.Errorf("asking %s about commit %s: %w", forge, commit, err)
@@ -112,7 +132,21 @@ func ciBranch(getenv func(string) string) string {
 	if ref, ok := strings.CutPrefix(getenv("GITHUB_REF"), "refs/heads/"); ok && getenv("GITHUB_ACTIONS") == "true" {
 		return ref
 	}
+	if ref, ok := strings.CutPrefix(getenv("BUILD_SOURCEBRANCH"), "refs/heads/"); ok && strings.EqualFold(getenv("TF_BUILD"), "true") {
+		return ref
+	}
 	return getenv("CI_COMMIT_BRANCH") // GitLab: unset for tags and merge request pipelines
+}
+
+// azureRepo is project/repository from itself or a repository URL
+// (https://dev.azure.com/ORG/PROJECT/_git/REPO).
+func azureRepo(s string) string {
+	p := repoPath(s)
+	if i := strings.Index(p, "/_git/"); i >= 0 {
+		before, repo := p[:i], p[i+len("/_git/"):]
+		return path.Base(before) + "/" + repo
+	}
+	return p
 }
 
 // repoPath is a repository's path on its forge: owner/name from

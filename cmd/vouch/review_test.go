@@ -66,7 +66,7 @@ func TestReviewAttestationInGitHubActions(t *testing.T) {
 		{reviewFlags{minApprovals: 1}, "GITHUB_TOKEN", "needs GITHUB_TOKEN (or GH_TOKEN)"},
 		{reviewFlags{minApprovals: 1}, "GITHUB_SHA", "needs --commit"},
 		{reviewFlags{minApprovals: 0}, "", "--min-approvals must be at least 1"},
-		{reviewFlags{minApprovals: 1, forge: "bitbucket"}, "", `--forge "bitbucket": want github or gitlab`},
+		{reviewFlags{minApprovals: 1, forge: "bitbucket"}, "", `--forge "bitbucket": want github, gitlab or azure`},
 		{reviewFlags{minApprovals: 1, forge: "gitlab"}, "", "needs VOUCH_GITLAB_TOKEN"},
 	} {
 		saved := env[tc.unset]
@@ -84,5 +84,38 @@ func TestReviewAttestationInGitHubActions(t *testing.T) {
 	if _, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv); err == nil ||
 		!strings.Contains(err.Error(), "asking github about commit c0ffee: GET /repos/octo-org/payments-api/commits/c0ffee/pulls: 401 Unauthorized: Bad credentials") {
 		t.Errorf("a wrong token: %v", err)
+	}
+}
+
+// In Azure Pipelines: the collection, project, repository, commit, branch
+// and the job's access token come from the pipeline's variables.
+func TestReviewAttestationInAzurePipelines(t *testing.T) {
+	az := forgetest.Azure(t, "payments/api")
+	az.Add(forgetest.Request{Number: 17, Author: "alice@bank.example", Head: "h1", MergeCommit: "m1", Base: "main", MergedBy: "alice@bank.example",
+		Approvers: []string{"bob@bank.example", "carol@bank.example"}})
+	env := map[string]string{
+		"TF_BUILD": "True", "SYSTEM_COLLECTIONURI": az.URL + "/", "SYSTEM_TEAMPROJECT": "payments", "BUILD_REPOSITORY_NAME": "api",
+		"BUILD_SOURCEVERSION": "m1", "BUILD_SOURCEBRANCH": "refs/heads/main", "SYSTEM_ACCESSTOKEN": az.Token,
+	}
+	getenv := func(k string) string { return env[k] }
+	at, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 2}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r review.Review
+	json.Unmarshal(at.report.Payload, &r)
+	if !*at.report.Passed || r.Forge != "azure" || r.Base != "main" || r.Approvals != 2 || at.report.URL != az.URL+"/payments/_git/api/pullrequest/17" {
+		t.Errorf("attestation %+v %q, payload %+v", at.report, at.summary, r)
+	}
+	delete(env, "SYSTEM_ACCESSTOKEN")
+	if _, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv); err == nil || !strings.Contains(err.Error(), "needs SYSTEM_ACCESSTOKEN") {
+		t.Errorf("without a token: %v", err)
+	}
+	env["AZURE_DEVOPS_EXT_PAT"] = az.Token
+	if _, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv); err != nil {
+		t.Errorf("with a PAT: %v", err)
+	}
+	if got := azureRepo("https://dev.azure.com/bank/payments/_git/api"); got != "payments/api" {
+		t.Errorf("azureRepo(URL) = %q", got)
 	}
 }

@@ -1,6 +1,7 @@
 package review
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,11 +89,17 @@ func list[T any](ctx context.Context, c *Client, github bool, path string) ([]T,
 	return all, nil
 }
 
-// get decodes a JSON answer from GitHub (github) or GitLab at path (or at
-// an absolute URL on the forge, a next page) and returns the next page's
-// URL, "" when none. Errors name the status and the forge's message, never
-// the token.
+// get decodes a JSON answer from GitHub (github) or another forge at path
+// (or at an absolute URL on the forge, a next page) and returns the next
+// page's URL, "" when none.
 func (c *Client) get(ctx context.Context, github bool, path string, into any) (string, error) {
+	return c.call(ctx, http.MethodGet, github, path, nil, into)
+}
+
+// call sends a request, with a JSON body when body is not nil, and decodes
+// the JSON answer. Errors name the status and the forge's message, never
+// the token.
+func (c *Client) call(ctx context.Context, method string, github bool, path string, body any, into any) (string, error) {
 	base, err := c.base()
 	if err != nil {
 		return "", err
@@ -101,9 +108,20 @@ func (c *Client) get(ctx context.Context, github bool, path string, into any) (s
 	if strings.HasPrefix(path, "https://") || strings.HasPrefix(path, "http://") {
 		target = path
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	var content io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return "", err
+		}
+		content = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, content)
 	if err != nil {
 		return "", err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if req.URL.Scheme != base.Scheme || req.URL.Host != base.Host {
 		return "", fmt.Errorf("the forge's next page %s is outside %s: not followed", req.URL.Redacted(), base.Host)
@@ -121,31 +139,31 @@ func (c *Client) get(ctx context.Context, github bool, path string, into any) (s
 		return "", err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return "", err
 	}
-	if len(body) > maxBody {
-		return "", fmt.Errorf("GET %s: the answer is larger than %d bytes", req.URL.Path, maxBody)
+	if len(answer) > maxBody {
+		return "", fmt.Errorf("%s %s: the answer is larger than %d bytes", method, req.URL.Path, maxBody)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var m struct {
 			Message string `json:"message"`
 		}
-		json.Unmarshal(body, &m)
+		json.Unmarshal(answer, &m)
 		msg := m.Message
 		if msg == "" {
-			msg = strings.TrimSpace(string(body[:min(len(body), 200)]))
+			msg = strings.TrimSpace(string(answer[:min(len(answer), 200)]))
 		}
 		hint := ""
 		switch resp.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
 			hint = " (does the token have read access to the repository and its pull or merge requests?)"
 		}
-		return "", fmt.Errorf("GET %s: %s: %s%s", req.URL.Path, resp.Status, msg, hint)
+		return "", fmt.Errorf("%s %s: %s: %s%s", method, req.URL.Path, resp.Status, msg, hint)
 	}
-	if err := json.Unmarshal(body, into); err != nil {
-		return "", fmt.Errorf("GET %s: %w", req.URL.Path, err)
+	if err := json.Unmarshal(answer, into); err != nil {
+		return "", fmt.Errorf("%s %s: %w", method, req.URL.Path, err)
 	}
 	return nextLink(resp.Header.Get("Link")), nil
 }

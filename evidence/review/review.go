@@ -1,5 +1,6 @@
 // Package review finds out whether a commit was reviewed before it was
-// merged: it asks the forge (GitHub or GitLab, over their REST APIs) for
+// merged: it asks the forge (GitHub, GitLab or Azure DevOps, over their
+// REST APIs) for
 // the pull or merge requests that brought the commit in and who approved
 // them, and judges the four-eyes rule regulated change management asks
 // for — merged, and approved by someone other than its author.
@@ -49,7 +50,7 @@ func (q Request) result(commit string) bool {
 
 // Review is what the forge says about a commit, and the verdict.
 type Review struct {
-	Forge      string    `json:"forge"` // github or gitlab
+	Forge      string    `json:"forge"` // github, gitlab or azure
 	Repository string    `json:"repository"`
 	Commit     string    `json:"commit"`
 	Requests   []Request `json:"requests"`

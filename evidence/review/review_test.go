@@ -2,6 +2,7 @@ package review
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -170,5 +171,41 @@ func TestTokenStaysWithTheForge(t *testing.T) {
 	plain := &Client{BaseURL: "http://gitlab.example.com/api/v4", Header: "PRIVATE-TOKEN", Token: "glpat-x"}
 	if _, err := plain.GitLab(context.Background(), "bank/api", merge); err == nil || !strings.Contains(err.Error(), "use https") {
 		t.Errorf("plain HTTP: %v", err)
+	}
+}
+
+func TestAzure(t *testing.T) {
+	az := forgetest.Azure(t, "payments/api")
+	az.Add(forgetest.Request{Number: 17, Title: "Limits", Author: "alice@bank.example", Commits: []string{head, merge}, Head: head, MergeCommit: merge, Base: "main",
+		MergedBy: "alice@bank.example", Approvers: []string{"bob@bank.example", "alice@bank.example"}})
+	c := &Client{BaseURL: az.URL, Header: "Authorization", Token: "Bearer " + az.Token}
+	ctx := context.Background()
+	r, err := c.Azure(ctx, "payments/api", merge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Request{Number: 17, URL: az.URL + "/payments/_git/api/pullrequest/17", Title: "Limits", Author: "alice@bank.example", State: "merged", Base: "main",
+		Head: head, MergedBy: "alice@bank.example", MergedAt: r.Requests[0].MergedAt, Merged: []string{merge}, Approvers: []string{"bob@bank.example"}}
+	if len(r.Requests) != 1 || !reflect.DeepEqual(r.Requests[0], want) {
+		t.Fatalf("requests %+v, want %+v", r.Requests, want)
+	}
+	if r.Judge(1, "main"); !r.Passed || r.Reason != "#17 merged, approved by bob@bank.example" {
+		t.Errorf("judge: %v %q", r.Passed, r.Reason)
+	}
+	// A commit inside the pull request did not create it: none found.
+	if r, err := c.Azure(ctx, "payments/api", head); err != nil || len(r.Requests) != 0 {
+		t.Errorf("the head commit: %+v, %v", r, err)
+	}
+	// A personal access token goes as Basic with an empty user.
+	pat := &Client{BaseURL: az.URL, Header: "Authorization", Token: "Basic " + base64.StdEncoding.EncodeToString([]byte(":"+az.Token))}
+	if _, err := pat.Azure(ctx, "payments/api", merge); err != nil {
+		t.Errorf("PAT: %v", err)
+	}
+	bad := &Client{BaseURL: az.URL, Header: "Authorization", Token: "Bearer wrong"}
+	if _, err := bad.Azure(ctx, "payments/api", merge); err == nil || !strings.Contains(err.Error(), "401 Unauthorized: TF400813") {
+		t.Errorf("bad token: %v", err)
+	}
+	if _, err := c.Azure(ctx, "api", merge); err == nil || !strings.Contains(err.Error(), "want project/repository") {
+		t.Errorf("no project: %v", err)
 	}
 }

@@ -1,11 +1,13 @@
-// Package forgetest serves the parts of GitHub's and GitLab's REST APIs
-// that review evidence reads — the pull or merge requests of a commit,
-// one request, its reviews or approvals — from requests a test sets up,
-// answering as the real APIs do (their documented JSON, 404 and 401
-// bodies). The real forges cannot be reached from CI.
+// Package forgetest serves the parts of GitHub's, GitLab's and Azure
+// DevOps' REST APIs that review evidence reads — the pull or merge
+// requests of a commit, one request, its reviews, approvals or votes —
+// from requests a test sets up, answering as the real APIs do (their
+// documented JSON, 404 and 401 bodies). The real forges cannot be reached
+// from CI.
 package forgetest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -37,7 +39,8 @@ type Request struct {
 	MergedBy    string // "" = not merged
 	Open        bool   // not merged: open, else closed
 	Reviews     []Review
-	// Approvers is GitLab's approved_by list.
+	// Approvers is GitLab's approved_by list, and the Azure DevOps
+	// reviewers who voted "approved" (besides them, a group votes too).
 	Approvers []string
 }
 
@@ -67,6 +70,15 @@ func GitHub(t testing.TB, repo string) *Forge {
 func GitLab(t testing.TB, project string) *Forge {
 	f := &Forge{Token: "glpat-forgetest", repo: project}
 	f.serve(t, f.gitlab)
+	return f
+}
+
+// Azure serves Azure DevOps' API for repo ("project/repository"), with
+// the token as a PAT (Basic, empty user) or a pipeline's access token
+// (Bearer).
+func Azure(t testing.TB, repo string) *Forge {
+	f := &Forge{Token: "azdo-forgetest", repo: repo}
+	f.serve(t, f.azure)
 	return f
 }
 
@@ -263,5 +275,81 @@ func (f *Forge) gitlab(w http.ResponseWriter, r *http.Request) {
 		write(w, 200, map[string]any{"iid": n, "approved": len(by) > 0, "approved_by": by})
 	default:
 		write(w, 404, map[string]string{"message": "404 Not found"})
+	}
+}
+
+func (f *Forge) azure(w http.ResponseWriter, r *http.Request) {
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(":"+f.Token))
+	if a := r.Header.Get("Authorization"); a != basic && a != "Bearer "+f.Token {
+		write(w, 401, map[string]string{"message": "TF400813: The user is not authorized to access this resource."})
+		return
+	}
+	project, repo, _ := strings.Cut(f.repo, "/")
+	rest, ok := strings.CutPrefix(r.URL.Path, "/"+project+"/_apis/git/repositories/"+repo+"/")
+	if !ok || r.URL.Query().Get("api-version") == "" {
+		write(w, 404, map[string]string{"message": "TF401019: The Git repository does not exist or you do not have permissions."})
+		return
+	}
+	identity := func(name string) map[string]any {
+		return map[string]any{"id": "id-" + name, "uniqueName": name, "displayName": name}
+	}
+	pull := func(q Request) map[string]any {
+		status := "abandoned"
+		switch {
+		case q.MergedBy != "":
+			status = "completed"
+		case q.Open:
+			status = "active"
+		}
+		p := map[string]any{
+			"pullRequestId": q.Number, "title": q.Title, "status": status, "createdBy": identity(q.Author),
+			"targetRefName": "refs/heads/" + q.Base, "lastMergeSourceCommit": map[string]any{"commitId": q.Head},
+			"lastMergeCommit": map[string]any{"commitId": q.MergeCommit},
+		}
+		if q.MergedBy != "" {
+			p["closedBy"], p["closedDate"] = identity(q.MergedBy), mergedAt
+		}
+		reviewers := []any{}
+		for _, a := range q.Approvers {
+			reviewers = append(reviewers, map[string]any{"id": "id-" + a, "uniqueName": a, "displayName": a, "vote": 10})
+		}
+		if len(q.Approvers) > 0 {
+			reviewers = append(reviewers, map[string]any{"id": "id-team", "uniqueName": `[proj]\\Reviewers`, "isContainer": true, "vote": 10})
+		}
+		p["reviewers"] = reviewers
+		return p
+	}
+	switch {
+	case rest == "pullrequestquery" && r.Method == http.MethodPost:
+		var query struct {
+			Queries []struct {
+				Type  string   `json:"type"`
+				Items []string `json:"items"`
+			} `json:"queries"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&query); err != nil || len(query.Queries) != 1 || query.Queries[0].Type != "lastMergeCommit" {
+			write(w, 400, map[string]string{"message": "VS403413: bad query"})
+			return
+		}
+		found := map[string][]any{}
+		for _, c := range query.Queries[0].Items {
+			found[c] = []any{}
+			for _, q := range f.find(func(q Request) bool { return q.MergeCommit == c }) {
+				p := pull(q)
+				delete(p, "reviewers") // the query's answer leaves them out
+				found[c] = append(found[c], p)
+			}
+		}
+		write(w, 200, map[string]any{"queries": query.Queries, "results": []any{found}})
+	case strings.HasPrefix(rest, "pullrequests/") && r.Method == http.MethodGet:
+		n, _ := strconv.Atoi(strings.TrimPrefix(rest, "pullrequests/"))
+		qs := f.find(func(q Request) bool { return q.Number == n })
+		if len(qs) == 0 {
+			write(w, 404, map[string]string{"message": "TF401180: The requested pull request was not found."})
+			return
+		}
+		write(w, 200, pull(qs[0]))
+	default:
+		write(w, 404, map[string]string{"message": "not found"})
 	}
 }
