@@ -244,7 +244,11 @@ func definition(env policy.Environment) []string {
 	add(r.Approval, "a release approval for %s in force: approved, unexpired, not followed by a rejection", env.Name)
 	add(r.FourEyes, "four eyes: the approver is not the commit's author")
 	if cr := r.CodeReview; cr != nil {
-		add(true, "code review: merged through a pull or merge request approved by at least %d person(s) other than its author (%s)", cr.MinApprovals, cr.Attestation)
+		into := ""
+		if len(cr.Branches) > 0 {
+			into = " into " + strings.Join(cr.Branches, " or ")
+		}
+		add(true, "code review: merged%s through a pull or merge request approved by at least %d person(s) other than its author (%s)", into, cr.MinApprovals, cr.Attestation)
 	}
 	add(len(env.Allow) > 0, "exempt from these: images named %s (allow-list)", strings.Join(env.Allow, ", "))
 	for _, f := range env.Freeze {
@@ -426,24 +430,31 @@ func approver(p policy.ApprovalInput) string {
 	return p.Approver + " (" + strings.Join(p.ApproverIdentities, ", ") + ")"
 }
 
-// codeReviewRow sets the latest code review's approvals beside the
-// environment's minimum, as the code-review rule compares them.
+// codeReviewRow sets the latest code review beside the environment's
+// requirement, as the code-review rule compares them.
 func codeReviewRow(a policy.ArtifactInput, cr policy.CodeReview) factRow {
 	row := factRow{What: "Code review", Required: fmt.Sprintf("required, %d approval(s)", cr.MinApprovals), State: "bad"}
 	x, ok := a.LatestAttestations[cr.Attestation]
-	switch {
-	case !ok:
+	if !ok {
 		row.Fact, row.Badge = "no "+cr.Attestation+" attestation", "none"
 		return row
+	}
+	row.Entries = []uint64{x.ID}
+	reported := fmt.Sprintf(", reported by %s at %s", x.ReportedBy, formatTime(x.ReportedAt))
+	approvals := fmt.Sprintf("%d approval(s) by people other than the author", x.Approvals)
+	switch {
 	case x.Type != policy.ReviewType:
 		row.Fact, row.Badge = fmt.Sprintf("the latest %s is of type %s, not a review from the forge", cr.Attestation, x.Type), "not a review"
+	case x.ReviewProblem != "":
+		row.Fact, row.Badge = x.ReviewProblem, "another build"
 	case x.Approvals < cr.MinApprovals:
-		row.Fact, row.Badge = fmt.Sprintf("%d approval(s) by people other than the author", x.Approvals), "too few"
+		row.Fact, row.Badge = approvals, "too few"
+	case len(cr.Branches) > 0 && !slices.Contains(cr.Branches, x.MergedInto):
+		row.Fact, row.Badge = approvals+", merged into "+x.MergedInto, "another branch"
 	default:
-		row.Fact, row.State, row.Badge = fmt.Sprintf("%d approval(s) by people other than the author", x.Approvals), "ok", "reviewed"
+		row.Fact, row.State, row.Badge = approvals+", merged into "+x.MergedInto, "ok", "reviewed"
 	}
-	row.Fact += fmt.Sprintf(", as the forge said to %s at %s", x.ReportedBy, formatTime(x.ReportedAt))
-	row.Entries = []uint64{x.ID}
+	row.Fact += reported
 	return row
 }
 

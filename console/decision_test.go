@@ -94,7 +94,7 @@ func TestDecisionExplained(t *testing.T) {
 	}
 	firstRun, rerun, scan := attest("unit-tests", &failed), attest("unit-tests", &passed), attest("security-scan", &passed)
 	review, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest, Name: "code-review", Type: evidence.TypePullRequest, Passed: &passed,
-		Payload: json.RawMessage(`{"approvals":1,"commit":"` + strings.Repeat("a", 40) + `"}`)})
+		Payload: json.RawMessage(`{"approvals":1,"repository":"shop/web","merged_into":"main","commit":"` + strings.Repeat("a", 40) + `"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestDecisionExplained(t *testing.T) {
 		"Source</td>\n    <td>required</td>\n    <td><span class=\"badge ok\">named</span></td>\n    <td>github.com/shop/web at " + strings.Repeat("a", 40), "<li>a release approval for prod in force: approved, unexpired, not followed by a rejection</li>",
 		"<li>four eyes: the approver is not the commit&#39;s author</li>", "registry.k8s.io/pause (allow-list)",
 		"<li>code review: merged through a pull or merge request approved by at least 2 person(s) other than its author (code-review)</li>",
-		"Code review</td>\n    <td>required, 2 approval(s)</td>\n    <td><span class=\"badge bad\">too few</span></td>\n    <td>1 approval(s) by people other than the author, as the forge said to ci at ",
+		"Code review</td>\n    <td>required, 2 approval(s)</td>\n    <td><span class=\"badge bad\">too few</span></td>\n    <td>1 approval(s) by people other than the author, reported by ci at ",
 		"registry.example.com/shop/web built from github.com/shop/web at commit " + strings.Repeat("a", 40) + " by alice@example.com; reported by ci at ",
 		"latest report: passed, unsigned, by ci", "1 earlier report(s) superseded",
 		fmt.Sprintf(`<a href="/journal/entries/%d">%d</a>`, rerun.ID, rerun.ID),

@@ -10,6 +10,8 @@ package evidence
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vouch-dev/vouch/journal"
@@ -58,6 +60,58 @@ func (a Artifact) sameSource(b Artifact) bool {
 // TypePullRequest is the attestation type of a code review from the forge
 // (vouch attest pr): its payload is a review.Review.
 const TypePullRequest = "pull-request"
+
+// MaxReviewPayload bounds a code review's payload: decisions read it.
+const MaxReviewPayload = 64 << 10
+
+// ReviewFacts are what decisions use of a code review's payload.
+type ReviewFacts struct {
+	Repository string `json:"repository"` // its path on the forge: owner/name
+	Commit     string `json:"commit"`
+	Approvals  int    `json:"approvals"`
+	MergedInto string `json:"merged_into"` // the branch the counted request was merged into
+}
+
+// ParseReview reads a code review's payload; errors name the field.
+func ParseReview(payload json.RawMessage) (ReviewFacts, error) {
+	var f ReviewFacts
+	switch {
+	case len(payload) > MaxReviewPayload:
+		return f, fmt.Errorf("payload: a code review may be at most %d bytes", MaxReviewPayload)
+	case json.Unmarshal(payload, &f) != nil:
+		return f, errors.New("payload: a code review is a JSON object (vouch attest pr)")
+	case f.Commit == "" || f.Repository == "":
+		return f, errors.New("payload: a code review names the repository and the commit it reviewed (vouch attest pr)")
+	case f.Approvals < 0:
+		return f, errors.New("payload.approvals: cannot be negative")
+	}
+	return f, nil
+}
+
+// Of says why the review is not about the build — "" when it is: the same
+// commit, and a repository whose URL ends in the review's path.
+func (f ReviewFacts) Of(build *Artifact) string {
+	switch {
+	case build == nil:
+		return "no build of the digest was reported, so the review cannot be tied to it"
+	case build.GitCommit == "":
+		return "the build report names no commit, so the review cannot be tied to it"
+	case !strings.EqualFold(f.Commit, build.GitCommit):
+		return fmt.Sprintf("the review is of commit %s, but the digest was built from commit %s", f.Commit, build.GitCommit)
+	case build.Repository != "" && !repositoryEndsIn(build.Repository, f.Repository):
+		return fmt.Sprintf("the review is of repository %s, but the digest was built from %s", f.Repository, build.Repository)
+	}
+	return ""
+}
+
+// repositoryEndsIn reports whether a repository URL (any form git takes)
+// names the path: https://github.com/Org/App.git ends in org/app.
+func repositoryEndsIn(repo, path string) bool {
+	r := strings.TrimSuffix(strings.TrimRight(strings.ToLower(repo), "/"), ".git")
+	r = strings.Replace(r, "/_git/", "/", 1) // Azure DevOps: …/PROJECT/_git/REPO
+	p := strings.Trim(strings.ToLower(path), "/")
+	return r == p || strings.HasSuffix(r, "/"+p) || strings.HasSuffix(r, ":"+p)
+}
 
 // Attestation is a claim about an artifact: a test run, a scan, a review.
 // It binds to an artifact by digest and may arrive before the artifact.

@@ -273,22 +273,24 @@ func latestNamed(ev Evidence, name string) (Attestation, bool) {
 	return latest, latest.Name != ""
 }
 
-// reviewOfTheBuild refuses a code review (type pull-request, vouch attest
-// pr) of another commit than the one the artifact was reported built from:
-// a review of one commit must not pass for another's build.
+// reviewOfTheBuild checks a code review (type pull-request, vouch attest
+// pr): a payload decisions can read, about the build when it is known —
+// the commit and repository it was reported built from. (Decisions check
+// again: the build may be reported after the review.)
 func reviewOfTheBuild(a Attestation, built *Artifact) error {
-	if a.Type != TypePullRequest || built == nil || built.GitCommit == "" {
+	if a.Type != TypePullRequest {
 		return nil
 	}
-	var review struct {
-		Commit string `json:"commit"`
+	f, err := ParseReview(a.Payload)
+	if err != nil {
+		field, detail, _ := strings.Cut(err.Error(), ": ")
+		return &ValidationError{Fields: []FieldError{{Field: field, Detail: detail}}}
 	}
-	if json.Unmarshal(a.Payload, &review) != nil || review.Commit == "" {
-		return &ValidationError{Fields: []FieldError{{Field: "payload.commit", Detail: "a pull-request attestation names the commit it reviewed"}}}
+	if built == nil {
+		return nil
 	}
-	if !strings.EqualFold(review.Commit, built.GitCommit) {
-		return &ValidationError{Fields: []FieldError{{Field: "payload.commit", Detail: fmt.Sprintf(
-			"the review is of commit %s, but %s was reported built from commit %s", review.Commit, a.Digest, built.GitCommit)}}}
+	if problem := f.Of(built); problem != "" {
+		return &ValidationError{Fields: []FieldError{{Field: "payload", Detail: problem}}}
 	}
 	return nil
 }

@@ -86,6 +86,10 @@ type Requirements struct {
 type CodeReview struct {
 	Attestation  string `json:"attestation"`
 	MinApprovals int    `json:"min_approvals"`
+	// Branches, when given, are the branches the reviewed request must
+	// have been merged into (a review of a merge into a feature branch
+	// does not pass for a release).
+	Branches []string `json:"branches,omitempty"`
 }
 
 // Duration is a time.Duration written as "168h" in configuration and in
@@ -198,8 +202,8 @@ func NewEnvironments(defaultName string, list []Environment) (*Environments, err
 			if cr.MinApprovals == 0 {
 				cr.MinApprovals = 1
 			}
-			if !envNameRE.MatchString(cr.Attestation) || cr.MinApprovals < 1 {
-				return nil, fmt.Errorf("%s.require.code_review: want {attestation: <name>, min_approvals: <at least 1>}", field)
+			if !envNameRE.MatchString(cr.Attestation) || cr.MinApprovals < 1 || slices.Contains(cr.Branches, "") {
+				return nil, fmt.Errorf("%s.require.code_review: want {attestation: <name>, min_approvals: <at least 1>, branches: [<branch>…]}", field)
 			}
 		}
 		for name, d := range env.Require.MaxAge {

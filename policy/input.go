@@ -119,9 +119,13 @@ type AttestationInput struct {
 	KeyID      string    `json:"key_id"`   // that key, "" when not verified
 	ReportedBy string    `json:"reported_by"`
 	ReportedAt time.Time `json:"reported_at"`
-	// Approvals, for a code review (type pull-request), is how many people
-	// other than its author approved the request that merged the commit.
-	Approvals int `json:"approvals,omitempty"`
+	// For a code review (type pull-request): how many people other than
+	// its author approved the request that merged the commit, the branch
+	// it was merged into, and why the review is not about this build ("":
+	// it is — the commit and repository the build was reported from).
+	Approvals     int    `json:"approvals,omitempty"`
+	MergedInto    string `json:"merged_into,omitempty"`
+	ReviewProblem string `json:"review_problem,omitempty"`
 }
 
 // ApprovalInput is one release decision, oldest first.
@@ -248,7 +252,7 @@ func (r Requirements) document() map[string]any {
 		m["four_eyes"] = true
 	}
 	if cr := r.CodeReview; cr != nil {
-		m["code_review"] = map[string]any{"attestation": cr.Attestation, "min_approvals": cr.MinApprovals}
+		m["code_review"] = map[string]any{"attestation": cr.Attestation, "min_approvals": cr.MinApprovals, "branches": nonNil(cr.Branches)}
 	}
 	return m
 }
@@ -379,7 +383,7 @@ func (c *termCache) attestation(x AttestationInput) *ast.Term {
 		"reported_by": x.ReportedBy, "reported_at": timeString(x.ReportedAt),
 	}
 	if x.Type == ReviewType {
-		m["approvals"] = x.Approvals
+		m["approvals"], m["merged_into"], m["review_problem"] = x.Approvals, x.MergedInto, x.ReviewProblem
 	}
 	t := toTerm(m)
 	if c.full() {

@@ -42,9 +42,11 @@ import (
 	"github.com/vouch-dev/vouch/redisbreaker"
 )
 
-// Keys and channel.
+// Keys and channel. KeyPrefix names the version of what is cached: v2
+// entries carry code reviews' payloads (decisions read them), so replicas
+// of the release before, during a rolling upgrade, do not share theirs.
 const (
-	keyPrefix = "vouch:evidence:"
+	KeyPrefix = "vouch:evidence:v2:"
 	Channel   = "vouch:evidence-changed"
 )
 
@@ -174,7 +176,7 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]eviden
 	}
 	keys := make([]string, len(ask))
 	for i, d := range ask {
-		keys[i] = keyPrefix + d
+		keys[i] = KeyPrefix + d
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	vals, err := c.rdb.MGet(rctx, keys...).Result()
@@ -226,7 +228,7 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]eviden
 		if err != nil {
 			continue
 		}
-		pipe.Set(ctx, keyPrefix+d, b, c.opts.TTL)
+		pipe.Set(ctx, KeyPrefix+d, b, c.opts.TTL)
 	}
 	c.mu.Unlock()
 	if pipe.Len() == 0 {
@@ -253,7 +255,7 @@ func (c *Cache) Invalidate(ctx context.Context, digests ...string) {
 	}
 	keys := make([]string, len(digests))
 	for i, d := range digests {
-		keys[i] = keyPrefix + d
+		keys[i] = KeyPrefix + d
 	}
 	ctx = context.WithoutCancel(ctx)
 	rctx, cancel := context.WithTimeout(ctx, 4*c.opts.Timeout)
@@ -379,7 +381,7 @@ func (c *Cache) maintain(ctx context.Context) time.Duration {
 	if len(todo) > 0 {
 		keys := make([]string, len(todo))
 		for i, t := range todo {
-			keys[i] = keyPrefix + t.digest
+			keys[i] = KeyPrefix + t.digest
 		}
 		rctx, cancel := context.WithTimeout(ctx, 4*c.opts.Timeout)
 		err := c.rdb.Del(rctx, keys...).Err()
@@ -399,7 +401,7 @@ func (c *Cache) flush(ctx context.Context) error {
 	var cursor uint64
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 10*c.opts.Timeout)
-		keys, next, err := c.rdb.Scan(rctx, cursor, keyPrefix+"*", batch).Result()
+		keys, next, err := c.rdb.Scan(rctx, cursor, KeyPrefix+"*", batch).Result()
 		if err == nil && len(keys) > 0 {
 			err = c.rdb.Del(rctx, keys...).Err()
 		}

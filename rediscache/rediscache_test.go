@@ -285,7 +285,7 @@ func TestFailedInvalidationNeverServesStale(t *testing.T) {
 			t.Fatalf("lookup before: %v %+v", err, got)
 		}
 	}
-	stale, err := raw.Get(ctx, "vouch:evidence:"+digest).Result()
+	stale, err := raw.Get(ctx, rediscache.KeyPrefix+digest).Result()
 	if err != nil {
 		t.Fatalf("the passing evidence is not in Redis: %v", err)
 	}
@@ -327,7 +327,7 @@ func TestFailedInvalidationNeverServesStale(t *testing.T) {
 	if err := srv.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	if err := raw.Set(ctx, "vouch:evidence:"+digest, stale, time.Hour).Err(); err != nil {
+	if err := raw.Set(ctx, rediscache.KeyPrefix+digest, stale, time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
 	// Lookups without pause, so that they, not the background deletes,
@@ -338,7 +338,7 @@ func TestFailedInvalidationNeverServesStale(t *testing.T) {
 	// The deletes were retried: Redis is in use again, without the stale
 	// entry.
 	waitFor(t, "every replica using Redis again", func() bool { return a.Active() && b.Active() && c.Active() })
-	if v, err := raw.Get(ctx, "vouch:evidence:"+digest).Result(); err == nil && v == stale {
+	if v, err := raw.Get(ctx, rediscache.KeyPrefix+digest).Result(); err == nil && v == stale {
 		t.Error("the stale entry is still in Redis")
 	}
 	check("Redis in use again")
@@ -355,7 +355,7 @@ func TestTooManyPending(t *testing.T) {
 	c := rediscache.New(redis.NewClient(opts), newStore(t), rediscache.Options{MaxPending: 2})
 	maintain(t, c)
 	for i := range 3000 { // more than one SCAN's batch
-		raw.Set(ctx, fmt.Sprintf("vouch:evidence:sha256:%064d", i), "{}", time.Hour)
+		raw.Set(ctx, fmt.Sprintf(rediscache.KeyPrefix+"sha256:%064d", i), "{}", time.Hour)
 	}
 	raw.Set(ctx, "other:key", "kept", time.Hour)
 	if err := srv.Pause(); err != nil {
@@ -373,7 +373,7 @@ func TestTooManyPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "Redis in use again", c.Active)
-	keys, err := raw.Keys(ctx, "vouch:evidence:*").Result()
+	keys, err := raw.Keys(ctx, rediscache.KeyPrefix+"*").Result()
 	if err != nil || len(keys) != 0 {
 		t.Errorf("%d keys left in the cache after its flush (%v)", len(keys), err)
 	}

@@ -2,7 +2,7 @@ package vouch.admission_test
 
 review_env := {"name": "prod", "require": {"code_review": {"attestation": "code-review", "min_approvals": 2}}}
 
-review(type, approvals) := {"id": 12, "name": "code-review", "type": type, "passed": true, "approvals": approvals, "reported_by": "ci", "reported_at": "2026-11-24T10:30:00Z"}
+review(type, approvals) := {"id": 12, "name": "code-review", "type": type, "passed": true, "approvals": approvals, "merged_into": "main", "review_problem": "", "reported_by": "ci", "reported_at": "2026-11-24T10:30:00Z"}
 
 reviewed(x) := artifact({"latest_attestations": {"code-review": x}})
 
@@ -32,8 +32,8 @@ test_no_review if {
 }
 
 test_a_review_not_from_the_forge_does_not_count if {
-	# vouch attest generic --name code-review --passed=true is a claim, not the forge's answer.
-	x := object.remove(review("generic", 0), ["approvals"])
+	# vouch attest generic --name code-review --passed=true is not a review from the forge.
+	x := object.remove(review("generic", 0), ["approvals", "merged_into", "review_problem"])
 	d := decide(review_env, [reviewed(x)])
 	d.deny == {sprintf(`container "web": image %s has a "code-review" attestation of type "generic", not a review from the forge (vouch attest pr) (code review by 2 person(s) other than the author is required in prod)`, [image])}
 }
@@ -41,4 +41,24 @@ test_a_review_not_from_the_forge_does_not_count if {
 test_code_review_off_by_default if {
 	d := decide({"name": "prod", "require": {}}, [artifact({"latest_attestations": {}})])
 	d.deny == set()
+}
+
+test_a_review_of_another_build if {
+	x := object.union(review("pull-request", 3), {"review_problem": "the review is of commit 1111, but the digest was built from commit 2222"})
+	d := decide(review_env, [reviewed(x)])
+	d.deny == {sprintf(`container "web": image %s has a review (12) that is not about this build: the review is of commit 1111, but the digest was built from commit 2222 (code review by 2 person(s) other than the author is required in prod)`, [image])}
+}
+
+test_missing_approvals_deny if {
+	# A review input without the count (a hand-made input) fails closed.
+	x := object.remove(review("pull-request", 3), ["approvals"])
+	d := decide(review_env, [reviewed(x)])
+	d.unmet == {"code review"}
+}
+
+test_merged_into_a_listed_branch if {
+	env := {"name": "prod", "require": {"code_review": {"attestation": "code-review", "min_approvals": 1, "branches": ["main", "release"]}}}
+	decide(env, [reviewed(review("pull-request", 1))]).deny == set()
+	d := decide(env, [reviewed(object.union(review("pull-request", 1), {"merged_into": "feature-x"}))])
+	d.deny == {sprintf(`container "web": image %s was reviewed in a request merged into "feature-x", not into main or release (review 12) (code review by 1 person(s) other than the author is required in prod)`, [image])}
 }

@@ -14,10 +14,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -537,10 +539,18 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 		}
 	}
 	for _, x := range ev.Attestations {
-		a.Attestations = append(a.Attestations, policy.AttestationInput{
+		in := policy.AttestationInput{
 			ID: x.ID, Name: x.Name, Type: x.Type, Passed: x.Passed, URL: x.URL, Blob: x.Blob, Verified: x.Verified, KeyID: x.KeyID,
-			ReportedBy: x.ReportedBy, ReportedAt: x.ReportedAt, Approvals: reviewApprovals(x),
-		})
+			ReportedBy: x.ReportedBy, ReportedAt: x.ReportedAt,
+		}
+		if x.Type == evidence.TypePullRequest {
+			f, err := parsedReview(x)
+			in.Approvals, in.MergedInto = f.Approvals, f.MergedInto
+			if in.ReviewProblem = f.Of(ev.Artifact); err != nil {
+				in.ReviewProblem = err.Error()
+			}
+		}
+		a.Attestations = append(a.Attestations, in)
 	}
 	for _, x := range ev.Approvals {
 		if x.Environment != env {
@@ -553,17 +563,38 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 	}
 }
 
-// reviewApprovals is how many people approved the request of a code
-// review (its payload's "approvals"); 0 for other attestations.
-func reviewApprovals(x evidence.Attestation) int {
-	if x.Type != evidence.TypePullRequest {
-		return 0
+// reviews memoizes parsed code reviews by attestation id and a hash of the
+// payload (ids are a store's; tests run several stores in one process):
+// decisions would otherwise parse each payload every time.
+var reviews struct {
+	sync.Mutex
+	m map[reviewKey]reviewParsed
+}
+
+type reviewKey struct{ id, payload uint64 }
+
+var reviewSeed = maphash.MakeSeed()
+
+type reviewParsed struct {
+	facts evidence.ReviewFacts
+	err   error
+}
+
+const maxParsedReviews = 10000
+
+func parsedReview(x evidence.Attestation) (evidence.ReviewFacts, error) {
+	k := reviewKey{x.ID, maphash.Bytes(reviewSeed, x.Payload)}
+	reviews.Lock()
+	defer reviews.Unlock()
+	if p, ok := reviews.m[k]; ok {
+		return p.facts, p.err
 	}
-	var r struct {
-		Approvals int `json:"approvals"`
+	if reviews.m == nil || len(reviews.m) >= maxParsedReviews {
+		reviews.m = map[reviewKey]reviewParsed{}
 	}
-	json.Unmarshal(x.Payload, &r)
-	return r.Approvals
+	f, err := evidence.ParseReview(x.Payload)
+	reviews.m[k] = reviewParsed{f, err}
+	return f, err
 }
 
 func containerSubject(c Container) string {

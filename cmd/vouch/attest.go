@@ -354,6 +354,9 @@ func sbomAttestation(digest, name, path string) (attestation, error) {
 
 func genericAttestation(digest, name, typ, passed, doc, payload string) (attestation, error) {
 	var at attestation
+	if typ == evidence.TypePullRequest {
+		return at, usageError{"--type pull-request is what vouch attest pr records from the forge: use it"}
+	}
 	ok, err := strconv.ParseBool(passed)
 	if err != nil {
 		return at, usageError{"attest generic needs --passed=true or --passed=false"}

@@ -50,6 +50,8 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 		switch {
 		case ci.System == "GitLab CI", strings.Contains(f.repository, "gitlab"):
 			forge = "gitlab"
+		case ci.System == "Azure Pipelines" && getenv("BUILD_REPOSITORY_PROVIDER") == "GitHub":
+			forge = "github" // a GitHub repository built by Azure Pipelines
 		case ci.System == "Azure Pipelines", strings.Contains(f.repository, "dev.azure.com"):
 			forge = "azure"
 		default:

@@ -40,8 +40,8 @@ type azurePullRequest struct {
 	Reviewers     []azureIdentity `json:"reviewers"`
 }
 
-// Azure asks Azure DevOps (Services or Server; BaseURL is the collection,
-// e.g. https://dev.azure.com/ORG) which completed pull request created
+// Azure asks Azure DevOps (Services, or Server 2020 and later: API 6.0;
+// BaseURL is the collection, e.g. https://dev.azure.com/ORG) which completed pull request created
 // commit as its merge commit in repo ("project/repository") and whose
 // votes approved it. Azure DevOps does not tie a vote to a commit: its
 // branch policy decides whether a push resets votes.
@@ -57,7 +57,7 @@ func (c *Client) Azure(ctx context.Context, repo, commit string) (Review, error)
 	// lastMergeCommit: the pull requests that created the commit by
 	// merging; a commit inside a pull request is not what it merged.
 	body := map[string]any{"queries": []map[string]any{{"type": "lastMergeCommit", "items": []string{commit}}}}
-	if _, err := c.call(ctx, http.MethodPost, false, prefix+"/pullrequestquery?api-version=7.1", body, &query); err != nil {
+	if _, err := c.call(ctx, http.MethodPost, false, prefix+"/pullrequestquery?api-version=6.0", body, &query); err != nil {
 		return Review{}, err
 	}
 	r := Review{Forge: "azure", Repository: repo, Commit: commit}
@@ -66,7 +66,7 @@ func (c *Client) Azure(ctx context.Context, repo, commit string) (Review, error)
 			for _, p := range found {
 				// The query's answer may leave reviewers out: read the pull request.
 				var pr azurePullRequest
-				if _, err := c.get(ctx, false, fmt.Sprintf("%s/pullrequests/%d?api-version=7.1", prefix, p.ID), &pr); err != nil {
+				if _, err := c.get(ctx, false, fmt.Sprintf("%s/pullrequests/%d?api-version=6.0", prefix, p.ID), &pr); err != nil {
 					return Review{}, err
 				}
 				r.Requests = append(r.Requests, azureRequest(c.BaseURL, project, name, pr))

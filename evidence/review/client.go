@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -177,7 +178,8 @@ func nextLink(header string) string {
 			continue
 		}
 		for _, p := range strings.Split(params, ";") {
-			if k, v, _ := strings.Cut(strings.TrimSpace(p), "="); k == "rel" && strings.Trim(v, `"`) == "next" {
+			// rel may list several relations: rel="next last".
+			if k, v, _ := strings.Cut(strings.TrimSpace(p), "="); k == "rel" && slices.Contains(strings.Fields(strings.Trim(v, `"`)), "next") {
 				return strings.Trim(strings.TrimSpace(target), "<>")
 			}
 		}

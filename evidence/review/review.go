@@ -61,8 +61,9 @@ type Review struct {
 	Passed       bool   `json:"passed"`
 	// Approvals is the most approvers of a request that merged the
 	// commit (into Base): what an environment's code_review requirement
-	// compares with its own minimum.
-	Approvals int `json:"approvals"`
+	// compares with its own minimum; MergedInto is that request's base.
+	Approvals  int    `json:"approvals"`
+	MergedInto string `json:"merged_into,omitempty"`
 	// Reason says why it passed (the request) or why not.
 	Reason string `json:"reason"`
 }
@@ -70,7 +71,7 @@ type Review struct {
 // Judge decides the review: passed when a request that merged the commit
 // into base (any branch when "") has at least min approvers.
 func (r *Review) Judge(min int, base string) {
-	r.MinApprovals, r.Base, r.Passed, r.Approvals = min, base, false, 0
+	r.MinApprovals, r.Base, r.Passed, r.Approvals, r.MergedInto = min, base, false, 0, ""
 	var merged, elsewhere, inside []Request
 	for _, q := range r.Requests {
 		switch {
@@ -83,17 +84,15 @@ func (r *Review) Judge(min int, base string) {
 			elsewhere = append(elsewhere, q)
 		}
 	}
-	for _, q := range merged {
-		r.Approvals = max(r.Approvals, len(q.Approvers))
-	}
-	for _, q := range merged {
-		if len(q.Approvers) >= min {
-			r.Passed = true
-			r.Reason = fmt.Sprintf("#%d merged, approved by %s", q.Number, strings.Join(q.Approvers, ", "))
-			return
-		}
+	// The request with the most approvals counts.
+	slices.SortStableFunc(merged, func(a, b Request) int { return len(b.Approvers) - len(a.Approvers) })
+	if len(merged) > 0 {
+		r.Approvals, r.MergedInto = len(merged[0].Approvers), merged[0].Base
 	}
 	switch {
+	case len(merged) > 0 && r.Approvals >= min:
+		r.Passed = true
+		r.Reason = fmt.Sprintf("#%d merged, approved by %s", merged[0].Number, strings.Join(merged[0].Approvers, ", "))
 	case len(merged) > 0:
 		q := merged[0]
 		r.Reason = fmt.Sprintf("#%d was merged with %d approval(s) by someone other than its author %s, %d required", q.Number, len(q.Approvers), q.Author, min)

@@ -209,3 +209,17 @@ func TestAzure(t *testing.T) {
 		t.Errorf("no project: %v", err)
 	}
 }
+
+func TestNextLink(t *testing.T) {
+	for header, want := range map[string]string{
+		`<https://api.github.com/repositories/1/pulls/2/reviews?per_page=100&page=2>; rel="next", <https://api.github.com/repositories/1/pulls/2/reviews?per_page=100&page=5>; rel="last"`: "https://api.github.com/repositories/1/pulls/2/reviews?per_page=100&page=2",
+		`<https://gitlab.example.com/api/v4/projects/1/merge_requests?page=1>; rel="first", <https://gitlab.example.com/api/v4/projects/1/merge_requests?page=3>; rel="next"`:              "https://gitlab.example.com/api/v4/projects/1/merge_requests?page=3",
+		`<https://example.com/x?page=2>; rel="next last"`: "https://example.com/x?page=2",
+		`<https://example.com/x?page=1>; rel="prev"`:      "",
+		``: "",
+	} {
+		if got := nextLink(header); got != want {
+			t.Errorf("nextLink(%q) = %q, want %q", header, got, want)
+		}
+	}
+}

@@ -204,11 +204,11 @@ func boundToSigner(s sigstore.Signer, st intoto.Statement) string {
 		return "" // Reports refuses the statement, saying why
 	}
 	for _, a := range arts {
-		if s.SourceRepository != "" && a.Repository != "" && auth.RepositoryKey(a.Repository) != auth.RepositoryKey(s.SourceRepository) {
-			return fmt.Sprintf("the provenance names repository %s, but the certificate was issued to a workflow of %s", a.Repository, s.SourceRepository)
+		if s.SourceRepository != "" && auth.RepositoryKey(a.Repository) != auth.RepositoryKey(s.SourceRepository) {
+			return fmt.Sprintf("the provenance names repository %q, but the certificate was issued to a workflow of %s", a.Repository, s.SourceRepository)
 		}
-		if s.SourceCommit != "" && a.GitCommit != "" && !strings.EqualFold(a.GitCommit, s.SourceCommit) {
-			return fmt.Sprintf("the provenance names commit %s, but the certificate was issued to a workflow run at commit %s", a.GitCommit, s.SourceCommit)
+		if s.SourceCommit != "" && !strings.EqualFold(a.GitCommit, s.SourceCommit) {
+			return fmt.Sprintf("the provenance names commit %q, but the certificate was issued to a workflow run at commit %s", a.GitCommit, s.SourceCommit)
 		}
 	}
 	return ""

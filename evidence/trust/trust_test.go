@@ -120,12 +120,21 @@ func TestKeylessProvenanceBoundToTheCertificate(t *testing.T) {
 		{"its own", sigstoretest.Job{Subject: "https://github.com/octo-org/payments-api/.github/workflows/release.yml@refs/heads/main", Repository: "https://github.com/octo-org/payments-api", Commit: commit}, ""},
 		{"no source in the certificate", sigstoretest.Job{Subject: "https://github.com/octo-org/payments-api/.github/workflows/release.yml@refs/heads/main"}, ""},
 		{"another repository", sigstoretest.Job{Subject: "https://github.com/octo-org/sandbox/.github/workflows/release.yml@refs/heads/main", Repository: "https://github.com/octo-org/sandbox", Commit: commit},
-			"the provenance names repository https://github.com/octo-org/payments-api, but the certificate was issued to a workflow of https://github.com/octo-org/sandbox"},
+			`the provenance names repository "https://github.com/octo-org/payments-api", but the certificate was issued to a workflow of https://github.com/octo-org/sandbox`},
 		{"another commit", sigstoretest.Job{Subject: "https://github.com/octo-org/payments-api/.github/workflows/release.yml@refs/heads/main", Repository: "https://github.com/Octo-Org/payments-api.git", Commit: "0123456789012345678901234567890123456789"},
-			"the provenance names commit " + commit + ", but the certificate was issued to a workflow run at commit 0123456789012345678901234567890123456789"},
+			`the provenance names commit "` + commit + `", but the certificate was issued to a workflow run at commit 0123456789012345678901234567890123456789`},
 	} {
 		b, st := parse(t, ss.Attest(t, tc.job, statement))
 		v := tr.CheckBundle(b, st, "slsa-provenance")
+		if tc.name == "its own" {
+			// Leaving the repository out does not escape the binding.
+			bare := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"x","digest":{"sha256":"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"}}],` +
+				`"predicateType":"https://slsa.dev/provenance/v1","predicate":{"buildDefinition":{"buildType":"https://example.com/t","externalParameters":{}},"runDetails":{"builder":{"id":"https://example.com/b"}}}}`)
+			b, st := parse(t, ss.Attest(t, tc.job, bare))
+			if v := tr.CheckBundle(b, st, "slsa-provenance"); v.Verified || !strings.HasPrefix(v.Problem, `the provenance names repository "", but the certificate was issued to a workflow of`) {
+				t.Errorf("provenance naming no repository: %+v", v)
+			}
+		}
 		if tc.want == "" && !v.Verified || tc.want != "" && (v.Verified || v.Problem != tc.want) {
 			t.Errorf("%s: %+v", tc.name, v)
 		}

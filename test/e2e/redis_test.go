@@ -187,7 +187,7 @@ func TestRedisOutageDuringRejection(t *testing.T) {
 	opts, _ := rediscache.ClientOptions(srv.URL())
 	raw := redis.NewClient(opts)
 	defer raw.Close()
-	key := "vouch:evidence:" + digest
+	key := rediscache.KeyPrefix + digest
 	approved, err := raw.Get(context.Background(), key).Result()
 	if err != nil {
 		t.Fatalf("the approval is not in Redis: %v", err)

@@ -85,8 +85,25 @@ environments:
 	// A review of one commit does not pass for a build of another: the
 	// server compares it with the commit the artifact was reported from.
 	if out, errOut, code := v.execEnv(job(reviewed), "attest", "pr", "--digest", bad, "--name", "code-review"); code != 1 ||
-		!strings.Contains(errOut, "the review is of commit "+reviewed+", but sha256:"+strings.Repeat("b2", 32)+" was reported built from commit "+pushed) {
+		!strings.Contains(errOut, "payload: the review is of commit "+reviewed+", but the digest was built from commit "+pushed) {
 		t.Errorf("a review of another commit: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Reviewed first, reported built from another commit afterwards: the
+	// decision ties the review to the build and denies.
+	later := "sha256:" + strings.Repeat("d4", 32)
+	if out, errOut, code := v.execEnv(job(reviewed), "attest", "pr", "--digest", later, "--name", "code-review"); code != 0 {
+		t.Fatalf("attest pr before the build report: exit %d\n%s%s", code, out, errOut)
+	}
+	build(pushed, later)
+	if resp := v.admit("review-4", "prod", "ghcr.io/octo-org/payments-api@"+later); resp.Allowed ||
+		!strings.Contains(resp.Result.Message, "that is not about this build: the review is of commit "+reviewed+", but the digest was built from commit "+pushed) {
+		t.Errorf("webhook, review of another commit: allowed %v: %s", resp.Allowed, resp.Result.Message)
+	}
+	// A review is not something to type in.
+	if _, errOut, code := v.execEnv(job(reviewed), "attest", "generic", "--digest", good, "--name", "code-review", "--type", "pull-request", "--passed=true",
+		"--payload", `{"approvals":5,"repository":"octo-org/payments-api","commit":"`+reviewed+`"}`); code != 2 || !strings.Contains(errOut, "use it") {
+		t.Errorf("attest generic --type pull-request: exit %d %s", code, errOut)
 	}
 
 	// Without the forge's token nothing is recorded, and it says what to set.

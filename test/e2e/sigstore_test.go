@@ -118,7 +118,7 @@ require_signatures: ["slsa-provenance"]
 		// A trusted workflow of another repository of the organisation
 		// vouching for this repository's build.
 		{"sandbox", ss.Attest(t, sigstoretest.Job{Subject: "https://github.com/octo-org/sandbox/.github/workflows/release.yml@refs/heads/main", Repository: "https://github.com/octo-org/sandbox"}, statement),
-			"the provenance names repository https://github.com/octo-org/payments-api, but the certificate was issued to a workflow of https://github.com/octo-org/sandbox"},
+			`the provenance names repository "https://github.com/octo-org/payments-api", but the certificate was issued to a workflow of https://github.com/octo-org/sandbox`},
 	} {
 		out, code := v.run("attest", "intoto", bundleFile(tc.name+".json", tc.data), "--token", ci)
 		if code != 1 || !strings.Contains(out, `attestations "slsa-provenance" must be signed by a trusted key or identity`) || !strings.Contains(out, tc.want) {

@@ -384,7 +384,7 @@ func testEvidence(t *testing.T, s Store) {
 	}
 	// A code review's payload is read for decisions (its approvals count).
 	review, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest(1), Name: "code-review", Type: evidence.TypePullRequest, Passed: &yes,
-		Payload: json.RawMessage(`{"approvals":2,"commit":"0123456789abcdef0123456789abcdef01234567"}`)})
+		Payload: json.RawMessage(`{"approvals":2,"commit":"0123456789abcdef0123456789abcdef01234567","repository":"org/app"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
