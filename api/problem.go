@@ -52,6 +52,7 @@ var (
 	problemMediaType    = problemKind{"unsupported-media-type", "Send the body as application/json", http.StatusUnsupportedMediaType}
 	problemRefused      = problemKind{"refused", "The store refused this content; it was not recorded, and sending it again will not help", http.StatusUnprocessableEntity}
 	problemUnavailable  = problemKind{"unavailable", "Vouch cannot complete the request now; retry later", http.StatusServiceUnavailable}
+	problemForge        = problemKind{"forge-failed", "The forge did not answer Vouch's question; nothing was recorded", http.StatusBadGateway}
 	problemRateLimited  = problemKind{"rate-limited", "Too many requests with this token; retry after the time given", http.StatusTooManyRequests}
 	problemBusy         = problemKind{"busy", "Vouch is busy with the same kind of work; retry when it is done", http.StatusTooManyRequests}
 	problemInternal     = problemKind{"internal", "Internal error", http.StatusInternalServerError}

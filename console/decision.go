@@ -248,7 +248,11 @@ func definition(env policy.Environment) []string {
 		if len(cr.Branches) > 0 {
 			into = " into " + strings.Join(cr.Branches, " or ")
 		}
-		add(true, "code review: merged%s through a pull or merge request approved by at least %d person(s) other than its author (%s)", into, cr.MinApprovals, cr.Attestation)
+		by := ""
+		if cr.Verified {
+			by = ", as Vouch read it from the forge"
+		}
+		add(true, "code review: merged%s through a pull or merge request approved by at least %d person(s) other than its author (%s%s)", into, cr.MinApprovals, cr.Attestation, by)
 	}
 	add(len(env.Allow) > 0, "exempt from these: images named %s (allow-list)", strings.Join(env.Allow, ", "))
 	for _, f := range env.Freeze {
@@ -445,6 +449,8 @@ func codeReviewRow(a policy.ArtifactInput, cr policy.CodeReview) factRow {
 	switch {
 	case x.Type != policy.ReviewType:
 		row.Fact, row.Badge = fmt.Sprintf("the latest %s is of type %s, not a review from the forge", cr.Attestation, x.Type), "not a review"
+	case cr.Verified && !strings.HasPrefix(x.KeyID, "forge:"):
+		row.Fact, row.Badge = "reported by the pipeline, not read by Vouch from the forge", "unverified"
 	case x.ReviewProblem != "":
 		row.Fact, row.Badge = x.ReviewProblem, "another build"
 	case x.Approvals < cr.MinApprovals:

@@ -143,7 +143,7 @@ func TestInputSchemaMatchesInput(t *testing.T) {
 		Environment: policy.NewInputEnvironment(policy.Environment{Name: "prod", Require: policy.Requirements{
 			Attestations: []string{"a"}, VerifiedAttestations: []string{"b"}, Registries: []string{"r/*"}, NoLatest: true, Source: true,
 			MaxAge: map[string]policy.Duration{"a": policy.Duration(time.Hour)}, FourEyes: true,
-			CodeReview: &policy.CodeReview{Attestation: "code-review", MinApprovals: 2, Branches: []string{"main"}}}}),
+			CodeReview: &policy.CodeReview{Attestation: "code-review", MinApprovals: 2, Branches: []string{"main"}, Verified: true}}}),
 		Workload: policy.Workload{Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"a": "b"}},
 		Artifacts: []policy.ArtifactInput{{
 			Provenance: &policy.Provenance{ReportedAt: at}, Attestations: []policy.AttestationInput{att},

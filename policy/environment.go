@@ -90,6 +90,9 @@ type CodeReview struct {
 	// have been merged into (a review of a merge into a feature branch
 	// does not pass for a release).
 	Branches []string `json:"branches,omitempty"`
+	// Verified requires the review Vouch read from the forge itself
+	// (forges, POST /reviews), not one a pipeline reported.
+	Verified bool `json:"verified,omitempty"`
 }
 
 // Duration is a time.Duration written as "168h" in configuration and in

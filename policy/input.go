@@ -252,7 +252,7 @@ func (r Requirements) document() map[string]any {
 		m["four_eyes"] = true
 	}
 	if cr := r.CodeReview; cr != nil {
-		m["code_review"] = map[string]any{"attestation": cr.Attestation, "min_approvals": cr.MinApprovals, "branches": nonNil(cr.Branches)}
+		m["code_review"] = map[string]any{"attestation": cr.Attestation, "min_approvals": cr.MinApprovals, "branches": nonNil(cr.Branches), "verified": cr.Verified}
 	}
 	return m
 }

@@ -4,8 +4,10 @@
 # attest pr reported from the forge (the latest attestation of the name,
 # of type pull-request). The review must be about this build — the commit
 # and repository it was reported built from — and, when branches are
-# given, of a request merged into one of them. The minimum is the
-# environment's, whatever minimum the pipeline judged with.
+# given, of a request merged into one of them; with verified, one Vouch
+# read from the forge itself (key_id "forge:<name>": POST /reviews), not
+# a pipeline's report. The minimum is the environment's, whatever minimum
+# the pipeline judged with.
 package vouch.admission
 
 deny contains violation(msg, "code-review", "code review") if {
@@ -22,6 +24,10 @@ code_review_problem(a, cr) := sprintf("has no %q attestation: record the review 
 } else := sprintf("has a %q attestation of type %q, not a review from the forge (vouch attest pr)", [cr.attestation, x.type]) if {
 	x := a.latest_attestations[cr.attestation]
 	x.type != "pull-request"
+} else := sprintf("has a review (%d) reported by %s, not one Vouch read from the forge itself (POST /api/v1/reviews, vouch attest pr --server-side)", [x.id, x.reported_by]) if {
+	object.get(cr, "verified", false) == true
+	x := a.latest_attestations[cr.attestation]
+	not startswith(x.key_id, "forge:")
 } else := sprintf("has a review (%d) that is not about this build: %s", [x.id, x.review_problem]) if {
 	x := a.latest_attestations[cr.attestation]
 	object.get(x, "review_problem", "") != ""

@@ -2,7 +2,7 @@ package vouch.admission_test
 
 review_env := {"name": "prod", "require": {"code_review": {"attestation": "code-review", "min_approvals": 2}}}
 
-review(type, approvals) := {"id": 12, "name": "code-review", "type": type, "passed": true, "approvals": approvals, "merged_into": "main", "review_problem": "", "reported_by": "ci", "reported_at": "2026-11-24T10:30:00Z"}
+review(type, approvals) := {"id": 12, "name": "code-review", "type": type, "passed": true, "approvals": approvals, "merged_into": "main", "review_problem": "", "verified": false, "key_id": "", "reported_by": "ci", "reported_at": "2026-11-24T10:30:00Z"}
 
 reviewed(x) := artifact({"latest_attestations": {"code-review": x}})
 
@@ -61,4 +61,12 @@ test_merged_into_a_listed_branch if {
 	decide(env, [reviewed(review("pull-request", 1))]).deny == set()
 	d := decide(env, [reviewed(object.union(review("pull-request", 1), {"merged_into": "feature-x"}))])
 	d.deny == {sprintf(`container "web": image %s was reviewed in a request merged into "feature-x", not into main or release (review 12) (code review by 1 person(s) other than the author is required in prod)`, [image])}
+}
+
+test_verified_requires_the_forge_read_by_vouch if {
+	env := {"name": "prod", "require": {"code_review": {"attestation": "code-review", "min_approvals": 1, "verified": true}}}
+	d := decide(env, [reviewed(review("pull-request", 2))])
+	d.deny == {sprintf(`container "web": image %s has a review (12) reported by ci, not one Vouch read from the forge itself (POST /api/v1/reviews, vouch attest pr --server-side) (code review by 1 person(s) other than the author is required in prod)`, [image])}
+	by_vouch := object.union(review("pull-request", 2), {"verified": true, "key_id": "forge:github"})
+	decide(env, [reviewed(by_vouch)]).deny == set()
 }

@@ -159,6 +159,9 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	if format == "pr" && rf.serverSide {
+		return serverSideReview(ctx, c, digest, *name, cf.output, *exitCode, stdout)
+	}
 	var at attestation
 	switch format {
 	case "junit":

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/evidence/review"
 	"github.com/vouch-dev/vouch/evidence/sigstore"
 	"github.com/vouch-dev/vouch/evidence/trust"
 	"github.com/vouch-dev/vouch/journal"
@@ -75,6 +76,7 @@ type Config struct {
 	TrustedKeys         []trust.KeyConfig      `json:"trusted_keys"`
 	TrustedIdentities   []sigstore.Identity    `json:"trusted_identities"`
 	SigstoreTrustedRoot string                 `json:"sigstore_trusted_root"`
+	Forges              []review.ForgeConfig   `json:"forges"`
 	RequireSignatures   []string               `json:"require_signatures"`
 	OIDCIssuers         []oidc.IssuerConfig    `json:"oidc_issuers"`
 

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
 	"strings"
 	"time"
 
+	"github.com/vouch-dev/vouch/client"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/review"
 )
@@ -20,7 +22,7 @@ import (
 type reviewFlags struct {
 	forge, repository, commit, apiURL, base string
 	minApprovals                            int
-	allowStale                              bool
+	allowStale, serverSide                  bool
 }
 
 func (f *reviewFlags) register(fs *flag.FlagSet) {
@@ -31,6 +33,7 @@ func (f *reviewFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.apiURL, "api-url", "", "the forge's API (default: GITHUB_API_URL or https://api.github.com; CI_API_V4_URL or https://gitlab.com/api/v4; Azure DevOps: SYSTEM_COLLECTIONURI)")
 	fs.IntVar(&f.minApprovals, "min-approvals", 1, "approvals required from people other than the request's author")
 	fs.BoolVar(&f.allowStale, "allow-stale-approvals", false, "GitHub: count approvals of an earlier head commit of the pull request too")
+	fs.BoolVar(&f.serverSide, "server-side", false, "let Vouch ask the forge with its own token (forges in its configuration) about the build's reported repository and commit: the review is verified, the pipeline cannot write it")
 }
 
 // reviewAttestation asks the forge how commit was reviewed: an attestation
@@ -162,4 +165,30 @@ func repoPath(s string) string {
 		s = after
 	}
 	return strings.Trim(s, "/")
+}
+
+// serverSideReview asks Vouch to read the review from the forge itself
+// (POST /api/v1/reviews) and prints what it recorded.
+func serverSideReview(ctx context.Context, c *client.Client, digest, name, output string, exitCode bool, stdout io.Writer) error {
+	var a evidence.Attestation
+	code, err := c.Do(ctx, http.MethodPost, "/api/v1/reviews", map[string]string{"digest": digest, "name": name}, &a)
+	if err != nil {
+		return err
+	}
+	created := code == http.StatusCreated
+	if output == "json" {
+		err = writeJSON(stdout, attestationAnswer{a, created})
+	} else {
+		var r review.Review
+		json.Unmarshal(a.Payload, &r)
+		what := "recorded"
+		if !created {
+			what = "already recorded"
+		}
+		fmt.Fprintf(stdout, "%s: %s %s (pull-request, read by Vouch from %s) for %s: %s (journal entry %d)\n", what, passedWord(a.Passed), a.Name, strings.TrimPrefix(a.KeyID, "forge:"), a.Digest, r.Reason, a.ID)
+	}
+	if err == nil && exitCode && !a.Passed {
+		return exitStatus(1)
+	}
+	return err
 }

@@ -3,8 +3,11 @@ package review
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -221,5 +224,42 @@ func TestNextLink(t *testing.T) {
 		if got := nextLink(header); got != want {
 			t.Errorf("nextLink(%q) = %q, want %q", header, got, want)
 		}
+	}
+}
+
+func TestForges(t *testing.T) {
+	gh := forgetest.GitHub(t, "octo-org/payments-api")
+	gh.Add(forgetest.Request{Number: 42, Author: "alice", Commits: []string{merge}, Head: head, MergeCommit: merge, Base: "main", MergedBy: "mona",
+		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: head}}})
+	token := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(token, []byte(gh.Token+"\n"), 0o600)
+	f, err := NewForges([]ForgeConfig{{Name: "github", Type: "github", APIURL: gh.URL, TokenFile: token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, name, err := f.Review(context.Background(), "https://github.com/Octo-Org/payments-api.git", merge)
+	if err != nil || name != "github" || !r.Passed || r.Repository != "octo-org/payments-api" || r.MergedInto != "main" {
+		t.Errorf("review %+v from %q, %v", r, name, err)
+	}
+	if _, _, err := f.Review(context.Background(), "https://gitlab.com/bank/api", merge); !errors.Is(err, ErrNoForge) || !strings.Contains(err.Error(), "gitlab.com (forges)") {
+		t.Errorf("a host no forge serves: %v", err)
+	}
+	for _, tc := range []struct {
+		cfg  ForgeConfig
+		want string
+	}{
+		{ForgeConfig{Type: "github", TokenFile: token}, "forges[0].name: is required"},
+		{ForgeConfig{Name: "b", Type: "bitbucket", TokenFile: token}, `forges[0].type: "bitbucket": want github, gitlab or azure`},
+		{ForgeConfig{Name: "a", Type: "azure", TokenFile: token}, "forges[0].api_url: is required for azure"},
+		{ForgeConfig{Name: "g", Type: "github"}, "forges[0].token_file: is required"},
+		{ForgeConfig{Name: "g", Type: "github", TokenFile: "/nonexistent"}, "forges[0].token_file: open /nonexistent"},
+		{ForgeConfig{Name: "g", Type: "gitlab", APIURL: "http://gitlab.example.com/api/v4", TokenFile: token}, "forges[0].api_url: the forge's API URL"},
+	} {
+		if _, err := NewForges([]ForgeConfig{tc.cfg}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	if got := azurePath("bank/payments/_git/api"); got != "payments/api" {
+		t.Errorf("azurePath = %q", got)
 	}
 }

@@ -1,0 +1,145 @@
+package review
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vouch-dev/vouch/auth"
+)
+
+// ForgeConfig is one entry of the forges Vouch itself asks about reviews
+// (forges in the configuration), with a read-only token of its own: a
+// review it records is the forge's word, not a pipeline's.
+type ForgeConfig struct {
+	// Name identifies the forge: the review is recorded with key_id
+	// "forge:<name>".
+	Name string `json:"name"`
+	// Type is github, gitlab or azure.
+	Type string `json:"type"`
+	// APIURL defaults to https://api.github.com and
+	// https://gitlab.com/api/v4; for azure it is the collection
+	// (https://dev.azure.com/ORG), required.
+	APIURL string `json:"api_url,omitempty"`
+	// Hosts are the repository hosts it serves (default github.com,
+	// gitlab.com, dev.azure.com).
+	Hosts []string `json:"hosts,omitempty"`
+	// TokenFile holds the token (a mounted Secret): GitHub read access to
+	// pull requests, a GitLab read_api token, an Azure DevOps PAT with
+	// Code: Read.
+	TokenFile string `json:"token_file"`
+}
+
+// Forges are the forges Vouch asks.
+type Forges struct {
+	list []forge
+}
+
+type forge struct {
+	cfg    ForgeConfig
+	client *Client
+}
+
+var forgeDefaults = map[string]struct{ api, host string }{
+	"github": {"https://api.github.com", "github.com"},
+	"gitlab": {"https://gitlab.com/api/v4", "gitlab.com"},
+	"azure":  {"", "dev.azure.com"},
+}
+
+// NewForges reads the tokens. Errors name the field.
+func NewForges(cfgs []ForgeConfig) (*Forges, error) {
+	f := &Forges{}
+	for i, c := range cfgs {
+		field := fmt.Sprintf("forges[%d]", i)
+		d, ok := forgeDefaults[c.Type]
+		switch {
+		case c.Name == "":
+			return nil, fmt.Errorf("%s.name: is required", field)
+		case !ok:
+			return nil, fmt.Errorf("%s.type: %q: want github, gitlab or azure", field, c.Type)
+		case c.TokenFile == "":
+			return nil, fmt.Errorf("%s.token_file: is required (a read-only token, from a mounted Secret)", field)
+		}
+		if c.APIURL == "" {
+			if c.APIURL = d.api; c.APIURL == "" {
+				return nil, fmt.Errorf("%s.api_url: is required for azure: the collection, https://dev.azure.com/ORG", field)
+			}
+		}
+		if len(c.Hosts) == 0 {
+			c.Hosts = []string{d.host}
+		}
+		b, err := os.ReadFile(c.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.token_file: %w", field, err)
+		}
+		token := strings.TrimSpace(string(b))
+		cl := &Client{HTTP: &http.Client{Timeout: 30 * time.Second}, BaseURL: c.APIURL}
+		if _, err := cl.base(); err != nil {
+			return nil, fmt.Errorf("%s.api_url: %w", field, err)
+		}
+		switch c.Type {
+		case "github":
+			cl.Header, cl.Token = "Authorization", "Bearer "+token
+		case "gitlab":
+			cl.Header, cl.Token = "PRIVATE-TOKEN", token
+		case "azure":
+			cl.Header, cl.Token = "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(":"+token))
+		}
+		f.list = append(f.list, forge{cfg: c, client: cl})
+	}
+	return f, nil
+}
+
+// ErrNoForge means no configured forge serves a repository's host.
+var ErrNoForge = errors.New("no forge is configured for the repository")
+
+// Review asks the forge that serves repository (its URL, as a build report
+// names it) how commit was reviewed, judges it for one approval into any
+// branch (the environment's rule judges the rest) and names the forge.
+func (f *Forges) Review(ctx context.Context, repository, commit string) (Review, string, error) {
+	key := auth.RepositoryKey(repository) // host/path
+	host, path, ok := strings.Cut(key, "/")
+	if !ok || path == "" {
+		return Review{}, "", fmt.Errorf("repository %q names no host and path", repository)
+	}
+	if f != nil {
+		for _, fg := range f.list {
+			if !slices.Contains(fg.cfg.Hosts, host) {
+				continue
+			}
+			var r Review
+			var err error
+			switch fg.cfg.Type {
+			case "github":
+				r, err = fg.client.GitHub(ctx, path, commit, false)
+			case "gitlab":
+				r, err = fg.client.GitLab(ctx, path, commit)
+			case "azure":
+				r, err = fg.client.Azure(ctx, azurePath(path), commit)
+			}
+			if err != nil {
+				return Review{}, fg.cfg.Name, err
+			}
+			r.Judge(1, "")
+			return r, fg.cfg.Name, nil
+		}
+	}
+	return Review{}, "", fmt.Errorf("%w: %s (forges)", ErrNoForge, host)
+}
+
+// azurePath is project/repository from ORG/PROJECT/_git/REPO.
+func azurePath(p string) string {
+	if before, repo, ok := strings.Cut(p, "/_git/"); ok {
+		if i := strings.LastIndexByte(before, '/'); i >= 0 {
+			before = before[i+1:]
+		}
+		return before + "/" + repo
+	}
+	return p
+}
