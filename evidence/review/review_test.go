@@ -180,7 +180,8 @@ func TestTokenStaysWithTheForge(t *testing.T) {
 func TestAzure(t *testing.T) {
 	az := forgetest.Azure(t, "payments/api")
 	az.Add(forgetest.Request{Number: 17, Title: "Limits", Author: "alice@bank.example", Commits: []string{head, merge}, Head: head, MergeCommit: merge, Base: "main",
-		MergedBy: "alice@bank.example", Approvers: []string{"bob@bank.example", "alice@bank.example"}})
+		MergedBy: "alice@bank.example", Approvers: []string{"bob@bank.example", "alice@bank.example"},
+		Votes: map[string]int{"carol@bank.example": 5, "dave@bank.example": -10, "erin@bank.example": 0, "frank@bank.example": -5}})
 	c := &Client{BaseURL: az.URL, Header: "Authorization", Token: "Bearer " + az.Token}
 	ctx := context.Background()
 	r, err := c.Azure(ctx, "payments/api", merge)
@@ -188,11 +189,11 @@ func TestAzure(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Request{Number: 17, URL: az.URL + "/payments/_git/api/pullrequest/17", Title: "Limits", Author: "alice@bank.example", State: "merged", Base: "main",
-		Head: head, MergedBy: "alice@bank.example", MergedAt: r.Requests[0].MergedAt, Merged: []string{merge}, Approvers: []string{"bob@bank.example"}}
+		Head: head, MergedBy: "alice@bank.example", MergedAt: r.Requests[0].MergedAt, Merged: []string{merge}, Approvers: []string{"bob@bank.example", "carol@bank.example"}}
 	if len(r.Requests) != 1 || !reflect.DeepEqual(r.Requests[0], want) {
 		t.Fatalf("requests %+v, want %+v", r.Requests, want)
 	}
-	if r.Judge(1, "main"); !r.Passed || r.Reason != "#17 merged, approved by bob@bank.example" {
+	if r.Judge(1, "main"); !r.Passed || r.Reason != "#17 merged, approved by bob@bank.example, carol@bank.example" {
 		t.Errorf("judge: %v %q", r.Passed, r.Reason)
 	}
 	// A commit inside the pull request did not create it: none found.

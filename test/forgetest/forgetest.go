@@ -10,8 +10,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +44,9 @@ type Request struct {
 	// Approvers is GitLab's approved_by list, and the Azure DevOps
 	// reviewers who voted "approved" (besides them, a group votes too).
 	Approvers []string
+	// Votes are other Azure DevOps reviewers' votes: 5 approved with
+	// suggestions, 0 none, -5 waiting for the author, -10 rejected.
+	Votes map[string]int
 }
 
 // Forge is a GitHub or GitLab API on loopback.
@@ -312,6 +317,9 @@ func (f *Forge) azure(w http.ResponseWriter, r *http.Request) {
 		reviewers := []any{}
 		for _, a := range q.Approvers {
 			reviewers = append(reviewers, map[string]any{"id": "id-" + a, "uniqueName": a, "displayName": a, "vote": 10})
+		}
+		for _, who := range slices.Sorted(maps.Keys(q.Votes)) {
+			reviewers = append(reviewers, map[string]any{"id": "id-" + who, "uniqueName": who, "displayName": who, "vote": q.Votes[who]})
 		}
 		if len(q.Approvers) > 0 {
 			reviewers = append(reviewers, map[string]any{"id": "id-team", "uniqueName": `[proj]\\Reviewers`, "isContainer": true, "vote": 10})
