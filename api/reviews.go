@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -61,19 +60,12 @@ func (s *Server) postReview(c *gin.Context) {
 		s.fail(c, &bodyError{kind: problemForge, msg: fmt.Sprintf("asking the forge %s about %s at %s: %v", forge, ev.Artifact.Repository, ev.Artifact.GitCommit, err)})
 		return
 	}
-	payload, err := json.Marshal(rv)
+	report, err := rv.Report(r.Digest, r.Name)
 	if err != nil {
-		s.fail(c, err)
+		s.fail(c, &bodyError{kind: problemForge, msg: err.Error()})
 		return
 	}
-	report := evidence.AttestationReport{Digest: r.Digest, Name: r.Name, Type: evidence.TypePullRequest, Passed: &rv.Passed, Payload: payload,
-		Verified: true, KeyID: "forge:" + forge}
-	for _, q := range rv.Requests {
-		if q.State == "merged" {
-			report.URL = q.URL
-			break
-		}
-	}
+	report.Verified, report.KeyID = true, "forge:"+forge
 	a, created, err := s.cfg.Evidence.Attest(ctx, caller(c), report)
 	if err != nil {
 		s.fail(c, err)

@@ -111,24 +111,11 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 		return attestation{}, fmt.Errorf("asking %s about commit %s: %w", forge, commit, err)
 	}
 	r.Judge(f.minApprovals, first(f.base, ciBranch(getenv)))
-	payload, err := json.Marshal(r)
+	report, err := r.Report(digest, name)
 	if err != nil {
 		return attestation{}, err
 	}
-	if len(payload) > evidence.MaxPayload {
-		return attestation{}, fmt.Errorf("the review of commit %s (%d requests) does not fit in an attestation's payload (%d bytes, at most %d)", commit, len(r.Requests), len(payload), evidence.MaxPayload)
-	}
-	at := attestation{
-		report:  evidence.AttestationReport{Digest: digest, Name: name, Type: evidence.TypePullRequest, Passed: &r.Passed, Payload: payload},
-		summary: r.Reason,
-	}
-	for _, q := range r.Requests {
-		if q.State == "merged" {
-			at.report.URL = q.URL
-			break
-		}
-	}
-	return at, nil
+	return attestation{report: report, summary: r.Reason}, nil
 }
 
 // ciBranch is the branch a CI job builds, "" for a tag or a merge

@@ -17,10 +17,13 @@
 package review
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vouch-dev/vouch/evidence"
 )
 
 // Request is a pull request (GitHub) or merge request (GitLab).
@@ -109,4 +112,25 @@ func (r *Review) Judge(min int, base string) {
 	default:
 		r.Reason = fmt.Sprintf("no pull or merge request contains commit %s: it was pushed without review", r.Commit)
 	}
+}
+
+// Report is the review as an attestation named name about digest (type
+// pull-request, linking the merged request), passed as judged.
+func (r Review) Report(digest, name string) (evidence.AttestationReport, error) {
+	payload, err := json.Marshal(r)
+	if err != nil {
+		return evidence.AttestationReport{}, err
+	}
+	if len(payload) > evidence.MaxReviewPayload {
+		return evidence.AttestationReport{}, fmt.Errorf("the review of commit %s (%d requests) is %d bytes, more than an attestation of it may hold (%d)", r.Commit, len(r.Requests), len(payload), evidence.MaxReviewPayload)
+	}
+	passed := r.Passed
+	a := evidence.AttestationReport{Digest: digest, Name: name, Type: evidence.TypePullRequest, Passed: &passed, Payload: payload}
+	for _, q := range r.Requests {
+		if q.State == "merged" {
+			a.URL = q.URL
+			break
+		}
+	}
+	return a, nil
 }
