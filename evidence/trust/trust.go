@@ -78,6 +78,9 @@ func New(cfg Config) (*Trust, error) {
 		if seen[k.Name] {
 			return nil, fmt.Errorf("%s.name: %q is used twice", field, k.Name)
 		}
+		if strings.HasPrefix(k.Name, "forge:") {
+			return nil, fmt.Errorf("%s.name: %q: forge: names the reviews Vouch reads from forges", field, k.Name)
+		}
 		seen[k.Name] = true
 		pem := []byte(k.PublicKey)
 		switch {
@@ -107,6 +110,9 @@ func New(cfg Config) (*Trust, error) {
 		}
 		if seen[id.Name] {
 			return nil, fmt.Errorf("%s.name: %q is used twice (names of keys and identities are key_id)", field, id.Name)
+		}
+		if strings.HasPrefix(id.Name, "forge:") {
+			return nil, fmt.Errorf("%s.name: %q: forge: names the reviews Vouch reads from forges", field, id.Name)
 		}
 		seen[id.Name] = true
 		t.identities = append(t.identities, &id)
