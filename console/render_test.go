@@ -17,6 +17,7 @@ func TestSignedBy(t *testing.T) {
 			`"source_commit":"4b825dc642cb6eb9a060e54bf8d69288fbee4904"}}`)},
 			"octo-release, keyless: https://github.com/octo-org/api/.github/workflows/release.yml@refs/heads/main at 4b825dc642cb"},
 		{evidence.Attestation{KeyID: "k"}, "key k"},
+		{evidence.Attestation{KeyID: "forge:github", Type: evidence.TypePullRequest, Payload: []byte(`{"approvals":2}`)}, "read by Vouch from the forge github"},
 	} {
 		if got := signedBy(tc.a); got != tc.want {
 			t.Errorf("signedBy = %q, want %q", got, tc.want)

@@ -42,7 +42,9 @@ const attestHelp = `Usage:
       with N approvals (default 1) by people other than its author — on GitHub, approvals of its final commit
       (--allow-stale-approvals counts earlier ones). The forge's token:
       GITHUB_TOKEN or GH_TOKEN; VOUCH_GITLAB_TOKEN or GITLAB_TOKEN (read_api);
-      SYSTEM_ACCESSTOKEN or AZURE_DEVOPS_EXT_PAT
+      SYSTEM_ACCESSTOKEN or AZURE_DEVOPS_EXT_PAT. --server-side has Vouch ask
+      the forge itself, with its own token (forges), about the build's
+      reported repository and commit: the review is verified
   vouch attest intoto ENVELOPE
       a signed in-toto statement (DSSE) or Sigstore bundle, verified against
       trusted keys or identities: see "vouch attest intoto --help"
