@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -62,51 +61,48 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 		}
 	}
 	c := &review.Client{HTTP: &http.Client{Timeout: 30 * time.Second}}
-	var r review.Review
-	var err error
+	var repo string
 	switch forge {
 	case "github":
-		repo := repoPath(first(f.repository, getenv("GITHUB_REPOSITORY")))
+		repo = repoPath(first(f.repository, getenv("GITHUB_REPOSITORY")))
 		c.BaseURL = first(f.apiURL, getenv("GITHUB_API_URL"), "https://api.github.com")
 		token := first(getenv("GITHUB_TOKEN"), getenv("GH_TOKEN"))
 		if token == "" {
 			return attestation{}, usageError{"attest pr needs GITHUB_TOKEN (or GH_TOKEN) to read the pull requests: in GitHub Actions, env: {GITHUB_TOKEN: ${{ github.token }}} and permissions: {pull-requests: read}"}
 		}
-		c.Header, c.Token = "Authorization", "Bearer "+token
+		c.Header, c.Token = review.Credential(forge, token)
 		if repo == "" {
 			return attestation{}, usageError{"attest pr needs --repository owner/name (outside GitHub Actions)"}
 		}
-		r, err = c.GitHub(ctx, repo, commit, f.allowStale)
 	case "gitlab":
-		project := repoPath(first(f.repository, getenv("CI_PROJECT_PATH")))
+		repo = repoPath(first(f.repository, getenv("CI_PROJECT_PATH")))
 		c.BaseURL = first(f.apiURL, getenv("CI_API_V4_URL"), "https://gitlab.com/api/v4")
-		c.Header, c.Token = "PRIVATE-TOKEN", first(getenv("VOUCH_GITLAB_TOKEN"), getenv("GITLAB_TOKEN"))
-		if c.Token == "" {
+		token := first(getenv("VOUCH_GITLAB_TOKEN"), getenv("GITLAB_TOKEN"))
+		if token == "" {
 			return attestation{}, usageError{"attest pr needs VOUCH_GITLAB_TOKEN (or GITLAB_TOKEN): a project access token with read_api, to read the merge requests and their approvals"}
 		}
-		if project == "" {
+		c.Header, c.Token = review.Credential(forge, token)
+		if repo == "" {
 			return attestation{}, usageError{"attest pr needs --repository group/project (outside GitLab CI)"}
 		}
-		r, err = c.GitLab(ctx, project, commit)
 	case "azure":
-		repo := azureRepo(first(f.repository, path.Join(getenv("SYSTEM_TEAMPROJECT"), getenv("BUILD_REPOSITORY_NAME"))))
+		repo = repoPath(first(f.repository, path.Join(getenv("SYSTEM_TEAMPROJECT"), getenv("BUILD_REPOSITORY_NAME"))))
 		c.BaseURL = first(f.apiURL, getenv("SYSTEM_COLLECTIONURI"))
-		c.Header = "Authorization"
 		switch {
-		case getenv("SYSTEM_ACCESSTOKEN") != "":
-			c.Token = "Bearer " + getenv("SYSTEM_ACCESSTOKEN")
+		case getenv("SYSTEM_ACCESSTOKEN") != "": // the pipeline's own token is a bearer
+			c.Header, c.Token = "Authorization", "Bearer "+getenv("SYSTEM_ACCESSTOKEN")
 		case getenv("AZURE_DEVOPS_EXT_PAT") != "":
-			c.Token = "Basic " + base64.StdEncoding.EncodeToString([]byte(":"+getenv("AZURE_DEVOPS_EXT_PAT")))
+			c.Header, c.Token = review.Credential(forge, getenv("AZURE_DEVOPS_EXT_PAT"))
 		default:
 			return attestation{}, usageError{"attest pr needs SYSTEM_ACCESSTOKEN (in Azure Pipelines: env: {SYSTEM_ACCESSTOKEN: $(System.AccessToken)}) or AZURE_DEVOPS_EXT_PAT (a PAT with Code: Read)"}
 		}
 		if c.BaseURL == "" || repo == "" {
 			return attestation{}, usageError{"attest pr needs --api-url (the collection, https://dev.azure.com/ORG) and --repository project/repository (outside Azure Pipelines)"}
 		}
-		r, err = c.Azure(ctx, repo, commit)
 	default:
 		return attestation{}, usageError{fmt.Sprintf("--forge %q: want github, gitlab or azure", forge)}
 	}
+	r, err := c.Ask(ctx, forge, repo, commit, f.allowStale)
 	if err != nil {
 		return attestation{}, fmt.Errorf("asking %s about commit %s: %w", forge, commit, err)
 	}
@@ -128,17 +124,6 @@ func ciBranch(getenv func(string) string) string {
 		return ref
 	}
 	return getenv("CI_COMMIT_BRANCH") // GitLab: unset for tags and merge request pipelines
-}
-
-// azureRepo is project/repository from itself or a repository URL
-// (https://dev.azure.com/ORG/PROJECT/_git/REPO).
-func azureRepo(s string) string {
-	p := repoPath(s)
-	if i := strings.Index(p, "/_git/"); i >= 0 {
-		before, repo := p[:i], p[i+len("/_git/"):]
-		return path.Base(before) + "/" + repo
-	}
-	return p
 }
 
 // repoPath is a repository's path on its forge: owner/name from

@@ -115,7 +115,8 @@ func TestReviewAttestationInAzurePipelines(t *testing.T) {
 	if _, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv); err != nil {
 		t.Errorf("with a PAT: %v", err)
 	}
-	if got := azureRepo("https://dev.azure.com/bank/payments/_git/api"); got != "payments/api" {
-		t.Errorf("azureRepo(URL) = %q", got)
+	// The repository as its URL: https://dev.azure.com/ORG/PROJECT/_git/REPO.
+	if at, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1, repository: "https://dev.azure.com/bank/payments/_git/api"}, getenv); err != nil || !*at.report.Passed {
+		t.Errorf("repository URL: %+v, %v", at.report, err)
 	}
 }

@@ -3,6 +3,7 @@ package review
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,45 @@ type Client struct {
 	// Header is the authentication header and its value, e.g.
 	// Authorization: Bearer …, PRIVATE-TOKEN: ….
 	Header, Token string
+}
+
+// Credential is the header and value that carry a token to a forge of
+// type kind: a GitHub token as a bearer, a GitLab token in PRIVATE-TOKEN,
+// an Azure DevOps personal access token as Basic with an empty user.
+func Credential(kind, token string) (header, value string) {
+	switch kind {
+	case "gitlab":
+		return "PRIVATE-TOKEN", token
+	case "azure":
+		return "Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(":"+token))
+	}
+	return "Authorization", "Bearer " + token
+}
+
+// Ask asks a forge of type kind (github, gitlab or azure) which requests
+// merged commit in repo (owner/name, group/project, project/repository or
+// an Azure DevOps ORG/PROJECT/_git/REPO path) and who approved them.
+func (c *Client) Ask(ctx context.Context, kind, repo, commit string, allowStale bool) (Review, error) {
+	switch kind {
+	case "github":
+		return c.GitHub(ctx, repo, commit, allowStale)
+	case "gitlab":
+		return c.GitLab(ctx, repo, commit)
+	case "azure":
+		return c.Azure(ctx, azurePath(repo), commit)
+	}
+	return Review{}, fmt.Errorf("forge %q: want github, gitlab or azure", kind)
+}
+
+// azurePath is project/repository from ORG/PROJECT/_git/REPO (or itself).
+func azurePath(p string) string {
+	if before, repo, ok := strings.Cut(p, "/_git/"); ok {
+		if i := strings.LastIndexByte(before, '/'); i >= 0 {
+			before = before[i+1:]
+		}
+		return before + "/" + repo
+	}
+	return p
 }
 
 const (

@@ -2,7 +2,6 @@ package review
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -83,14 +82,7 @@ func NewForges(cfgs []ForgeConfig) (*Forges, error) {
 		if _, err := cl.base(); err != nil {
 			return nil, fmt.Errorf("%s.api_url: %w", field, err)
 		}
-		switch c.Type {
-		case "github":
-			cl.Header, cl.Token = "Authorization", "Bearer "+token
-		case "gitlab":
-			cl.Header, cl.Token = "PRIVATE-TOKEN", token
-		case "azure":
-			cl.Header, cl.Token = "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(":"+token))
-		}
+		cl.Header, cl.Token = Credential(c.Type, token)
 		f.list = append(f.list, forge{cfg: c, client: cl})
 	}
 	return f, nil
@@ -113,16 +105,7 @@ func (f *Forges) Review(ctx context.Context, repository, commit string) (Review,
 			if !slices.Contains(fg.cfg.Hosts, host) {
 				continue
 			}
-			var r Review
-			var err error
-			switch fg.cfg.Type {
-			case "github":
-				r, err = fg.client.GitHub(ctx, path, commit, false)
-			case "gitlab":
-				r, err = fg.client.GitLab(ctx, path, commit)
-			case "azure":
-				r, err = fg.client.Azure(ctx, azurePath(path), commit)
-			}
+			r, err := fg.client.Ask(ctx, fg.cfg.Type, path, commit, false)
 			if err != nil {
 				return Review{}, fg.cfg.Name, err
 			}
@@ -131,15 +114,4 @@ func (f *Forges) Review(ctx context.Context, repository, commit string) (Review,
 		}
 	}
 	return Review{}, "", fmt.Errorf("%w: %s (forges)", ErrNoForge, host)
-}
-
-// azurePath is project/repository from ORG/PROJECT/_git/REPO.
-func azurePath(p string) string {
-	if before, repo, ok := strings.Cut(p, "/_git/"); ok {
-		if i := strings.LastIndexByte(before, '/'); i >= 0 {
-			before = before[i+1:]
-		}
-		return before + "/" + repo
-	}
-	return p
 }
