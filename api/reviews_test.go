@@ -3,7 +3,6 @@ package api_test
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,8 +20,7 @@ func TestReviewsReadByVouch(t *testing.T) {
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
 	gh.Add(forgetest.Request{Number: 42, Author: "alice", Commits: []string{merged}, Head: "h", MergeCommit: merged, Base: "main", MergedBy: "mona",
 		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: "h"}}})
-	token := filepath.Join(t.TempDir(), "token")
-	os.WriteFile(token, []byte(gh.Token), 0o600)
+	token := gh.TokenFile(t)
 	forges, err := review.NewForges([]review.ForgeConfig{{Name: "github", Type: "github", APIURL: gh.URL, TokenFile: token}})
 	if err != nil {
 		t.Fatal(err)

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -232,8 +230,7 @@ func TestForges(t *testing.T) {
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
 	gh.Add(forgetest.Request{Number: 42, Author: "alice", Commits: []string{merge}, Head: head, MergeCommit: merge, Base: "main", MergedBy: "mona",
 		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: head}}})
-	token := filepath.Join(t.TempDir(), "token")
-	os.WriteFile(token, []byte(gh.Token+"\n"), 0o600)
+	token := gh.TokenFile(t)
 	f, err := NewForges([]ForgeConfig{{Name: "github", Type: "github", APIURL: gh.URL, TokenFile: token}})
 	if err != nil {
 		t.Fatal(err)

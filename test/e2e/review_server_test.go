@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,8 +16,7 @@ func TestServerSideReview(t *testing.T) {
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
 	gh.Add(forgetest.Request{Number: 42, Author: "alice", Commits: []string{merged}, Head: "h", MergeCommit: merged, Base: "main", MergedBy: "mona",
 		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: "h"}}})
-	token := filepath.Join(t.TempDir(), "github-token")
-	os.WriteFile(token, []byte(gh.Token+"\n"), 0o600)
+	token := gh.TokenFile(t)
 	v := startConfig(t, fmt.Sprintf(`
 environments:
   - name: prod

@@ -13,6 +13,8 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -102,6 +104,17 @@ func (f *Forge) serve(t testing.TB, h http.HandlerFunc) {
 	}))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
+}
+
+// TokenFile writes the forge's token to a file, as a mounted Secret holds
+// it (with a trailing newline), and returns its path.
+func (f *Forge) TokenFile(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte(f.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // Add adds a request.
