@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/journal"
 )
 
@@ -107,10 +108,9 @@ func (f ReviewFacts) Of(build *Artifact) string {
 // repositoryEndsIn reports whether a repository URL (any form git takes)
 // names the path: https://github.com/Org/App.git ends in org/app.
 func repositoryEndsIn(repo, path string) bool {
-	r := strings.TrimSuffix(strings.TrimRight(strings.ToLower(repo), "/"), ".git")
-	r = strings.Replace(r, "/_git/", "/", 1) // Azure DevOps: …/PROJECT/_git/REPO
+	r := strings.Replace(auth.RepositoryKey(repo), "/_git/", "/", 1) // Azure DevOps: …/PROJECT/_git/REPO
 	p := strings.Trim(strings.ToLower(path), "/")
-	return r == p || strings.HasSuffix(r, "/"+p) || strings.HasSuffix(r, ":"+p)
+	return r == p || strings.HasSuffix(r, "/"+p)
 }
 
 // Attestation is a claim about an artifact: a test run, a scan, a review.
