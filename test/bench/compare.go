@@ -20,12 +20,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/certs"
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/journal"
+	"github.com/vouch-dev/vouch/postgres"
 	"github.com/vouch-dev/vouch/test/load"
 	"github.com/vouch-dev/vouch/test/pgtest"
 )
@@ -203,13 +207,26 @@ func runCompare() error {
 	defer opa.proc.stop()
 	opa.idle = opa.proc.rss()
 
-	floor, err := startFloor(tlsFiles)
-	if err != nil {
-		return err
+	var floors []*target
+	for _, f := range []struct{ name, log string }{{"floor", ""}, {"durable floor", "plain"}, {"journal floor", "journal"}} {
+		dbURL := ""
+		if f.log != "" {
+			if dbURL, err = pg.NewDatabase(context.Background()); err != nil {
+				return err
+			}
+		}
+		t, err := startFloor(f.name, tlsFiles, dbURL, f.log)
+		if err != nil {
+			return err
+		}
+		defer t.proc.stop()
+		if f.log != "" {
+			t.pg = pg
+		}
+		floors = append(floors, t)
 	}
-	defer floor.proc.stop()
 
-	for _, t := range []*target{vouch, opa, floor} {
+	for _, t := range append([]*target{vouch, opa}, floors...) {
 		fmt.Fprintf(os.Stderr, "compare: warming up %s…\n", t.name)
 		if _, err := runLoad(t, tlsFiles.CACert, bodyFile, compareLoad{"warm-up", 16, 0}, 3*time.Second, 0, ""); err != nil {
 			return err
@@ -217,9 +234,10 @@ func runCompare() error {
 	}
 	for r := 1; r <= *rounds; r++ {
 		for i, l := range loads {
-			order := []*target{vouch, opa, floor}
+			order := append([]*target{vouch, opa}, floors...)
 			if (r+i)%2 == 0 {
-				order = []*target{opa, vouch, floor}
+				order = append([]*target{opa, vouch}, floors...)
+				slices.Reverse(order[2:])
 			}
 			for _, t := range order {
 				profile := ""
@@ -254,7 +272,9 @@ func runCompare() error {
 	}
 	opa.proc.stop()
 	vouch.proc.stop()
-	floor.proc.stop()
+	for _, t := range floors {
+		t.proc.stop()
+	}
 
 	var large []memoryRow
 	if *largeEvidence > *artifacts {
@@ -266,7 +286,7 @@ func runCompare() error {
 	var out bytes.Buffer
 	printCompare(&out, compareReport{
 		started: started, loadStart: loadAtStart, loadEnd: loadAverage(), pgVersion: strings.TrimSpace(string(pgVersion)),
-		opaVersion: opaVersion, bodyBytes: vouch.runs[0].res.BodyBytes, vouch: vouch, opa: opa, floor: floor, pgPSS: pgIdlePSS, large: large, journal: footprint,
+		opaVersion: opaVersion, bodyBytes: vouch.runs[0].res.BodyBytes, vouch: vouch, opa: opa, floors: floors, pgPSS: pgIdlePSS, large: large, journal: footprint,
 	})
 	os.Stdout.Write(out.Bytes())
 	if *keepOutput != "" {
@@ -306,21 +326,24 @@ func startVouch(dir, name, dbURL string, tlsFiles certs.Files) (*target, *apiCli
 	return &target{name: "vouch", url: "https://" + hookAddr + "/validate", proc: p}, api, nil
 }
 
-// startFloor starts this program as the floor server (--floor-addr): an
+// startFloor starts this program as a floor server (--floor-addr): an
 // HTTPS server that admits every review at once without reading it. What
 // the load generator measures against it is what the machine, TLS and the
-// load generator cost before any server does any work.
-func startFloor(tlsFiles certs.Files) (*target, error) {
+// load generator cost before any server does any work. With a database,
+// each request is first logged durably (log: plain or journal, see
+// serveFloor): what durability adds, without evidence or policy.
+func startFloor(name string, tlsFiles certs.Files, dbURL, log string) (*target, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	addr := freeAddr()
-	p, err := startProcess("floor", *serverCPUs, os.Environ(), self, "--floor-addr", addr, "--floor-cert", tlsFiles.Cert, "--floor-key", tlsFiles.Key)
+	p, err := startProcess(name, *serverCPUs, os.Environ(), self, "--floor-addr", addr, "--floor-cert", tlsFiles.Cert, "--floor-key", tlsFiles.Key,
+		"--floor-database-url", dbURL, "--floor-log", log)
 	if err != nil {
 		return nil, err
 	}
-	err = p.waitUp(10*time.Second, 20*time.Millisecond, func() error {
+	err = p.waitUp(time.Minute, 20*time.Millisecond, func() error {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -328,22 +351,81 @@ func startFloor(tlsFiles certs.Files) (*target, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w\n%s", name, err, p.output())
 	}
-	return &target{name: "floor", url: "https://" + addr + "/", proc: p}, nil
+	return &target{name: name, url: "https://" + addr + "/", proc: p}, nil
 }
 
 // floorAnswer is the floor server's one answer.
 var floorAnswer = []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"","allowed":true}}`)
 
+// floorEntryBody is what a durable floor logs per request: 1 KB of JSON,
+// about the size of Vouch's admission records (the report gives their
+// average leaf from the same run).
+var floorEntryBody = []byte(`{"decision":"allowed","pad":"` + strings.Repeat("x", 1000) + `"}`)
+
 // serveFloor is the floor server: it answers every request with
-// floorAnswer until killed.
-func serveFloor(addr, cert, key string) error {
+// floorAnswer until killed. With dbURL, each request is first logged in
+// that PostgreSQL database through a journal.Appender — Vouch's group
+// commit — and answered once durable. log "journal" is Vouch's journal:
+// its sequencer and tree, one entry of a kind no projection reads; "plain"
+// is the least a durable log does: one INSERT per batch, committed.
+func serveFloor(addr, cert, key, dbURL, log string) error {
+	logged := func(*http.Request) error { return nil }
+	if dbURL != "" {
+		ctx := context.Background()
+		var store journal.BatchAppender
+		switch log {
+		case "journal":
+			db, err := postgres.New(ctx, postgres.Config{URL: dbURL})
+			if err != nil {
+				return err
+			}
+			store = db
+		case "plain":
+			pool, err := pgxpool.New(ctx, dbURL)
+			if err != nil {
+				return err
+			}
+			if _, err := pool.Exec(ctx, `CREATE TABLE floor_log (id bigserial PRIMARY KEY, leaf bytea NOT NULL)`); err != nil {
+				return err
+			}
+			store = plainLog{pool}
+		default:
+			return fmt.Errorf("--floor-log %q: want journal or plain", log)
+		}
+		appender := journal.NewAppender(store, journal.AppenderOptions{})
+		var n atomic.Uint64
+		logged = func(r *http.Request) error {
+			_, err := appender.Append(r.Context(), journal.Entry{Kind: "bench-floor", Environment: "prod", Key: fmt.Sprintf("floor:%d", n.Add(1)), Body: floorEntryBody})
+			return err
+		}
+	}
 	return http.ListenAndServeTLS(addr, cert, key, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
+		if err := logged(r); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(floorAnswer)
 	}))
+}
+
+// plainLog is the durable floor's log: each batch one INSERT of its
+// leaves, committed; no sequencer, tree, keys or projections.
+type plainLog struct{ pool *pgxpool.Pool }
+
+func (l plainLog) AppendBatch(ctx context.Context, entries []journal.Entry) ([]journal.Appended, error) {
+	leaves := make([][]byte, len(entries))
+	out := make([]journal.Appended, len(entries))
+	for i, e := range entries {
+		leaves[i], out[i] = e.Leaf, journal.Appended{Entry: e}
+	}
+	if _, err := l.pool.Exec(ctx, `INSERT INTO floor_log (leaf) SELECT unnest($1::bytea[])`, leaves); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // startOPA starts a plain OPA server with the policy and the evidence as
@@ -643,7 +725,8 @@ type compareReport struct {
 	pgVersion          string
 	opaVersion         string
 	bodyBytes          int
-	vouch, opa, floor  *target
+	vouch, opa         *target
+	floors             []*target // floor, durable floor, journal floor
 	pgPSS              int64
 	large              []memoryRow
 	journal            journalFootprint
@@ -659,7 +742,9 @@ func printCompare(w io.Writer, r compareReport) {
 		cpuModel(), runtime.NumCPU(), runtime.Version(), r.loadStart, r.loadEnd, pin)
 	fmt.Fprintf(w, "Vouch %s on PostgreSQL %s (fsync on, synchronous_commit on; every decision durable in the journal before the answer);\n"+
 		"OPA %s built from the module proxy (`opa run --server`, policy test/bench/testdata/opa/admission.rego, evidence as data);\n"+
-		"floor: an HTTPS server that admits every review at once, unread (what the machine, TLS and the load generator cost).\n",
+		"floor: an HTTPS server that admits every review at once, unread (what the machine, TLS and the load generator cost);\n"+
+		"durable floor: the floor, each request first logged durably (a 1 KB row; Vouch's group commit, one INSERT per batch, same PostgreSQL);\n"+
+		"journal floor: the same through Vouch's journal (sequencer and Merkle tree): what durability adds, without evidence or policy.\n",
 		gitDescribe(), r.pgVersion, r.opaVersion)
 	fmt.Fprintf(w, "Review: a Deployment with 3 containers (%d bytes), fresh UID per request, keep-alive HTTPS (HTTP/1.1), same certificate;\n"+
 		"evidence: %d artifacts, the 3 reviewed with provenance, 2 passed attestations and a prod approval; every answer checked to admit.\n\n",
@@ -667,10 +752,17 @@ func printCompare(w io.Writer, r compareReport) {
 	fmt.Fprintln(w, "| load | round | server | requests | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/req | load-gen CPU µs/req |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for i := range r.vouch.runs {
-		for _, m := range []measured{r.vouch.runs[i], r.opa.runs[i], r.floor.runs[i]} {
-			server := map[string]string{"vouch": "Vouch", "opa": "OPA", "floor": "floor"}[m.server]
+		row := []measured{r.vouch.runs[i], r.opa.runs[i]}
+		for _, f := range r.floors {
+			row = append(row, f.runs[i])
+		}
+		for _, m := range row {
+			server := map[string]string{"vouch": "Vouch", "opa": "OPA"}[m.server]
+			if server == "" {
+				server = m.server
+			}
 			cpu := fmt.Sprintf("%.0f", perReq(m.serverCPU, m.res))
-			if m.server == "vouch" {
+			if m.dbCPU > 0 {
 				cpu = fmt.Sprintf("%.0f (PostgreSQL %.0f)", perReq(m.serverCPU, m.res), perReq(m.dbCPU, m.res))
 			}
 			fmt.Fprintf(w, "| %s | %d | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %.0f |\n", m.load, m.round, server,
@@ -704,23 +796,31 @@ func printCompare(w io.Writer, r compareReport) {
 	}
 	fmt.Fprintln(w, "\nTargets (issue 8), from this run:")
 	var ratios []string
-	var p99s, floorP99s, pacerLate []float64
+	var p99s, pacerLate []float64
+	floorP99s := make([][]float64, len(r.floors))
 	for i := range r.vouch.runs {
-		v, o, f := r.vouch.runs[i], r.opa.runs[i], r.floor.runs[i]
+		v, o := r.vouch.runs[i], r.opa.runs[i]
 		switch {
 		case v.load == closed32.name:
 			ratios = append(ratios, fmt.Sprintf("%.2f", ratio(v.res.RPS, o.res.RPS)))
 		case v.load == open2000.name:
-			p99s, floorP99s = append(p99s, v.res.P99), append(floorP99s, f.res.P99)
-			pacerLate = append(pacerLate, v.res.PacerLateP99, f.res.PacerLateP99)
+			p99s, pacerLate = append(p99s, v.res.P99), append(pacerLate, v.res.PacerLateP99)
+			for j, f := range r.floors {
+				floorP99s[j] = append(floorP99s[j], f.runs[i].res.P99)
+				pacerLate = append(pacerLate, f.runs[i].res.PacerLateP99)
+			}
 		}
 	}
 	if len(ratios) > 0 {
 		fmt.Fprintf(w, "- throughput at 32 clients ≥ 1.0× OPA's: Vouch/OPA %s (per round)\n", strings.Join(ratios, ", "))
 	}
 	if len(p99s) > 0 {
-		fmt.Fprintf(w, "- p99 ≤ 5 ms at an open-loop 2,000 req/s: Vouch's worst p99 over the rounds %.2f ms (the floor's worst: %.2f ms; of which the load generator's own pacer, p99 late: %.2f ms)\n",
-			slices.Max(p99s), slices.Max(floorP99s), slices.Max(pacerLate))
+		var floorsWorst []string
+		for j, f := range r.floors {
+			floorsWorst = append(floorsWorst, fmt.Sprintf("%s %.2f ms", f.name, slices.Max(floorP99s[j])))
+		}
+		fmt.Fprintf(w, "- p99 ≤ 5 ms at an open-loop 2,000 req/s: Vouch's worst p99 over the rounds %.2f ms (worst of the floors: %s; the load generator's own pacer, p99 late: %.2f ms)\n",
+			slices.Max(p99s), strings.Join(floorsWorst, ", "), slices.Max(pacerLate))
 	}
 	for _, row := range r.large {
 		if row.server == "vouch" {

@@ -170,14 +170,15 @@ func TestPrintCompare(t *testing.T) {
 		return measured{load: l.name, server: server, round: 1, serverCPU: time.Second, dbCPU: 250 * time.Millisecond, loadCPU: 100 * time.Millisecond,
 			rss: 100 << 20, res: load.Result{Requests: 1000, Allowed: 1000, RPS: rps, P50: 1, P99: p99, PacerLateP99: p99 / 4}}
 	}
-	vouch, opa, floor := &target{name: "vouch", idle: 60 << 20}, &target{name: "opa", idle: 50 << 20}, &target{name: "floor"}
+	vouch, opa, floor, journalFloor := &target{name: "vouch", idle: 60 << 20}, &target{name: "opa", idle: 50 << 20}, &target{name: "floor"}, &target{name: "journal floor"}
 	for _, l := range compareLoads {
 		vouch.runs = append(vouch.runs, run("vouch", l, 3000, 4))
 		opa.runs = append(opa.runs, run("opa", l, 1500, 8))
 		floor.runs = append(floor.runs, run("floor", l, 6000, 1.5))
+		journalFloor.runs = append(journalFloor.runs, run("journal floor", l, 5000, 3))
 	}
 	var out bytes.Buffer
-	printCompare(&out, compareReport{started: time.Now(), loadStart: "1", loadEnd: "2", opaVersion: "v1.22.3", bodyBytes: 3395, vouch: vouch, opa: opa, floor: floor,
+	printCompare(&out, compareReport{started: time.Now(), loadStart: "1", loadEnd: "2", opaVersion: "v1.22.3", bodyBytes: 3395, vouch: vouch, opa: opa, floors: []*target{floor, journalFloor},
 		large:   []memoryRow{{server: "vouch", artifacts: 100003, idle: 55 << 20, load: run("vouch", closed32, 2000, 5), idleFile: 40 << 20, loadFile: 41 << 20}},
 		journal: journalFootprint{entries: 10, admissions: 8, admissionLeaf: 1600, otherLeaf: 400, entriesBytes: 20000, nodesBytes: 1000}})
 	for _, want := range []string{
@@ -190,7 +191,8 @@ func TestPrintCompare(t *testing.T) {
 		"Of that RSS, file-backed (the executable's pages; the rest is anonymous memory, the heap): Vouch (vouch serve) 40 MB idle, 41 MB after the load",
 		"Vouch/OPA 2.00 (per round)",
 		"| closed, 32 clients | 1 | floor | 1000 | 0 | 6000 | 1.00 |",
-		"worst p99 over the rounds 4.00 ms (the floor's worst: 1.50 ms; of which the load generator's own pacer, p99 late: 1.00 ms)",
+		"| closed, 32 clients | 1 | journal floor | 1000 | 0 | 5000 | 1.00 |",
+		"worst p99 over the rounds 4.00 ms (worst of the floors: floor 1.50 ms, journal floor 3.00 ms; the load generator's own pacer, p99 late: 1.00 ms)",
 		"2100 bytes on disk per entry",
 	} {
 		if !strings.Contains(out.String(), want) {

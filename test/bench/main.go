@@ -42,13 +42,15 @@ var (
 	floorAddr = flag.String("floor-addr", "", "serve as bench-compare's floor server on this address (started by the compare suite)")
 	floorCert = flag.String("floor-cert", "", "the floor server's TLS certificate")
 	floorKey  = flag.String("floor-key", "", "the floor server's TLS key")
+	floorDB   = flag.String("floor-database-url", "", "the floor server logs every request durably in this PostgreSQL database before it answers")
+	floorLog  = flag.String("floor-log", "journal", "with --floor-database-url, how: journal (Vouch's journal) or plain (one INSERT per batch)")
 	profile   = flag.String("cpuprofile", "", "write a CPU profile of the measured queries here (drift suite; replay: PATH.BACKEND of the in-process replay)")
 )
 
 func main() {
 	flag.Parse()
 	if *floorAddr != "" {
-		fmt.Fprintln(os.Stderr, "bench: floor server:", serveFloor(*floorAddr, *floorCert, *floorKey))
+		fmt.Fprintln(os.Stderr, "bench: floor server:", serveFloor(*floorAddr, *floorCert, *floorKey, *floorDB, *floorLog))
 		os.Exit(1)
 	}
 	for _, s := range strings.Split(*suite, ",") {
