@@ -75,6 +75,9 @@ const redisEntryMaxAge = 30 * time.Second
 func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	log := newLogger(cfg, logOut)
 	klog.SetSlogLogger(log) // Kubernetes libraries log through slog too
+	if set, container := setMemoryLimit(); set > 0 {
+		log.Info("Go memory limit set from the container's", "gomemlimit_mib", set>>20, "container_limit_mib", container>>20)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
