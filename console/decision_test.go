@@ -74,7 +74,8 @@ func TestDecisionExplained(t *testing.T) {
 
 	prod := policy.Environment{Name: "prod", Allow: []string{"registry.k8s.io/pause"},
 		Require: policy.Requirements{Digest: true, Provenance: true, Source: true, Attestations: []string{"unit-tests"}, VerifiedAttestations: []string{"unit-tests"},
-			Approval: true, FourEyes: true, MaxAge: map[string]policy.Duration{"security-scan": policy.Duration(time.Nanosecond), "pen-test": policy.Duration(time.Hour)},
+			Approval: true, FourEyes: true, MaxAge: map[string]policy.Duration{"security-scan": policy.Duration(time.Nanosecond), "pen-test": policy.Duration(time.Hour),
+				"sbom": policy.Duration(24 * time.Hour)},
 			CodeReview: &policy.CodeReview{Attestation: "code-review", MinApprovals: 2}}}
 	policyIdx := journalPolicy(policy.BuiltinDefault("default"), prod)
 
@@ -93,6 +94,12 @@ func TestDecisionExplained(t *testing.T) {
 		return a
 	}
 	firstRun, rerun, scan := attest("unit-tests", &failed), attest("unit-tests", &passed), attest("security-scan", &passed)
+	// Keyless, signed 30 days ago and reported now: 30 days old.
+	signedAt := time.Now().Add(-30 * 24 * time.Hour).UTC()
+	sbom, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest, Name: "sbom", Type: "in-toto", Passed: &passed, Verified: true, KeyID: "ci-workflow", SignedAt: &signedAt})
+	if err != nil {
+		t.Fatal(err)
+	}
 	review, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest, Name: "code-review", Type: evidence.TypePullRequest, Passed: &passed,
 		Payload: json.RawMessage(`{"approvals":1,"repository":"shop/web","merged_into":"main","commit":"` + strings.Repeat("a", 40) + `"}`)})
 	if err != nil {
@@ -108,7 +115,7 @@ func TestDecisionExplained(t *testing.T) {
 		{Container: "pause", ContainerType: "init", Image: "registry.k8s.io/pause:3.10", Allowed: true},
 	}
 	allowed := admit(webhook.Record{UID: "uid-allowed", Images: images, Allowed: true,
-		Evidence: []uint64{art.ID, firstRun.ID, rerun.ID, scan.ID, review.ID, approval.ID}})
+		Evidence: []uint64{art.ID, firstRun.ID, rerun.ID, scan.ID, sbom.ID, review.ID, approval.ID}})
 	later := attest("unit-tests", &failed) // after the decision: not what it saw
 
 	body := get(allowed)
@@ -126,6 +133,8 @@ func TestDecisionExplained(t *testing.T) {
 		fmt.Sprintf(`<a href="/journal/entries/%d">%d</a>`, rerun.ID, rerun.ID),
 		"Attestation security-scan</td>\n    <td>required, at most 1ns old</td>\n    <td><span class=\"badge bad\">too old</span>",
 		"Attestation pen-test</td>\n    <td>required, at most 1h0m0s old</td>\n    <td><span class=\"badge bad\">none</span>",
+		"Attestation sbom</td>\n    <td>required, at most 24h0m0s old</td>\n    <td><span class=\"badge bad\">too old</span>",
+		"latest report: passed, signed by ci-workflow, by ci at ", ", signed at " + signedAt.Format("2006-01-02") + " ",
 		"Attestation unit-tests</td>\n    <td>required, signed</td>",
 		"approved by release-manager (bob@example.com)", ": CAB-7", "two people", "approved by release-manager (bob@example.com); commit by alice@example.com",
 		`<span class="badge warn">allow-listed</span>`,

@@ -131,6 +131,11 @@ type Attestation struct {
 	KeyID      string    `json:"key_id,omitempty"`
 	ReportedBy string    `json:"reported_by"`
 	ReportedAt time.Time `json:"reported_at"`
+	// SignedAt is when a keyless signature was made, as a transparency
+	// log or timestamp authority verified it; nil when no trusted time
+	// vouches for it. Freshness (max_age) counts from the earlier of the
+	// two times.
+	SignedAt *time.Time `json:"signed_at,omitempty"`
 }
 
 // Approval decisions.

@@ -151,6 +151,8 @@ type AttestationReport struct {
 	// covers the attestation; a client cannot set them.
 	Verified bool   `json:"-"`
 	KeyID    string `json:"-"`
+	// SignedAt is set by Vouch from a keyless signature's verified time.
+	SignedAt *time.Time `json:"-"`
 }
 
 func (r *AttestationReport) validate() error {
@@ -199,7 +201,7 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 	}
 	a = Attestation{
 		Digest: r.Digest, Name: r.Name, Type: r.Type, Passed: *r.Passed, URL: r.URL,
-		Payload: r.Payload, Blob: r.Blob, Verified: r.Verified, KeyID: r.KeyID, ReportedBy: actor, ReportedAt: s.now(),
+		Payload: r.Payload, Blob: r.Blob, Verified: r.Verified, KeyID: r.KeyID, ReportedBy: actor, ReportedAt: s.now(), SignedAt: r.SignedAt,
 	}
 	key, err := attestationKey(a)
 	if err != nil {
@@ -243,7 +245,8 @@ func attestationKey(a Attestation) (string, error) {
 		Payload                 json.RawMessage
 		Blob, KeyID             string
 		Verified                bool
-	}{a.Digest, a.Name, a.Type, a.URL, a.Passed, a.Payload, a.Blob, a.KeyID, a.Verified})
+		SignedAt                *time.Time `json:",omitempty"` // absent from the keys of the others
+	}{a.Digest, a.Name, a.Type, a.URL, a.Passed, a.Payload, a.Blob, a.KeyID, a.Verified, a.SignedAt})
 }
 
 // recorded returns what is recorded about digest (WithHistory): nothing

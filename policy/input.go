@@ -103,6 +103,15 @@ type Provenance struct {
 	ReportedAt time.Time `json:"reported_at"`
 }
 
+// MadeAt is when an attestation was made, as freshness (max_age) counts:
+// when it was reported or, if earlier, when it was signed.
+func (x AttestationInput) MadeAt() time.Time {
+	if !x.SignedAt.IsZero() && x.SignedAt.Before(x.ReportedAt) {
+		return x.SignedAt
+	}
+	return x.ReportedAt
+}
+
 // ReviewType is the attestation type of a code review from the forge
 // (evidence.TypePullRequest, vouch attest pr).
 const ReviewType = "pull-request"
@@ -119,6 +128,9 @@ type AttestationInput struct {
 	KeyID      string    `json:"key_id"`   // that key, "" when not verified
 	ReportedBy string    `json:"reported_by"`
 	ReportedAt time.Time `json:"reported_at"`
+	// SignedAt is when a keyless signature was made, by a verified log
+	// entry or timestamp; zero when unknown (input: signed_at, absent).
+	SignedAt time.Time `json:"signed_at,omitzero"`
 	// For a code review (type pull-request): how many people other than
 	// its author approved the request that merged the commit, the branch
 	// it was merged into, and why the review is not about this build ("":
@@ -381,6 +393,9 @@ func (c *termCache) attestation(x AttestationInput) *ast.Term {
 		"id": x.ID, "name": x.Name, "type": x.Type, "passed": x.Passed, "url": x.URL,
 		"blob": x.Blob, "verified": x.Verified, "key_id": x.KeyID,
 		"reported_by": x.ReportedBy, "reported_at": timeString(x.ReportedAt),
+	}
+	if !x.SignedAt.IsZero() {
+		m["signed_at"] = timeString(x.SignedAt)
 	}
 	if x.Type == ReviewType {
 		m["approvals"], m["merged_into"], m["review_problem"] = x.Approvals, x.MergedInto, x.ReviewProblem

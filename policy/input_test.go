@@ -25,9 +25,10 @@ func TestInputValueMatchesJSON(t *testing.T) {
 			{Container: "c", ContainerType: ContainerInit, Image: "nginx", Name: "docker.io/library/nginx", Tag: "latest", Attestations: []AttestationInput{}, Approvals: []ApprovalInput{}},
 			{
 				Container: "d", ContainerType: ContainerRegular, Image: "x@sha256:00", Digest: "sha256:00", Allowed: true,
-				Provenance:   &Provenance{ID: 7, Name: "x", Digest: "sha256:00", ReportedAt: at},
-				Attestations: []AttestationInput{{ID: 8, Name: "a", Passed: true, ReportedAt: at}},
-				Approvals:    []ApprovalInput{{ID: 9, Decision: "approved", ExpiresAt: &exp, ApprovedAt: at}, {ID: 10, Decision: "rejected", ApprovedAt: at}},
+				Provenance: &Provenance{ID: 7, Name: "x", Digest: "sha256:00", ReportedAt: at},
+				Attestations: []AttestationInput{{ID: 8, Name: "a", Passed: true, ReportedAt: at},
+					{ID: 9, Name: "sbom", Type: "in-toto", Passed: true, Verified: true, KeyID: "ci", ReportedAt: at, SignedAt: at.Add(-time.Hour)}},
+				Approvals: []ApprovalInput{{ID: 9, Decision: "approved", ExpiresAt: &exp, ApprovedAt: at}, {ID: 10, Decision: "rejected", ApprovedAt: at}},
 			},
 		},
 	}

@@ -38,9 +38,9 @@ func project(b *pgx.Batch, e journal.Entry) error {
 			if len(a.Payload) > 0 {
 				payload = a.Payload
 			}
-			b.Queue(`INSERT INTO attestations (id, digest, name, type, passed, url, payload, reported_by, reported_at, blob, verified, key_id)
-				SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
-				e.Key, a.Digest, a.Name, a.Type, a.Passed, a.URL, payload, a.ReportedBy, a.ReportedAt, a.Blob, a.Verified, a.KeyID)
+			b.Queue(`INSERT INTO attestations (id, digest, name, type, passed, url, payload, reported_by, reported_at, blob, verified, key_id, signed_at)
+				SELECT idx, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM journal_entries WHERE key = $1 ON CONFLICT (id) DO NOTHING`,
+				e.Key, a.Digest, a.Name, a.Type, a.Passed, a.URL, payload, a.ReportedBy, a.ReportedAt, a.Blob, a.Verified, a.KeyID, a.SignedAt)
 		}
 	case evidence.KindApproval:
 		var a evidence.Approval
@@ -139,7 +139,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	}
 	var b pgx.Batch
 	b.Queue(`SELECT `+artifactColumns+` FROM artifacts WHERE digest = ANY($1)`, digests)
-	b.Queue(`SELECT id, digest, name, type, passed, url, `+payload+`, reported_by, reported_at, blob, verified, key_id
+	b.Queue(`SELECT id, digest, name, type, passed, url, `+payload+`, reported_by, reported_at, blob, verified, key_id, signed_at
 		FROM attestations WHERE digest = ANY($1) ORDER BY id`, digests)
 	b.Queue(`SELECT `+approvalColumns+` FROM approvals WHERE digest = ANY($1) ORDER BY id`, digests)
 	br := d.pool.SendBatch(ctx, &b)
@@ -162,9 +162,10 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	var a evidence.Attestation
 	var id int64
 	var p []byte
-	_, err = pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Name, &a.Type, &a.Passed, &a.URL, &p, &a.ReportedBy, &a.ReportedAt, &a.Blob, &a.Verified, &a.KeyID}, func() error {
+	var signed *time.Time
+	_, err = pgx.ForEachRow(rows, []any{&id, &a.Digest, &a.Name, &a.Type, &a.Passed, &a.URL, &p, &a.ReportedBy, &a.ReportedAt, &a.Blob, &a.Verified, &a.KeyID, &signed}, func() error {
 		x := a
-		x.ID, x.ReportedAt = uint64(id), a.ReportedAt.UTC()
+		x.ID, x.ReportedAt, x.SignedAt = uint64(id), a.ReportedAt.UTC(), utc(signed)
 		if len(p) > 0 {
 			x.Payload = append([]byte(nil), p...)
 		}

@@ -42,11 +42,12 @@ import (
 	"github.com/vouch-dev/vouch/redisbreaker"
 )
 
-// Keys and channel. KeyPrefix names the version of what is cached: v2
-// entries carry code reviews' payloads (decisions read them), so replicas
-// of the release before, during a rolling upgrade, do not share theirs.
+// Keys and channel. KeyPrefix names the version of what is cached: v3
+// entries carry keyless attestations' signing times (v2: code reviews'
+// payloads), which decisions read, so replicas of the release before,
+// during a rolling upgrade, do not share theirs.
 const (
-	KeyPrefix = "vouch:evidence:v2:"
+	KeyPrefix = "vouch:evidence:v3:"
 	Channel   = "vouch:evidence-changed"
 )
 

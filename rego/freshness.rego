@@ -8,9 +8,21 @@ deny contains violation(msg, "freshness", sprintf("fresh %s", [name])) if {
 	some name, max_age in object.get(env.require, "max_age", {})
 	some a in checked
 	att := a.latest_attestations[name]
-	time.now_ns() - time.parse_rfc3339_ns(att.reported_at) > time.parse_duration_ns(max_age)
-	msg := sprintf("%s: image %s: the latest attestation %q (id %d) was reported at %s, more than %s before this change; report a new one (required in %s)", [subject(a), a.image, name, att.id, att.reported_at, max_age, env.name])
+	time.now_ns() - made_at_ns(att) > time.parse_duration_ns(max_age)
+	msg := sprintf("%s: image %s: the latest attestation %q (id %d) %s, more than %s before this change; report a new one (required in %s)", [subject(a), a.image, name, att.id, made_at_text(att), max_age, env.name])
 }
+
+# An attestation was made when it was reported or, for a keyless signature
+# whose time a log or timestamp authority verified (signed_at), when it was
+# signed, if that is earlier: a bundle signed months ago and posted today
+# is months old.
+made_at_ns(att) := min({time.parse_rfc3339_ns(att.reported_at), time.parse_rfc3339_ns(att.signed_at)}) if {
+	att.signed_at
+} else := time.parse_rfc3339_ns(att.reported_at)
+
+made_at_text(att) := sprintf("was signed at %s", [att.signed_at]) if {
+	time.parse_rfc3339_ns(att.signed_at) < time.parse_rfc3339_ns(att.reported_at)
+} else := sprintf("was reported at %s", [att.reported_at])
 
 # A missing attestation is reported here only when no other rule requires
 # it already.

@@ -32,9 +32,13 @@ func project(ctx context.Context, tx *sql.Tx, e journal.Entry) error {
 			if len(a.Payload) > 0 {
 				payload = a.Payload
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO attestations (id, digest, name, type, passed, url, payload, reported_by, reported_at, blob, verified, key_id)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				int64(a.ID), a.Digest, a.Name, a.Type, a.Passed, a.URL, payload, a.ReportedBy, micros(a.ReportedAt), a.Blob, a.Verified, a.KeyID)
+			var signed any
+			if a.SignedAt != nil {
+				signed = micros(*a.SignedAt)
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO attestations (id, digest, name, type, passed, url, payload, reported_by, reported_at, blob, verified, key_id, signed_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				int64(a.ID), a.Digest, a.Name, a.Type, a.Passed, a.URL, payload, a.ReportedBy, micros(a.ReportedAt), a.Blob, a.Verified, a.KeyID, signed)
 		}
 	case evidence.KindApproval:
 		var a evidence.Approval
@@ -125,7 +129,7 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	if payloads {
 		payload = "payload"
 	}
-	rows, err = d.db.QueryContext(ctx, `SELECT id, digest, name, type, passed, url, `+payload+`, reported_by, reported_at, blob, verified, key_id
+	rows, err = d.db.QueryContext(ctx, `SELECT id, digest, name, type, passed, url, `+payload+`, reported_by, reported_at, blob, verified, key_id, signed_at
 		FROM attestations WHERE digest IN (`+in+`) ORDER BY digest, id`, args...) // in the order of the (digest, id) index: no scan of the table
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: look up attestations: %w", err)
@@ -135,10 +139,11 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 		var a evidence.Attestation
 		var id, at int64
 		var p []byte
-		if err := rows.Scan(&id, &a.Digest, &a.Name, &a.Type, &a.Passed, &a.URL, &p, &a.ReportedBy, &at, &a.Blob, &a.Verified, &a.KeyID); err != nil {
+		var signed sql.NullInt64
+		if err := rows.Scan(&id, &a.Digest, &a.Name, &a.Type, &a.Passed, &a.URL, &p, &a.ReportedBy, &at, &a.Blob, &a.Verified, &a.KeyID, &signed); err != nil {
 			return err
 		}
-		a.ID, a.ReportedAt = uint64(id), fromMicros(at)
+		a.ID, a.ReportedAt, a.SignedAt = uint64(id), fromMicros(at), optTime(signed)
 		if len(p) > 0 {
 			a.Payload = p
 		}

@@ -543,6 +543,9 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 			ID: x.ID, Name: x.Name, Type: x.Type, Passed: x.Passed, URL: x.URL, Blob: x.Blob, Verified: x.Verified, KeyID: x.KeyID,
 			ReportedBy: x.ReportedBy, ReportedAt: x.ReportedAt,
 		}
+		if x.SignedAt != nil {
+			in.SignedAt = *x.SignedAt
+		}
 		if x.Type == evidence.TypePullRequest {
 			f, err := parsedReview(x)
 			in.Approvals, in.MergedInto = f.Approvals, f.MergedInto

@@ -544,3 +544,34 @@ func TestSourceRequirement(t *testing.T) {
 		t.Fatalf("a build naming its source: %+v", resp.Result)
 	}
 }
+
+// A keyless attestation's age counts from its verified signing time: a
+// bundle signed long ago and posted now is not fresh.
+func TestKeylessAttestationAgesFromItsSignature(t *testing.T) {
+	f := newFixture(t, func(c *webhook.Config) {
+		envs, err := policy.NewEnvironments("default", []policy.Environment{{
+			Name: "prod", Namespaces: []string{"prod"},
+			Require: policy.Requirements{Digest: true, MaxAge: map[string]policy.Duration{"sbom": policy.Duration(24 * time.Hour)}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Environments = envs
+	})
+	yes := true
+	sbom := func(d string, signedAt time.Time) string {
+		if _, _, err := f.evidence.Attest(context.Background(), "ci", evidence.AttestationReport{Digest: d, Name: "sbom", Type: "in-toto", Passed: &yes,
+			Verified: true, KeyID: "release-workflow", SignedAt: &signedAt}); err != nil {
+			t.Fatal(err)
+		}
+		return "registry.example.com/app@" + d
+	}
+	if resp := f.decide(review("k1", "prod", "CREATE", false, sbom(digest(7), now.Add(-time.Hour)))); !resp.Allowed {
+		t.Errorf("signed an hour ago: %+v", resp.Result)
+	}
+	old := now.Add(-40 * 24 * time.Hour)
+	resp := f.decide(review("k2", "prod", "CREATE", false, sbom(digest(8), old)))
+	if want := `the latest attestation "sbom" (id 2) was signed at ` + old.Format(time.RFC3339) + `, more than 24h0m0s before this change`; resp.Allowed || !strings.Contains(resp.Result.Message, want) {
+		t.Errorf("signed 40 days ago, reported now: %+v; want denied saying %q", resp.Result, want)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
@@ -267,6 +268,10 @@ func Reports(st intoto.Statement, name string, v Verdict) (Records, error) {
 		passed = p.Result != "FAILED"
 		summary["result"] = p.Result
 	}
+	var signedAt *time.Time
+	if v.Signer != nil && !v.Signer.SignedAt.IsZero() {
+		signedAt = &v.Signer.SignedAt
+	}
 	var r Records
 	if st.PredicateType == intoto.SLSAProvenanceV1 || st.PredicateType == intoto.SLSAProvenanceV02 {
 		arts, err := st.Artifacts()
@@ -290,7 +295,7 @@ func Reports(st intoto.Statement, name string, v Verdict) (Records, error) {
 		payload, _ := json.Marshal(s)
 		r.Attestations = append(r.Attestations, evidence.AttestationReport{
 			Digest: d, Name: name, Type: "in-toto", Passed: &passed, Payload: payload,
-			Verified: v.Verified, KeyID: v.KeyID,
+			Verified: v.Verified, KeyID: v.KeyID, SignedAt: signedAt,
 		})
 	}
 	return r, nil

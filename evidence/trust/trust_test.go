@@ -139,5 +139,14 @@ func TestKeylessProvenanceBoundToTheCertificate(t *testing.T) {
 		if tc.want == "" && !v.Verified || tc.want != "" && (v.Verified || v.Problem != tc.want) {
 			t.Errorf("%s: %+v", tc.name, v)
 		}
+		if tc.want == "" {
+			// The attestation keeps the time the log verified: freshness
+			// counts from it.
+			recs, err := Reports(st, "slsa-provenance", v)
+			if err != nil || len(recs.Attestations) == 0 || v.Signer == nil || v.Signer.SignedAt.IsZero() ||
+				recs.Attestations[0].SignedAt == nil || !recs.Attestations[0].SignedAt.Equal(v.Signer.SignedAt) {
+				t.Errorf("%s: attestations %+v, %v: want the signer's time", tc.name, recs.Attestations, err)
+			}
+		}
 	}
 }
