@@ -22,6 +22,9 @@ type Client struct {
 	// Header is the authentication header and its value, e.g.
 	// Authorization: Bearer …, PRIVATE-TOKEN: ….
 	Header, Token string
+	// Source, when set, gives the header's value for each request instead
+	// of Token: a GitHub App's installation token, renewed as it expires.
+	Source func(context.Context) (string, error)
 }
 
 // Credential is the header and value that carry a token to a forge of
@@ -172,8 +175,14 @@ func (c *Client) call(ctx context.Context, method string, github bool, path stri
 		req.Header.Set("Accept", "application/vnd.github+json")
 		req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
 	}
-	if c.Token != "" {
-		req.Header.Set(c.Header, c.Token)
+	value := c.Token
+	if c.Source != nil {
+		if value, err = c.Source(ctx); err != nil {
+			return "", err
+		}
+	}
+	if value != "" {
+		req.Header.Set(c.Header, value)
 	}
 	resp, err := c.client(base).Do(req)
 	if err != nil {
@@ -187,7 +196,7 @@ func (c *Client) call(ctx context.Context, method string, github bool, path stri
 	if len(answer) > maxBody {
 		return "", fmt.Errorf("%s %s: the answer is larger than %d bytes", method, req.URL.Path, maxBody)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		var m struct {
 			Message string `json:"message"`
 		}

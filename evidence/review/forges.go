@@ -32,7 +32,10 @@ type ForgeConfig struct {
 	// TokenFile holds the token (a mounted Secret): GitHub read access to
 	// pull requests, a GitLab read_api token, an Azure DevOps PAT with
 	// Code: Read.
-	TokenFile string `json:"token_file"`
+	TokenFile string `json:"token_file,omitempty"`
+	// GitHubApp, instead of a token, has Vouch ask GitHub as an
+	// installation of a GitHub App (github only).
+	GitHubApp *GitHubAppConfig `json:"github_app,omitempty"`
 }
 
 // Forges are the forges Vouch asks.
@@ -62,8 +65,12 @@ func NewForges(cfgs []ForgeConfig) (*Forges, error) {
 			return nil, fmt.Errorf("%s.name: is required", field)
 		case !ok:
 			return nil, fmt.Errorf("%s.type: %q: want github, gitlab or azure", field, c.Type)
-		case c.TokenFile == "":
-			return nil, fmt.Errorf("%s.token_file: is required (a read-only token, from a mounted Secret)", field)
+		case c.TokenFile == "" && c.GitHubApp == nil:
+			return nil, fmt.Errorf("%s.token_file: is required (a read-only token, from a mounted Secret), or github_app", field)
+		case c.TokenFile != "" && c.GitHubApp != nil:
+			return nil, fmt.Errorf("%s: token_file and github_app: give one", field)
+		case c.GitHubApp != nil && c.Type != "github":
+			return nil, fmt.Errorf("%s.github_app: is for type github, not %s", field, c.Type)
 		}
 		if c.APIURL == "" {
 			if c.APIURL = d.api; c.APIURL == "" {
@@ -73,16 +80,23 @@ func NewForges(cfgs []ForgeConfig) (*Forges, error) {
 		if len(c.Hosts) == 0 {
 			c.Hosts = []string{d.host}
 		}
-		b, err := os.ReadFile(c.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.token_file: %w", field, err)
-		}
-		token := strings.TrimSpace(string(b))
 		cl := &Client{HTTP: &http.Client{Timeout: 30 * time.Second}, BaseURL: c.APIURL}
 		if _, err := cl.base(); err != nil {
 			return nil, fmt.Errorf("%s.api_url: %w", field, err)
 		}
-		cl.Header, cl.Token = Credential(c.Type, token)
+		if c.GitHubApp != nil {
+			app, err := newGitHubApp(*c.GitHubApp, *cl)
+			if err != nil {
+				return nil, fmt.Errorf("%s.github_app.%w", field, err)
+			}
+			cl.Header, cl.Source = "Authorization", app.header
+		} else {
+			b, err := os.ReadFile(c.TokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("%s.token_file: %w", field, err)
+			}
+			cl.Header, cl.Token = Credential(c.Type, strings.TrimSpace(string(b)))
+		}
 		f.list = append(f.list, forge{cfg: c, client: cl})
 	}
 	return f, nil

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vouch-dev/vouch/test/forgetest"
 )
@@ -259,5 +262,80 @@ func TestForges(t *testing.T) {
 	}
 	if got := azurePath("bank/payments/_git/api"); got != "payments/api" {
 		t.Errorf("azurePath = %q", got)
+	}
+}
+
+// As a GitHub App, Vouch buys an installation token with a JWT the app's
+// key signs, uses it while it has more than refreshBefore left, and then
+// buys the next.
+func TestForgesAsGitHubApp(t *testing.T) {
+	ctx := context.Background()
+	forges := func(gh *forgetest.Forge, app *forgetest.App, clientID string) *Forges {
+		t.Helper()
+		f, err := NewForges([]ForgeConfig{{Name: "github", Type: "github", APIURL: gh.URL,
+			GitHubApp: &GitHubAppConfig{ClientID: clientID, InstallationID: app.InstallationID, PrivateKeyFile: app.KeyFile}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	pr := forgetest.Request{Number: 42, Author: "alice", Commits: []string{merge}, Head: head, MergeCommit: merge, Base: "main", MergedBy: "mona",
+		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: head}}}
+
+	gh := forgetest.GitHub(t, "octo-org/payments-api")
+	gh.Add(pr)
+	app := gh.InstallApp(t)
+	f := forges(gh, app, app.ClientID)
+	for range 3 {
+		if r, _, err := f.Review(ctx, "https://github.com/octo-org/payments-api", merge); err != nil || !r.Passed {
+			t.Fatalf("review as the app: %+v, %v", r, err)
+		}
+	}
+	if app.Issued != 1 {
+		t.Errorf("%d installation tokens for three reviews within the hour, want 1", app.Issued)
+	}
+
+	short := forgetest.GitHub(t, "octo-org/payments-api")
+	short.Add(pr)
+	shortApp := short.InstallApp(t)
+	shortApp.TTL = refreshBefore - time.Minute
+	f = forges(short, shortApp, shortApp.ClientID)
+	for range 2 {
+		if _, _, err := f.Review(ctx, "https://github.com/octo-org/payments-api", merge); err != nil {
+			t.Fatal(err)
+		}
+	}
+	api := 0
+	for _, c := range short.Calls {
+		if !strings.HasPrefix(c, "/app/") {
+			api++
+		}
+	}
+	if shortApp.Issued != api || api < 2 {
+		t.Errorf("%d installation tokens for %d requests with tokens about to expire, want one each", shortApp.Issued, api)
+	}
+
+	_, _, err := forges(gh, app, "Iv23liSomeoneElse").Review(ctx, "https://github.com/octo-org/payments-api", merge)
+	if want := "github app Iv23liSomeoneElse: an installation token (are client_id, installation_id and private_key_file the app's?): POST /app/installations/4711/access_tokens: 401 Unauthorized: A JSON web token could not be decoded: issuer Iv23liSomeoneElse"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("another app's ID: %v, want %q", err, want)
+	}
+
+	notPEM := filepath.Join(t.TempDir(), "key")
+	os.WriteFile(notPEM, []byte("ghp_not-a-key"), 0o600)
+	token := gh.TokenFile(t)
+	ok := &GitHubAppConfig{ClientID: app.ClientID, InstallationID: app.InstallationID, PrivateKeyFile: app.KeyFile}
+	for _, tc := range []struct {
+		cfg  ForgeConfig
+		want string
+	}{
+		{ForgeConfig{Name: "g", Type: "github", TokenFile: token, GitHubApp: ok}, "forges[0]: token_file and github_app: give one"},
+		{ForgeConfig{Name: "g", Type: "gitlab", GitHubApp: ok}, "forges[0].github_app: is for type github, not gitlab"},
+		{ForgeConfig{Name: "g", Type: "github", GitHubApp: &GitHubAppConfig{InstallationID: 1, PrivateKeyFile: app.KeyFile}}, "forges[0].github_app.client_id: is required"},
+		{ForgeConfig{Name: "g", Type: "github", GitHubApp: &GitHubAppConfig{ClientID: "x", PrivateKeyFile: app.KeyFile}}, "forges[0].github_app.installation_id: is required"},
+		{ForgeConfig{Name: "g", Type: "github", GitHubApp: &GitHubAppConfig{ClientID: "x", InstallationID: 1, PrivateKeyFile: notPEM}}, "forges[0].github_app.private_key_file: no PEM block"},
+	} {
+		if _, err := NewForges([]ForgeConfig{tc.cfg}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
+		}
 	}
 }

@@ -16,7 +16,7 @@ func TestServerSideReview(t *testing.T) {
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
 	gh.Add(forgetest.Request{Number: 42, Author: "alice", Commits: []string{merged}, Head: "h", MergeCommit: merged, Base: "main", MergedBy: "mona",
 		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: "h"}}})
-	token := gh.TokenFile(t)
+	app := gh.InstallApp(t) // Vouch asks as an app installation
 	v := startConfig(t, fmt.Sprintf(`
 environments:
   - name: prod
@@ -28,8 +28,8 @@ forges:
   - name: github
     type: github
     api_url: %s
-    token_file: %s
-`, gh.URL, token), "")
+    github_app: {client_id: %s, installation_id: %d, private_key_file: %s}
+`, gh.URL, app.ClientID, app.InstallationID, app.KeyFile), "")
 	ci := v.cli("token", "create", "--name", "ci", "--scopes", "evidence:write")
 	digest := "sha256:" + strings.Repeat("e5", 32)
 	image := "ghcr.io/octo-org/payments-api@" + digest
@@ -54,5 +54,8 @@ forges:
 	}
 	if resp := v.admit("server-2", "prod", image); !resp.Allowed {
 		t.Errorf("webhook with Vouch's review: %s", resp.Result.Message)
+	}
+	if app.Issued != 1 {
+		t.Errorf("Vouch bought %d installation tokens, want 1", app.Issued)
 	}
 }

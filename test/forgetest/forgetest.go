@@ -59,6 +59,7 @@ type Forge struct {
 	// same path there.
 	RedirectTo string
 	mu         sync.Mutex
+	app        *App // GitHub only: see InstallApp
 	repo       string
 	reqs       []Request
 	Calls      []string // the paths asked for
@@ -171,7 +172,17 @@ func (f *Forge) page(w http.ResponseWriter, r *http.Request, items []any) {
 }
 
 func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer "+f.Token {
+	f.mu.Lock()
+	app, appToken := f.app, ""
+	if app != nil {
+		appToken = app.token
+	}
+	f.mu.Unlock()
+	if app != nil && strings.HasPrefix(r.URL.Path, "/app/") {
+		f.accessToken(w, r)
+		return
+	}
+	if auth := r.Header.Get("Authorization"); auth != "Bearer "+f.Token && (appToken == "" || auth != "Bearer "+appToken) {
 		write(w, 401, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
 		return
 	}

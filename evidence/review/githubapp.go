@@ -1,0 +1,139 @@
+package review
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// GitHubAppConfig has Vouch ask GitHub as an installation of a GitHub
+// App rather than with a token: the app belongs to the organisation, not
+// to a person, and its installation tokens live an hour.
+type GitHubAppConfig struct {
+	// ClientID is the app's client ID (or its numeric app ID): the issuer
+	// of the JWTs it signs.
+	ClientID string `json:"client_id"`
+	// InstallationID is the app's installation in the organisation.
+	InstallationID int64 `json:"installation_id"`
+	// PrivateKeyFile holds the app's private key, PEM as GitHub issues it
+	// (a mounted Secret).
+	PrivateKeyFile string `json:"private_key_file"`
+}
+
+// githubApp holds an installation token and buys the next one, with a
+// JWT signed by the app's key, when it has less than refreshBefore left.
+type githubApp struct {
+	cfg    GitHubAppConfig
+	key    *rsa.PrivateKey
+	client Client // authenticates with the JWT
+	now    func() time.Time
+
+	mu      sync.Mutex
+	token   string
+	expires time.Time
+}
+
+// refreshBefore is how long before its expiry an installation token is
+// replaced: longer than a review takes to read.
+const refreshBefore = 5 * time.Minute
+
+// newGitHubApp reads the app's key. client is the forge's client, whose
+// URL, HTTP client and redirect rules the token requests share.
+func newGitHubApp(cfg GitHubAppConfig, client Client) (*githubApp, error) {
+	switch {
+	case cfg.ClientID == "":
+		return nil, errors.New("client_id: is required (the app's client ID or app ID)")
+	case cfg.InstallationID <= 0:
+		return nil, errors.New("installation_id: is required (the app's installation in the organisation)")
+	case cfg.PrivateKeyFile == "":
+		return nil, errors.New("private_key_file: is required (the app's private key, from a mounted Secret)")
+	}
+	b, err := os.ReadFile(cfg.PrivateKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("private_key_file: %w", err)
+	}
+	key, err := parseRSAKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("private_key_file: %w", err)
+	}
+	client.Header, client.Token, client.Source = "", "", nil
+	return &githubApp{cfg: cfg, key: key, client: client, now: time.Now}, nil
+}
+
+// parseRSAKey reads an RSA private key in PEM: PKCS #1, as GitHub issues
+// app keys, or PKCS #8.
+func parseRSAKey(b []byte) (*rsa.PrivateKey, error) {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, errors.New("no PEM block: want the app's private key as GitHub issues it (BEGIN RSA PRIVATE KEY)")
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("not an RSA private key: %w", err)
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("a %T, not an RSA private key: GitHub signs app JWTs with RS256", k)
+	}
+	return rk, nil
+}
+
+// header is the Authorization value for the next request: the current
+// installation token, or a new one.
+func (a *githubApp) header(ctx context.Context) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.token != "" && a.now().Add(refreshBefore).Before(a.expires) {
+		return "Bearer " + a.token, nil
+	}
+	jwt, err := a.jwt()
+	if err != nil {
+		return "", err
+	}
+	c := a.client
+	c.Header, c.Token = "Authorization", "Bearer "+jwt
+	var answer struct {
+		Token     string    `json:"token"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if _, err := c.call(ctx, "POST", true, fmt.Sprintf("/app/installations/%d/access_tokens", a.cfg.InstallationID), struct{}{}, &answer); err != nil {
+		return "", fmt.Errorf("github app %s: an installation token (are client_id, installation_id and private_key_file the app's?): %w", a.cfg.ClientID, err)
+	}
+	if answer.Token == "" || answer.ExpiresAt.IsZero() {
+		return "", fmt.Errorf("github app %s: the installation token answer has no token or expiry", a.cfg.ClientID)
+	}
+	a.token, a.expires = answer.Token, answer.ExpiresAt
+	return "Bearer " + a.token, nil
+}
+
+// jwt is the app's JSON Web Token (RFC 7519, RS256): issued a minute ago,
+// against clock drift, and valid for nine more, within GitHub's ten.
+func (a *githubApp) jwt() (string, error) {
+	now := a.now()
+	enc := base64.RawURLEncoding
+	claims, err := json.Marshal(map[string]any{"iat": now.Add(-time.Minute).Unix(), "exp": now.Add(9 * time.Minute).Unix(), "iss": a.cfg.ClientID})
+	if err != nil {
+		return "", err
+	}
+	signed := enc.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." + enc.EncodeToString(claims)
+	sum := sha256.Sum256([]byte(signed))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, a.key, crypto.SHA256, sum[:])
+	if err != nil {
+		return "", err
+	}
+	return signed + "." + enc.EncodeToString(sig), nil
+}
