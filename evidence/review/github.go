@@ -39,6 +39,7 @@ func (c *Client) GitHub(ctx context.Context, repo, commit string, allowStale boo
 		return Review{}, err
 	}
 	for _, p := range pulls {
+		var contributors map[string]bool
 		q := Request{Number: p.Number, URL: p.HTMLURL, Title: p.Title, Author: p.User.Login, State: p.State, Base: p.Base.Ref, Head: p.Head.SHA, Approvers: []string{}}
 		if !p.Merged.IsZero() {
 			q.State, q.MergedAt = "merged", p.Merged
@@ -47,11 +48,15 @@ func (c *Client) GitHub(ctx context.Context, repo, commit string, allowStale boo
 			}
 			var detail struct {
 				MergedBy ghUser `json:"merged_by"`
+				Commits  int    `json:"commits"`
 			}
 			if _, err := c.get(ctx, true, fmt.Sprintf("%s/pulls/%d", prefix, p.Number), &detail); err != nil {
 				return Review{}, err
 			}
 			q.MergedBy = detail.MergedBy.Login
+			if contributors, err = c.githubContributors(ctx, prefix, p.Number, detail.Commits); err != nil {
+				return Review{}, err
+			}
 		}
 		reviews, err := list[struct {
 			User     ghUser `json:"user"`
@@ -82,6 +87,8 @@ func (c *Client) GitHub(ctx context.Context, repo, commit string, allowStale boo
 		for _, who := range order {
 			switch at := verdict[who]; {
 			case at == "":
+			case contributors[strings.ToLower(who)]:
+				q.ContributingApprovers = append(q.ContributingApprovers, who)
 			case at == q.Head || allowStale:
 				q.Approvers = append(q.Approvers, who)
 			default:
@@ -91,4 +98,29 @@ func (c *Client) GitHub(ctx context.Context, repo, commit string, allowStale boo
 		r.Requests = append(r.Requests, q)
 	}
 	return r, nil
+}
+
+// maxPullCommits is the most commits GitHub lists of a pull request.
+const maxPullCommits = 250
+
+// githubContributors returns who wrote or committed the commits of a pull
+// request (lower-case logins; not web-flow, GitHub's committer of what is
+// done in its web pages): their approvals are not a second person's.
+func (c *Client) githubContributors(ctx context.Context, prefix string, number, commits int) (map[string]bool, error) {
+	if commits > maxPullCommits {
+		return nil, fmt.Errorf("pull request #%d has %d commits; GitHub lists only %d, so who wrote the others is unknown", number, commits, maxPullCommits)
+	}
+	listed, err := list[struct{ Author, Committer *ghUser }](ctx, c, true, fmt.Sprintf("%s/pulls/%d/commits?per_page=%d", prefix, number, perPage))
+	if err != nil {
+		return nil, err
+	}
+	who := map[string]bool{}
+	for _, cm := range listed {
+		for _, u := range []*ghUser{cm.Author, cm.Committer} {
+			if u != nil && u.Login != "" && u.Login != "web-flow" {
+				who[strings.ToLower(u.Login)] = true
+			}
+		}
+	}
+	return who, nil
 }

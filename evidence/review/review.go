@@ -12,7 +12,8 @@
 // (a push after the approval is code nobody approved), unless stale
 // approvals are allowed; a reviewer's latest approving or
 // change-requesting review is their verdict, and a dismissed one none;
-// bots do not count. On GitLab the merge request's approvals are as GitLab
+// bots do not count, and neither do reviewers who wrote or committed
+// commits of the request (GitHub). On GitLab the merge request's approvals are as GitLab
 // keeps them (its project settings decide whether a push resets them).
 package review
 
@@ -41,9 +42,11 @@ type Request struct {
 	// commit, or the squashed one.
 	Merged []string `json:"merge_commits,omitempty"`
 	// Approvers approved it, not being its author; StaleApprovers
-	// approved an earlier head commit only (GitHub).
-	Approvers      []string `json:"approvers"`
-	StaleApprovers []string `json:"stale_approvers,omitempty"`
+	// approved an earlier head commit only, and ContributingApprovers
+	// wrote or committed commits of it (GitHub): neither counts.
+	Approvers             []string `json:"approvers"`
+	StaleApprovers        []string `json:"stale_approvers,omitempty"`
+	ContributingApprovers []string `json:"contributing_approvers,omitempty"`
 }
 
 // result reports whether commit is what the request merged.
@@ -101,6 +104,9 @@ func (r *Review) Judge(min int, base string) {
 		r.Reason = fmt.Sprintf("#%d was merged with %d approval(s) by someone other than its author %s, %d required", q.Number, len(q.Approvers), q.Author, min)
 		if len(q.StaleApprovers) > 0 {
 			r.Reason += fmt.Sprintf(" (%s approved an earlier commit of it only)", strings.Join(q.StaleApprovers, ", "))
+		}
+		if len(q.ContributingApprovers) > 0 {
+			r.Reason += fmt.Sprintf(" (%s approved it but also wrote or committed commits of it)", strings.Join(q.ContributingApprovers, ", "))
 		}
 	case len(elsewhere) > 0:
 		r.Reason = fmt.Sprintf("#%d was merged into %s, not %s: no reviewed request brought commit %s into %s", elsewhere[0].Number, elsewhere[0].Base, base, r.Commit, base)

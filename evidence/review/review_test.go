@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,7 +27,9 @@ func TestGitHub(t *testing.T) {
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
 	gh.Add(forgetest.Request{
 		Number: 42, Title: "Pay by card", Author: "alice", Commits: []string{early, head, merge}, Head: head, MergeCommit: merge, Base: "main", MergedBy: "mona",
+		Contributors: []string{"Gina"},
 		Reviews: []forgetest.Review{
+			{User: "gina", State: "APPROVED", Commit: head},   // she wrote a commit of it
 			{User: "carol", State: "APPROVED", Commit: early}, // then alice pushed: stale
 			{User: "bob", State: "COMMENTED", Commit: early},
 			{User: "bob", State: "APPROVED", Commit: head},
@@ -50,7 +53,7 @@ func TestGitHub(t *testing.T) {
 	want := Request{
 		Number: 42, URL: "https://github.com/octo-org/payments-api/pull/42", Title: "Pay by card", Author: "alice", State: "merged",
 		Base: "main", Head: head, MergedBy: "mona", MergedAt: r.Requests[0].MergedAt, Merged: []string{merge},
-		Approvers: []string{"bob"}, StaleApprovers: []string{"carol"},
+		Approvers: []string{"bob"}, StaleApprovers: []string{"carol"}, ContributingApprovers: []string{"gina"},
 	}
 	if len(r.Requests) != 1 || !reflect.DeepEqual(r.Requests[0], want) || r.Requests[0].MergedAt.IsZero() {
 		t.Fatalf("requests %+v, want %+v", r.Requests, want)
@@ -60,7 +63,7 @@ func TestGitHub(t *testing.T) {
 		t.Errorf("one approval: %v %q", r.Passed, r.Reason)
 	}
 	r.Judge(2, "")
-	if r.Passed || r.Reason != "#42 was merged with 1 approval(s) by someone other than its author alice, 2 required (carol approved an earlier commit of it only)" {
+	if r.Passed || r.Reason != "#42 was merged with 1 approval(s) by someone other than its author alice, 2 required (carol approved an earlier commit of it only) (gina approved it but also wrote or committed commits of it)" {
 		t.Errorf("two approvals: %v %q", r.Passed, r.Reason)
 	}
 	stale, err := c.GitHub(ctx, "octo-org/payments-api", merge, true)
@@ -111,6 +114,17 @@ func TestGitHub(t *testing.T) {
 	gh.Add(huge)
 	if _, err := c.GitHub(ctx, "octo-org/payments-api", "huge", false); err == nil || !strings.Contains(err.Error(), "more than 10 pages of 100: too many to judge") {
 		t.Errorf("1,001 reviews: %v", err)
+	}
+
+	// Who wrote a pull request's commits must be known in full.
+	many := forgetest.Request{Number: 46, Author: "alice", Head: "many", MergeCommit: "many", Base: "main", MergedBy: "mona"}
+	for i := range maxPullCommits {
+		many.Commits = append(many.Commits, fmt.Sprintf("c%d", i))
+	}
+	many.Commits = append(many.Commits, "many")
+	gh.Add(many)
+	if _, err := c.GitHub(ctx, "octo-org/payments-api", "many", false); err == nil || !strings.Contains(err.Error(), "pull request #46 has 251 commits; GitHub lists only 250") {
+		t.Errorf("251 commits: %v", err)
 	}
 
 	// Errors say what the forge said, and what to check.

@@ -42,7 +42,10 @@ type Request struct {
 	Base        string
 	MergedBy    string // "" = not merged
 	Open        bool   // not merged: open, else closed
-	Reviews     []Review
+	// Contributors wrote commits of a GitHub pull request besides its
+	// Author, who wrote Commits.
+	Contributors []string
+	Reviews      []Review
 	// Approvers is GitLab's approved_by list, and the Azure DevOps
 	// reviewers who voted "approved" (besides them, a group votes too).
 	Approvers []string
@@ -215,7 +218,7 @@ func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 			"number": q.Number, "title": q.Title, "state": state, "user": user(q.Author), "merged_at": merged,
 			"html_url": fmt.Sprintf("https://github.com/%s/pull/%d", f.repo, q.Number),
 			"head":     map[string]any{"sha": q.Head}, "base": map[string]any{"ref": q.Base},
-			"merged_by": user(q.MergedBy), "merge_commit_sha": q.MergeCommit,
+			"merged_by": user(q.MergedBy), "merge_commit_sha": q.MergeCommit, "commits": len(q.Commits) + len(q.Contributors),
 		}
 	}
 	switch {
@@ -236,6 +239,18 @@ func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(parts) == 2 {
 			write(w, 200, pull(qs[0]))
+			return
+		}
+		if parts[2] == "commits" {
+			// What the web pages commit, web-flow commits.
+			out := []any{}
+			for _, c := range qs[0].Commits {
+				out = append(out, map[string]any{"sha": c, "author": user(qs[0].Author), "committer": user("web-flow")})
+			}
+			for i, who := range qs[0].Contributors {
+				out = append(out, map[string]any{"sha": fmt.Sprintf("%040x", i+1), "author": user(who), "committer": user(who)})
+			}
+			f.page(w, r, out)
 			return
 		}
 		out := []any{}
