@@ -239,7 +239,7 @@ func definition(env policy.Environment) []string {
 	add(len(r.Attestations) > 0, "attestations whose latest report passed: %s", strings.Join(r.Attestations, ", "))
 	add(len(r.VerifiedAttestations) > 0, "attestations whose latest report passed and is signed by a trusted key: %s", strings.Join(r.VerifiedAttestations, ", "))
 	for _, name := range slices.Sorted(maps.Keys(r.MaxAge)) {
-		add(true, "%s reported at most %s before the change", name, time.Duration(r.MaxAge[name]))
+		add(true, "%s reported (or, keyless, signed) at most %s before the change", name, time.Duration(r.MaxAge[name]))
 	}
 	add(r.Approval, "a release approval for %s in force: approved, unexpired, not followed by a rejection", env.Name)
 	add(r.FourEyes, "four eyes: the approver is not the commit's author")

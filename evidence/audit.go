@@ -119,6 +119,10 @@ func SameRecord(stored any, e journal.Entry, withPayload bool) bool {
 		}
 		st.Payload, j.Payload = nil, nil
 		st.ReportedAt, j.ReportedAt = micro(st.ReportedAt), micro(j.ReportedAt)
+		if !sameTime(st.SignedAt, j.SignedAt) {
+			return false
+		}
+		st.SignedAt, j.SignedAt = nil, nil
 		return reflect.DeepEqual(st, j)
 	case Approval:
 		var j Approval
@@ -126,7 +130,7 @@ func SameRecord(stored any, e journal.Entry, withPayload bool) bool {
 			return false
 		}
 		st.ApprovedAt, j.ApprovedAt = micro(st.ApprovedAt), micro(j.ApprovedAt)
-		if (st.ExpiresAt == nil) != (j.ExpiresAt == nil) || st.ExpiresAt != nil && !micro(*st.ExpiresAt).Equal(micro(*j.ExpiresAt)) {
+		if !sameTime(st.ExpiresAt, j.ExpiresAt) {
 			return false
 		}
 		st.ExpiresAt, j.ExpiresAt = nil, nil
@@ -136,6 +140,12 @@ func SameRecord(stored any, e journal.Entry, withPayload bool) bool {
 }
 
 func micro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// sameTime compares optional times as the stores keep them, to the
+// microsecond.
+func sameTime(a, b *time.Time) bool {
+	return (a == nil) == (b == nil) && (a == nil || micro(*a).Equal(micro(*b)))
+}
 
 func sameJSON(a, b json.RawMessage) bool {
 	if len(a) == 0 || len(b) == 0 {

@@ -9,7 +9,8 @@ deny contains violation(msg, "freshness", sprintf("fresh %s", [name])) if {
 	some a in checked
 	att := a.latest_attestations[name]
 	time.now_ns() - made_at_ns(att) > time.parse_duration_ns(max_age)
-	msg := sprintf("%s: image %s: the latest attestation %q (id %d) %s, more than %s before this change; report a new one (required in %s)", [subject(a), a.image, name, att.id, made_at_text(att), max_age, env.name])
+	[when, remedy] := made_at_text(att)
+	msg := sprintf("%s: image %s: the latest attestation %q (id %d) %s, more than %s before this change; %s (required in %s)", [subject(a), a.image, name, att.id, when, max_age, remedy, env.name])
 }
 
 # An attestation was made when it was reported or, for a keyless signature
@@ -20,9 +21,11 @@ made_at_ns(att) := min({time.parse_rfc3339_ns(att.reported_at), time.parse_rfc33
 	att.signed_at
 } else := time.parse_rfc3339_ns(att.reported_at)
 
-made_at_text(att) := sprintf("was signed at %s", [att.signed_at]) if {
+# made_at_text says when, and how to renew it: posting the same bundle
+# again does not make it younger.
+made_at_text(att) := [sprintf("was signed at %s", [att.signed_at]), "sign and report a new one"] if {
 	time.parse_rfc3339_ns(att.signed_at) < time.parse_rfc3339_ns(att.reported_at)
-} else := sprintf("was reported at %s", [att.reported_at])
+} else := [sprintf("was reported at %s", [att.reported_at]), "report a new one"]
 
 # A missing attestation is reported here only when no other rule requires
 # it already.

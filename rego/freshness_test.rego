@@ -30,7 +30,7 @@ keyless_scan(signed_at) := object.union(passed("security-scan", 3), {"type": "in
 
 test_old_keyless_signature_reported_today_is_denied if {
 	d := decide(fresh_env("24h0m0s"), [artifact({"latest_attestations": {"security-scan": keyless_scan("2026-09-01T08:00:00Z")}})])
-	d.deny == {sprintf(`container "web": image %s: the latest attestation "security-scan" (id 3) was signed at 2026-09-01T08:00:00Z, more than 24h0m0s before this change; report a new one (required in prod)`, [image])}
+	d.deny == {sprintf(`container "web": image %s: the latest attestation "security-scan" (id 3) was signed at 2026-09-01T08:00:00Z, more than 24h0m0s before this change; sign and report a new one (required in prod)`, [image])}
 }
 
 test_recent_keyless_signature_is_fresh if {

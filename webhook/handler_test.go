@@ -571,7 +571,7 @@ func TestKeylessAttestationAgesFromItsSignature(t *testing.T) {
 	}
 	old := now.Add(-40 * 24 * time.Hour)
 	resp := f.decide(review("k2", "prod", "CREATE", false, sbom(digest(8), old)))
-	if want := `the latest attestation "sbom" (id 2) was signed at ` + old.Format(time.RFC3339) + `, more than 24h0m0s before this change`; resp.Allowed || !strings.Contains(resp.Result.Message, want) {
+	if want := `the latest attestation "sbom" (id 2) was signed at ` + old.Format(time.RFC3339) + `, more than 24h0m0s before this change; sign and report a new one`; resp.Allowed || !strings.Contains(resp.Result.Message, want) {
 		t.Errorf("signed 40 days ago, reported now: %+v; want denied saying %q", resp.Result, want)
 	}
 }

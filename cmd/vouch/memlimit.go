@@ -38,8 +38,8 @@ func setMemoryLimit() (set, container int64) {
 // memoryLimit returns the soft memory limit to set and the container's
 // limit it is derived from (see setMemoryLimit).
 func memoryLimit(lookupEnv func(string) (string, bool), self string, sys fs.FS) (set, container int64) {
-	if _, ok := lookupEnv("GOMEMLIMIT"); ok {
-		return 0, 0 // the operator's word, "off" included
+	if v, ok := lookupEnv("GOMEMLIMIT"); ok && v != "" {
+		return 0, 0 // the operator's word, "off" included (empty is unset, as for the runtime)
 	}
 	container = cgroupMemoryLimit(self, sys)
 	return int64(float64(container) * memoryLimitShare), container

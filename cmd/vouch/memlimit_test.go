@@ -46,6 +46,11 @@ func TestMemoryLimitFromCgroup(t *testing.T) {
 			env: func(k string) (string, bool) { return "off", k == "GOMEMLIMIT" },
 		},
 		{
+			name: "GOMEMLIMIT empty is unset", self: "0::/\n",
+			sys: fstest.MapFS{"memory.max": file("536870912")}, container: 512 << 20,
+			env: func(k string) (string, bool) { return "", k == "GOMEMLIMIT" },
+		},
+		{
 			name: "unreadable lines and values", self: "garbage\n0::/\n",
 			sys: fstest.MapFS{"memory.max": file("lots")},
 		},

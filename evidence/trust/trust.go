@@ -270,7 +270,8 @@ func Reports(st intoto.Statement, name string, v Verdict) (Records, error) {
 	}
 	var signedAt *time.Time
 	if v.Signer != nil && !v.Signer.SignedAt.IsZero() {
-		signedAt = &v.Signer.SignedAt
+		t := v.Signer.SignedAt.UTC().Truncate(time.Microsecond) // as the stores keep it
+		signedAt = &t
 	}
 	var r Records
 	if st.PredicateType == intoto.SLSAProvenanceV1 || st.PredicateType == intoto.SLSAProvenanceV02 {

@@ -517,9 +517,15 @@ func testEvidenceAudit(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	signedAt := time.Date(2026, 9, 1, 8, 0, 0, 0, time.UTC)
+	keyless, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest(1), Name: "sbom", Type: "in-toto", Passed: &yes,
+		Verified: true, KeyID: "ci-workflow", SignedAt: &signedAt})
+	if err != nil {
+		t.Fatal(err)
+	}
 	admission := appendBatch(t, s, entry(t, journal.KindAdmission, "admission:x", 0))[0].Index
-	if n, err := evidence.Audit(ctx, s, s, nil); n != 3 || err != nil {
-		t.Fatalf("Audit = %d, %v; want 3 records, no error", n, err)
+	if n, err := evidence.Audit(ctx, s, s, nil); n != 4 || err != nil {
+		t.Fatalf("Audit = %d, %v; want 4 records, no error", n, err)
 	}
 	tp, ok := s.(Tamperer)
 	if !ok {
@@ -529,16 +535,18 @@ func testEvidenceAudit(t *testing.T, s Store) {
 	// turned from rejected to approved would change admissions.
 	tp.RewriteEvidence(t, fmt.Sprintf(`UPDATE attestations SET passed = NOT passed WHERE id = %d`, test.ID))
 	tp.RewriteEvidence(t, fmt.Sprintf(`UPDATE approvals SET decision = 'rejected' WHERE id = %d`, approval.ID))
+	// An old signature's time erased: the evidence would look fresh.
+	tp.RewriteEvidence(t, fmt.Sprintf(`UPDATE attestations SET signed_at = NULL WHERE id = %d`, keyless.ID))
 	n, err := evidence.Audit(ctx, s, s, nil)
 	var ae *journal.MismatchError
-	if n != 3 || !errors.As(err, &ae) || ae.Count != 2 || !strings.Contains(err.Error(), "content differs") {
-		t.Fatalf("Audit after two rows changed = %d, %v; want 3 records, 2 changed", n, err)
+	if n != 4 || !errors.As(err, &ae) || ae.Count != 3 || !strings.Contains(err.Error(), "content differs") {
+		t.Fatalf("Audit after three rows changed = %d, %v; want 4 records, 3 changed", n, err)
 	}
 	tp.InsertArtifact(t, admission, digest(7))
 	tp.InsertArtifact(t, admission+1000, digest(8))
 	n, err = evidence.Audit(ctx, s, s, nil)
-	if n != 5 || !errors.As(err, &ae) || ae.Count != 4 {
-		t.Fatalf("Audit after two rows inserted around the journal = %d, %v; want 5 records, 4 not the journal's", n, err)
+	if n != 6 || !errors.As(err, &ae) || ae.Count != 5 {
+		t.Fatalf("Audit after two rows inserted around the journal = %d, %v; want 6 records, 5 not the journal's", n, err)
 	}
 	t.Log(err)
 }
