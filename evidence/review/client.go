@@ -23,8 +23,10 @@ type Client struct {
 	// Authorization: Bearer …, PRIVATE-TOKEN: ….
 	Header, Token string
 	// Source, when set, gives the header's value for each request instead
-	// of Token: a GitHub App's installation token, renewed as it expires.
+	// of Token: a GitHub App's installation token, renewed as it expires;
+	// Reject is told a value the forge refused (HTTP 401).
 	Source func(context.Context) (string, error)
+	Reject func(value string)
 }
 
 // Credential is the header and value that carry a token to a forge of
@@ -195,6 +197,9 @@ func (c *Client) call(ctx context.Context, method string, github bool, path stri
 	}
 	if len(answer) > maxBody {
 		return "", fmt.Errorf("%s %s: the answer is larger than %d bytes", method, req.URL.Path, maxBody)
+	}
+	if resp.StatusCode == http.StatusUnauthorized && c.Reject != nil {
+		c.Reject(value)
 	}
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		var m struct {

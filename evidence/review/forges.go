@@ -46,6 +46,7 @@ type Forges struct {
 type forge struct {
 	cfg    ForgeConfig
 	client *Client
+	app    *githubApp // when it asks as a GitHub App
 }
 
 var forgeDefaults = map[string]struct{ api, host string }{
@@ -84,12 +85,12 @@ func NewForges(cfgs []ForgeConfig) (*Forges, error) {
 		if _, err := cl.base(); err != nil {
 			return nil, fmt.Errorf("%s.api_url: %w", field, err)
 		}
+		var app *githubApp
 		if c.GitHubApp != nil {
-			app, err := newGitHubApp(*c.GitHubApp, *cl)
-			if err != nil {
+			var err error
+			if app, err = newGitHubApp(*c.GitHubApp, *cl); err != nil {
 				return nil, fmt.Errorf("%s.github_app.%w", field, err)
 			}
-			cl.Header, cl.Source = "Authorization", app.header
 		} else {
 			b, err := os.ReadFile(c.TokenFile)
 			if err != nil {
@@ -97,7 +98,7 @@ func NewForges(cfgs []ForgeConfig) (*Forges, error) {
 			}
 			cl.Header, cl.Token = Credential(c.Type, strings.TrimSpace(string(b)))
 		}
-		f.list = append(f.list, forge{cfg: c, client: cl})
+		f.list = append(f.list, forge{cfg: c, client: cl, app: app})
 	}
 	return f, nil
 }
@@ -119,7 +120,12 @@ func (f *Forges) Review(ctx context.Context, repository, commit string) (Review,
 			if !slices.Contains(fg.cfg.Hosts, host) {
 				continue
 			}
-			r, err := fg.client.Ask(ctx, fg.cfg.Type, path, commit, false)
+			client := fg.client
+			if fg.app != nil {
+				on := fg.app.on(path)
+				client = &on
+			}
+			r, err := client.Ask(ctx, fg.cfg.Type, path, commit, false)
 			if err != nil {
 				return Review{}, fg.cfg.Name, err
 			}

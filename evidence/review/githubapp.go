@@ -12,8 +12,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
-	"sync"
+	"strings"
 	"time"
 )
 
@@ -24,24 +25,34 @@ type GitHubAppConfig struct {
 	// ClientID is the app's client ID (or its numeric app ID): the issuer
 	// of the JWTs it signs.
 	ClientID string `json:"client_id"`
-	// InstallationID is the app's installation in the organisation.
-	InstallationID int64 `json:"installation_id"`
+	// InstallationID, when set, is the installation asked about every
+	// repository; without it, Vouch asks GitHub for the installation on
+	// each repository's owner, so that one app installed in several
+	// organisations serves them all.
+	InstallationID int64 `json:"installation_id,omitempty"`
 	// PrivateKeyFile holds the app's private key, PEM as GitHub issues it
 	// (a mounted Secret).
 	PrivateKeyFile string `json:"private_key_file"`
 }
 
-// githubApp holds an installation token and buys the next one, with a
-// JWT signed by the app's key, when it has less than refreshBefore left.
+// githubApp holds an installation token per owner (one for all with a
+// configured installation) and buys the next, with a JWT signed by the
+// app's key, when one has less than refreshBefore left or GitHub refused
+// it.
 type githubApp struct {
 	cfg    GitHubAppConfig
 	key    *rsa.PrivateKey
 	client Client // authenticates with the JWT
 	now    func() time.Time
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+	lock   chan struct{} // held while tokens is read or bought; waiting honours ctx
+	tokens map[string]installationToken
+}
+
+type installationToken struct {
+	installation int64
+	token        string
+	expires      time.Time
 }
 
 // refreshBefore is how long before its expiry an installation token is
@@ -54,8 +65,8 @@ func newGitHubApp(cfg GitHubAppConfig, client Client) (*githubApp, error) {
 	switch {
 	case cfg.ClientID == "":
 		return nil, errors.New("client_id: is required (the app's client ID or app ID)")
-	case cfg.InstallationID <= 0:
-		return nil, errors.New("installation_id: is required (the app's installation in the organisation)")
+	case cfg.InstallationID < 0:
+		return nil, errors.New("installation_id: must be positive, or left out to find each owner's")
 	case cfg.PrivateKeyFile == "":
 		return nil, errors.New("private_key_file: is required (the app's private key, from a mounted Secret)")
 	}
@@ -67,8 +78,8 @@ func newGitHubApp(cfg GitHubAppConfig, client Client) (*githubApp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("private_key_file: %w", err)
 	}
-	client.Header, client.Token, client.Source = "", "", nil
-	return &githubApp{cfg: cfg, key: key, client: client, now: time.Now}, nil
+	client.Header, client.Token, client.Source, client.Reject = "", "", nil, nil
+	return &githubApp{cfg: cfg, key: key, client: client, now: time.Now, lock: make(chan struct{}, 1), tokens: map[string]installationToken{}}, nil
 }
 
 // parseRSAKey reads an RSA private key in PEM: PKCS #1, as GitHub issues
@@ -92,13 +103,32 @@ func parseRSAKey(b []byte) (*rsa.PrivateKey, error) {
 	return rk, nil
 }
 
-// header is the Authorization value for the next request: the current
-// installation token, or a new one.
-func (a *githubApp) header(ctx context.Context) (string, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.token != "" && a.now().Add(refreshBefore).Before(a.expires) {
-		return "Bearer " + a.token, nil
+// on returns the forge's client for requests about repo (owner/name),
+// authenticated as the app's installation there.
+func (a *githubApp) on(repo string) Client {
+	c := a.client
+	c.Header, c.Reject = "Authorization", a.reject
+	c.Source = func(ctx context.Context) (string, error) { return a.header(ctx, repo) }
+	return c
+}
+
+// header is the Authorization value for a request about repo: the
+// installation's current token, or a new one.
+func (a *githubApp) header(ctx context.Context, repo string) (string, error) {
+	owner, _, _ := strings.Cut(repo, "/")
+	key := strings.ToLower(owner)
+	if a.cfg.InstallationID != 0 {
+		key = ""
+	}
+	select {
+	case a.lock <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	defer func() { <-a.lock }()
+	t := a.tokens[key]
+	if t.token != "" && a.now().Add(refreshBefore).Before(t.expires) {
+		return "Bearer " + t.token, nil
 	}
 	jwt, err := a.jwt()
 	if err != nil {
@@ -106,18 +136,47 @@ func (a *githubApp) header(ctx context.Context) (string, error) {
 	}
 	c := a.client
 	c.Header, c.Token = "Authorization", "Bearer "+jwt
+	if t.installation = a.cfg.InstallationID; t.installation == 0 {
+		var inst struct {
+			ID int64 `json:"id"`
+		}
+		if _, err := c.call(ctx, "GET", true, "/repos/"+repoPath(repo)+"/installation", nil, &inst); err != nil {
+			return "", fmt.Errorf("github app %s: its installation on %s (is the app installed there?): %w", a.cfg.ClientID, repo, err)
+		}
+		t.installation = inst.ID
+	}
 	var answer struct {
 		Token     string    `json:"token"`
 		ExpiresAt time.Time `json:"expires_at"`
 	}
-	if _, err := c.call(ctx, "POST", true, fmt.Sprintf("/app/installations/%d/access_tokens", a.cfg.InstallationID), struct{}{}, &answer); err != nil {
+	if _, err := c.call(ctx, "POST", true, fmt.Sprintf("/app/installations/%d/access_tokens", t.installation), struct{}{}, &answer); err != nil {
 		return "", fmt.Errorf("github app %s: an installation token (are client_id, installation_id and private_key_file the app's?): %w", a.cfg.ClientID, err)
 	}
 	if answer.Token == "" || answer.ExpiresAt.IsZero() {
 		return "", fmt.Errorf("github app %s: the installation token answer has no token or expiry", a.cfg.ClientID)
 	}
-	a.token, a.expires = answer.Token, answer.ExpiresAt
-	return "Bearer " + a.token, nil
+	t.token, t.expires = answer.Token, answer.ExpiresAt
+	a.tokens[key] = t
+	return "Bearer " + t.token, nil
+}
+
+// reject forgets the token GitHub refused (revoked, or the installation
+// suspended): the next request buys another instead of failing until it
+// expires.
+func (a *githubApp) reject(value string) {
+	a.lock <- struct{}{}
+	defer func() { <-a.lock }()
+	for k, t := range a.tokens {
+		if "Bearer "+t.token == value {
+			delete(a.tokens, k)
+		}
+	}
+}
+
+// repoPath escapes owner/name for a URL path.
+func repoPath(repo string) string {
+	owner, name, _ := strings.Cut(repo, "/")
+	return url.PathEscape(owner) + "/" + url.PathEscape(name)
 }
 
 // jwt is the app's JSON Web Token (RFC 7519, RS256): issued a minute ago,

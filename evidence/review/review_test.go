@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -308,6 +309,36 @@ func TestForgesAsGitHubApp(t *testing.T) {
 	if app.Issued != 1 {
 		t.Errorf("%d installation tokens for three reviews within the hour, want 1", app.Issued)
 	}
+	// A token GitHub refuses is not used again.
+	gh.RevokeAppToken()
+	if _, _, err := f.Review(ctx, "https://github.com/octo-org/payments-api", merge); err == nil || !strings.Contains(err.Error(), "401 Unauthorized") {
+		t.Errorf("with the token revoked: %v", err)
+	}
+	if r, _, err := f.Review(ctx, "https://github.com/octo-org/payments-api", merge); err != nil || !r.Passed || app.Issued != 2 {
+		t.Errorf("after the refusal: %+v, %v; %d tokens issued, want 2", r, err, app.Issued)
+	}
+
+	// Without installation_id, the installation is the repository
+	// owner's, asked once.
+	owners := forgetest.GitHub(t, "octo-org/payments-api")
+	owners.Add(pr)
+	ownersApp := owners.InstallApp(t)
+	f, err := NewForges([]ForgeConfig{{Name: "github", Type: "github", APIURL: owners.URL,
+		GitHubApp: &GitHubAppConfig{ClientID: ownersApp.ClientID, PrivateKeyFile: ownersApp.KeyFile}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if r, _, err := f.Review(ctx, "https://github.com/octo-org/payments-api", merge); err != nil || !r.Passed {
+			t.Fatalf("review as the owner's installation: %+v, %v", r, err)
+		}
+	}
+	if n := slices.Index(owners.Calls, "/repos/octo-org/payments-api/installation"); n < 0 || slices.Contains(owners.Calls[n+1:], owners.Calls[n]) || ownersApp.Issued != 1 {
+		t.Errorf("calls %v, %d tokens: want the installation asked once, one token", owners.Calls, ownersApp.Issued)
+	}
+	if _, _, err := f.Review(ctx, "https://github.com/other-org/api", merge); err == nil || !strings.Contains(err.Error(), "github app "+ownersApp.ClientID+": its installation on other-org/api (is the app installed there?): GET /repos/other-org/api/installation: 404 Not Found") {
+		t.Errorf("an owner the app is not installed on: %v", err)
+	}
 
 	short := forgetest.GitHub(t, "octo-org/payments-api")
 	short.Add(pr)
@@ -329,7 +360,7 @@ func TestForgesAsGitHubApp(t *testing.T) {
 		t.Errorf("%d installation tokens for %d requests with tokens about to expire, want one each", shortApp.Issued, api)
 	}
 
-	_, _, err := forges(gh, app, "Iv23liSomeoneElse").Review(ctx, "https://github.com/octo-org/payments-api", merge)
+	_, _, err = forges(gh, app, "Iv23liSomeoneElse").Review(ctx, "https://github.com/octo-org/payments-api", merge)
 	if want := "github app Iv23liSomeoneElse: an installation token (are client_id, installation_id and private_key_file the app's?): POST /app/installations/4711/access_tokens: 401 Unauthorized: A JSON web token could not be decoded: issuer Iv23liSomeoneElse"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("another app's ID: %v, want %q", err, want)
 	}
@@ -345,7 +376,7 @@ func TestForgesAsGitHubApp(t *testing.T) {
 		{ForgeConfig{Name: "g", Type: "github", TokenFile: token, GitHubApp: ok}, "forges[0]: token_file and github_app: give one"},
 		{ForgeConfig{Name: "g", Type: "gitlab", GitHubApp: ok}, "forges[0].github_app: is for type github, not gitlab"},
 		{ForgeConfig{Name: "g", Type: "github", GitHubApp: &GitHubAppConfig{InstallationID: 1, PrivateKeyFile: app.KeyFile}}, "forges[0].github_app.client_id: is required"},
-		{ForgeConfig{Name: "g", Type: "github", GitHubApp: &GitHubAppConfig{ClientID: "x", PrivateKeyFile: app.KeyFile}}, "forges[0].github_app.installation_id: is required"},
+		{ForgeConfig{Name: "g", Type: "github", GitHubApp: &GitHubAppConfig{ClientID: "x", InstallationID: -1, PrivateKeyFile: app.KeyFile}}, "forges[0].github_app.installation_id: must be positive"},
 		{ForgeConfig{Name: "g", Type: "github", GitHubApp: &GitHubAppConfig{ClientID: "x", InstallationID: 1, PrivateKeyFile: notPEM}}, "forges[0].github_app.private_key_file: no PEM block"},
 	} {
 		if _, err := NewForges([]ForgeConfig{tc.cfg}); err == nil || !strings.Contains(err.Error(), tc.want) {

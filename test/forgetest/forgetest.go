@@ -175,16 +175,15 @@ func (f *Forge) page(w http.ResponseWriter, r *http.Request, items []any) {
 }
 
 func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	app, appToken := f.app, ""
-	if app != nil {
-		appToken = app.token
-	}
-	f.mu.Unlock()
-	if app != nil && strings.HasPrefix(r.URL.Path, "/app/") {
-		f.accessToken(w, r)
+	if f.appAPI(w, r) {
 		return
 	}
+	f.mu.Lock()
+	appToken := ""
+	if f.app != nil && f.app.token != f.app.revoked {
+		appToken = f.app.token
+	}
+	f.mu.Unlock()
 	if auth := r.Header.Get("Authorization"); auth != "Bearer "+f.Token && (appToken == "" || auth != "Bearer "+appToken) {
 		write(w, 401, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
 		return

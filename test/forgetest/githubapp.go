@@ -19,7 +19,8 @@ import (
 )
 
 // App is a GitHub App installed where the forge's repository is: the
-// forge issues installation tokens at POST
+// forge names the installation at GET /repos/{repo}/installation and
+// issues installation tokens at POST
 // /app/installations/{InstallationID}/access_tokens for a JWT the app's
 // key signed, as GitHub does, and accepts the latest one besides its own
 // token (a pipeline's).
@@ -30,7 +31,7 @@ type App struct {
 	TTL            time.Duration // of the tokens it issues; an hour by default
 	Issued         int           // installation tokens issued so far
 	key            *rsa.PublicKey
-	token          string // the latest
+	token, revoked string // the latest issued; one refused
 }
 
 // InstallApp makes the GitHub forge an app's installation.
@@ -51,24 +52,48 @@ func (f *Forge) InstallApp(t testing.TB) *App {
 	return a
 }
 
-// accessToken answers POST /app/installations/{id}/access_tokens.
-func (f *Forge) accessToken(w http.ResponseWriter, r *http.Request) {
+// RevokeAppToken makes the forge refuse the installation token it issued
+// last.
+func (f *Forge) RevokeAppToken() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.app.revoked = f.app.token
+}
+
+// appAPI answers what the app asks with its JWT: GET
+// /repos/{repo}/installation and POST
+// /app/installations/{id}/access_tokens. It reports false for other
+// requests.
+func (f *Forge) appAPI(w http.ResponseWriter, r *http.Request) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a := f.app
-	if r.Method != http.MethodPost || r.URL.Path != fmt.Sprintf("/app/installations/%d/access_tokens", a.InstallationID) {
-		write(w, 404, map[string]string{"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
-		return
+	installation := r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/repos/") && strings.HasSuffix(r.URL.Path, "/installation")
+	if a == nil || !installation && !strings.HasPrefix(r.URL.Path, "/app/") {
+		return false
 	}
 	jwt, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if problem := a.check(jwt, time.Now()); !ok || problem != "" {
 		write(w, 401, map[string]string{"message": "A JSON web token could not be decoded: " + problem, "documentation_url": "https://docs.github.com/rest"})
-		return
+		return true
+	}
+	if installation && r.URL.Path != "/repos/"+f.repo+"/installation" {
+		write(w, 404, map[string]string{"message": "Not Found", "documentation_url": "https://docs.github.com/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app"})
+		return true
+	}
+	if installation {
+		write(w, 200, map[string]any{"id": a.InstallationID, "app_slug": "vouch", "target_type": "Organization"})
+		return true
+	}
+	if r.Method != http.MethodPost || r.URL.Path != fmt.Sprintf("/app/installations/%d/access_tokens", a.InstallationID) {
+		write(w, 404, map[string]string{"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+		return true
 	}
 	a.Issued++
 	a.token = fmt.Sprintf("ghs_forgetestInstallation%d", a.Issued)
 	write(w, 201, map[string]any{"token": a.token, "expires_at": time.Now().Add(a.TTL).UTC().Format(time.RFC3339),
 		"permissions": map[string]string{"pull_requests": "read", "contents": "read", "metadata": "read"}, "repository_selection": "selected"})
+	return true
 }
 
 // check verifies an app JWT as GitHub does: RS256 by the app's key, its
