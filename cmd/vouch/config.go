@@ -520,7 +520,7 @@ func (c *Config) validate() error {
 	if _, err := c.environments(); err != nil {
 		return err
 	}
-	if _, err := c.trust(); err != nil {
+	if _, _, err := c.trust(); err != nil {
 		return err
 	}
 	if _, err := c.oidc(); err != nil {
@@ -538,17 +538,19 @@ func (c *Config) oidc() (*oidc.Verifier, error) {
 	return oidc.New(c.OIDCIssuers)
 }
 
-// trust loads the trusted keys and identities.
-func (c *Config) trust() (*trust.Trust, error) {
+// trust loads the trusted keys and identities, and returns the Sigstore
+// trusted roots it read.
+func (c *Config) trust() (*trust.Trust, []byte, error) {
 	var root []byte
 	if c.SigstoreTrustedRoot != "" {
 		b, err := os.ReadFile(c.SigstoreTrustedRoot)
 		if err != nil {
-			return nil, fmt.Errorf("sigstore_trusted_root: %w", err)
+			return nil, nil, fmt.Errorf("sigstore_trusted_root: %w", err)
 		}
 		root = b
 	}
-	return trust.New(trust.Config{Keys: c.TrustedKeys, Identities: c.TrustedIdentities, TrustedRoot: root, Required: c.RequireSignatures})
+	t, err := trust.New(trust.Config{Keys: c.TrustedKeys, Identities: c.TrustedIdentities, TrustedRoot: root, Required: c.RequireSignatures})
+	return t, root, err
 }
 
 // journalKeyFile is where the checkpoint signing key lives.

@@ -218,10 +218,13 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Environments: envs.Names(),
 		Journal:      st,
 	}
-	trusted, err := cfg.trust()
+	trusted, root, err := cfg.trust()
 	if err != nil {
 		appender.Close(ctx)
 		return err
+	}
+	if cfg.SigstoreTrustedRoot != "" {
+		go watchTrustedRoot(runCtx, cfg.SigstoreTrustedRoot, root, trusted, log, trustedRootCheck)
 	}
 	forges, err := review.NewForges(cfg.Forges)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vouch-dev/vouch/auth"
@@ -63,7 +64,7 @@ type key struct {
 type Trust struct {
 	keys       []key
 	identities []*sigstore.Identity
-	sigstore   *sigstore.Verifier
+	sigstore   atomic.Pointer[sigstore.Verifier] // replaced by SetTrustedRoot
 	required   []string
 }
 
@@ -120,11 +121,9 @@ func New(cfg Config) (*Trust, error) {
 	}
 	switch {
 	case len(cfg.TrustedRoot) > 0:
-		v, err := sigstore.NewVerifier(cfg.TrustedRoot)
-		if err != nil {
-			return nil, fmt.Errorf("sigstore_trusted_root: %w", err)
+		if err := t.SetTrustedRoot(cfg.TrustedRoot); err != nil {
+			return nil, err
 		}
-		t.sigstore = v
 	case len(t.identities) > 0:
 		return nil, errors.New("trusted_identities: sigstore_trusted_root is required to verify them (for GitHub: gh attestation trusted-root > trusted_root.jsonl)")
 	}
@@ -134,6 +133,19 @@ func New(cfg Config) (*Trust, error) {
 		}
 	}
 	return t, nil
+}
+
+// SetTrustedRoot replaces the Sigstore trusted roots (the content of
+// sigstore_trusted_root), as when Sigstore or GitHub rotate their keys.
+// Verifications under way finish with the roots they began with; roots
+// that do not load change nothing.
+func (t *Trust) SetTrustedRoot(root []byte) error {
+	v, err := sigstore.NewVerifier(root)
+	if err != nil {
+		return fmt.Errorf("sigstore_trusted_root: %w", err)
+	}
+	t.sigstore.Store(v)
+	return nil
 }
 
 // SignatureRequired reports whether attestations of name must be signed.
@@ -188,7 +200,7 @@ func (t *Trust) CheckBundle(b *sigstore.Bundle, st intoto.Statement, name string
 	if len(ids) == 0 {
 		return Verdict{Problem: fmt.Sprintf("no trusted identity is configured for attestation %q of predicate type %s (trusted_identities)", name, st.PredicateType)}
 	}
-	s, err := t.sigstore.Verify(b, ids)
+	s, err := t.sigstore.Load().Verify(b, ids)
 	if err != nil {
 		return Verdict{Problem: err.Error()}
 	}
