@@ -33,25 +33,8 @@ import (
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/journal"
 	"github.com/vouch-dev/vouch/sqlite"
+	"github.com/vouch-dev/vouch/test/testlog"
 )
-
-// syncBuffer is a log destination safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // fixture is the console over a real SQLite store, with the API beside it.
 type fixture struct {
@@ -62,7 +45,7 @@ type fixture struct {
 	tokens   map[string]string // name -> secret
 	ids      map[string]string // name -> token id
 	srv      *httptest.Server
-	logs     *syncBuffer
+	logs     *testlog.Buffer
 	cp       *journal.Checkpointer
 	drift    *drift.Service
 	cfg      console.Config // the console's, for replicas of it
@@ -79,7 +62,7 @@ func newFixture(t *testing.T, tls bool) *fixture {
 	t.Cleanup(func() { db.Close() })
 	appender := journal.NewAppender(db, journal.AppenderOptions{})
 	t.Cleanup(func() { appender.Close(ctx) })
-	f := &fixture{t: t, db: db, appender: appender, auth: auth.NewService(db, nil), tokens: map[string]string{}, ids: map[string]string{}, logs: &syncBuffer{}}
+	f := &fixture{t: t, db: db, appender: appender, auth: auth.NewService(db, nil), tokens: map[string]string{}, ids: map[string]string{}, logs: &testlog.Buffer{}}
 	for name, scopes := range map[string][]auth.Scope{
 		"auditor": {auth.ScopeAuditRead},
 		"ci":      {auth.ScopeEvidenceWrite},

@@ -1,33 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vouch-dev/vouch/evidence/sigstore"
 	"github.com/vouch-dev/vouch/evidence/trust"
 	"github.com/vouch-dev/vouch/test/sigstoretest"
+	"github.com/vouch-dev/vouch/test/testlog"
 )
-
-// lockedBuffer is a log both the watcher and the test use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestTrustedRootReloads: a new sigstore_trusted_root on disk (Sigstore
 // rotated its keys) is used without a restart; one that does not load is
@@ -68,7 +54,7 @@ func TestTrustedRootReloads(t *testing.T) {
 	if !verified(old) || verified(rotated) {
 		t.Fatal("before the rotation: want the old authority's signature verified, the new one's not")
 	}
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
