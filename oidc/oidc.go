@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -53,6 +54,12 @@ type IssuerConfig struct {
 	// "repo:bank/*:ref:refs/heads/main". Required: an issuer such as
 	// GitHub's issues tokens to every repository on it.
 	Subjects []string `json:"subjects"`
+	// Claims are further claims the token must carry, each a string
+	// matching one of its patterns (as Subjects): on GitHub,
+	// job_workflow_ref: ["bank/ci/.github/workflows/build.yml@refs/heads/main"]
+	// accepts only jobs of the organisation's own build workflow, whatever
+	// repository calls it.
+	Claims map[string][]string `json:"claims,omitempty"`
 	// Scopes the token gets; evidence:write when empty. Never admin.
 	Scopes []auth.Scope `json:"scopes"`
 	// RepositoryClaim names the claim holding the job's repository
@@ -132,6 +139,16 @@ func New(cfgs []IssuerConfig, opts ...Option) (*Verifier, error) {
 				return nil, fmt.Errorf("%s.subjects: %q is not a valid pattern: %v", field, s, err)
 			}
 		}
+		for _, name := range slices.Sorted(maps.Keys(c.Claims)) {
+			if name == "" || len(c.Claims[name]) == 0 {
+				return nil, fmt.Errorf("%s.claims: %q: want a claim name and the patterns its value must match", field, name)
+			}
+			for _, p := range c.Claims[name] {
+				if _, err := path.Match(segments(p), ""); err != nil {
+					return nil, fmt.Errorf("%s.claims.%s: %q is not a valid pattern: %v", field, name, p, err)
+				}
+			}
+		}
 		c.Audience = cmp.Or(c.Audience, "vouch")
 		if len(c.Scopes) == 0 {
 			c.Scopes = []auth.Scope{auth.ScopeEvidenceWrite}
@@ -178,6 +195,11 @@ func httpClient(caFile string) (*http.Client, error) {
 // segments makes '*' in a subject pattern, and the subject, stop at ':' as
 // path.Match stops it at '/'.
 func segments(s string) string { return strings.ReplaceAll(s, ":", "/") }
+
+// matchesOne reports whether v matches one of patterns.
+func matchesOne(patterns []string, v string) bool {
+	return slices.ContainsFunc(patterns, func(p string) bool { ok, _ := path.Match(segments(p), segments(v)); return ok })
+}
 
 // LooksLikeToken reports whether a bearer secret is a JWT rather than a
 // Vouch token: three parts, the first a JSON header naming an algorithm.
@@ -247,8 +269,13 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (auth.Token, er
 		return deny("not for audience %q", is.cfg.Audience)
 	}
 	sub, _ := claimString(c, "sub")
-	if sub == "" || !slices.ContainsFunc(is.cfg.Subjects, func(p string) bool { ok, _ := path.Match(segments(p), segments(sub)); return ok }) {
+	if sub == "" || !matchesOne(is.cfg.Subjects, sub) {
 		return deny("subject %q is not among those trusted for %s", sub, is.cfg.Issuer)
+	}
+	for _, name := range slices.Sorted(maps.Keys(is.cfg.Claims)) {
+		if got, ok := claimString(c, name); !ok || !matchesOne(is.cfg.Claims[name], got) {
+			return deny("claim %s %q is not among those trusted for %s (oidc_issuers claims)", name, got, is.cfg.Issuer)
+		}
 	}
 	repo, ok := claimString(c, is.cfg.RepositoryClaim)
 	if !ok || repo == "" {

@@ -200,6 +200,8 @@ func TestConfig(t *testing.T) {
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, Scopes: []auth.Scope{auth.ScopeAdmin}}, `"admin" is not a scope a CI job can be given`},
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, Scopes: []auth.Scope{auth.ScopeSnapshotsWrite}}, `"snapshots:write" is not a scope a CI job can be given`},
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, RepositoryClaim: "repository"}, "repository_claim and repository_prefix are required"},
+		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, Claims: map[string][]string{"job_workflow_ref": {}}}, `claims: "job_workflow_ref": want a claim name and the patterns`},
+		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, Claims: map[string][]string{"job_workflow_ref": {"["}}}, `claims.job_workflow_ref: "[" is not a valid pattern`},
 	} {
 		if _, err := oidc.New([]oidc.IssuerConfig{tc.cfg}); err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.says)
@@ -234,4 +236,43 @@ func reKid(t *testing.T, token, kid string) string {
 	b, _ := json.Marshal(h)
 	parts[0] = base64.RawURLEncoding.EncodeToString(b)
 	return strings.Join(parts, ".")
+}
+
+// Claims besides sub narrow who may report: on GitHub, only jobs of the
+// organisation's central build workflow, whichever repository runs it.
+func TestRequiredClaims(t *testing.T) {
+	is := oidctest.New(t)
+	const central = "bank/ci/.github/workflows/build.yml@refs/heads/main"
+	v, err := oidc.New([]oidc.IssuerConfig{{Issuer: is.URL(), Name: "github", Subjects: []string{"repo:bank/*:ref:refs/heads/main"},
+		Claims:          map[string][]string{"job_workflow_ref": {central}, "runner_environment": {"github-hosted", "self-hosted"}},
+		RepositoryClaim: "repository", RepositoryPrefix: "github.com/", CAFile: is.CAFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := func(workflow any) map[string]any {
+		c := is.GitHubClaims("bank/payments", "refs/heads/main", time.Now().Add(5*time.Minute))
+		c["runner_environment"] = "github-hosted"
+		if workflow != nil {
+			c["job_workflow_ref"] = workflow
+		}
+		return c
+	}
+	ctx := context.Background()
+	if _, err := v.Authenticate(ctx, is.Sign(t, "r1", "", claims(central))); err != nil {
+		t.Errorf("the central workflow: %v", err)
+	}
+	for _, tc := range []struct {
+		name     string
+		workflow any
+		says     string
+	}{
+		{"the repository's own workflow", "bank/payments/.github/workflows/build.yml@refs/heads/main", `claim job_workflow_ref "bank/payments/.github/workflows/build.yml@refs/heads/main" is not among those trusted`},
+		{"the central workflow from a branch", "bank/ci/.github/workflows/build.yml@refs/heads/feature", "is not among those trusted"},
+		{"no such claim", nil, `claim job_workflow_ref "" is not among those trusted`},
+		{"not a string", []string{central}, "claim job_workflow_ref"},
+	} {
+		if _, err := v.Authenticate(ctx, is.Sign(t, "r1", "", claims(tc.workflow))); err == nil || !errors.Is(err, auth.ErrUnauthenticated) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.says)
+		}
+	}
 }
