@@ -50,9 +50,8 @@ type githubApp struct {
 }
 
 type installationToken struct {
-	installation int64
-	token        string
-	expires      time.Time
+	token   string
+	expires time.Time
 }
 
 // refreshBefore is how long before its expiry an installation token is
@@ -136,20 +135,21 @@ func (a *githubApp) header(ctx context.Context, repo string) (string, error) {
 	}
 	c := a.client
 	c.Header, c.Token = "Authorization", "Bearer "+jwt
-	if t.installation = a.cfg.InstallationID; t.installation == 0 {
+	installation := a.cfg.InstallationID
+	if installation == 0 { // asked with each new token: an app may be installed again
 		var inst struct {
 			ID int64 `json:"id"`
 		}
 		if _, err := c.call(ctx, "GET", true, "/repos/"+repoPath(repo)+"/installation", nil, &inst); err != nil {
 			return "", fmt.Errorf("github app %s: its installation on %s (is the app installed there?): %w", a.cfg.ClientID, repo, err)
 		}
-		t.installation = inst.ID
+		installation = inst.ID
 	}
 	var answer struct {
 		Token     string    `json:"token"`
 		ExpiresAt time.Time `json:"expires_at"`
 	}
-	if _, err := c.call(ctx, "POST", true, fmt.Sprintf("/app/installations/%d/access_tokens", t.installation), struct{}{}, &answer); err != nil {
+	if _, err := c.call(ctx, "POST", true, fmt.Sprintf("/app/installations/%d/access_tokens", installation), struct{}{}, &answer); err != nil {
 		return "", fmt.Errorf("github app %s: an installation token (are client_id, installation_id and private_key_file the app's?): %w", a.cfg.ClientID, err)
 	}
 	if answer.Token == "" || answer.ExpiresAt.IsZero() {
