@@ -247,6 +247,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, is := range cfg.OIDCIssuers {
+		if is.Audience == "" {
+			log.Warn("an OIDC issuer is trusted for the default audience \"vouch\": a job's token for any other Vouch on the default (staging, say) is accepted here too; set audience to this deployment's URL (docs/ci.md)", "issuer", is.Issuer)
+		}
+	}
 	var ciTokens api.OIDCVerifier
 	if verifier != nil {
 		ciTokens = verifier

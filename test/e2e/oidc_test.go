@@ -77,6 +77,10 @@ func TestCIWithOIDC(t *testing.T) {
 		!strings.Contains(out+errOut, "permissions: id-token: write") {
 		t.Errorf("VOUCH_OIDC=github outside Actions: exit %d\n%s%s", code, out, errOut)
 	}
+	// The default audience is warned about at start.
+	if !strings.Contains(v.log.String(), `an OIDC issuer is trusted for the default audience \"vouch\"`) {
+		t.Errorf("no warning about the default audience:\n%s", v.log)
+	}
 	// The token is never logged.
 	if strings.Contains(v.log.String(), "eyJ") {
 		t.Errorf("a JWT is in the server log:\n%s", v.log)
