@@ -273,7 +273,7 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (auth.Token, er
 		return deny("subject %q is not among those trusted for %s", sub, is.cfg.Issuer)
 	}
 	for _, name := range slices.Sorted(maps.Keys(is.cfg.Claims)) {
-		if got, ok := claimString(c, name); !ok || !matchesOne(is.cfg.Claims[name], got) {
+		if got, ok := claimString(c, name); !ok || got == "" || !matchesOne(is.cfg.Claims[name], got) {
 			return deny("claim %s %q is not among those trusted for %s (oidc_issuers claims)", name, got, is.cfg.Issuer)
 		}
 	}
@@ -289,11 +289,11 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (auth.Token, er
 
 var patternEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`)
 
-// claimString is a claim that is a JSON string.
+// claimString is a claim that is a JSON string (not null).
 func claimString(c map[string]json.RawMessage, name string) (string, bool) {
+	raw := c[name]
 	var s string
-	err := json.Unmarshal(c[name], &s)
-	return s, err == nil && c[name] != nil
+	return s, raw != nil && string(raw) != "null" && json.Unmarshal(raw, &s) == nil
 }
 
 // claimTime is a NumericDate claim (seconds since 1970, a JSON number);

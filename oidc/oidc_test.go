@@ -244,14 +244,14 @@ func TestRequiredClaims(t *testing.T) {
 	is := oidctest.New(t)
 	const central = "bank/ci/.github/workflows/build.yml@refs/heads/main"
 	v, err := oidc.New([]oidc.IssuerConfig{{Issuer: is.URL(), Name: "github", Subjects: []string{"repo:bank/*:ref:refs/heads/main"},
-		Claims:          map[string][]string{"job_workflow_ref": {central}, "runner_environment": {"github-hosted", "self-hosted"}},
+		Claims:          map[string][]string{"job_workflow_ref": {central}, "runner_environment": {"github-hosted", "self-hosted"}, "environment": {"*"}},
 		RepositoryClaim: "repository", RepositoryPrefix: "github.com/", CAFile: is.CAFile}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	claims := func(workflow any) map[string]any {
 		c := is.GitHubClaims("bank/payments", "refs/heads/main", time.Now().Add(5*time.Minute))
-		c["runner_environment"] = "github-hosted"
+		c["runner_environment"], c["environment"] = "github-hosted", "production"
 		if workflow != nil {
 			c["job_workflow_ref"] = workflow
 		}
@@ -273,6 +273,14 @@ func TestRequiredClaims(t *testing.T) {
 	} {
 		if _, err := v.Authenticate(ctx, is.Sign(t, "r1", "", claims(tc.workflow))); err == nil || !errors.Is(err, auth.ErrUnauthenticated) || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.says)
+		}
+	}
+	// A claim required with "*" must be there: empty or null is absent.
+	for _, env := range []any{"", nil} {
+		c := claims(central)
+		c["environment"] = env
+		if _, err := v.Authenticate(ctx, is.Sign(t, "r1", "", c)); err == nil || !strings.Contains(err.Error(), `claim environment "" is not among those trusted`) {
+			t.Errorf("environment %#v: %v", env, err)
 		}
 	}
 }

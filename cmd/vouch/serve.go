@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -248,7 +249,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	for _, is := range cfg.OIDCIssuers {
-		if is.Audience == "" {
+		if cmp.Or(is.Audience, "vouch") == "vouch" {
 			log.Warn("an OIDC issuer is trusted for the default audience \"vouch\": a job's token for any other Vouch on the default (staging, say) is accepted here too; set audience to this deployment's URL (docs/ci.md)", "issuer", is.Issuer)
 		}
 	}

@@ -146,6 +146,12 @@ func (c *Client) get(ctx context.Context, github bool, path string, into any) (s
 // the JSON answer. Errors name the status and the forge's message, never
 // the token.
 func (c *Client) call(ctx context.Context, method string, github bool, path string, body any, into any) (string, error) {
+	return c.attempt(ctx, method, github, path, body, into, c.Reject != nil)
+}
+
+// attempt is one call; with retry, a credential the forge refuses is
+// rejected and the call made once more with the next.
+func (c *Client) attempt(ctx context.Context, method string, github bool, path string, body any, into any, retry bool) (string, error) {
 	base, err := c.base()
 	if err != nil {
 		return "", err
@@ -200,6 +206,9 @@ func (c *Client) call(ctx context.Context, method string, github bool, path stri
 	}
 	if resp.StatusCode == http.StatusUnauthorized && c.Reject != nil {
 		c.Reject(value)
+		if retry {
+			return c.attempt(ctx, method, github, path, body, into, false)
+		}
 	}
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		var m struct {

@@ -54,7 +54,7 @@ func (c *Client) GitHub(ctx context.Context, repo, commit string, allowStale boo
 				return Review{}, err
 			}
 			q.MergedBy = detail.MergedBy.Login
-			if contributors, err = c.githubContributors(ctx, prefix, p.Number, detail.Commits); err != nil {
+			if contributors, q.UnattributedCommits, err = c.githubContributors(ctx, prefix, p.Number, detail.Commits); err != nil {
 				return Review{}, err
 			}
 		}
@@ -89,6 +89,8 @@ func (c *Client) GitHub(ctx context.Context, repo, commit string, allowStale boo
 			case at == "":
 			case contributors[strings.ToLower(who)]:
 				q.ContributingApprovers = append(q.ContributingApprovers, who)
+			case q.UnattributedCommits > 0:
+				q.UncheckedApprovers = append(q.UncheckedApprovers, who)
 			case at == q.Head || allowStale:
 				q.Approvers = append(q.Approvers, who)
 			default:
@@ -104,23 +106,27 @@ func (c *Client) GitHub(ctx context.Context, repo, commit string, allowStale boo
 const maxPullCommits = 250
 
 // githubContributors returns who wrote or committed the commits of a pull
-// request (lower-case logins; not web-flow, GitHub's committer of what is
-// done in its web pages): their approvals are not a second person's.
-func (c *Client) githubContributors(ctx context.Context, prefix string, number, commits int) (map[string]bool, error) {
+// request (lower-case logins): their approvals are not a second person's.
+// unattributed counts the commits whose author or committer GitHub ties to
+// no account (an email it does not know): who wrote those is unknown.
+func (c *Client) githubContributors(ctx context.Context, prefix string, number, commits int) (who map[string]bool, unattributed int, err error) {
 	if commits > maxPullCommits {
-		return nil, fmt.Errorf("pull request #%d has %d commits; GitHub lists only %d, so who wrote the others is unknown", number, commits, maxPullCommits)
+		return nil, 0, fmt.Errorf("pull request #%d has %d commits; GitHub lists only %d, so who wrote the others is unknown", number, commits, maxPullCommits)
 	}
 	listed, err := list[struct{ Author, Committer *ghUser }](ctx, c, true, fmt.Sprintf("%s/pulls/%d/commits?per_page=%d", prefix, number, perPage))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	who := map[string]bool{}
+	who = map[string]bool{}
 	for _, cm := range listed {
+		if cm.Author == nil || cm.Author.Login == "" || cm.Committer == nil || cm.Committer.Login == "" {
+			unattributed++
+		}
 		for _, u := range []*ghUser{cm.Author, cm.Committer} {
-			if u != nil && u.Login != "" && u.Login != "web-flow" {
+			if u != nil && u.Login != "" {
 				who[strings.ToLower(u.Login)] = true
 			}
 		}
 	}
-	return who, nil
+	return who, unattributed, nil
 }

@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -26,10 +28,12 @@ type GitHubAppConfig struct {
 	// of the JWTs it signs.
 	ClientID string `json:"client_id"`
 	// InstallationID, when set, is the installation asked about every
-	// repository; without it, Vouch asks GitHub for the installation on
-	// each repository's owner, so that one app installed in several
-	// organisations serves them all.
-	InstallationID int64 `json:"installation_id,omitempty"`
+	// repository. Without it, Vouch asks GitHub for the app's
+	// installation on each repository's owner, which must be one of
+	// Owners: an app installable elsewhere (a public app) would otherwise
+	// let any account have Vouch read reviews of its own repositories.
+	InstallationID int64    `json:"installation_id,omitempty"`
+	Owners         []string `json:"owners,omitempty"`
 	// PrivateKeyFile holds the app's private key, PEM as GitHub issues it
 	// (a mounted Secret).
 	PrivateKeyFile string `json:"private_key_file"`
@@ -45,8 +49,9 @@ type githubApp struct {
 	client Client // authenticates with the JWT
 	now    func() time.Time
 
-	lock   chan struct{} // held while tokens is read or bought; waiting honours ctx
+	mu     sync.Mutex // guards tokens and buying
 	tokens map[string]installationToken
+	buying map[string]chan struct{} // one purchase per owner at a time; waiting honours ctx
 }
 
 type installationToken struct {
@@ -65,7 +70,9 @@ func newGitHubApp(cfg GitHubAppConfig, client Client) (*githubApp, error) {
 	case cfg.ClientID == "":
 		return nil, errors.New("client_id: is required (the app's client ID or app ID)")
 	case cfg.InstallationID < 0:
-		return nil, errors.New("installation_id: must be positive, or left out to find each owner's")
+		return nil, errors.New("installation_id: must be positive")
+	case cfg.InstallationID == 0 && len(cfg.Owners) == 0:
+		return nil, errors.New("owners: list the organisations whose repositories Vouch asks about as the app, or set installation_id")
 	case cfg.PrivateKeyFile == "":
 		return nil, errors.New("private_key_file: is required (the app's private key, from a mounted Secret)")
 	}
@@ -78,7 +85,7 @@ func newGitHubApp(cfg GitHubAppConfig, client Client) (*githubApp, error) {
 		return nil, fmt.Errorf("private_key_file: %w", err)
 	}
 	client.Header, client.Token, client.Source, client.Reject = "", "", nil, nil
-	return &githubApp{cfg: cfg, key: key, client: client, now: time.Now, lock: make(chan struct{}, 1), tokens: map[string]installationToken{}}, nil
+	return &githubApp{cfg: cfg, key: key, client: client, now: time.Now, tokens: map[string]installationToken{}, buying: map[string]chan struct{}{}}, nil
 }
 
 // parseRSAKey reads an RSA private key in PEM: PKCS #1, as GitHub issues
@@ -111,61 +118,99 @@ func (a *githubApp) on(repo string) Client {
 	return c
 }
 
+// current returns the token held for key while it has more than
+// refreshBefore left.
+func (a *githubApp) current(key string) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t := a.tokens[key]
+	return t.token, t.token != "" && a.now().Add(refreshBefore).Before(t.expires)
+}
+
 // header is the Authorization value for a request about repo: the
-// installation's current token, or a new one.
+// installation's current token, or a new one. Purchases for one owner
+// wait for each other, not for other owners'.
 func (a *githubApp) header(ctx context.Context, repo string) (string, error) {
 	owner, _, _ := strings.Cut(repo, "/")
 	key := strings.ToLower(owner)
 	if a.cfg.InstallationID != 0 {
 		key = ""
+	} else if !slices.ContainsFunc(a.cfg.Owners, func(o string) bool { return strings.EqualFold(o, owner) }) {
+		return "", fmt.Errorf("github app %s: %s is not among github_app.owners", a.cfg.ClientID, owner)
 	}
+	if tok, ok := a.current(key); ok {
+		return "Bearer " + tok, nil
+	}
+	a.mu.Lock()
+	lock := a.buying[key]
+	if lock == nil {
+		lock = make(chan struct{}, 1)
+		a.buying[key] = lock
+	}
+	a.mu.Unlock()
 	select {
-	case a.lock <- struct{}{}:
+	case lock <- struct{}{}:
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	defer func() { <-a.lock }()
-	t := a.tokens[key]
-	if t.token != "" && a.now().Add(refreshBefore).Before(t.expires) {
-		return "Bearer " + t.token, nil
+	defer func() { <-lock }()
+	if tok, ok := a.current(key); ok { // bought while this one waited
+		return "Bearer " + tok, nil
 	}
-	jwt, err := a.jwt()
+	t, err := a.buy(ctx, repo, owner)
 	if err != nil {
 		return "", err
 	}
+	a.mu.Lock()
+	a.tokens[key] = t
+	a.mu.Unlock()
+	return "Bearer " + t.token, nil
+}
+
+// buy buys an installation token, for the configured installation or the
+// app's installation on owner, with a new JWT.
+func (a *githubApp) buy(ctx context.Context, repo, owner string) (installationToken, error) {
+	jwt, err := a.jwt()
+	if err != nil {
+		return installationToken{}, err
+	}
 	c := a.client
 	c.Header, c.Token = "Authorization", "Bearer "+jwt
-	installation := a.cfg.InstallationID
+	installation, which := a.cfg.InstallationID, "installation_id"
 	if installation == 0 { // asked with each new token: an app may be installed again
 		var inst struct {
-			ID int64 `json:"id"`
+			ID      int64 `json:"id"`
+			Account struct {
+				Login string `json:"login"`
+			} `json:"account"`
 		}
 		if _, err := c.call(ctx, "GET", true, "/repos/"+repoPath(repo)+"/installation", nil, &inst); err != nil {
-			return "", fmt.Errorf("github app %s: its installation on %s (is the app installed there?): %w", a.cfg.ClientID, repo, err)
+			return installationToken{}, fmt.Errorf("github app %s: its installation on %s (is the app installed there?): %w", a.cfg.ClientID, repo, err)
 		}
-		installation = inst.ID
+		if !strings.EqualFold(inst.Account.Login, owner) { // a moved repository: the token would be another owner's
+			return installationToken{}, fmt.Errorf("github app %s: the installation GitHub gave for %s is %s's, not %s's", a.cfg.ClientID, repo, inst.Account.Login, owner)
+		}
+		installation, which = inst.ID, "the installation found"
 	}
 	var answer struct {
 		Token     string    `json:"token"`
 		ExpiresAt time.Time `json:"expires_at"`
 	}
 	if _, err := c.call(ctx, "POST", true, fmt.Sprintf("/app/installations/%d/access_tokens", installation), struct{}{}, &answer); err != nil {
-		return "", fmt.Errorf("github app %s: an installation token (are client_id, installation_id and private_key_file the app's?): %w", a.cfg.ClientID, err)
+		return installationToken{}, fmt.Errorf("github app %s: a token for installation %d (are client_id, %s and private_key_file the app's?): %w", a.cfg.ClientID, installation, which, err)
 	}
 	if answer.Token == "" || answer.ExpiresAt.IsZero() {
-		return "", fmt.Errorf("github app %s: the installation token answer has no token or expiry", a.cfg.ClientID)
+		return installationToken{}, fmt.Errorf("github app %s: the installation token answer has no token or expiry", a.cfg.ClientID)
 	}
-	t.token, t.expires = answer.Token, answer.ExpiresAt
-	a.tokens[key] = t
-	return "Bearer " + t.token, nil
+	return installationToken{token: answer.Token, expires: answer.ExpiresAt}, nil
 }
 
 // reject forgets the token GitHub refused (revoked, or the installation
 // suspended): the next request buys another instead of failing until it
 // expires.
 func (a *githubApp) reject(value string) {
-	a.lock <- struct{}{}
-	defer func() { <-a.lock }()
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for k, t := range a.tokens {
 		if "Bearer "+t.token == value {
 			delete(a.tokens, k)

@@ -41,12 +41,17 @@ type Request struct {
 	// Merged are the commits merging it made on its base: the merge
 	// commit, or the squashed one.
 	Merged []string `json:"merge_commits,omitempty"`
-	// Approvers approved it, not being its author; StaleApprovers
-	// approved an earlier head commit only, and ContributingApprovers
-	// wrote or committed commits of it (GitHub): neither counts.
+	// Approvers approved it, not being its author. These do not count
+	// (GitHub): StaleApprovers approved an earlier head commit only,
+	// ContributingApprovers wrote or committed commits of it, and
+	// UncheckedApprovers approved a request of which UnattributedCommits
+	// commits are by no GitHub account, so whether they wrote them is
+	// unknown.
 	Approvers             []string `json:"approvers"`
 	StaleApprovers        []string `json:"stale_approvers,omitempty"`
 	ContributingApprovers []string `json:"contributing_approvers,omitempty"`
+	UncheckedApprovers    []string `json:"unchecked_approvers,omitempty"`
+	UnattributedCommits   int      `json:"unattributed_commits,omitempty"`
 }
 
 // result reports whether commit is what the request merged.
@@ -107,6 +112,9 @@ func (r *Review) Judge(min int, base string) {
 		}
 		if len(q.ContributingApprovers) > 0 {
 			r.Reason += fmt.Sprintf(" (%s approved it but also wrote or committed commits of it)", strings.Join(q.ContributingApprovers, ", "))
+		}
+		if len(q.UncheckedApprovers) > 0 {
+			r.Reason += fmt.Sprintf(" (%d commit(s) of it are by an email GitHub ties to no account, so whether %s wrote them is unknown)", q.UnattributedCommits, strings.Join(q.UncheckedApprovers, ", "))
 		}
 	case len(elsewhere) > 0:
 		r.Reason = fmt.Sprintf("#%d was merged into %s, not %s: no reviewed request brought commit %s into %s", elsewhere[0].Number, elsewhere[0].Base, base, r.Commit, base)

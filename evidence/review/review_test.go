@@ -28,9 +28,10 @@ func TestGitHub(t *testing.T) {
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
 	gh.Add(forgetest.Request{
 		Number: 42, Title: "Pay by card", Author: "alice", Commits: []string{early, head, merge}, Head: head, MergeCommit: merge, Base: "main", MergedBy: "mona",
-		Contributors: []string{"Gina"},
+		Contributors: []string{"Gina"}, Committers: []string{"hal"},
 		Reviews: []forgetest.Review{
 			{User: "gina", State: "APPROVED", Commit: head},   // she wrote a commit of it
+			{User: "hal", State: "APPROVED", Commit: head},    // he committed one (a rebase)
 			{User: "carol", State: "APPROVED", Commit: early}, // then alice pushed: stale
 			{User: "bob", State: "COMMENTED", Commit: early},
 			{User: "bob", State: "APPROVED", Commit: head},
@@ -54,7 +55,7 @@ func TestGitHub(t *testing.T) {
 	want := Request{
 		Number: 42, URL: "https://github.com/octo-org/payments-api/pull/42", Title: "Pay by card", Author: "alice", State: "merged",
 		Base: "main", Head: head, MergedBy: "mona", MergedAt: r.Requests[0].MergedAt, Merged: []string{merge},
-		Approvers: []string{"bob"}, StaleApprovers: []string{"carol"}, ContributingApprovers: []string{"gina"},
+		Approvers: []string{"bob"}, StaleApprovers: []string{"carol"}, ContributingApprovers: []string{"gina", "hal"},
 	}
 	if len(r.Requests) != 1 || !reflect.DeepEqual(r.Requests[0], want) || r.Requests[0].MergedAt.IsZero() {
 		t.Fatalf("requests %+v, want %+v", r.Requests, want)
@@ -64,7 +65,7 @@ func TestGitHub(t *testing.T) {
 		t.Errorf("one approval: %v %q", r.Passed, r.Reason)
 	}
 	r.Judge(2, "")
-	if r.Passed || r.Reason != "#42 was merged with 1 approval(s) by someone other than its author alice, 2 required (carol approved an earlier commit of it only) (gina approved it but also wrote or committed commits of it)" {
+	if r.Passed || r.Reason != "#42 was merged with 1 approval(s) by someone other than its author alice, 2 required (carol approved an earlier commit of it only) (gina, hal approved it but also wrote or committed commits of it)" {
 		t.Errorf("two approvals: %v %q", r.Passed, r.Reason)
 	}
 	stale, err := c.GitHub(ctx, "octo-org/payments-api", merge, true)
@@ -115,6 +116,18 @@ func TestGitHub(t *testing.T) {
 	gh.Add(huge)
 	if _, err := c.GitHub(ctx, "octo-org/payments-api", "huge", false); err == nil || !strings.Contains(err.Error(), "more than 10 pages of 100: too many to judge") {
 		t.Errorf("1,001 reviews: %v", err)
+	}
+
+	// A commit by an email GitHub ties to no account could be anyone's,
+	// an approver's included: no approval counts.
+	unlinked := forgetest.Request{Number: 47, Author: "alice", Commits: []string{"unlinked"}, Head: "unlinked", MergeCommit: "unlinked", Base: "main", MergedBy: "mona",
+		Unlinked: 1, Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: "unlinked"}}}
+	gh.Add(unlinked)
+	if r, err := c.GitHub(ctx, "octo-org/payments-api", "unlinked", false); err != nil || len(r.Requests) != 1 || len(r.Requests[0].Approvers) != 0 ||
+		!slices.Equal(r.Requests[0].UncheckedApprovers, []string{"bob"}) || r.Requests[0].UnattributedCommits != 1 {
+		t.Errorf("an unlinked commit: %+v, %v", r, err)
+	} else if r.Judge(1, ""); r.Passed || !strings.HasSuffix(r.Reason, "(1 commit(s) of it are by an email GitHub ties to no account, so whether bob wrote them is unknown)") {
+		t.Errorf("an unlinked commit: %v %q", r.Passed, r.Reason)
 	}
 
 	// Who wrote a pull request's commits must be known in full.
@@ -309,22 +322,20 @@ func TestForgesAsGitHubApp(t *testing.T) {
 	if app.Issued != 1 {
 		t.Errorf("%d installation tokens for three reviews within the hour, want 1", app.Issued)
 	}
-	// A token GitHub refuses is not used again.
+	// A token GitHub refuses is dropped, and the request made again with
+	// a new one.
 	gh.RevokeAppToken()
-	if _, _, err := f.Review(ctx, "https://github.com/octo-org/payments-api", merge); err == nil || !strings.Contains(err.Error(), "401 Unauthorized") {
-		t.Errorf("with the token revoked: %v", err)
-	}
 	if r, _, err := f.Review(ctx, "https://github.com/octo-org/payments-api", merge); err != nil || !r.Passed || app.Issued != 2 {
-		t.Errorf("after the refusal: %+v, %v; %d tokens issued, want 2", r, err, app.Issued)
+		t.Errorf("with the token revoked: %+v, %v; %d tokens issued, want 2", r, err, app.Issued)
 	}
 
 	// Without installation_id, the installation is the repository
-	// owner's, asked once.
+	// owner's (one of owners), asked once per token.
 	owners := forgetest.GitHub(t, "octo-org/payments-api")
 	owners.Add(pr)
 	ownersApp := owners.InstallApp(t)
 	f, err := NewForges([]ForgeConfig{{Name: "github", Type: "github", APIURL: owners.URL,
-		GitHubApp: &GitHubAppConfig{ClientID: ownersApp.ClientID, PrivateKeyFile: ownersApp.KeyFile}}})
+		GitHubApp: &GitHubAppConfig{ClientID: ownersApp.ClientID, PrivateKeyFile: ownersApp.KeyFile, Owners: []string{"Octo-Org", "other-org"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,6 +349,10 @@ func TestForgesAsGitHubApp(t *testing.T) {
 	}
 	if _, _, err := f.Review(ctx, "https://github.com/other-org/api", merge); err == nil || !strings.Contains(err.Error(), "github app "+ownersApp.ClientID+": its installation on other-org/api (is the app installed there?): GET /repos/other-org/api/installation: 404 Not Found") {
 		t.Errorf("an owner the app is not installed on: %v", err)
+	}
+	calls := len(owners.Calls)
+	if _, _, err := f.Review(ctx, "https://github.com/evil-org/api", merge); err == nil || !strings.Contains(err.Error(), "evil-org is not among github_app.owners") || len(owners.Calls) != calls {
+		t.Errorf("an owner not listed: %v, %d calls to GitHub", err, len(owners.Calls)-calls)
 	}
 
 	short := forgetest.GitHub(t, "octo-org/payments-api")
@@ -361,7 +376,7 @@ func TestForgesAsGitHubApp(t *testing.T) {
 	}
 
 	_, _, err = forges(gh, app, "Iv23liSomeoneElse").Review(ctx, "https://github.com/octo-org/payments-api", merge)
-	if want := "github app Iv23liSomeoneElse: an installation token (are client_id, installation_id and private_key_file the app's?): POST /app/installations/4711/access_tokens: 401 Unauthorized: A JSON web token could not be decoded: issuer Iv23liSomeoneElse"; err == nil || !strings.Contains(err.Error(), want) {
+	if want := "github app Iv23liSomeoneElse: a token for installation 4711 (are client_id, installation_id and private_key_file the app's?): POST /app/installations/4711/access_tokens: 401 Unauthorized: A JSON web token could not be decoded: issuer Iv23liSomeoneElse"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("another app's ID: %v, want %q", err, want)
 	}
 
@@ -377,10 +392,33 @@ func TestForgesAsGitHubApp(t *testing.T) {
 		{ForgeConfig{Name: "g", Type: "gitlab", GitHubApp: ok}, "forges[0].github_app: is for type github, not gitlab"},
 		{ForgeConfig{Name: "g", Type: "github", GitHubApp: &GitHubAppConfig{InstallationID: 1, PrivateKeyFile: app.KeyFile}}, "forges[0].github_app.client_id: is required"},
 		{ForgeConfig{Name: "g", Type: "github", GitHubApp: &GitHubAppConfig{ClientID: "x", InstallationID: -1, PrivateKeyFile: app.KeyFile}}, "forges[0].github_app.installation_id: must be positive"},
+		{ForgeConfig{Name: "g", Type: "github", GitHubApp: &GitHubAppConfig{ClientID: "x", PrivateKeyFile: app.KeyFile}}, "forges[0].github_app.owners: list the organisations"},
 		{ForgeConfig{Name: "g", Type: "github", GitHubApp: &GitHubAppConfig{ClientID: "x", InstallationID: 1, PrivateKeyFile: notPEM}}, "forges[0].github_app.private_key_file: no PEM block"},
 	} {
 		if _, err := NewForges([]ForgeConfig{tc.cfg}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
 		}
+	}
+}
+
+// A request waiting for another's token purchase gives up with its
+// context, and one owner's purchase does not hold up another's.
+func TestGitHubAppWaitHonoursContext(t *testing.T) {
+	gh := forgetest.GitHub(t, "octo-org/payments-api")
+	app := gh.InstallApp(t)
+	a, err := newGitHubApp(GitHubAppConfig{ClientID: app.ClientID, Owners: []string{"octo-org", "other-org"}, PrivateKeyFile: app.KeyFile}, Client{BaseURL: gh.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inFlight := make(chan struct{}, 1)
+	inFlight <- struct{}{}
+	a.buying["other-org"] = inFlight // a purchase for other-org that does not end
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := a.header(ctx, "other-org/api"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("waiting behind a purchase that does not end: %v, want the context's deadline", err)
+	}
+	if h, err := a.header(context.Background(), "octo-org/payments-api"); err != nil || !strings.HasPrefix(h, "Bearer ghs_") {
+		t.Errorf("another owner's token: %q, %v", h, err)
 	}
 }

@@ -43,8 +43,12 @@ type Request struct {
 	MergedBy    string // "" = not merged
 	Open        bool   // not merged: open, else closed
 	// Contributors wrote commits of a GitHub pull request besides its
-	// Author, who wrote Commits.
+	// Author, who wrote Commits; Committers committed commits the Author
+	// wrote (a rebase); Unlinked commits are by an email GitHub ties to no
+	// account.
 	Contributors []string
+	Committers   []string
+	Unlinked     int
 	Reviews      []Review
 	// Approvers is GitLab's approved_by list, and the Azure DevOps
 	// reviewers who voted "approved" (besides them, a group votes too).
@@ -217,7 +221,7 @@ func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 			"number": q.Number, "title": q.Title, "state": state, "user": user(q.Author), "merged_at": merged,
 			"html_url": fmt.Sprintf("https://github.com/%s/pull/%d", f.repo, q.Number),
 			"head":     map[string]any{"sha": q.Head}, "base": map[string]any{"ref": q.Base},
-			"merged_by": user(q.MergedBy), "merge_commit_sha": q.MergeCommit, "commits": len(q.Commits) + len(q.Contributors),
+			"merged_by": user(q.MergedBy), "merge_commit_sha": q.MergeCommit, "commits": len(q.Commits) + len(q.Contributors) + len(q.Committers) + q.Unlinked,
 		}
 	}
 	switch {
@@ -246,8 +250,17 @@ func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 			for _, c := range qs[0].Commits {
 				out = append(out, map[string]any{"sha": c, "author": user(qs[0].Author), "committer": user("web-flow")})
 			}
-			for i, who := range qs[0].Contributors {
-				out = append(out, map[string]any{"sha": fmt.Sprintf("%040x", i+1), "author": user(who), "committer": user(who)})
+			extra := func(author, committer any) {
+				out = append(out, map[string]any{"sha": fmt.Sprintf("%040x", len(out)+1), "author": author, "committer": committer})
+			}
+			for _, who := range qs[0].Contributors {
+				extra(user(who), user("web-flow"))
+			}
+			for _, who := range qs[0].Committers {
+				extra(user(qs[0].Author), user(who))
+			}
+			for range qs[0].Unlinked {
+				extra(nil, nil)
 			}
 			f.page(w, r, out)
 			return

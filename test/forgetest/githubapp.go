@@ -82,7 +82,8 @@ func (f *Forge) appAPI(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	if installation {
-		write(w, 200, map[string]any{"id": a.InstallationID, "app_slug": "vouch", "target_type": "Organization"})
+		owner, _, _ := strings.Cut(f.repo, "/")
+		write(w, 200, map[string]any{"id": a.InstallationID, "app_slug": "vouch", "target_type": "Organization", "account": map[string]any{"login": owner, "type": "Organization"}})
 		return true
 	}
 	if r.Method != http.MethodPost || r.URL.Path != fmt.Sprintf("/app/installations/%d/access_tokens", a.InstallationID) {
