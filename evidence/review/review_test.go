@@ -350,6 +350,19 @@ func TestForgesAsGitHubApp(t *testing.T) {
 	if _, _, err := f.Review(ctx, "https://github.com/other-org/api", merge); err == nil || !strings.Contains(err.Error(), "github app "+ownersApp.ClientID+": its installation on other-org/api (is the app installed there?): GET /repos/other-org/api/installation: 404 Not Found") {
 		t.Errorf("an owner the app is not installed on: %v", err)
 	}
+	// An installation of another owner (GitHub followed a moved
+	// repository) is not used for this one.
+	moved := forgetest.GitHub(t, "octo-org/payments-api")
+	movedApp := moved.InstallApp(t)
+	movedApp.Account = "new-owner"
+	fm, err := NewForges([]ForgeConfig{{Name: "github", Type: "github", APIURL: moved.URL,
+		GitHubApp: &GitHubAppConfig{ClientID: movedApp.ClientID, PrivateKeyFile: movedApp.KeyFile, Owners: []string{"octo-org"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fm.Review(ctx, "https://github.com/octo-org/payments-api", merge); err == nil || !strings.Contains(err.Error(), "the installation GitHub gave for octo-org/payments-api is new-owner's, not octo-org's") || movedApp.Issued != 0 {
+		t.Errorf("another owner's installation: %v, %d tokens", err, movedApp.Issued)
+	}
 	calls := len(owners.Calls)
 	if _, _, err := f.Review(ctx, "https://github.com/evil-org/api", merge); err == nil || !strings.Contains(err.Error(), "evil-org is not among github_app.owners") || len(owners.Calls) != calls {
 		t.Errorf("an owner not listed: %v, %d calls to GitHub", err, len(owners.Calls)-calls)

@@ -30,6 +30,9 @@ type App struct {
 	KeyFile        string        // the app's private key, PEM (PKCS #1, as GitHub issues it)
 	TTL            time.Duration // of the tokens it issues; an hour by default
 	Issued         int           // installation tokens issued so far
+	// Account, when set, is the owner GitHub names for the installation
+	// instead of the repository's (a repository moved to another owner).
+	Account        string
 	key            *rsa.PublicKey
 	token, revoked string // the latest issued; one refused
 }
@@ -83,6 +86,9 @@ func (f *Forge) appAPI(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if installation {
 		owner, _, _ := strings.Cut(f.repo, "/")
+		if a.Account != "" {
+			owner = a.Account
+		}
 		write(w, 200, map[string]any{"id": a.InstallationID, "app_slug": "vouch", "target_type": "Organization", "account": map[string]any{"login": owner, "type": "Organization"}})
 		return true
 	}
