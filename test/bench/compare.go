@@ -32,6 +32,7 @@ import (
 	"github.com/vouch-dev/vouch/postgres"
 	"github.com/vouch-dev/vouch/test/load"
 	"github.com/vouch-dev/vouch/test/pgtest"
+	"github.com/vouch-dev/vouch/test/testlog"
 )
 
 // The compare suite (make bench-compare) measures `vouch serve` on
@@ -881,7 +882,7 @@ func gitDescribe() string {
 type process struct {
 	name      string
 	cmd       *exec.Cmd
-	log       *bytes.Buffer
+	log       *testlog.Buffer
 	done      chan struct{}
 	debugAddr string
 }
@@ -892,7 +893,7 @@ func startProcess(name, cpus string, env []string, bin string, args ...string) (
 		args = append([]string{"-c", cpus, bin}, args...)
 		bin = "taskset"
 	}
-	p := &process{name: name, cmd: exec.Command(bin, args...), log: new(bytes.Buffer), done: make(chan struct{})}
+	p := &process{name: name, cmd: exec.Command(bin, args...), log: &testlog.Buffer{}, done: make(chan struct{})}
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

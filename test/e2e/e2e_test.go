@@ -25,6 +25,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/vouch-dev/vouch/test/pgtest"
+	"github.com/vouch-dev/vouch/test/testlog"
 )
 
 var (
@@ -71,7 +72,7 @@ type vouch struct {
 	dataDir string
 	api     string
 	webhook string
-	log     *bytes.Buffer
+	log     *testlog.Buffer
 	done    chan error
 	https   *http.Client
 }
@@ -130,7 +131,7 @@ func startIn(t *testing.T, dataDir, config, databaseURL string, extra ...string)
 	if err := os.WriteFile(cfgFile, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	v := &vouch{t: t, dataDir: dataDir, api: freeAddr(t), webhook: freeAddr(t), log: new(bytes.Buffer)}
+	v := &vouch{t: t, dataDir: dataDir, api: freeAddr(t), webhook: freeAddr(t), log: &testlog.Buffer{}}
 	v.args = append([]string{"serve", "--config", cfgFile, "--data-dir", dataDir, "--api-addr", v.api, "--webhook-addr", v.webhook}, extra...)
 	v.env = append(os.Environ(), "VOUCH_DATABASE_URL="+databaseURL)
 	t.Cleanup(func() {

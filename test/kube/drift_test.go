@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vouch-dev/vouch/test/testlog"
 )
 
 // podStatus sets a pod's status as a kubelet would: running, with the
@@ -102,7 +104,7 @@ environments:
 notifications:
   - {name: ops, type: webhook, url: %q}
 `, rcv.url)), 0o644)
-	r := &replica{name: "vouch-drift", api: freePort(t), webhook: freePort(t), log: &syncBuffer{}, done: make(chan error, 1)}
+	r := &replica{name: "vouch-drift", api: freePort(t), webhook: freePort(t), log: &testlog.Buffer{}, done: make(chan error, 1)}
 	admin := strings.Repeat("d", 40)
 	r.cmd = exec.Command(vouchBin, "serve", "--config", cfg, "--data-dir", dir, "--api-addr", r.api, "--webhook-addr", r.webhook,
 		"--kubeconfig", kube.Kubeconfig, "--namespace", "vouch-system", "--snapshot-interval", "2s")

@@ -2,7 +2,6 @@ package kube
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -16,11 +15,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vouch-dev/vouch/test/testlog"
 )
 
 // replica is one `vouch serve` process.
@@ -28,25 +28,8 @@ type replica struct {
 	name         string
 	cmd          *exec.Cmd
 	api, webhook string
-	log          *syncBuffer
+	log          *testlog.Buffer
 	done         chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 const vouchConfig = `
@@ -81,7 +64,7 @@ func startReplica(t *testing.T, name, dbURL, keyFile, adminToken string) *replic
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "vouch.yaml")
 	os.WriteFile(cfg, []byte(vouchConfig), 0o644)
-	r := &replica{name: name, api: freePort(t), webhook: freePort(t), log: &syncBuffer{}, done: make(chan error, 1)}
+	r := &replica{name: name, api: freePort(t), webhook: freePort(t), log: &testlog.Buffer{}, done: make(chan error, 1)}
 	r.cmd = exec.Command(vouchBin, "serve", "--config", cfg, "--data-dir", dir, "--api-addr", r.api, "--webhook-addr", r.webhook,
 		"--kubeconfig", kube.Kubeconfig, "--namespace", "vouch-system", "--leader-election=true", "--leader-election-id", "vouch",
 		"--webhook-secret", "vouch-tls", "--webhook-configuration", "vouch", "--journal-key-file", keyFile,
