@@ -71,19 +71,26 @@ type Trust struct {
 // New loads the keys. Errors name the configuration field.
 func New(cfg Config) (*Trust, error) {
 	t := &Trust{required: cfg.Required}
+	// Names of keys and identities are the key_id attestations record.
 	seen := map[string]bool{}
+	claim := func(field, name string) error {
+		switch {
+		case seen[name]:
+			return fmt.Errorf("%s.name: %q is used twice (names of keys and identities are key_id)", field, name)
+		case strings.HasPrefix(name, "forge:"):
+			return fmt.Errorf("%s.name: %q: forge: names the reviews Vouch reads from forges", field, name)
+		}
+		seen[name] = true
+		return nil
+	}
 	for i, k := range cfg.Keys {
 		field := fmt.Sprintf("trusted_keys[%d]", i)
 		if k.Name == "" {
 			return nil, fmt.Errorf("%s.name: is required", field)
 		}
-		if seen[k.Name] {
-			return nil, fmt.Errorf("%s.name: %q is used twice", field, k.Name)
+		if err := claim(field, k.Name); err != nil {
+			return nil, err
 		}
-		if strings.HasPrefix(k.Name, "forge:") {
-			return nil, fmt.Errorf("%s.name: %q: forge: names the reviews Vouch reads from forges", field, k.Name)
-		}
-		seen[k.Name] = true
 		pem := []byte(k.PublicKey)
 		switch {
 		case k.PublicKey != "" && k.PublicKeyFile != "":
@@ -110,13 +117,9 @@ func New(cfg Config) (*Trust, error) {
 		if err := id.Compile(); err != nil {
 			return nil, fmt.Errorf("%s.%w", field, err)
 		}
-		if seen[id.Name] {
-			return nil, fmt.Errorf("%s.name: %q is used twice (names of keys and identities are key_id)", field, id.Name)
+		if err := claim(field, id.Name); err != nil {
+			return nil, err
 		}
-		if strings.HasPrefix(id.Name, "forge:") {
-			return nil, fmt.Errorf("%s.name: %q: forge: names the reviews Vouch reads from forges", field, id.Name)
-		}
-		seen[id.Name] = true
 		t.identities = append(t.identities, &id)
 	}
 	switch {
