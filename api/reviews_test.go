@@ -18,8 +18,7 @@ import (
 func TestReviewsReadByVouch(t *testing.T) {
 	const merged = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
-	gh.Add(forgetest.Request{Number: 42, Author: "alice", Commits: []string{merged}, Head: "h", MergeCommit: merged, Base: "main", MergedBy: "mona",
-		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: "h"}}})
+	gh.Add(forgetest.Approved(merged, "h"))
 	token := gh.TokenFile(t)
 	forges, err := review.NewForges([]review.ForgeConfig{{Name: "github", Type: "github", APIURL: gh.URL, TokenFile: token}})
 	if err != nil {

@@ -374,10 +374,11 @@ func attestationRow(a policy.ArtifactInput, name string, req policy.Requirements
 		sig = "signed by " + x.KeyID
 	}
 	row.Fact = fmt.Sprintf("latest report: %s, %s, by %s at %s (%s before the change)", row.Badge, sig, x.ReportedBy, formatTime(x.ReportedAt), at.Sub(x.ReportedAt).Round(time.Second))
-	if made := x.MadeAt(); !made.Equal(x.ReportedAt) {
+	made := x.MadeAt()
+	if !made.Equal(x.ReportedAt) {
 		row.Fact += fmt.Sprintf(", signed at %s (%s before)", formatTime(made), at.Sub(made).Round(time.Second))
 	}
-	if bounded && at.Sub(x.MadeAt()) > time.Duration(maxAge) {
+	if bounded && at.Sub(made) > time.Duration(maxAge) {
 		row.State, row.Badge = "bad", "too old"
 	}
 	row.Entries = []uint64{x.ID}

@@ -259,8 +259,7 @@ func TestNextLink(t *testing.T) {
 
 func TestForges(t *testing.T) {
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
-	gh.Add(forgetest.Request{Number: 42, Author: "alice", Commits: []string{merge}, Head: head, MergeCommit: merge, Base: "main", MergedBy: "mona",
-		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: head}}})
+	gh.Add(forgetest.Approved(merge, head))
 	token := gh.TokenFile(t)
 	f, err := NewForges([]ForgeConfig{{Name: "github", Type: "github", APIURL: gh.URL, TokenFile: token}})
 	if err != nil {
@@ -307,8 +306,7 @@ func TestForgesAsGitHubApp(t *testing.T) {
 		}
 		return f
 	}
-	pr := forgetest.Request{Number: 42, Author: "alice", Commits: []string{merge}, Head: head, MergeCommit: merge, Base: "main", MergedBy: "mona",
-		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: head}}}
+	pr := forgetest.Approved(merge, head)
 
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
 	gh.Add(pr)

@@ -14,8 +14,7 @@ import (
 func TestServerSideReview(t *testing.T) {
 	const merged = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"
 	gh := forgetest.GitHub(t, "octo-org/payments-api")
-	gh.Add(forgetest.Request{Number: 42, Author: "alice", Commits: []string{merged}, Head: "h", MergeCommit: merged, Base: "main", MergedBy: "mona",
-		Reviews: []forgetest.Review{{User: "bob", State: "APPROVED", Commit: "h"}}})
+	gh.Add(forgetest.Approved(merged, "h"))
 	app := gh.InstallApp(t) // Vouch asks as an app installation
 	v := startConfig(t, fmt.Sprintf(`
 environments:

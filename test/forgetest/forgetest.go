@@ -58,6 +58,13 @@ type Request struct {
 	Votes map[string]int
 }
 
+// Approved is pull request #42 by alice, merged into main by mona as
+// commit merge, with bob's approval of its head: a review that passes.
+func Approved(merge, head string) Request {
+	return Request{Number: 42, Author: "alice", Commits: []string{merge}, Head: head, MergeCommit: merge, Base: "main", MergedBy: "mona",
+		Reviews: []Review{{User: "bob", State: "APPROVED", Commit: head}}}
+}
+
 // Forge is a GitHub or GitLab API on loopback.
 type Forge struct {
 	URL   string // the API base URL
