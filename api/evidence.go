@@ -64,7 +64,15 @@ func (s *Server) postApproval(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	r.ApproverIdentities = c.MustGet(tokenKey).(auth.Token).Identities
+	tok := c.MustGet(tokenKey).(auth.Token)
+	r.ApproverIdentities = tok.Identities
+	if tok.Deployment != nil && r.Decision == evidence.Approved { // a rejection needs nobody's approval
+		var err error
+		if r.ApproverIdentities, err = s.deploymentApprovers(c, *tok.Deployment, r.Digest); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
 	a, err := s.cfg.Evidence.Approve(c.Request.Context(), caller(c), r)
 	if err != nil {
 		s.fail(c, err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/review"
 )
@@ -73,4 +74,32 @@ func (s *Server) postReview(c *gin.Context) {
 	}
 	s.observe(evidence.KindAttestation, created)
 	c.JSON(createdStatus(created), a)
+}
+
+// deploymentApprovers are the people an approval by a deployment job
+// stands for: those who approved the job's run on the forge, read by
+// Vouch (review.Forges.DeploymentApprovers) for the commit digest's build
+// was reported from.
+func (s *Server) deploymentApprovers(c *gin.Context, d auth.Deployment, digest string) ([]string, error) {
+	if d.Run == "" || d.Environment == "" {
+		return nil, &bodyError{kind: problemNotApproved, msg: fmt.Sprintf("the job's ID token names no environment (or run): Vouch records an approval by a job of %s with the people who approved its deployment, so run the job in a protected environment with required reviewers (environment: in the workflow)", d.Repository)}
+	}
+	ctx := c.Request.Context()
+	ev, err := s.cfg.EvidenceStore.Evidence(ctx, digest)
+	if err != nil && !errors.Is(err, evidence.ErrNotFound) {
+		return nil, err
+	}
+	if ev.Artifact == nil || ev.Artifact.GitCommit == "" {
+		return nil, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: "digest", Detail: fmt.Sprintf("no build of %s names its commit: Vouch asks the forge who wrote it, to compare with who approved the deployment (report the build first)", digest)}}}
+	}
+	ids, err := s.cfg.Forges.DeploymentApprovers(ctx, d, ev.Artifact.GitCommit)
+	switch {
+	case errors.Is(err, review.ErrDeploymentNotApproved):
+		return nil, &bodyError{kind: problemNotApproved, msg: err.Error()}
+	case errors.Is(err, review.ErrUnattributedCommit):
+		return nil, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: "digest", Detail: err.Error() + ": link the email to its GitHub account, or have a release manager approve with a token of their own"}}}
+	case err != nil:
+		return nil, &bodyError{kind: problemForge, msg: fmt.Sprintf("asking the forge %s who approved run %s of %s: %v", d.Forge, d.Run, d.Repository, err)}
+	}
+	return ids, nil
 }

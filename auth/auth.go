@@ -63,6 +63,19 @@ type Token struct {
 	// MatchRepository); none means any.
 	Repositories []string `json:"repositories,omitempty"`
 	Hash         string   `json:"-"` // hex SHA-256 of the secret
+	// Deployment is the CI job an OIDC token names when its issuer has
+	// Vouch record who approved the job's deployment (oidc_issuers
+	// deployment_reviews); nil otherwise.
+	Deployment *Deployment `json:"-"`
+}
+
+// Deployment is a CI job that deploys to a protected environment: the
+// forge records who approved it.
+type Deployment struct {
+	Forge       string // the forges entry that reads the approvals
+	Repository  string // owner/name
+	Run         string // the workflow run's id
+	Environment string // the forge's environment; "" when the job names none
 }
 
 // Allows reports whether the token carries scope s (admin carries all).

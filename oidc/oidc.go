@@ -72,6 +72,11 @@ type IssuerConfig struct {
 	// CAFile is a PEM file of CAs to trust for the issuer, besides the
 	// system's (a self-hosted GitLab).
 	CAFile string `json:"ca_file"`
+	// DeploymentReviews names the forges entry (type github) that Vouch
+	// asks who approved a job's deployment: an approval made with the
+	// job's token is recorded with those people, read from the job's
+	// workflow run (claims run_id and environment), not the job alone.
+	DeploymentReviews string `json:"deployment_reviews,omitempty"`
 }
 
 // Clock skew allowed on exp and nbf, and how often an issuer's keys may be
@@ -282,9 +287,15 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (auth.Token, er
 		return deny("no %q claim: the token cannot be limited to its repository", is.cfg.RepositoryClaim)
 	}
 	sum := sha256.Sum256([]byte(iss + "\n" + sub))
-	return auth.Token{ID: "oidc-" + hex.EncodeToString(sum[:8]), Name: is.cfg.Name + ":" + sub, Scopes: slices.Clone(is.cfg.Scopes), ExpiresAt: &exp, CreatedAt: now,
+	t := auth.Token{ID: "oidc-" + hex.EncodeToString(sum[:8]), Name: is.cfg.Name + ":" + sub, Scopes: slices.Clone(is.cfg.Scopes), ExpiresAt: &exp, CreatedAt: now,
 		// The claim is a name, not a pattern: its metacharacters match themselves.
-		Repositories: []string{patternEscaper.Replace(auth.RepositoryKey(is.cfg.RepositoryPrefix + repo))}}, nil
+		Repositories: []string{patternEscaper.Replace(auth.RepositoryKey(is.cfg.RepositoryPrefix + repo))}}
+	if is.cfg.DeploymentReviews != "" {
+		run, _ := claimString(c, "run_id")
+		env, _ := claimString(c, "environment")
+		t.Deployment = &auth.Deployment{Forge: is.cfg.DeploymentReviews, Repository: repo, Run: run, Environment: env}
+	}
+	return t, nil
 }
 
 var patternEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -281,6 +282,34 @@ func TestRequiredClaims(t *testing.T) {
 		c["environment"] = env
 		if _, err := v.Authenticate(ctx, is.Sign(t, "r1", "", c)); err == nil || !strings.Contains(err.Error(), `claim environment "" is not among those trusted`) {
 			t.Errorf("environment %#v: %v", env, err)
+		}
+	}
+}
+
+// With deployment_reviews, a token names its deployment — the workflow
+// run and environment Vouch asks the forge about — and without, none.
+func TestDeploymentReviews(t *testing.T) {
+	is := oidctest.New(t)
+	cfg := oidc.IssuerConfig{Issuer: is.URL(), Name: "github", Subjects: []string{"repo:bank/*:environment:production"}, Scopes: []auth.Scope{auth.ScopeApprovalsWrite},
+		RepositoryClaim: "repository", RepositoryPrefix: "github.com/", CAFile: is.CAFile}
+	c := is.GitHubClaims("bank/payments", "refs/heads/main", time.Now().Add(5*time.Minute))
+	c["sub"], c["environment"], c["run_id"] = "repo:bank/payments:environment:production", "production", "4242"
+	token := is.Sign(t, "r1", "", c)
+	for _, tc := range []struct {
+		reviews string
+		want    *auth.Deployment
+	}{
+		{"", nil},
+		{"github", &auth.Deployment{Forge: "github", Repository: "bank/payments", Run: "4242", Environment: "production"}},
+	} {
+		cfg.DeploymentReviews = tc.reviews
+		v, err := oidc.New([]oidc.IssuerConfig{cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := v.Authenticate(context.Background(), token)
+		if err != nil || !reflect.DeepEqual(got.Deployment, tc.want) {
+			t.Errorf("deployment_reviews %q: %+v, %v; want %+v", tc.reviews, got.Deployment, err, tc.want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -97,6 +98,9 @@ func approveCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		decision = "emergency " + decision
 	}
 	fmt.Fprintf(stdout, "%s: %s for %s by %s", decision, a.Digest, a.Environment, a.Approver)
+	if len(a.ApproverIdentities) > 0 {
+		fmt.Fprintf(stdout, " (%s)", strings.Join(a.ApproverIdentities, ", "))
+	}
 	if a.Reason != "" {
 		fmt.Fprintf(stdout, " (%s)", a.Reason)
 	}

@@ -526,6 +526,11 @@ func (c *Config) validate() error {
 	if _, err := c.oidc(); err != nil {
 		return err
 	}
+	for i, is := range c.OIDCIssuers {
+		if is.DeploymentReviews != "" && !slices.ContainsFunc(c.Forges, func(f review.ForgeConfig) bool { return f.Name == is.DeploymentReviews && f.Type == "github" }) {
+			return fmt.Errorf("oidc_issuers[%d].deployment_reviews: %q names no forges entry of type github (the forge Vouch asks who approved a job's deployment)", i, is.DeploymentReviews)
+		}
+	}
 	return nil
 }
 

@@ -98,6 +98,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"missing config file", []string{"--config", "/nope.yaml"}, nil, "config file"},
 		{"blob size unit", []string{"--max-blob-size", "16MB"}, nil, "max_blob_size (--max-blob-size)"},
 		{"blob size too small", nil, map[string]string{"VOUCH_MAX_BLOB_SIZE": "100"}, "max_blob_size (--max-blob-size): 100 bytes is not between 1KiB and 1GiB"},
+		{"deployment reviews without the forge", []string{"--config", yaml("oidc_issuers: [{issuer: 'https://token.actions.githubusercontent.com', name: github, subjects: ['repo:bank/*:environment:production'], repository_claim: repository, repository_prefix: github.com/, deployment_reviews: github}]\nforges: [{name: github, type: gitlab, token_file: /etc/hosts}]\n")}, nil,
+			`oidc_issuers[0].deployment_reviews: "github" names no forges entry of type github`},
 		{"blob size too large", []string{"--config", yaml("max_blob_size: 2GiB\n")}, nil, "max_blob_size"},
 	}
 	for _, tt := range tests {

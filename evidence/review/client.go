@@ -222,7 +222,7 @@ func (c *Client) attempt(ctx context.Context, method string, github bool, path s
 		hint := ""
 		switch resp.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-			hint = " (does the token have read access to the repository and its pull or merge requests?)"
+			hint = " (does the token have read access to the repository: its pull or merge requests, and its Actions for deployment reviews?)"
 		}
 		return "", fmt.Errorf("%s %s: %s: %s%s", method, req.URL.Path, resp.Status, msg, hint)
 	}

@@ -9,8 +9,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vouch-dev/vouch/test/forgetest"
 	"github.com/vouch-dev/vouch/test/oidctest"
 )
+
+// actionsJob serves GitHub Actions' token endpoint
+// (ACTIONS_ID_TOKEN_REQUEST_URL), which checks the request token and
+// hands out an ID token of the job's claims for the audience asked, and
+// returns the environment of a job that has the CLI use it.
+func actionsJob(t *testing.T, is *oidctest.Issuer, claims func() map[string]any) []string {
+	actions := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer request-token" || r.URL.Query().Get("api-version") != "2.0" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		c := claims()
+		c["aud"] = r.URL.Query().Get("audience")
+		json.NewEncoder(w).Encode(map[string]string{"value": is.Sign(t, "r1", "", c)})
+	}))
+	t.Cleanup(actions.Close)
+	return []string{"VOUCH_TOKEN=", "VOUCH_OIDC=github", "ACTIONS_ID_TOKEN_REQUEST_URL=" + actions.URL + "/token?api-version=2.0", "ACTIONS_ID_TOKEN_REQUEST_TOKEN=request-token", "GITHUB_ACTIONS=true"}
+}
 
 // TestCIWithOIDC: a GitHub Actions job calls Vouch with the ID token
 // Actions gives it (VOUCH_OIDC=github), no stored secret. The server
@@ -29,22 +48,9 @@ func TestCIWithOIDC(t *testing.T) {
 `, is.URL(), is.CAFile), "")
 	auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
 
-	// GitHub Actions' token endpoint (ACTIONS_ID_TOKEN_REQUEST_URL): it
-	// checks the request token and hands out the job's ID token.
-	var sub = "bank/payments"
 	var ref = "refs/heads/main"
-	actions := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer request-token" || r.URL.Query().Get("api-version") != "2.0" {
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		claims := is.GitHubClaims(sub, ref, time.Now().Add(5*time.Minute))
-		claims["aud"] = r.URL.Query().Get("audience")
-		json.NewEncoder(w).Encode(map[string]string{"value": is.Sign(t, "r1", "", claims)})
-	}))
-	defer actions.Close()
-	env := []string{"VOUCH_TOKEN=", "VOUCH_OIDC=github", "ACTIONS_ID_TOKEN_REQUEST_URL=" + actions.URL + "/token?api-version=2.0", "ACTIONS_ID_TOKEN_REQUEST_TOKEN=request-token",
-		"GITHUB_ACTIONS=true", "GITHUB_SHA=" + strings.Repeat("5", 40), "GITHUB_SERVER_URL=https://github.com", "GITHUB_REPOSITORY=bank/payments", "GITHUB_RUN_ID=9"}
+	env := append(actionsJob(t, is, func() map[string]any { return is.GitHubClaims("bank/payments", ref, time.Now().Add(5*time.Minute)) }),
+		"GITHUB_SHA="+strings.Repeat("5", 40), "GITHUB_SERVER_URL=https://github.com", "GITHUB_REPOSITORY=bank/payments", "GITHUB_RUN_ID=9")
 	digest := "sha256:" + strings.Repeat("d1", 32)
 
 	out, errOut, code := v.execEnv(env, "artifact", "report", "registry.example.com/bank/payments", "--digest", digest)
@@ -84,5 +90,91 @@ func TestCIWithOIDC(t *testing.T) {
 	// The token is never logged.
 	if strings.Contains(v.log.String(), "eyJ") {
 		t.Errorf("a JWT is in the server log:\n%s", v.log)
+	}
+}
+
+// TestDeploymentApproval: a deploy job behind GitHub's protected
+// environment "production" approves the release with its ID token, and
+// Vouch records the people who approved the job's run on GitHub, so four
+// eyes compares them with the commit's author. A job whose run nobody
+// approved, or that names no environment, cannot approve.
+func TestDeploymentApproval(t *testing.T) {
+	const commit = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"
+	is := oidctest.New(t)
+	gh := forgetest.GitHub(t, "bank/payments")
+	gh.AddCommit(forgetest.Commit{SHA: commit, Author: "alice", AuthorEmail: "alice@bank.example", Committer: "web-flow", CommitterEmail: "noreply@github.com"})
+	v := startConfig(t, fmt.Sprintf(`
+environments:
+  - name: prod
+    namespaces: ["prod"]
+    require: {digest: true, provenance: true, approval: true, four_eyes: true}
+forges:
+  - name: github
+    type: github
+    api_url: %s
+    token_file: %s
+oidc_issuers:
+  - issuer: %q
+    name: github
+    subjects: ["repo:bank/*:ref:refs/heads/main", "repo:bank/*:environment:production"]
+    scopes: [evidence:write, approvals:write]
+    repository_claim: repository
+    repository_prefix: github.com/
+    audience: https://vouch.bank.example
+    deployment_reviews: github
+    ca_file: %q
+`, gh.URL, gh.TokenFile(t), is.URL(), is.CAFile), "")
+	auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
+
+	var run, environment string // the job's: none for the build
+	job := append(actionsJob(t, is, func() map[string]any {
+		c := is.GitHubClaims("bank/payments", "refs/heads/main", time.Now().Add(5*time.Minute))
+		if environment != "" {
+			c["sub"], c["environment"] = "repo:bank/payments:environment:"+environment, environment
+		}
+		c["run_id"] = run
+		return c
+	}), "VOUCH_OIDC_AUDIENCE=https://vouch.bank.example", "GITHUB_SHA="+commit, "GITHUB_SERVER_URL=https://github.com", "GITHUB_REPOSITORY=bank/payments")
+	digest := "sha256:" + strings.Repeat("d5", 32)
+	image := "registry.example.com/bank/payments@" + digest
+	run = "70"
+	if out, errOut, code := v.execEnv(job, "artifact", "report", "registry.example.com/bank/payments", "--digest", digest, "--author", "alice@bank.example"); code != 0 {
+		t.Fatalf("artifact report: exit %d\n%s%s", code, out, errOut)
+	}
+	approve := func() (string, int) {
+		out, errOut, code := v.execEnv(job, "approve", digest, "--environment", "prod", "--reason", "CAB-1234")
+		return out + errOut, code
+	}
+	// The build job names no environment: it cannot approve.
+	if out, code := approve(); code == 0 || !strings.Contains(out, "the job's ID token names no environment") {
+		t.Errorf("approval by the build job: exit %d\n%s", code, out)
+	}
+	// The deploy job's run, before anyone approved it on GitHub.
+	run, environment = "71", "production"
+	if out, code := approve(); code == 0 || !strings.Contains(out, `GitHub records no approval of environment "production" in workflow run 71 of bank/payments`) {
+		t.Errorf("approval of a run nobody approved: exit %d\n%s", code, out)
+	}
+	// The commit's author approved the deployment herself: recorded with
+	// her login and her commit email, which four eyes refuses.
+	gh.AddDeploymentReview(forgetest.DeploymentReview{Run: 71, Environment: "production", User: "alice", State: "approved"})
+	deployer := "github:repo:bank/payments:environment:production"
+	if out, code := approve(); code != 0 || !strings.Contains(out, "approved: "+digest+" for prod by "+deployer+" (alice, alice@bank.example)") {
+		t.Errorf("approval of a run alice approved: exit %d\n%s", code, out)
+	}
+	if resp := v.admit("deploy-1", "prod", image); resp.Allowed || !strings.Contains(resp.Result.Message, "was approved only by "+deployer+", who wrote commit "+commit) {
+		t.Errorf("admission approved by the author: allowed %v: %s", resp.Allowed, resp.Result.Message)
+	}
+	// Carol approves the next run: another person.
+	run = "72"
+	gh.AddDeploymentReview(forgetest.DeploymentReview{Run: 72, Environment: "production", User: "carol", State: "approved"})
+	if out, code := approve(); code != 0 || !strings.Contains(out, "by "+deployer+" (carol)") {
+		t.Errorf("approval of a run carol approved: exit %d\n%s", code, out)
+	}
+	if resp := v.admit("deploy-2", "prod", image); !resp.Allowed {
+		t.Errorf("admission approved by carol: %s", resp.Result.Message)
+	}
+	code, ev := v.get(auditor, "/api/v1/artifacts/"+digest)
+	if approvals, _ := ev["approvals"].([]any); code != 200 || len(approvals) != 2 || fmt.Sprint(approvals[1].(map[string]any)["approver_identities"]) != "[carol]" {
+		t.Errorf("stored approvals = %d %v", code, ev)
 	}
 }

@@ -1,6 +1,7 @@
 // Package forgetest serves the parts of GitHub's, GitLab's and Azure
 // DevOps' REST APIs that review evidence reads — the pull or merge
-// requests of a commit, one request, its reviews, approvals or votes —
+// requests of a commit, one request, its reviews, approvals or votes; on
+// GitHub also a commit and the deployment reviews of a workflow run —
 // from requests a test sets up, answering as the real APIs do (their
 // documented JSON, 404 and 401 bodies). The real forges cannot be reached
 // from CI.
@@ -58,6 +59,22 @@ type Request struct {
 	Votes map[string]int
 }
 
+// DeploymentReview is a reviewer's verdict on a GitHub Actions workflow
+// run's deployment to an environment.
+type DeploymentReview struct {
+	Run         int64
+	Environment string
+	User        string
+	State       string // approved, rejected
+}
+
+// Commit is a GitHub commit's author and committer: their emails, and the
+// accounts GitHub ties those to ("" for none).
+type Commit struct {
+	SHA                                            string
+	Author, AuthorEmail, Committer, CommitterEmail string
+}
+
 // Approved is pull request #42 by alice, merged into main by mona as
 // commit merge, with bob's approval of its head: a review that passes.
 func Approved(merge, head string) Request {
@@ -76,6 +93,8 @@ type Forge struct {
 	app        *App // GitHub only: see InstallApp
 	repo       string
 	reqs       []Request
+	deploys    []DeploymentReview
+	commits    []Commit
 	Calls      []string // the paths asked for
 }
 
@@ -137,6 +156,20 @@ func (f *Forge) Add(r Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reqs = append(f.reqs, r)
+}
+
+// AddDeploymentReview adds a review of a run's deployment (GitHub).
+func (f *Forge) AddDeploymentReview(r DeploymentReview) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deploys = append(f.deploys, r)
+}
+
+// AddCommit adds a commit (GitHub).
+func (f *Forge) AddCommit(c Commit) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commits = append(f.commits, c)
 }
 
 func (f *Forge) find(pred func(Request) bool) []Request {
@@ -232,6 +265,32 @@ func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	switch {
+	case len(parts) == 4 && parts[0] == "actions" && parts[1] == "runs" && parts[3] == "approvals":
+		// The review history of a run: one list, not paginated.
+		out := []any{}
+		f.mu.Lock()
+		for _, d := range f.deploys {
+			if strconv.FormatInt(d.Run, 10) == parts[2] {
+				out = append(out, map[string]any{"state": d.State, "user": user(d.User), "comment": "",
+					"environments": []any{map[string]any{"id": 1, "name": d.Environment, "html_url": "https://github.com/" + f.repo + "/deployments/activity_log?environments_filter=" + d.Environment}}})
+			}
+		}
+		f.mu.Unlock()
+		write(w, 200, out)
+	case len(parts) == 2 && parts[0] == "commits":
+		f.mu.Lock()
+		i := slices.IndexFunc(f.commits, func(c Commit) bool { return c.SHA == parts[1] })
+		var c Commit
+		if i >= 0 {
+			c = f.commits[i]
+		}
+		f.mu.Unlock()
+		if i < 0 {
+			write(w, 422, map[string]string{"message": "No commit found for SHA: " + parts[1], "documentation_url": "https://docs.github.com/rest/commits/commits#get-a-commit"})
+			return
+		}
+		write(w, 200, map[string]any{"sha": c.SHA, "author": user(c.Author), "committer": user(c.Committer),
+			"commit": map[string]any{"author": map[string]any{"name": c.Author, "email": c.AuthorEmail}, "committer": map[string]any{"name": c.Committer, "email": c.CommitterEmail}}})
 	case len(parts) == 3 && parts[0] == "commits" && parts[2] == "pulls":
 		out := []any{}
 		for _, q := range f.find(func(q Request) bool { return contains(q.Commits, parts[1]) }) {
