@@ -20,16 +20,24 @@
 // deletes the process before it left undone), the replica bypasses Redis
 // until it has deleted every key of the cache.
 //
-// What remains: a Redis that loses deletes it acknowledged (a failover to a
-// replica that had not received them, a restart from an older save file)
-// can serve what it held, until the entries expire (TTL). The webhook
-// decides every denial again from the store, so such an entry can admit,
-// never deny.
+// A Redis that loses deletes it acknowledged — a failover to a replica that
+// had not received them, a restart from an older save file — is another
+// server: Connected, the client's OnConnect hook, sees its run_id change on
+// the first new connection to it and bypasses Redis until every key has
+// been deleted again.
+//
+// What remains: a server whose run_id Vouch cannot read (a proxy that
+// refuses INFO) is not watched, and one behind a proxy that keeps its
+// client connections across a failover is not seen to change; either can
+// serve what it held until the entries expire (TTL). The webhook decides
+// every denial again from the store, so such an entry can admit, never
+// deny.
 package rediscache
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -123,6 +131,7 @@ type Cache struct {
 	seq      uint64 // numbers Forget calls, so that an older delete does not settle a newer change
 	flushing bool   // Redis bypassed until every key is deleted
 	flushGen uint64 // advanced by every demand for a flush
+	server   string // the run_id of the Redis server last connected to
 }
 
 // pendingDelete is a digest whose key this replica must delete from Redis.
@@ -162,6 +171,7 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]eviden
 	start := time.Now()
 	var ask, pending []string
 	c.mu.Lock()
+	gen := c.flushGen
 	if !c.flushing {
 		for _, d := range digests {
 			if _, ok := c.pending[d]; ok {
@@ -187,6 +197,12 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]eviden
 		return c.store.Lookup(ctx, digests)
 	}
 	c.recovered()
+	c.mu.Lock()
+	changed := c.flushGen != gen // MGet may have connected to another server
+	c.mu.Unlock()
+	if changed {
+		return c.store.Lookup(ctx, digests)
+	}
 	out := make(map[string]evidence.Evidence, len(digests))
 	var missing []string
 	for i, v := range vals {
@@ -293,15 +309,64 @@ func (c *Cache) Forget(digests ...string) uint64 {
 				"pending", len(c.pending))
 		}
 		clear(c.pending)
-		c.flushing = true
-		c.flushGen++
+		c.flushLocked()
 	}
 	c.mu.Unlock()
+	c.kick()
+	return seq
+}
+
+// flushLocked bypasses Redis until Maintain has deleted every key. c.mu is
+// held.
+func (c *Cache) flushLocked() {
+	c.flushing = true
+	c.flushGen++
+}
+
+// kick tells Maintain of new work.
+func (c *Cache) kick() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	return seq
+}
+
+// Connected is the Redis client's OnConnect hook (redis.Options): it asks
+// each new connection's server for its run_id. When that is another than
+// the last — a failover, a restart, which may have lost deletes the server
+// before acknowledged — lookups bypass Redis until every key of the cache
+// has been deleted from the new server. A server that refuses INFO (some
+// proxies) is logged and not watched; a connection that fails fails.
+func (c *Cache) Connected(ctx context.Context, cn *redis.Conn) error {
+	info, err := cn.Info(ctx, "server").Result()
+	var refused redis.Error
+	switch {
+	case errors.As(err, &refused):
+		c.opts.Logger.Info("redis server gives no run_id, so a failover or restart that loses deletes is not noticed", "error", err)
+		return nil
+	case err != nil:
+		return err
+	}
+	id := ""
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			id = v
+		}
+	}
+	c.mu.Lock()
+	prev := c.server
+	c.server = id
+	changed := prev != "" && id != prev // the first server is flushed since New
+	if changed {
+		c.flushLocked()
+	}
+	c.mu.Unlock()
+	if changed {
+		c.opts.Logger.Warn("another redis server answers (a failover or restart, which may have lost deletes); evidence comes from the store until the redis cache is emptied",
+			"run_id", id, "previous_run_id", prev)
+		c.kick()
+	}
+	return nil
 }
 
 // Maintain deletes from Redis what Forget and New left to delete, retrying

@@ -3,7 +3,9 @@ package rediscache_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/vouch-dev/vouch/rediscache"
 	"github.com/vouch-dev/vouch/sqlite"
 	"github.com/vouch-dev/vouch/test/redistest"
+	"github.com/vouch-dev/vouch/test/testlog"
 )
 
 // counting counts the lookups that reach the store.
@@ -379,5 +382,73 @@ func TestTooManyPending(t *testing.T) {
 	}
 	if v, _ := raw.Get(ctx, "other:key").Result(); v != "kept" {
 		t.Error("the flush deleted a key outside the cache")
+	}
+}
+
+// TestRestartedRedisNeverServesStale: Redis acknowledges the delete of a
+// change, then crashes and restarts from a save file made before it, with
+// the old entry. Each replica's first new connection sees another run_id
+// (Connected), and lookups bypass Redis until the cache is emptied: no
+// replica answers the evidence from before the change.
+func TestRestartedRedisNeverServesStale(t *testing.T) {
+	srv := redistest.ForTest(t)
+	ctx := context.Background()
+	opts, err := rediscache.ClientOptions(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newStore(t)
+	var logs testlog.Buffer
+	replica := func() *rediscache.Cache {
+		var c *rediscache.Cache
+		o := *opts
+		o.OnConnect = func(ctx context.Context, cn *redis.Conn) error { return c.Connected(ctx, cn) }
+		rdb := redis.NewClient(&o)
+		t.Cleanup(func() { rdb.Close() })
+		c = rediscache.New(rdb, st, rediscache.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		return c
+	}
+	a, b := replica(), replica()
+	svcA := newService(t, evidence.InvalidateAfter(st, func(ds []string) { a.Invalidate(ctx, ds...) }))
+	maintain(t, a, b)
+	for _, c := range []*rediscache.Cache{a, b} {
+		if got, err := c.Lookup(ctx, []string{digest}); err != nil || failing(got[digest]) {
+			t.Fatalf("lookup before: %v %+v", err, got)
+		}
+	}
+	raw := redis.NewClient(opts)
+	defer raw.Close()
+	if err := raw.Save(ctx).Err(); err != nil { // the snapshot holds the passing evidence
+		t.Fatal(err)
+	}
+	unitTests(t, svcA, false) // deleted from Redis, which acknowledges
+	b.Forget(digest)          // the store's feed reaches B
+	if n, err := raw.Exists(ctx, rediscache.KeyPrefix+digest).Result(); err != nil || n != 0 {
+		t.Fatalf("the key after the change: %d %v", n, err)
+	}
+	time.Sleep(2 * rediscache.Settle) // both deletes done: the digest is no longer pending
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := raw.Get(ctx, rediscache.KeyPrefix+digest).Result(); err != nil || v == "" {
+		t.Fatalf("the restarted Redis does not hold the old entry: %q %v", v, err)
+	}
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		for name, c := range map[string]*rediscache.Cache{"A": a, "B": b} {
+			got, err := c.Lookup(ctx, []string{digest})
+			if err != nil {
+				t.Fatalf("%s after the restart: %v", name, err)
+			}
+			if !failing(got[digest]) {
+				t.Fatalf("%s answered the evidence from before the failing unit tests after Redis restarted from its save file: %+v", name, got[digest])
+			}
+		}
+	}
+	waitFor(t, "both replicas using Redis again", func() bool { return a.Active() && b.Active() })
+	if v, err := raw.Get(ctx, rediscache.KeyPrefix+digest).Result(); err == nil && !strings.Contains(v, `"passed":false`) {
+		t.Errorf("the stale entry is still in Redis: %s", v)
+	}
+	if !strings.Contains(logs.String(), "another redis server answers") {
+		t.Errorf("the change of server is not logged:\n%s", logs.String())
 	}
 }

@@ -125,6 +125,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	var sharedCache *rediscache.Cache
 	if cfg.RedisURL != "" {
 		opts, _ := rediscache.ClientOptions(cfg.RedisURL) // validated by loadConfig
+		// Each new connection checks that the server is the one the cache knows.
+		opts.OnConnect = func(ctx context.Context, cn *redis.Conn) error { return sharedCache.Connected(ctx, cn) }
 		rdb = redis.NewClient(opts)
 		defer rdb.Close()
 		sharedCache = rediscache.New(rdb, st, rediscache.Options{Logger: log})

@@ -21,6 +21,7 @@ import (
 
 // Server is a running Redis server.
 type Server struct {
+	bin  string
 	dir  string
 	port int
 	cmd  *exec.Cmd
@@ -62,20 +63,38 @@ func Start() (*Server, error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := &Server{dir: dir, port: port, done: make(chan error, 1)}
-	s.cmd = exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"), "--protected-mode", "no")
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
+	s := &Server{bin: bin, dir: dir, port: port}
+	if err := s.run(); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("redistest: start redis-server: %w", err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	if err := s.waitReady(10 * time.Second); err != nil {
-		s.Stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// run starts redis-server on the server's port and directory, loading the
+// save file there if there is one.
+func (s *Server) run() error {
+	s.done = make(chan error, 1)
+	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"), "--protected-mode", "no")
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		return fmt.Errorf("redistest: start redis-server: %w", err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	if err := s.waitReady(10 * time.Second); err != nil {
+		s.Kill()
+		return err
+	}
+	return nil
+}
+
+// Restart kills the server and starts another on the same address from
+// the last save file (SAVE), as a crashed server restarted from its
+// snapshot would come back: without what it acknowledged after the save.
+func (s *Server) Restart() error {
+	s.Kill()
+	return s.run()
 }
 
 // URL is the server's redis:// URL.
