@@ -66,9 +66,9 @@ func (s *Server) postApproval(c *gin.Context) {
 	}
 	tok := c.MustGet(tokenKey).(auth.Token)
 	r.ApproverIdentities = tok.Identities
-	if tok.Deployment != nil && r.Decision == evidence.Approved { // a rejection needs nobody's approval
+	if tok.Deployment != nil {
 		var err error
-		if r.ApproverIdentities, err = s.deploymentApprovers(c, *tok.Deployment, r.Digest); err != nil {
+		if r.ApproverIdentities, err = s.deploymentApprovers(c, *tok.Deployment, r); err != nil {
 			s.fail(c, err)
 			return
 		}

@@ -76,26 +76,40 @@ func (s *Server) postReview(c *gin.Context) {
 	c.JSON(createdStatus(created), a)
 }
 
-// deploymentApprovers are the people an approval by a deployment job
-// stands for: those who approved the job's run on the forge, read by
-// Vouch (review.Forges.DeploymentApprovers) for the commit digest's build
-// was reported from.
-func (s *Server) deploymentApprovers(c *gin.Context, d auth.Deployment, digest string) ([]string, error) {
-	if d.Run == "" || d.Environment == "" {
-		return nil, &bodyError{kind: problemNotApproved, msg: fmt.Sprintf("the job's ID token names no environment (or run): Vouch records an approval by a job of %s with the people who approved its deployment, so run the job in a protected environment with required reviewers (environment: in the workflow)", d.Repository)}
+// deploymentApprovers are the people a release decision by a deployment
+// job stands for: those who approved the job's run on the forge, read by
+// Vouch (review.Forges.DeploymentApprovers), for the commit the digest's
+// build was reported from, which must be the run's.
+func (s *Server) deploymentApprovers(c *gin.Context, d auth.Deployment, r evidence.ApprovalRequest) ([]string, error) {
+	if err := s.cfg.Evidence.ValidateApproval(r); err != nil {
+		return nil, err
+	}
+	refuse := func(format string, args ...any) ([]string, error) {
+		return nil, &bodyError{kind: problemNotApproved, msg: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case d.Run == "" || d.Environment == "":
+		return refuse("the job's ID token names no environment (or run): Vouch records a release decision by a job of %s with the people who approved its deployment, so run the job in a protected environment with required reviewers (environment: in the workflow)", d.Repository)
+	case d.Attempt != "1":
+		return refuse("the job is attempt %q of workflow run %s: GitHub's review history does not say which attempt a review approved, so only a first attempt's reviewers can be recorded; start a new run", d.Attempt, d.Run)
+	case r.Emergency:
+		return refuse("an emergency approval passes a change freeze: it needs a person's own token (vouch approve --emergency), not a deployment job's")
 	}
 	ctx := c.Request.Context()
-	ev, err := s.cfg.EvidenceStore.Evidence(ctx, digest)
+	ev, err := s.cfg.EvidenceStore.Evidence(ctx, r.Digest)
 	if err != nil && !errors.Is(err, evidence.ErrNotFound) {
 		return nil, err
 	}
 	if ev.Artifact == nil || ev.Artifact.GitCommit == "" {
-		return nil, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: "digest", Detail: fmt.Sprintf("no build of %s names its commit: Vouch asks the forge who wrote it, to compare with who approved the deployment (report the build first)", digest)}}}
+		return nil, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: "digest", Detail: fmt.Sprintf("no build of %s names its commit: Vouch asks the forge who wrote it, to compare with who approved the deployment (report the build first)", r.Digest)}}}
 	}
-	ids, err := s.cfg.Forges.DeploymentApprovers(ctx, d, ev.Artifact.GitCommit)
+	if d.Commit != ev.Artifact.GitCommit {
+		return refuse("workflow run %s is of commit %s, but %s was built from commit %s: its reviewers approved a run of another commit", d.Run, d.Commit, r.Digest, ev.Artifact.GitCommit)
+	}
+	ids, err := s.cfg.Forges.DeploymentApprovers(ctx, d, ev.Artifact.GitCommit, ev.Artifact.Author)
 	switch {
 	case errors.Is(err, review.ErrDeploymentNotApproved):
-		return nil, &bodyError{kind: problemNotApproved, msg: err.Error()}
+		return refuse("%v", err)
 	case errors.Is(err, review.ErrUnattributedCommit):
 		return nil, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: "digest", Detail: err.Error() + ": link the email to its GitHub account, or have a release manager approve with a token of their own"}}}
 	case err != nil:

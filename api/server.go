@@ -24,6 +24,7 @@ type EvidenceService interface {
 	ReportArtifact(ctx context.Context, actor string, r evidence.ArtifactReport) (evidence.Artifact, bool, error)
 	Attest(ctx context.Context, actor string, r evidence.AttestationReport) (evidence.Attestation, bool, error)
 	Approve(ctx context.Context, approver string, r evidence.ApprovalRequest) (evidence.Approval, error)
+	ValidateApproval(r evidence.ApprovalRequest) error
 }
 
 // Observer is told about accepted evidence (for metrics).

@@ -75,7 +75,9 @@ type Deployment struct {
 	Forge       string // the forges entry that reads the approvals
 	Repository  string // owner/name
 	Run         string // the workflow run's id
+	Attempt     string // the run's attempt, from "1"
 	Environment string // the forge's environment; "" when the job names none
+	Commit      string // the commit the run is of
 }
 
 // Allows reports whether the token carries scope s (admin carries all).

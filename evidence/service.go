@@ -330,6 +330,10 @@ type ApprovalRequest struct {
 	ApproverIdentities []string `json:"-"`
 }
 
+// ValidateApproval checks an approval request as Approve does, before
+// anything is asked or recorded.
+func (s *Service) ValidateApproval(r ApprovalRequest) error { return s.validateApproval(r, s.now()) }
+
 func (s *Service) validateApproval(r ApprovalRequest, now time.Time) error {
 	var v validator
 	v.digest("digest", r.Digest)

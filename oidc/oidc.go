@@ -73,9 +73,10 @@ type IssuerConfig struct {
 	// system's (a self-hosted GitLab).
 	CAFile string `json:"ca_file"`
 	// DeploymentReviews names the forges entry (type github) that Vouch
-	// asks who approved a job's deployment: an approval made with the
-	// job's token is recorded with those people, read from the job's
-	// workflow run (claims run_id and environment), not the job alone.
+	// asks who approved a job's deployment: a release decision made with
+	// the job's token is recorded with those people, read from the job's
+	// workflow run (claims run_id, run_attempt, environment and sha), not
+	// the job alone. RepositoryClaim must be "repository".
 	DeploymentReviews string `json:"deployment_reviews,omitempty"`
 }
 
@@ -291,9 +292,9 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (auth.Token, er
 		// The claim is a name, not a pattern: its metacharacters match themselves.
 		Repositories: []string{patternEscaper.Replace(auth.RepositoryKey(is.cfg.RepositoryPrefix + repo))}}
 	if is.cfg.DeploymentReviews != "" {
-		run, _ := claimString(c, "run_id")
-		env, _ := claimString(c, "environment")
-		t.Deployment = &auth.Deployment{Forge: is.cfg.DeploymentReviews, Repository: repo, Run: run, Environment: env}
+		claim := func(name string) string { v, _ := claimString(c, name); return v }
+		t.Deployment = &auth.Deployment{Forge: is.cfg.DeploymentReviews, Repository: repo,
+			Run: claim("run_id"), Attempt: claim("run_attempt"), Environment: claim("environment"), Commit: claim("sha")}
 	}
 	return t, nil
 }

@@ -293,14 +293,14 @@ func TestDeploymentReviews(t *testing.T) {
 	cfg := oidc.IssuerConfig{Issuer: is.URL(), Name: "github", Subjects: []string{"repo:bank/*:environment:production"}, Scopes: []auth.Scope{auth.ScopeApprovalsWrite},
 		RepositoryClaim: "repository", RepositoryPrefix: "github.com/", CAFile: is.CAFile}
 	c := is.GitHubClaims("bank/payments", "refs/heads/main", time.Now().Add(5*time.Minute))
-	c["sub"], c["environment"], c["run_id"] = "repo:bank/payments:environment:production", "production", "4242"
+	c["sub"], c["environment"], c["run_id"], c["run_attempt"], c["sha"] = "repo:bank/payments:environment:production", "production", "4242", "1", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"
 	token := is.Sign(t, "r1", "", c)
 	for _, tc := range []struct {
 		reviews string
 		want    *auth.Deployment
 	}{
 		{"", nil},
-		{"github", &auth.Deployment{Forge: "github", Repository: "bank/payments", Run: "4242", Environment: "production"}},
+		{"github", &auth.Deployment{Forge: "github", Repository: "bank/payments", Run: "4242", Attempt: "1", Environment: "production", Commit: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"}},
 	} {
 		cfg.DeploymentReviews = tc.reviews
 		v, err := oidc.New([]oidc.IssuerConfig{cfg})

@@ -527,8 +527,24 @@ func (c *Config) validate() error {
 		return err
 	}
 	for i, is := range c.OIDCIssuers {
-		if is.DeploymentReviews != "" && !slices.ContainsFunc(c.Forges, func(f review.ForgeConfig) bool { return f.Name == is.DeploymentReviews && f.Type == "github" }) {
-			return fmt.Errorf("oidc_issuers[%d].deployment_reviews: %q names no forges entry of type github (the forge Vouch asks who approved a job's deployment)", i, is.DeploymentReviews)
+		if is.DeploymentReviews == "" {
+			continue
+		}
+		field := fmt.Sprintf("oidc_issuers[%d].deployment_reviews", i)
+		host := strings.TrimSuffix(is.RepositoryPrefix, "/")
+		f := slices.IndexFunc(c.Forges, func(f review.ForgeConfig) bool { return f.Name == is.DeploymentReviews && f.Type == "github" })
+		if f < 0 {
+			return fmt.Errorf("%s: %q names no forges entry of type github (the forge Vouch asks who approved a job's deployment)", field, is.DeploymentReviews)
+		}
+		hosts := c.Forges[f].Hosts
+		if len(hosts) == 0 {
+			hosts = []string{"github.com"} // the forge's default
+		}
+		switch {
+		case is.RepositoryClaim != "repository":
+			return fmt.Errorf("%s: needs repository_claim \"repository\" (GitHub's owner/name), not %q", field, is.RepositoryClaim)
+		case !slices.Contains(hosts, host):
+			return fmt.Errorf("%s: forge %q does not serve %s, the host of repository_prefix: the jobs' runs would be looked up on another GitHub", field, is.DeploymentReviews, host)
 		}
 	}
 	return nil

@@ -100,6 +100,10 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"blob size too small", nil, map[string]string{"VOUCH_MAX_BLOB_SIZE": "100"}, "max_blob_size (--max-blob-size): 100 bytes is not between 1KiB and 1GiB"},
 		{"deployment reviews without the forge", []string{"--config", yaml("oidc_issuers: [{issuer: 'https://token.actions.githubusercontent.com', name: github, subjects: ['repo:bank/*:environment:production'], repository_claim: repository, repository_prefix: github.com/, deployment_reviews: github}]\nforges: [{name: github, type: gitlab, token_file: /etc/hosts}]\n")}, nil,
 			`oidc_issuers[0].deployment_reviews: "github" names no forges entry of type github`},
+		{"deployment reviews of another repository claim", []string{"--config", yaml("oidc_issuers: [{issuer: 'https://token.actions.githubusercontent.com', name: github, subjects: ['*'], repository_claim: repository_id, repository_prefix: github.com/, deployment_reviews: github}]\nforges: [{name: github, type: github, token_file: /etc/hosts}]\n")}, nil,
+			`oidc_issuers[0].deployment_reviews: needs repository_claim "repository"`},
+		{"deployment reviews on another GitHub", []string{"--config", yaml("oidc_issuers: [{issuer: 'https://ghe.bank.example/_services/token', name: github, subjects: ['*'], repository_claim: repository, repository_prefix: ghe.bank.example/, deployment_reviews: github}]\nforges: [{name: github, type: github, token_file: /etc/hosts}]\n")}, nil,
+			`forge "github" does not serve ghe.bank.example, the host of repository_prefix`},
 		{"blob size too large", []string{"--config", yaml("max_blob_size: 2GiB\n")}, nil, "max_blob_size"},
 	}
 	for _, tt := range tests {

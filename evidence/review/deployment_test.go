@@ -30,25 +30,30 @@ func TestDeploymentApprovers(t *testing.T) {
 	gh.AddDeploymentReview(forgetest.DeploymentReview{Run: 8, Environment: "production", User: "bob", State: "rejected"})
 	gh.AddDeploymentReview(forgetest.DeploymentReview{Run: 9, Environment: "staging", User: "carol", State: "approved"})
 	job := func(run string) auth.Deployment {
-		return auth.Deployment{Forge: "github", Repository: "bank/payments", Run: run, Environment: "production"}
+		return auth.Deployment{Forge: "github", Repository: "bank/payments", Run: run, Attempt: "1", Environment: "production", Commit: merge}
 	}
+	gh.AddCommit(forgetest.Commit{SHA: early, Author: "dave", AuthorEmail: "dave@bank.example", Committer: "Carol", CommitterEmail: "carol@bank.example"})
 	for _, tc := range []struct {
 		name     string
 		d        auth.Deployment
 		commit   string
+		author   string // as the build reported it
 		want     []string
 		wantErr  error
 		errMatch string
 	}{
-		{"another person approved", job("7"), merge, []string{"carol"}, nil, ""},
-		{"the author approved: her commit email is hers", job("8"), merge, []string{"alice", "alice@bank.example"}, nil, ""},
-		{"only another environment was approved", job("9"), merge, nil, ErrDeploymentNotApproved, `no approval of environment "production" in workflow run 9 of bank/payments`},
-		{"a run nobody reviewed", job("10"), merge, nil, ErrDeploymentNotApproved, "give the environment required reviewers"},
-		{"a commit by an email GitHub ties to no account", job("7"), head, nil, ErrUnattributedCommit, "(laptop@localhost, alice@bank.example) to no account, so whether carol wrote it is unknown"},
-		{"an unknown commit", job("7"), early, nil, nil, "422 Unprocessable Entity: No commit found for SHA"},
-		{"a forge not configured", auth.Deployment{Forge: "ghe", Repository: "bank/payments", Run: "7", Environment: "production"}, merge, nil, ErrNoForge, `no forge "ghe" of type github`},
+		{"another person approved", job("7"), merge, "alice@bank.example", []string{"carol"}, nil, ""},
+		{"the author approved: her commit email is hers", job("8"), merge, "alice@bank.example", []string{"alice", "alice@bank.example"}, nil, ""},
+		{"the author approved, the build named the run's actor: that name is hers too", job("8"), merge, "mona", []string{"alice", "alice@bank.example", "mona"}, nil, ""},
+		{"the committer approved", job("7"), early, "dave@bank.example", []string{"carol", "carol@bank.example", "dave@bank.example"}, nil, ""},
+		{"only another environment was approved", job("9"), merge, "", nil, ErrDeploymentNotApproved, `no approval of environment "production" in workflow run 9 of bank/payments`},
+		{"a run nobody reviewed", job("10"), merge, "", nil, ErrDeploymentNotApproved, "give the environment required reviewers"},
+		{"a commit by an email GitHub ties to no account", job("7"), head, "", nil, ErrUnattributedCommit, "(laptop@localhost, alice@bank.example) to no account, so whether carol wrote it is unknown"},
+		{"an unknown commit", job("7"), "0000000000000000000000000000000000000000", "", nil, nil, "404 Not Found"},
+		{"a run that is no number", job("7/../../pulls"), merge, "", nil, nil, `workflow run "7/../../pulls": want a number`},
+		{"a forge not configured", auth.Deployment{Forge: "ghe", Repository: "bank/payments", Run: "7", Environment: "production"}, merge, "", nil, ErrNoForge, `no forge "ghe"`},
 	} {
-		got, err := f.DeploymentApprovers(ctx, tc.d, tc.commit)
+		got, err := f.DeploymentApprovers(ctx, tc.d, tc.commit, tc.author)
 		switch {
 		case tc.errMatch == "" && (err != nil || !reflect.DeepEqual(got, tc.want)):
 			t.Errorf("%s: %v, %v; want %v", tc.name, got, err, tc.want)

@@ -120,12 +120,7 @@ func (f *Forges) Review(ctx context.Context, repository, commit string) (Review,
 			if !slices.Contains(fg.cfg.Hosts, host) {
 				continue
 			}
-			client := fg.client
-			if fg.app != nil {
-				on := fg.app.on(path)
-				client = &on
-			}
-			r, err := client.Ask(ctx, fg.cfg.Type, path, commit, false)
+			r, err := fg.clientFor(path).Ask(ctx, fg.cfg.Type, path, commit, false)
 			if err != nil {
 				return Review{}, fg.cfg.Name, err
 			}
@@ -134,4 +129,14 @@ func (f *Forges) Review(ctx context.Context, repository, commit string) (Review,
 		}
 	}
 	return Review{}, "", fmt.Errorf("%w: %s (forges)", ErrNoForge, host)
+}
+
+// clientFor is the client that asks about repo: as the GitHub App's
+// installation there, or with the forge's token.
+func (fg forge) clientFor(repo string) *Client {
+	if fg.app == nil {
+		return fg.client
+	}
+	on := fg.app.on(repo)
+	return &on
 }

@@ -126,28 +126,30 @@ oidc_issuers:
 `, gh.URL, gh.TokenFile(t), is.URL(), is.CAFile), "")
 	auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
 
-	var run, environment string // the job's: none for the build
+	var run, attempt, sha, environment string = "70", "1", commit, "" // the job's: no environment for the build
 	job := append(actionsJob(t, is, func() map[string]any {
 		c := is.GitHubClaims("bank/payments", "refs/heads/main", time.Now().Add(5*time.Minute))
 		if environment != "" {
 			c["sub"], c["environment"] = "repo:bank/payments:environment:"+environment, environment
 		}
-		c["run_id"] = run
+		c["run_id"], c["run_attempt"], c["sha"] = run, attempt, sha
 		return c
 	}), "VOUCH_OIDC_AUDIENCE=https://vouch.bank.example", "GITHUB_SHA="+commit, "GITHUB_SERVER_URL=https://github.com", "GITHUB_REPOSITORY=bank/payments")
 	digest := "sha256:" + strings.Repeat("d5", 32)
 	image := "registry.example.com/bank/payments@" + digest
-	run = "70"
 	if out, errOut, code := v.execEnv(job, "artifact", "report", "registry.example.com/bank/payments", "--digest", digest, "--author", "alice@bank.example"); code != 0 {
 		t.Fatalf("artifact report: exit %d\n%s%s", code, out, errOut)
 	}
-	approve := func() (string, int) {
-		out, errOut, code := v.execEnv(job, "approve", digest, "--environment", "prod", "--reason", "CAB-1234")
+	decide := func(flags ...string) (string, int) {
+		out, errOut, code := v.execEnv(job, append([]string{"approve", digest, "--environment", "prod", "--reason", "CAB-1234"}, flags...)...)
 		return out + errOut, code
 	}
-	// The build job names no environment: it cannot approve.
-	if out, code := approve(); code == 0 || !strings.Contains(out, "the job's ID token names no environment") {
-		t.Errorf("approval by the build job: exit %d\n%s", code, out)
+	approve := func() (string, int) { return decide() }
+	// The build job names no environment: it can neither approve nor reject.
+	for _, flags := range [][]string{nil, {"--reject"}} {
+		if out, code := decide(flags...); code == 0 || !strings.Contains(out, "the job's ID token names no environment") {
+			t.Errorf("decision %v by the build job: exit %d\n%s", flags, code, out)
+		}
 	}
 	// The deploy job's run, before anyone approved it on GitHub.
 	run, environment = "71", "production"
@@ -161,6 +163,21 @@ oidc_issuers:
 	if out, code := approve(); code != 0 || !strings.Contains(out, "approved: "+digest+" for prod by "+deployer+" (alice, alice@bank.example)") {
 		t.Errorf("approval of a run alice approved: exit %d\n%s", code, out)
 	}
+	// Not from a re-run (GitHub does not say which attempt a review
+	// approved), not as an emergency, not from a run of another commit.
+	attempt = "2"
+	if out, code := approve(); code == 0 || !strings.Contains(out, `the job is attempt "2" of workflow run 71`) {
+		t.Errorf("approval from a re-run: exit %d\n%s", code, out)
+	}
+	attempt = "1"
+	if out, code := decide("--emergency"); code == 0 || !strings.Contains(out, "it needs a person's own token") {
+		t.Errorf("emergency approval by the job: exit %d\n%s", code, out)
+	}
+	sha = strings.Repeat("7", 40)
+	if out, code := approve(); code == 0 || !strings.Contains(out, "workflow run 71 is of commit "+sha+", but "+digest+" was built from commit "+commit) {
+		t.Errorf("approval from a run of another commit: exit %d\n%s", code, out)
+	}
+	sha = commit
 	if resp := v.admit("deploy-1", "prod", image); resp.Allowed || !strings.Contains(resp.Result.Message, "was approved only by "+deployer+", who wrote commit "+commit) {
 		t.Errorf("admission approved by the author: allowed %v: %s", resp.Allowed, resp.Result.Message)
 	}

@@ -277,20 +277,22 @@ func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 		}
 		f.mu.Unlock()
 		write(w, 200, out)
-	case len(parts) == 2 && parts[0] == "commits":
+	case len(parts) == 1 && parts[0] == "commits":
+		// The commits from ?sha=: here that one alone.
+		sha := r.URL.Query().Get("sha")
 		f.mu.Lock()
-		i := slices.IndexFunc(f.commits, func(c Commit) bool { return c.SHA == parts[1] })
+		i := slices.IndexFunc(f.commits, func(c Commit) bool { return c.SHA == sha })
 		var c Commit
 		if i >= 0 {
 			c = f.commits[i]
 		}
 		f.mu.Unlock()
 		if i < 0 {
-			write(w, 422, map[string]string{"message": "No commit found for SHA: " + parts[1], "documentation_url": "https://docs.github.com/rest/commits/commits#get-a-commit"})
+			notFound()
 			return
 		}
-		write(w, 200, map[string]any{"sha": c.SHA, "author": user(c.Author), "committer": user(c.Committer),
-			"commit": map[string]any{"author": map[string]any{"name": c.Author, "email": c.AuthorEmail}, "committer": map[string]any{"name": c.Committer, "email": c.CommitterEmail}}})
+		f.page(w, r, []any{map[string]any{"sha": c.SHA, "author": user(c.Author), "committer": user(c.Committer),
+			"commit": map[string]any{"author": map[string]any{"name": c.Author, "email": c.AuthorEmail}, "committer": map[string]any{"name": c.Committer, "email": c.CommitterEmail}}}})
 	case len(parts) == 3 && parts[0] == "commits" && parts[2] == "pulls":
 		out := []any{}
 		for _, q := range f.find(func(q Request) bool { return contains(q.Commits, parts[1]) }) {
