@@ -25,11 +25,11 @@ type reviewFlags struct {
 }
 
 func (f *reviewFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.forge, "forge", "", "github, gitlab or azure (default: the CI system's, else from --repository)")
-	fs.StringVar(&f.repository, "repository", "", "owner/name (GitHub), group/project (GitLab) or project/repository (Azure DevOps), or its URL (default: the CI build's)")
+	fs.StringVar(&f.forge, "forge", "", "github, gitlab, azure or bitbucket (Data Center) (default: the CI system's, else from --repository, or bitbucket with VOUCH_BITBUCKET_API_URL)")
+	fs.StringVar(&f.repository, "repository", "", "owner/name (GitHub), group/project (GitLab), project/repository (Azure DevOps) or PROJECT/repo (Bitbucket), or its URL (default: the CI build's)")
 	fs.StringVar(&f.commit, "commit", "", "the commit built (default: the CI build's)")
 	fs.StringVar(&f.base, "base", "", "count only requests merged into this branch (default: the branch CI builds; \"\" outside CI: any)")
-	fs.StringVar(&f.apiURL, "api-url", "", "the forge's API (default: GITHUB_API_URL or https://api.github.com; CI_API_V4_URL or https://gitlab.com/api/v4; Azure DevOps: SYSTEM_COLLECTIONURI)")
+	fs.StringVar(&f.apiURL, "api-url", "", "the forge's API (default: GITHUB_API_URL or https://api.github.com; CI_API_V4_URL or https://gitlab.com/api/v4; Azure DevOps: SYSTEM_COLLECTIONURI; Bitbucket: VOUCH_BITBUCKET_API_URL)")
 	fs.IntVar(&f.minApprovals, "min-approvals", 1, "approvals required from people other than the request's author")
 	fs.BoolVar(&f.allowStale, "allow-stale-approvals", false, "GitHub: count approvals of an earlier head commit of the pull request too")
 	fs.BoolVar(&f.serverSide, "server-side", false, "let Vouch ask the forge with its own token (forges in its configuration) about the build's reported repository and commit: the review is verified, the pipeline cannot write it")
@@ -56,6 +56,8 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 			forge = "github" // a GitHub repository built by Azure Pipelines
 		case ci.System == "Azure Pipelines", strings.Contains(f.repository, "dev.azure.com"):
 			forge = "azure"
+		case strings.Contains(first(f.repository, ci.Repository), "bitbucket"), getenv("VOUCH_BITBUCKET_API_URL") != "":
+			forge = "bitbucket"
 		default:
 			forge = "github"
 		}
@@ -99,8 +101,19 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 		if c.BaseURL == "" || repo == "" {
 			return attestation{}, usageError{"attest pr needs --api-url (the collection, https://dev.azure.com/ORG) and --repository project/repository (outside Azure Pipelines)"}
 		}
+	case "bitbucket":
+		repo = repoPath(first(f.repository, getenv("GIT_URL"), getenv("bamboo_planRepository_repositoryUrl")))
+		c.BaseURL = first(f.apiURL, getenv("VOUCH_BITBUCKET_API_URL"))
+		token := first(getenv("VOUCH_BITBUCKET_TOKEN"), getenv("BITBUCKET_TOKEN"))
+		if token == "" {
+			return attestation{}, usageError{"attest pr needs VOUCH_BITBUCKET_TOKEN (or BITBUCKET_TOKEN): an HTTP access token with repository read, to read the pull requests"}
+		}
+		c.Header, c.Token = review.Credential(forge, token)
+		if c.BaseURL == "" || repo == "" {
+			return attestation{}, usageError{"attest pr needs --api-url (or VOUCH_BITBUCKET_API_URL: the server's REST API, https://bitbucket.example.com/rest/api/latest) and --repository (PROJECT/repo, or its clone URL; default: GIT_URL)"}
+		}
 	default:
-		return attestation{}, usageError{fmt.Sprintf("--forge %q: want github, gitlab or azure", forge)}
+		return attestation{}, usageError{fmt.Sprintf("--forge %q: want github, gitlab, azure or bitbucket", forge)}
 	}
 	r, err := c.Ask(ctx, forge, repo, commit, f.allowStale)
 	if err != nil {

@@ -66,7 +66,8 @@ func TestReviewAttestationInGitHubActions(t *testing.T) {
 		{reviewFlags{minApprovals: 1}, "GITHUB_TOKEN", "needs GITHUB_TOKEN (or GH_TOKEN)"},
 		{reviewFlags{minApprovals: 1}, "GITHUB_SHA", "needs --commit"},
 		{reviewFlags{minApprovals: 0}, "", "--min-approvals must be at least 1"},
-		{reviewFlags{minApprovals: 1, forge: "bitbucket"}, "", `--forge "bitbucket": want github, gitlab or azure`},
+		{reviewFlags{minApprovals: 1, forge: "gitea"}, "", `--forge "gitea": want github, gitlab, azure or bitbucket`},
+		{reviewFlags{minApprovals: 1, forge: "bitbucket"}, "", "needs VOUCH_BITBUCKET_TOKEN"},
 		{reviewFlags{minApprovals: 1, forge: "gitlab"}, "", "needs VOUCH_GITLAB_TOKEN"},
 	} {
 		saved := env[tc.unset]
@@ -118,5 +119,28 @@ func TestReviewAttestationInAzurePipelines(t *testing.T) {
 	// The repository as its URL: https://dev.azure.com/ORG/PROJECT/_git/REPO.
 	if at, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1, repository: "https://dev.azure.com/bank/payments/_git/api"}, getenv); err != nil || !*at.report.Passed {
 		t.Errorf("repository URL: %+v, %v", at.report, err)
+	}
+}
+
+// In Jenkins building from Bitbucket Data Center: the repository is the
+// job's GIT_URL, the API and the token come from the environment.
+func TestReviewAttestationFromBitbucket(t *testing.T) {
+	bb := forgetest.Bitbucket(t, "PAY/api")
+	bb.Add(forgetest.Request{Number: 5, Author: "alice", Commits: []string{"h5"}, Head: "h5", MergeCommit: "m5", Base: "main", MergedBy: "x", Approvers: []string{"bob"}})
+	env := map[string]string{"JENKINS_URL": "https://jenkins.bank.example/", "GIT_URL": "https://bitbucket.bank.example/scm/pay/api.git", "GIT_COMMIT": "m5",
+		"VOUCH_BITBUCKET_API_URL": bb.URL, "VOUCH_BITBUCKET_TOKEN": bb.Token}
+	getenv := func(k string) string { return env[k] }
+	at, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv) // the forge from VOUCH_BITBUCKET_API_URL
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r review.Review
+	json.Unmarshal(at.report.Payload, &r)
+	if !*at.report.Passed || r.Forge != "bitbucket" || r.Repository != "PAY/api" || at.summary != "#5 merged, approved by bob" {
+		t.Errorf("attestation %+v %q, payload %+v", at.report, at.summary, r)
+	}
+	delete(env, "VOUCH_BITBUCKET_TOKEN")
+	if _, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{forge: "bitbucket", minApprovals: 1}, getenv); err == nil || !strings.Contains(err.Error(), "needs VOUCH_BITBUCKET_TOKEN") {
+		t.Errorf("without a token: %v", err)
 	}
 }

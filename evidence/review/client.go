@@ -30,7 +30,8 @@ type Client struct {
 }
 
 // Credential is the header and value that carry a token to a forge of
-// type kind: a GitHub token as a bearer, a GitLab token in PRIVATE-TOKEN,
+// type kind: a GitHub token or a Bitbucket Data Center HTTP access token
+// as a bearer, a GitLab token in PRIVATE-TOKEN,
 // an Azure DevOps personal access token as Basic with an empty user.
 func Credential(kind, token string) (header, value string) {
 	switch kind {
@@ -42,9 +43,10 @@ func Credential(kind, token string) (header, value string) {
 	return "Authorization", "Bearer " + token
 }
 
-// Ask asks a forge of type kind (github, gitlab or azure) which requests
-// merged commit in repo (owner/name, group/project, project/repository or
-// an Azure DevOps ORG/PROJECT/_git/REPO path) and who approved them.
+// Ask asks a forge of type kind (github, gitlab, azure or bitbucket)
+// which requests merged commit in repo (owner/name, group/project,
+// project/repository, an Azure DevOps ORG/PROJECT/_git/REPO path or a
+// Bitbucket Data Center scm/PROJECT/repo path) and who approved them.
 func (c *Client) Ask(ctx context.Context, kind, repo, commit string, allowStale bool) (Review, error) {
 	switch kind {
 	case "github":
@@ -53,8 +55,10 @@ func (c *Client) Ask(ctx context.Context, kind, repo, commit string, allowStale 
 		return c.GitLab(ctx, repo, commit)
 	case "azure":
 		return c.Azure(ctx, azurePath(repo), commit)
+	case "bitbucket":
+		return c.Bitbucket(ctx, bitbucketPath(repo), commit)
 	}
-	return Review{}, fmt.Errorf("forge %q: want github, gitlab or azure", kind)
+	return Review{}, fmt.Errorf("forge %q: want github, gitlab, azure or bitbucket", kind)
 }
 
 // azurePath is project/repository from ORG/PROJECT/_git/REPO (or itself).
@@ -213,9 +217,15 @@ func (c *Client) attempt(ctx context.Context, method string, github bool, path s
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		var m struct {
 			Message string `json:"message"`
+			Errors  []struct {
+				Message string `json:"message"`
+			} `json:"errors"` // Bitbucket's
 		}
 		json.Unmarshal(answer, &m)
 		msg := m.Message
+		if msg == "" && len(m.Errors) > 0 {
+			msg = m.Errors[0].Message
+		}
 		if msg == "" {
 			msg = strings.TrimSpace(string(answer[:min(len(answer), 200)]))
 		}

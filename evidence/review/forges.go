@@ -1,6 +1,7 @@
 package review
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,18 +21,20 @@ type ForgeConfig struct {
 	// Name identifies the forge: the review is recorded with key_id
 	// "forge:<name>".
 	Name string `json:"name"`
-	// Type is github, gitlab or azure.
+	// Type is github, gitlab, azure or bitbucket (Data Center).
 	Type string `json:"type"`
 	// APIURL defaults to https://api.github.com and
 	// https://gitlab.com/api/v4; for azure it is the collection
-	// (https://dev.azure.com/ORG), required.
+	// (https://dev.azure.com/ORG), for bitbucket the server's REST API
+	// (https://bitbucket.example.com/rest/api/latest), required.
 	APIURL string `json:"api_url,omitempty"`
 	// Hosts are the repository hosts it serves (default github.com,
-	// gitlab.com, dev.azure.com).
+	// gitlab.com, dev.azure.com; for bitbucket, APIURL's host — add
+	// host:port for SSH clone URLs).
 	Hosts []string `json:"hosts,omitempty"`
 	// TokenFile holds the token (a mounted Secret): GitHub read access to
 	// pull requests, a GitLab read_api token, an Azure DevOps PAT with
-	// Code: Read.
+	// Code: Read, a Bitbucket HTTP access token with repository read.
 	TokenFile string `json:"token_file,omitempty"`
 	// GitHubApp, instead of a token, has Vouch ask GitHub as an
 	// installation of a GitHub App (github only).
@@ -53,6 +56,14 @@ var forgeDefaults = map[string]struct{ api, host string }{
 	"github": {"https://api.github.com", "github.com"},
 	"gitlab": {"https://gitlab.com/api/v4", "gitlab.com"},
 	"azure":  {"", "dev.azure.com"},
+	// Bitbucket Data Center: the server's REST API, and its host.
+	"bitbucket": {"", ""},
+}
+
+// apiURLExample is what api_url is for the forges that have no default.
+var apiURLExample = map[string]string{
+	"azure":     "the collection, https://dev.azure.com/ORG",
+	"bitbucket": "the server's REST API, https://bitbucket.example.com/rest/api/latest",
 }
 
 // NewForges reads the tokens. Errors name the field.
@@ -65,7 +76,7 @@ func NewForges(cfgs []ForgeConfig) (*Forges, error) {
 		case c.Name == "":
 			return nil, fmt.Errorf("%s.name: is required", field)
 		case !ok:
-			return nil, fmt.Errorf("%s.type: %q: want github, gitlab or azure", field, c.Type)
+			return nil, fmt.Errorf("%s.type: %q: want github, gitlab, azure or bitbucket", field, c.Type)
 		case c.TokenFile == "" && c.GitHubApp == nil:
 			return nil, fmt.Errorf("%s.token_file: is required (a read-only token, from a mounted Secret), or github_app", field)
 		case c.TokenFile != "" && c.GitHubApp != nil:
@@ -75,15 +86,16 @@ func NewForges(cfgs []ForgeConfig) (*Forges, error) {
 		}
 		if c.APIURL == "" {
 			if c.APIURL = d.api; c.APIURL == "" {
-				return nil, fmt.Errorf("%s.api_url: is required for azure: the collection, https://dev.azure.com/ORG", field)
+				return nil, fmt.Errorf("%s.api_url: is required for %s: %s", field, c.Type, apiURLExample[c.Type])
 			}
 		}
-		if len(c.Hosts) == 0 {
-			c.Hosts = []string{d.host}
-		}
 		cl := &Client{HTTP: &http.Client{Timeout: 30 * time.Second}, BaseURL: c.APIURL}
-		if _, err := cl.base(); err != nil {
+		base, err := cl.base()
+		if err != nil {
 			return nil, fmt.Errorf("%s.api_url: %w", field, err)
+		}
+		if len(c.Hosts) == 0 {
+			c.Hosts = []string{cmp.Or(d.host, base.Host)} // Bitbucket serves its repositories itself
 		}
 		var app *githubApp
 		if c.GitHubApp != nil {

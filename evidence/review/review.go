@@ -1,6 +1,6 @@
 // Package review finds out whether a commit was reviewed before it was
-// merged: it asks the forge (GitHub, GitLab or Azure DevOps, over their
-// REST APIs) for
+// merged: it asks the forge (GitHub, GitLab, Azure DevOps or Bitbucket
+// Data Center, over their REST APIs) for
 // the pull or merge requests that brought the commit in and who approved
 // them, and judges the four-eyes rule regulated change management asks
 // for — merged, and approved by someone other than its author.
@@ -13,8 +13,9 @@
 // approvals are allowed; a reviewer's latest approving or
 // change-requesting review is their verdict, and a dismissed one none;
 // bots do not count, and neither do reviewers who wrote or committed
-// commits of the request (GitHub). On GitLab the merge request's approvals are as GitLab
-// keeps them (its project settings decide whether a push resets them).
+// commits of the request (GitHub, Bitbucket Data Center). On GitLab and
+// Bitbucket the approvals are as the forge keeps them (its settings
+// decide whether a push resets them).
 package review
 
 import (
@@ -41,12 +42,12 @@ type Request struct {
 	// Merged are the commits merging it made on its base: the merge
 	// commit, or the squashed one.
 	Merged []string `json:"merge_commits,omitempty"`
-	// Approvers approved it, not being its author. These do not count
-	// (GitHub): StaleApprovers approved an earlier head commit only,
+	// Approvers approved it, not being its author. These do not count:
+	// StaleApprovers approved an earlier head commit only (GitHub),
 	// ContributingApprovers wrote or committed commits of it, and
 	// UncheckedApprovers approved a request of which UnattributedCommits
-	// commits are by no GitHub account, so whether they wrote them is
-	// unknown.
+	// commits are by no account of the forge, so whether they wrote them
+	// is unknown (GitHub, Bitbucket).
 	Approvers             []string `json:"approvers"`
 	StaleApprovers        []string `json:"stale_approvers,omitempty"`
 	ContributingApprovers []string `json:"contributing_approvers,omitempty"`
@@ -61,7 +62,7 @@ func (q Request) result(commit string) bool {
 
 // Review is what the forge says about a commit, and the verdict.
 type Review struct {
-	Forge      string    `json:"forge"` // github, gitlab or azure
+	Forge      string    `json:"forge"` // github, gitlab, azure or bitbucket
 	Repository string    `json:"repository"`
 	Commit     string    `json:"commit"`
 	Requests   []Request `json:"requests"`
@@ -114,7 +115,7 @@ func (r *Review) Judge(min int, base string) {
 			r.Reason += fmt.Sprintf(" (%s approved it but also wrote or committed commits of it)", strings.Join(q.ContributingApprovers, ", "))
 		}
 		if len(q.UncheckedApprovers) > 0 {
-			r.Reason += fmt.Sprintf(" (%d commit(s) of it are by an email GitHub ties to no account, so whether %s wrote them is unknown)", q.UnattributedCommits, strings.Join(q.UncheckedApprovers, ", "))
+			r.Reason += fmt.Sprintf(" (%d commit(s) of it are by an email the forge ties to no account, so whether %s wrote them is unknown)", q.UnattributedCommits, strings.Join(q.UncheckedApprovers, ", "))
 		}
 	case len(elsewhere) > 0:
 		r.Reason = fmt.Sprintf("#%d was merged into %s, not %s: no reviewed request brought commit %s into %s", elsewhere[0].Number, elsewhere[0].Base, base, r.Commit, base)

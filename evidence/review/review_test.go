@@ -126,7 +126,7 @@ func TestGitHub(t *testing.T) {
 	if r, err := c.GitHub(ctx, "octo-org/payments-api", "unlinked", false); err != nil || len(r.Requests) != 1 || len(r.Requests[0].Approvers) != 0 ||
 		!slices.Equal(r.Requests[0].UncheckedApprovers, []string{"bob"}) || r.Requests[0].UnattributedCommits != 1 {
 		t.Errorf("an unlinked commit: %+v, %v", r, err)
-	} else if r.Judge(1, ""); r.Passed || !strings.HasSuffix(r.Reason, "(1 commit(s) of it are by an email GitHub ties to no account, so whether bob wrote them is unknown)") {
+	} else if r.Judge(1, ""); r.Passed || !strings.HasSuffix(r.Reason, "(1 commit(s) of it are by an email the forge ties to no account, so whether bob wrote them is unknown)") {
 		t.Errorf("an unlinked commit: %v %q", r.Passed, r.Reason)
 	}
 
@@ -277,7 +277,8 @@ func TestForges(t *testing.T) {
 		want string
 	}{
 		{ForgeConfig{Type: "github", TokenFile: token}, "forges[0].name: is required"},
-		{ForgeConfig{Name: "b", Type: "bitbucket", TokenFile: token}, `forges[0].type: "bitbucket": want github, gitlab or azure`},
+		{ForgeConfig{Name: "b", Type: "gitea", TokenFile: token}, `forges[0].type: "gitea": want github, gitlab, azure or bitbucket`},
+		{ForgeConfig{Name: "b", Type: "bitbucket", TokenFile: token}, "forges[0].api_url: is required for bitbucket: the server's REST API, https://bitbucket.example.com/rest/api/latest"},
 		{ForgeConfig{Name: "a", Type: "azure", TokenFile: token}, "forges[0].api_url: is required for azure"},
 		{ForgeConfig{Name: "g", Type: "github"}, "forges[0].token_file: is required"},
 		{ForgeConfig{Name: "g", Type: "github", TokenFile: "/nonexistent"}, "forges[0].token_file: open /nonexistent"},
@@ -286,6 +287,17 @@ func TestForges(t *testing.T) {
 		if _, err := NewForges([]ForgeConfig{tc.cfg}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
 		}
+	}
+	// Bitbucket Data Center serves its repositories on its own host.
+	bb := forgetest.Bitbucket(t, "PAY/cards-api")
+	bb.Add(forgetest.Request{Number: 3, Author: "alice", Commits: []string{head}, Head: head, MergeCommit: merge, Base: "main", MergedBy: "x", Approvers: []string{"bob"}})
+	fb, err := NewForges([]ForgeConfig{{Name: "bitbucket", Type: "bitbucket", APIURL: bb.URL, TokenFile: bb.TokenFile(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(strings.TrimSuffix(bb.URL, "/rest/api/latest"), "http://")
+	if r, name, err := fb.Review(context.Background(), "http://"+host+"/scm/pay/cards-api.git", merge); err != nil || name != "bitbucket" || !r.Passed {
+		t.Errorf("bitbucket review %+v from %q, %v", r, name, err)
 	}
 	if got := azurePath("bank/payments/_git/api"); got != "payments/api" {
 		t.Errorf("azurePath = %q", got)

@@ -123,6 +123,16 @@ func Azure(t testing.TB, repo string) *Forge {
 	return f
 }
 
+// Bitbucket serves Bitbucket Data Center's REST API (URL is
+// …/rest/api/latest) for repo ("PROJECT/repo"), with an HTTP access token
+// as a bearer. Approvers are the reviewers whose status is APPROVED.
+func Bitbucket(t testing.TB, repo string) *Forge {
+	f := &Forge{Token: "bbdc-forgetest", repo: repo}
+	f.serve(t, f.bitbucket)
+	f.URL += "/rest/api/latest"
+	return f
+}
+
 func (f *Forge) serve(t testing.TB, h http.HandlerFunc) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -478,5 +488,96 @@ func (f *Forge) azure(w http.ResponseWriter, r *http.Request) {
 		write(w, 200, pull(qs[0]))
 	default:
 		write(w, 404, map[string]string{"message": "not found"})
+	}
+}
+
+func (f *Forge) bitbucket(w http.ResponseWriter, r *http.Request) {
+	fail := func(status int, msg string) {
+		write(w, status, map[string]any{"errors": []any{map[string]any{"context": nil, "message": msg, "exceptionName": nil}}})
+	}
+	if r.Header.Get("Authorization") != "Bearer "+f.Token {
+		fail(401, "Authentication failed. Please check your credentials and try again.")
+		return
+	}
+	project, slug, _ := strings.Cut(f.repo, "/")
+	rest, ok := strings.CutPrefix(r.URL.Path, "/rest/api/latest/projects/"+project+"/repos/"+slug+"/")
+	if !ok {
+		fail(404, fmt.Sprintf("Repository %s does not exist.", f.repo))
+		return
+	}
+	// A page as Bitbucket pages: start and limit; isLastPage, nextPageStart.
+	page := func(items []any) {
+		start, _ := strconv.Atoi(r.URL.Query().Get("start"))
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		if limit <= 0 {
+			limit = 25
+		}
+		from, to := min(start, len(items)), min(start+limit, len(items))
+		out := map[string]any{"size": to - from, "limit": limit, "start": start, "isLastPage": to == len(items), "values": append([]any{}, items[from:to]...)}
+		if to < len(items) {
+			out["nextPageStart"] = to
+		}
+		write(w, 200, out)
+	}
+	user := func(name string) map[string]any {
+		return map[string]any{"name": name, "slug": name, "emailAddress": name + "@bank.example", "displayName": name, "id": len(name), "type": "NORMAL"}
+	}
+	parts := strings.Split(rest, "/")
+	switch {
+	case len(parts) == 3 && parts[0] == "commits" && parts[2] == "pull-requests":
+		out := []any{}
+		for _, q := range f.find(func(q Request) bool { return contains(q.Commits, parts[1]) || q.MergeCommit == parts[1] }) {
+			state, props := "DECLINED", map[string]any{}
+			switch {
+			case q.MergedBy != "":
+				state, props["mergeCommit"] = "MERGED", map[string]any{"id": q.MergeCommit, "displayId": q.MergeCommit[:min(11, len(q.MergeCommit))]}
+			case q.Open:
+				state = "OPEN"
+			}
+			reviewers := []any{}
+			for _, a := range q.Approvers {
+				reviewers = append(reviewers, map[string]any{"user": user(a), "role": "REVIEWER", "approved": true, "status": "APPROVED", "lastReviewedCommit": q.Head})
+			}
+			for _, who := range slices.Sorted(maps.Keys(q.Votes)) {
+				reviewers = append(reviewers, map[string]any{"user": user(who), "role": "REVIEWER", "approved": false, "status": "NEEDS_WORK"})
+			}
+			out = append(out, map[string]any{
+				"id": q.Number, "title": q.Title, "state": state, "closedDate": mergedAt.UnixMilli(),
+				"author":    map[string]any{"user": user(q.Author), "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
+				"reviewers": reviewers, "properties": props,
+				"fromRef": map[string]any{"id": "refs/heads/feature", "displayId": "feature", "latestCommit": q.Head},
+				"toRef":   map[string]any{"id": "refs/heads/" + q.Base, "displayId": q.Base},
+				"links":   map[string]any{"self": []any{map[string]any{"href": fmt.Sprintf("https://bitbucket.example.com/projects/%s/repos/%s/pull-requests/%d", project, slug, q.Number)}}},
+			})
+		}
+		page(out)
+	case len(parts) == 3 && parts[0] == "pull-requests" && parts[2] == "commits":
+		n, _ := strconv.Atoi(parts[1])
+		qs := f.find(func(q Request) bool { return q.Number == n })
+		if len(qs) == 0 {
+			fail(404, fmt.Sprintf("Pull request %d does not exist in %s.", n, f.repo))
+			return
+		}
+		q := qs[0]
+		out := []any{}
+		commit := func(author, committer map[string]any) {
+			out = append(out, map[string]any{"id": fmt.Sprintf("%040x", len(out)+1), "author": author, "committer": committer})
+		}
+		unlinked := map[string]any{"name": "laptop", "emailAddress": "laptop@localhost"}
+		for range q.Commits {
+			commit(user(q.Author), user(q.Author))
+		}
+		for _, who := range q.Contributors {
+			commit(user(who), user(who))
+		}
+		for _, who := range q.Committers {
+			commit(user(q.Author), user(who))
+		}
+		for range q.Unlinked {
+			commit(unlinked, unlinked)
+		}
+		page(out)
+	default:
+		fail(404, "No such resource.")
 	}
 }
