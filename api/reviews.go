@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -92,6 +94,8 @@ func (s *Server) deploymentApprovers(c *gin.Context, d auth.Deployment, r eviden
 		return refuse("the job's ID token names no environment (or run): Vouch records a release decision by a job of %s with the people who approved its deployment, so run the job in a protected environment with required reviewers (environment: in the workflow)", d.Repository)
 	case d.Attempt != "1":
 		return refuse("the job is attempt %q of workflow run %s: GitHub's review history does not say which attempt a review approved, so only a first attempt's reviewers can be recorded; start a new run", d.Attempt, d.Run)
+	case !slices.Contains(d.Decides, r.Environment):
+		return refuse("a job of GitHub environment %q decides for %s only, not %s (oidc_issuers deployment_environments)", d.Environment, strings.Join(d.Decides, ", "), r.Environment)
 	case r.Emergency:
 		return refuse("an emergency approval passes a change freeze: it needs a person's own token (vouch approve --emergency), not a deployment job's")
 	}

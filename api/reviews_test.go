@@ -91,7 +91,7 @@ func TestDeploymentApprovalProblems(t *testing.T) {
 	}
 	is := oidctest.New(t)
 	verifier, err := oidc.New([]oidc.IssuerConfig{{Issuer: is.URL(), Name: "github", Subjects: []string{"repo:bank/*:ref:refs/heads/main"}, Scopes: []auth.Scope{auth.ScopeEvidenceWrite, auth.ScopeApprovalsWrite},
-		RepositoryClaim: "repository", RepositoryPrefix: "github.com/", CAFile: is.CAFile, DeploymentReviews: "github"}})
+		RepositoryClaim: "repository", RepositoryPrefix: "github.com/", CAFile: is.CAFile, DeploymentReviews: "github", DeploymentEnvironments: map[string][]string{"production": {"prod"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +105,7 @@ func TestDeploymentApprovalProblems(t *testing.T) {
 	job("deploy", "production", "5", commit)
 	job("unreviewed", "production", "6", commit)
 	job("unlinked", "production", "5", unlinked)
+	job("staging", "staging", "5", commit)
 	digest := func(n int) string { return fmt.Sprintf("sha256:%064d", n) }
 	for n, c := range []string{commit, unlinked} {
 		if code, out := f.postJSON("/api/v1/artifacts", "build", fmt.Sprintf(`{"name":"ghcr.io/bank/payments","digest":%q,"repository":"https://github.com/bank/payments","git_commit":%q,"author":"alice@bank.example"}`, digest(n+1), c)); code != 201 {
@@ -122,6 +123,7 @@ func TestDeploymentApprovalProblems(t *testing.T) {
 		{"build", approval(1, "approved"), 403, "deployment-not-approved"},
 		{"build", approval(1, "rejected"), 403, "deployment-not-approved"},
 		{"unreviewed", approval(1, "approved"), 403, "deployment-not-approved"},
+		{"staging", approval(1, "approved"), 403, "deployment-not-approved"}, // a staging job decides for staging only
 		{"deploy", approval(1, "maybe"), 422, "validation"}, // checked before GitHub is asked
 		{"unlinked", approval(2, "approved"), 422, "validation"},
 		{"deploy", approval(1, "approved"), 201, "[carol]"},

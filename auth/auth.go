@@ -78,6 +78,9 @@ type Deployment struct {
 	Attempt     string // the run's attempt, from "1"
 	Environment string // the forge's environment; "" when the job names none
 	Commit      string // the commit the run is of
+	// Decides are the Vouch environments the job may make release
+	// decisions for.
+	Decides []string
 }
 
 // Allows reports whether the token carries scope s (admin carries all).

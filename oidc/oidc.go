@@ -78,6 +78,11 @@ type IssuerConfig struct {
 	// workflow run (claims run_id, run_attempt, environment and sha), not
 	// the job alone. RepositoryClaim must be "repository".
 	DeploymentReviews string `json:"deployment_reviews,omitempty"`
+	// DeploymentEnvironments map a GitHub environment to the Vouch
+	// environments its jobs may decide for ({production: [prod]}); a
+	// GitHub environment not listed decides for the Vouch environment of
+	// its name only.
+	DeploymentEnvironments map[string][]string `json:"deployment_environments,omitempty"`
 }
 
 // Clock skew allowed on exp and nbf, and how often an issuer's keys may be
@@ -168,6 +173,17 @@ func New(cfgs []IssuerConfig, opts ...Option) (*Verifier, error) {
 		if c.RepositoryClaim == "" || c.RepositoryPrefix == "" {
 			return nil, fmt.Errorf("%s: repository_claim and repository_prefix are required, so that a job writes evidence only about its own repository (GitHub: \"repository\" and \"github.com/\"; GitLab: \"project_path\" and your GitLab's host and \"/\")", field)
 		}
+		if len(c.DeploymentEnvironments) > 0 && c.DeploymentReviews == "" {
+			return nil, fmt.Errorf("%s.deployment_environments: is for deployment_reviews", field)
+		}
+		envs := map[string][]string{} // by the GitHub environment's name in lower case, as GitHub compares them
+		for name, targets := range c.DeploymentEnvironments {
+			if name == "" || len(targets) == 0 {
+				return nil, fmt.Errorf("%s.deployment_environments: %q: want a GitHub environment and the Vouch environments its jobs decide for", field, name)
+			}
+			envs[strings.ToLower(name)] = targets
+		}
+		c.DeploymentEnvironments = envs
 		client, err := httpClient(c.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("%s.ca_file: %w", field, err)
@@ -293,8 +309,15 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (auth.Token, er
 		Repositories: []string{patternEscaper.Replace(auth.RepositoryKey(is.cfg.RepositoryPrefix + repo))}}
 	if is.cfg.DeploymentReviews != "" {
 		claim := func(name string) string { v, _ := claimString(c, name); return v }
-		t.Deployment = &auth.Deployment{Forge: is.cfg.DeploymentReviews, Repository: repo,
+		d := &auth.Deployment{Forge: is.cfg.DeploymentReviews, Repository: repo,
 			Run: claim("run_id"), Attempt: claim("run_attempt"), Environment: claim("environment"), Commit: claim("sha")}
+		if d.Environment != "" {
+			d.Decides = slices.Clone(is.cfg.DeploymentEnvironments[strings.ToLower(d.Environment)])
+			if d.Decides == nil {
+				d.Decides = []string{strings.ToLower(d.Environment)}
+			}
+		}
+		t.Deployment = d
 	}
 	return t, nil
 }

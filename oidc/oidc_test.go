@@ -203,6 +203,8 @@ func TestConfig(t *testing.T) {
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, RepositoryClaim: "repository"}, "repository_claim and repository_prefix are required"},
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, Claims: map[string][]string{"job_workflow_ref": {}}}, `claims: "job_workflow_ref": want a claim name and the patterns`},
 		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, Claims: map[string][]string{"job_workflow_ref": {"["}}}, `claims.job_workflow_ref: "[" is not a valid pattern`},
+		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, RepositoryClaim: "repository", RepositoryPrefix: "github.com/", DeploymentEnvironments: map[string][]string{"production": {"prod"}}}, "deployment_environments: is for deployment_reviews"},
+		{oidc.IssuerConfig{Issuer: "https://issuer.example", Name: "x", Subjects: []string{"*"}, RepositoryClaim: "repository", RepositoryPrefix: "github.com/", DeploymentReviews: "github", DeploymentEnvironments: map[string][]string{"production": {}}}, `deployment_environments: "production": want a GitHub environment and the Vouch environments`},
 	} {
 		if _, err := oidc.New([]oidc.IssuerConfig{tc.cfg}); err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.says)
@@ -295,14 +297,20 @@ func TestDeploymentReviews(t *testing.T) {
 	c := is.GitHubClaims("bank/payments", "refs/heads/main", time.Now().Add(5*time.Minute))
 	c["sub"], c["environment"], c["run_id"], c["run_attempt"], c["sha"] = "repo:bank/payments:environment:production", "production", "4242", "1", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"
 	token := is.Sign(t, "r1", "", c)
+	job := func(decides ...string) *auth.Deployment {
+		return &auth.Deployment{Forge: "github", Repository: "bank/payments", Run: "4242", Attempt: "1", Environment: "production", Commit: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b", Decides: decides}
+	}
 	for _, tc := range []struct {
 		reviews string
+		envs    map[string][]string
 		want    *auth.Deployment
 	}{
-		{"", nil},
-		{"github", &auth.Deployment{Forge: "github", Repository: "bank/payments", Run: "4242", Attempt: "1", Environment: "production", Commit: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"}},
+		{"", nil, nil},
+		{"github", nil, job("production")},
+		{"github", map[string][]string{"Production": {"prod", "prod-eu"}}, job("prod", "prod-eu")},
+		{"github", map[string][]string{"staging": {"staging"}}, job("production")},
 	} {
-		cfg.DeploymentReviews = tc.reviews
+		cfg.DeploymentReviews, cfg.DeploymentEnvironments = tc.reviews, tc.envs
 		v, err := oidc.New([]oidc.IssuerConfig{cfg})
 		if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -517,7 +518,8 @@ func (c *Config) validate() error {
 	if c.AdminToken != "" && len(c.AdminToken) < 32 {
 		return errors.New("VOUCH_ADMIN_TOKEN: must be at least 32 characters (e.g. `openssl rand -hex 32`)")
 	}
-	if _, err := c.environments(); err != nil {
+	envs, err := c.environments()
+	if err != nil {
 		return err
 	}
 	if _, _, err := c.trust(); err != nil {
@@ -545,6 +547,13 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: needs repository_claim \"repository\" (GitHub's owner/name), not %q", field, is.RepositoryClaim)
 		case !slices.Contains(hosts, host):
 			return fmt.Errorf("%s: forge %q does not serve %s, the host of repository_prefix: the jobs' runs would be looked up on another GitHub", field, is.DeploymentReviews, host)
+		}
+		for _, name := range slices.Sorted(maps.Keys(is.DeploymentEnvironments)) {
+			for _, e := range is.DeploymentEnvironments[name] {
+				if !slices.Contains(envs.Names(), e) {
+					return fmt.Errorf("oidc_issuers[%d].deployment_environments.%s: %q is not a configured environment (configured: %s)", i, name, e, strings.Join(envs.Names(), ", "))
+				}
+			}
 		}
 	}
 	return nil

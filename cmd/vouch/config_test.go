@@ -102,6 +102,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 			`oidc_issuers[0].deployment_reviews: "github" names no forges entry of type github`},
 		{"deployment reviews of another repository claim", []string{"--config", yaml("oidc_issuers: [{issuer: 'https://token.actions.githubusercontent.com', name: github, subjects: ['*'], repository_claim: repository_id, repository_prefix: github.com/, deployment_reviews: github}]\nforges: [{name: github, type: github, token_file: /etc/hosts}]\n")}, nil,
 			`oidc_issuers[0].deployment_reviews: needs repository_claim "repository"`},
+		{"deployment environment not configured", []string{"--config", yaml("oidc_issuers: [{issuer: 'https://token.actions.githubusercontent.com', name: github, subjects: ['*'], repository_claim: repository, repository_prefix: github.com/, deployment_reviews: github, deployment_environments: {production: [prod]}}]\nforges: [{name: github, type: github, token_file: /etc/hosts}]\n")}, nil,
+			`oidc_issuers[0].deployment_environments.production: "prod" is not a configured environment (configured: default)`},
 		{"deployment reviews on another GitHub", []string{"--config", yaml("oidc_issuers: [{issuer: 'https://ghe.bank.example/_services/token', name: github, subjects: ['*'], repository_claim: repository, repository_prefix: ghe.bank.example/, deployment_reviews: github}]\nforges: [{name: github, type: github, token_file: /etc/hosts}]\n")}, nil,
 			`forge "github" does not serve ghe.bank.example, the host of repository_prefix`},
 		{"blob size too large", []string{"--config", yaml("max_blob_size: 2GiB\n")}, nil, "max_blob_size"},

@@ -122,6 +122,7 @@ oidc_issuers:
     repository_prefix: github.com/
     audience: https://vouch.bank.example
     deployment_reviews: github
+    deployment_environments: {production: [prod]}
     ca_file: %q
 `, gh.URL, gh.TokenFile(t), is.URL(), is.CAFile), "")
 	auditor := v.cli("token", "create", "--name", "auditor", "--scopes", "audit:read")
