@@ -124,7 +124,7 @@ func TestDeploymentApprovalProblems(t *testing.T) {
 		{"build", approval(1, "rejected"), 403, "deployment-not-approved"},
 		{"unreviewed", approval(1, "approved"), 403, "deployment-not-approved"},
 		{"staging", approval(1, "approved"), 403, "deployment-not-approved"}, // a staging job decides for staging only
-		{"deploy", approval(1, "maybe"), 422, "validation"}, // checked before GitHub is asked
+		{"deploy", approval(1, "maybe"), 422, "validation"},                  // checked before GitHub is asked
 		{"unlinked", approval(2, "approved"), 422, "validation"},
 		{"deploy", approval(1, "approved"), 201, "[carol]"},
 		{"deploy", approval(1, "rejected"), 201, "[carol]"},
