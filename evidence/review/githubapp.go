@@ -176,14 +176,17 @@ func (a *githubApp) buy(ctx context.Context, repo, owner string) (installationTo
 	}
 	c := a.client
 	c.Header, c.Token = "Authorization", "Bearer "+jwt
+	// The installation, asked with each new token (an app may be
+	// installed again, or given other permissions).
+	var inst struct {
+		ID      int64 `json:"id"`
+		Account struct {
+			Login string `json:"login"`
+		} `json:"account"`
+		Permissions map[string]string `json:"permissions"`
+	}
 	installation, which := a.cfg.InstallationID, "installation_id"
-	if installation == 0 { // asked with each new token: an app may be installed again
-		var inst struct {
-			ID      int64 `json:"id"`
-			Account struct {
-				Login string `json:"login"`
-			} `json:"account"`
-		}
+	if installation == 0 {
 		if _, err := c.call(ctx, "GET", true, "/repos/"+repoPath(repo)+"/installation", nil, &inst); err != nil {
 			return installationToken{}, fmt.Errorf("github app %s: its installation on %s (is the app installed there?): %w", a.cfg.ClientID, repo, err)
 		}
@@ -191,12 +194,22 @@ func (a *githubApp) buy(ctx context.Context, repo, owner string) (installationTo
 			return installationToken{}, fmt.Errorf("github app %s: the installation GitHub gave for %s is %s's, not %s's", a.cfg.ClientID, repo, inst.Account.Login, owner)
 		}
 		installation, which = inst.ID, "the installation found"
+	} else if _, err := c.call(ctx, "GET", true, fmt.Sprintf("/app/installations/%d", installation), nil, &inst); err != nil {
+		return installationToken{}, fmt.Errorf("github app %s: installation %d (are client_id, installation_id and private_key_file the app's?): %w", a.cfg.ClientID, installation, err)
+	}
+	// Read access to what Vouch reads, of what the installation may do:
+	// an app that may also write gives Vouch a token that cannot.
+	narrowed := map[string]string{}
+	for _, p := range readPermissions {
+		if inst.Permissions[p] != "" {
+			narrowed[p] = "read"
+		}
 	}
 	var answer struct {
 		Token     string    `json:"token"`
 		ExpiresAt time.Time `json:"expires_at"`
 	}
-	if _, err := c.call(ctx, "POST", true, fmt.Sprintf("/app/installations/%d/access_tokens", installation), struct{}{}, &answer); err != nil {
+	if _, err := c.call(ctx, "POST", true, fmt.Sprintf("/app/installations/%d/access_tokens", installation), map[string]any{"permissions": narrowed}, &answer); err != nil {
 		return installationToken{}, fmt.Errorf("github app %s: a token for installation %d (are client_id, %s and private_key_file the app's?): %w", a.cfg.ClientID, installation, which, err)
 	}
 	if answer.Token == "" || answer.ExpiresAt.IsZero() {
@@ -204,6 +217,11 @@ func (a *githubApp) buy(ctx context.Context, repo, owner string) (installationTo
 	}
 	return installationToken{token: answer.Token, expires: answer.ExpiresAt}, nil
 }
+
+// readPermissions are the installation permissions Vouch reads with:
+// pull requests and their reviews, commits, and workflow runs' deployment
+// reviews.
+var readPermissions = []string{"pull_requests", "contents", "actions", "metadata"}
 
 // reject forgets the token GitHub refused (revoked, or the installation
 // suspended): the next request buys another instead of failing until it

@@ -332,11 +332,19 @@ func TestForgesAsGitHubApp(t *testing.T) {
 	if app.Issued != 1 {
 		t.Errorf("%d installation tokens for three reviews within the hour, want 1", app.Issued)
 	}
+	// The token can read what the installation may, no more.
+	if want := map[string]string{"pull_requests": "read", "contents": "read", "metadata": "read"}; !reflect.DeepEqual(app.Asked, want) {
+		t.Errorf("the token asked for %v, want %v", app.Asked, want)
+	}
 	// A token GitHub refuses is dropped, and the request made again with
-	// a new one.
+	// a new one; an installation that may write gives a token that reads.
 	gh.RevokeAppToken()
+	app.Permissions = map[string]string{"pull_requests": "write", "contents": "write", "actions": "read", "issues": "write", "metadata": "read"}
 	if r, _, err := f.Review(ctx, "https://github.com/octo-org/payments-api", merge); err != nil || !r.Passed || app.Issued != 2 {
 		t.Errorf("with the token revoked: %+v, %v; %d tokens issued, want 2", r, err, app.Issued)
+	}
+	if want := map[string]string{"pull_requests": "read", "contents": "read", "actions": "read", "metadata": "read"}; !reflect.DeepEqual(app.Asked, want) {
+		t.Errorf("the token asked for %v, want %v", app.Asked, want)
 	}
 
 	// Without installation_id, the installation is the repository
@@ -399,7 +407,7 @@ func TestForgesAsGitHubApp(t *testing.T) {
 	}
 
 	_, _, err = forges(gh, app, "Iv23liSomeoneElse").Review(ctx, "https://github.com/octo-org/payments-api", merge)
-	if want := "github app Iv23liSomeoneElse: a token for installation 4711 (are client_id, installation_id and private_key_file the app's?): POST /app/installations/4711/access_tokens: 401 Unauthorized: A JSON web token could not be decoded: issuer Iv23liSomeoneElse"; err == nil || !strings.Contains(err.Error(), want) {
+	if want := "github app Iv23liSomeoneElse: installation 4711 (are client_id, installation_id and private_key_file the app's?): GET /app/installations/4711: 401 Unauthorized: A JSON web token could not be decoded: issuer Iv23liSomeoneElse"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("another app's ID: %v, want %q", err, want)
 	}
 

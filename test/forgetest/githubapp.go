@@ -32,7 +32,12 @@ type App struct {
 	Issued         int           // installation tokens issued so far
 	// Account, when set, is the owner GitHub names for the installation
 	// instead of the repository's (a repository moved to another owner).
-	Account        string
+	Account string
+	// Permissions are the installation's (pull_requests, contents and
+	// metadata read by default); Asked is what the latest token purchase
+	// asked for (nil: all of them).
+	Permissions    map[string]string
+	Asked          map[string]string
 	key            *rsa.PublicKey
 	token, revoked string // the latest issued; one refused
 }
@@ -48,7 +53,8 @@ func (f *Forge) InstallApp(t testing.TB) *App {
 	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := &App{ClientID: "Iv23liForgetest", InstallationID: 4711, KeyFile: p, TTL: time.Hour, key: &key.PublicKey}
+	a := &App{ClientID: "Iv23liForgetest", InstallationID: 4711, KeyFile: p, TTL: time.Hour, key: &key.PublicKey,
+		Permissions: map[string]string{"pull_requests": "read", "contents": "read", "metadata": "read"}}
 	f.mu.Lock()
 	f.app = a
 	f.mu.Unlock()
@@ -64,8 +70,9 @@ func (f *Forge) RevokeAppToken() {
 }
 
 // appAPI answers what the app asks with its JWT: GET
-// /repos/{repo}/installation and POST
-// /app/installations/{id}/access_tokens. It reports false for other
+// /repos/{repo}/installation, GET /app/installations/{id} and POST
+// /app/installations/{id}/access_tokens (permissions no more than the
+// installation's, as GitHub checks them). It reports false for other
 // requests.
 func (f *Forge) appAPI(w http.ResponseWriter, r *http.Request) bool {
 	f.mu.Lock()
@@ -84,22 +91,37 @@ func (f *Forge) appAPI(w http.ResponseWriter, r *http.Request) bool {
 		write(w, 404, map[string]string{"message": "Not Found", "documentation_url": "https://docs.github.com/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app"})
 		return true
 	}
-	if installation {
+	self := fmt.Sprintf("/app/installations/%d", a.InstallationID)
+	if installation || r.Method == http.MethodGet && r.URL.Path == self {
 		owner, _, _ := strings.Cut(f.repo, "/")
 		if a.Account != "" {
 			owner = a.Account
 		}
-		write(w, 200, map[string]any{"id": a.InstallationID, "app_slug": "vouch", "target_type": "Organization", "account": map[string]any{"login": owner, "type": "Organization"}})
+		write(w, 200, map[string]any{"id": a.InstallationID, "app_slug": "vouch", "target_type": "Organization", "account": map[string]any{"login": owner, "type": "Organization"},
+			"permissions": a.Permissions})
 		return true
 	}
-	if r.Method != http.MethodPost || r.URL.Path != fmt.Sprintf("/app/installations/%d/access_tokens", a.InstallationID) {
+	if r.Method != http.MethodPost || r.URL.Path != self+"/access_tokens" {
 		write(w, 404, map[string]string{"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
 		return true
 	}
+	var body struct {
+		Permissions map[string]string `json:"permissions"`
+	}
+	json.NewDecoder(r.Body).Decode(&body)
+	granted := a.Permissions
+	for name, level := range body.Permissions {
+		if have := a.Permissions[name]; have == "" || have == "read" && level != "read" {
+			write(w, 422, map[string]string{"message": "The permissions requested are not granted to this installation.", "documentation_url": "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app"})
+			return true
+		}
+		granted = body.Permissions
+	}
+	a.Asked = body.Permissions
 	a.Issued++
 	a.token = fmt.Sprintf("ghs_forgetestInstallation%d", a.Issued)
 	write(w, 201, map[string]any{"token": a.token, "expires_at": time.Now().Add(a.TTL).UTC().Format(time.RFC3339),
-		"permissions": map[string]string{"pull_requests": "read", "contents": "read", "metadata": "read"}, "repository_selection": "selected"})
+		"permissions": granted, "repository_selection": "selected"})
 	return true
 }
 
