@@ -25,13 +25,13 @@ type reviewFlags struct {
 }
 
 func (f *reviewFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.forge, "forge", "", "github, gitlab, azure or bitbucket (Data Center) (default: the CI system's, else from --repository, or bitbucket with VOUCH_BITBUCKET_API_URL)")
+	fs.StringVar(&f.forge, "forge", "", "github, gitlab, azure or bitbucket (Data Center) (default: the CI system's, else from --repository; bitbucket outside GitHub Actions when VOUCH_BITBUCKET_API_URL is set)")
 	fs.StringVar(&f.repository, "repository", "", "owner/name (GitHub), group/project (GitLab), project/repository (Azure DevOps) or PROJECT/repo (Bitbucket), or its URL (default: the CI build's)")
 	fs.StringVar(&f.commit, "commit", "", "the commit built (default: the CI build's)")
 	fs.StringVar(&f.base, "base", "", "count only requests merged into this branch (default: the branch CI builds; \"\" outside CI: any)")
 	fs.StringVar(&f.apiURL, "api-url", "", "the forge's API (default: GITHUB_API_URL or https://api.github.com; CI_API_V4_URL or https://gitlab.com/api/v4; Azure DevOps: SYSTEM_COLLECTIONURI; Bitbucket: VOUCH_BITBUCKET_API_URL)")
 	fs.IntVar(&f.minApprovals, "min-approvals", 1, "approvals required from people other than the request's author")
-	fs.BoolVar(&f.allowStale, "allow-stale-approvals", false, "GitHub: count approvals of an earlier head commit of the pull request too")
+	fs.BoolVar(&f.allowStale, "allow-stale-approvals", false, "GitHub and Bitbucket: count approvals of an earlier head commit of the pull request too")
 	fs.BoolVar(&f.serverSide, "server-side", false, "let Vouch ask the forge with its own token (forges in its configuration) about the build's reported repository and commit: the review is verified, the pipeline cannot write it")
 }
 
@@ -56,7 +56,7 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 			forge = "github" // a GitHub repository built by Azure Pipelines
 		case ci.System == "Azure Pipelines", strings.Contains(f.repository, "dev.azure.com"):
 			forge = "azure"
-		case strings.Contains(first(f.repository, ci.Repository), "bitbucket"), getenv("VOUCH_BITBUCKET_API_URL") != "":
+		case ci.System != "GitHub Actions" && getenv("VOUCH_BITBUCKET_API_URL") != "":
 			forge = "bitbucket"
 		default:
 			forge = "github"
@@ -102,7 +102,7 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 			return attestation{}, usageError{"attest pr needs --api-url (the collection, https://dev.azure.com/ORG) and --repository project/repository (outside Azure Pipelines)"}
 		}
 	case "bitbucket":
-		repo = repoPath(first(f.repository, getenv("GIT_URL"), getenv("bamboo_planRepository_repositoryUrl")))
+		repo = repoPath(first(f.repository, getenv("GIT_URL")))
 		c.BaseURL = first(f.apiURL, getenv("VOUCH_BITBUCKET_API_URL"))
 		token := first(getenv("VOUCH_BITBUCKET_TOKEN"), getenv("BITBUCKET_TOKEN"))
 		if token == "" {
@@ -135,6 +135,12 @@ func ciBranch(getenv func(string) string) string {
 	}
 	if ref, ok := strings.CutPrefix(getenv("BUILD_SOURCEBRANCH"), "refs/heads/"); ok && strings.EqualFold(getenv("TF_BUILD"), "true") {
 		return ref
+	}
+	if getenv("JENKINS_URL") != "" && getenv("CI_COMMIT_BRANCH") == "" {
+		if getenv("CHANGE_ID") != "" { // a pull request's build
+			return ""
+		}
+		return strings.TrimPrefix(first(getenv("BRANCH_NAME"), getenv("GIT_BRANCH")), "origin/")
 	}
 	return getenv("CI_COMMIT_BRANCH") // GitLab: unset for tags and merge request pipelines
 }

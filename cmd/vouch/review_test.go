@@ -128,7 +128,7 @@ func TestReviewAttestationFromBitbucket(t *testing.T) {
 	bb := forgetest.Bitbucket(t, "PAY/api")
 	bb.Add(forgetest.Request{Number: 5, Author: "alice", Commits: []string{"h5"}, Head: "h5", MergeCommit: "m5", Base: "main", MergedBy: "x", Approvers: []string{"bob"}})
 	env := map[string]string{"JENKINS_URL": "https://jenkins.bank.example/", "GIT_URL": "https://bitbucket.bank.example/scm/pay/api.git", "GIT_COMMIT": "m5",
-		"VOUCH_BITBUCKET_API_URL": bb.URL, "VOUCH_BITBUCKET_TOKEN": bb.Token}
+		"GIT_BRANCH": "origin/main", "VOUCH_BITBUCKET_API_URL": bb.URL, "VOUCH_BITBUCKET_TOKEN": bb.Token}
 	getenv := func(k string) string { return env[k] }
 	at, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv) // the forge from VOUCH_BITBUCKET_API_URL
 	if err != nil {
@@ -136,8 +136,20 @@ func TestReviewAttestationFromBitbucket(t *testing.T) {
 	}
 	var r review.Review
 	json.Unmarshal(at.report.Payload, &r)
-	if !*at.report.Passed || r.Forge != "bitbucket" || r.Repository != "PAY/api" || at.summary != "#5 merged, approved by bob" {
+	if !*at.report.Passed || r.Forge != "bitbucket" || r.Repository != "PAY/api" || r.Base != "main" || at.summary != "#5 merged, approved by bob" {
 		t.Errorf("attestation %+v %q, payload %+v", at.report, at.summary, r)
+	}
+	// A build of another branch: the request merged into main does not count.
+	env["BRANCH_NAME"] = "release"
+	if at, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv); err != nil || *at.report.Passed || !strings.Contains(at.summary, "was merged into main, not release") {
+		t.Errorf("a build of release: %q %v", at.summary, err)
+	}
+	delete(env, "BRANCH_NAME")
+	// In GitHub Actions the forge stays GitHub's.
+	if _, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, func(k string) string {
+		return map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_SHA": "m5", "GITHUB_REPOSITORY": "acme/bitbucket-sync", "VOUCH_BITBUCKET_API_URL": bb.URL}[k]
+	}); err == nil || !strings.Contains(err.Error(), "needs GITHUB_TOKEN") {
+		t.Errorf("GitHub Actions with VOUCH_BITBUCKET_API_URL set: %v", err)
 	}
 	delete(env, "VOUCH_BITBUCKET_TOKEN")
 	if _, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{forge: "bitbucket", minApprovals: 1}, getenv); err == nil || !strings.Contains(err.Error(), "needs VOUCH_BITBUCKET_TOKEN") {

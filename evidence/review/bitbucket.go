@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,6 +15,7 @@ import (
 type bbUser struct {
 	Name string `json:"name"`
 	Slug string `json:"slug"`
+	Type string `json:"type"` // NORMAL, or SERVICE: an access token's
 }
 
 // bbPage is one page of a Bitbucket Data Center list.
@@ -44,50 +46,78 @@ func bbList[T any](ctx context.Context, c *Client, path string) ([]T, error) {
 	}
 }
 
+// bbPull is a Bitbucket Data Center pull request.
+type bbPull struct {
+	ID     int    `json:"id"`
+	Title  string `json:"title"`
+	State  string `json:"state"` // OPEN, MERGED, DECLINED
+	Closed int64  `json:"closedDate"`
+	Author struct {
+		User bbUser `json:"user"`
+	} `json:"author"`
+	Reviewers []struct {
+		User         bbUser `json:"user"`
+		Status       string `json:"status"` // APPROVED, NEEDS_WORK, UNAPPROVED
+		LastReviewed string `json:"lastReviewedCommit"`
+	} `json:"reviewers"`
+	FromRef struct {
+		LatestCommit string `json:"latestCommit"`
+	} `json:"fromRef"`
+	ToRef struct {
+		DisplayID string `json:"displayId"`
+	} `json:"toRef"`
+	Properties struct {
+		MergeCommit struct {
+			ID string `json:"id"`
+		} `json:"mergeCommit"`
+	} `json:"properties"`
+	Links struct {
+		Self []struct {
+			Href string `json:"href"`
+		} `json:"self"`
+	} `json:"links"`
+}
+
 // Bitbucket asks Bitbucket Data Center (BaseURL its /rest/api/latest)
 // which pull requests contain or made commit in repo (PROJECT/repo) and
-// who approved them. Approvals are as Bitbucket keeps them (its "reset
-// approvals on new changes" setting decides whether a push resets them);
-// reviewers who wrote or committed commits of the request do not count,
-// and none does while a commit is by an email Bitbucket ties to no user.
-func (c *Client) Bitbucket(ctx context.Context, repo, commit string) (Review, error) {
+// who approved them. As on GitHub, an approval counts when the reviewer
+// last reviewed the request's final commit (unless allowStale), is a
+// person (not a SERVICE user, which access tokens act as), and wrote or
+// committed none of its commits, and none does while a commit is by an
+// email Bitbucket ties to no user.
+func (c *Client) Bitbucket(ctx context.Context, repo, commit string, allowStale bool) (Review, error) {
 	project, slug, ok := strings.Cut(repo, "/")
 	if !ok || project == "" || slug == "" || strings.Contains(slug, "/") {
 		return Review{}, fmt.Errorf("repository %q: want PROJECT/repository", repo)
 	}
 	prefix := "/projects/" + url.PathEscape(project) + "/repos/" + url.PathEscape(slug)
 	r := Review{Forge: "bitbucket", Repository: repo, Commit: commit}
-	pulls, err := bbList[struct {
-		ID     int    `json:"id"`
-		Title  string `json:"title"`
-		State  string `json:"state"` // OPEN, MERGED, DECLINED
-		Closed int64  `json:"closedDate"`
-		Author struct {
-			User bbUser `json:"user"`
-		} `json:"author"`
-		Reviewers []struct {
-			User   bbUser `json:"user"`
-			Status string `json:"status"` // APPROVED, NEEDS_WORK, UNAPPROVED
-		} `json:"reviewers"`
-		FromRef struct {
-			LatestCommit string `json:"latestCommit"`
-		} `json:"fromRef"`
-		ToRef struct {
-			DisplayID string `json:"displayId"`
-		} `json:"toRef"`
-		Properties struct {
-			MergeCommit struct {
-				ID string `json:"id"`
-			} `json:"mergeCommit"`
-		} `json:"properties"`
-		Links struct {
-			Self []struct {
-				Href string `json:"href"`
-			} `json:"self"`
-		} `json:"links"`
-	}](ctx, c, fmt.Sprintf("%s/commits/%s/pull-requests", prefix, url.PathEscape(commit)))
+	pulls, err := bbList[bbPull](ctx, c, fmt.Sprintf("%s/commits/%s/pull-requests", prefix, url.PathEscape(commit)))
 	if err != nil {
 		return Review{}, err
+	}
+	if !slices.ContainsFunc(pulls, func(p bbPull) bool { return p.Properties.MergeCommit.ID == commit }) {
+		// A merge commit may not be listed as its request's: ask about its
+		// second parent, the merged head, and let result() check the merge.
+		var cm struct {
+			Parents []struct {
+				ID string `json:"id"`
+			} `json:"parents"`
+		}
+		if _, err := c.get(ctx, false, fmt.Sprintf("%s/commits/%s", prefix, url.PathEscape(commit)), &cm); err != nil {
+			return Review{}, err
+		}
+		if len(cm.Parents) == 2 {
+			more, err := bbList[bbPull](ctx, c, fmt.Sprintf("%s/commits/%s/pull-requests", prefix, url.PathEscape(cm.Parents[1].ID)))
+			if err != nil {
+				return Review{}, err
+			}
+			for _, p := range more {
+				if !slices.ContainsFunc(pulls, func(q bbPull) bool { return q.ID == p.ID }) {
+					pulls = append(pulls, p)
+				}
+			}
+		}
 	}
 	for _, p := range pulls {
 		q := Request{Number: p.ID, Title: p.Title, Author: p.Author.User.Slug, State: strings.ToLower(p.State), Base: p.ToRef.DisplayID, Head: p.FromRef.LatestCommit, Approvers: []string{}}
@@ -108,14 +138,8 @@ func (c *Client) Bitbucket(ctx context.Context, repo, commit string) (Review, er
 			}
 		}
 		for _, rv := range p.Reviewers {
-			switch who := rv.User.Slug; {
-			case rv.Status != "APPROVED" || who == "" || strings.EqualFold(who, q.Author):
-			case contributors[strings.ToLower(who)]:
-				q.ContributingApprovers = append(q.ContributingApprovers, who)
-			case q.UnattributedCommits > 0:
-				q.UncheckedApprovers = append(q.UncheckedApprovers, who)
-			default:
-				q.Approvers = append(q.Approvers, who)
+			if who := rv.User.Slug; rv.Status == "APPROVED" && who != "" && rv.User.Type != "SERVICE" && !strings.EqualFold(who, q.Author) {
+				q.count(who, contributors, rv.LastReviewed == q.Head || allowStale)
 			}
 		}
 		r.Requests = append(r.Requests, q)
@@ -131,43 +155,39 @@ func (c *Client) bitbucketContributors(ctx context.Context, prefix string, id in
 	if err != nil {
 		return nil, 0, err
 	}
-	who = map[string]bool{}
-	for _, cm := range commits {
-		if cm.Author.Slug == "" || cm.Committer.Slug == "" {
-			unattributed++
-		}
-		for _, u := range []bbUser{cm.Author, cm.Committer} {
-			if u.Slug != "" {
-				who[strings.ToLower(u.Slug)] = true
-			}
-		}
+	pairs := make([][2]string, len(commits))
+	for i, cm := range commits {
+		pairs[i] = [2]string{cm.Author.Slug, cm.Committer.Slug}
 	}
+	who, unattributed = contributorsOf(pairs)
 	return who, unattributed, nil
 }
 
 // bitbucketPath is PROJECT/repository from a repository's path on the
-// server: [context/]scm/PROJECT/repo (HTTP clone), PROJECT/repo (SSH
-// clone), [context/]projects/PROJECT/repos/repo[/…] (its web pages), or
-// itself. Project keys are upper case (a path compared as a repository
-// key is lower case), except a user's "~name".
+// server: [context/]projects/PROJECT/repos/repo[/…] or
+// [context/]users/name/repos/repo[/…] (its web pages, a user's as
+// ~name), [context/]scm/PROJECT/repo (HTTP clone), PROJECT/repo (SSH
+// clone), or itself. Project keys are upper case (a path compared as a
+// repository key is lower case), except a user's "~name".
 func bitbucketPath(p string) string {
 	parts := strings.Split(strings.Trim(p, "/"), "/")
 	n := len(parts)
 	var project, repo string
+	for i := 0; i+3 < n && project == ""; i++ {
+		switch {
+		case strings.EqualFold(parts[i+2], "repos") && strings.EqualFold(parts[i], "projects"):
+			project, repo = parts[i+1], parts[i+3]
+		case strings.EqualFold(parts[i+2], "repos") && strings.EqualFold(parts[i], "users"):
+			project, repo = "~"+parts[i+1], parts[i+3]
+		}
+	}
 	switch {
+	case project != "":
 	case n >= 3 && strings.EqualFold(parts[n-3], "scm"):
 		project, repo = parts[n-2], parts[n-1]
 	case n == 2:
 		project, repo = parts[0], parts[1]
 	default:
-		for i := 0; i+3 < n; i++ {
-			if strings.EqualFold(parts[i], "projects") && strings.EqualFold(parts[i+2], "repos") {
-				project, repo = parts[i+1], parts[i+3]
-				break
-			}
-		}
-	}
-	if project == "" {
 		return p
 	}
 	if !strings.HasPrefix(project, "~") {

@@ -56,7 +56,7 @@ func (c *Client) Ask(ctx context.Context, kind, repo, commit string, allowStale 
 	case "azure":
 		return c.Azure(ctx, azurePath(repo), commit)
 	case "bitbucket":
-		return c.Bitbucket(ctx, bitbucketPath(repo), commit)
+		return c.Bitbucket(ctx, bitbucketPath(repo), commit, allowStale)
 	}
 	return Review{}, fmt.Errorf("forge %q: want github, gitlab, azure or bitbucket", kind)
 }

@@ -85,16 +85,8 @@ func (c *Client) GitHub(ctx context.Context, repo, commit string, allowStale boo
 			}
 		}
 		for _, who := range order {
-			switch at := verdict[who]; {
-			case at == "":
-			case contributors[strings.ToLower(who)]:
-				q.ContributingApprovers = append(q.ContributingApprovers, who)
-			case q.UnattributedCommits > 0:
-				q.UncheckedApprovers = append(q.UncheckedApprovers, who)
-			case at == q.Head || allowStale:
-				q.Approvers = append(q.Approvers, who)
-			default:
-				q.StaleApprovers = append(q.StaleApprovers, who)
+			if at := verdict[who]; at != "" {
+				q.count(who, contributors, at == q.Head || allowStale)
 			}
 		}
 		r.Requests = append(r.Requests, q)
@@ -117,16 +109,16 @@ func (c *Client) githubContributors(ctx context.Context, prefix string, number, 
 	if err != nil {
 		return nil, 0, err
 	}
-	who = map[string]bool{}
-	for _, cm := range listed {
-		if cm.Author == nil || cm.Author.Login == "" || cm.Committer == nil || cm.Committer.Login == "" {
-			unattributed++
+	login := func(u *ghUser) string {
+		if u == nil {
+			return ""
 		}
-		for _, u := range []*ghUser{cm.Author, cm.Committer} {
-			if u != nil && u.Login != "" {
-				who[strings.ToLower(u.Login)] = true
-			}
-		}
+		return u.Login
 	}
+	pairs := make([][2]string, len(listed))
+	for i, cm := range listed {
+		pairs[i] = [2]string{login(cm.Author), login(cm.Committer)}
+	}
+	who, unattributed = contributorsOf(pairs)
 	return who, unattributed, nil
 }

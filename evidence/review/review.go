@@ -55,6 +55,41 @@ type Request struct {
 	UnattributedCommits   int      `json:"unattributed_commits,omitempty"`
 }
 
+// count files an approval of the request by who: it counts when current
+// (given to the request's final head commit, or stale ones allowed),
+// unless who wrote or committed commits of it (contributors) or some
+// commit's author is unknown.
+func (q *Request) count(who string, contributors map[string]bool, current bool) {
+	switch {
+	case contributors[strings.ToLower(who)]:
+		q.ContributingApprovers = append(q.ContributingApprovers, who)
+	case q.UnattributedCommits > 0:
+		q.UncheckedApprovers = append(q.UncheckedApprovers, who)
+	case current:
+		q.Approvers = append(q.Approvers, who)
+	default:
+		q.StaleApprovers = append(q.StaleApprovers, who)
+	}
+}
+
+// contributorsOf are the accounts (lower case) among the authors and
+// committers of a request's commits, and how many commits have one that
+// is no account ("").
+func contributorsOf(commits [][2]string) (who map[string]bool, unattributed int) {
+	who = map[string]bool{}
+	for _, c := range commits {
+		if c[0] == "" || c[1] == "" {
+			unattributed++
+		}
+		for _, account := range c {
+			if account != "" {
+				who[strings.ToLower(account)] = true
+			}
+		}
+	}
+	return who, unattributed
+}
+
 // result reports whether commit is what the request merged.
 func (q Request) result(commit string) bool {
 	return strings.EqualFold(commit, q.Head) || slices.ContainsFunc(q.Merged, func(c string) bool { return strings.EqualFold(c, commit) })

@@ -125,7 +125,8 @@ func Azure(t testing.TB, repo string) *Forge {
 
 // Bitbucket serves Bitbucket Data Center's REST API (URL is
 // …/rest/api/latest) for repo ("PROJECT/repo"), with an HTTP access token
-// as a bearer. Approvers are the reviewers whose status is APPROVED.
+// as a bearer. Approvers are reviewers whose status is APPROVED at the
+// head; Reviews more reviewers, at their Commit.
 func Bitbucket(t testing.TB, repo string) *Forge {
 	f := &Forge{Token: "bbdc-forgetest", repo: repo}
 	f.serve(t, f.bitbucket)
@@ -524,9 +525,18 @@ func (f *Forge) bitbucket(w http.ResponseWriter, r *http.Request) {
 	}
 	parts := strings.Split(rest, "/")
 	switch {
+	case len(parts) == 2 && parts[0] == "commits":
+		// A merge commit's parents: the base's commit, then the merged head.
+		parents := []any{map[string]any{"id": strings.Repeat("0", 40)}}
+		if qs := f.find(func(q Request) bool { return q.MergeCommit == parts[1] }); len(qs) > 0 {
+			parents = append(parents, map[string]any{"id": qs[0].Head})
+		}
+		write(w, 200, map[string]any{"id": parts[1], "parents": parents})
 	case len(parts) == 3 && parts[0] == "commits" && parts[2] == "pull-requests":
+		// The requests that contain the commit (Commits; as the Javadoc
+		// says, not necessarily the merge commit a request made).
 		out := []any{}
-		for _, q := range f.find(func(q Request) bool { return contains(q.Commits, parts[1]) || q.MergeCommit == parts[1] }) {
+		for _, q := range f.find(func(q Request) bool { return contains(q.Commits, parts[1]) }) {
 			state, props := "DECLINED", map[string]any{}
 			switch {
 			case q.MergedBy != "":
@@ -537,6 +547,13 @@ func (f *Forge) bitbucket(w http.ResponseWriter, r *http.Request) {
 			reviewers := []any{}
 			for _, a := range q.Approvers {
 				reviewers = append(reviewers, map[string]any{"user": user(a), "role": "REVIEWER", "approved": true, "status": "APPROVED", "lastReviewedCommit": q.Head})
+			}
+			for _, rv := range q.Reviews { // State APPROVED or NEEDS_WORK, at Commit; Bot: a SERVICE user
+				u := user(rv.User)
+				if rv.Bot {
+					u["type"] = "SERVICE"
+				}
+				reviewers = append(reviewers, map[string]any{"user": u, "role": "REVIEWER", "approved": rv.State == "APPROVED", "status": rv.State, "lastReviewedCommit": rv.Commit})
 			}
 			for _, who := range slices.Sorted(maps.Keys(q.Votes)) {
 				reviewers = append(reviewers, map[string]any{"user": user(who), "role": "REVIEWER", "approved": false, "status": "NEEDS_WORK"})
