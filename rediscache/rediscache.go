@@ -22,22 +22,24 @@
 //
 // A Redis that loses deletes it acknowledged — a failover to a replica that
 // had not received them, a restart from an older save file — is another
-// server: Connected, the client's OnConnect hook, sees its run_id change on
-// the first new connection to it and bypasses Redis until every key has
-// been deleted again.
+// server: Connected, the client's OnConnect hook (Open), sees its run_id
+// change on the first new connection to it, and each read asks ROLE on
+// its own connection, which a pooled connection to a primary demoted
+// behind one address answers as a replica; either way the replica
+// bypasses Redis until every key has been deleted again.
 //
-// What remains: a server whose run_id Vouch cannot read (a proxy that
-// refuses INFO) is not watched, and one behind a proxy that keeps its
-// client connections across a failover is not seen to change; either can
-// serve what it held until the entries expire (TTL). The webhook decides
-// every denial again from the store, so such an entry can admit, never
-// deny.
+// What remains: a server whose run_id Vouch cannot read (INFO refused)
+// is not watched, nor one behind a proxy that switches open client
+// connections to another primary; either can serve what it held until
+// the entries expire (TTL). The webhook decides every denial again from
+// the store, so such an entry can admit, never deny.
 package rediscache
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -110,6 +112,8 @@ func ClientOptions(rawURL string) (*redis.Options, error) {
 	set("read_timeout", &opts.ReadTimeout, 500*time.Millisecond)
 	set("write_timeout", &opts.WriteTimeout, 500*time.Millisecond)
 	set("pool_timeout", &opts.PoolTimeout, time.Second)
+	// Connections are renewed, so that none outlives a failover for long.
+	set("conn_max_lifetime", &opts.ConnMaxLifetime, 5*time.Minute)
 	if !q.Has("max_retries") {
 		opts.MaxRetries = 1
 	}
@@ -138,6 +142,17 @@ type Cache struct {
 type pendingDelete struct {
 	seq     uint64
 	deleted time.Time // of the first successful delete; zero before it
+}
+
+// Open returns a cache in front of store with a client of opts (from
+// ClientOptions) whose new connections check the server (Connected). The
+// caller closes the client.
+func Open(opts *redis.Options, store evidence.Lookuper, o Options) (*Cache, *redis.Client) {
+	var c *Cache
+	opts.OnConnect = func(ctx context.Context, cn *redis.Conn) error { return c.Connected(ctx, cn) }
+	rdb := redis.NewClient(opts)
+	c = New(rdb, store, o)
+	return c, rdb
 }
 
 // New returns a cache using rdb in front of store. It bypasses Redis until
@@ -189,14 +204,26 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]eviden
 	for i, d := range ask {
 		keys[i] = KeyPrefix + d
 	}
+	// ROLE on the same connection: a pooled connection to a primary that
+	// a failover made a replica answers from what it holds now, without
+	// a new connection that Connected would see.
 	rctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-	vals, err := c.rdb.MGet(rctx, keys...).Result()
+	pipe := c.rdb.Pipeline()
+	mget := pipe.MGet(rctx, keys...)
+	role := pipe.Do(rctx, "ROLE")
+	pipe.Exec(rctx) // each command's error is its own: a refused ROLE (ACL) is not a failed read
 	cancel()
+	err := mget.Err()
 	if err != nil {
 		c.failed(ctx, "read", err)
 		return c.store.Lookup(ctx, digests)
 	}
 	c.recovered()
+	if !primary(role) {
+		c.demand("a redis replica answered (a failover?); evidence comes from the store until the redis cache is emptied on the primary")
+		return c.store.Lookup(ctx, digests)
+	}
+	vals := mget.Val()
 	c.mu.Lock()
 	changed := c.flushGen != gen // MGet may have connected to another server
 	c.mu.Unlock()
@@ -235,7 +262,7 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]eviden
 	if len(missing) == 0 || time.Since(start) > Settle/2 {
 		return out, nil
 	}
-	pipe := c.rdb.Pipeline()
+	pipe = c.rdb.Pipeline()
 	c.mu.Lock()
 	for _, d := range missing {
 		if _, ok := c.pending[d]; ok || c.flushing {
@@ -331,42 +358,74 @@ func (c *Cache) kick() {
 	}
 }
 
-// Connected is the Redis client's OnConnect hook (redis.Options): it asks
-// each new connection's server for its run_id. When that is another than
-// the last — a failover, a restart, which may have lost deletes the server
-// before acknowledged — lookups bypass Redis until every key of the cache
-// has been deleted from the new server. A server that refuses INFO (some
-// proxies) is logged and not watched; a connection that fails fails.
+// Connected is the Redis client's OnConnect hook (Open installs it): it
+// asks each new connection's server for its run_id. When that is another
+// than the last — a failover, a restart, which may have lost deletes the
+// server before acknowledged — lookups bypass Redis until every key of
+// the cache has been deleted from the new server. A server that gives no
+// run_id (an ACL without +info, some proxies) is logged and not watched;
+// a connection that fails fails.
 func (c *Cache) Connected(ctx context.Context, cn *redis.Conn) error {
-	info, err := cn.Info(ctx, "server").Result()
-	var refused redis.Error
-	switch {
-	case errors.As(err, &refused):
+	id, err := runID(ctx, cn)
+	if errors.Is(err, errNoRunID) {
 		c.opts.Logger.Info("redis server gives no run_id, so a failover or restart that loses deletes is not noticed", "error", err)
 		return nil
-	case err != nil:
+	} else if err != nil {
 		return err
-	}
-	id := ""
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
-			id = v
-		}
 	}
 	c.mu.Lock()
 	prev := c.server
 	c.server = id
-	changed := prev != "" && id != prev // the first server is flushed since New
-	if changed {
-		c.flushLocked()
-	}
 	c.mu.Unlock()
-	if changed {
-		c.opts.Logger.Warn("another redis server answers (a failover or restart, which may have lost deletes); evidence comes from the store until the redis cache is emptied",
+	if prev != "" && id != prev { // the first server is flushed since New
+		c.demand("another redis server answers (a failover or restart, which may have lost deletes); evidence comes from the store until the redis cache is emptied",
 			"run_id", id, "previous_run_id", prev)
-		c.kick()
 	}
 	return nil
+}
+
+// demand bypasses Redis until Maintain has emptied the cache, and logs
+// why once per flush.
+func (c *Cache) demand(why string, args ...any) {
+	c.mu.Lock()
+	was := c.flushing
+	c.flushLocked()
+	c.mu.Unlock()
+	if !was {
+		c.opts.Logger.Warn(why, args...)
+	}
+	c.kick()
+}
+
+var errNoRunID = errors.New("no run_id")
+
+// runID is the run_id of the server at the other end of cn: another after
+// every restart.
+func runID(ctx context.Context, cn *redis.Conn) (string, error) {
+	info, err := cn.Info(ctx, "server").Result()
+	var refused redis.Error
+	if errors.As(err, &refused) {
+		return "", fmt.Errorf("%w: %w", errNoRunID, err)
+	} else if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok && v != "" {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("%w in INFO server", errNoRunID)
+}
+
+// primary reports whether a ROLE answer is a primary's ("master"); an
+// answer Redis does not give (ROLE refused by ACL, a proxy) counts as one.
+func primary(role *redis.Cmd) bool {
+	v, err := role.Slice()
+	if err != nil || len(v) == 0 {
+		return true
+	}
+	r, _ := v[0].(string)
+	return r != "slave" && r != "replica"
 }
 
 // Maintain deletes from Redis what Forget and New left to delete, retrying
@@ -462,14 +521,32 @@ func (c *Cache) maintain(ctx context.Context) time.Duration {
 	return 0
 }
 
-// flush deletes every key of the cache.
+// flush deletes every key of the cache, all on one connection (a SCAN
+// cursor means nothing on another server), whose server it records as
+// the one known.
 func (c *Cache) flush(ctx context.Context) error {
+	cmd := redis.Cmdable(c.rdb)
+	if pinned, ok := c.rdb.(interface{ Conn() *redis.Conn }); ok {
+		cn := pinned.Conn()
+		defer cn.Close()
+		cmd = cn
+		rctx, cancel := context.WithTimeout(ctx, 10*c.opts.Timeout)
+		id, err := runID(rctx, cn)
+		cancel()
+		if err == nil {
+			c.mu.Lock()
+			c.server = id // what it flushes is the server whose keys are read from now
+			c.mu.Unlock()
+		} else if !errors.Is(err, errNoRunID) {
+			return err
+		}
+	}
 	var cursor uint64
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 10*c.opts.Timeout)
-		keys, next, err := c.rdb.Scan(rctx, cursor, KeyPrefix+"*", batch).Result()
+		keys, next, err := cmd.Scan(rctx, cursor, KeyPrefix+"*", batch).Result()
 		if err == nil && len(keys) > 0 {
-			err = c.rdb.Del(rctx, keys...).Err()
+			err = cmd.Del(rctx, keys...).Err()
 		}
 		cancel()
 		if err != nil {

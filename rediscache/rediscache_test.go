@@ -400,12 +400,9 @@ func TestRestartedRedisNeverServesStale(t *testing.T) {
 	st := newStore(t)
 	var logs testlog.Buffer
 	replica := func() *rediscache.Cache {
-		var c *rediscache.Cache
 		o := *opts
-		o.OnConnect = func(ctx context.Context, cn *redis.Conn) error { return c.Connected(ctx, cn) }
-		rdb := redis.NewClient(&o)
+		c, rdb := rediscache.Open(&o, st, rediscache.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		t.Cleanup(func() { rdb.Close() })
-		c = rediscache.New(rdb, st, rediscache.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		return c
 	}
 	a, b := replica(), replica()
@@ -450,5 +447,56 @@ func TestRestartedRedisNeverServesStale(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "another redis server answers") {
 		t.Errorf("the change of server is not logged:\n%s", logs.String())
+	}
+}
+
+// TestDemotedRedisNeverServesStale: the server a replica's pooled
+// connections reach becomes a replica of another (a failover behind one
+// address) holding the entry from before a change. The connections stay
+// open, so no new one sees another run_id; the ROLE read with each lookup
+// does, and the store answers.
+func TestDemotedRedisNeverServesStale(t *testing.T) {
+	srv, other := redistest.ForTest(t), redistest.ForTest(t)
+	ctx := context.Background()
+	opts, err := rediscache.ClientOptions(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newStore(t)
+	var logs testlog.Buffer
+	a, rdb := rediscache.Open(opts, st, rediscache.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer rdb.Close()
+	svc := newService(t, evidence.InvalidateAfter(st, func(ds []string) { a.Invalidate(ctx, ds...) }))
+	maintain(t, a)
+	if got, err := a.Lookup(ctx, []string{digest}); err != nil || failing(got[digest]) {
+		t.Fatalf("lookup before: %v %+v", err, got)
+	}
+	raw := redis.NewClient(opts)
+	defer raw.Close()
+	stale, err := raw.Get(ctx, rediscache.KeyPrefix+digest).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unitTests(t, svc, false)
+	time.Sleep(2 * rediscache.Settle)
+	oopts, _ := rediscache.ClientOptions(other.URL())
+	o := redis.NewClient(oopts)
+	defer o.Close()
+	if err := o.Set(ctx, rediscache.KeyPrefix+digest, stale, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(oopts.Addr, ":")
+	if err := raw.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the demoted server holding the old entry", func() bool { v, _ := raw.Get(ctx, rediscache.KeyPrefix+digest).Result(); return v == stale })
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		got, err := a.Lookup(ctx, []string{digest})
+		if err != nil || !failing(got[digest]) {
+			t.Fatalf("lookup from a demoted server: %v %+v", err, got[digest])
+		}
+	}
+	if !strings.Contains(logs.String(), "a redis replica answered") {
+		t.Errorf("the replica is not logged:\n%s", logs.String())
 	}
 }

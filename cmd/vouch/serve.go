@@ -125,11 +125,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	var sharedCache *rediscache.Cache
 	if cfg.RedisURL != "" {
 		opts, _ := rediscache.ClientOptions(cfg.RedisURL) // validated by loadConfig
-		// Each new connection checks that the server is the one the cache knows.
-		opts.OnConnect = func(ctx context.Context, cn *redis.Conn) error { return sharedCache.Connected(ctx, cn) }
-		rdb = redis.NewClient(opts)
+		sharedCache, rdb = rediscache.Open(opts, st, rediscache.Options{Logger: log})
 		defer rdb.Close()
-		sharedCache = rediscache.New(rdb, st, rediscache.Options{Logger: log})
 		go sharedCache.Maintain(runCtx)
 		lookup, fresh = sharedCache, st
 		journalStore = evidence.InvalidateAfter(journalStore, func(digests []string) { sharedCache.Invalidate(ctx, digests...) })
