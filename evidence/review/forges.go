@@ -52,18 +52,13 @@ type forge struct {
 	app    *githubApp // when it asks as a GitHub App
 }
 
-var forgeDefaults = map[string]struct{ api, host string }{
-	"github": {"https://api.github.com", "github.com"},
-	"gitlab": {"https://gitlab.com/api/v4", "gitlab.com"},
-	"azure":  {"", "dev.azure.com"},
-	// Bitbucket Data Center: the server's REST API, and its host.
-	"bitbucket": {"", ""},
-}
-
-// apiURLExample is what api_url is for the forges that have no default.
-var apiURLExample = map[string]string{
-	"azure":     "the collection, https://dev.azure.com/ORG",
-	"bitbucket": "the server's REST API, https://bitbucket.example.com/rest/api/latest",
+// forgeDefaults are each type's API URL and host; where it has no API URL
+// default, example says what api_url is.
+var forgeDefaults = map[string]struct{ api, host, example string }{
+	"github":    {api: "https://api.github.com", host: "github.com"},
+	"gitlab":    {api: "https://gitlab.com/api/v4", host: "gitlab.com"},
+	"azure":     {host: "dev.azure.com", example: "the collection, https://dev.azure.com/ORG"},
+	"bitbucket": {example: "the server's REST API, https://bitbucket.example.com/rest/api/latest"}, // hosts: its own
 }
 
 // NewForges reads the tokens. Errors name the field.
@@ -86,7 +81,7 @@ func NewForges(cfgs []ForgeConfig) (*Forges, error) {
 		}
 		if c.APIURL == "" {
 			if c.APIURL = d.api; c.APIURL == "" {
-				return nil, fmt.Errorf("%s.api_url: is required for %s: %s", field, c.Type, apiURLExample[c.Type])
+				return nil, fmt.Errorf("%s.api_url: is required for %s: %s", field, c.Type, d.example)
 			}
 		}
 		cl := &Client{HTTP: &http.Client{Timeout: 30 * time.Second}, BaseURL: c.APIURL}
