@@ -46,9 +46,9 @@ type azurePullRequest struct {
 // votes approved it. Azure DevOps does not tie a vote to a commit: its
 // branch policy decides whether a push resets votes.
 func (c *Client) Azure(ctx context.Context, repo, commit string) (Review, error) {
-	project, name, ok := strings.Cut(repo, "/")
-	if !ok || project == "" || name == "" || strings.Contains(name, "/") {
-		return Review{}, fmt.Errorf("repository %q: want project/repository", repo)
+	project, name, err := splitRepo(repo, "project/repository")
+	if err != nil {
+		return Review{}, err
 	}
 	prefix := "/" + url.PathEscape(project) + "/_apis/git/repositories/" + url.PathEscape(name)
 	var query struct {

@@ -86,9 +86,9 @@ type bbPull struct {
 // committed none of its commits, and none does while a commit is by an
 // email Bitbucket ties to no user.
 func (c *Client) Bitbucket(ctx context.Context, repo, commit string, allowStale bool) (Review, error) {
-	project, slug, ok := strings.Cut(repo, "/")
-	if !ok || project == "" || slug == "" || strings.Contains(slug, "/") {
-		return Review{}, fmt.Errorf("repository %q: want PROJECT/repository", repo)
+	project, slug, err := splitRepo(repo, "PROJECT/repository")
+	if err != nil {
+		return Review{}, err
 	}
 	prefix := "/projects/" + url.PathEscape(project) + "/repos/" + url.PathEscape(slug)
 	r := Review{Forge: "bitbucket", Repository: repo, Commit: commit}

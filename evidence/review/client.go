@@ -61,6 +61,16 @@ func (c *Client) Ask(ctx context.Context, kind, repo, commit string, allowStale 
 	return Review{}, fmt.Errorf("forge %q: want github, gitlab, azure or bitbucket", kind)
 }
 
+// splitRepo is a repository's two path parts, "a/b", or an error that
+// names the form wanted ("owner/name").
+func splitRepo(repo, want string) (string, string, error) {
+	a, b, ok := strings.Cut(repo, "/")
+	if !ok || a == "" || b == "" || strings.Contains(b, "/") {
+		return "", "", fmt.Errorf("repository %q: want %s", repo, want)
+	}
+	return a, b, nil
+}
+
 // azurePath is project/repository from ORG/PROJECT/_git/REPO (or itself).
 func azurePath(p string) string {
 	if before, repo, ok := strings.Cut(p, "/_git/"); ok {

@@ -40,9 +40,9 @@ func (f *Forges) DeploymentApprovers(ctx context.Context, d auth.Deployment, com
 }
 
 func (c *Client) gitHubDeploymentApprovers(ctx context.Context, d auth.Deployment, commit, author string) ([]string, error) {
-	owner, name, ok := strings.Cut(d.Repository, "/")
-	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
-		return nil, fmt.Errorf("repository %q: want owner/name", d.Repository)
+	owner, name, err := splitRepo(d.Repository, "owner/name")
+	if err != nil {
+		return nil, err
 	}
 	if _, err := strconv.ParseUint(d.Run, 10, 64); err != nil {
 		return nil, fmt.Errorf("workflow run %q: want a number", d.Run)

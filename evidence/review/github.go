@@ -18,9 +18,9 @@ type ghUser struct {
 // request of a commit on the default branch; for other branches, only
 // open ones.
 func (c *Client) GitHub(ctx context.Context, repo, commit string, allowStale bool) (Review, error) {
-	owner, name, ok := strings.Cut(repo, "/")
-	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
-		return Review{}, fmt.Errorf("repository %q: want owner/name", repo)
+	owner, name, err := splitRepo(repo, "owner/name")
+	if err != nil {
+		return Review{}, err
 	}
 	prefix := "/repos/" + url.PathEscape(owner) + "/" + url.PathEscape(name)
 	r := Review{Forge: "github", Repository: repo, Commit: commit}
