@@ -136,6 +136,9 @@ type Cache struct {
 	flushing bool   // Redis bypassed until every key is deleted
 	flushGen uint64 // advanced by every demand for a flush
 	server   string // the run_id of the Redis server last connected to
+	// said records the once-only warnings given (keys: "no run_id",
+	// "no role"), and "replica" until the next flush ends.
+	said map[string]bool
 }
 
 // pendingDelete is a digest whose key this replica must delete from Redis.
@@ -149,8 +152,9 @@ type pendingDelete struct {
 // caller closes the client.
 func Open(opts *redis.Options, store evidence.Lookuper, o Options) (*Cache, *redis.Client) {
 	var c *Cache
-	opts.OnConnect = func(ctx context.Context, cn *redis.Conn) error { return c.Connected(ctx, cn) }
-	rdb := redis.NewClient(opts)
+	own := *opts
+	own.OnConnect = func(ctx context.Context, cn *redis.Conn) error { return c.Connected(ctx, cn) }
+	rdb := redis.NewClient(&own)
 	c = New(rdb, store, o)
 	return c, rdb
 }
@@ -173,7 +177,7 @@ func New(rdb redis.UniversalClient, store evidence.Lookuper, opts Options) *Cach
 	}
 	return &Cache{rdb: rdb, store: store, opts: opts, wake: make(chan struct{}, 1),
 		breaker: redisbreaker.New(minBackoff, maxBackoff, time.Now),
-		pending: map[string]pendingDelete{}, flushing: true, flushGen: 1}
+		pending: map[string]pendingDelete{}, flushing: true, flushGen: 1, said: map[string]bool{}}
 }
 
 // Lookup implements evidence.Lookuper: what Redis holds, the rest from the
@@ -219,8 +223,11 @@ func (c *Cache) Lookup(ctx context.Context, digests []string) (map[string]eviden
 		return c.store.Lookup(ctx, digests)
 	}
 	c.recovered()
-	if !primary(role) {
-		c.demand("a redis replica answered (a failover?); evidence comes from the store until the redis cache is emptied on the primary")
+	if !c.primary(role) {
+		// A demoted server's connections: the store answers. The new
+		// primary is emptied once a connection to it sees its run_id
+		// (writes here fail, and connections are renewed).
+		c.once("replica", "a redis replica answered (a failover behind the same address?); lookups over its connections come from the store")
 		return c.store.Lookup(ctx, digests)
 	}
 	vals := mget.Val()
@@ -368,7 +375,7 @@ func (c *Cache) kick() {
 func (c *Cache) Connected(ctx context.Context, cn *redis.Conn) error {
 	id, err := runID(ctx, cn)
 	if errors.Is(err, errNoRunID) {
-		c.opts.Logger.Info("redis server gives no run_id, so a failover or restart that loses deletes is not noticed", "error", err)
+		c.once("no run_id", "redis server gives no run_id, so a failover or restart that loses deletes is not noticed", "error", err)
 		return nil
 	} else if err != nil {
 		return err
@@ -382,6 +389,17 @@ func (c *Cache) Connected(ctx context.Context, cn *redis.Conn) error {
 			"run_id", id, "previous_run_id", prev)
 	}
 	return nil
+}
+
+// once logs a warning the first time only (see Cache.said).
+func (c *Cache) once(key, msg string, args ...any) {
+	c.mu.Lock()
+	said := c.said[key]
+	c.said[key] = true
+	c.mu.Unlock()
+	if !said {
+		c.opts.Logger.Warn(msg, args...)
+	}
 }
 
 // demand bypasses Redis until Maintain has emptied the cache, and logs
@@ -418,10 +436,12 @@ func runID(ctx context.Context, cn *redis.Conn) (string, error) {
 }
 
 // primary reports whether a ROLE answer is a primary's ("master"); an
-// answer Redis does not give (ROLE refused by ACL, a proxy) counts as one.
-func primary(role *redis.Cmd) bool {
+// answer Redis does not give (ROLE refused by ACL, a proxy) counts as one,
+// and is logged once.
+func (c *Cache) primary(role *redis.Cmd) bool {
 	v, err := role.Slice()
 	if err != nil || len(v) == 0 {
+		c.once("no role", "redis does not answer ROLE, so a read from a replica after a failover is not noticed", "error", err)
 		return true
 	}
 	r, _ := v[0].(string)
@@ -499,6 +519,7 @@ func (c *Cache) maintain(ctx context.Context) time.Duration {
 		c.mu.Lock()
 		if c.flushGen == gen {
 			c.flushing = false
+			delete(c.said, "replica")
 			c.opts.Logger.Info("redis evidence cache emptied; lookups use it again")
 		}
 		c.mu.Unlock()
@@ -522,8 +543,8 @@ func (c *Cache) maintain(ctx context.Context) time.Duration {
 }
 
 // flush deletes every key of the cache, all on one connection (a SCAN
-// cursor means nothing on another server), whose server it records as
-// the one known.
+// cursor means nothing on another server) to the primary that new
+// connections reach (Connected); on another it fails, to be retried.
 func (c *Cache) flush(ctx context.Context) error {
 	cmd := redis.Cmdable(c.rdb)
 	if pinned, ok := c.rdb.(interface{ Conn() *redis.Conn }); ok {
@@ -532,12 +553,22 @@ func (c *Cache) flush(ctx context.Context) error {
 		cmd = cn
 		rctx, cancel := context.WithTimeout(ctx, 10*c.opts.Timeout)
 		id, err := runID(rctx, cn)
+		if err == nil || errors.Is(err, errNoRunID) {
+			if role := cn.Do(rctx, "ROLE"); !c.primary(role) {
+				err = errors.New("the connection reaches a replica: the cache is emptied on the primary")
+			}
+		}
 		cancel()
 		if err == nil {
 			c.mu.Lock()
-			c.server = id // what it flushes is the server whose keys are read from now
+			if c.server == "" {
+				c.server = id
+			} else if id != c.server { // an old connection: the flush is due on the server new ones reach
+				err = fmt.Errorf("the connection reaches redis %s, not %s, the server connected to last", id, c.server)
+			}
 			c.mu.Unlock()
-		} else if !errors.Is(err, errNoRunID) {
+		}
+		if err != nil && !errors.Is(err, errNoRunID) {
 			return err
 		}
 	}

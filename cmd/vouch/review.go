@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/client"
 	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/review"
@@ -25,7 +26,7 @@ type reviewFlags struct {
 }
 
 func (f *reviewFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.forge, "forge", "", "github, gitlab, azure or bitbucket (Data Center) (default: the CI system's, else from --repository; bitbucket outside GitHub Actions when VOUCH_BITBUCKET_API_URL is set)")
+	fs.StringVar(&f.forge, "forge", "", "github, gitlab, azure or bitbucket (Data Center) (default: the CI system's, else from --repository; bitbucket outside GitHub Actions when the repository is on VOUCH_BITBUCKET_API_URL's host)")
 	fs.StringVar(&f.repository, "repository", "", "owner/name (GitHub), group/project (GitLab), project/repository (Azure DevOps) or PROJECT/repo (Bitbucket), or its URL (default: the CI build's)")
 	fs.StringVar(&f.commit, "commit", "", "the commit built (default: the CI build's)")
 	fs.StringVar(&f.base, "base", "", "count only requests merged into this branch (default: the branch CI builds; \"\" outside CI: any)")
@@ -56,7 +57,7 @@ func reviewAttestation(ctx context.Context, digest, name string, f reviewFlags, 
 			forge = "github" // a GitHub repository built by Azure Pipelines
 		case ci.System == "Azure Pipelines", strings.Contains(f.repository, "dev.azure.com"):
 			forge = "azure"
-		case ci.System != "GitHub Actions" && getenv("VOUCH_BITBUCKET_API_URL") != "":
+		case ci.System != "GitHub Actions" && sameHost(getenv("VOUCH_BITBUCKET_API_URL"), first(f.repository, ci.Repository)):
 			forge = "bitbucket"
 		default:
 			forge = "github"
@@ -137,12 +138,25 @@ func ciBranch(getenv func(string) string) string {
 		return ref
 	}
 	if getenv("JENKINS_URL") != "" && getenv("CI_COMMIT_BRANCH") == "" {
-		if getenv("CHANGE_ID") != "" { // a pull request's build
+		switch {
+		case getenv("CHANGE_ID") != "", getenv("TAG_NAME") != "": // a pull request's or a tag's build
 			return ""
+		case getenv("BRANCH_NAME") != "":
+			return getenv("BRANCH_NAME")
 		}
-		return strings.TrimPrefix(first(getenv("BRANCH_NAME"), getenv("GIT_BRANCH")), "origin/")
+		// GIT_BRANCH is the remote's: origin/main, refs/remotes/origin/main.
+		_, branch, _ := strings.Cut(strings.TrimPrefix(getenv("GIT_BRANCH"), "refs/remotes/"), "/")
+		return branch
 	}
 	return getenv("CI_COMMIT_BRANCH") // GitLab: unset for tags and merge request pipelines
+}
+
+// sameHost reports whether a forge's API URL is on the host of a
+// repository (its URL, clone URL or scp-like address), ports aside.
+func sameHost(api, repository string) bool {
+	u, err := url.Parse(api)
+	host, _, _ := strings.Cut(auth.RepositoryKey(repository), "/")
+	return api != "" && err == nil && u.Hostname() != "" && strings.EqualFold(u.Hostname(), strings.Split(host, ":")[0])
 }
 
 // repoPath is a repository's path on its forge: owner/name from

@@ -127,8 +127,8 @@ func TestReviewAttestationInAzurePipelines(t *testing.T) {
 func TestReviewAttestationFromBitbucket(t *testing.T) {
 	bb := forgetest.Bitbucket(t, "PAY/api")
 	bb.Add(forgetest.Request{Number: 5, Author: "alice", Commits: []string{"h5"}, Head: "h5", MergeCommit: "m5", Base: "main", MergedBy: "x", Approvers: []string{"bob"}})
-	env := map[string]string{"JENKINS_URL": "https://jenkins.bank.example/", "GIT_URL": "https://bitbucket.bank.example/scm/pay/api.git", "GIT_COMMIT": "m5",
-		"GIT_BRANCH": "origin/main", "VOUCH_BITBUCKET_API_URL": bb.URL, "VOUCH_BITBUCKET_TOKEN": bb.Token}
+	env := map[string]string{"JENKINS_URL": "https://jenkins.bank.example/", "GIT_URL": strings.TrimSuffix(bb.URL, "/rest/api/latest") + "/scm/pay/api.git", "GIT_COMMIT": "m5",
+		"GIT_BRANCH": "refs/remotes/upstream/main", "VOUCH_BITBUCKET_API_URL": bb.URL, "VOUCH_BITBUCKET_TOKEN": bb.Token}
 	getenv := func(k string) string { return env[k] }
 	at, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv) // the forge from VOUCH_BITBUCKET_API_URL
 	if err != nil {
@@ -144,7 +144,18 @@ func TestReviewAttestationFromBitbucket(t *testing.T) {
 	if at, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv); err != nil || *at.report.Passed || !strings.Contains(at.summary, "was merged into main, not release") {
 		t.Errorf("a build of release: %q %v", at.summary, err)
 	}
+	// A tag's build: any base.
+	env["TAG_NAME"] = "v1.2"
+	if at, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv); err != nil || !*at.report.Passed {
+		t.Errorf("a tag's build: %q %v", at.summary, err)
+	}
+	delete(env, "TAG_NAME")
 	delete(env, "BRANCH_NAME")
+	// A repository on another host than Bitbucket's is not asked there.
+	env["GIT_URL"] = "https://github.com/acme/api.git"
+	if _, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, getenv); err == nil || !strings.Contains(err.Error(), "needs GITHUB_TOKEN") {
+		t.Errorf("a GitHub repository built by Jenkins with VOUCH_BITBUCKET_API_URL set: %v", err)
+	}
 	// In GitHub Actions the forge stays GitHub's.
 	if _, err := reviewAttestation(context.Background(), "sha256:ab", "code-review", reviewFlags{minApprovals: 1}, func(k string) string {
 		return map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_SHA": "m5", "GITHUB_REPOSITORY": "acme/bitbucket-sync", "VOUCH_BITBUCKET_API_URL": bb.URL}[k]

@@ -96,7 +96,7 @@ func (c *Client) Bitbucket(ctx context.Context, repo, commit string, allowStale 
 	if err != nil {
 		return Review{}, err
 	}
-	if !slices.ContainsFunc(pulls, func(p bbPull) bool { return p.Properties.MergeCommit.ID == commit }) {
+	if !slices.ContainsFunc(pulls, func(p bbPull) bool { return strings.EqualFold(p.Properties.MergeCommit.ID, commit) }) {
 		// A merge commit may not be listed as its request's: ask about its
 		// second parent, the merged head, and let result() check the merge.
 		var cm struct {
@@ -139,7 +139,7 @@ func (c *Client) Bitbucket(ctx context.Context, repo, commit string, allowStale 
 		}
 		for _, rv := range p.Reviewers {
 			if who := rv.User.Slug; rv.Status == "APPROVED" && who != "" && rv.User.Type != "SERVICE" && !strings.EqualFold(who, q.Author) {
-				q.count(who, contributors, rv.LastReviewed == q.Head || allowStale)
+				q.count(who, contributors, strings.EqualFold(rv.LastReviewed, q.Head) || allowStale) // none recorded: stale
 			}
 		}
 		r.Requests = append(r.Requests, q)
