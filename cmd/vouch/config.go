@@ -538,14 +538,10 @@ func (c *Config) validate() error {
 		if f < 0 {
 			return fmt.Errorf("%s: %q names no forges entry of type github (the forge Vouch asks who approved a job's deployment)", field, is.DeploymentReviews)
 		}
-		hosts := c.Forges[f].Hosts
-		if len(hosts) == 0 {
-			hosts = []string{"github.com"} // the forge's default
-		}
 		switch {
 		case is.RepositoryClaim != "repository":
 			return fmt.Errorf("%s: needs repository_claim \"repository\" (GitHub's owner/name), not %q", field, is.RepositoryClaim)
-		case !slices.Contains(hosts, host):
+		case !slices.Contains(c.Forges[f].ServedHosts(), host):
 			return fmt.Errorf("%s: forge %q does not serve %s, the host of repository_prefix: the jobs' runs would be looked up on another GitHub", field, is.DeploymentReviews, host)
 		}
 		for _, name := range slices.Sorted(maps.Keys(is.DeploymentEnvironments)) {

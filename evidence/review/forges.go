@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -61,6 +62,21 @@ var forgeDefaults = map[string]struct{ api, host, example string }{
 	"bitbucket": {example: "the server's REST API, https://bitbucket.example.com/rest/api/latest"}, // hosts: its own
 }
 
+// ServedHosts are the repository hosts the forge serves: Hosts, else its
+// type's default, else (Bitbucket, which serves its repositories itself)
+// its API URL's host.
+func (c ForgeConfig) ServedHosts() []string {
+	if len(c.Hosts) > 0 {
+		return c.Hosts
+	}
+	d := forgeDefaults[c.Type]
+	host := d.host
+	if u, err := url.Parse(cmp.Or(c.APIURL, d.api)); host == "" && err == nil {
+		host = u.Host
+	}
+	return []string{host}
+}
+
 // NewForges reads the tokens. Errors name the field.
 func NewForges(cfgs []ForgeConfig) (*Forges, error) {
 	f := &Forges{}
@@ -85,13 +101,10 @@ func NewForges(cfgs []ForgeConfig) (*Forges, error) {
 			}
 		}
 		cl := &Client{HTTP: &http.Client{Timeout: 30 * time.Second}, BaseURL: c.APIURL}
-		base, err := cl.base()
-		if err != nil {
+		if _, err := cl.base(); err != nil {
 			return nil, fmt.Errorf("%s.api_url: %w", field, err)
 		}
-		if len(c.Hosts) == 0 {
-			c.Hosts = []string{cmp.Or(d.host, base.Host)} // Bitbucket serves its repositories itself
-		}
+		c.Hosts = c.ServedHosts()
 		var app *githubApp
 		if c.GitHubApp != nil {
 			var err error
