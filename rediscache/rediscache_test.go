@@ -385,6 +385,14 @@ func TestTooManyPending(t *testing.T) {
 	}
 }
 
+// open is a replica's cache as vouch serve opens it (rediscache.Open),
+// logging into logs; its client is closed when t ends.
+func open(t *testing.T, opts *redis.Options, st evidence.Lookuper, logs *testlog.Buffer) *rediscache.Cache {
+	c, rdb := rediscache.Open(opts, st, rediscache.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	t.Cleanup(func() { rdb.Close() })
+	return c
+}
+
 // TestRestartedRedisNeverServesStale: Redis acknowledges the delete of a
 // change, then crashes and restarts from a save file made before it, with
 // the old entry. Each replica's first new connection sees another run_id
@@ -399,13 +407,7 @@ func TestRestartedRedisNeverServesStale(t *testing.T) {
 	}
 	st := newStore(t)
 	var logs testlog.Buffer
-	replica := func() *rediscache.Cache {
-		o := *opts
-		c, rdb := rediscache.Open(&o, st, rediscache.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-		t.Cleanup(func() { rdb.Close() })
-		return c
-	}
-	a, b := replica(), replica()
+	a, b := open(t, opts, st, &logs), open(t, opts, st, &logs)
 	svcA := newService(t, evidence.InvalidateAfter(st, func(ds []string) { a.Invalidate(ctx, ds...) }))
 	maintain(t, a, b)
 	for _, c := range []*rediscache.Cache{a, b} {
@@ -464,8 +466,7 @@ func TestDemotedRedisNeverServesStale(t *testing.T) {
 	}
 	st := newStore(t)
 	var logs testlog.Buffer
-	a, rdb := rediscache.Open(opts, st, rediscache.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	defer rdb.Close()
+	a := open(t, opts, st, &logs)
 	svc := newService(t, evidence.InvalidateAfter(st, func(ds []string) { a.Invalidate(ctx, ds...) }))
 	maintain(t, a)
 	if got, err := a.Lookup(ctx, []string{digest}); err != nil || failing(got[digest]) {
