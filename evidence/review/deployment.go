@@ -66,13 +66,15 @@ func (c *Client) gitHubDeploymentApprovers(ctx context.Context, d auth.Deploymen
 	if len(people) == 0 {
 		return nil, fmt.Errorf("%w: GitHub records no approval of environment %q in workflow run %s of %s: give the environment required reviewers", ErrDeploymentNotApproved, d.Environment, d.Run, d.Repository)
 	}
-	// The list of commits from commit, one: the commit without its files,
-	// which a large merge would fill.
-	commits, err := list[struct {
+	// The first page, of one, of the commits from commit: the commit
+	// without its files, which a large merge would fill. Its history is
+	// not read.
+	var commits []struct {
 		SHA               string `json:"sha"`
 		Author, Committer *ghUser
 		Commit            struct{ Author, Committer struct{ Email string } }
-	}](ctx, c, true, fmt.Sprintf("%s/commits?sha=%s&per_page=1", prefix, url.QueryEscape(commit)))
+	}
+	_, err = c.get(ctx, true, fmt.Sprintf("%s/commits?sha=%s&per_page=1", prefix, url.QueryEscape(commit)), &commits)
 	switch {
 	case err != nil:
 		return nil, err

@@ -289,7 +289,8 @@ func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		write(w, 200, out)
 	case len(parts) == 1 && parts[0] == "commits":
-		// The commits from ?sha=: here that one alone.
+		// The commits from ?sha=: that one, then its history (here 20
+		// ancestors by mona), paginated as GitHub does.
 		sha := r.URL.Query().Get("sha")
 		f.mu.Lock()
 		i := slices.IndexFunc(f.commits, func(c Commit) bool { return c.SHA == sha })
@@ -302,8 +303,15 @@ func (f *Forge) github(w http.ResponseWriter, r *http.Request) {
 			notFound()
 			return
 		}
-		f.page(w, r, []any{map[string]any{"sha": c.SHA, "author": user(c.Author), "committer": user(c.Committer),
-			"commit": map[string]any{"author": map[string]any{"name": c.Author, "email": c.AuthorEmail}, "committer": map[string]any{"name": c.Committer, "email": c.CommitterEmail}}}})
+		commit := func(c Commit) any {
+			return map[string]any{"sha": c.SHA, "author": user(c.Author), "committer": user(c.Committer),
+				"commit": map[string]any{"author": map[string]any{"name": c.Author, "email": c.AuthorEmail}, "committer": map[string]any{"name": c.Committer, "email": c.CommitterEmail}}}
+		}
+		history := []any{commit(c)}
+		for n := range 20 {
+			history = append(history, commit(Commit{SHA: fmt.Sprintf("%040x", n+1), Author: "mona", AuthorEmail: "mona@bank.example", Committer: "mona", CommitterEmail: "mona@bank.example"}))
+		}
+		f.page(w, r, history)
 	case len(parts) == 3 && parts[0] == "commits" && parts[2] == "pulls":
 		out := []any{}
 		for _, q := range f.find(func(q Request) bool { return contains(q.Commits, parts[1]) }) {
