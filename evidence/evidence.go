@@ -62,7 +62,8 @@ func (a Artifact) sameSource(b Artifact) bool {
 // (vouch attest pr): its payload is a review.Review.
 const TypePullRequest = "pull-request"
 
-// MaxReviewPayload bounds a code review's payload: decisions read it.
+// MaxReviewPayload bounds the payload of a code review or a change
+// request: decisions read them.
 const MaxReviewPayload = 64 << 10
 
 // ReviewFacts are what decisions use of a code review's payload.
@@ -111,6 +112,44 @@ func repositoryEndsIn(repo, path string) bool {
 	r := strings.Replace(auth.RepositoryKey(repo), "/_git/", "/", 1) // Azure DevOps: …/PROJECT/_git/REPO
 	p := strings.Trim(strings.ToLower(path), "/")
 	return r == p || strings.HasSuffix(r, "/"+p)
+}
+
+// TypeChangeRequest is the attestation type of a change request Vouch
+// read from a change management system itself (POST /changes): its
+// payload is a ChangeFacts, its key_id "change:<system>". Nobody else
+// records one.
+const TypeChangeRequest = "change-request"
+
+// ChangeFacts are what decisions use of a change request, as the change
+// system answered when Vouch read it.
+type ChangeFacts struct {
+	Number string `json:"number"` // CHG0030001
+	// State is the change's state by name: new, assess, authorize,
+	// scheduled, implement, review, closed or canceled (ServiceNow's
+	// default change model), else the system's own value.
+	State string `json:"state"`
+	// Approval is approved, requested, rejected or "not requested".
+	Approval string `json:"approval"`
+	// PlannedStart and PlannedEnd are the change window; zero when the
+	// change has none.
+	PlannedStart time.Time `json:"planned_start,omitzero"`
+	PlannedEnd   time.Time `json:"planned_end,omitzero"`
+}
+
+// ParseChange reads a change request's payload; errors name the field.
+func ParseChange(payload json.RawMessage) (ChangeFacts, error) {
+	var f ChangeFacts
+	switch {
+	case len(payload) > MaxReviewPayload:
+		return f, fmt.Errorf("payload: a change request may be at most %d bytes", MaxReviewPayload)
+	case json.Unmarshal(payload, &f) != nil:
+		return f, errors.New("payload: a change request is a JSON object")
+	case f.Number == "" || f.State == "" || f.Approval == "":
+		return f, errors.New("payload: a change request names its number, state and approval")
+	case f.PlannedStart.IsZero() != f.PlannedEnd.IsZero() || f.PlannedEnd.Before(f.PlannedStart):
+		return f, errors.New("payload: a change window has a start and a later end")
+	}
+	return f, nil
 }
 
 // Attestation is a claim about an artifact: a test run, a scan, a review.

@@ -196,6 +196,9 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 		return Attestation{}, false, &ValidationError{Fields: []FieldError{{Field: "name", Detail: fmt.Sprintf(
 			"attestations %q must be signed by a trusted key: post them as a DSSE envelope (POST /api/v1/envelopes, vouch attest intoto)", r.Name)}}}
 	}
+	if err := changeReadByVouch(r); err != nil {
+		return Attestation{}, false, err
+	}
 	if err := s.checkBlob(ctx, r.Blob); err != nil {
 		return Attestation{}, false, err
 	}
@@ -294,6 +297,23 @@ func reviewOfTheBuild(a Attestation, built *Artifact) error {
 	}
 	if problem := f.Of(built); problem != "" {
 		return &ValidationError{Fields: []FieldError{{Field: "payload", Detail: problem}}}
+	}
+	return nil
+}
+
+// changeReadByVouch refuses a change request (type change-request) but
+// one Vouch read from the change system itself, and checks its payload:
+// decisions read it.
+func changeReadByVouch(r AttestationReport) error {
+	if r.Type != TypeChangeRequest {
+		return nil
+	}
+	if !r.Verified || !strings.HasPrefix(r.KeyID, "change:") {
+		return &ValidationError{Fields: []FieldError{{Field: "type", Detail: "change requests are recorded by Vouch alone, as it reads them from the change system: POST /api/v1/changes (vouch attest change)"}}}
+	}
+	if _, err := ParseChange(r.Payload); err != nil {
+		field, detail, _ := strings.Cut(err.Error(), ": ")
+		return &ValidationError{Fields: []FieldError{{Field: field, Detail: detail}}}
 	}
 	return nil
 }

@@ -124,8 +124,9 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	}
 
 	// Decisions read no payloads, but for code reviews' (their approvals
-	// count): the others can be large.
-	payload := "CASE WHEN type = '" + evidence.TypePullRequest + "' THEN payload END"
+	// count) and change requests' (their state and window): the others
+	// can be large.
+	payload := "CASE WHEN type IN ('" + evidence.TypePullRequest + "', '" + evidence.TypeChangeRequest + "') THEN payload END"
 	if payloads {
 		payload = "payload"
 	}

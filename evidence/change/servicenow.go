@@ -1,0 +1,131 @@
+package change
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// serviceNow reads change requests with ServiceNow's Table API
+// (GET /api/now/table/change_request), which needs read access to the
+// change_request table (the itil role, or a role made for Vouch).
+type serviceNow struct {
+	name string
+	base *url.URL
+	http *http.Client
+	auth func(*http.Request)
+}
+
+// serviceNowStates are the states of ServiceNow's default change model by
+// their stored values.
+var serviceNowStates = map[string]string{
+	"-5": "new", "-4": "assess", "-3": "authorize", "-2": "scheduled", "-1": "implement", "0": "review", "3": "closed", "4": "canceled",
+}
+
+// serviceNowTime is how the Table API writes a date and time without
+// display values: UTC.
+const serviceNowTime = "2006-01-02 15:04:05"
+
+// maxAnswer bounds an answer of the system.
+const maxAnswer = 1 << 20
+
+func (s *serviceNow) read(ctx context.Context, number string) (Change, error) {
+	if !NumberRE.MatchString(number) {
+		return Change{}, fmt.Errorf("%q is not a change number such as CHG0030001", number)
+	}
+	q := url.Values{
+		"sysparm_query":                  {"number=" + number},
+		"sysparm_fields":                 {"sys_id,number,state,approval,type,start_date,end_date,short_description"},
+		"sysparm_display_value":          {"false"},
+		"sysparm_exclude_reference_link": {"true"},
+		"sysparm_limit":                  {"2"},
+	}
+	u := *s.base
+	u.Path += "/api/now/table/change_request"
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return Change{}, err
+	}
+	req.Header.Set("Accept", "application/json")
+	s.auth(req)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return Change{}, fmt.Errorf("GET %s: %w", u.Path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return Change{}, fmt.Errorf("GET %s: %w", u.Path, err)
+	}
+	if len(body) > maxAnswer {
+		return Change{}, fmt.Errorf("GET %s: the answer is larger than %d bytes", u.Path, maxAnswer)
+	}
+	var answer struct {
+		Result []struct {
+			SysID            string `json:"sys_id"`
+			Number           string `json:"number"`
+			State            string `json:"state"`
+			Approval         string `json:"approval"`
+			Type             string `json:"type"`
+			StartDate        string `json:"start_date"`
+			EndDate          string `json:"end_date"`
+			ShortDescription string `json:"short_description"`
+		} `json:"result"`
+		Error *struct {
+			Message string `json:"message"`
+			Detail  string `json:"detail"`
+		} `json:"error"`
+	}
+	decodeErr := json.Unmarshal(body, &answer)
+	if resp.StatusCode != http.StatusOK {
+		msg := resp.Status
+		if answer.Error != nil {
+			msg += ": " + answer.Error.Message
+			if answer.Error.Detail != "" {
+				msg += " (" + answer.Error.Detail + ")"
+			}
+		}
+		return Change{}, fmt.Errorf("GET %s: %s", u.Path, msg)
+	}
+	if decodeErr != nil {
+		return Change{}, fmt.Errorf("GET %s: the answer is not the Table API's JSON: %w", u.Path, decodeErr)
+	}
+	switch len(answer.Result) {
+	case 0:
+		return Change{}, fmt.Errorf("%w %s in %s", ErrNotFound, number, s.name)
+	case 1:
+	default:
+		return Change{}, fmt.Errorf("%s has several change requests numbered %s", s.name, number)
+	}
+	r := answer.Result[0]
+	c := Change{System: s.name, ID: r.SysID, Type: r.Type, ShortDescription: r.ShortDescription, ReadAt: time.Now().UTC()}
+	c.Number, c.Approval, c.State = r.Number, r.Approval, r.State
+	if name, ok := serviceNowStates[r.State]; ok {
+		c.State = name
+	}
+	for _, t := range []struct {
+		field, v string
+		into     *time.Time
+	}{{"start_date", r.StartDate, &c.PlannedStart}, {"end_date", r.EndDate, &c.PlannedEnd}} {
+		if t.v == "" {
+			continue
+		}
+		if *t.into, err = time.ParseInLocation(serviceNowTime, t.v, time.UTC); err != nil {
+			return Change{}, fmt.Errorf("%s %s: %s %q is not a date and time such as 2026-11-26 18:00:00", s.name, number, t.field, t.v)
+		}
+	}
+	if !strings.EqualFold(c.Number, number) || c.ID == "" || c.State == "" || c.Approval == "" {
+		return Change{}, fmt.Errorf("%s answered for %s without its number, sys_id, state or approval: the integration user may lack read access to those fields", s.name, number)
+	}
+	link := *s.base
+	link.Path += "/change_request.do"
+	link.RawQuery = url.Values{"sys_id": {c.ID}}.Encode()
+	c.URL = link.String()
+	return c, nil
+}

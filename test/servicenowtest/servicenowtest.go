@@ -1,0 +1,119 @@
+// Package servicenowtest serves the part of ServiceNow's Table API that
+// Vouch reads (GET /api/now/table/change_request) on loopback, as its
+// documentation describes it: string values, states by their stored
+// numbers, dates in UTC, errors as {"error": {"message", "detail"}}.
+package servicenowtest
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Change is a change_request record; values as the Table API stores them:
+// State "-1" is Implement, dates "2026-11-26 18:00:00" in UTC.
+type Change struct {
+	SysID            string `json:"sys_id"`
+	Number           string `json:"number"`
+	State            string `json:"state"`
+	Approval         string `json:"approval"`
+	Type             string `json:"type"`
+	StartDate        string `json:"start_date"`
+	EndDate          string `json:"end_date"`
+	ShortDescription string `json:"short_description"`
+}
+
+// Instance is a ServiceNow instance that lets User in with Password
+// (Basic) or Token (Bearer).
+type Instance struct {
+	URL                   string
+	User, Password, Token string
+	mu                    sync.Mutex
+	changes               []Change
+	Queries               []string // the sysparm_query values asked
+}
+
+// Start serves an instance until the test ends.
+func Start(t testing.TB) *Instance {
+	in := &Instance{User: "vouch-reader", Password: "sn-password", Token: "sn-oauth-token"}
+	srv := httptest.NewServer(http.HandlerFunc(in.serve))
+	t.Cleanup(srv.Close)
+	in.URL = srv.URL
+	return in
+}
+
+// Add adds or replaces (by number) a change request.
+func (in *Instance) Add(c Change) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i := range in.changes {
+		if in.changes[i].Number == c.Number {
+			in.changes[i] = c
+			return
+		}
+	}
+	in.changes = append(in.changes, c)
+}
+
+// File writes a secret to a file as a mounted Secret holds it and returns
+// its path.
+func File(t testing.TB, secret string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (in *Instance) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	user, pw, basic := r.BasicAuth()
+	if !(basic && user == in.User && pw == in.Password) && r.Header.Get("Authorization") != "Bearer "+in.Token {
+		fail(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
+		return
+	}
+	if r.Method != http.MethodGet || r.URL.Path != "/api/now/table/change_request" {
+		fail(w, http.StatusBadRequest, "Invalid table", "")
+		return
+	}
+	q := r.URL.Query().Get("sysparm_query")
+	in.mu.Lock()
+	in.Queries = append(in.Queries, q)
+	var found []map[string]string
+	for _, c := range in.changes {
+		if number, ok := strings.CutPrefix(q, "number="); ok && strings.EqualFold(c.Number, number) {
+			found = append(found, fields(c, r.URL.Query().Get("sysparm_fields")))
+		}
+	}
+	in.mu.Unlock()
+	json.NewEncoder(w).Encode(map[string]any{"result": append([]map[string]string{}, found...)})
+}
+
+// fields is the record with the fields asked for (sysparm_fields), all
+// when none are named.
+func fields(c Change, want string) map[string]string {
+	b, _ := json.Marshal(c)
+	var all map[string]string
+	json.Unmarshal(b, &all)
+	if want == "" {
+		return all
+	}
+	out := map[string]string{}
+	for _, f := range strings.Split(want, ",") {
+		if v, ok := all[f]; ok {
+			out[f] = v
+		}
+	}
+	return out
+}
+
+func fail(w http.ResponseWriter, status int, msg, detail string) {
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"message": msg, "detail": detail}, "status": "failure"})
+}
