@@ -76,6 +76,20 @@ type Requirements struct {
 	// been merged through a reviewed pull or merge request (vouch attest
 	// pr).
 	CodeReview *CodeReview `json:"code_review,omitempty"`
+	// ChangeRequest requires an approved change request of the change
+	// system, read by Vouch (vouch attest change), whose planned window
+	// holds the time of the change.
+	ChangeRequest *ChangeRequest `json:"change_request,omitempty"`
+}
+
+// ChangeRequest is the change_request requirement: the latest attestation
+// named Attestation (default "change-request") is a change request Vouch
+// read from the change system, approved, in one of States (default
+// scheduled and implement), and the change happens within its planned
+// window.
+type ChangeRequest struct {
+	Attestation string   `json:"attestation"`
+	States      []string `json:"states"`
 }
 
 // CodeReview is the code_review requirement: the latest attestation named
@@ -209,6 +223,17 @@ func NewEnvironments(defaultName string, list []Environment) (*Environments, err
 				return nil, fmt.Errorf("%s.require.code_review: want {attestation: <name>, min_approvals: <at least 1>, branches: [<branch>…]}", field)
 			}
 		}
+		if c := env.Require.ChangeRequest; c != nil {
+			if c.Attestation == "" {
+				c.Attestation = "change-request"
+			}
+			if len(c.States) == 0 {
+				c.States = []string{"scheduled", "implement"}
+			}
+			if !envNameRE.MatchString(c.Attestation) || slices.Contains(c.States, "") {
+				return nil, fmt.Errorf("%s.require.change_request: want {attestation: <name>, states: [<state>…]} (states such as scheduled, implement)", field)
+			}
+		}
 		for name, d := range env.Require.MaxAge {
 			if !envNameRE.MatchString(name) || d <= 0 {
 				return nil, fmt.Errorf("%s.require.max_age: %q: want an attestation name and a positive duration", field, name)
@@ -325,6 +350,9 @@ func Checklist(env Environment, violations []Violation) []RequirementStatus {
 	}
 	if r.CodeReview != nil {
 		names = append(names, "code review")
+	}
+	if r.ChangeRequest != nil {
+		names = append(names, "change request")
 	}
 	if len(env.Freeze) > 0 {
 		names = append(names, "no change freeze")

@@ -138,6 +138,21 @@ type AttestationInput struct {
 	Approvals     int    `json:"approvals,omitempty"`
 	MergedInto    string `json:"merged_into,omitempty"`
 	ReviewProblem string `json:"review_problem,omitempty"`
+	// Change is a change request's (type change-request, vouch attest
+	// change).
+	Change ChangeInput `json:"change,omitzero"`
+}
+
+// ChangeInput is what decisions use of a change request: its number,
+// state, approval and planned window (absent when it has none), or why
+// its payload could not be read.
+type ChangeInput struct {
+	Number       string    `json:"number"`
+	State        string    `json:"state"`
+	Approval     string    `json:"approval"`
+	PlannedStart time.Time `json:"planned_start,omitzero"`
+	PlannedEnd   time.Time `json:"planned_end,omitzero"`
+	Problem      string    `json:"problem,omitempty"`
 }
 
 // ApprovalInput is one release decision, oldest first.
@@ -265,6 +280,9 @@ func (r Requirements) document() map[string]any {
 	}
 	if cr := r.CodeReview; cr != nil {
 		m["code_review"] = map[string]any{"attestation": cr.Attestation, "min_approvals": cr.MinApprovals, "branches": nonNil(cr.Branches), "verified": cr.Verified}
+	}
+	if c := r.ChangeRequest; c != nil {
+		m["change_request"] = map[string]any{"attestation": c.Attestation, "states": nonNil(c.States)}
 	}
 	return m
 }
@@ -399,6 +417,16 @@ func (c *termCache) attestation(x AttestationInput) *ast.Term {
 	}
 	if x.Type == ReviewType {
 		m["approvals"], m["merged_into"], m["review_problem"] = x.Approvals, x.MergedInto, x.ReviewProblem
+	}
+	if c := x.Change; c != (ChangeInput{}) {
+		ch := map[string]any{"number": c.Number, "state": c.State, "approval": c.Approval}
+		if !c.PlannedStart.IsZero() {
+			ch["planned_start"], ch["planned_end"] = timeString(c.PlannedStart), timeString(c.PlannedEnd)
+		}
+		if c.Problem != "" {
+			ch["problem"] = c.Problem
+		}
+		m["change"] = ch
 	}
 	t := toTerm(m)
 	if c.full() {

@@ -546,11 +546,18 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 		if x.SignedAt != nil {
 			in.SignedAt = *x.SignedAt
 		}
-		if x.Type == evidence.TypePullRequest {
+		switch x.Type {
+		case evidence.TypePullRequest:
 			f, err := parsedReview(x)
 			in.Approvals, in.MergedInto = f.Approvals, f.MergedInto
 			if in.ReviewProblem = f.Of(ev.Artifact); err != nil {
 				in.ReviewProblem = err.Error()
+			}
+		case evidence.TypeChangeRequest:
+			f, err := evidence.ParseChange(x.Payload)
+			in.Change = policy.ChangeInput{Number: f.Number, State: f.State, Approval: f.Approval, PlannedStart: f.PlannedStart, PlannedEnd: f.PlannedEnd}
+			if err != nil {
+				in.Change.Problem = err.Error()
 			}
 		}
 		a.Attestations = append(a.Attestations, in)

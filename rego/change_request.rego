@@ -1,0 +1,48 @@
+# Change request (require.change_request): the change is covered by a
+# change request of the change management system — approved, in one of
+# the states allowed (default scheduled and implement), and with a planned
+# window that holds the time of the change — as Vouch read it from the
+# system itself (vouch attest change: type change-request, key_id
+# "change:<system>"; the latest attestation of the name counts).
+package vouch.admission
+
+deny contains violation(msg, "change-request", "change request") if {
+	input.environment.require.change_request
+	cr := env.require.change_request
+	some a in checked
+	a.digest != ""
+	problem := change_problem(a, cr)
+	msg := sprintf("%s: image %s %s (an approved change request, in its window, is required in %s)", [subject(a), a.image, problem, env.name])
+}
+
+change_problem(a, cr) := sprintf("has no %q attestation: have Vouch read the change request with vouch attest change CHG… --name %s", [cr.attestation, cr.attestation]) if {
+	not a.latest_attestations[cr.attestation]
+} else := sprintf("has a %q attestation (%d) that is not a change request Vouch read from the change system (vouch attest change)", [cr.attestation, x.id]) if {
+	x := a.latest_attestations[cr.attestation]
+	not read_by_vouch(x)
+} else := sprintf("has change request %s, which Vouch could not read: %s", [x.change.number, x.change.problem]) if {
+	x := a.latest_attestations[cr.attestation]
+	object.get(x.change, "problem", "") != ""
+} else := sprintf("has change request %s with approval %q, not approved (read %s)", [x.change.number, x.change.approval, x.reported_at]) if {
+	x := a.latest_attestations[cr.attestation]
+	x.change.approval != "approved"
+} else := sprintf("has change request %s in state %q, not %s (read %s; read it again with vouch attest change once it moves on)", [x.change.number, x.change.state, concat(" or ", cr.states), x.reported_at]) if {
+	x := a.latest_attestations[cr.attestation]
+	not x.change.state in cr.states
+} else := sprintf("has change request %s, which has no planned start and end: plan its window", [x.change.number]) if {
+	x := a.latest_attestations[cr.attestation]
+	object.get(x.change, "planned_start", "") == ""
+} else := sprintf("has change request %s, whose window opens at %s", [x.change.number, x.change.planned_start]) if {
+	x := a.latest_attestations[cr.attestation]
+	time.now_ns() < time.parse_rfc3339_ns(x.change.planned_start)
+} else := sprintf("has change request %s, whose window closed at %s", [x.change.number, x.change.planned_end]) if {
+	x := a.latest_attestations[cr.attestation]
+	time.now_ns() >= time.parse_rfc3339_ns(x.change.planned_end)
+}
+
+read_by_vouch(x) if {
+	x.type == "change-request"
+	x.verified
+	startswith(x.key_id, "change:")
+	x.change
+}
