@@ -53,6 +53,7 @@ var (
 	problemRefused      = problemKind{"refused", "The store refused this content; it was not recorded, and sending it again will not help", http.StatusUnprocessableEntity}
 	problemUnavailable  = problemKind{"unavailable", "Vouch cannot complete the request now; retry later", http.StatusServiceUnavailable}
 	problemForge        = problemKind{"forge-failed", "The forge did not answer Vouch's question; nothing was recorded", http.StatusBadGateway}
+	problemChangeSystem = problemKind{"change-system-failed", "The change system did not answer Vouch's question; nothing was recorded", http.StatusBadGateway}
 	problemNotApproved  = problemKind{"deployment-not-approved", "The forge records no approval of the job's deployment; nothing was recorded", http.StatusForbidden}
 	problemRateLimited  = problemKind{"rate-limited", "Too many requests with this token; retry after the time given", http.StatusTooManyRequests}
 	problemBusy         = problemKind{"busy", "Vouch is busy with the same kind of work; retry when it is done", http.StatusTooManyRequests}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/evidence/change"
 	"github.com/vouch-dev/vouch/evidence/review"
 	"github.com/vouch-dev/vouch/evidence/trust"
 	"github.com/vouch-dev/vouch/journal"
@@ -57,6 +58,9 @@ type Config struct {
 	// Forges are the forges Vouch asks about code reviews itself
 	// (POST /reviews); nil: none.
 	Forges *review.Forges
+	// Changes are the change systems Vouch reads change requests from
+	// itself (POST /changes); nil: none.
+	Changes *change.Systems
 	// RateLimit, when set, limits the requests of each token (to
 	// RateLimitPerMinute, for messages).
 	RateLimit          ratelimit.Limiter
@@ -139,6 +143,7 @@ func New(cfg Config) *Server {
 	v1.POST("/attestations", s.require(auth.ScopeEvidenceWrite), s.postAttestation)
 	v1.POST("/envelopes", s.require(auth.ScopeEvidenceWrite), s.postEnvelope)
 	v1.POST("/reviews", s.require(auth.ScopeEvidenceWrite), s.postReview)
+	v1.POST("/changes", s.require(auth.ScopeEvidenceWrite), s.postChange)
 	v1.POST("/approvals", s.require(auth.ScopeApprovalsWrite), s.postApproval)
 	v1.GET("/artifacts", s.require(auth.ScopeAuditRead), s.listArtifacts)
 	v1.GET("/artifacts/:digest", s.require(auth.ScopeAuditRead), s.getArtifact)

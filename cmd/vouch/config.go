@@ -22,6 +22,7 @@ import (
 
 	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/evidence/change"
 	"github.com/vouch-dev/vouch/evidence/review"
 	"github.com/vouch-dev/vouch/evidence/sigstore"
 	"github.com/vouch-dev/vouch/evidence/trust"
@@ -78,6 +79,7 @@ type Config struct {
 	TrustedIdentities   []sigstore.Identity    `json:"trusted_identities"`
 	SigstoreTrustedRoot string                 `json:"sigstore_trusted_root"`
 	Forges              []review.ForgeConfig   `json:"forges"`
+	ChangeSystems       []change.SystemConfig  `json:"change_systems"`
 	RequireSignatures   []string               `json:"require_signatures"`
 	OIDCIssuers         []oidc.IssuerConfig    `json:"oidc_issuers"`
 

@@ -34,6 +34,7 @@ import (
 	"github.com/vouch-dev/vouch/console"
 	"github.com/vouch-dev/vouch/drift"
 	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/evidence/change"
 	"github.com/vouch-dev/vouch/evidence/review"
 	"github.com/vouch-dev/vouch/exempt"
 	"github.com/vouch-dev/vouch/journal"
@@ -231,6 +232,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		appender.Close(ctx)
 		return err
 	}
+	changes, err := change.NewSystems(cfg.ChangeSystems)
+	if err != nil {
+		appender.Close(ctx)
+		return err
+	}
 	evidenceService := evidence.NewService(appender, envs.Names(), nil, evidence.WithBlobs(st), evidence.WithHistory(st))
 	evidenceService.RequireSignature = trusted.SignatureRequired
 	var limiter ratelimit.Limiter
@@ -260,7 +266,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		OIDC:      ciTokens,
 		RateLimit: limiter, RateLimitPerMinute: cfg.APIRateLimit, TrustedProxies: cfg.TrustedProxies,
 		Drift: driftService, Reviewer: hook, Exemptions: exemptions, Replayer: replayer,
-		Evidence: evidenceService, Trust: trusted, Forges: forges, EvidenceStore: st, Journal: st, Tokens: tokens,
+		Evidence: evidenceService, Trust: trusted, Forges: forges, Changes: changes, EvidenceStore: st, Journal: st, Tokens: tokens,
 		Blobs: st, MaxBlobBytes: int64(cfg.MaxBlobSize),
 		// Ready to admit once a policy is loaded, also while the store is
 		// down: decisions are spooled, and a NotReady pod would leave the

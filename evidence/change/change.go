@@ -36,15 +36,15 @@ type SystemConfig struct {
 }
 
 // Change is a change request as Vouch read it: the facts decisions use and
-// what a person reading the record wants besides.
+// what a person reading the record wants besides. (When Vouch read it is
+// the attestation's reported_at.)
 type Change struct {
 	evidence.ChangeFacts
-	System           string    `json:"system"`
-	ID               string    `json:"sys_id"`
-	Type             string    `json:"type,omitempty"` // normal, standard, emergency
-	ShortDescription string    `json:"short_description,omitempty"`
-	URL              string    `json:"url"`
-	ReadAt           time.Time `json:"read_at"`
+	System           string `json:"system"`
+	ID               string `json:"sys_id"`
+	Type             string `json:"type,omitempty"` // normal, standard, emergency
+	ShortDescription string `json:"short_description,omitempty"`
+	URL              string `json:"url"`
 }
 
 // Report is the attestation of the change for digest, named name: type

@@ -104,7 +104,7 @@ func (s *serviceNow) read(ctx context.Context, number string) (Change, error) {
 		return Change{}, fmt.Errorf("%s has several change requests numbered %s", s.name, number)
 	}
 	r := answer.Result[0]
-	c := Change{System: s.name, ID: r.SysID, Type: r.Type, ShortDescription: r.ShortDescription, ReadAt: time.Now().UTC()}
+	c := Change{System: s.name, ID: r.SysID, Type: r.Type, ShortDescription: r.ShortDescription}
 	c.Number, c.Approval, c.State = r.Number, r.Approval, r.State
 	if name, ok := serviceNowStates[r.State]; ok {
 		c.State = name

@@ -1,0 +1,76 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vouch-dev/vouch/evidence"
+	"github.com/vouch-dev/vouch/evidence/change"
+)
+
+// changeRequest asks Vouch to read a change request from the change
+// system and record it for a digest.
+type changeRequest struct {
+	Digest string `json:"digest"`
+	Number string `json:"number"`
+	System string `json:"system"` // "" when one is configured
+	Name   string `json:"name"`
+}
+
+// postChange records a change request Vouch reads from the change system
+// itself (change_systems in its configuration), as it stands now: an
+// attestation of type change-request, verified with key_id
+// "change:<system>", passed when the change is approved. A pipeline
+// cannot write one.
+func (s *Server) postChange(c *gin.Context) {
+	var r changeRequest
+	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &r); err != nil {
+		s.fail(c, err)
+		return
+	}
+	invalid := func(field, detail string) {
+		s.fail(c, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: field, Detail: detail}}})
+	}
+	switch {
+	case !evidence.ValidDigest(r.Digest):
+		invalid("digest", `must be "sha256:" followed by 64 lower-case hex characters`)
+		return
+	case !change.NumberRE.MatchString(r.Number):
+		invalid("number", fmt.Sprintf("%q is not a change number such as CHG0030001", r.Number))
+		return
+	}
+	if r.Name == "" {
+		r.Name = "change-request"
+	}
+	if err := s.checkScope(c, nil, []string{r.Digest}); err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	ch, err := s.cfg.Changes.Read(ctx, r.System, r.Number)
+	switch {
+	case errors.Is(err, change.ErrNoSystem):
+		invalid("system", err.Error())
+		return
+	case errors.Is(err, change.ErrNotFound):
+		invalid("number", err.Error())
+		return
+	case err != nil:
+		s.fail(c, &bodyError{kind: problemChangeSystem, msg: fmt.Sprintf("reading change request %s: %v", r.Number, err)})
+		return
+	}
+	report, err := ch.Report(r.Digest, r.Name)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	a, created, err := s.cfg.Evidence.Attest(ctx, caller(c), report)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.observe(evidence.KindAttestation, created)
+	c.JSON(createdStatus(created), a)
+}
