@@ -45,6 +45,10 @@ const attestHelp = `Usage:
       SYSTEM_ACCESSTOKEN or AZURE_DEVOPS_EXT_PAT. --server-side has Vouch ask
       the forge itself, with its own token (forges), about the build's
       reported repository and commit: the review is verified
+  vouch attest change  NUMBER SUBJECT [--system NAME]
+      a change request (CHG0030001) that Vouch reads from the change system
+      itself (ServiceNow: change_systems), with its state, approval and
+      planned window: see "vouch attest change --help"
   vouch attest intoto ENVELOPE
       a signed in-toto statement (DSSE) or Sigstore bundle, verified against
       trusted keys or identities: see "vouch attest intoto --help"
@@ -77,6 +81,7 @@ Examples:
   vouch attest sbom --digest "$DIGEST" --name sbom bom.cdx.json
   vouch attest generic --digest "$DIGEST" --name pen-test --passed=true --file pentest-2026-q4.pdf
   GITHUB_TOKEN=… vouch attest pr --digest "$DIGEST" --name code-review --min-approvals 2
+  vouch attest change CHG0030001 --digest "$DIGEST"
 `
 
 // document is a file to upload as a blob.
@@ -101,6 +106,8 @@ func attestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	switch format {
 	case "intoto":
 		return attestIntoto(ctx, args[1:], stdout, stderr)
+	case "change":
+		return attestChange(ctx, args[1:], stdout, stderr)
 	case "junit", "sarif", "sbom", "generic", "pr":
 	default:
 		return usageError{fmt.Sprintf("unknown attest format %q\n\n%s", format, attestHelp)}
