@@ -254,6 +254,9 @@ func definition(env policy.Environment) []string {
 		}
 		add(true, "code review: merged%s through a pull or merge request approved by at least %d person(s) other than its author (%s%s)", into, cr.MinApprovals, cr.Attestation, by)
 	}
+	if c := r.ChangeRequest; c != nil {
+		add(true, "change request: an approved change request (%s) in state %s, read by Vouch from the change system, whose planned window holds the time of the change", c.Attestation, strings.Join(c.States, " or "))
+	}
 	add(len(env.Allow) > 0, "exempt from these: images named %s (allow-list)", strings.Join(env.Allow, ", "))
 	for _, f := range env.Freeze {
 		add(true, "change freeze: %s", f.Reason)
@@ -337,6 +340,9 @@ func rows(a policy.ArtifactInput, env *policy.Environment, envName string, at ti
 	}
 	if req.CodeReview != nil {
 		out = append(out, codeReviewRow(a, *req.CodeReview))
+	}
+	if req.ChangeRequest != nil {
+		out = append(out, changeRequestRow(a, *req.ChangeRequest, at))
 	}
 	return out
 }
@@ -465,6 +471,44 @@ func codeReviewRow(a policy.ArtifactInput, cr policy.CodeReview) factRow {
 		row.Fact, row.State, row.Badge = approvals+", merged into "+x.MergedInto, "ok", "reviewed"
 	}
 	row.Fact += reported
+	return row
+}
+
+// changeRequestRow says what the change request rule (change_request.rego)
+// found: the change, its state, approval and window at the time of the
+// decision.
+func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, at time.Time) factRow {
+	row := factRow{What: "Change request", Required: "required, approved, " + strings.Join(cr.States, " or "), State: "bad"}
+	x, ok := a.LatestAttestations[cr.Attestation]
+	if !ok {
+		row.Fact, row.Badge = "no "+cr.Attestation+" attestation", "none"
+		return row
+	}
+	row.Entries = []uint64{x.ID}
+	c := x.Change
+	window := "no planned window"
+	if !c.PlannedStart.IsZero() {
+		window = "window " + formatTime(c.PlannedStart) + " to " + formatTime(c.PlannedEnd)
+	}
+	row.Fact = fmt.Sprintf("%s, %s, approval %s, %s; read by Vouch at %s", c.Number, c.State, c.Approval, window, formatTime(x.ReportedAt))
+	switch {
+	case x.Type != evidence.TypeChangeRequest || !x.Verified || !strings.HasPrefix(x.KeyID, "change:"):
+		row.Fact, row.Badge = fmt.Sprintf("the latest %s is not a change request Vouch read from the change system, reported by %s", cr.Attestation, x.ReportedBy), "unverified"
+	case c.Problem != "":
+		row.Fact, row.Badge = c.Number+": "+c.Problem, "unreadable"
+	case c.Approval != "approved":
+		row.Badge = "not approved"
+	case !slices.Contains(cr.States, c.State):
+		row.Badge = c.State
+	case c.PlannedStart.IsZero():
+		row.Badge = "no window"
+	case at.Before(c.PlannedStart):
+		row.Badge = "window not open"
+	case !at.Before(c.PlannedEnd):
+		row.Badge = "window closed"
+	default:
+		row.State, row.Badge = "ok", "in window"
+	}
 	return row
 }
 

@@ -76,7 +76,8 @@ func TestDecisionExplained(t *testing.T) {
 		Require: policy.Requirements{Digest: true, Provenance: true, Source: true, Attestations: []string{"unit-tests"}, VerifiedAttestations: []string{"unit-tests"},
 			Approval: true, FourEyes: true, MaxAge: map[string]policy.Duration{"security-scan": policy.Duration(time.Nanosecond), "pen-test": policy.Duration(time.Hour),
 				"sbom": policy.Duration(24 * time.Hour)},
-			CodeReview: &policy.CodeReview{Attestation: "code-review", MinApprovals: 2}}}
+			CodeReview:    &policy.CodeReview{Attestation: "code-review", MinApprovals: 2},
+			ChangeRequest: &policy.ChangeRequest{Attestation: "change-request", States: []string{"scheduled", "implement"}}}}
 	policyIdx := journalPolicy(policy.BuiltinDefault("default"), prod)
 
 	digest := "sha256:" + strings.Repeat("3c", 32)
@@ -105,6 +106,12 @@ func TestDecisionExplained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	window := fmt.Sprintf(`"planned_start":%q,"planned_end":%q`, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	change, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest, Name: "change-request", Type: evidence.TypeChangeRequest, Passed: &passed,
+		Verified: true, KeyID: "change:servicenow", Payload: json.RawMessage(`{"number":"CHG0030001","state":"implement","approval":"approved",` + window + `}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	approval, err := svc.Approve(ctx, "release-manager", evidence.ApprovalRequest{Digest: digest, Environment: "prod", Decision: evidence.Approved,
 		Reason: "CAB-7", ApproverIdentities: []string{"bob@example.com"}})
 	if err != nil {
@@ -115,7 +122,7 @@ func TestDecisionExplained(t *testing.T) {
 		{Container: "pause", ContainerType: "init", Image: "registry.k8s.io/pause:3.10", Allowed: true},
 	}
 	allowed := admit(webhook.Record{UID: "uid-allowed", Images: images, Allowed: true,
-		Evidence: []uint64{art.ID, firstRun.ID, rerun.ID, scan.ID, sbom.ID, review.ID, approval.ID}})
+		Evidence: []uint64{art.ID, firstRun.ID, rerun.ID, scan.ID, sbom.ID, review.ID, change.ID, approval.ID}})
 	later := attest("unit-tests", &failed) // after the decision: not what it saw
 
 	body := get(allowed)
@@ -127,6 +134,8 @@ func TestDecisionExplained(t *testing.T) {
 		"Source</td>\n    <td>required</td>\n    <td><span class=\"badge ok\">named</span></td>\n    <td>github.com/shop/web at " + strings.Repeat("a", 40), "<li>a release approval for prod in force: approved, unexpired, not followed by a rejection</li>",
 		"<li>four eyes: the approver is not the commit&#39;s author</li>", "registry.k8s.io/pause (allow-list)",
 		"<li>code review: merged through a pull or merge request approved by at least 2 person(s) other than its author (code-review)</li>",
+		"<li>change request: an approved change request (change-request) in state scheduled or implement, read by Vouch from the change system, whose planned window holds the time of the change</li>",
+		"Change request</td>\n    <td>required, approved, scheduled or implement</td>\n    <td><span class=\"badge ok\">in window</span></td>\n    <td>CHG0030001, implement, approval approved, window ",
 		"Code review</td>\n    <td>required, 2 approval(s)</td>\n    <td><span class=\"badge bad\">too few</span></td>\n    <td>1 approval(s) by people other than the author, reported by ci at ",
 		"registry.example.com/shop/web built from github.com/shop/web at commit " + strings.Repeat("a", 40) + " by alice@example.com; reported by ci at ",
 		"latest report: passed, unsigned, by ci", "1 earlier report(s) superseded",
