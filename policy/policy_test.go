@@ -151,7 +151,7 @@ deny contains {"msg": "objects with msg work too"} if input.workload.annotations
 	if e.Version() == builtinOnly {
 		t.Fatal("version did not change after adding a module")
 	}
-	if got, want := e.Files(), []string{"builtin/approval.rego", "builtin/attestations.rego", "builtin/code_review.rego", "builtin/digest.rego", "builtin/four_eyes.rego",
+	if got, want := e.Files(), []string{"builtin/approval.rego", "builtin/attestations.rego", "builtin/change_request.rego", "builtin/code_review.rego", "builtin/digest.rego", "builtin/four_eyes.rego",
 		"builtin/freeze.rego", "builtin/freshness.rego", "builtin/helpers.rego", "builtin/latest.rego", "builtin/provenance.rego",
 		"builtin/registries.rego", "team.rego"}; !cmp.Equal(got, want) {
 		t.Errorf("Files() = %v, want %v", got, want)
