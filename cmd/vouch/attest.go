@@ -369,6 +369,9 @@ func genericAttestation(digest, name, typ, passed, doc, payload string) (attesta
 	if typ == evidence.TypePullRequest {
 		return at, usageError{"--type pull-request is what vouch attest pr records from the forge: use it"}
 	}
+	if typ == evidence.TypeChangeRequest {
+		return at, usageError{"--type change-request is what Vouch records as it reads a change from the change system: use vouch attest change"}
+	}
 	ok, err := strconv.ParseBool(passed)
 	if err != nil {
 		return at, usageError{"attest generic needs --passed=true or --passed=false"}

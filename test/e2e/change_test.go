@@ -52,6 +52,15 @@ change_systems:
 
 	admit("change-1", `has no "change-request" attestation: have Vouch read the change request with vouch attest change`)
 
+	// The pipeline's own word is not a change request.
+	if out, errOut, code := v.execEnv(job, "attest", "generic", "--digest", digest, "--name", "change-request", "--passed=true", "--type", "change-request"); code != 2 || !strings.Contains(errOut, "use vouch attest change") {
+		t.Errorf("attest generic --type change-request: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := v.execEnv(job, "attest", "generic", "--digest", digest, "--name", "change-request", "--passed=true"); code != 0 {
+		t.Fatalf("attest generic: exit %d\n%s%s", code, out, errOut)
+	}
+	admit("change-0", `that is not a change request Vouch read from the change system`)
+
 	// Awaiting approval: recorded as failed; --exit-code stops the pipeline.
 	sn.Add(servicenowtest.Change{SysID: "a1", Number: "CHG0030001", State: "-3", Approval: "requested", StartDate: snTime(-time.Hour), EndDate: snTime(time.Hour)})
 	if out, code := attest("--exit-code"); code != 1 || !strings.Contains(out, "recorded: FAILED change-request (change-request, read by Vouch from servicenow) for "+digest+": CHG0030001, authorize, approval requested") {

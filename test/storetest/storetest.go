@@ -388,6 +388,12 @@ func testEvidence(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// So is a change request's (its state and window decide).
+	change, _, err := svc.Attest(ctx, "vouch", evidence.AttestationReport{Digest: digest(1), Name: "change-request", Type: evidence.TypeChangeRequest, Passed: &yes,
+		Verified: true, KeyID: "change:servicenow", Payload: json.RawMessage(`{"approval":"approved","number":"CHG0030001","state":"implement"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A keyless attestation keeps the verified time it was signed.
 	signedAt := time.Date(2026, 9, 1, 8, 0, 0, 123456000, time.UTC)
 	keyless, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest(1), Name: "sbom", Type: "in-toto", Passed: &yes, Verified: true, KeyID: "ci-workflow", SignedAt: &signedAt})
@@ -412,7 +418,7 @@ func testEvidence(t *testing.T, s Store) {
 	att1NoPayload := att1
 	att1NoPayload.Payload = nil
 	want := map[string]evidence.Evidence{
-		digest(1): {Digest: digest(1), Artifact: &art, Attestations: []evidence.Attestation{att1NoPayload, att2, review, keyless}, Approvals: []evidence.Approval{ap}},
+		digest(1): {Digest: digest(1), Artifact: &art, Attestations: []evidence.Attestation{att1NoPayload, att2, review, change, keyless}, Approvals: []evidence.Approval{ap}},
 		digest(2): {Digest: digest(2), Artifact: &other},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
