@@ -52,12 +52,13 @@ import (
 	"github.com/vouch-dev/vouch/redisbreaker"
 )
 
-// Keys and channel. KeyPrefix names the version of what is cached: v3
-// entries carry keyless attestations' signing times (v2: code reviews'
-// payloads), which decisions read, so replicas of the release before,
-// during a rolling upgrade, do not share theirs.
+// Keys and channel. KeyPrefix names the version of what is cached: v4
+// entries carry change requests' payloads (v3: keyless attestations'
+// signing times; v2: code reviews' payloads), which decisions read, so
+// replicas of the release before, during a rolling upgrade, do not share
+// theirs.
 const (
-	KeyPrefix = "vouch:evidence:v3:"
+	KeyPrefix = "vouch:evidence:v4:"
 	Channel   = "vouch:evidence-changed"
 )
 
