@@ -74,6 +74,10 @@ change_systems:
 		t.Errorf("attest change approved: exit %d\n%s", code, out)
 	}
 	admit("change-3", "has change request CHG0030001, whose window closed at")
+	// vouch assert says the same before the rollout.
+	if out, errOut, code := v.exec("assert", image, "--environment", "prod", "--token", ci); code != 1 || !strings.Contains(out+errOut, "change request") || !strings.Contains(out+errOut, "whose window closed at") {
+		t.Errorf("vouch assert outside the window: exit %d\n%s%s", code, out, errOut)
+	}
 
 	// Rescheduled to now: admitted.
 	sn.Add(servicenowtest.Change{SysID: "a1", Number: "CHG0030001", State: "-1", Approval: "approved", StartDate: snTime(-time.Hour), EndDate: snTime(time.Hour)})
@@ -84,6 +88,9 @@ change_systems:
 		t.Errorf("attest change again: exit %d\n%s", code, out)
 	}
 	admit("change-4", "")
+	if out, errOut, code := v.exec("assert", image, "--environment", "prod", "--token", ci); code != 0 {
+		t.Errorf("vouch assert inside the window: exit %d\n%s%s", code, out, errOut)
+	}
 
 	// A number ServiceNow does not know is refused, with nothing recorded.
 	out, errOut, code := v.execEnv(job, "attest", "change", "CHG0039999", "--digest", digest)
