@@ -66,11 +66,5 @@ func (s *Server) postChange(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	a, created, err := s.cfg.Evidence.Attest(ctx, caller(c), report)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.observe(evidence.KindAttestation, created)
-	c.JSON(createdStatus(created), a)
+	s.attest(c, report)
 }

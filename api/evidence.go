@@ -45,6 +45,12 @@ func (s *Server) postAttestation(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.attest(c, r)
+}
+
+// attest records an attestation and answers with it: 201 when new, 200
+// when the latest of its name is the same.
+func (s *Server) attest(c *gin.Context, r evidence.AttestationReport) {
 	a, created, err := s.cfg.Evidence.Attest(c.Request.Context(), caller(c), r)
 	if err != nil {
 		s.fail(c, err)

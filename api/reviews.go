@@ -69,13 +69,7 @@ func (s *Server) postReview(c *gin.Context) {
 		return
 	}
 	report.Verified, report.KeyID = true, "forge:"+forge
-	a, created, err := s.cfg.Evidence.Attest(ctx, caller(c), report)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.observe(evidence.KindAttestation, created)
-	c.JSON(createdStatus(created), a)
+	s.attest(c, report)
 }
 
 // deploymentApprovers are the people a release decision by a deployment
