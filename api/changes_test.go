@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vouch-dev/vouch/api"
+	"github.com/vouch-dev/vouch/evidence"
 	"github.com/vouch-dev/vouch/evidence/change"
 	"github.com/vouch-dev/vouch/test/servicenowtest"
 )
@@ -22,7 +23,10 @@ func TestChangesReadByVouch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, func(_ *fixture, c *api.Config) { c.Changes = systems })
+	f := newFixture(t, func(_ *fixture, c *api.Config) {
+		c.Changes = systems
+		c.Evidence.(*evidence.Service).RequireSignature = func(name string) bool { return name == "slsa-provenance" }
+	})
 	digest := fmt.Sprintf("sha256:%064d", 1)
 
 	code, out := f.postJSON("/api/v1/changes", "ci", fmt.Sprintf(`{"digest":%q,"number":"CHG0030001"}`, digest))
@@ -48,6 +52,8 @@ func TestChangesReadByVouch(t *testing.T) {
 		{"/api/v1/changes", "ci", fmt.Sprintf(`{"digest":%q,"number":"CHG0030001","system":"jira"}`, digest), 422, `no change system "jira": configured are servicenow`},
 		{"/api/v1/changes", "ci", fmt.Sprintf(`{"digest":%q,"number":"number=x^ORnumber!=y"}`, digest), 422, "is not a change number"},
 		{"/api/v1/changes", "ci", `{"digest":"sha256:nope","number":"CHG0030001"}`, 422, `must be "sha256:"`},
+		// A reading by Vouch is signed by nobody: not under a name that must be signed.
+		{"/api/v1/changes", "ci", fmt.Sprintf(`{"digest":%q,"number":"CHG0030001","name":"slsa-provenance"}`, digest), 422, `attestations "slsa-provenance" must be signed by a trusted key`},
 		{"/api/v1/changes", "auditor", fmt.Sprintf(`{"digest":%q,"number":"CHG0030001"}`, digest), 403, "evidence:write"},
 		// A pipeline's own word is no change request.
 		{"/api/v1/attestations", "ci", fmt.Sprintf(`{"digest":%q,"name":"change-request","type":"change-request","passed":true,"payload":{"number":"CHG1","state":"implement","approval":"approved"}}`, digest), 422, "change requests are recorded by Vouch alone"},

@@ -24,6 +24,15 @@ test_unsigned_attestation_is_not_verified if {
 	d.unmet == {"verified attestation slsa-provenance"}
 }
 
+test_what_vouch_read_is_not_signed if {
+	# POST /changes or /reviews under a name that must be signed.
+	every key in ["change:servicenow", "forge:github"] {
+		att := object.union(passed("slsa-provenance", 7), {"verified": true, "key_id": key})
+		d := decide(signed_env, [artifact({"latest_attestations": {"slsa-provenance": att}})])
+		d.deny == {sprintf(`container "web": image %s has no attestation "slsa-provenance" signed by a trusted key: the latest (id 7, reported by ci) is not signed by one (required in prod)`, [image])}
+	}
+}
+
 test_missing_verified_attestation if {
 	d := decide(signed_env, [artifact({"latest_attestations": {}})])
 	d.deny == {sprintf(`container "web": image %s has no attestation "slsa-provenance" signed by a trusted key (required in prod)`, [image])}
