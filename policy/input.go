@@ -418,15 +418,18 @@ func (c *termCache) attestation(x AttestationInput) *ast.Term {
 	if x.Type == ReviewType {
 		m["approvals"], m["merged_into"], m["review_problem"] = x.Approvals, x.MergedInto, x.ReviewProblem
 	}
-	if c := x.Change; c != (ChangeInput{}) {
-		ch := map[string]any{"number": c.Number, "state": c.State, "approval": c.Approval}
-		if !c.PlannedStart.IsZero() {
-			ch["planned_start"], ch["planned_end"] = timeString(c.PlannedStart), timeString(c.PlannedEnd)
+	if ch := x.Change; ch != (ChangeInput{}) {
+		doc := map[string]any{"number": ch.Number, "state": ch.State, "approval": ch.Approval}
+		if !ch.PlannedStart.IsZero() {
+			doc["planned_start"] = timeString(ch.PlannedStart)
 		}
-		if c.Problem != "" {
-			ch["problem"] = c.Problem
+		if !ch.PlannedEnd.IsZero() {
+			doc["planned_end"] = timeString(ch.PlannedEnd)
 		}
-		m["change"] = ch
+		if ch.Problem != "" {
+			doc["problem"] = ch.Problem
+		}
+		m["change"] = doc
 	}
 	t := toTerm(m)
 	if c.full() {

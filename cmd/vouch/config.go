@@ -524,6 +524,11 @@ func (c *Config) validate() error {
 	if err != nil {
 		return err
 	}
+	for i, e := range c.Environments {
+		if e.Require.ChangeRequest != nil && len(c.ChangeSystems) == 0 {
+			return fmt.Errorf("environments[%d].require.change_request: no change_systems are configured, so no change request could ever be recorded and every change in %s would be denied", i, e.Name)
+		}
+	}
 	if _, _, err := c.trust(); err != nil {
 		return err
 	}

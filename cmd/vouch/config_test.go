@@ -98,6 +98,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"missing config file", []string{"--config", "/nope.yaml"}, nil, "config file"},
 		{"blob size unit", []string{"--max-blob-size", "16MB"}, nil, "max_blob_size (--max-blob-size)"},
 		{"blob size too small", nil, map[string]string{"VOUCH_MAX_BLOB_SIZE": "100"}, "max_blob_size (--max-blob-size): 100 bytes is not between 1KiB and 1GiB"},
+		{"change requests without a change system", []string{"--config", yaml("environments: [{name: prod, namespaces: [prod], require: {change_request: {}}}]\n")}, nil,
+			`environments[0].require.change_request: no change_systems are configured`},
 		{"deployment reviews without the forge", []string{"--config", yaml("oidc_issuers: [{issuer: 'https://token.actions.githubusercontent.com', name: github, subjects: ['repo:bank/*:environment:production'], repository_claim: repository, repository_prefix: github.com/, deployment_reviews: github}]\nforges: [{name: github, type: gitlab, token_file: /etc/hosts}]\n")}, nil,
 			`oidc_issuers[0].deployment_reviews: "github" names no forges entry of type github`},
 		{"deployment reviews of another repository claim", []string{"--config", yaml("oidc_issuers: [{issuer: 'https://token.actions.githubusercontent.com', name: github, subjects: ['*'], repository_claim: repository_id, repository_prefix: github.com/, deployment_reviews: github}]\nforges: [{name: github, type: github, token_file: /etc/hosts}]\n")}, nil,

@@ -102,19 +102,28 @@ func NewSystems(cfgs []SystemConfig) (*Systems, error) {
 			return nil, fmt.Errorf("%s.url: %w", field, err)
 		}
 		sn := &serviceNow{name: c.Name, base: base, http: &http.Client{Timeout: 30 * time.Second, CheckRedirect: noRedirects}}
+		// The secret is read for every request, so that a rotated Secret
+		// (an OAuth access token expires within the hour) is used at once;
+		// here, once, to fail at start when it cannot be read.
+		file, key := c.PasswordFile, "password_file"
 		if c.TokenFile != "" {
-			tok, err := secret(c.TokenFile)
-			if err != nil {
-				return nil, fmt.Errorf("%s.token_file: %w", field, err)
+			file, key = c.TokenFile, "token_file"
+		}
+		if _, err := secret(file); err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", field, key, err)
+		}
+		user := c.Username
+		sn.auth = func(r *http.Request) error {
+			v, err := secret(file)
+			switch {
+			case err != nil:
+				return fmt.Errorf("%s: %w", key, err)
+			case user == "":
+				r.Header.Set("Authorization", "Bearer "+v)
+			default:
+				r.SetBasicAuth(user, v)
 			}
-			sn.auth = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
-		} else {
-			pw, err := secret(c.PasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("%s.password_file: %w", field, err)
-			}
-			user := c.Username
-			sn.auth = func(r *http.Request) { r.SetBasicAuth(user, pw) }
+			return nil
 		}
 		s.list = append(s.list, sn)
 	}
@@ -154,8 +163,11 @@ func (s *Systems) Read(ctx context.Context, system, number string) (Change, erro
 // credentials would cross the network in clear).
 func instanceURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimRight(raw, "/"))
-	if err != nil || u.Host == "" || u.RawQuery != "" {
-		return nil, fmt.Errorf("%q is not the instance's URL, e.g. https://bank.service-now.com", raw)
+	if err != nil {
+		return nil, fmt.Errorf("the instance's URL is not a URL, e.g. https://bank.service-now.com")
+	}
+	if u.Host == "" || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("%q is not the instance's URL, e.g. https://bank.service-now.com (credentials go in username and password_file, or token_file)", u.Redacted())
 	}
 	loopback := u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1" || u.Hostname() == "::1"
 	if u.Scheme != "https" && !(u.Scheme == "http" && loopback) {

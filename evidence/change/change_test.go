@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,21 @@ func TestServiceNow(t *testing.T) {
 	if _, err := wrong.Read(ctx, "", "CHG0030001"); err == nil || !strings.Contains(err.Error(), "401 Unauthorized: User Not Authenticated (Required to provide Auth information)") || strings.Contains(err.Error(), "expired") {
 		t.Errorf("refused token: %v", err)
 	}
+	// A rotated Secret is used at once.
+	rotating := servicenowtest.File(t, "expired")
+	rotated, err := change.NewSystems([]change.SystemConfig{{Name: "sn", Type: "servicenow", URL: sn.URL, TokenFile: rotating}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotated.Read(ctx, "", "CHG0030001"); err == nil {
+		t.Fatal("an expired token was accepted")
+	}
+	if err := os.WriteFile(rotating, []byte(sn.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotated.Read(ctx, "", "CHG0030001"); err != nil {
+		t.Errorf("after the Secret's rotation: %v", err)
+	}
 	var none *change.Systems
 	if _, err := none.Read(ctx, "", "CHG0030001"); !errors.Is(err, change.ErrNoSystem) {
 		t.Errorf("no systems: %v", err)
@@ -103,6 +119,7 @@ func TestNewSystemsErrors(t *testing.T) {
 		{change.SystemConfig{Name: "", Type: "servicenow", URL: "https://x.service-now.com", TokenFile: pw}, "change_systems[0].name"},
 		{change.SystemConfig{Name: "sn", Type: "servicenow", URL: "http://x.service-now.com", TokenFile: pw}, "use https"},
 		{change.SystemConfig{Name: "sn", Type: "servicenow", URL: "https://x.service-now.com"}, "give username and password_file"},
+		{change.SystemConfig{Name: "sn", Type: "servicenow", URL: "https://vouch:s3cret@x.service-now.com", TokenFile: pw}, `"https://vouch:xxxxx@x.service-now.com" is not the instance's URL`},
 		{change.SystemConfig{Name: "sn", Type: "servicenow", URL: "https://x.service-now.com", Username: "u", TokenFile: pw}, "give username and password_file"},
 		{change.SystemConfig{Name: "sn", Type: "servicenow", URL: "https://x.service-now.com", Username: "u"}, "password_file: is required"},
 		{change.SystemConfig{Name: "sn", Type: "servicenow", URL: "https://x.service-now.com", TokenFile: "/nonexistent/token"}, "change_systems[0].token_file: open /nonexistent/token"},

@@ -18,7 +18,7 @@ type serviceNow struct {
 	name string
 	base *url.URL
 	http *http.Client
-	auth func(*http.Request)
+	auth func(*http.Request) error // sets the credentials
 }
 
 // serviceNowStates are the states of ServiceNow's default change model by
@@ -53,7 +53,9 @@ func (s *serviceNow) read(ctx context.Context, number string) (Change, error) {
 		return Change{}, err
 	}
 	req.Header.Set("Accept", "application/json")
-	s.auth(req)
+	if err := s.auth(req); err != nil {
+		return Change{}, err
+	}
 	resp, err := s.http.Do(req)
 	if err != nil {
 		return Change{}, fmt.Errorf("GET %s: %w", u.Path, err)
