@@ -38,6 +38,7 @@ func (s *serviceNow) read(ctx context.Context, number string) (Change, error) {
 	if !NumberRE.MatchString(number) {
 		return Change{}, fmt.Errorf("%q is not a change number such as CHG0030001", number)
 	}
+	number = strings.ToUpper(number)
 	q := url.Values{
 		"sysparm_query":                  {"number=" + number},
 		"sysparm_fields":                 {"sys_id,number,state,approval,type,start_date,end_date,short_description"},

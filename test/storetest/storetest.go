@@ -529,9 +529,14 @@ func testEvidenceAudit(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	change, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest(1), Name: "change-request", Type: evidence.TypeChangeRequest, Passed: &yes,
+		Verified: true, KeyID: "change:servicenow", Payload: json.RawMessage(`{"number":"CHG1","state":"implement","approval":"approved"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	admission := appendBatch(t, s, entry(t, journal.KindAdmission, "admission:x", 0))[0].Index
-	if n, err := evidence.Audit(ctx, s, s, nil); n != 4 || err != nil {
-		t.Fatalf("Audit = %d, %v; want 4 records, no error", n, err)
+	if n, err := evidence.Audit(ctx, s, s, nil); n != 5 || err != nil {
+		t.Fatalf("Audit = %d, %v; want 5 records, no error", n, err)
 	}
 	tp, ok := s.(Tamperer)
 	if !ok {
@@ -543,16 +548,18 @@ func testEvidenceAudit(t *testing.T, s Store) {
 	tp.RewriteEvidence(t, fmt.Sprintf(`UPDATE approvals SET decision = 'rejected' WHERE id = %d`, approval.ID))
 	// An old signature's time erased: the evidence would look fresh.
 	tp.RewriteEvidence(t, fmt.Sprintf(`UPDATE attestations SET signed_at = NULL WHERE id = %d`, keyless.ID))
+	// A change request's payload, which decisions read, changed.
+	tp.RewriteEvidence(t, fmt.Sprintf(`UPDATE attestations SET payload = NULL WHERE id = %d`, change.ID))
 	n, err := evidence.Audit(ctx, s, s, nil)
 	var ae *journal.MismatchError
-	if n != 4 || !errors.As(err, &ae) || ae.Count != 3 || !strings.Contains(err.Error(), "content differs") {
-		t.Fatalf("Audit after three rows changed = %d, %v; want 4 records, 3 changed", n, err)
+	if n != 5 || !errors.As(err, &ae) || ae.Count != 4 || !strings.Contains(err.Error(), "content differs") {
+		t.Fatalf("Audit after four rows changed = %d, %v; want 5 records, 4 changed", n, err)
 	}
 	tp.InsertArtifact(t, admission, digest(7))
 	tp.InsertArtifact(t, admission+1000, digest(8))
 	n, err = evidence.Audit(ctx, s, s, nil)
-	if n != 6 || !errors.As(err, &ae) || ae.Count != 5 {
-		t.Fatalf("Audit after two rows inserted around the journal = %d, %v; want 6 records, 5 not the journal's", n, err)
+	if n != 7 || !errors.As(err, &ae) || ae.Count != 6 {
+		t.Fatalf("Audit after two rows inserted around the journal = %d, %v; want 7 records, 6 not the journal's", n, err)
 	}
 	t.Log(err)
 }
