@@ -376,8 +376,8 @@ func attestationRow(a policy.ArtifactInput, name string, req policy.Requirements
 		row.State, row.Badge = "bad", "failed"
 	}
 	sig := "unsigned"
-	if source, ok := readByVouch(x.KeyID); ok {
-		sig = "read by Vouch from " + source + ", not signed"
+	if from, ok := evidence.ReadByVouch(x.KeyID); ok {
+		sig = "read by Vouch from " + from + ", not signed"
 	} else if x.Verified {
 		sig = "signed by " + x.KeyID
 	}
@@ -394,17 +394,6 @@ func attestationRow(a policy.ArtifactInput, name string, req policy.Requirements
 		row.Fact += fmt.Sprintf("; %d earlier report(s) superseded", earlier)
 	}
 	return row
-}
-
-// readByVouch names the forge or change system an attestation's key_id
-// says Vouch read it from itself (forge:…, change:…).
-func readByVouch(keyID string) (string, bool) {
-	for _, p := range []string{"forge:", "change:"} {
-		if source, ok := strings.CutPrefix(keyID, p); ok {
-			return source, true
-		}
-	}
-	return "", false
 }
 
 func countName(xs []policy.AttestationInput, name string) int {

@@ -191,8 +191,8 @@ func signedBy(a evidence.Attestation) string {
 			SourceCommit     string `json:"source_commit"`
 		} `json:"signer"`
 	}
-	if forge, ok := strings.CutPrefix(a.KeyID, "forge:"); ok {
-		return "read by Vouch from the forge " + forge
+	if from, ok := evidence.ReadByVouch(a.KeyID); ok {
+		return "read by Vouch from " + from
 	}
 	if json.Unmarshal(a.Payload, &p) != nil || p.Signer == nil {
 		return "key " + a.KeyID

@@ -120,6 +120,20 @@ func repositoryEndsIn(repo, path string) bool {
 // records one.
 const TypeChangeRequest = "change-request"
 
+// ReadByVouch says where an attestation's key_id says Vouch read it
+// itself — "the forge <name>" for "forge:<name>", "the change system
+// <name>" for "change:<name>" — and false for any other key_id. Such
+// attestations are verified, but signed by nobody.
+func ReadByVouch(keyID string) (from string, ok bool) {
+	if name, ok := strings.CutPrefix(keyID, "forge:"); ok {
+		return "the forge " + name, true
+	}
+	if name, ok := strings.CutPrefix(keyID, "change:"); ok {
+		return "the change system " + name, true
+	}
+	return "", false
+}
+
 // ChangeFacts are what decisions use of a change request, as the change
 // system answered when Vouch read it.
 type ChangeFacts struct {

@@ -192,10 +192,8 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 	if err := r.validate(); err != nil {
 		return Attestation{}, false, err
 	}
-	// What Vouch read from a forge or a change system itself is verified
-	// but signed by nobody.
-	signed := r.Verified && !strings.HasPrefix(r.KeyID, "forge:") && !strings.HasPrefix(r.KeyID, "change:")
-	if !signed && s.RequireSignature != nil && s.RequireSignature(r.Name) {
+	_, readByVouch := ReadByVouch(r.KeyID)
+	if (!r.Verified || readByVouch) && s.RequireSignature != nil && s.RequireSignature(r.Name) {
 		return Attestation{}, false, &ValidationError{Fields: []FieldError{{Field: "name", Detail: fmt.Sprintf(
 			"attestations %q must be signed by a trusted key: post them as a DSSE envelope (POST /api/v1/envelopes, vouch attest intoto)", r.Name)}}}
 	}

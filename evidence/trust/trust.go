@@ -74,11 +74,12 @@ func New(cfg Config) (*Trust, error) {
 	// Names of keys and identities are the key_id attestations record.
 	seen := map[string]bool{}
 	claim := func(field, name string) error {
+		_, reserved := evidence.ReadByVouch(name)
 		switch {
 		case seen[name]:
 			return fmt.Errorf("%s.name: %q is used twice (names of keys and identities are key_id)", field, name)
-		case strings.HasPrefix(name, "forge:"):
-			return fmt.Errorf("%s.name: %q: forge: names the reviews Vouch reads from forges", field, name)
+		case reserved:
+			return fmt.Errorf("%s.name: %q: forge: and change: name what Vouch reads from forges and change systems itself", field, name)
 		}
 		seen[name] = true
 		return nil

@@ -34,7 +34,8 @@ func TestNewRefusesIdentities(t *testing.T) {
 		{"empty root", Config{TrustedRoot: []byte("\n\n")}, "sigstore_trusted_root: no trusted root in the file"},
 		{"no issuer", Config{Identities: []sigstore.Identity{{Name: "x", Subject: "s"}}, TrustedRoot: root}, "trusted_identities[0].issuer: is required"},
 		{"no names", Config{Identities: []sigstore.Identity{{Name: "x", Issuer: "i", Subject: "s"}}, TrustedRoot: root}, "trusted_identities[0].attestations: list"},
-		{"forge: name", Config{Keys: []KeyConfig{{Name: "forge:github", PublicKey: string(read(t, "publish_key.pub"))}}}, `trusted_keys[0].name: "forge:github": forge: names the reviews`},
+		{"forge: name", Config{Keys: []KeyConfig{{Name: "forge:github", PublicKey: string(read(t, "publish_key.pub"))}}}, `trusted_keys[0].name: "forge:github": forge: and change: name what Vouch reads from forges and change systems itself`},
+		{"change: name", Config{Keys: []KeyConfig{{Name: "change:servicenow", PublicKey: string(read(t, "publish_key.pub"))}}}, `trusted_keys[0].name: "change:servicenow": forge: and change: name what Vouch reads`},
 		{"name of a key", Config{
 			Keys:       []KeyConfig{{Name: "release", PublicKey: string(read(t, "publish_key.pub"))}},
 			Identities: []sigstore.Identity{id}, TrustedRoot: root,
