@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/vouch-dev/vouch/journal"
@@ -165,10 +166,9 @@ func checkRef(ctx context.Context, leaves journal.LeafReader, r Ref, stored any)
 	if dg := EntryDigest(e); e.Kind != r.Kind || dg != r.Digest {
 		return fmt.Sprintf("the journal entry there is %s for %q", e.Kind, dg)
 	}
-	// Payloads are compared where the webhook reads them (code reviews',
-	// change requests').
+	// Payloads are compared where the webhook reads them.
 	a, ok := stored.(Attestation)
-	withPayload := ok && (a.Type == TypePullRequest || a.Type == TypeChangeRequest)
+	withPayload := ok && slices.Contains(DecisionPayloads, a.Type)
 	if stored != nil && !SameRecord(stored, e, withPayload) {
 		return "its content differs from the journal entry's (changed in the tables)"
 	}

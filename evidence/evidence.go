@@ -120,6 +120,11 @@ func repositoryEndsIn(repo, path string) bool {
 // records one.
 const TypeChangeRequest = "change-request"
 
+// DecisionPayloads are the attestation types whose payloads decisions
+// read: code reviews' (their approvals count) and change requests' (their
+// state and window). Lookups for decisions return no other payloads.
+var DecisionPayloads = []string{TypePullRequest, TypeChangeRequest}
+
 // ReadByVouch says where an attestation's key_id says Vouch read it
 // itself — "the forge <name>" for "forge:<name>", "the change system
 // <name>" for "change:<name>" — and false for any other key_id. Such

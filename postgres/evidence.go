@@ -131,10 +131,9 @@ func (d *DB) lookup(ctx context.Context, digests []string, payloads bool) (map[s
 	if len(digests) == 0 {
 		return map[string]evidence.Evidence{}, nil
 	}
-	// Decisions read no payloads, but for code reviews' (their approvals
-	// count) and change requests' (their state and window): the others
-	// can be large.
-	payload := "CASE WHEN type IN ('" + evidence.TypePullRequest + "', '" + evidence.TypeChangeRequest + "') THEN payload END"
+	// Decisions read no payloads but evidence.DecisionPayloads: the
+	// others can be large.
+	payload := "CASE WHEN type IN ('" + strings.Join(evidence.DecisionPayloads, "', '") + "') THEN payload END"
 	if payloads {
 		payload = "payload"
 	}
