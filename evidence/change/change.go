@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -169,7 +170,8 @@ func instanceURL(raw string) (*url.URL, error) {
 	if u.Host == "" || u.RawQuery != "" || u.User != nil {
 		return nil, fmt.Errorf("%q is not the instance's URL, e.g. https://bank.service-now.com (credentials go in username and password_file, or token_file)", u.Redacted())
 	}
-	loopback := u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1" || u.Hostname() == "::1"
+	ip := net.ParseIP(u.Hostname())
+	loopback := u.Hostname() == "localhost" || ip != nil && ip.IsLoopback()
 	if u.Scheme != "https" && !(u.Scheme == "http" && loopback) {
 		return nil, fmt.Errorf("%q: use https (the credentials must not cross the network in clear)", raw)
 	}
