@@ -548,13 +548,13 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 		}
 		switch x.Type {
 		case evidence.TypePullRequest:
-			f, err := parsedReview(x)
+			f, err := reviews.of(x)
 			in.Approvals, in.MergedInto = f.Approvals, f.MergedInto
 			if in.ReviewProblem = f.Of(ev.Artifact); err != nil {
 				in.ReviewProblem = err.Error()
 			}
 		case evidence.TypeChangeRequest:
-			f, err := evidence.ParseChange(x.Payload)
+			f, err := changes.of(x)
 			in.Change = policy.ChangeInput{Number: f.Number, State: f.State, Approval: f.Approval, PlannedStart: f.PlannedStart, PlannedEnd: f.PlannedEnd}
 			if err != nil {
 				in.Change.Problem = err.Error()
@@ -573,37 +573,43 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 	}
 }
 
-// reviews memoizes parsed code reviews by attestation id and a hash of the
+// payloads memoizes what decisions read of an attestation's payload (a
+// code review's, a change request's) by attestation id and a hash of the
 // payload (ids are a store's; tests run several stores in one process):
 // decisions would otherwise parse each payload every time.
-var reviews struct {
-	sync.Mutex
-	m map[reviewKey]reviewParsed
+type payloads[T any] struct {
+	parse func(json.RawMessage) (T, error)
+	mu    sync.Mutex
+	m     map[payloadKey]parsed[T]
 }
 
-type reviewKey struct{ id, payload uint64 }
+type payloadKey struct{ id, payload uint64 }
 
-var reviewSeed = maphash.MakeSeed()
-
-type reviewParsed struct {
-	facts evidence.ReviewFacts
+type parsed[T any] struct {
+	facts T
 	err   error
 }
 
-const maxParsedReviews = 10000
+var (
+	reviews     = payloads[evidence.ReviewFacts]{parse: evidence.ParseReview}
+	changes     = payloads[evidence.ChangeFacts]{parse: evidence.ParseChange}
+	payloadSeed = maphash.MakeSeed()
+)
 
-func parsedReview(x evidence.Attestation) (evidence.ReviewFacts, error) {
-	k := reviewKey{x.ID, maphash.Bytes(reviewSeed, x.Payload)}
-	reviews.Lock()
-	defer reviews.Unlock()
-	if p, ok := reviews.m[k]; ok {
-		return p.facts, p.err
+const maxParsedPayloads = 10000
+
+func (p *payloads[T]) of(x evidence.Attestation) (T, error) {
+	k := payloadKey{x.ID, maphash.Bytes(payloadSeed, x.Payload)}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v, ok := p.m[k]; ok {
+		return v.facts, v.err
 	}
-	if reviews.m == nil || len(reviews.m) >= maxParsedReviews {
-		reviews.m = map[reviewKey]reviewParsed{}
+	if p.m == nil || len(p.m) >= maxParsedPayloads {
+		p.m = map[payloadKey]parsed[T]{}
 	}
-	f, err := evidence.ParseReview(x.Payload)
-	reviews.m[k] = reviewParsed{f, err}
+	f, err := p.parse(x.Payload)
+	p.m[k] = parsed[T]{f, err}
 	return f, err
 }
 
