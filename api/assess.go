@@ -16,16 +16,18 @@ import (
 
 // Reviewer decides as the webhook would, without recording anything.
 type Reviewer interface {
-	Assert(ctx context.Context, environment, image string) (webhook.Assertion, error)
+	Assert(ctx context.Context, environment, image, configurationItem string) (webhook.Assertion, error)
 	ReviewObject(ctx context.Context, environment, namespace string, object []byte) (webhook.Review, error)
 }
 
 // AssertRequest asks whether an image, or the artifact with a digest,
-// would be admitted in an environment now.
+// would be admitted in an environment now; ConfigurationItem is the
+// workload's vouch.dev/configuration-item, if it names one.
 type AssertRequest struct {
-	Image       string `json:"image"`
-	Digest      string `json:"digest"`
-	Environment string `json:"environment"`
+	Image             string `json:"image"`
+	Digest            string `json:"digest"`
+	Environment       string `json:"environment"`
+	ConfigurationItem string `json:"configuration_item,omitempty"`
 }
 
 var digestOnlyRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
@@ -63,7 +65,7 @@ func (s *Server) assert(c *gin.Context) {
 			return
 		}
 	}
-	a, err := s.cfg.Reviewer.Assert(c.Request.Context(), r.Environment, image)
+	a, err := s.cfg.Reviewer.Assert(c.Request.Context(), r.Environment, image, r.ConfigurationItem)
 	if err != nil {
 		s.reviewFail(c, "environment", err)
 		return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,7 +89,7 @@ func (c *Console) explain(ctx context.Context, e journal.Entry) (*explanation, e
 		x.Defined = definition(*env)
 	}
 	for i, a := range rec.Artifacts(found, e.Time) {
-		x.Images = append(x.Images, imageFacts{ArtifactInput: a, Exemption: rec.Images[i].Exemption, Rows: rows(a, env, rec.Environment, e.Time)})
+		x.Images = append(x.Images, imageFacts{ArtifactInput: a, Exemption: rec.Images[i].Exemption, Rows: rows(a, env, rec, e.Time)})
 	}
 	return x, nil
 }
@@ -255,7 +256,11 @@ func definition(env policy.Environment) []string {
 		add(true, "code review: merged%s through a pull or merge request approved by at least %d person(s) other than its author (%s%s)", into, cr.MinApprovals, cr.Attestation, by)
 	}
 	if c := r.ChangeRequest; c != nil {
-		add(true, "change request: an approved change request (%s) in state %s, read by Vouch from the change system, whose planned window holds the time of the change", c.Attestation, strings.Join(c.States, " or "))
+		forCI := ""
+		if c.MatchConfigurationItem {
+			forCI = ", and which is for the configuration item the workload names (" + policy.ConfigurationItemAnnotation + ")"
+		}
+		add(true, "change request: an approved change request (%s) in state %s, read by Vouch from the change system, whose planned window holds the time of the change%s", c.Attestation, strings.Join(c.States, " or "), forCI)
 	}
 	add(len(env.Allow) > 0, "exempt from these: images named %s (allow-list)", strings.Join(env.Allow, ", "))
 	for _, f := range env.Freeze {
@@ -268,8 +273,8 @@ func definition(env policy.Environment) []string {
 
 // rows lists, for one image, each requirement with what the decision had
 // for it, then the attestations no requirement names. env is nil when the
-// definition is not recorded; envName names the environment.
-func rows(a policy.ArtifactInput, env *policy.Environment, envName string, at time.Time) []factRow {
+// definition is not recorded; rec is the decision.
+func rows(a policy.ArtifactInput, env *policy.Environment, rec webhook.Record, at time.Time) []factRow {
 	if a.Allowed {
 		return nil
 	}
@@ -333,7 +338,7 @@ func rows(a policy.ArtifactInput, env *policy.Environment, envName string, at ti
 		out = append(out, attestationRow(a, name, req, required, at))
 	}
 	if req.Approval || len(a.Approvals) > 0 || env == nil {
-		out = append(out, approvalRow(a, envName, required(req.Approval)))
+		out = append(out, approvalRow(a, rec.Environment, required(req.Approval)))
 	}
 	if req.FourEyes {
 		out = append(out, fourEyesRow(a))
@@ -342,7 +347,7 @@ func rows(a policy.ArtifactInput, env *policy.Environment, envName string, at ti
 		out = append(out, codeReviewRow(a, *req.CodeReview))
 	}
 	if req.ChangeRequest != nil {
-		out = append(out, changeRequestRow(a, *req.ChangeRequest, at))
+		out = append(out, changeRequestRow(a, *req.ChangeRequest, rec.Annotations[policy.ConfigurationItemAnnotation], at))
 	}
 	return out
 }
@@ -477,10 +482,15 @@ func codeReviewRow(a policy.ArtifactInput, cr policy.CodeReview) factRow {
 }
 
 // changeRequestRow says what the change request rule (change_request.rego)
-// found: the change, its state, approval and window at the time of the
-// decision.
-func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, at time.Time) factRow {
+// found: the change, its state, approval, window at the time of the
+// decision and, when they must match, its configuration items beside the
+// one the workload named (ci).
+func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, ci string, at time.Time) factRow {
 	row := factRow{What: "Change request", Required: "required, approved, " + strings.Join(cr.States, " or "), State: "bad"}
+	ci = strings.TrimSpace(ci)
+	if cr.MatchConfigurationItem {
+		row.Required += ", for the workload's configuration item"
+	}
 	x, ok := a.LatestAttestations[cr.Attestation]
 	if !ok {
 		row.Fact, row.Badge = "no "+cr.Attestation+" attestation", "none"
@@ -493,6 +503,10 @@ func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, at time.T
 		window = "window " + formatTime(c.PlannedStart) + " to " + formatTime(c.PlannedEnd)
 	}
 	row.Fact = fmt.Sprintf("%s, %s, approval %s, %s; read by Vouch at %s", c.Number, c.State, c.Approval, window, formatTime(x.ReportedAt))
+	cis := c.ConfigurationItems.List()
+	if cr.MatchConfigurationItem {
+		row.Fact += fmt.Sprintf("; for %s; the workload names %s", cmp.Or(strings.Join(cis, ", "), "no configuration item"), cmp.Or(strconv.Quote(ci), "none ("+policy.ConfigurationItemAnnotation+")"))
+	}
 	switch {
 	case x.Type != evidence.TypeChangeRequest || !x.Verified || !strings.HasPrefix(x.KeyID, "change:"):
 		row.Fact, row.Badge = fmt.Sprintf("the latest %s is not a change request Vouch read from the change system, reported by %s", cr.Attestation, x.ReportedBy), "unverified"
@@ -508,6 +522,10 @@ func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, at time.T
 		row.Badge = "window not open"
 	case !at.Before(c.PlannedEnd):
 		row.Badge = "window closed"
+	case cr.MatchConfigurationItem && ci == "":
+		row.Badge = "workload names no CI"
+	case cr.MatchConfigurationItem && !slices.ContainsFunc(cis, func(name string) bool { return strings.EqualFold(name, ci) }):
+		row.Badge = "for another CI"
 	default:
 		row.State, row.Badge = "ok", "in window"
 	}

@@ -77,7 +77,7 @@ func TestDecisionExplained(t *testing.T) {
 			Approval: true, FourEyes: true, MaxAge: map[string]policy.Duration{"security-scan": policy.Duration(time.Nanosecond), "pen-test": policy.Duration(time.Hour),
 				"sbom": policy.Duration(24 * time.Hour)},
 			CodeReview:    &policy.CodeReview{Attestation: "code-review", MinApprovals: 2},
-			ChangeRequest: &policy.ChangeRequest{Attestation: "change-request", States: []string{"scheduled", "implement"}}}}
+			ChangeRequest: &policy.ChangeRequest{Attestation: "change-request", States: []string{"scheduled", "implement"}, MatchConfigurationItem: true}}}
 	policyIdx := journalPolicy(policy.BuiltinDefault("default"), prod)
 
 	digest := "sha256:" + strings.Repeat("3c", 32)
@@ -108,7 +108,7 @@ func TestDecisionExplained(t *testing.T) {
 	}
 	window := fmt.Sprintf(`"planned_start":%q,"planned_end":%q`, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
 	change, _, err := svc.Attest(ctx, "ci", evidence.AttestationReport{Digest: digest, Name: "change-request", Type: evidence.TypeChangeRequest, Passed: &passed,
-		Verified: true, KeyID: "change:servicenow", Payload: json.RawMessage(`{"number":"CHG0030001","state":"implement","approval":"approved",` + window + `}`)})
+		Verified: true, KeyID: "change:servicenow", Payload: json.RawMessage(`{"number":"CHG0030001","state":"implement","approval":"approved",` + window + `,"configuration_items":["Payments API","payments-db"]}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestDecisionExplained(t *testing.T) {
 		{Container: "web", ContainerType: "container", Image: "registry.example.com/shop/web@" + digest, Digest: digest},
 		{Container: "pause", ContainerType: "init", Image: "registry.k8s.io/pause:3.10", Allowed: true},
 	}
-	allowed := admit(webhook.Record{UID: "uid-allowed", Images: images, Allowed: true,
+	allowed := admit(webhook.Record{UID: "uid-allowed", Images: images, Allowed: true, Annotations: map[string]string{policy.ConfigurationItemAnnotation: "payments api"},
 		Evidence: []uint64{art.ID, firstRun.ID, rerun.ID, scan.ID, sbom.ID, review.ID, change.ID, approval.ID}})
 	later := attest("unit-tests", &failed) // after the decision: not what it saw
 
@@ -134,8 +134,9 @@ func TestDecisionExplained(t *testing.T) {
 		"Source</td>\n    <td>required</td>\n    <td><span class=\"badge ok\">named</span></td>\n    <td>github.com/shop/web at " + strings.Repeat("a", 40), "<li>a release approval for prod in force: approved, unexpired, not followed by a rejection</li>",
 		"<li>four eyes: the approver is not the commit&#39;s author</li>", "registry.k8s.io/pause (allow-list)",
 		"<li>code review: merged through a pull or merge request approved by at least 2 person(s) other than its author (code-review)</li>",
-		"<li>change request: an approved change request (change-request) in state scheduled or implement, read by Vouch from the change system, whose planned window holds the time of the change</li>",
-		"Change request</td>\n    <td>required, approved, scheduled or implement</td>\n    <td><span class=\"badge ok\">in window</span></td>\n    <td>CHG0030001, implement, approval approved, window ",
+		"<li>change request: an approved change request (change-request) in state scheduled or implement, read by Vouch from the change system, whose planned window holds the time of the change, and which is for the configuration item the workload names (vouch.dev/configuration-item)</li>",
+		"Change request</td>\n    <td>required, approved, scheduled or implement, for the workload&#39;s configuration item</td>\n    <td><span class=\"badge ok\">in window</span></td>\n    <td>CHG0030001, implement, approval approved, window ",
+		"; for Payments API, payments-db; the workload names &#34;payments api&#34;",
 		"Code review</td>\n    <td>required, 2 approval(s)</td>\n    <td><span class=\"badge bad\">too few</span></td>\n    <td>1 approval(s) by people other than the author, reported by ci at ",
 		"registry.example.com/shop/web built from github.com/shop/web at commit " + strings.Repeat("a", 40) + " by alice@example.com; reported by ci at ",
 		"latest report: passed, unsigned, by ci", "1 earlier report(s) superseded",
@@ -155,6 +156,14 @@ func TestDecisionExplained(t *testing.T) {
 
 	if n := strings.Count(body, "Attestation unit-tests</td>"); n != 1 {
 		t.Errorf("unit-tests, required and signed, has %d rows, want 1", n)
+	}
+
+	// The change request is not for the configuration item the workload
+	// names, or the workload names none.
+	for annotation, badge := range map[string]string{"Ledger": "for another CI", " ": "workload names no CI"} {
+		body := get(admit(webhook.Record{UID: "uid-ci-" + badge, Images: images[:1], Annotations: map[string]string{policy.ConfigurationItemAnnotation: annotation},
+			Evidence: []uint64{art.ID, change.ID}}))
+		check(badge, body, []string{"<span class=\"badge bad\">" + badge + "</span>"}, []string{"badge ok\">in window"})
 	}
 
 	// A denial, under a policy entry journaled before Vouch recorded

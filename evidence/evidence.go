@@ -11,8 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/vouch-dev/vouch/auth"
 	"github.com/vouch-dev/vouch/journal"
@@ -153,6 +155,10 @@ type ChangeFacts struct {
 	// change has none.
 	PlannedStart time.Time `json:"planned_start,omitzero"`
 	PlannedEnd   time.Time `json:"planned_end,omitzero"`
+	// ConfigurationItems are the names of the configuration items the
+	// change is for: its own (ServiceNow's cmdb_ci) and its affected CIs,
+	// without repeats; nil when it names none.
+	ConfigurationItems []string `json:"configuration_items,omitempty"`
 }
 
 // ParseChange reads a change request's payload; errors name the field.
@@ -167,6 +173,10 @@ func ParseChange(payload json.RawMessage) (ChangeFacts, error) {
 		return f, errors.New("payload: a change request names its number, state and approval")
 	case f.PlannedStart.IsZero() != f.PlannedEnd.IsZero() || f.PlannedEnd.Before(f.PlannedStart):
 		return f, errors.New("payload: a change window has a start and a later end")
+	case slices.ContainsFunc(f.ConfigurationItems, func(ci string) bool {
+		return ci == "" || strings.ContainsFunc(ci, unicode.IsControl)
+	}):
+		return f, errors.New("payload: a configuration item has a name, without control characters")
 	}
 	return f, nil
 }

@@ -137,7 +137,7 @@ func TestFormat(t *testing.T) {
 func TestInputSchemaMatchesInput(t *testing.T) {
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	att := policy.AttestationInput{ID: 2, Name: "unit-tests", Type: policy.ReviewType, Approvals: 1, MergedInto: "main", ReviewProblem: "p", ReportedAt: at,
-		Change: policy.ChangeInput{Number: "CHG1", State: "implement", Approval: "approved", PlannedStart: at, PlannedEnd: at, Problem: "p"}}
+		Change: policy.ChangeInput{Number: "CHG1", State: "implement", Approval: "approved", PlannedStart: at, PlannedEnd: at, ConfigurationItems: policy.NewNames([]string{"ci"}), Problem: "p"}}
 	app := policy.ApprovalInput{ID: 3, Decision: "approved", ExpiresAt: &at, ApprovedAt: at, ApproverIdentities: []string{"alice"}}
 	in := policy.Input{
 		Request: policy.Request{User: policy.User{Groups: []string{"g"}}},
@@ -145,7 +145,7 @@ func TestInputSchemaMatchesInput(t *testing.T) {
 			Attestations: []string{"a"}, VerifiedAttestations: []string{"b"}, Registries: []string{"r/*"}, NoLatest: true, Source: true,
 			MaxAge: map[string]policy.Duration{"a": policy.Duration(time.Hour)}, FourEyes: true,
 			CodeReview:    &policy.CodeReview{Attestation: "code-review", MinApprovals: 2, Branches: []string{"main"}, Verified: true},
-			ChangeRequest: &policy.ChangeRequest{Attestation: "change-request", States: []string{"implement"}}}}),
+			ChangeRequest: &policy.ChangeRequest{Attestation: "change-request", States: []string{"implement"}, MatchConfigurationItem: true}}}),
 		Workload: policy.Workload{Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"a": "b"}},
 		Artifacts: []policy.ArtifactInput{{
 			Provenance: &policy.Provenance{ReportedAt: at}, Attestations: []policy.AttestationInput{att},

@@ -86,11 +86,18 @@ type Requirements struct {
 // named Attestation (default "change-request") is a change request Vouch
 // read from the change system, approved, in one of States (default
 // scheduled and implement), and the change happens within its planned
-// window.
+// window. With MatchConfigurationItem, the change is also for the
+// configuration item the workload names in its vouch.dev/configuration-item
+// annotation (the change's own or one of its affected CIs).
 type ChangeRequest struct {
-	Attestation string   `json:"attestation"`
-	States      []string `json:"states"`
+	Attestation            string   `json:"attestation"`
+	States                 []string `json:"states"`
+	MatchConfigurationItem bool     `json:"match_configuration_item"`
 }
+
+// ConfigurationItemAnnotation names a workload's configuration item in the
+// CMDB, which change requests must be for under match_configuration_item.
+const ConfigurationItemAnnotation = "vouch.dev/configuration-item"
 
 // CodeReview is the code_review requirement: the latest attestation named
 // Attestation (default "code-review") is a review from the forge (type
@@ -231,7 +238,7 @@ func NewEnvironments(defaultName string, list []Environment) (*Environments, err
 				c.States = []string{"scheduled", "implement"}
 			}
 			if !envNameRE.MatchString(c.Attestation) || slices.Contains(c.States, "") {
-				return nil, fmt.Errorf("%s.require.change_request: want {attestation: <name>, states: [<state>…]} (states such as scheduled, implement)", field)
+				return nil, fmt.Errorf("%s.require.change_request: want {attestation: <name>, states: [<state>…], match_configuration_item: <bool>} (states such as scheduled, implement)", field)
 			}
 		}
 		for name, d := range env.Require.MaxAge {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"strings"
 	"sync"
 	"time"
@@ -144,16 +145,38 @@ type AttestationInput struct {
 }
 
 // ChangeInput is what decisions use of a change request: its number,
-// state, approval and planned window (absent when it has none), or why
-// its payload could not be read.
+// state, approval, planned window (absent when it has none) and the
+// configuration items it is for, or why its payload could not be read.
 type ChangeInput struct {
-	Number       string    `json:"number"`
-	State        string    `json:"state"`
-	Approval     string    `json:"approval"`
-	PlannedStart time.Time `json:"planned_start,omitzero"`
-	PlannedEnd   time.Time `json:"planned_end,omitzero"`
-	Problem      string    `json:"problem,omitempty"`
+	Number             string    `json:"number"`
+	State              string    `json:"state"`
+	Approval           string    `json:"approval"`
+	PlannedStart       time.Time `json:"planned_start,omitzero"`
+	PlannedEnd         time.Time `json:"planned_end,omitzero"`
+	ConfigurationItems Names     `json:"configuration_items,omitzero"`
+	Problem            string    `json:"problem,omitempty"`
 }
+
+// Names are a list of names held in one string, so that the inputs
+// holding them stay comparable and key the term cache; JSON: an array.
+type Names struct{ joined string }
+
+// namesSeparator cannot occur in a name (ParseChange refuses control
+// characters).
+const namesSeparator = "\x00"
+
+// NewNames holds names; none is the zero Names.
+func NewNames(names []string) Names { return Names{strings.Join(names, namesSeparator)} }
+
+// List returns the names, nil when none.
+func (n Names) List() []string {
+	if n.joined == "" {
+		return nil
+	}
+	return strings.Split(n.joined, namesSeparator)
+}
+
+func (n Names) MarshalJSON() ([]byte, error) { return json.Marshal(nonNil(n.List())) }
 
 // ApprovalInput is one release decision, oldest first.
 type ApprovalInput struct {
@@ -282,7 +305,7 @@ func (r Requirements) document() map[string]any {
 		m["code_review"] = map[string]any{"attestation": cr.Attestation, "min_approvals": cr.MinApprovals, "branches": nonNil(cr.Branches), "verified": cr.Verified}
 	}
 	if c := r.ChangeRequest; c != nil {
-		m["change_request"] = map[string]any{"attestation": c.Attestation, "states": nonNil(c.States)}
+		m["change_request"] = map[string]any{"attestation": c.Attestation, "states": nonNil(c.States), "match_configuration_item": c.MatchConfigurationItem}
 	}
 	return m
 }
@@ -425,6 +448,9 @@ func (c *termCache) attestation(x AttestationInput) *ast.Term {
 		}
 		if !ch.PlannedEnd.IsZero() {
 			doc["planned_end"] = timeString(ch.PlannedEnd)
+		}
+		if cis := ch.ConfigurationItems.List(); cis != nil {
+			doc["configuration_items"] = cis
 		}
 		if ch.Problem != "" {
 			doc["problem"] = ch.Problem

@@ -19,7 +19,7 @@ func TestInputValueMatchesJSON(t *testing.T) {
 		Environment: NewInputEnvironment(Environment{Name: "prod", Mode: ModeWarn,
 			Require: Requirements{Digest: true, Attestations: []string{"a"}, VerifiedAttestations: []string{"slsa"}, Registries: []string{"r.example/*"},
 				NoLatest: true, MaxAge: map[string]Duration{"scan": Duration(7 * 24 * time.Hour)}, FourEyes: true,
-				ChangeRequest: &ChangeRequest{Attestation: "change-request", States: []string{"implement"}}},
+				ChangeRequest: &ChangeRequest{Attestation: "change-request", States: []string{"implement"}, MatchConfigurationItem: true}},
 			Freeze: []FreezeWindow{{Cron: "0 * * * *", Duration: Duration(2 * time.Hour), Reason: "always"}}}),
 		Workload: Workload{Kind: "Pod", Name: "p", Namespace: "ns", Labels: map[string]string{"app": "x"}, Annotations: map[string]string{}},
 		Artifacts: []ArtifactInput{
@@ -30,7 +30,8 @@ func TestInputValueMatchesJSON(t *testing.T) {
 				Attestations: []AttestationInput{{ID: 8, Name: "a", Passed: true, ReportedAt: at},
 					{ID: 9, Name: "sbom", Type: "in-toto", Passed: true, Verified: true, KeyID: "ci", ReportedAt: at, SignedAt: at.Add(-time.Hour)},
 					{ID: 11, Name: "change-request", Type: "change-request", Passed: true, Verified: true, KeyID: "change:sn", ReportedAt: at,
-						Change: ChangeInput{Number: "CHG1", State: "implement", Approval: "approved", PlannedStart: at, PlannedEnd: exp}},
+						Change: ChangeInput{Number: "CHG1", State: "implement", Approval: "approved", PlannedStart: at, PlannedEnd: exp,
+							ConfigurationItems: NewNames([]string{"Payments API", "payments-db"})}},
 					{ID: 12, Name: "change-old", Type: "change-request", Change: ChangeInput{Number: "CHG2", State: "scheduled", Approval: "requested", Problem: "p"}}},
 				Approvals: []ApprovalInput{{ID: 9, Decision: "approved", ExpiresAt: &exp, ApprovedAt: at}, {ID: 10, Decision: "rejected", ApprovedAt: at}},
 			},

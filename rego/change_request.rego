@@ -3,7 +3,9 @@
 # the states allowed (default scheduled and implement), and with a planned
 # window that holds the time of the change — as Vouch read it from the
 # system itself (vouch attest change: type change-request, key_id
-# "change:<system>"; the latest attestation of the name counts).
+# "change:<system>"; the latest attestation of the name counts). With
+# match_configuration_item, the change is also for the configuration item
+# the workload names in its vouch.dev/configuration-item annotation.
 package vouch.admission
 
 deny contains violation(msg, "change-request", "change request") if {
@@ -38,7 +40,24 @@ change_problem(a, cr) := sprintf("has no %q attestation: have Vouch read the cha
 } else := sprintf("has change request %s, whose window closed at %s", [x.change.number, x.change.planned_end]) if {
 	x := a.latest_attestations[cr.attestation]
 	time.now_ns() >= time.parse_rfc3339_ns(x.change.planned_end)
+} else := sprintf("is deployed without naming its configuration item: annotate the %s with %s: <its name in the CMDB>, which change request %s must be for", [input.workload.kind, ci_annotation, x.change.number]) if {
+	x := a.latest_attestations[cr.attestation]
+	cr.match_configuration_item
+	workload_ci == ""
+} else := sprintf("has change request %s, which is not for configuration item %q (the workload's %s) but for %s: use a change for it, or add it to the change's affected CIs and read the change again", [x.change.number, workload_ci, ci_annotation, change_cis(x.change)]) if {
+	x := a.latest_attestations[cr.attestation]
+	cr.match_configuration_item
+	not lower(workload_ci) in {lower(ci) | some ci in object.get(x.change, "configuration_items", [])}
 }
+
+ci_annotation := "vouch.dev/configuration-item"
+
+# workload_ci is the configuration item the workload names, "" when none.
+workload_ci := trim_space(object.get(object.get(input.workload, "annotations", {}), ci_annotation, ""))
+
+change_cis(c) := concat(", ", [sprintf("%q", [ci]) | some ci in c.configuration_items]) if {
+	count(object.get(c, "configuration_items", [])) > 0
+} else := "no configuration item"
 
 read_by_vouch(x) if {
 	x.type == "change-request"

@@ -554,11 +554,7 @@ func addEvidence(a *policy.ArtifactInput, ev evidence.Evidence, env string) {
 				in.ReviewProblem = err.Error()
 			}
 		case evidence.TypeChangeRequest:
-			f, err := changes.of(x)
-			in.Change = policy.ChangeInput{Number: f.Number, State: f.State, Approval: f.Approval, PlannedStart: f.PlannedStart, PlannedEnd: f.PlannedEnd}
-			if err != nil {
-				in.Change.Problem = err.Error()
-			}
+			in.Change, _ = changes.of(x)
 		}
 		a.Attestations = append(a.Attestations, in)
 	}
@@ -592,7 +588,7 @@ type parsed[T any] struct {
 
 var (
 	reviews     = payloads[evidence.ReviewFacts]{parse: evidence.ParseReview}
-	changes     = payloads[evidence.ChangeFacts]{parse: evidence.ParseChange}
+	changes     = payloads[policy.ChangeInput]{parse: changeInput}
 	payloadSeed = maphash.MakeSeed()
 )
 
@@ -611,6 +607,18 @@ func (p *payloads[T]) of(x evidence.Attestation) (T, error) {
 	f, err := p.parse(x.Payload)
 	p.m[k] = parsed[T]{f, err}
 	return f, err
+}
+
+// changeInput is what decisions use of a change request's payload; its
+// Problem says why the payload could not be read.
+func changeInput(payload json.RawMessage) (policy.ChangeInput, error) {
+	f, err := evidence.ParseChange(payload)
+	in := policy.ChangeInput{Number: f.Number, State: f.State, Approval: f.Approval, PlannedStart: f.PlannedStart, PlannedEnd: f.PlannedEnd,
+		ConfigurationItems: policy.NewNames(f.ConfigurationItems)}
+	if err != nil {
+		in.Problem = err.Error()
+	}
+	return in, nil
 }
 
 func containerSubject(c Container) string {

@@ -116,8 +116,9 @@ type Assertion struct {
 }
 
 // Assert decides whether a Pod running image would be admitted in
-// environment now, as the webhook would decide it.
-func (h *Handler) Assert(ctx context.Context, environment, image string) (Assertion, error) {
+// environment now, as the webhook would decide it; configurationItem,
+// when set, is the Pod's vouch.dev/configuration-item.
+func (h *Handler) Assert(ctx context.Context, environment, image, configurationItem string) (Assertion, error) {
 	env, ok := h.cfg.Environments.Named(environment)
 	if !ok {
 		return Assertion{}, fmt.Errorf("%w %q (configured: %s)", ErrUnknownEnvironment, environment, strings.Join(h.cfg.Environments.Names(), ", "))
@@ -126,10 +127,13 @@ func (h *Handler) Assert(ctx context.Context, environment, image string) (Assert
 	if len(env.Namespaces) > 0 && !strings.ContainsAny(env.Namespaces[0], "*?") {
 		namespace = env.Namespaces[0]
 	}
+	meta := map[string]any{"name": "vouch-assert", "namespace": namespace}
+	if configurationItem != "" {
+		meta["annotations"] = map[string]string{policy.ConfigurationItemAnnotation: configurationItem}
+	}
 	pod, _ := json.Marshal(map[string]any{
-		"apiVersion": "v1", "kind": "Pod",
-		"metadata": map[string]any{"name": "vouch-assert", "namespace": namespace},
-		"spec":     map[string]any{"containers": []any{map[string]any{"name": "app", "image": image}}},
+		"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+		"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": image}}},
 	})
 	rec, err := h.Assess(ctx, environment, "Pod", pod)
 	if err != nil {

@@ -83,8 +83,12 @@ func attestChange(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if !a.Created {
 			what = "already recorded"
 		}
-		fmt.Fprintf(stdout, "%s: %s %s (change-request, read by Vouch from %s) for %s: %s, %s, approval %s, %s (journal entry %d)\n",
-			what, passedWord(a.Passed), a.Name, strings.TrimPrefix(a.KeyID, "change:"), a.Digest, ch.Number, ch.State, ch.Approval, window(ch), a.ID)
+		cis := "no configuration item"
+		if len(ch.ConfigurationItems) > 0 {
+			cis = "for " + strings.Join(ch.ConfigurationItems, ", ")
+		}
+		fmt.Fprintf(stdout, "%s: %s %s (change-request, read by Vouch from %s) for %s: %s, %s, approval %s, %s, %s (journal entry %d)\n",
+			what, passedWord(a.Passed), a.Name, strings.TrimPrefix(a.KeyID, "change:"), a.Digest, ch.Number, ch.State, ch.Approval, window(ch), cis, a.ID)
 	}
 	if err == nil && *exitCode && !a.Passed {
 		return exitStatus(1)

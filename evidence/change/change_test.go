@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,8 @@ import (
 func TestServiceNow(t *testing.T) {
 	sn := servicenowtest.Start(t)
 	sn.Add(servicenowtest.Change{SysID: "a1b2", Number: "CHG0030001", State: "-1", Approval: "approved", Type: "normal",
-		StartDate: "2026-11-26 18:00:00", EndDate: "2026-11-26 22:00:00", ShortDescription: "payments-api 2.4.1"})
+		StartDate: "2026-11-26 18:00:00", EndDate: "2026-11-26 22:00:00", ShortDescription: "payments-api 2.4.1",
+		CI: "Payments API", AffectedCIs: []string{"Payments API", "payments-db"}})
 	sn.Add(servicenowtest.Change{SysID: "c3d4", Number: "CHG0030002", State: "7", Approval: "requested"})
 	sn.Add(servicenowtest.Change{SysID: "e5f6", Number: "CHG0030003", State: "-2", Approval: "approved", StartDate: "tomorrow"})
 	basic, err := change.NewSystems([]change.SystemConfig{{Name: "servicenow", Type: "servicenow", URL: sn.URL, Username: sn.User, PasswordFile: servicenowtest.File(t, sn.Password)}})
@@ -31,8 +33,9 @@ func TestServiceNow(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := evidence.ChangeFacts{Number: "CHG0030001", State: "implement", Approval: "approved",
-		PlannedStart: time.Date(2026, 11, 26, 18, 0, 0, 0, time.UTC), PlannedEnd: time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)}
-	if c.ChangeFacts != want || c.System != "servicenow" || c.ID != "a1b2" || c.Type != "normal" || c.ShortDescription != "payments-api 2.4.1" || c.URL != sn.URL+"/change_request.do?sys_id=a1b2" {
+		PlannedStart: time.Date(2026, 11, 26, 18, 0, 0, 0, time.UTC), PlannedEnd: time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC),
+		ConfigurationItems: []string{"Payments API", "payments-db"}}
+	if !reflect.DeepEqual(c.ChangeFacts, want) || c.System != "servicenow" || c.ID != "a1b2" || c.Type != "normal" || c.ShortDescription != "payments-api 2.4.1" || c.URL != sn.URL+"/change_request.do?sys_id=a1b2" {
 		t.Fatalf("read %+v", c)
 	}
 	report, err := c.Report("sha256:"+strings.Repeat("a", 64), "change-request")
@@ -40,14 +43,14 @@ func TestServiceNow(t *testing.T) {
 		t.Fatal(err)
 	}
 	facts, err := evidence.ParseChange(report.Payload)
-	if err != nil || facts != want || !*report.Passed || !report.Verified || report.KeyID != "change:servicenow" || report.Type != evidence.TypeChangeRequest {
+	if err != nil || !reflect.DeepEqual(facts, want) || !*report.Passed || !report.Verified || report.KeyID != "change:servicenow" || report.Type != evidence.TypeChangeRequest {
 		t.Fatalf("report %+v: facts %+v, %v", report, facts, err)
 	}
 
 	// A state outside the default model is kept as stored; not approved
 	// is recorded as failed.
 	c, err = basic.Read(ctx, "servicenow", "CHG0030002")
-	if err != nil || c.State != "7" || c.Approval != "requested" || !c.PlannedStart.IsZero() {
+	if err != nil || c.State != "7" || c.Approval != "requested" || !c.PlannedStart.IsZero() || c.ConfigurationItems != nil {
 		t.Fatalf("read %+v, %v", c, err)
 	}
 	if report, _ := c.Report("sha256:"+strings.Repeat("a", 64), "change-request"); *report.Passed {
@@ -103,6 +106,12 @@ func TestServiceNow(t *testing.T) {
 	if _, err := rotated.Read(ctx, "", "CHG0030001"); err != nil {
 		t.Errorf("after the Secret's rotation: %v", err)
 	}
+	// Affected CIs the integration user may not read: nothing is recorded
+	// without them.
+	sn.Unreadable = []string{"task_ci"}
+	if _, err := basic.Read(ctx, "", "CHG0030001"); err == nil || !strings.Contains(err.Error(), "servicenow CHG0030001: affected CIs (the integration user needs read access to task_ci): GET /api/now/table/task_ci: 403 Forbidden: Insufficient rights") {
+		t.Errorf("task_ci unreadable: %v", err)
+	}
 	var none *change.Systems
 	if _, err := none.Read(ctx, "", "CHG0030001"); !errors.Is(err, change.ErrNoSystem) {
 		t.Errorf("no systems: %v", err)
@@ -142,6 +151,7 @@ func TestParseChange(t *testing.T) {
 		{`{"number":"CHG1","state":"implement"}`, "names its number, state and approval"},
 		{`{"number":"CHG1","state":"implement","approval":"approved","planned_start":"2026-11-26T18:00:00Z"}`, "a start and a later end"},
 		{`{"number":"CHG1","state":"implement","approval":"approved","planned_start":"2026-11-26T18:00:00Z","planned_end":"2026-11-26T17:00:00Z"}`, "a start and a later end"},
+		{`{"number":"CHG1","state":"implement","approval":"approved","configuration_items":["payments-api",""]}`, "a configuration item has a name"},
 		{`[]`, "is a JSON object"},
 	} {
 		_, err := evidence.ParseChange(json.RawMessage(tc.payload))

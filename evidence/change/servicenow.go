@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -39,74 +41,33 @@ func (s *serviceNow) read(ctx context.Context, number string) (Change, error) {
 		return Change{}, fmt.Errorf("%q is not a change number such as CHG0030001", number)
 	}
 	number = strings.ToUpper(number)
-	q := url.Values{
-		"sysparm_query":                  {"number=" + number},
-		"sysparm_fields":                 {"sys_id,number,state,approval,type,start_date,end_date,short_description"},
-		"sysparm_display_value":          {"false"},
-		"sysparm_exclude_reference_link": {"true"},
-		"sysparm_limit":                  {"2"},
+	var changes []struct {
+		SysID            string `json:"sys_id"`
+		Number           string `json:"number"`
+		State            string `json:"state"`
+		Approval         string `json:"approval"`
+		Type             string `json:"type"`
+		StartDate        string `json:"start_date"`
+		EndDate          string `json:"end_date"`
+		ShortDescription string `json:"short_description"`
+		CI               string `json:"cmdb_ci.name"`
 	}
-	u := *s.base
-	u.Path += "/api/now/table/change_request"
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	err := s.get(ctx, "change_request", url.Values{
+		"sysparm_query":  {"number=" + number},
+		"sysparm_fields": {"sys_id,number,state,approval,type,start_date,end_date,short_description,cmdb_ci.name"},
+		"sysparm_limit":  {"2"},
+	}, &changes)
 	if err != nil {
 		return Change{}, err
 	}
-	req.Header.Set("Accept", "application/json")
-	if err := s.auth(req); err != nil {
-		return Change{}, err
-	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return Change{}, fmt.Errorf("GET %s: %w", u.Path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
-	if err != nil {
-		return Change{}, fmt.Errorf("GET %s: %w", u.Path, err)
-	}
-	if len(body) > maxAnswer {
-		return Change{}, fmt.Errorf("GET %s: the answer is larger than %d bytes", u.Path, maxAnswer)
-	}
-	var answer struct {
-		Result []struct {
-			SysID            string `json:"sys_id"`
-			Number           string `json:"number"`
-			State            string `json:"state"`
-			Approval         string `json:"approval"`
-			Type             string `json:"type"`
-			StartDate        string `json:"start_date"`
-			EndDate          string `json:"end_date"`
-			ShortDescription string `json:"short_description"`
-		} `json:"result"`
-		Error *struct {
-			Message string `json:"message"`
-			Detail  string `json:"detail"`
-		} `json:"error"`
-	}
-	decodeErr := json.Unmarshal(body, &answer)
-	if resp.StatusCode != http.StatusOK {
-		msg := resp.Status
-		if answer.Error != nil {
-			msg += ": " + answer.Error.Message
-			if answer.Error.Detail != "" {
-				msg += " (" + answer.Error.Detail + ")"
-			}
-		}
-		return Change{}, fmt.Errorf("GET %s: %s", u.Path, msg)
-	}
-	if decodeErr != nil {
-		return Change{}, fmt.Errorf("GET %s: the answer is not the Table API's JSON: %w", u.Path, decodeErr)
-	}
-	switch len(answer.Result) {
+	switch len(changes) {
 	case 0:
 		return Change{}, fmt.Errorf("%w %s in %s", ErrNotFound, number, s.name)
 	case 1:
 	default:
 		return Change{}, fmt.Errorf("%s has several change requests numbered %s", s.name, number)
 	}
-	r := answer.Result[0]
+	r := changes[0]
 	c := Change{System: s.name, ID: r.SysID, Type: r.Type, ShortDescription: r.ShortDescription}
 	c.Number, c.Approval, c.State = r.Number, r.Approval, r.State
 	if name, ok := serviceNowStates[r.State]; ok {
@@ -126,9 +87,102 @@ func (s *serviceNow) read(ctx context.Context, number string) (Change, error) {
 	if !strings.EqualFold(c.Number, number) || c.ID == "" || c.State == "" || c.Approval == "" {
 		return Change{}, fmt.Errorf("%s answered for %s without its number, sys_id, state or approval: the integration user may lack read access to those fields", s.name, number)
 	}
+	if c.ConfigurationItems, err = s.configurationItems(ctx, c.ID, r.CI); err != nil {
+		return Change{}, fmt.Errorf("%s %s: %w", s.name, number, err)
+	}
 	link := *s.base
 	link.Path += "/change_request.do"
 	link.RawQuery = url.Values{"sys_id": {c.ID}}.Encode()
 	c.URL = link.String()
 	return c, nil
+}
+
+// maxAffected bounds the affected CIs of a change Vouch records.
+const maxAffected = 500
+
+// configurationItems are the names of the change's configuration item
+// (primary, "" when none) and of its affected CIs (the task_ci table: the
+// change form's "Affected CIs"), without repeats.
+func (s *serviceNow) configurationItems(ctx context.Context, sysID, primary string) ([]string, error) {
+	var affected []struct {
+		CI string `json:"ci_item.name"`
+	}
+	err := s.get(ctx, "task_ci", url.Values{
+		"sysparm_query":  {"task=" + sysID},
+		"sysparm_fields": {"ci_item.name"},
+		"sysparm_limit":  {strconv.Itoa(maxAffected + 1)},
+	}, &affected)
+	if err != nil {
+		return nil, fmt.Errorf("affected CIs (the integration user needs read access to task_ci): %w", err)
+	}
+	if len(affected) > maxAffected {
+		return nil, fmt.Errorf("the change affects more than %d configuration items", maxAffected)
+	}
+	names := []string{primary}
+	for _, a := range affected {
+		names = append(names, a.CI)
+	}
+	var out []string
+	for _, name := range names {
+		if name = strings.TrimSpace(name); name != "" && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+// get reads the records of table that query selects into result, a
+// pointer to a slice: values as stored (no display values), references
+// without links.
+func (s *serviceNow) get(ctx context.Context, table string, query url.Values, result any) error {
+	query.Set("sysparm_display_value", "false")
+	query.Set("sysparm_exclude_reference_link", "true")
+	u := *s.base
+	u.Path += "/api/now/table/" + table
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	if err := s.auth(req); err != nil {
+		return err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", u.Path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", u.Path, err)
+	}
+	if len(body) > maxAnswer {
+		return fmt.Errorf("GET %s: the answer is larger than %d bytes", u.Path, maxAnswer)
+	}
+	var answer struct {
+		Result json.RawMessage `json:"result"`
+		Error  *struct {
+			Message string `json:"message"`
+			Detail  string `json:"detail"`
+		} `json:"error"`
+	}
+	decodeErr := json.Unmarshal(body, &answer)
+	if resp.StatusCode != http.StatusOK {
+		msg := resp.Status
+		if answer.Error != nil {
+			msg += ": " + answer.Error.Message
+			if answer.Error.Detail != "" {
+				msg += " (" + answer.Error.Detail + ")"
+			}
+		}
+		return fmt.Errorf("GET %s: %s", u.Path, msg)
+	}
+	if decodeErr == nil {
+		decodeErr = json.Unmarshal(answer.Result, result)
+	}
+	if decodeErr != nil {
+		return fmt.Errorf("GET %s: the answer is not the Table API's JSON: %w", u.Path, decodeErr)
+	}
+	return nil
 }

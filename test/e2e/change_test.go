@@ -22,6 +22,11 @@ environments:
     require:
       digest: true
       change_request: {}
+  - name: payments
+    namespaces: ["payments"]
+    require:
+      digest: true
+      change_request: {match_configuration_item: true}
 change_systems:
   - name: servicenow
     type: servicenow
@@ -90,6 +95,36 @@ change_systems:
 	admit("change-4", "")
 	if out, errOut, code := v.exec("assert", image, "--environment", "prod", "--token", ci); code != 0 {
 		t.Errorf("vouch assert inside the window: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Where changes must be for the workload's configuration item: the
+	// workload names none, then another than the change's.
+	ciOf := func(ci string) map[string]string { return map[string]string{"vouch.dev/configuration-item": ci} }
+	deniedCI := func(uid string, annotations map[string]string, want string) {
+		t.Helper()
+		if resp := v.admitAnnotated(uid, "payments", annotations, image); resp.Allowed || !strings.Contains(resp.Result.Message, want) {
+			t.Errorf("%s: allowed %v: %q, want denied saying %q", uid, resp.Allowed, resp.Result.Message, want)
+		}
+	}
+	deniedCI("ci-1", nil, "is deployed without naming its configuration item: annotate the Deployment with vouch.dev/configuration-item: <its name in the CMDB>, which change request CHG0030001 must be for")
+	deniedCI("ci-2", ciOf("payments-db"), `has change request CHG0030001, which is not for configuration item "payments-db" (the workload's vouch.dev/configuration-item) but for no configuration item`)
+	// The change names its CI and affected CIs: read again, it covers them.
+	sn.Add(servicenowtest.Change{SysID: "a1", Number: "CHG0030001", State: "-1", Approval: "approved", StartDate: snTime(-time.Hour), EndDate: snTime(time.Hour),
+		CI: "Payments API", AffectedCIs: []string{"payments-db"}})
+	if out, code := attest(); code != 0 || !strings.HasPrefix(out, "recorded: PASSED") || !strings.Contains(out, "for Payments API, payments-db") {
+		t.Errorf("attest change with CIs: exit %d\n%s", code, out)
+	}
+	deniedCI("ci-3", ciOf("Ledger"), `which is not for configuration item "Ledger" (the workload's vouch.dev/configuration-item) but for "Payments API", "payments-db"`)
+	for _, ci := range []string{"payments-db", "payments api"} {
+		if resp := v.admitAnnotated("ci-ok-"+ci, "payments", ciOf(ci), image); !resp.Allowed {
+			t.Errorf("%s: denied: %s", ci, resp.Result.Message)
+		}
+	}
+	if out, errOut, code := v.exec("assert", image, "--environment", "payments", "--token", ci); code != 1 || !strings.Contains(out, "without naming its configuration item") {
+		t.Errorf("vouch assert without --configuration-item: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := v.exec("assert", image, "--environment", "payments", "--configuration-item", "Payments API", "--token", ci); code != 0 {
+		t.Errorf("vouch assert --configuration-item: exit %d\n%s%s", code, out, errOut)
 	}
 
 	// A number ServiceNow does not know is refused, with nothing recorded.

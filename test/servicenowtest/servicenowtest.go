@@ -1,5 +1,6 @@
 // Package servicenowtest serves the part of ServiceNow's Table API that
-// Vouch reads (GET /api/now/table/change_request) on loopback, as its
+// Vouch reads (GET /api/now/table/change_request, and task_ci for a
+// change's affected CIs) on loopback, as its
 // documentation describes it: string values, states by their stored
 // numbers, dates in UTC, errors as {"error": {"message", "detail"}}.
 package servicenowtest
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +28,10 @@ type Change struct {
 	StartDate        string `json:"start_date"`
 	EndDate          string `json:"end_date"`
 	ShortDescription string `json:"short_description"`
+	// CI is the name of the change's configuration item (the reference
+	// cmdb_ci, dot-walked); AffectedCIs the names of its task_ci records.
+	CI          string   `json:"cmdb_ci.name"`
+	AffectedCIs []string `json:"-"`
 }
 
 // Instance is a ServiceNow instance that lets User in with Password
@@ -36,6 +42,8 @@ type Instance struct {
 	mu                    sync.Mutex
 	changes               []Change
 	Queries               []string // the sysparm_query values asked
+	// Unreadable are tables the user may not read (ACLs): 403.
+	Unreadable []string
 }
 
 // Start serves an instance until the test ends.
@@ -78,21 +86,35 @@ func (in *Instance) serve(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
 		return
 	}
-	if r.Method != http.MethodGet || r.URL.Path != "/api/now/table/change_request" {
+	table, ok := strings.CutPrefix(r.URL.Path, "/api/now/table/")
+	if r.Method != http.MethodGet || !ok || table != "change_request" && table != "task_ci" {
 		fail(w, http.StatusBadRequest, "Invalid table", "")
 		return
 	}
 	q := r.URL.Query().Get("sysparm_query")
 	in.mu.Lock()
+	defer in.mu.Unlock()
+	if slices.Contains(in.Unreadable, table) {
+		fail(w, http.StatusForbidden, "Insufficient rights to query records", "Fields present in the query do not have permission to be read")
+		return
+	}
 	in.Queries = append(in.Queries, q)
-	var found []map[string]string
+	found := []map[string]string{}
 	for _, c := range in.changes {
-		if number, ok := strings.CutPrefix(q, "number="); ok && strings.EqualFold(c.Number, number) {
-			found = append(found, fields(c, r.URL.Query().Get("sysparm_fields")))
+		switch table {
+		case "change_request":
+			if number, ok := strings.CutPrefix(q, "number="); ok && strings.EqualFold(c.Number, number) {
+				found = append(found, fields(c, r.URL.Query().Get("sysparm_fields")))
+			}
+		case "task_ci":
+			if q == "task="+c.SysID {
+				for _, ci := range c.AffectedCIs {
+					found = append(found, map[string]string{"ci_item.name": ci})
+				}
+			}
 		}
 	}
-	in.mu.Unlock()
-	json.NewEncoder(w).Encode(map[string]any{"result": append([]map[string]string{}, found...)})
+	json.NewEncoder(w).Encode(map[string]any{"result": found})
 }
 
 // fields is the record with the fields asked for (sysparm_fields), all
