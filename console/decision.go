@@ -504,8 +504,16 @@ func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, ci string
 	}
 	row.Fact = fmt.Sprintf("%s, %s, approval %s, %s; read by Vouch at %s", c.Number, c.State, c.Approval, window, formatTime(x.ReportedAt))
 	cis := c.ConfigurationItems.List()
+	covered := slices.ContainsFunc(cis, func(name string) bool { return strings.ToLower(name) == strings.ToLower(ci) }) // as Rego's lower()
 	if cr.MatchConfigurationItem {
-		row.Fact += fmt.Sprintf("; for %s; the workload names %s", cmp.Or(strings.Join(cis, ", "), "no configuration item"), cmp.Or(strconv.Quote(ci), "none ("+policy.ConfigurationItemAnnotation+")"))
+		named := "none (" + policy.ConfigurationItemAnnotation + ")"
+		if ci != "" {
+			named = strconv.Quote(ci)
+		}
+		row.Fact += fmt.Sprintf("; for %s; the workload names %s", cmp.Or(strings.Join(cis, ", "), "no configuration item"), named)
+		if c.ConfigurationItemsProblem != "" {
+			row.Fact += "; not all its affected CIs were read: " + c.ConfigurationItemsProblem
+		}
 	}
 	switch {
 	case x.Type != evidence.TypeChangeRequest || !x.Verified || !strings.HasPrefix(x.KeyID, "change:"):
@@ -524,7 +532,7 @@ func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, ci string
 		row.Badge = "window closed"
 	case cr.MatchConfigurationItem && ci == "":
 		row.Badge = "workload names no CI"
-	case cr.MatchConfigurationItem && !slices.ContainsFunc(cis, func(name string) bool { return strings.EqualFold(name, ci) }):
+	case cr.MatchConfigurationItem && !covered:
 		row.Badge = "for another CI"
 	default:
 		row.State, row.Badge = "ok", "in window"

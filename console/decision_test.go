@@ -163,7 +163,8 @@ func TestDecisionExplained(t *testing.T) {
 	for annotation, badge := range map[string]string{"Ledger": "for another CI", " ": "workload names no CI"} {
 		body := get(admit(webhook.Record{UID: "uid-ci-" + badge, Images: images[:1], Annotations: map[string]string{policy.ConfigurationItemAnnotation: annotation},
 			Evidence: []uint64{art.ID, change.ID}}))
-		check(badge, body, []string{"<span class=\"badge bad\">" + badge + "</span>"}, []string{"badge ok\">in window"})
+		named := map[string]string{"Ledger": "&#34;Ledger&#34;", " ": "none (vouch.dev/configuration-item)"}[annotation]
+		check(badge, body, []string{"<span class=\"badge bad\">" + badge + "</span>", "; for Payments API, payments-db; the workload names " + named}, []string{"badge ok\">in window"})
 	}
 
 	// A denial, under a policy entry journaled before Vouch recorded

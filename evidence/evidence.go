@@ -159,6 +159,9 @@ type ChangeFacts struct {
 	// change is for: its own (ServiceNow's cmdb_ci) and its affected CIs,
 	// without repeats; nil when it names none.
 	ConfigurationItems []string `json:"configuration_items,omitempty"`
+	// ConfigurationItemsProblem says what kept Vouch from reading all the
+	// change's affected CIs; "" when nothing did.
+	ConfigurationItemsProblem string `json:"configuration_items_problem,omitempty"`
 }
 
 // ParseChange reads a change request's payload; errors name the field.

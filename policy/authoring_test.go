@@ -137,7 +137,7 @@ func TestFormat(t *testing.T) {
 func TestInputSchemaMatchesInput(t *testing.T) {
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	att := policy.AttestationInput{ID: 2, Name: "unit-tests", Type: policy.ReviewType, Approvals: 1, MergedInto: "main", ReviewProblem: "p", ReportedAt: at,
-		Change: policy.ChangeInput{Number: "CHG1", State: "implement", Approval: "approved", PlannedStart: at, PlannedEnd: at, ConfigurationItems: policy.NewNames([]string{"ci"}), Problem: "p"}}
+		Change: policy.ChangeInput{Number: "CHG1", State: "implement", Approval: "approved", PlannedStart: at, PlannedEnd: at, ConfigurationItems: policy.NewNames([]string{"ci"}), ConfigurationItemsProblem: "p", Problem: "p"}}
 	app := policy.ApprovalInput{ID: 3, Decision: "approved", ExpiresAt: &at, ApprovedAt: at, ApproverIdentities: []string{"alice"}}
 	in := policy.Input{
 		Request: policy.Request{User: policy.User{Groups: []string{"g"}}},

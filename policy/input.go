@@ -154,7 +154,10 @@ type ChangeInput struct {
 	PlannedStart       time.Time `json:"planned_start,omitzero"`
 	PlannedEnd         time.Time `json:"planned_end,omitzero"`
 	ConfigurationItems Names     `json:"configuration_items,omitzero"`
-	Problem            string    `json:"problem,omitempty"`
+	// ConfigurationItemsProblem says what kept Vouch from reading all
+	// its affected CIs.
+	ConfigurationItemsProblem string `json:"configuration_items_problem,omitempty"`
+	Problem                   string `json:"problem,omitempty"`
 }
 
 // Names are a list of names held in one string, so that the inputs
@@ -451,6 +454,9 @@ func (c *termCache) attestation(x AttestationInput) *ast.Term {
 		}
 		if cis := ch.ConfigurationItems.List(); cis != nil {
 			doc["configuration_items"] = cis
+		}
+		if ch.ConfigurationItemsProblem != "" {
+			doc["configuration_items_problem"] = ch.ConfigurationItemsProblem
 		}
 		if ch.Problem != "" {
 			doc["problem"] = ch.Problem

@@ -31,7 +31,7 @@ func TestInputValueMatchesJSON(t *testing.T) {
 					{ID: 9, Name: "sbom", Type: "in-toto", Passed: true, Verified: true, KeyID: "ci", ReportedAt: at, SignedAt: at.Add(-time.Hour)},
 					{ID: 11, Name: "change-request", Type: "change-request", Passed: true, Verified: true, KeyID: "change:sn", ReportedAt: at,
 						Change: ChangeInput{Number: "CHG1", State: "implement", Approval: "approved", PlannedStart: at, PlannedEnd: exp,
-							ConfigurationItems: NewNames([]string{"Payments API", "payments-db"})}},
+							ConfigurationItems: NewNames([]string{"Payments API", "payments-db"}), ConfigurationItemsProblem: "403"}},
 					{ID: 12, Name: "change-old", Type: "change-request", Change: ChangeInput{Number: "CHG2", State: "scheduled", Approval: "requested", Problem: "p"}}},
 				Approvals: []ApprovalInput{{ID: 9, Decision: "approved", ExpiresAt: &exp, ApprovedAt: at}, {ID: 10, Decision: "rejected", ApprovedAt: at}},
 			},

@@ -44,7 +44,7 @@ change_problem(a, cr) := sprintf("has no %q attestation: have Vouch read the cha
 	x := a.latest_attestations[cr.attestation]
 	cr.match_configuration_item
 	workload_ci == ""
-} else := sprintf("has change request %s, which is not for configuration item %q (the workload's %s) but for %s: use a change for it, or add it to the change's affected CIs and read the change again", [x.change.number, workload_ci, ci_annotation, change_cis(x.change)]) if {
+} else := sprintf("has change request %s, which is not for configuration item %q (the workload's %s) but for %s%s: use a change for it, or add it to the change's affected CIs and read the change again", [x.change.number, workload_ci, ci_annotation, change_cis(x.change), unread_cis(x.change)]) if {
 	x := a.latest_attestations[cr.attestation]
 	cr.match_configuration_item
 	not lower(workload_ci) in {lower(ci) | some ci in object.get(x.change, "configuration_items", [])}
@@ -58,6 +58,10 @@ workload_ci := trim_space(object.get(object.get(input.workload, "annotations", {
 change_cis(c) := concat(", ", [sprintf("%q", [ci]) | some ci in c.configuration_items]) if {
 	count(object.get(c, "configuration_items", [])) > 0
 } else := "no configuration item"
+
+unread_cis(c) := sprintf(" (not all its affected CIs were read: %s)", [c.configuration_items_problem]) if {
+	object.get(c, "configuration_items_problem", "") != ""
+} else := ""
 
 read_by_vouch(x) if {
 	x.type == "change-request"

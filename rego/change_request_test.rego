@@ -100,6 +100,12 @@ test_change_for_another_configuration_item if {
 	ci_denials({"vouch.dev/configuration-item": "Ledger"}, change_request({})) == {change_denial(`has change request CHG0030001, which is not for configuration item "Ledger" (the workload's vouch.dev/configuration-item) but for no configuration item: use a change for it, or add it to the change's affected CIs and read the change again`)}
 }
 
+test_affected_cis_not_all_read if {
+	x := change_request({"change": {"configuration_items": ["Payments API"], "configuration_items_problem": "the integration user may not read task_ci: 403"}})
+	ci_denials({"vouch.dev/configuration-item": "payments-db"}, x) == {change_denial(`has change request CHG0030001, which is not for configuration item "payments-db" (the workload's vouch.dev/configuration-item) but for "Payments API" (not all its affected CIs were read: the integration user may not read task_ci: 403): use a change for it, or add it to the change's affected CIs and read the change again`)}
+	ci_denials({"vouch.dev/configuration-item": "Payments API"}, x) == set()
+}
+
 test_workload_without_configuration_item if {
 	every annotations in [{}, {"vouch.dev/configuration-item": " "}] {
 		ci_denials(annotations, for_cis(["Payments API"])) == {change_denial("is deployed without naming its configuration item: annotate the Deployment with vouch.dev/configuration-item: <its name in the CMDB>, which change request CHG0030001 must be for")}

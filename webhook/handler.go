@@ -614,7 +614,7 @@ func (p *payloads[T]) of(x evidence.Attestation) (T, error) {
 func changeInput(payload json.RawMessage) (policy.ChangeInput, error) {
 	f, err := evidence.ParseChange(payload)
 	in := policy.ChangeInput{Number: f.Number, State: f.State, Approval: f.Approval, PlannedStart: f.PlannedStart, PlannedEnd: f.PlannedEnd,
-		ConfigurationItems: policy.NewNames(f.ConfigurationItems)}
+		ConfigurationItems: policy.NewNames(f.ConfigurationItems), ConfigurationItemsProblem: f.ConfigurationItemsProblem}
 	if err != nil {
 		in.Problem = err.Error()
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,7 @@ func TestServiceNow(t *testing.T) {
 	sn := servicenowtest.Start(t)
 	sn.Add(servicenowtest.Change{SysID: "a1b2", Number: "CHG0030001", State: "-1", Approval: "approved", Type: "normal",
 		StartDate: "2026-11-26 18:00:00", EndDate: "2026-11-26 22:00:00", ShortDescription: "payments-api 2.4.1",
-		CI: "Payments API", AffectedCIs: []string{"Payments API", "payments-db"}})
+		CI: "Payments API", AffectedCIs: []string{"payments-db", "Payments API", "ledger\tfeed"}})
 	sn.Add(servicenowtest.Change{SysID: "c3d4", Number: "CHG0030002", State: "7", Approval: "requested"})
 	sn.Add(servicenowtest.Change{SysID: "e5f6", Number: "CHG0030003", State: "-2", Approval: "approved", StartDate: "tomorrow"})
 	basic, err := change.NewSystems([]change.SystemConfig{{Name: "servicenow", Type: "servicenow", URL: sn.URL, Username: sn.User, PasswordFile: servicenowtest.File(t, sn.Password)}})
@@ -34,7 +36,7 @@ func TestServiceNow(t *testing.T) {
 	}
 	want := evidence.ChangeFacts{Number: "CHG0030001", State: "implement", Approval: "approved",
 		PlannedStart: time.Date(2026, 11, 26, 18, 0, 0, 0, time.UTC), PlannedEnd: time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC),
-		ConfigurationItems: []string{"Payments API", "payments-db"}}
+		ConfigurationItems: []string{"Payments API", "ledger feed", "payments-db"}}
 	if !reflect.DeepEqual(c.ChangeFacts, want) || c.System != "servicenow" || c.ID != "a1b2" || c.Type != "normal" || c.ShortDescription != "payments-api 2.4.1" || c.URL != sn.URL+"/change_request.do?sys_id=a1b2" {
 		t.Fatalf("read %+v", c)
 	}
@@ -106,11 +108,34 @@ func TestServiceNow(t *testing.T) {
 	if _, err := rotated.Read(ctx, "", "CHG0030001"); err != nil {
 		t.Errorf("after the Secret's rotation: %v", err)
 	}
-	// Affected CIs the integration user may not read: nothing is recorded
-	// without them.
+	// The same change in another order of its affected CIs is the same
+	// reading: nothing new would be recorded.
+	sn.Add(servicenowtest.Change{SysID: "a1b2", Number: "CHG0030001", State: "-1", Approval: "approved", Type: "normal",
+		StartDate: "2026-11-26 18:00:00", EndDate: "2026-11-26 22:00:00", ShortDescription: "payments-api 2.4.1",
+		CI: "Payments API", AffectedCIs: []string{"ledger\tfeed", "payments-db"}})
+	if again, err := basic.Read(ctx, "", "CHG0030001"); err != nil || !reflect.DeepEqual(again.ChangeFacts, want) {
+		t.Errorf("read again: %+v, %v", again, err)
+	}
+	// Affected CIs the integration user may not read, or too many of
+	// them: the change is recorded with what kept Vouch from reading them.
 	sn.Unreadable = []string{"task_ci"}
-	if _, err := basic.Read(ctx, "", "CHG0030001"); err == nil || !strings.Contains(err.Error(), "servicenow CHG0030001: affected CIs (the integration user needs read access to task_ci): GET /api/now/table/task_ci: 403 Forbidden: Insufficient rights") {
-		t.Errorf("task_ci unreadable: %v", err)
+	if c, err := basic.Read(ctx, "", "CHG0030001"); err != nil || !slices.Equal(c.ConfigurationItems, []string{"Payments API"}) ||
+		!strings.Contains(c.ConfigurationItemsProblem, "the integration user may not read task_ci: GET /api/now/table/task_ci: 403 Forbidden: Insufficient rights") {
+		t.Errorf("task_ci unreadable: %+v, %v", c, err)
+	}
+	sn.Unreadable = nil
+	many := servicenowtest.Change{SysID: "f7", Number: "CHG0030004", State: "-1", Approval: "approved"}
+	for i := range 101 {
+		many.AffectedCIs = append(many.AffectedCIs, fmt.Sprintf("node-%03d", i))
+	}
+	sn.Add(many)
+	if c, err := basic.Read(ctx, "", "CHG0030004"); err != nil || len(c.ConfigurationItems) != 100 || c.ConfigurationItemsProblem != "the change has more than 100 affected CIs; Vouch recorded 100 of them" {
+		t.Errorf("101 affected CIs: %d recorded, %q, %v", len(c.ConfigurationItems), c.ConfigurationItemsProblem, err)
+	}
+	// A sys_id that is not one never reaches the next query.
+	sn.Add(servicenowtest.Change{SysID: "f8^ORtask!=x", Number: "CHG0030005", State: "-1", Approval: "approved"})
+	if _, err := basic.Read(ctx, "", "CHG0030005"); err == nil || !strings.Contains(err.Error(), `with sys_id "f8^ORtask!=x", which is not one`) {
+		t.Errorf("bad sys_id: %v", err)
 	}
 	var none *change.Systems
 	if _, err := none.Read(ctx, "", "CHG0030001"); !errors.Is(err, change.ErrNoSystem) {

@@ -3,14 +3,17 @@ package change
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // serviceNow reads change requests with ServiceNow's Table API
@@ -32,6 +35,10 @@ var serviceNowStates = map[string]string{
 // serviceNowTime is how the Table API writes a date and time without
 // display values: UTC.
 const serviceNowTime = "2006-01-02 15:04:05"
+
+// sysIDRE is what a record's sys_id looks like: letters and digits
+// (ServiceNow's are 32 hex digits), nothing a query could read as syntax.
+var sysIDRE = regexp.MustCompile(`^[0-9A-Za-z]{1,32}$`)
 
 // maxAnswer bounds an answer of the system.
 const maxAnswer = 1 << 20
@@ -87,7 +94,10 @@ func (s *serviceNow) read(ctx context.Context, number string) (Change, error) {
 	if !strings.EqualFold(c.Number, number) || c.ID == "" || c.State == "" || c.Approval == "" {
 		return Change{}, fmt.Errorf("%s answered for %s without its number, sys_id, state or approval: the integration user may lack read access to those fields", s.name, number)
 	}
-	if c.ConfigurationItems, err = s.configurationItems(ctx, c.ID, r.CI); err != nil {
+	if !sysIDRE.MatchString(c.ID) { // it goes into the next query
+		return Change{}, fmt.Errorf("%s answered for %s with sys_id %q, which is not one", s.name, number, c.ID)
+	}
+	if c.ConfigurationItems, c.ConfigurationItemsProblem, err = s.configurationItems(ctx, c.ID, r.CI); err != nil {
 		return Change{}, fmt.Errorf("%s %s: %w", s.name, number, err)
 	}
 	link := *s.base
@@ -97,39 +107,68 @@ func (s *serviceNow) read(ctx context.Context, number string) (Change, error) {
 	return c, nil
 }
 
-// maxAffected bounds the affected CIs of a change Vouch records.
-const maxAffected = 500
+// maxAffected bounds the affected CIs of a change Vouch records (their
+// names fill the payload, which decisions read).
+const maxAffected = 100
 
 // configurationItems are the names of the change's configuration item
-// (primary, "" when none) and of its affected CIs (the task_ci table: the
-// change form's "Affected CIs"), without repeats.
-func (s *serviceNow) configurationItems(ctx context.Context, sysID, primary string) ([]string, error) {
+// (primary, "" when none), then of its affected CIs (the task_ci table:
+// the change form's "Affected CIs") in order, without repeats; and what
+// kept Vouch from reading all the affected CIs, "" when nothing did: the
+// integration user may not read task_ci (403), or there are more than
+// maxAffected. Other failures fail the read.
+func (s *serviceNow) configurationItems(ctx context.Context, sysID, primary string) ([]string, string, error) {
 	var affected []struct {
 		CI string `json:"ci_item.name"`
 	}
+	problem := ""
 	err := s.get(ctx, "task_ci", url.Values{
 		"sysparm_query":  {"task=" + sysID},
 		"sysparm_fields": {"ci_item.name"},
 		"sysparm_limit":  {strconv.Itoa(maxAffected + 1)},
 	}, &affected)
-	if err != nil {
-		return nil, fmt.Errorf("affected CIs (the integration user needs read access to task_ci): %w", err)
+	var r *refusal
+	switch {
+	case errors.As(err, &r) && r.status == http.StatusForbidden:
+		problem = "the integration user may not read task_ci: " + err.Error()
+	case err != nil:
+		return nil, "", fmt.Errorf("affected CIs: %w", err)
+	case len(affected) > maxAffected:
+		problem = fmt.Sprintf("the change has more than %d affected CIs; Vouch recorded %d of them", maxAffected, maxAffected)
+		affected = affected[:maxAffected]
 	}
-	if len(affected) > maxAffected {
-		return nil, fmt.Errorf("the change affects more than %d configuration items", maxAffected)
-	}
-	names := []string{primary}
+	names := make([]string, 0, len(affected))
 	for _, a := range affected {
-		names = append(names, a.CI)
+		names = append(names, ciName(a.CI))
 	}
+	slices.Sort(names) // the table's order is not the change's
 	var out []string
-	for _, name := range names {
-		if name = strings.TrimSpace(name); name != "" && !slices.Contains(out, name) {
+	for _, name := range append([]string{ciName(primary)}, names...) {
+		if name != "" && !slices.Contains(out, name) {
 			out = append(out, name)
 		}
 	}
-	return out, nil
+	return out, problem, nil
 }
+
+// ciName is a CMDB name as Vouch records it: control characters (from
+// imported data) as spaces, without surrounding spaces.
+func ciName(name string) string {
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, name))
+}
+
+// refusal is an answer of the instance other than 200 OK.
+type refusal struct {
+	status int
+	msg    string
+}
+
+func (r *refusal) Error() string { return r.msg }
 
 // get reads the records of table that query selects into result, a
 // pointer to a slice: values as stored (no display values), references
@@ -176,7 +215,7 @@ func (s *serviceNow) get(ctx context.Context, table string, query url.Values, re
 				msg += " (" + answer.Error.Detail + ")"
 			}
 		}
-		return fmt.Errorf("GET %s: %s", u.Path, msg)
+		return &refusal{status: resp.StatusCode, msg: fmt.Sprintf("GET %s: %s", u.Path, msg)}
 	}
 	if decodeErr == nil {
 		decodeErr = json.Unmarshal(answer.Result, result)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -104,25 +105,31 @@ func (in *Instance) serve(w http.ResponseWriter, r *http.Request) {
 		switch table {
 		case "change_request":
 			if number, ok := strings.CutPrefix(q, "number="); ok && strings.EqualFold(c.Number, number) {
-				found = append(found, fields(c, r.URL.Query().Get("sysparm_fields")))
+				b, _ := json.Marshal(c)
+				var record map[string]string
+				json.Unmarshal(b, &record)
+				found = append(found, record)
 			}
 		case "task_ci":
 			if q == "task="+c.SysID {
 				for _, ci := range c.AffectedCIs {
-					found = append(found, map[string]string{"ci_item.name": ci})
+					found = append(found, map[string]string{"task": c.SysID, "ci_item.name": ci})
 				}
 			}
 		}
+	}
+	if limit, err := strconv.Atoi(r.URL.Query().Get("sysparm_limit")); err == nil && len(found) > limit {
+		found = found[:limit]
+	}
+	for i := range found {
+		found[i] = fields(found[i], r.URL.Query().Get("sysparm_fields"))
 	}
 	json.NewEncoder(w).Encode(map[string]any{"result": found})
 }
 
 // fields is the record with the fields asked for (sysparm_fields), all
 // when none are named.
-func fields(c Change, want string) map[string]string {
-	b, _ := json.Marshal(c)
-	var all map[string]string
-	json.Unmarshal(b, &all)
+func fields(all map[string]string, want string) map[string]string {
 	if want == "" {
 		return all
 	}
