@@ -347,7 +347,7 @@ func rows(a policy.ArtifactInput, env *policy.Environment, rec webhook.Record, a
 		out = append(out, codeReviewRow(a, *req.CodeReview))
 	}
 	if req.ChangeRequest != nil {
-		out = append(out, changeRequestRow(a, *req.ChangeRequest, rec.Annotations[policy.ConfigurationItemAnnotation], at))
+		out = append(out, changeRequestRow(a, *req.ChangeRequest, rec.ConfigurationItem, at))
 	}
 	return out
 }
@@ -487,7 +487,6 @@ func codeReviewRow(a policy.ArtifactInput, cr policy.CodeReview) factRow {
 // one the workload named (ci).
 func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, ci string, at time.Time) factRow {
 	row := factRow{What: "Change request", Required: "required, approved, " + strings.Join(cr.States, " or "), State: "bad"}
-	ci = strings.TrimSpace(ci)
 	if cr.MatchConfigurationItem {
 		row.Required += ", for the workload's configuration item"
 	}

@@ -121,7 +121,7 @@ func TestDecisionExplained(t *testing.T) {
 		{Container: "web", ContainerType: "container", Image: "registry.example.com/shop/web@" + digest, Digest: digest},
 		{Container: "pause", ContainerType: "init", Image: "registry.k8s.io/pause:3.10", Allowed: true},
 	}
-	allowed := admit(webhook.Record{UID: "uid-allowed", Images: images, Allowed: true, Annotations: map[string]string{policy.ConfigurationItemAnnotation: "payments api"},
+	allowed := admit(webhook.Record{UID: "uid-allowed", Images: images, Allowed: true, ConfigurationItem: "payments api",
 		Evidence: []uint64{art.ID, firstRun.ID, rerun.ID, scan.ID, sbom.ID, review.ID, change.ID, approval.ID}})
 	later := attest("unit-tests", &failed) // after the decision: not what it saw
 
@@ -160,10 +160,10 @@ func TestDecisionExplained(t *testing.T) {
 
 	// The change request is not for the configuration item the workload
 	// names, or the workload names none.
-	for annotation, badge := range map[string]string{"Ledger": "for another CI", " ": "workload names no CI"} {
-		body := get(admit(webhook.Record{UID: "uid-ci-" + badge, Images: images[:1], Annotations: map[string]string{policy.ConfigurationItemAnnotation: annotation},
+	for ci, badge := range map[string]string{"Ledger": "for another CI", "": "workload names no CI"} {
+		body := get(admit(webhook.Record{UID: "uid-ci-" + badge, Images: images[:1], ConfigurationItem: ci,
 			Evidence: []uint64{art.ID, change.ID}}))
-		named := map[string]string{"Ledger": "&#34;Ledger&#34;", " ": "none (vouch.dev/configuration-item)"}[annotation]
+		named := map[string]string{"Ledger": "&#34;Ledger&#34;", "": "none (vouch.dev/configuration-item)"}[ci]
 		check(badge, body, []string{"<span class=\"badge bad\">" + badge + "</span>", "; for Payments API, payments-db; the workload names " + named}, []string{"badge ok\">in window"})
 	}
 

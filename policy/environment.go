@@ -88,7 +88,8 @@ type Requirements struct {
 // scheduled and implement), and the change happens within its planned
 // window. With MatchConfigurationItem, the change is also for the
 // configuration item the workload names in its vouch.dev/configuration-item
-// annotation (the change's own or one of its affected CIs).
+// annotation, on the object or its pod template (the change's own CI or
+// one of its affected CIs).
 type ChangeRequest struct {
 	Attestation            string   `json:"attestation"`
 	States                 []string `json:"states"`

@@ -58,6 +58,9 @@ type Workload struct {
 	Namespace   string            `json:"namespace"`
 	Labels      map[string]string `json:"labels"`
 	Annotations map[string]string `json:"annotations"`
+	// ConfigurationItem is the workload's vouch.dev/configuration-item:
+	// the object's, else its pod template's; "" when it names none.
+	ConfigurationItem string `json:"configuration_item"`
 }
 
 // Container types.
@@ -267,11 +270,12 @@ func (in *Input) value(c *termCache) ast.Value {
 		"environment": map[string]any{"name": in.Environment.Name, "require": in.Environment.Require.document(),
 			"mode": in.Environment.Mode, "freeze": in.Environment.Freeze.document()},
 		"workload": map[string]any{
-			"kind":        in.Workload.Kind,
-			"name":        in.Workload.Name,
-			"namespace":   in.Workload.Namespace,
-			"labels":      strMap(in.Workload.Labels),
-			"annotations": strMap(in.Workload.Annotations),
+			"kind":               in.Workload.Kind,
+			"name":               in.Workload.Name,
+			"namespace":          in.Workload.Namespace,
+			"labels":             strMap(in.Workload.Labels),
+			"annotations":        strMap(in.Workload.Annotations),
+			"configuration_item": in.Workload.ConfigurationItem,
 		},
 		"artifacts": ast.NewArray(artifacts...),
 	})

@@ -5,7 +5,8 @@
 # system itself (vouch attest change: type change-request, key_id
 # "change:<system>"; the latest attestation of the name counts). With
 # match_configuration_item, the change is also for the configuration item
-# the workload names in its vouch.dev/configuration-item annotation.
+# the workload names in its vouch.dev/configuration-item annotation (on the
+# object or its pod template: input.workload.configuration_item).
 package vouch.admission
 
 deny contains violation(msg, "change-request", "change request") if {
@@ -53,7 +54,7 @@ change_problem(a, cr) := sprintf("has no %q attestation: have Vouch read the cha
 ci_annotation := "vouch.dev/configuration-item"
 
 # workload_ci is the configuration item the workload names, "" when none.
-workload_ci := trim_space(object.get(object.get(input.workload, "annotations", {}), ci_annotation, ""))
+workload_ci := object.get(input.workload, "configuration_item", "")
 
 change_cis(c) := concat(", ", [sprintf("%q", [ci]) | some ci in c.configuration_items]) if {
 	count(object.get(c, "configuration_items", [])) > 0

@@ -81,35 +81,34 @@ test_not_required_not_checked if {
 
 ci_env := {"name": "prod", "require": {"change_request": {"attestation": "change-request", "states": ["scheduled", "implement"], "match_configuration_item": true}}}
 
-# The change request rule's denials of a Deployment with annotations.
-ci_denials(annotations, x) := {v.msg | some v in violations; v.rule == "change-request"} if {
-	doc := {"environment": ci_env, "workload": {"kind": "Deployment", "name": "web", "annotations": annotations}, "artifacts": [changed(x)]}
+# The change request rule's denials of a Deployment naming configuration
+# item ci ("" for none).
+ci_denials(ci, x) := {v.msg | some v in violations; v.rule == "change-request"} if {
+	doc := {"environment": ci_env, "workload": {"kind": "Deployment", "name": "web", "configuration_item": ci}, "artifacts": [changed(x)]}
 	violations := admission.deny with input as doc with time.now_ns as now
 }
 
 for_cis(cis) := change_request({"change": {"configuration_items": cis}})
 
 test_change_for_the_workloads_configuration_item if {
-	ci_denials({"vouch.dev/configuration-item": "Payments API"}, for_cis(["Payments API", "payments-db"])) == set()
-	# CMDB names are compared without regard to case or surrounding spaces.
-	ci_denials({"vouch.dev/configuration-item": " payments-DB "}, for_cis(["Payments API", "payments-db"])) == set()
+	ci_denials("Payments API", for_cis(["Payments API", "payments-db"])) == set()
+	# CMDB names are compared without regard to case.
+	ci_denials("payments-DB", for_cis(["Payments API", "payments-db"])) == set()
 }
 
 test_change_for_another_configuration_item if {
-	ci_denials({"vouch.dev/configuration-item": "Ledger"}, for_cis(["Payments API", "payments-db"])) == {change_denial(`has change request CHG0030001, which is not for configuration item "Ledger" (the workload's vouch.dev/configuration-item) but for "Payments API", "payments-db": use a change for it, or add it to the change's affected CIs and read the change again`)}
-	ci_denials({"vouch.dev/configuration-item": "Ledger"}, change_request({})) == {change_denial(`has change request CHG0030001, which is not for configuration item "Ledger" (the workload's vouch.dev/configuration-item) but for no configuration item: use a change for it, or add it to the change's affected CIs and read the change again`)}
+	ci_denials("Ledger", for_cis(["Payments API", "payments-db"])) == {change_denial(`has change request CHG0030001, which is not for configuration item "Ledger" (the workload's vouch.dev/configuration-item) but for "Payments API", "payments-db": use a change for it, or add it to the change's affected CIs and read the change again`)}
+	ci_denials("Ledger", change_request({})) == {change_denial(`has change request CHG0030001, which is not for configuration item "Ledger" (the workload's vouch.dev/configuration-item) but for no configuration item: use a change for it, or add it to the change's affected CIs and read the change again`)}
 }
 
 test_affected_cis_not_all_read if {
 	x := change_request({"change": {"configuration_items": ["Payments API"], "configuration_items_problem": "the integration user may not read task_ci: 403"}})
-	ci_denials({"vouch.dev/configuration-item": "payments-db"}, x) == {change_denial(`has change request CHG0030001, which is not for configuration item "payments-db" (the workload's vouch.dev/configuration-item) but for "Payments API" (not all its affected CIs were read: the integration user may not read task_ci: 403): use a change for it, or add it to the change's affected CIs and read the change again`)}
-	ci_denials({"vouch.dev/configuration-item": "Payments API"}, x) == set()
+	ci_denials("payments-db", x) == {change_denial(`has change request CHG0030001, which is not for configuration item "payments-db" (the workload's vouch.dev/configuration-item) but for "Payments API" (not all its affected CIs were read: the integration user may not read task_ci: 403): use a change for it, or add it to the change's affected CIs and read the change again`)}
+	ci_denials("Payments API", x) == set()
 }
 
 test_workload_without_configuration_item if {
-	every annotations in [{}, {"vouch.dev/configuration-item": " "}] {
-		ci_denials(annotations, for_cis(["Payments API"])) == {change_denial("is deployed without naming its configuration item: annotate the Deployment with vouch.dev/configuration-item: <its name in the CMDB>, which change request CHG0030001 must be for")}
-	}
+	ci_denials("", for_cis(["Payments API"])) == {change_denial("is deployed without naming its configuration item: annotate the Deployment with vouch.dev/configuration-item: <its name in the CMDB>, which change request CHG0030001 must be for")}
 }
 
 test_configuration_item_not_matched_unless_required if {

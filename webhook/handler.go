@@ -387,7 +387,7 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 	if rec.Name == "" {
 		rec.Name = w.Name
 	}
-	rec.Groups, rec.Labels = req.UserInfo.Groups, w.Labels
+	rec.Groups, rec.Labels, rec.ConfigurationItem = req.UserInfo.Groups, w.Labels, w.ConfigurationItem
 	if w.BreakGlass != "" {
 		if env.BreakGlass {
 			rec.BreakGlass = w.BreakGlass

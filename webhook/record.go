@@ -19,9 +19,12 @@ type Record struct {
 	// replayed with another policy.
 	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
-	Environment string            `json:"environment"`
-	Images      []RecordImage     `json:"images"`
-	Allowed     bool              `json:"allowed"`
+	// ConfigurationItem is the workload's vouch.dev/configuration-item, on
+	// the object or its pod template.
+	ConfigurationItem string        `json:"configuration_item,omitempty"`
+	Environment       string        `json:"environment"`
+	Images            []RecordImage `json:"images"`
+	Allowed           bool          `json:"allowed"`
 	// Mode is the environment's enforcement mode when it is not enforce.
 	// PolicyDenied is set when the policy denied (or could not decide) but
 	// the mode (warn, audit) admitted the change.

@@ -23,7 +23,7 @@ func recordInput(rec Record, env policy.Environment) *policy.Input {
 		Environment: policy.NewInputEnvironment(env),
 		Workload: policy.Workload{
 			Kind: rec.Kind, Name: rec.Name, Namespace: rec.Namespace,
-			Labels: nonNilMap(rec.Labels), Annotations: nonNilMap(rec.Annotations),
+			Labels: nonNilMap(rec.Labels), Annotations: nonNilMap(rec.Annotations), ConfigurationItem: rec.ConfigurationItem,
 		},
 	}
 }

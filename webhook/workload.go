@@ -1,8 +1,10 @@
 package webhook
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/vouch-dev/vouch/policy"
 )
@@ -23,8 +25,9 @@ type Workload struct {
 	Annotations map[string]string
 	Containers  []Container
 	// BreakGlass is the reason given in the vouch.dev/break-glass
-	// annotation, if any.
-	BreakGlass string
+	// annotation, if any; ConfigurationItem is its
+	// vouch.dev/configuration-item.
+	BreakGlass, ConfigurationItem string
 }
 
 // workloadKinds are the kinds whose pod templates are evaluated, by API
@@ -131,11 +134,10 @@ func (obj *object) workload(kind string) (Workload, error) {
 	}
 	w.Containers = tmpl.Spec.containers()
 	// On the object, or on its pod template so that the pods a controller
-	// creates from it carry it too.
-	w.BreakGlass = obj.Metadata.Annotations[BreakGlassAnnotation]
-	if w.BreakGlass == "" {
-		w.BreakGlass = tmpl.Metadata.Annotations[BreakGlassAnnotation]
-	}
+	// creates from it carry it too (and charts that set only pod
+	// annotations can set them).
+	w.BreakGlass = cmp.Or(obj.Metadata.Annotations[BreakGlassAnnotation], tmpl.Metadata.Annotations[BreakGlassAnnotation])
+	w.ConfigurationItem = strings.TrimSpace(cmp.Or(obj.Metadata.Annotations[policy.ConfigurationItemAnnotation], tmpl.Metadata.Annotations[policy.ConfigurationItemAnnotation]))
 	return w, nil
 }
 

@@ -67,3 +67,21 @@ func TestGenerateNameAndAddedEphemeral(t *testing.T) {
 		t.Errorf("addedEphemeral (-want +got):\n%s", diff)
 	}
 }
+
+// TestAnnotationsOnObjectOrTemplate: break-glass and the configuration
+// item are read from the object, else from its pod template (charts that
+// set only pod annotations).
+func TestAnnotationsOnObjectOrTemplate(t *testing.T) {
+	for _, tc := range []struct{ object, template, wantCI, wantBreakGlass string }{
+		{`{"vouch.dev/configuration-item":" Payments API ","vouch.dev/break-glass":"INC-1"}`, `{}`, "Payments API", "INC-1"},
+		{`{}`, `{"vouch.dev/configuration-item":"payments-db","vouch.dev/break-glass":"INC-2"}`, "payments-db", "INC-2"},
+		{`{"vouch.dev/configuration-item":"Payments API"}`, `{"vouch.dev/configuration-item":"payments-db"}`, "Payments API", ""},
+		{`{}`, `{}`, "", ""},
+	} {
+		raw := `{"metadata":{"name":"w","annotations":` + tc.object + `},"spec":{"template":{"metadata":{"annotations":` + tc.template + `},"spec":{"containers":[{"name":"a","image":"a"}]}}}}`
+		w, err := ExtractWorkload("Deployment", []byte(raw))
+		if err != nil || w.ConfigurationItem != tc.wantCI || w.BreakGlass != tc.wantBreakGlass {
+			t.Errorf("object %s, template %s: configuration item %q, break-glass %q, %v; want %q, %q", tc.object, tc.template, w.ConfigurationItem, w.BreakGlass, err, tc.wantCI, tc.wantBreakGlass)
+		}
+	}
+}
