@@ -347,7 +347,7 @@ func rows(a policy.ArtifactInput, env *policy.Environment, rec webhook.Record, a
 		out = append(out, codeReviewRow(a, *req.CodeReview))
 	}
 	if req.ChangeRequest != nil {
-		out = append(out, changeRequestRow(a, *req.ChangeRequest, rec.ConfigurationItem, at))
+		out = append(out, changeRequestRow(a, *req.ChangeRequest, rec, at))
 	}
 	return out
 }
@@ -484,8 +484,8 @@ func codeReviewRow(a policy.ArtifactInput, cr policy.CodeReview) factRow {
 // changeRequestRow says what the change request rule (change_request.rego)
 // found: the change, its state, approval, window at the time of the
 // decision and, when they must match, its configuration items beside the
-// one the workload named (ci).
-func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, ci string, at time.Time) factRow {
+// one the namespace or workload of decision rec named.
+func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, rec webhook.Record, at time.Time) factRow {
 	row := factRow{What: "Change request", Required: "required, approved, " + strings.Join(cr.States, " or "), State: "bad"}
 	if cr.MatchConfigurationItem {
 		row.Required += ", for the workload's configuration item"
@@ -503,13 +503,23 @@ func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, ci string
 	}
 	row.Fact = fmt.Sprintf("%s, %s, approval %s, %s; read by Vouch at %s", c.Number, c.State, c.Approval, window, formatTime(x.ReportedAt))
 	cis := c.ConfigurationItems.List()
-	covered := slices.ContainsFunc(cis, func(name string) bool { return strings.ToLower(name) == strings.ToLower(ci) }) // as Rego's lower()
+	// As change_request.rego: the namespace's configuration item decides,
+	// else the workload's; names compare as Rego's lower() does.
+	nsCI := strings.TrimSpace(rec.NamespaceAnnotations[policy.ConfigurationItemAnnotation])
+	ci, whose := cmp.Or(nsCI, rec.ConfigurationItem), "the workload"
+	if nsCI != "" {
+		whose = "the namespace"
+	}
+	same := func(name string) bool { return strings.ToLower(name) == strings.ToLower(ci) }
 	if cr.MatchConfigurationItem {
-		named := "none (" + policy.ConfigurationItemAnnotation + ")"
+		named := "names none (" + policy.ConfigurationItemAnnotation + ")"
 		if ci != "" {
-			named = strconv.Quote(ci)
+			named = whose + " names " + strconv.Quote(ci)
 		}
-		row.Fact += fmt.Sprintf("; for %s; the workload names %s", cmp.Or(strings.Join(cis, ", "), "no configuration item"), named)
+		if nsCI != "" && rec.ConfigurationItem != "" {
+			named += ", the workload " + strconv.Quote(rec.ConfigurationItem)
+		}
+		row.Fact += fmt.Sprintf("; for %s; %s", cmp.Or(strings.Join(cis, ", "), "no configuration item"), named)
 		if c.ConfigurationItemsProblem != "" {
 			row.Fact += "; not all its affected CIs were read: " + c.ConfigurationItemsProblem
 		}
@@ -530,8 +540,10 @@ func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, ci string
 	case !at.Before(c.PlannedEnd):
 		row.Badge = "window closed"
 	case cr.MatchConfigurationItem && ci == "":
-		row.Badge = "workload names no CI"
-	case cr.MatchConfigurationItem && !covered:
+		row.Badge = "no CI named"
+	case cr.MatchConfigurationItem && nsCI != "" && rec.ConfigurationItem != "" && !same(rec.ConfigurationItem):
+		row.Badge = "not the namespace's CI"
+	case cr.MatchConfigurationItem && !slices.ContainsFunc(cis, same):
 		row.Badge = "for another CI"
 	default:
 		row.State, row.Badge = "ok", "in window"

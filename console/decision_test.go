@@ -158,13 +158,24 @@ func TestDecisionExplained(t *testing.T) {
 		t.Errorf("unit-tests, required and signed, has %d rows, want 1", n)
 	}
 
-	// The change request is not for the configuration item the workload
-	// names, or the workload names none.
-	for ci, badge := range map[string]string{"Ledger": "for another CI", "": "workload names no CI"} {
-		body := get(admit(webhook.Record{UID: "uid-ci-" + badge, Images: images[:1], ConfigurationItem: ci,
+	// The change request is not for the configuration item named, none is
+	// named, or the workload names another than its namespace.
+	ns := func(ci string) map[string]string { return map[string]string{policy.ConfigurationItemAnnotation: ci} }
+	for _, tc := range []struct {
+		workload     string
+		namespace    map[string]string
+		badge, named string
+	}{
+		{"Ledger", nil, "for another CI", "the workload names &#34;Ledger&#34;"},
+		{"", nil, "no CI named", "names none (vouch.dev/configuration-item)"},
+		{"", ns("Ledger"), "for another CI", "the namespace names &#34;Ledger&#34;"},
+		{"payments-db", ns("Payments API"), "not the namespace&#39;s CI", "the namespace names &#34;Payments API&#34;, the workload &#34;payments-db&#34;"},
+		{"", ns("PAYMENTS API"), "in window", "the namespace names &#34;PAYMENTS API&#34;"},
+	} {
+		body := get(admit(webhook.Record{UID: "uid-ci-" + tc.badge + tc.workload, Images: images[:1], ConfigurationItem: tc.workload, NamespaceAnnotations: tc.namespace,
 			Evidence: []uint64{art.ID, change.ID}}))
-		named := map[string]string{"Ledger": "&#34;Ledger&#34;", "": "none (vouch.dev/configuration-item)"}[ci]
-		check(badge, body, []string{"<span class=\"badge bad\">" + badge + "</span>", "; for Payments API, payments-db; the workload names " + named}, []string{"badge ok\">in window"})
+		state := map[bool]string{true: "ok", false: "bad"}[tc.badge == "in window"]
+		check(tc.badge, body, []string{"<span class=\"badge " + state + "\">" + tc.badge + "</span>", "; for Payments API, payments-db; " + tc.named}, nil)
 	}
 
 	// A denial, under a policy entry journaled before Vouch recorded

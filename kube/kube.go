@@ -1,7 +1,8 @@
 // Package kube is Vouch's side of the Kubernetes API it runs in: the
-// client, leader election among replicas (a coordination.k8s.io Lease), and
-// the webhook's certificate kept in a Secret with its CA patched into the
-// ValidatingWebhookConfiguration. Vouch runs without any of it outside a
+// client, leader election among replicas (a coordination.k8s.io Lease), the
+// webhook's certificate kept in a Secret with its CA patched into the
+// ValidatingWebhookConfiguration, and the namespaces' labels and
+// annotations for decisions. Vouch runs without any of it outside a
 // cluster.
 package kube
 

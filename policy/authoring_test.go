@@ -146,7 +146,8 @@ func TestInputSchemaMatchesInput(t *testing.T) {
 			MaxAge: map[string]policy.Duration{"a": policy.Duration(time.Hour)}, FourEyes: true,
 			CodeReview:    &policy.CodeReview{Attestation: "code-review", MinApprovals: 2, Branches: []string{"main"}, Verified: true},
 			ChangeRequest: &policy.ChangeRequest{Attestation: "change-request", States: []string{"implement"}, MatchConfigurationItem: true}}}),
-		Workload: policy.Workload{Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"a": "b"}},
+		Namespace: policy.Namespace{Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"a": "b"}},
+		Workload:  policy.Workload{Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"a": "b"}},
 		Artifacts: []policy.ArtifactInput{{
 			Provenance: &policy.Provenance{ReportedAt: at}, Attestations: []policy.AttestationInput{att},
 			Approvals: []policy.ApprovalInput{app},

@@ -14,8 +14,19 @@ import (
 type Input struct {
 	Request     Request          `json:"request"`
 	Environment InputEnvironment `json:"environment"`
+	Namespace   Namespace        `json:"namespace"`
 	Workload    Workload         `json:"workload"`
 	Artifacts   []ArtifactInput  `json:"artifacts"`
+}
+
+// Namespace is the namespace of the workload as the cluster has it: its
+// labels and annotations are the platform team's (those who may create
+// namespaces), not the deployer's. Both are empty when Vouch does not
+// watch the cluster (no --kubeconfig, not in a pod).
+type Namespace struct {
+	Name        string            `json:"name"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
 }
 
 // Request describes the admission request.
@@ -248,7 +259,8 @@ func (in *Input) EvidenceIDs() []uint64 {
 }
 
 // value converts the input to an OPA value without a JSON round trip. The
-// top level is lazy: the request and workload sections are converted only
+// top level is lazy: the request, namespace and workload sections are
+// converted only
 // if a rule reads them. Evidence records come from c, which keeps their
 // converted form across decisions. value must produce exactly what the JSON
 // encoding of Input would; TestInputValueMatchesJSON keeps the two in step.
@@ -269,6 +281,11 @@ func (in *Input) value(c *termCache) ast.Value {
 		},
 		"environment": map[string]any{"name": in.Environment.Name, "require": in.Environment.Require.document(),
 			"mode": in.Environment.Mode, "freeze": in.Environment.Freeze.document()},
+		"namespace": map[string]any{
+			"name":        in.Namespace.Name,
+			"labels":      strMap(in.Namespace.Labels),
+			"annotations": strMap(in.Namespace.Annotations),
+		},
 		"workload": map[string]any{
 			"kind":               in.Workload.Kind,
 			"name":               in.Workload.Name,

@@ -21,7 +21,8 @@ func TestInputValueMatchesJSON(t *testing.T) {
 				NoLatest: true, MaxAge: map[string]Duration{"scan": Duration(7 * 24 * time.Hour)}, FourEyes: true,
 				ChangeRequest: &ChangeRequest{Attestation: "change-request", States: []string{"implement"}, MatchConfigurationItem: true}},
 			Freeze: []FreezeWindow{{Cron: "0 * * * *", Duration: Duration(2 * time.Hour), Reason: "always"}}}),
-		Workload: Workload{Kind: "Pod", Name: "p", Namespace: "ns", Labels: map[string]string{"app": "x"}, Annotations: map[string]string{}},
+		Namespace: Namespace{Name: "ns", Labels: map[string]string{"team": "payments"}, Annotations: map[string]string{}},
+		Workload:  Workload{Kind: "Pod", Name: "p", Namespace: "ns", Labels: map[string]string{"app": "x"}, Annotations: map[string]string{}},
 		Artifacts: []ArtifactInput{
 			{Container: "c", ContainerType: ContainerInit, Image: "nginx", Name: "docker.io/library/nginx", Tag: "latest", Attestations: []AttestationInput{}, Approvals: []ApprovalInput{}},
 			{

@@ -6,7 +6,8 @@
 # "change:<system>"; the latest attestation of the name counts). With
 # match_configuration_item, the change is also for the configuration item
 # the workload names in its vouch.dev/configuration-item annotation (on the
-# object or its pod template: input.workload.configuration_item).
+# object or its pod template: input.workload.configuration_item), or its
+# namespace names in the same annotation, which then decides.
 package vouch.admission
 
 deny contains violation(msg, "change-request", "change request") if {
@@ -41,20 +42,39 @@ change_problem(a, cr) := sprintf("has no %q attestation: have Vouch read the cha
 } else := sprintf("has change request %s, whose window closed at %s", [x.change.number, x.change.planned_end]) if {
 	x := a.latest_attestations[cr.attestation]
 	time.now_ns() >= time.parse_rfc3339_ns(x.change.planned_end)
-} else := sprintf("is deployed without naming its configuration item: annotate the %s with %s: <its name in the CMDB>, which change request %s must be for", [input.workload.kind, ci_annotation, x.change.number]) if {
+} else := sprintf("is deployed without naming its configuration item: annotate the %s (or its namespace) with %s: <its name in the CMDB>, which change request %s must be for", [input.workload.kind, ci_annotation, x.change.number]) if {
 	x := a.latest_attestations[cr.attestation]
 	cr.match_configuration_item
-	workload_ci == ""
-} else := sprintf("has change request %s, which is not for configuration item %q (the workload's %s) but for %s%s: use a change for it, or add it to the change's affected CIs and read the change again", [x.change.number, workload_ci, ci_annotation, change_cis(x.change), unread_cis(x.change)]) if {
+	the_ci == ""
+} else := sprintf("names configuration item %q, but its namespace %s is for %q (the namespace's %s)", [workload_ci, input.request.namespace, namespace_ci, ci_annotation]) if {
+	cr.match_configuration_item
+	namespace_ci != ""
+	workload_ci != ""
+	lower(workload_ci) != lower(namespace_ci)
+} else := sprintf("has change request %s, which is not for configuration item %q (%s %s) but for %s%s: use a change for it, or add it to the change's affected CIs and read the change again", [x.change.number, the_ci, ci_source, ci_annotation, change_cis(x.change), unread_cis(x.change)]) if {
 	x := a.latest_attestations[cr.attestation]
 	cr.match_configuration_item
-	not lower(workload_ci) in {lower(ci) | some ci in object.get(x.change, "configuration_items", [])}
+	not lower(the_ci) in {lower(ci) | some ci in object.get(x.change, "configuration_items", [])}
 }
 
 ci_annotation := "vouch.dev/configuration-item"
 
-# workload_ci is the configuration item the workload names, "" when none.
+# workload_ci is the configuration item the workload names (on the object or
+# its pod template), namespace_ci the one its namespace names — set by those
+# who may edit namespaces, not by the deployer; "" when none.
 workload_ci := object.get(input.workload, "configuration_item", "")
+
+namespace_ci := trim_space(object.get(object.get(object.get(input, "namespace", {}), "annotations", {}), ci_annotation, ""))
+
+# the_ci is the configuration item the change must be for: the namespace's,
+# else the workload's.
+the_ci := namespace_ci if {
+	namespace_ci != ""
+} else := workload_ci
+
+ci_source := "the namespace's" if {
+	namespace_ci != ""
+} else := "the workload's"
 
 change_cis(c) := concat(", ", [sprintf("%q", [ci]) | some ci in c.configuration_items]) if {
 	count(object.get(c, "configuration_items", [])) > 0

@@ -83,8 +83,15 @@ ci_env := {"name": "prod", "require": {"change_request": {"attestation": "change
 
 # The change request rule's denials of a Deployment naming configuration
 # item ci ("" for none).
-ci_denials(ci, x) := {v.msg | some v in violations; v.rule == "change-request"} if {
-	doc := {"environment": ci_env, "workload": {"kind": "Deployment", "name": "web", "configuration_item": ci}, "artifacts": [changed(x)]}
+ci_denials(ci, x) := ns_ci_denials({}, ci, x)
+
+# ... in a namespace with annotations.
+ns_ci_denials(ns_annotations, ci, x) := {v.msg | some v in violations; v.rule == "change-request"} if {
+	doc := {
+		"environment": ci_env, "request": {"namespace": "payments"},
+		"namespace": {"name": "payments", "labels": {}, "annotations": ns_annotations},
+		"workload": {"kind": "Deployment", "name": "web", "configuration_item": ci}, "artifacts": [changed(x)],
+	}
 	violations := admission.deny with input as doc with time.now_ns as now
 }
 
@@ -108,7 +115,18 @@ test_affected_cis_not_all_read if {
 }
 
 test_workload_without_configuration_item if {
-	ci_denials("", for_cis(["Payments API"])) == {change_denial("is deployed without naming its configuration item: annotate the Deployment with vouch.dev/configuration-item: <its name in the CMDB>, which change request CHG0030001 must be for")}
+	ci_denials("", for_cis(["Payments API"])) == {change_denial("is deployed without naming its configuration item: annotate the Deployment (or its namespace) with vouch.dev/configuration-item: <its name in the CMDB>, which change request CHG0030001 must be for")}
+}
+
+test_the_namespace_names_the_configuration_item if {
+	ns := {"vouch.dev/configuration-item": " Payments API "}
+	x := for_cis(["Payments API", "payments-db"])
+	# The namespace's decides; a workload may name the same or none.
+	ns_ci_denials(ns, "", x) == set()
+	ns_ci_denials(ns, "payments api", x) == set()
+	# Not another, even one the change is for.
+	ns_ci_denials(ns, "payments-db", x) == {change_denial(`names configuration item "payments-db", but its namespace payments is for "Payments API" (the namespace's vouch.dev/configuration-item)`)}
+	ns_ci_denials(ns, "", for_cis(["payments-db"])) == {change_denial(`has change request CHG0030001, which is not for configuration item "Payments API" (the namespace's vouch.dev/configuration-item) but for "payments-db": use a change for it, or add it to the change's affected CIs and read the change again`)}
 }
 
 test_configuration_item_not_matched_unless_required if {

@@ -91,6 +91,15 @@ type Config struct {
 	// Alerts, when set, is told about break-glass admissions and
 	// exemptions used (after they are journaled).
 	Alerts Alerter
+	// Namespaces, when set, gives decisions their namespace's labels and
+	// annotations (input.namespace).
+	Namespaces NamespaceLookup
+}
+
+// NamespaceLookup reads a namespace's labels and annotations; a namespace
+// that does not exist has none.
+type NamespaceLookup interface {
+	Namespace(ctx context.Context, name string) (labels, annotations map[string]string, err error)
 }
 
 // Exemptions lists the exemptions in force.
@@ -388,6 +397,11 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 		rec.Name = w.Name
 	}
 	rec.Groups, rec.Labels, rec.ConfigurationItem = req.UserInfo.Groups, w.Labels, w.ConfigurationItem
+	if h.cfg.Namespaces != nil && req.Namespace != "" {
+		if rec.NamespaceLabels, rec.NamespaceAnnotations, err = h.cfg.Namespaces.Namespace(ctx, req.Namespace); err != nil {
+			return rec, fmt.Errorf("namespace %s: %w", req.Namespace, err)
+		}
+	}
 	if w.BreakGlass != "" {
 		if env.BreakGlass {
 			rec.BreakGlass = w.BreakGlass

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -573,5 +574,40 @@ func TestKeylessAttestationAgesFromItsSignature(t *testing.T) {
 	resp := f.decide(review("k2", "prod", "CREATE", false, sbom(digest(8), old)))
 	if want := `the latest attestation "sbom" (id 2) was signed at ` + old.Format(time.RFC3339) + `, more than 24h0m0s before this change; sign and report a new one`; resp.Allowed || !strings.Contains(resp.Result.Message, want) {
 		t.Errorf("signed 40 days ago, reported now: %+v; want denied saying %q", resp.Result, want)
+	}
+}
+
+// namespacesFunc answers namespace lookups in tests (kube.Namespaces reads
+// them from a real apiserver in test/kube).
+type namespacesFunc func(ctx context.Context, name string) (map[string]string, map[string]string, error)
+
+func (f namespacesFunc) Namespace(ctx context.Context, name string) (map[string]string, map[string]string, error) {
+	return f(ctx, name)
+}
+
+// TestNamespaceOfTheDecision: the namespace's labels and annotations are
+// journaled with the decision (replays and the console read them there);
+// a namespace Vouch cannot read leaves the change refused, as any error.
+func TestNamespaceOfTheDecision(t *testing.T) {
+	f := newFixture(t, func(c *webhook.Config) {
+		c.Namespaces = namespacesFunc(func(_ context.Context, name string) (map[string]string, map[string]string, error) {
+			if name == "broken" {
+				return nil, nil, errors.New("apiserver unreachable")
+			}
+			return map[string]string{"team": name}, map[string]string{"vouch.dev/configuration-item": "Payments API"}, nil
+		})
+	})
+	d := digest(11)
+	f.report(d, true, true)
+	if resp := f.decide(review("ns-1", "payments-eu", "CREATE", false, "registry.example.com/app@"+d)); !resp.Allowed {
+		t.Fatalf("denied: %s", resp.Result.Message)
+	}
+	recs := f.decisions()
+	if len(recs) != 1 || recs[0].NamespaceLabels["team"] != "payments-eu" || recs[0].NamespaceAnnotations["vouch.dev/configuration-item"] != "Payments API" {
+		t.Fatalf("journaled %+v", recs)
+	}
+	resp := f.decide(review("ns-2", "broken", "CREATE", false, "registry.example.com/app@"+d))
+	if resp.Allowed || resp.Result.Code != 500 || !strings.Contains(resp.Result.Message, "namespace broken: apiserver unreachable") {
+		t.Errorf("namespace unreadable: %+v", resp.Result)
 	}
 }

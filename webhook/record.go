@@ -21,10 +21,14 @@ type Record struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// ConfigurationItem is the workload's vouch.dev/configuration-item, on
 	// the object or its pod template.
-	ConfigurationItem string        `json:"configuration_item,omitempty"`
-	Environment       string        `json:"environment"`
-	Images            []RecordImage `json:"images"`
-	Allowed           bool          `json:"allowed"`
+	ConfigurationItem string `json:"configuration_item,omitempty"`
+	// NamespaceLabels and NamespaceAnnotations are the namespace's, as the
+	// cluster had them (none when Vouch does not watch the cluster).
+	NamespaceLabels      map[string]string `json:"namespace_labels,omitempty"`
+	NamespaceAnnotations map[string]string `json:"namespace_annotations,omitempty"`
+	Environment          string            `json:"environment"`
+	Images               []RecordImage     `json:"images"`
+	Allowed              bool              `json:"allowed"`
 	// Mode is the environment's enforcement mode when it is not enforce.
 	// PolicyDenied is set when the policy denied (or could not decide) but
 	// the mode (warn, audit) admitted the change.

@@ -21,6 +21,7 @@ func recordInput(rec Record, env policy.Environment) *policy.Input {
 			User: policy.User{Username: rec.User, Groups: nonNil(rec.Groups)},
 		},
 		Environment: policy.NewInputEnvironment(env),
+		Namespace:   policy.Namespace{Name: rec.Namespace, Labels: nonNilMap(rec.NamespaceLabels), Annotations: nonNilMap(rec.NamespaceAnnotations)},
 		Workload: policy.Workload{
 			Kind: rec.Kind, Name: rec.Name, Namespace: rec.Namespace,
 			Labels: nonNilMap(rec.Labels), Annotations: nonNilMap(rec.Annotations), ConfigurationItem: rec.ConfigurationItem,

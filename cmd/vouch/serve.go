@@ -202,10 +202,25 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	alerts := &alerter{log: log}
+	kc, err := kubeClient(cfg)
+	if err != nil {
+		appender.Close(ctx)
+		return err
+	}
+	var namespaces webhook.NamespaceLookup
+	if kc != nil {
+		ns := kube.NewNamespaces(kc, log)
+		go func() {
+			if err := ns.Start(runCtx); err != nil && runCtx.Err() == nil {
+				log.Error("namespace informer", "err", err)
+			}
+		}()
+		namespaces = ns
+	}
 	hook, err := webhook.New(webhook.Config{
 		Policy: engine, Evidence: lookup, FreshEvidence: fresh, Journal: spool, Environments: envs,
 		ExemptNamespaces: append([]string{cfg.Namespace}, cfg.ExemptNamespaces...),
-		Logger:           log, Observer: m, Exemptions: exemptions, Alerts: alerts,
+		Logger:           log, Observer: m, Exemptions: exemptions, Alerts: alerts, Namespaces: namespaces,
 	})
 	if err != nil {
 		appender.Close(ctx)
@@ -308,11 +323,6 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		// api_insecure off loopback means a proxy terminates TLS in front.
 		SecureCookies: cfg.APITLS || (cfg.APIInsecure && !loopback(cfg.APIAddr)), Logger: log,
 	})
-	if err != nil {
-		appender.Close(ctx)
-		return err
-	}
-	kc, err := kubeClient(cfg)
 	if err != nil {
 		appender.Close(ctx)
 		return err

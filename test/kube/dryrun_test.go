@@ -76,6 +76,7 @@ func TestChartRBACGrantsWhatVouchUses(t *testing.T) {
 	}
 	for _, call := range [][]string{
 		{"list", "pods", "--all-namespaces"}, {"watch", "pods", "--all-namespaces"},
+		{"list", "namespaces"}, {"watch", "namespaces"}, {"get", "namespaces/apps"},
 		{"list", "replicasets.apps", "--all-namespaces"}, {"watch", "deployments.apps", "--all-namespaces"},
 		{"list", "jobs.batch", "--all-namespaces"},
 		{"create", "leases.coordination.k8s.io", "-n", ns}, {"get", "leases.coordination.k8s.io/vouch", "-n", ns}, {"update", "leases.coordination.k8s.io/vouch", "-n", ns},
@@ -88,7 +89,7 @@ func TestChartRBACGrantsWhatVouchUses(t *testing.T) {
 	}
 	for _, call := range [][]string{
 		{"get", "secrets/other", "-n", ns}, {"list", "secrets", "-n", ns}, {"get", "secrets", "-n", "default"},
-		{"list", "namespaces"}, {"list", "statefulsets.apps", "--all-namespaces"}, {"create", "pods", "-n", ns},
+		{"update", "namespaces/apps"}, {"list", "statefulsets.apps", "--all-namespaces"}, {"create", "pods", "-n", ns},
 		{"patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/other"}, {"create", "events", "-n", ns},
 	} {
 		if can(call...) {

@@ -213,6 +213,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		mustKubectl(t, "create", "namespace", ns)
 		mustKubectl(t, "-n", ns, "create", "serviceaccount", "default") // no controller-manager makes it
 	}
+	mustKubectl(t, "label", "namespace", "prod", "team=payments") // reaches decisions as input.namespace
 	dbURL := pg.Database(t)
 	keyFile := filepath.Join(t.TempDir(), "journal.key")
 	admin := strings.Repeat("a", 40)
@@ -380,13 +381,18 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	// 7. The journal holds exactly the non-dry-run decisions, from both replicas.
 	auditor := mustToken(t, second, admin, "auditor", "audit:read")
 	journaled := map[string]bool{}
+	prodLabels := map[string]any{}
 	for next := 0; ; {
 		code, page := api(t, second, auditor, "GET", fmt.Sprintf("/api/v1/journal/entries?kind=admission&limit=1000&from=%d", next), "")
 		if code != 200 {
 			t.Fatalf("journal: %d %v", code, page)
 		}
 		for _, e := range page["entries"].([]any) {
-			journaled[e.(map[string]any)["body"].(map[string]any)["uid"].(string)] = true
+			body := e.(map[string]any)["body"].(map[string]any)
+			journaled[body["uid"].(string)] = true
+			if body["namespace"] == "prod" {
+				prodLabels, _ = body["namespace_labels"].(map[string]any)
+			}
 		}
 		if page["next"] == nil {
 			break
@@ -400,6 +406,9 @@ func TestKubernetesEndToEnd(t *testing.T) {
 			logged[uid] = true
 			perReplica[r.name]++
 		}
+	}
+	if prodLabels["team"] != "payments" {
+		t.Errorf("a decision in prod journaled namespace labels %v, want the namespace's team=payments", prodLabels)
 	}
 	if len(journaled) != len(logged) {
 		t.Errorf("journal holds %d decisions, the replicas logged %d non-dry-run decisions", len(journaled), len(logged))

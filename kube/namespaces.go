@@ -1,0 +1,105 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Namespaces keeps the cluster's namespaces' labels and annotations for
+// decisions (input.namespace), from an informer; a namespace the informer
+// has not seen yet (created an instant before the workload in it) is read
+// from the apiserver.
+type Namespaces struct {
+	client  kubernetes.Interface
+	factory informers.SharedInformerFactory
+	lister  corelisters.NamespaceLister
+	synced  cache.InformerSynced
+	log     *slog.Logger
+	// off is set when Vouch may not list namespaces: decisions then see
+	// none of their labels, as outside a cluster.
+	off atomic.Bool
+}
+
+// NewNamespaces prepares the informer; Start runs it.
+func NewNamespaces(client kubernetes.Interface, log *slog.Logger) *Namespaces {
+	f := informers.NewSharedInformerFactoryWithOptions(client, 10*time.Minute, informers.WithTransform(namespaceMeta))
+	inf := f.Core().V1().Namespaces()
+	return &Namespaces{client: client, factory: f, lister: inf.Lister(), synced: inf.Informer().HasSynced, log: log}
+}
+
+// namespaceMeta keeps of a namespace what decisions read: its name, labels
+// and annotations (without kubectl's copy of the last applied object).
+func namespaceMeta(obj any) (any, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return obj, nil // a deletion tombstone
+	}
+	annotations := ns.Annotations
+	if _, ok := annotations[lastApplied]; ok {
+		annotations = make(map[string]string, len(ns.Annotations))
+		for k, v := range ns.Annotations {
+			if k != lastApplied {
+				annotations[k] = v
+			}
+		}
+	}
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: ns.Name, ResourceVersion: ns.ResourceVersion, Labels: ns.Labels, Annotations: annotations,
+	}}, nil
+}
+
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// Start checks that Vouch may list namespaces, runs the informer until ctx
+// ends and waits for its cache. Without the permission (a chart older than
+// the binary) it logs so and turns itself off rather than failing every
+// decision.
+func (n *Namespaces) Start(ctx context.Context) error {
+	_, err := n.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1})
+	if apierrors.IsForbidden(err) {
+		n.off.Store(true)
+		n.log.Error("vouch may not list namespaces: decisions see no namespace labels or annotations (grant get, list and watch on namespaces, as the chart does)", "err", err)
+		return nil
+	}
+	n.factory.Start(ctx.Done()) // on other errors too: the informer retries
+	if !cache.WaitForCacheSync(ctx.Done(), n.synced) {
+		return fmt.Errorf("namespaces: the informer's cache did not sync")
+	}
+	return nil
+}
+
+// Namespace returns the labels and annotations of namespace name; none for
+// a namespace that does not exist. The maps are shared: do not change
+// them.
+func (n *Namespaces) Namespace(ctx context.Context, name string) (labels, annotations map[string]string, err error) {
+	if n.off.Load() {
+		return nil, nil, nil
+	}
+	ns, err := n.lister.Get(name)
+	if apierrors.IsNotFound(err) { // not seen yet, or the cache is not synced
+		var live *corev1.Namespace
+		live, err = n.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			meta, _ := namespaceMeta(live)
+			ns = meta.(*corev1.Namespace)
+		}
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	return ns.Labels, ns.Annotations, nil
+}

@@ -1,0 +1,88 @@
+package kube
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	vkube "github.com/vouch-dev/vouch/kube"
+)
+
+// TestNamespacesForDecisions: decisions get their namespace's labels and
+// annotations (without kubectl's last-applied copy) from the informer, a
+// change to them within moments, a namespace created an instant before
+// from the apiserver; without the permission to list namespaces, none,
+// rather than failing every decision.
+func TestNamespacesForDecisions(t *testing.T) {
+	needCluster(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client, err := vkube.Client(kube.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustKubectlApply(t, `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ns-payments
+  labels: {team: payments}
+  annotations: {vouch.dev/configuration-item: Payments API}
+`)
+	t.Cleanup(func() { kubectl(t, "delete", "namespace", "ns-payments", "ns-fresh", "--wait=false") })
+
+	ns := vkube.NewNamespaces(client, slog.New(slog.DiscardHandler))
+	if err := ns.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	labels, annotations, err := ns.Namespace(ctx, "ns-payments")
+	if err != nil || labels["team"] != "payments" || annotations["vouch.dev/configuration-item"] != "Payments API" {
+		t.Fatalf("ns-payments: labels %v, annotations %v, %v", labels, annotations, err)
+	}
+	if _, ok := annotations["kubectl.kubernetes.io/last-applied-configuration"]; ok {
+		t.Error("kubectl's last-applied copy reached the decision")
+	}
+
+	// A label the platform team adds is seen by the next decisions.
+	mustKubectl(t, "label", "namespace", "ns-payments", "data-class=pci")
+	waitFor(t, 10*time.Second, "the new label", func() bool {
+		labels, _, _ := ns.Namespace(ctx, "ns-payments")
+		return labels["data-class"] == "pci"
+	})
+
+	// A namespace created an instant before the workload in it.
+	mustKubectlApply(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-fresh, labels: {team: fresh}}\n")
+	if labels, _, err := ns.Namespace(ctx, "ns-fresh"); err != nil || labels["team"] != "fresh" {
+		t.Errorf("ns-fresh: %v, %v", labels, err)
+	}
+	if labels, annotations, err := ns.Namespace(ctx, "ns-absent"); err != nil || labels != nil || annotations != nil {
+		t.Errorf("a namespace that does not exist: %v, %v, %v", labels, annotations, err)
+	}
+
+	// A service account that may not list namespaces (an older chart's).
+	cfg, err := clientcmd.BuildConfigFromFlags("", kube.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:ns-payments:nobody"}
+	nobody, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder // Start logs before it returns
+	limited := vkube.NewNamespaces(nobody, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err := limited.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if labels, annotations, err := limited.Namespace(ctx, "ns-payments"); err != nil || labels != nil || annotations != nil {
+		t.Errorf("without the permission: %v, %v, %v", labels, annotations, err)
+	}
+	if !strings.Contains(logged.String(), "vouch may not list namespaces") {
+		t.Errorf("without the permission, logged %q", logged.String())
+	}
+}
