@@ -16,17 +16,19 @@ import (
 
 // Reviewer decides as the webhook would, without recording anything.
 type Reviewer interface {
-	Assert(ctx context.Context, environment, image, configurationItem string) (webhook.Assertion, error)
+	Assert(ctx context.Context, environment, image string, opts webhook.AssertOptions) (webhook.Assertion, error)
 	ReviewObject(ctx context.Context, environment, namespace string, object []byte) (webhook.Review, error)
 }
 
 // AssertRequest asks whether an image, or the artifact with a digest,
-// would be admitted in an environment now; ConfigurationItem is the
-// workload's vouch.dev/configuration-item, if it names one.
+// would be admitted in an environment now; Namespace (default: the
+// environment's first) and ConfigurationItem (its
+// vouch.dev/configuration-item) describe the workload.
 type AssertRequest struct {
 	Image             string `json:"image"`
 	Digest            string `json:"digest"`
 	Environment       string `json:"environment"`
+	Namespace         string `json:"namespace,omitempty"`
 	ConfigurationItem string `json:"configuration_item,omitempty"`
 }
 
@@ -65,7 +67,7 @@ func (s *Server) assert(c *gin.Context) {
 			return
 		}
 	}
-	a, err := s.cfg.Reviewer.Assert(c.Request.Context(), r.Environment, image, r.ConfigurationItem)
+	a, err := s.cfg.Reviewer.Assert(c.Request.Context(), r.Environment, image, webhook.AssertOptions{Namespace: r.Namespace, ConfigurationItem: r.ConfigurationItem})
 	if err != nil {
 		s.reviewFail(c, "environment", err)
 		return
@@ -128,6 +130,8 @@ func (s *Server) reviewFail(c *gin.Context, field string, err error) {
 	switch {
 	case errors.Is(err, webhook.ErrUnknownEnvironment):
 		field = "environment"
+	case errors.Is(err, webhook.ErrNamespaceElsewhere):
+		field = "namespace"
 	case errors.Is(err, webhook.ErrNotAnObject), errors.As(err, &serr):
 	default:
 		s.fail(c, err)

@@ -258,7 +258,7 @@ func definition(env policy.Environment) []string {
 	if c := r.ChangeRequest; c != nil {
 		forCI := ""
 		if c.MatchConfigurationItem {
-			forCI = ", and which is for the configuration item the workload names (" + policy.ConfigurationItemAnnotation + ")"
+			forCI = ", and which is for the configuration item the namespace, or else the workload, names (" + policy.ConfigurationItemAnnotation + ")"
 		}
 		add(true, "change request: an approved change request (%s) in state %s, read by Vouch from the change system, whose planned window holds the time of the change%s", c.Attestation, strings.Join(c.States, " or "), forCI)
 	}
@@ -488,7 +488,7 @@ func codeReviewRow(a policy.ArtifactInput, cr policy.CodeReview) factRow {
 func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, rec webhook.Record, at time.Time) factRow {
 	row := factRow{What: "Change request", Required: "required, approved, " + strings.Join(cr.States, " or "), State: "bad"}
 	if cr.MatchConfigurationItem {
-		row.Required += ", for the workload's configuration item"
+		row.Required += ", for the configuration item named"
 	}
 	x, ok := a.LatestAttestations[cr.Attestation]
 	if !ok {

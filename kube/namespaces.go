@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,42 +16,48 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// Namespaces keeps the cluster's namespaces' labels and annotations for
-// decisions (input.namespace), from an informer; a namespace the informer
-// has not seen yet (created an instant before the workload in it) is read
-// from the apiserver.
+// Namespaces keeps the cluster's namespaces' labels and vouch.dev/
+// annotations for decisions (input.namespace), from an informer; a
+// namespace the informer has not seen yet (created an instant before the
+// workload in it) is read from the apiserver.
 type Namespaces struct {
 	client  kubernetes.Interface
 	factory informers.SharedInformerFactory
 	lister  corelisters.NamespaceLister
 	synced  cache.InformerSynced
 	log     *slog.Logger
-	// off is set when Vouch may not list namespaces: decisions then see
-	// none of their labels, as outside a cluster.
+	// off is set once Vouch is found not to be allowed to read
+	// namespaces (a chart older than the binary): decisions then see none
+	// of their labels, as outside a cluster, rather than all failing.
 	off atomic.Bool
 }
 
 // NewNamespaces prepares the informer; Start runs it.
 func NewNamespaces(client kubernetes.Interface, log *slog.Logger) *Namespaces {
-	f := informers.NewSharedInformerFactoryWithOptions(client, 10*time.Minute, informers.WithTransform(namespaceMeta))
+	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(namespaceMeta))
 	inf := f.Core().V1().Namespaces()
 	return &Namespaces{client: client, factory: f, lister: inf.Lister(), synced: inf.Informer().HasSynced, log: log}
 }
 
+// AnnotationPrefix is the prefix of the namespace annotations decisions
+// see: Vouch's own. Others (status blobs of other tools, up to 256 KiB)
+// would be journaled with every decision.
+const AnnotationPrefix = "vouch.dev/"
+
 // namespaceMeta keeps of a namespace what decisions read: its name, labels
-// and annotations (without kubectl's copy of the last applied object).
+// and vouch.dev/ annotations.
 func namespaceMeta(obj any) (any, error) {
 	ns, ok := obj.(*corev1.Namespace)
 	if !ok {
 		return obj, nil // a deletion tombstone
 	}
-	annotations := ns.Annotations
-	if _, ok := annotations[lastApplied]; ok {
-		annotations = make(map[string]string, len(ns.Annotations))
-		for k, v := range ns.Annotations {
-			if k != lastApplied {
-				annotations[k] = v
+	var annotations map[string]string
+	for k, v := range ns.Annotations {
+		if strings.HasPrefix(k, AnnotationPrefix) {
+			if annotations == nil {
+				annotations = map[string]string{}
 			}
+			annotations[k] = v
 		}
 	}
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
@@ -59,17 +65,11 @@ func namespaceMeta(obj any) (any, error) {
 	}}, nil
 }
 
-const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
-
-// Start checks that Vouch may list namespaces, runs the informer until ctx
-// ends and waits for its cache. Without the permission (a chart older than
-// the binary) it logs so and turns itself off rather than failing every
-// decision.
+// Start runs the informer until ctx ends and waits for its cache; without
+// the permission to list namespaces it turns Namespaces off instead.
 func (n *Namespaces) Start(ctx context.Context) error {
-	_, err := n.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1})
-	if apierrors.IsForbidden(err) {
-		n.off.Store(true)
-		n.log.Error("vouch may not list namespaces: decisions see no namespace labels or annotations (grant get, list and watch on namespaces, as the chart does)", "err", err)
+	if _, err := n.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1}); apierrors.IsForbidden(err) {
+		n.turnOff(err)
 		return nil
 	}
 	n.factory.Start(ctx.Done()) // on other errors too: the informer retries
@@ -79,9 +79,15 @@ func (n *Namespaces) Start(ctx context.Context) error {
 	return nil
 }
 
-// Namespace returns the labels and annotations of namespace name; none for
-// a namespace that does not exist. The maps are shared: do not change
-// them.
+func (n *Namespaces) turnOff(err error) {
+	if !n.off.Swap(true) {
+		n.log.Error("vouch may not read namespaces: decisions see no namespace labels or annotations until it is restarted with get, list and watch on namespaces (as the chart grants)", "error", err)
+	}
+}
+
+// Namespace returns the labels and vouch.dev/ annotations of namespace
+// name; none for a namespace that does not exist. The maps are shared: do
+// not change them.
 func (n *Namespaces) Namespace(ctx context.Context, name string) (labels, annotations map[string]string, err error) {
 	if n.off.Load() {
 		return nil, nil, nil
@@ -97,6 +103,9 @@ func (n *Namespaces) Namespace(ctx context.Context, name string) (labels, annota
 	}
 	switch {
 	case apierrors.IsNotFound(err):
+		return nil, nil, nil
+	case apierrors.IsForbidden(err):
+		n.turnOff(err)
 		return nil, nil, nil
 	case err != nil:
 		return nil, nil, err

@@ -289,6 +289,17 @@ func (e *Environments) For(namespace string) Environment {
 	return e.def
 }
 
+// Admitted reports whether Vouch admits changes into environment name
+// itself: the default environment and those that claim namespaces. The
+// others are reported from clusters Vouch does not run in.
+func (e *Environments) Admitted(name string) bool {
+	if name == e.def.Name {
+		return true
+	}
+	env, ok := e.Named(name)
+	return ok && len(env.Namespaces) > 0
+}
+
 // Names returns the names of all environments, the default one first.
 func (e *Environments) Names() []string {
 	var names []string

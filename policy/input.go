@@ -20,9 +20,9 @@ type Input struct {
 }
 
 // Namespace is the namespace of the workload as the cluster has it: its
-// labels and annotations are the platform team's (those who may create
-// namespaces), not the deployer's. Both are empty when Vouch does not
-// watch the cluster (no --kubeconfig, not in a pod).
+// labels and vouch.dev/ annotations, set by those who may create or edit
+// namespaces (usually the platform team, not the deployer). Both are empty
+// when Vouch does not watch the cluster (no --kubeconfig, not in a pod).
 type Namespace struct {
 	Name        string            `json:"name"`
 	Labels      map[string]string `json:"labels"`

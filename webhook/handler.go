@@ -397,11 +397,6 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 		rec.Name = w.Name
 	}
 	rec.Groups, rec.Labels, rec.ConfigurationItem = req.UserInfo.Groups, w.Labels, w.ConfigurationItem
-	if h.cfg.Namespaces != nil && req.Namespace != "" {
-		if rec.NamespaceLabels, rec.NamespaceAnnotations, err = h.cfg.Namespaces.Namespace(ctx, req.Namespace); err != nil {
-			return rec, fmt.Errorf("namespace %s: %w", req.Namespace, err)
-		}
-	}
 	if w.BreakGlass != "" {
 		if env.BreakGlass {
 			rec.BreakGlass = w.BreakGlass
@@ -430,6 +425,14 @@ func (h *Handler) decide(ctx context.Context, req *admissionv1.AdmissionRequest,
 			return rec, fmt.Errorf("old object: %w", err)
 		}
 		containers = addedEphemeral(w, old)
+	}
+	// After break-glass: a namespace Vouch cannot read is an error, which
+	// break-glass admits as any other. Reported environments' namespaces
+	// are another cluster's.
+	if h.cfg.Namespaces != nil && req.Namespace != "" && h.cfg.Environments.Admitted(env.Name) {
+		if rec.NamespaceLabels, rec.NamespaceAnnotations, err = h.cfg.Namespaces.Namespace(ctx, req.Namespace); err != nil {
+			return rec, fmt.Errorf("namespace %s could not be read: %w", req.Namespace, err)
+		}
 	}
 
 	in := recordInput(rec, env)

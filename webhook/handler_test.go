@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -587,10 +588,23 @@ func (f namespacesFunc) Namespace(ctx context.Context, name string) (map[string]
 
 // TestNamespaceOfTheDecision: the namespace's labels and annotations are
 // journaled with the decision (replays and the console read them there);
-// a namespace Vouch cannot read leaves the change refused, as any error.
+// a namespace Vouch cannot read leaves the change refused, as any error,
+// and break-glass admits it as any error; a reported environment's
+// namespaces are another cluster's and are not looked up here.
 func TestNamespaceOfTheDecision(t *testing.T) {
+	var looked []string
 	f := newFixture(t, func(c *webhook.Config) {
+		envs, err := policy.NewEnvironments("default", []policy.Environment{
+			{Name: "prod", Namespaces: []string{"prod", "payments-*", "broken"}, BreakGlass: true,
+				Require: policy.Requirements{Digest: true, Provenance: true, Attestations: []string{"unit-tests"}, Approval: true}},
+			{Name: "edge"}, // reported by a cluster Vouch does not run in
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Environments = envs
 		c.Namespaces = namespacesFunc(func(_ context.Context, name string) (map[string]string, map[string]string, error) {
+			looked = append(looked, name)
 			if name == "broken" {
 				return nil, nil, errors.New("apiserver unreachable")
 			}
@@ -607,7 +621,21 @@ func TestNamespaceOfTheDecision(t *testing.T) {
 		t.Fatalf("journaled %+v", recs)
 	}
 	resp := f.decide(review("ns-2", "broken", "CREATE", false, "registry.example.com/app@"+d))
-	if resp.Allowed || resp.Result.Code != 500 || !strings.Contains(resp.Result.Message, "namespace broken: apiserver unreachable") {
+	if resp.Allowed || resp.Result.Code != 500 || !strings.Contains(resp.Result.Message, "namespace broken could not be read: apiserver unreachable") {
 		t.Errorf("namespace unreadable: %+v", resp.Result)
+	}
+	glass := strings.Replace(string(review("ns-3", "broken", "CREATE", false, "registry.example.com/app@"+d)),
+		`"metadata":{"name":"web","namespace":"broken"}`, `"metadata":{"name":"web","namespace":"broken","annotations":{"vouch.dev/break-glass":"INC-7"}}`, 1)
+	if resp := f.decide([]byte(glass)); !resp.Allowed {
+		t.Errorf("break-glass with the namespace unreadable: %+v", resp.Result)
+	}
+
+	looked = nil
+	obj := []byte(`{"metadata":{"name":"web","namespace":"payments-eu"},"spec":{"template":{"spec":{"containers":[{"name":"a","image":"registry.example.com/app@` + d + `"}]}}}}`)
+	if _, err := f.handler.Assess(context.Background(), "edge", "Deployment", obj); err != nil || looked != nil {
+		t.Errorf("a reported environment's workload: looked up %v, %v", looked, err)
+	}
+	if _, err := f.handler.Assess(context.Background(), "prod", "Deployment", obj); err != nil || !slices.Equal(looked, []string{"payments-eu"}) {
+		t.Errorf("an admitted environment's workload: looked up %v, %v", looked, err)
 	}
 }

@@ -115,21 +115,34 @@ type Assertion struct {
 	PolicyVersion string                     `json:"policy_version"`
 }
 
+// AssertOptions describe the Pod an assertion imagines: its namespace
+// (default: the environment's first, when it names one) and its
+// vouch.dev/configuration-item.
+type AssertOptions struct {
+	Namespace, ConfigurationItem string
+}
+
+// ErrNamespaceElsewhere is an assertion's namespace that belongs to
+// another environment.
+var ErrNamespaceElsewhere = errors.New("the namespace is in another environment")
+
 // Assert decides whether a Pod running image would be admitted in
-// environment now, as the webhook would decide it; configurationItem,
-// when set, is the Pod's vouch.dev/configuration-item.
-func (h *Handler) Assert(ctx context.Context, environment, image, configurationItem string) (Assertion, error) {
+// environment now, as the webhook would decide it.
+func (h *Handler) Assert(ctx context.Context, environment, image string, opts AssertOptions) (Assertion, error) {
 	env, ok := h.cfg.Environments.Named(environment)
 	if !ok {
 		return Assertion{}, fmt.Errorf("%w %q (configured: %s)", ErrUnknownEnvironment, environment, strings.Join(h.cfg.Environments.Names(), ", "))
 	}
-	namespace := ""
-	if len(env.Namespaces) > 0 && !strings.ContainsAny(env.Namespaces[0], "*?") {
+	namespace := opts.Namespace
+	switch {
+	case namespace != "" && h.cfg.Environments.Admitted(environment) && h.cfg.Environments.For(namespace).Name != environment:
+		return Assertion{}, fmt.Errorf("%w: %s is in %s, not %s", ErrNamespaceElsewhere, namespace, h.cfg.Environments.For(namespace).Name, environment)
+	case namespace == "" && len(env.Namespaces) > 0 && !strings.ContainsAny(env.Namespaces[0], "*?"):
 		namespace = env.Namespaces[0]
 	}
 	meta := map[string]any{"name": "vouch-assert", "namespace": namespace}
-	if configurationItem != "" {
-		meta["annotations"] = map[string]string{policy.ConfigurationItemAnnotation: configurationItem}
+	if opts.ConfigurationItem != "" {
+		meta["annotations"] = map[string]string{policy.ConfigurationItemAnnotation: opts.ConfigurationItem}
 	}
 	pod, _ := json.Marshal(map[string]any{
 		"apiVersion": "v1", "kind": "Pod", "metadata": meta,

@@ -24,14 +24,16 @@ import (
 var errDenied = errors.New("denied")
 
 const assertHelp = `Usage:
-  vouch assert IMAGE_OR_DIGEST --environment ENV [--configuration-item CI]
+  vouch assert IMAGE_OR_DIGEST --environment ENV [--namespace NS] [--configuration-item CI]
 
 Would IMAGE (registry/app@sha256:…) — or the artifact with DIGEST
 (sha256:…) — be admitted in ENV now? Vouch evaluates the environment's
 policy exactly as the admission webhook would, for a Pod running it,
 records nothing, and prints each requirement as met or missing.
---configuration-item is the workload's vouch.dev/configuration-item, which
-change requests must be for where the environment matches them.
+--namespace is the Pod's (default: the environment's first), whose labels
+and annotations the policy sees; --configuration-item is the workload's
+vouch.dev/configuration-item, which change requests must be for where the
+environment matches them.
 
 Exit status: 0 admitted, 1 denied (or an error), 2 usage error, 3 the server
 unreachable or failing.
@@ -49,6 +51,7 @@ func assertCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var cf clientFlags
 	cf.register(fs)
 	env := fs.String("environment", os.Getenv("VOUCH_ENVIRONMENT"), "environment to assert against (env VOUCH_ENVIRONMENT)")
+	namespace := fs.String("namespace", "", "the workload's namespace (default: the environment's first)")
 	ci := fs.String("configuration-item", "", "the workload's configuration item (its vouch.dev/configuration-item annotation)")
 	if err := parseFlagsHelp(fs, args, assertHelp); err != nil {
 		return err
@@ -60,7 +63,7 @@ func assertCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	req := api.AssertRequest{Environment: *env, Image: fs.Arg(0), ConfigurationItem: *ci}
+	req := api.AssertRequest{Environment: *env, Image: fs.Arg(0), Namespace: *namespace, ConfigurationItem: *ci}
 	if sha256DigestRE.MatchString(req.Image) {
 		req.Digest, req.Image = req.Image, ""
 	}

@@ -212,7 +212,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		ns := kube.NewNamespaces(kc, log)
 		go func() {
 			if err := ns.Start(runCtx); err != nil && runCtx.Err() == nil {
-				log.Error("namespace informer", "err", err)
+				log.Error("namespace informer", "error", err)
 			}
 		}()
 		namespaces = ns
@@ -526,9 +526,9 @@ func (a assessor) Assess(ctx context.Context, env, kind string, object []byte) (
 // get their snapshots from reporters).
 func admittedEnvironments(envs *policy.Environments) []string {
 	var out []string
-	for i, e := range envs.All() {
-		if i == 0 || len(e.Namespaces) > 0 {
-			out = append(out, e.Name)
+	for _, name := range envs.Names() {
+		if envs.Admitted(name) {
+			out = append(out, name)
 		}
 	}
 	return out
