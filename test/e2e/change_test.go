@@ -106,7 +106,7 @@ change_systems:
 			t.Errorf("%s: allowed %v: %q, want denied saying %q", uid, resp.Allowed, resp.Result.Message, want)
 		}
 	}
-	deniedCI("ci-1", nil, "is deployed without naming its configuration item: annotate the Deployment with vouch.dev/configuration-item: <its name in the CMDB>, which change request CHG0030001 must be for")
+	deniedCI("ci-1", nil, "is deployed without naming its configuration item: annotate the Deployment (or its namespace) with vouch.dev/configuration-item: <its name in the CMDB>, which change request CHG0030001 must be for")
 	deniedCI("ci-2", ciOf("payments-db"), `has change request CHG0030001, which is not for configuration item "payments-db" (the workload's vouch.dev/configuration-item) but for no configuration item`)
 	// The change names its CI and affected CIs: read again, it covers them.
 	sn.Add(servicenowtest.Change{SysID: "a1", Number: "CHG0030001", State: "-1", Approval: "approved", StartDate: snTime(-time.Hour), EndDate: snTime(time.Hour),
