@@ -130,7 +130,7 @@ func (s *Server) reviewFail(c *gin.Context, field string, err error) {
 	switch {
 	case errors.Is(err, webhook.ErrUnknownEnvironment):
 		field = "environment"
-	case errors.Is(err, webhook.ErrNamespaceElsewhere):
+	case errors.Is(err, webhook.ErrNamespace):
 		field = "namespace"
 	case errors.Is(err, webhook.ErrNotAnObject), errors.As(err, &serr):
 	default:

@@ -1,7 +1,7 @@
 // Package kube is Vouch's side of the Kubernetes API it runs in: the
 // client, leader election among replicas (a coordination.k8s.io Lease), the
 // webhook's certificate kept in a Secret with its CA patched into the
-// ValidatingWebhookConfiguration, and the namespaces' labels and
+// ValidatingWebhookConfiguration, and the namespaces' labels and vouch.dev/
 // annotations for decisions. Vouch runs without any of it outside a
 // cluster.
 package kube

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,11 +27,15 @@ type Namespaces struct {
 	lister  corelisters.NamespaceLister
 	synced  cache.InformerSynced
 	log     *slog.Logger
-	// off is set once Vouch is found not to be allowed to read
-	// namespaces (a chart older than the binary): decisions then see none
-	// of their labels, as outside a cluster, rather than all failing.
-	off atomic.Bool
+	// offUntil (unix nanoseconds) is set when Vouch is found not to be
+	// allowed to read namespaces (a chart older than the binary, RBAC not
+	// yet applied): until then decisions see none of their labels, as
+	// outside a cluster, rather than all failing; then it asks again.
+	offUntil atomic.Int64
 }
+
+// recheck is how long Namespaces stays off before it asks again.
+const recheck = time.Minute
 
 // NewNamespaces prepares the informer; Start runs it.
 func NewNamespaces(client kubernetes.Interface, log *slog.Logger) *Namespaces {
@@ -65,23 +70,35 @@ func namespaceMeta(obj any) (any, error) {
 	}}, nil
 }
 
-// Start runs the informer until ctx ends and waits for its cache; without
-// the permission to list namespaces it turns Namespaces off instead.
+// Start runs the informer until ctx ends and waits for its cache. While
+// Vouch may not list namespaces, it stays off and asks again every
+// recheck.
 func (n *Namespaces) Start(ctx context.Context) error {
-	if _, err := n.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1}); apierrors.IsForbidden(err) {
+	for {
+		_, err := n.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1})
+		if !apierrors.IsForbidden(err) {
+			break // other errors too: the informer retries
+		}
 		n.turnOff(err)
-		return nil
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(recheck):
+		}
 	}
-	n.factory.Start(ctx.Done()) // on other errors too: the informer retries
+	n.offUntil.Store(0)
+	n.factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), n.synced) {
 		return fmt.Errorf("namespaces: the informer's cache did not sync")
 	}
 	return nil
 }
 
+// turnOff turns Namespaces off for recheck, logging when it was on.
 func (n *Namespaces) turnOff(err error) {
-	if !n.off.Swap(true) {
-		n.log.Error("vouch may not read namespaces: decisions see no namespace labels or annotations until it is restarted with get, list and watch on namespaces (as the chart grants)", "error", err)
+	now := time.Now().UnixNano()
+	if n.offUntil.Swap(now+int64(recheck)) < now {
+		n.log.Error("vouch may not read namespaces: decisions see no namespace labels or annotations (grant get, list and watch on namespaces, as the chart does); asking again in a minute", "error", err)
 	}
 }
 
@@ -89,7 +106,7 @@ func (n *Namespaces) turnOff(err error) {
 // name; none for a namespace that does not exist. The maps are shared: do
 // not change them.
 func (n *Namespaces) Namespace(ctx context.Context, name string) (labels, annotations map[string]string, err error) {
-	if n.off.Load() {
+	if time.Now().UnixNano() < n.offUntil.Load() {
 		return nil, nil, nil
 	}
 	ns, err := n.lister.Get(name)

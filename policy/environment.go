@@ -87,17 +87,18 @@ type Requirements struct {
 // read from the change system, approved, in one of States (default
 // scheduled and implement), and the change happens within its planned
 // window. With MatchConfigurationItem, the change is also for the
-// configuration item the workload names in its vouch.dev/configuration-item
-// annotation, on the object or its pod template (the change's own CI or
-// one of its affected CIs).
+// configuration item named in the vouch.dev/configuration-item annotation
+// of the workload's namespace or, when that names none, of the workload
+// (the change's own CI or one of its affected CIs).
 type ChangeRequest struct {
 	Attestation            string   `json:"attestation"`
 	States                 []string `json:"states"`
 	MatchConfigurationItem bool     `json:"match_configuration_item"`
 }
 
-// ConfigurationItemAnnotation names a workload's configuration item in the
-// CMDB, which change requests must be for under match_configuration_item.
+// ConfigurationItemAnnotation names, on a namespace or a workload, the
+// configuration item in the CMDB that change requests must be for under
+// match_configuration_item.
 const ConfigurationItemAnnotation = "vouch.dev/configuration-item"
 
 // CodeReview is the code_review requirement: the latest attestation named

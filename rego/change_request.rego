@@ -46,7 +46,7 @@ change_problem(a, cr) := sprintf("has no %q attestation: have Vouch read the cha
 	x := a.latest_attestations[cr.attestation]
 	cr.match_configuration_item
 	the_ci == ""
-} else := sprintf("names configuration item %q, but its namespace %s is for %q (the namespace's %s)", [workload_ci, input.request.namespace, namespace_ci, ci_annotation]) if {
+} else := sprintf("names configuration item %q, but its namespace %s is for %q (the namespace's %s): remove the workload's %s or set it to the namespace's", [workload_ci, input.request.namespace, namespace_ci, ci_annotation, ci_annotation]) if {
 	cr.match_configuration_item
 	namespace_ci != ""
 	workload_ci != ""

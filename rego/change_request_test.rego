@@ -125,7 +125,7 @@ test_the_namespace_names_the_configuration_item if {
 	ns_ci_denials(ns, "", x) == set()
 	ns_ci_denials(ns, "payments api", x) == set()
 	# Not another, even one the change is for.
-	ns_ci_denials(ns, "payments-db", x) == {change_denial(`names configuration item "payments-db", but its namespace payments is for "Payments API" (the namespace's vouch.dev/configuration-item)`)}
+	ns_ci_denials(ns, "payments-db", x) == {change_denial(`names configuration item "payments-db", but its namespace payments is for "Payments API" (the namespace's vouch.dev/configuration-item): remove the workload's vouch.dev/configuration-item or set it to the namespace's`)}
 	ns_ci_denials(ns, "", for_cis(["payments-db"])) == {change_denial(`has change request CHG0030001, which is not for configuration item "Payments API" (the namespace's vouch.dev/configuration-item) but for "payments-db": use a change for it, or add it to the change's affected CIs and read the change again`)}
 }
 

@@ -92,12 +92,12 @@ type Config struct {
 	// exemptions used (after they are journaled).
 	Alerts Alerter
 	// Namespaces, when set, gives decisions their namespace's labels and
-	// annotations (input.namespace).
+	// vouch.dev/ annotations (input.namespace).
 	Namespaces NamespaceLookup
 }
 
-// NamespaceLookup reads a namespace's labels and annotations; a namespace
-// that does not exist has none.
+// NamespaceLookup reads a namespace's labels and vouch.dev/ annotations; a
+// namespace that does not exist has none.
 type NamespaceLookup interface {
 	Namespace(ctx context.Context, name string) (labels, annotations map[string]string, err error)
 }
@@ -627,7 +627,8 @@ func (p *payloads[T]) of(x evidence.Attestation) (T, error) {
 }
 
 // changeInput is what decisions use of a change request's payload; its
-// Problem says why the payload could not be read.
+// Problem says why the payload could not be read, so it never fails (the
+// error is payloads' signature, which code reviews use).
 func changeInput(payload json.RawMessage) (policy.ChangeInput, error) {
 	f, err := evidence.ParseChange(payload)
 	in := policy.ChangeInput{Number: f.Number, State: f.State, Approval: f.Approval, PlannedStart: f.PlannedStart, PlannedEnd: f.PlannedEnd,

@@ -22,8 +22,9 @@ type Record struct {
 	// ConfigurationItem is the workload's vouch.dev/configuration-item, on
 	// the object or its pod template.
 	ConfigurationItem string `json:"configuration_item,omitempty"`
-	// NamespaceLabels and NamespaceAnnotations are the namespace's, as the
-	// cluster had them (none when Vouch does not watch the cluster).
+	// NamespaceLabels and NamespaceAnnotations are the namespace's labels
+	// and vouch.dev/ annotations, as the cluster had them (none when Vouch
+	// does not watch the cluster).
 	NamespaceLabels      map[string]string `json:"namespace_labels,omitempty"`
 	NamespaceAnnotations map[string]string `json:"namespace_annotations,omitempty"`
 	Environment          string            `json:"environment"`

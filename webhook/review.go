@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	admissionv1 "k8s.io/api/admission/v1"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -122,9 +123,12 @@ type AssertOptions struct {
 	Namespace, ConfigurationItem string
 }
 
-// ErrNamespaceElsewhere is an assertion's namespace that belongs to
-// another environment.
-var ErrNamespaceElsewhere = errors.New("the namespace is in another environment")
+// ErrNamespace is an assertion's namespace that is not one, that belongs
+// to another environment, or where Vouch evaluates nothing.
+var ErrNamespace = errors.New("no assertion in this namespace")
+
+// namespaceRE is a namespace's name (a DNS label).
+var namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // Assert decides whether a Pod running image would be admitted in
 // environment now, as the webhook would decide it.
@@ -135,10 +139,16 @@ func (h *Handler) Assert(ctx context.Context, environment, image string, opts As
 	}
 	namespace := opts.Namespace
 	switch {
-	case namespace != "" && h.cfg.Environments.Admitted(environment) && h.cfg.Environments.For(namespace).Name != environment:
-		return Assertion{}, fmt.Errorf("%w: %s is in %s, not %s", ErrNamespaceElsewhere, namespace, h.cfg.Environments.For(namespace).Name, environment)
-	case namespace == "" && len(env.Namespaces) > 0 && !strings.ContainsAny(env.Namespaces[0], "*?"):
-		namespace = env.Namespaces[0]
+	case namespace == "":
+		if len(env.Namespaces) > 0 && !strings.ContainsAny(env.Namespaces[0], "*?") {
+			namespace = env.Namespaces[0]
+		}
+	case !namespaceRE.MatchString(namespace):
+		return Assertion{}, fmt.Errorf("%w: %q is not a namespace's name", ErrNamespace, namespace)
+	case slices.Contains(h.cfg.ExemptNamespaces, namespace):
+		return Assertion{}, fmt.Errorf("%w: %s is exempt, Vouch evaluates no change there", ErrNamespace, namespace)
+	case h.cfg.Environments.Admitted(environment) && h.cfg.Environments.For(namespace).Name != environment:
+		return Assertion{}, fmt.Errorf("%w: %s is in %s, not %s", ErrNamespace, namespace, h.cfg.Environments.For(namespace).Name, environment)
 	}
 	meta := map[string]any{"name": "vouch-assert", "namespace": namespace}
 	if opts.ConfigurationItem != "" {

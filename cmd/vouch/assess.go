@@ -31,9 +31,9 @@ Would IMAGE (registry/app@sha256:…) — or the artifact with DIGEST
 policy exactly as the admission webhook would, for a Pod running it,
 records nothing, and prints each requirement as met or missing.
 --namespace is the Pod's (default: the environment's first), whose labels
-and annotations the policy sees; --configuration-item is the workload's
-vouch.dev/configuration-item, which change requests must be for where the
-environment matches them.
+and vouch.dev/ annotations the policy sees; --configuration-item is the
+workload's vouch.dev/configuration-item, which change requests must be for
+where the environment matches them (unless the namespace names one).
 
 Exit status: 0 admitted, 1 denied (or an error), 2 usage error, 3 the server
 unreachable or failing.

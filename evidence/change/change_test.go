@@ -73,7 +73,7 @@ func TestServiceNow(t *testing.T) {
 		t.Errorf("unknown number: %v, want ErrNotFound", err)
 	}
 	for _, q := range sn.Queries {
-		if strings.Contains(q, "^") {
+		if cond, _, _ := strings.Cut(q, "^ORDERBY"); strings.Contains(cond, "^") {
 			t.Errorf("asked %q: a number reached the query unchecked", q)
 		}
 	}
@@ -126,10 +126,12 @@ func TestServiceNow(t *testing.T) {
 	sn.Unreadable = nil
 	many := servicenowtest.Change{SysID: "f7", Number: "CHG0030004", State: "-1", Approval: "approved"}
 	for i := range 101 {
-		many.AffectedCIs = append(many.AffectedCIs, fmt.Sprintf("node-%03d", i))
+		many.AffectedCIs = append(many.AffectedCIs, fmt.Sprintf("node-%03d", 100-i))
 	}
 	sn.Add(many)
-	if c, err := basic.Read(ctx, "", "CHG0030004"); err != nil || len(c.ConfigurationItems) != 100 || c.ConfigurationItemsProblem != "the change has more than 100 affected CIs; Vouch recorded 100 of them" {
+	// The first 100 by name, whatever order the table keeps them in.
+	if c, err := basic.Read(ctx, "", "CHG0030004"); err != nil || len(c.ConfigurationItems) != 100 || c.ConfigurationItems[0] != "node-000" || c.ConfigurationItems[99] != "node-099" ||
+		c.ConfigurationItemsProblem != "the change has more than 100 affected CIs; Vouch recorded 100 of them" {
 		t.Errorf("101 affected CIs: %d recorded, %q, %v", len(c.ConfigurationItems), c.ConfigurationItemsProblem, err)
 	}
 	// A sys_id that is not one never reaches the next query.

@@ -113,7 +113,7 @@ const maxAffected = 100
 
 // configurationItems are the names of the change's configuration item
 // (primary, "" when none), then of its affected CIs (the task_ci table:
-// the change form's "Affected CIs") in order, without repeats; and what
+// the change form's "Affected CIs") sorted by name, without repeats; and what
 // kept Vouch from reading all the affected CIs, "" when nothing did: the
 // integration user may not read task_ci (403), or there are more than
 // maxAffected. Other failures fail the read.
@@ -123,7 +123,7 @@ func (s *serviceNow) configurationItems(ctx context.Context, sysID, primary stri
 	}
 	problem := ""
 	err := s.get(ctx, "task_ci", url.Values{
-		"sysparm_query":  {"task=" + sysID},
+		"sysparm_query":  {"task=" + sysID + "^ORDERBYci_item.name"}, // the first maxAffected by name
 		"sysparm_fields": {"ci_item.name"},
 		"sysparm_limit":  {strconv.Itoa(maxAffected + 1)},
 	}, &affected)
@@ -141,7 +141,7 @@ func (s *serviceNow) configurationItems(ctx context.Context, sysID, primary stri
 	for _, a := range affected {
 		names = append(names, ciName(a.CI))
 	}
-	slices.Sort(names) // the table's order is not the change's
+	slices.Sort(names) // in Go's order, so that readings compare
 	var out []string
 	for _, name := range append([]string{ciName(primary)}, names...) {
 		if name != "" && !slices.Contains(out, name) {

@@ -62,6 +62,8 @@ func testBadInput(t *testing.T, v *vouch) {
 		{"malformed attestation type", "POST", "/api/v1/attestations", ci, "application/json", `{"digest":"` + digest + `","name":"t","type":"Tele pathy","passed":true}`, 422},
 		{"unknown environment", "POST", "/api/v1/assert", ci, "application/json", `{"digest":"` + digest + `","environment":"narnia"}`, 422},
 		{"namespace of another environment", "POST", "/api/v1/assert", ci, "application/json", `{"digest":"` + digest + `","environment":"prod","namespace":"dev"}`, 422},
+		{"exempt namespace", "POST", "/api/v1/assert", ci, "application/json", `{"digest":"` + digest + `","environment":"default","namespace":"kube-system"}`, 422},
+		{"not a namespace", "POST", "/api/v1/assert", ci, "application/json", `{"digest":"` + digest + `","environment":"prod","namespace":"a/b"}`, 422},
 		{"text/plain body", "POST", "/api/v1/artifacts", ci, "text/plain", artifact(`"registry.example.com/a"`), 415},
 		{"negative limit", "GET", "/api/v1/journal/entries?limit=-1", auditor, "", "", 400},
 		{"huge limit", "GET", "/api/v1/journal/entries?limit=99999999999999999999", auditor, "", "", 400},

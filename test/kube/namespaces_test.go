@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	vkube "github.com/vouch-dev/vouch/kube"
+	"github.com/vouch-dev/vouch/test/testlog"
 )
 
 // TestNamespacesForDecisions: decisions get their namespace's labels and
@@ -79,15 +80,17 @@ metadata:
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Found out at start, or at a lookup before (the first list failed
-	// for another reason): logged once, then no labels.
+	// Found out at start (which then waits to ask again), or at a lookup
+	// before (the first list failed for another reason): logged once, then
+	// no labels.
 	for _, start := range []bool{true, false} {
-		var logged strings.Builder // written before Start or Namespace returns
-		limited := vkube.NewNamespaces(nobody, slog.New(slog.NewTextHandler(&logged, nil)))
+		logged := &testlog.Buffer{}
+		limited := vkube.NewNamespaces(nobody, slog.New(slog.NewTextHandler(logged, nil)))
 		if start {
-			if err := limited.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
+			startCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			go limited.Start(startCtx)
+			waitFor(t, 10*time.Second, "the first list refused", func() bool { return strings.Contains(logged.String(), "vouch may not read namespaces") })
 		}
 		for range 2 {
 			if labels, annotations, err := limited.Namespace(ctx, "ns-payments"); err != nil || labels != nil || annotations != nil {

@@ -44,6 +44,9 @@ subjects:
   - {kind: ServiceAccount, name: argocd-application-controller, namespace: argocd}
 `)
 	mustKubectlApply(t, strings.Join(docs, "---\n"))
+	if _, err := render(t, map[string]any{"namespaceAnnotations": map[string]any{"protect": true, "groups": []any{}}}); err == nil || !strings.Contains(err.Error(), "list in groups or users who may set") {
+		t.Errorf("protect with nobody allowed: %v", err)
+	}
 	t.Cleanup(func() {
 		kubectl(t, "delete", "validatingadmissionpolicy,validatingadmissionpolicybinding", "vouch-namespace-annotations", "--ignore-not-found")
 		kubectl(t, "delete", "clusterrole,clusterrolebinding", "np-namespace-editor", "--ignore-not-found")
@@ -69,7 +72,8 @@ subjects:
 	if out, err := as(dev, "create", "namespace", "np-team"); err != nil {
 		t.Fatalf("create a namespace: %v\n%s", err, out)
 	}
-	for _, args := range [][]string{{"label", "namespace", "np-team", "team=payments"}, {"annotate", "namespace", "np-team", "example.com/owner=payments"}} {
+	for _, args := range [][]string{{"label", "namespace", "np-team", "team=payments"}, {"annotate", "namespace", "np-team", "example.com/owner=payments"},
+		{"annotate", "namespace", "np-team", "example.com/owner-"}} {
 		if out, err := as(dev, args...); err != nil {
 			t.Errorf("%v: %v\n%s", args, err, out)
 		}

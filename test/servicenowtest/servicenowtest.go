@@ -111,9 +111,12 @@ func (in *Instance) serve(w http.ResponseWriter, r *http.Request) {
 				found = append(found, record)
 			}
 		case "task_ci":
-			if q == "task="+c.SysID {
+			if cond, order, _ := strings.Cut(q, "^ORDERBY"); cond == "task="+c.SysID {
 				for _, ci := range c.AffectedCIs {
 					found = append(found, map[string]string{"task": c.SysID, "ci_item.name": ci})
+				}
+				if order != "" {
+					slices.SortStableFunc(found, func(a, b map[string]string) int { return strings.Compare(a[order], b[order]) })
 				}
 			}
 		}
