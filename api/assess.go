@@ -97,10 +97,10 @@ func (s *Server) review(c *gin.Context) {
 	}
 	switch {
 	case r.Objects == nil:
-		s.fail(c, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: "objects", Detail: "is required: the manifest's objects"}}})
+		s.fail(c, evidence.Invalid("objects", "is required: the manifest's objects"))
 		return
 	case len(r.Objects) > MaxReviewObjects:
-		s.fail(c, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: "objects", Detail: fmt.Sprintf("at most %d objects per review, got %d", MaxReviewObjects, len(r.Objects))}}})
+		s.fail(c, evidence.Invalid("objects", fmt.Sprintf("at most %d objects per review, got %d", MaxReviewObjects, len(r.Objects))))
 		return
 	}
 	if r.Namespace == "" {
@@ -137,5 +137,5 @@ func (s *Server) reviewFail(c *gin.Context, field string, err error) {
 		s.fail(c, err)
 		return
 	}
-	s.fail(c, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: field, Detail: err.Error()}}})
+	s.fail(c, evidence.Invalid(field, err.Error()))
 }

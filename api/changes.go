@@ -30,15 +30,12 @@ func (s *Server) postChange(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	invalid := func(field, detail string) {
-		s.fail(c, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: field, Detail: detail}}})
-	}
 	switch {
 	case !evidence.ValidDigest(r.Digest):
-		invalid("digest", `must be "sha256:" followed by 64 lower-case hex characters`)
+		s.fail(c, evidence.Invalid("digest", `must be "sha256:" followed by 64 lower-case hex characters`))
 		return
 	case !change.NumberRE.MatchString(r.Number):
-		invalid("number", fmt.Sprintf("%q is not a change number such as CHG0030001", r.Number))
+		s.fail(c, evidence.Invalid("number", fmt.Sprintf("%q is not a change number such as CHG0030001", r.Number)))
 		return
 	}
 	if r.Name == "" {
@@ -52,10 +49,10 @@ func (s *Server) postChange(c *gin.Context) {
 	ch, err := s.cfg.Changes.Read(ctx, r.System, r.Number)
 	switch {
 	case errors.Is(err, change.ErrNoSystem):
-		invalid("system", err.Error())
+		s.fail(c, evidence.Invalid("system", err.Error()))
 		return
 	case errors.Is(err, change.ErrNotFound):
-		invalid("number", err.Error())
+		s.fail(c, evidence.Invalid("number", err.Error()))
 		return
 	case err != nil:
 		s.fail(c, &bodyError{kind: problemChangeSystem, msg: fmt.Sprintf("reading change request %s: %v", r.Number, err)})

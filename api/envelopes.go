@@ -69,18 +69,15 @@ func (s *Server) postEnvelope(c *gin.Context) {
 		s.fail(c, &bodyError{kind: problemInvalidBody, msg: err.Error()})
 		return
 	}
-	invalid := func(field string, err error) {
-		s.fail(c, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: field, Detail: err.Error()}}})
-	}
 	st, err := env.Statement()
 	if err != nil {
-		invalid("payload", err)
+		s.fail(c, evidence.Invalid("payload", err.Error()))
 		return
 	}
 	name := c.Query("name")
 	if name == "" {
 		if name, err = trust.DefaultName(st.PredicateType); err != nil {
-			invalid("name", fmt.Errorf("%w: add ?name=… (vouch attest intoto --name …)", err))
+			s.fail(c, evidence.Invalid("name", err.Error()+": add ?name=… (vouch attest intoto --name …)"))
 			return
 		}
 	}
@@ -91,12 +88,12 @@ func (s *Server) postEnvelope(c *gin.Context) {
 		v = s.cfg.Trust.Check(env, st, name)
 	}
 	if !v.Verified && s.cfg.Trust.SignatureRequired(name) {
-		invalid("signatures", fmt.Errorf("attestations %q must be signed by a trusted key or identity: %s", name, v.Problem))
+		s.fail(c, evidence.Invalid("signatures", fmt.Sprintf("attestations %q must be signed by a trusted key or identity: %s", name, v.Problem)))
 		return
 	}
 	recs, err := trust.Reports(st, name, v)
 	if err != nil {
-		invalid("payload", err)
+		s.fail(c, evidence.Invalid("payload", err.Error()))
 		return
 	}
 	var digests []string

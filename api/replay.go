@@ -180,7 +180,7 @@ func replayError(err error) error {
 		}
 		return &evidence.ValidationError{Fields: fields}
 	case errors.Is(err, webhook.ErrUnknownEnvironment):
-		return &evidence.ValidationError{Fields: []evidence.FieldError{{Field: "environment", Detail: err.Error()}}}
+		return evidence.Invalid("environment", err.Error())
 	}
 	return err
 }

@@ -30,11 +30,8 @@ func (s *Server) postReview(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	invalid := func(field, detail string) {
-		s.fail(c, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: field, Detail: detail}}})
-	}
 	if !evidence.ValidDigest(r.Digest) {
-		invalid("digest", `must be "sha256:" followed by 64 lower-case hex characters`)
+		s.fail(c, evidence.Invalid("digest", `must be "sha256:" followed by 64 lower-case hex characters`))
 		return
 	}
 	if r.Name == "" {
@@ -51,13 +48,13 @@ func (s *Server) postReview(c *gin.Context) {
 		return
 	}
 	if ev.Artifact == nil || ev.Artifact.Repository == "" || ev.Artifact.GitCommit == "" {
-		invalid("digest", fmt.Sprintf("no build of %s names its repository and commit: Vouch asks the forge about those (report the build first)", r.Digest))
+		s.fail(c, evidence.Invalid("digest", fmt.Sprintf("no build of %s names its repository and commit: Vouch asks the forge about those (report the build first)", r.Digest)))
 		return
 	}
 	rv, forge, err := s.cfg.Forges.Review(ctx, ev.Artifact.Repository, ev.Artifact.GitCommit)
 	switch {
 	case errors.Is(err, review.ErrNoForge):
-		invalid("digest", err.Error())
+		s.fail(c, evidence.Invalid("digest", err.Error()))
 		return
 	case err != nil:
 		s.fail(c, &bodyError{kind: problemForge, msg: fmt.Sprintf("asking the forge %s about %s at %s: %v", forge, ev.Artifact.Repository, ev.Artifact.GitCommit, err)})
@@ -99,7 +96,7 @@ func (s *Server) deploymentApprovers(c *gin.Context, d auth.Deployment, r eviden
 		return nil, err
 	}
 	if ev.Artifact == nil || ev.Artifact.GitCommit == "" {
-		return nil, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: "digest", Detail: fmt.Sprintf("no build of %s names its commit: Vouch asks the forge who wrote it, to compare with who approved the deployment (report the build first)", r.Digest)}}}
+		return nil, evidence.Invalid("digest", fmt.Sprintf("no build of %s names its commit: Vouch asks the forge who wrote it, to compare with who approved the deployment (report the build first)", r.Digest))
 	}
 	if d.Commit != ev.Artifact.GitCommit {
 		return refuse("workflow run %s is of commit %s, but %s was built from commit %s: its reviewers approved a run of another commit", d.Run, d.Commit, r.Digest, ev.Artifact.GitCommit)
@@ -109,7 +106,7 @@ func (s *Server) deploymentApprovers(c *gin.Context, d auth.Deployment, r eviden
 	case errors.Is(err, review.ErrDeploymentNotApproved):
 		return refuse("%v", err)
 	case errors.Is(err, review.ErrUnattributedCommit):
-		return nil, &evidence.ValidationError{Fields: []evidence.FieldError{{Field: "digest", Detail: err.Error() + ": link the email to its GitHub account, or have a release manager approve with a token of their own"}}}
+		return nil, evidence.Invalid("digest", err.Error()+": link the email to its GitHub account, or have a release manager approve with a token of their own")
 	case err != nil:
 		return nil, &bodyError{kind: problemForge, msg: fmt.Sprintf("asking the forge %s who approved run %s of %s: %v", d.Forge, d.Run, d.Repository, err)}
 	}

@@ -194,8 +194,8 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 	}
 	_, readByVouch := ReadByVouch(r.KeyID)
 	if (!r.Verified || readByVouch) && s.RequireSignature != nil && s.RequireSignature(r.Name) {
-		return Attestation{}, false, &ValidationError{Fields: []FieldError{{Field: "name", Detail: fmt.Sprintf(
-			"attestations %q must be signed by a trusted key: post them as a DSSE envelope (POST /api/v1/envelopes, vouch attest intoto)", r.Name)}}}
+		return Attestation{}, false, Invalid("name", fmt.Sprintf(
+			"attestations %q must be signed by a trusted key: post them as a DSSE envelope (POST /api/v1/envelopes, vouch attest intoto)", r.Name))
 	}
 	if err := changeReadByVouch(r); err != nil {
 		return Attestation{}, false, err
@@ -291,13 +291,13 @@ func reviewOfTheBuild(a Attestation, built *Artifact) error {
 	f, err := ParseReview(a.Payload)
 	if err != nil {
 		field, detail, _ := strings.Cut(err.Error(), ": ")
-		return &ValidationError{Fields: []FieldError{{Field: field, Detail: detail}}}
+		return Invalid(field, detail)
 	}
 	if built == nil {
 		return nil
 	}
 	if problem := f.Of(built); problem != "" {
-		return &ValidationError{Fields: []FieldError{{Field: "payload", Detail: problem}}}
+		return Invalid("payload", problem)
 	}
 	return nil
 }
@@ -310,11 +310,11 @@ func changeReadByVouch(r AttestationReport) error {
 		return nil
 	}
 	if !r.Verified || !strings.HasPrefix(r.KeyID, "change:") {
-		return &ValidationError{Fields: []FieldError{{Field: "type", Detail: "change requests are recorded by Vouch alone, as it reads them from the change system: POST /api/v1/changes (vouch attest change)"}}}
+		return Invalid("type", "change requests are recorded by Vouch alone, as it reads them from the change system: POST /api/v1/changes (vouch attest change)")
 	}
 	if _, err := ParseChange(r.Payload); err != nil {
 		field, detail, _ := strings.Cut(err.Error(), ": ")
-		return &ValidationError{Fields: []FieldError{{Field: field, Detail: detail}}}
+		return Invalid(field, detail)
 	}
 	return nil
 }
@@ -325,11 +325,11 @@ func (s *Service) checkBlob(ctx context.Context, digest string) error {
 		return nil
 	}
 	if s.blobs == nil {
-		return &ValidationError{Fields: []FieldError{{Field: "blob", Detail: "this server does not store blobs"}}}
+		return Invalid("blob", "this server does not store blobs")
 	}
 	_, err := s.blobs.BlobInfo(ctx, digest)
 	if errors.Is(err, ErrNotFound) {
-		return &ValidationError{Fields: []FieldError{{Field: "blob", Detail: fmt.Sprintf("%s is not a stored blob: upload it first (POST /api/v1/blobs)", digest)}}}
+		return Invalid("blob", fmt.Sprintf("%s is not a stored blob: upload it first (POST /api/v1/blobs)", digest))
 	}
 	if err != nil {
 		return fmt.Errorf("look up blob %s: %w: %w", digest, ErrUnavailable, err)

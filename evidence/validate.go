@@ -18,6 +18,11 @@ type ValidationError struct {
 	Fields []FieldError
 }
 
+// Invalid is the ValidationError of one field.
+func Invalid(field, detail string) *ValidationError {
+	return &ValidationError{Fields: []FieldError{{Field: field, Detail: detail}}}
+}
+
 func (e *ValidationError) Error() string {
 	parts := make([]string, len(e.Fields))
 	for i, f := range e.Fields {
