@@ -525,7 +525,7 @@ func changeRequestRow(a policy.ArtifactInput, cr policy.ChangeRequest, rec webho
 		}
 	}
 	switch {
-	case x.Type != evidence.TypeChangeRequest || !x.Verified || !strings.HasPrefix(x.KeyID, "change:"):
+	case !evidence.IsChangeReadByVouch(x.Type, x.KeyID, x.Verified):
 		row.Fact, row.Badge = fmt.Sprintf("the latest %s is not a change request Vouch read from the change system, reported by %s", cr.Attestation, x.ReportedBy), "unverified"
 	case c.Problem != "":
 		row.Fact, row.Badge = c.Number+": "+c.Problem, "unreadable"

@@ -122,6 +122,13 @@ func repositoryEndsIn(repo, path string) bool {
 // records one.
 const TypeChangeRequest = "change-request"
 
+// IsChangeReadByVouch reports whether an attestation is a change request
+// Vouch read from a change system itself: of type change-request,
+// verified, with key_id "change:<system>".
+func IsChangeReadByVouch(typ, keyID string, verified bool) bool {
+	return typ == TypeChangeRequest && verified && strings.HasPrefix(keyID, "change:")
+}
+
 // DecisionPayloads are the attestation types whose payloads decisions
 // read: code reviews' (their approvals count) and change requests' (their
 // state and window). Lookups for decisions return no other payloads.

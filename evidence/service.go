@@ -197,7 +197,7 @@ func (s *Service) Attest(ctx context.Context, actor string, r AttestationReport)
 		return Attestation{}, false, Invalid("name", fmt.Sprintf(
 			"attestations %q must be signed by a trusted key: post them as a DSSE envelope (POST /api/v1/envelopes, vouch attest intoto)", r.Name))
 	}
-	if err := changeReadByVouch(r); err != nil {
+	if err := checkChangeRequest(r); err != nil {
 		return Attestation{}, false, err
 	}
 	if err := s.checkBlob(ctx, r.Blob); err != nil {
@@ -302,14 +302,14 @@ func reviewOfTheBuild(a Attestation, built *Artifact) error {
 	return nil
 }
 
-// changeReadByVouch refuses a change request (type change-request) but
+// checkChangeRequest refuses a change request (type change-request) but
 // one Vouch read from the change system itself, and checks its payload:
 // decisions read it.
-func changeReadByVouch(r AttestationReport) error {
+func checkChangeRequest(r AttestationReport) error {
 	if r.Type != TypeChangeRequest {
 		return nil
 	}
-	if !r.Verified || !strings.HasPrefix(r.KeyID, "change:") {
+	if !IsChangeReadByVouch(r.Type, r.KeyID, r.Verified) {
 		return Invalid("type", "change requests are recorded by Vouch alone, as it reads them from the change system: POST /api/v1/changes (vouch attest change)")
 	}
 	if _, err := ParseChange(r.Payload); err != nil {
