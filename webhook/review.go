@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	admissionv1 "k8s.io/api/admission/v1"
-	"regexp"
 	"slices"
 	"strings"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/vouch-dev/vouch/policy"
 )
@@ -127,9 +128,6 @@ type AssertOptions struct {
 // to another environment, or where Vouch evaluates nothing.
 var ErrNamespace = errors.New("no assertion in this namespace")
 
-// namespaceRE is a namespace's name (a DNS label).
-var namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-
 // Assert decides whether a Pod running image would be admitted in
 // environment now, as the webhook would decide it.
 func (h *Handler) Assert(ctx context.Context, environment, image string, opts AssertOptions) (Assertion, error) {
@@ -143,7 +141,7 @@ func (h *Handler) Assert(ctx context.Context, environment, image string, opts As
 		if len(env.Namespaces) > 0 && !strings.ContainsAny(env.Namespaces[0], "*?") {
 			namespace = env.Namespaces[0]
 		}
-	case !namespaceRE.MatchString(namespace):
+	case len(validation.IsDNS1123Label(namespace)) > 0: // as the apiserver checks namespaces' names
 		return Assertion{}, fmt.Errorf("%w: %q is not a namespace's name", ErrNamespace, namespace)
 	case slices.Contains(h.cfg.ExemptNamespaces, namespace):
 		return Assertion{}, fmt.Errorf("%w: %s is exempt, Vouch evaluates no change there", ErrNamespace, namespace)
