@@ -260,10 +260,10 @@ func (in *Input) EvidenceIDs() []uint64 {
 
 // value converts the input to an OPA value without a JSON round trip. The
 // top level is lazy: the request, namespace and workload sections are
-// converted only
-// if a rule reads them. Evidence records come from c, which keeps their
-// converted form across decisions. value must produce exactly what the JSON
-// encoding of Input would; TestInputValueMatchesJSON keeps the two in step.
+// converted only if a rule reads them. Evidence records come from c, which
+// keeps their converted form across decisions. value must produce exactly
+// what the JSON encoding of Input would; TestInputValueMatchesJSON keeps
+// the two in step.
 func (in *Input) value(c *termCache) ast.Value {
 	artifacts := make([]*ast.Term, len(in.Artifacts))
 	for i := range in.Artifacts {
